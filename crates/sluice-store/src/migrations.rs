@@ -1,0 +1,43 @@
+//! Embedded schema migrations: one list for both backends. A migration is plain SQL that both SQLite and
+//! PostgreSQL accept (TEXT, BIGINT; ids are application-made UUIDv7 text, times are unix milliseconds), plus
+//! an optional backend-specific part where the dialects differ (triggers).
+
+use crate::Backend;
+
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub common: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "foundation",
+    common: include_str!("migrations/0001_foundation.sql"),
+    sqlite: include_str!("migrations/0001_foundation.sqlite.sql"),
+    postgres: include_str!("migrations/0001_foundation.postgres.sql"),
+}];
+
+pub(crate) const LATEST: i64 = 1;
+
+impl Migration {
+    pub fn sql_for(&self, backend: Backend) -> [&'static str; 2] {
+        match backend {
+            Backend::Sqlite => [self.common, self.sqlite],
+            Backend::Postgres => [self.common, self.postgres],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions_are_contiguous_and_latest_is_last() {
+        for (i, m) in super::MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "{}", m.name);
+        }
+        assert_eq!(super::MIGRATIONS.last().unwrap().version, super::LATEST);
+    }
+}

@@ -1,0 +1,140 @@
+//! Dev-only helpers for tests that talk to the real services `scripts/services.sh` starts.
+//!
+//! A test that needs a service calls [`service`]; when the service is not configured or not reachable the
+//! test **fails** with a message naming the service and the command that starts it. Nothing is skipped.
+
+use std::collections::HashMap;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// A real service the tests use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Mariadb,
+    Postgres,
+    Redis,
+}
+
+impl Service {
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Service::Mariadb => "SLUICE_TEST_MARIADB_URL",
+            Service::Postgres => "SLUICE_TEST_POSTGRES_URL",
+            Service::Redis => "SLUICE_TEST_REDIS_URL",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Mariadb => "mariadb",
+            Service::Postgres => "postgres",
+            Service::Redis => "redis",
+        }
+    }
+}
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root exists")
+}
+
+fn env_file() -> &'static HashMap<String, String> {
+    static FILE: OnceLock<HashMap<String, String>> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = workspace_root().join("target/services/env");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    })
+}
+
+/// The URL of a real test service, from the environment or `target/services/env`. Panics (the test fails)
+/// with the service's name when it is not configured or does not accept TCP connections.
+pub fn service(s: Service) -> String {
+    let url = std::env::var(s.env_var()).ok().or_else(|| env_file().get(s.env_var()).cloned()).unwrap_or_else(|| {
+        panic!(
+            "test service `{}` is not available: {} is not set and target/services/env does not define it; \
+             run `./scripts/services.sh start {}`",
+            s.name(),
+            s.env_var(),
+            s.name()
+        )
+    });
+    let (host, port) = host_port(&url).unwrap_or_else(|| panic!("{} is not a URL with host:port: {url}", s.env_var()));
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| panic!("test service `{}`: cannot resolve {host}", s.name()));
+    if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+        panic!(
+            "test service `{}` at {host}:{port} is not reachable ({e}); run `./scripts/services.sh start {}`",
+            s.name(),
+            s.name()
+        );
+    }
+    url
+}
+
+/// `scheme://user:pw@host:port/…` → (host, port).
+pub fn host_port(url: &str) -> Option<(String, u16)> {
+    let rest = url.split_once("://")?.1;
+    let rest = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+    let hostport = rest.split(['/', '?']).next()?;
+    let (h, p) = hostport.rsplit_once(':')?;
+    Some((h.to_string(), p.parse().ok()?))
+}
+
+/// Replaces the database (path) part of a URL.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("url has a scheme");
+    let (auth_host, _) = rest.split_once('/').unwrap_or((rest, ""));
+    format!("{scheme}://{auth_host}/{db}")
+}
+
+/// A unique name for a test's own database.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates a fresh, empty PostgreSQL database on the test service and returns its URL.
+pub async fn fresh_postgres_database(prefix: &str) -> String {
+    let admin = service(Service::Postgres);
+    let name = unique_name(prefix);
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("test service `postgres`: cannot connect to {admin}: {e}"));
+    tokio::spawn(conn);
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    with_database(&admin, &name)
+}
+
+/// Creates a fresh, empty MariaDB database on the test service and returns (URL, database name).
+pub async fn fresh_mariadb_database(prefix: &str) -> (String, String) {
+    use mysql_async::prelude::Queryable;
+    let admin = service(Service::Mariadb);
+    let name = unique_name(prefix);
+    let mut conn = mysql_async::Conn::from_url(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("test service `mariadb`: cannot connect to {admin}: {e}"));
+    conn.query_drop(format!("CREATE DATABASE {name}")).await.expect("create test database");
+    conn.disconnect().await.ok();
+    (with_database(&admin, &name), name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(host_port("mysql://u:p@127.0.0.1:3307/"), Some(("127.0.0.1".into(), 3307)));
+        assert_eq!(host_port("redis://:p@127.0.0.1:6380/"), Some(("127.0.0.1".into(), 6380)));
+        assert_eq!(with_database("postgres://u:p@h:1/sluice", "x"), "postgres://u:p@h:1/x");
+    }
+}

@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# Real services for Sluice's tests and quickstart: dedicated instances on loopback, own ports, data under
+# target/services/ (never the system's default instances).
+#
+#   scripts/services.sh start  [NAME…]   install missing Debian packages, start, wait until each accepts connections
+#   scripts/services.sh stop   [NAME…]
+#   scripts/services.sh status [NAME…]   exit 1 when any named service is down
+#
+# NAME is one of: mariadb postgres redis (default: all). `start` is idempotent: when everything is up it
+# returns at once. It writes target/services/env, which exports the URLs the tests read:
+#   SLUICE_TEST_MARIADB_URL  SLUICE_TEST_POSTGRES_URL  SLUICE_TEST_REDIS_URL
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BASE="${SLUICE_SERVICES_DIR:-$ROOT/target/services}"
+ALL=(mariadb postgres redis)
+
+MARIADB_PORT=3307
+POSTGRES_PORT=5433
+REDIS_PORT=6380
+# Test-only credentials of test-only instances bound to 127.0.0.1.
+SVC_USER=sluice
+SVC_PASS=sluice
+
+PG_BIN=/usr/lib/postgresql/15/bin
+
+log() { printf '[services %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+apt_updated=0
+ensure_packages() {
+  local missing=() p
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  ((${#missing[@]})) || return 0
+  if ((apt_updated == 0)); then
+    log "apt-get update"
+    apt-get update -qq
+    apt_updated=1
+  fi
+  log "apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# wait_for NAME CHECK-COMMAND… : poll up to 60 s
+wait_for() {
+  local name=$1 i
+  shift
+  for ((i = 0; i < 300; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------- MariaDB (binlog on, ROW, FULL, GTID)
+MDB_DIR=$BASE/mariadb
+mdb_cli() { mariadb --no-defaults -S "$MDB_DIR/mysqld.sock" -uroot "$@"; }
+mariadb_up() { mariadb-admin --no-defaults -h127.0.0.1 -P"$MARIADB_PORT" -u"$SVC_USER" -p"$SVC_PASS" ping; }
+
+mariadb_start() {
+  ensure_packages mariadb-server mariadb-client
+  if mariadb_up >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$MDB_DIR/binlog"
+  local fresh=0
+  if [ ! -d "$MDB_DIR/data/mysql" ]; then
+    log "mariadb: initialising $MDB_DIR/data"
+    rm -rf "$MDB_DIR/data"
+    mariadb-install-db --no-defaults --datadir="$MDB_DIR/data" --user=root \
+      --auth-root-authentication-method=socket --skip-test-db >"$MDB_DIR/install.log" 2>&1 \
+      || die "mariadb-install-db failed; see $MDB_DIR/install.log"
+    fresh=1
+  fi
+  log "mariadb: starting on 127.0.0.1:$MARIADB_PORT"
+  setsid mariadbd --no-defaults --datadir="$MDB_DIR/data" --user=root \
+    --port="$MARIADB_PORT" --bind-address=127.0.0.1 --socket="$MDB_DIR/mysqld.sock" \
+    --pid-file="$MDB_DIR/mariadbd.pid" --log-error="$MDB_DIR/error.log" --skip-name-resolve \
+    --log-bin="$MDB_DIR/binlog/mysql-bin" --binlog-format=ROW --binlog-row-image=FULL \
+    --binlog-row-metadata=FULL --server-id=1 --gtid-domain-id=0 --log-slave-updates=ON \
+    --innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=2 --sync-binlog=0 \
+    --max-allowed-packet=256M --max-connections=500 </dev/null >/dev/null 2>&1 &
+  wait_for mariadb-socket mdb_cli -e "SELECT 1" \
+    || { tail -20 "$MDB_DIR/error.log" >&2; die "mariadb did not start; see $MDB_DIR/error.log"; }
+  if ((fresh)); then
+    mdb_cli -e "CREATE USER '$SVC_USER'@'127.0.0.1' IDENTIFIED BY '$SVC_PASS';
+                GRANT ALL PRIVILEGES ON *.* TO '$SVC_USER'@'127.0.0.1' WITH GRANT OPTION;
+                CREATE DATABASE IF NOT EXISTS sluice_demo;"
+  fi
+  wait_for mariadb mariadb_up || die "mariadb does not accept TCP connections on $MARIADB_PORT"
+}
+
+mariadb_stop() {
+  local pidf=$MDB_DIR/mariadbd.pid pid
+  [ -f "$pidf" ] || return 0
+  pid=$(cat "$pidf")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "mariadb: stopping pid $pid"
+    kill "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$pidf"
+}
+
+# ---------------------------------------------------------------- PostgreSQL (wal_level=logical)
+PG_DIR=$BASE/postgres
+as_pg() { runuser -u postgres -- "$@"; }
+postgres_up() { as_pg "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT"; }
+
+postgres_start() {
+  ensure_packages postgresql postgresql-client
+  if postgres_up >/dev/null 2>&1; then return 0; fi
+  # The server refuses to run as root: its files belong to the postgres user, and every parent directory
+  # must be traversable by it.
+  mkdir -p "$PG_DIR"
+  chown postgres:postgres "$PG_DIR"
+  local fresh=0
+  if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
+    log "postgres: initialising $PG_DIR/data"
+    as_pg rm -rf "$PG_DIR/data"
+    printf '%s\n' "$SVC_PASS" >"$PG_DIR/pwfile"
+    chown postgres:postgres "$PG_DIR/pwfile"
+    as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
+      --pwfile="$PG_DIR/pwfile" -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 \
+      || die "initdb failed; see $PG_DIR/initdb.log"
+    rm -f "$PG_DIR/pwfile"
+    cat >>"$PG_DIR/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $POSTGRES_PORT
+unix_socket_directories = '$PG_DIR'
+wal_level = logical
+max_replication_slots = 20
+max_wal_senders = 20
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+    cat >"$PG_DIR/data/pg_hba.conf" <<HBA
+local   all          postgres                 peer
+host    all          all        127.0.0.1/32  scram-sha-256
+host    replication  all        127.0.0.1/32  scram-sha-256
+HBA
+    fresh=1
+  fi
+  log "postgres: starting on 127.0.0.1:$POSTGRES_PORT"
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null \
+    || { tail -20 "$PG_DIR/server.log" >&2; die "postgres did not start; see $PG_DIR/server.log"; }
+  if ((fresh)); then
+    as_pg psql -q -h "$PG_DIR" -p "$POSTGRES_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+      -c "CREATE ROLE $SVC_USER LOGIN SUPERUSER REPLICATION PASSWORD '$SVC_PASS';" \
+      -c "CREATE DATABASE $SVC_USER OWNER $SVC_USER;" >/dev/null
+  fi
+  wait_for postgres postgres_up || die "postgres does not accept connections on $POSTGRES_PORT"
+}
+
+postgres_stop() {
+  [ -f "$PG_DIR/data/postmaster.pid" ] || return 0
+  log "postgres: stopping"
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null || true
+}
+
+# ---------------------------------------------------------------- Redis
+REDIS_DIR=$BASE/redis
+redis_up() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --no-auth-warning -a "$SVC_PASS" ping | grep -q PONG; }
+
+redis_start() {
+  ensure_packages redis-server redis-tools
+  if redis_up >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$REDIS_DIR"
+  log "redis: starting on 127.0.0.1:$REDIS_PORT"
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$REDIS_DIR" --daemonize yes \
+    --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" --requirepass "$SVC_PASS" \
+    --save "" --appendonly no >/dev/null
+  wait_for redis redis_up || { tail -20 "$REDIS_DIR/redis.log" >&2; die "redis did not start"; }
+}
+
+redis_stop() {
+  local pidf=$REDIS_DIR/redis.pid pid
+  [ -f "$pidf" ] || return 0
+  pid=$(cat "$pidf")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "redis: stopping pid $pid"
+    kill "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$pidf"
+}
+
+# ---------------------------------------------------------------- env file
+write_env() {
+  mkdir -p "$BASE"
+  cat >"$BASE/env.tmp" <<ENV
+# Written by scripts/services.sh; source it to reach the test services.
+export SLUICE_TEST_MARIADB_URL=mysql://$SVC_USER:$SVC_PASS@127.0.0.1:$MARIADB_PORT/
+export SLUICE_TEST_POSTGRES_URL=postgres://$SVC_USER:$SVC_PASS@127.0.0.1:$POSTGRES_PORT/$SVC_USER
+export SLUICE_TEST_REDIS_URL=redis://:$SVC_PASS@127.0.0.1:$REDIS_PORT/
+ENV
+  mv "$BASE/env.tmp" "$BASE/env"
+}
+
+status_of() {
+  case $1 in
+    mariadb) mariadb_up ;;
+    postgres) postgres_up ;;
+    redis) redis_up ;;
+  esac
+}
+
+main() {
+  local cmd=${1:-}
+  [ $# -gt 0 ] && shift
+  local names=("$@")
+  ((${#names[@]})) || names=("${ALL[@]}")
+  local n
+  for n in "${names[@]}"; do
+    case " ${ALL[*]} " in *" $n "*) ;; *) die "unknown service '$n' (known: ${ALL[*]})" ;; esac
+  done
+  case $cmd in
+    start)
+      [ "$(id -u)" = 0 ] || die "run as root: it installs Debian packages and starts PostgreSQL as the postgres user"
+      mkdir -p "$BASE"
+      for n in "${names[@]}"; do "${n}_start"; done
+      write_env
+      log "up: ${names[*]} (env: $BASE/env)"
+      ;;
+    stop)
+      for n in "${names[@]}"; do "${n}_stop"; done
+      ;;
+    status)
+      local down=0
+      for n in "${names[@]}"; do
+        if status_of "$n" >/dev/null 2>&1; then echo "$n: up"; else echo "$n: down"; down=1; fi
+      done
+      return $down
+      ;;
+    *) echo "usage: $0 start|stop|status [${ALL[*]}]" >&2; exit 3 ;;
+  esac
+}
+
+main "$@"
