@@ -1,1 +1,152 @@
+//! Managed databases. For now: connecting to a registered instance and checking it — reachability,
+//! authentication, TLS, server version, round-trip latency and the settings later features depend on
+//! (binlog format and row image for MySQL/MariaDB capture, `wal_level` for PostgreSQL, the Redis role).
+//!
+//! A check never returns an error: every failure is a [`CheckReport`] whose [`FailureKind`] says what went
+//! wrong, decided from error *types* (socket error kinds, server error codes, TLS error types), not text.
 
+mod classify;
+mod mysql;
+mod postgres;
+mod redis;
+mod tls;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sluice_core::{Engine, Secret, TlsMode};
+
+/// Everything needed to connect to an instance.
+#[derive(Debug, Clone)]
+pub struct ConnectSpec {
+    pub engine: Engine,
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<Secret<String>>,
+    pub tls_mode: TlsMode,
+    /// Database to connect to (PostgreSQL: defaults to `postgres`; Redis: a number).
+    pub database: Option<String>,
+    /// Bound on the whole check: connect, authenticate, query.
+    pub timeout: Duration,
+}
+
+/// Why a check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The host name does not resolve, or there is no route to it.
+    Unreachable,
+    /// Nothing listens on the port (connection refused).
+    Refused,
+    /// The server rejected the user name or password.
+    AuthFailed,
+    /// TLS was required but the server does not offer it, or the handshake or certificate check failed.
+    TlsFailure,
+    /// No answer within the check's time limit.
+    Timeout,
+    /// Connected, but the server spoke something unexpected or refused a query.
+    Protocol,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CheckFailure {
+    pub kind: FailureKind,
+    /// A description for people; never contains the password.
+    pub message: String,
+}
+
+/// The outcome of checking an instance.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CheckReport {
+    pub ok: bool,
+    pub engine: Engine,
+    /// Unix milliseconds when the check started.
+    pub checked_at: i64,
+    pub server_version: Option<String>,
+    /// Time to connect and authenticate.
+    pub connect_ms: Option<f64>,
+    /// Best of three round trips of a trivial command on the open connection.
+    pub latency_ms: Option<f64>,
+    /// Engine-specific settings later features need, with `cdc_ready` and `cdc_problems` where relevant.
+    #[schema(value_type = Object)]
+    pub capabilities: serde_json::Value,
+    pub error: Option<CheckFailure>,
+}
+
+/// What an engine module returns from a successful connection.
+pub(crate) struct Probed {
+    pub version: String,
+    pub connect: Duration,
+    pub latency: Duration,
+    pub capabilities: serde_json::Value,
+}
+
+/// Connects to the instance and reports what it found.
+pub async fn check(spec: &ConnectSpec) -> CheckReport {
+    let started = Instant::now();
+    let checked_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let outcome = match tokio::time::timeout(spec.timeout, probe(spec)).await {
+        Ok(r) => r,
+        Err(_) => Err(CheckFailure {
+            kind: FailureKind::Timeout,
+            message: format!("no complete answer from {}:{} within {:?}", spec.host, spec.port, spec.timeout),
+        }),
+    };
+    let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+    match outcome {
+        Ok(p) => CheckReport {
+            ok: true,
+            engine: spec.engine,
+            checked_at,
+            server_version: Some(p.version),
+            connect_ms: Some(ms(p.connect)),
+            latency_ms: Some(ms(p.latency)),
+            capabilities: p.capabilities,
+            error: None,
+        },
+        Err(failure) => {
+            tracing::debug!(engine = %spec.engine, host = %spec.host, port = spec.port, kind = ?failure.kind,
+                elapsed_ms = started.elapsed().as_millis() as u64, "instance check failed");
+            CheckReport {
+                ok: false,
+                engine: spec.engine,
+                checked_at,
+                server_version: None,
+                connect_ms: None,
+                latency_ms: None,
+                capabilities: serde_json::Value::Object(Default::default()),
+                error: Some(failure),
+            }
+        }
+    }
+}
+
+async fn probe(spec: &ConnectSpec) -> Result<Probed, CheckFailure> {
+    // A plain TCP connect first: it tells refused, unreachable and timeout apart the same way for every
+    // engine, before any driver wraps the socket error in its own type.
+    classify::tcp_probe(&spec.host, spec.port).await?;
+    match spec.engine {
+        Engine::Mysql | Engine::Mariadb => mysql::probe(spec).await,
+        Engine::Postgres => postgres::probe(spec).await,
+        Engine::Redis => redis::probe(spec).await,
+    }
+}
+
+/// Runs `f` three times and returns the best round trip: one sample is noise on a busy host.
+pub(crate) async fn best_of_three<F, Fut, E>(mut f: F) -> Result<Duration, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        f().await?;
+        best = best.min(t.elapsed());
+    }
+    Ok(best)
+}

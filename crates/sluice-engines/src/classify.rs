@@ -1,0 +1,68 @@
+//! Network-level failure classification shared by every engine.
+
+use std::io;
+
+use tokio::net::{TcpStream, lookup_host};
+
+use crate::{CheckFailure, FailureKind};
+
+/// Resolves and connects once, mapping the socket error kind to a [`FailureKind`].
+pub(crate) async fn tcp_probe(host: &str, port: u16) -> Result<(), CheckFailure> {
+    let addrs: Vec<_> = lookup_host((host, port))
+        .await
+        .map_err(|e| CheckFailure { kind: FailureKind::Unreachable, message: format!("cannot resolve host `{host}`: {e}") })?
+        .collect();
+    let Some(addr) = addrs.first() else {
+        return Err(CheckFailure { kind: FailureKind::Unreachable, message: format!("host `{host}` has no address") });
+    };
+    match TcpStream::connect(addr).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(socket_failure(&e, host, port)),
+    }
+}
+
+pub(crate) fn socket_failure(e: &io::Error, host: &str, port: u16) -> CheckFailure {
+    let kind = match e.kind() {
+        io::ErrorKind::ConnectionRefused => FailureKind::Refused,
+        io::ErrorKind::TimedOut => FailureKind::Timeout,
+        _ => FailureKind::Unreachable,
+    };
+    let what = match kind {
+        FailureKind::Refused => "connection refused (nothing listens on that port)",
+        FailureKind::Timeout => "connection timed out",
+        _ => "host unreachable",
+    };
+    CheckFailure { kind, message: format!("{host}:{port}: {what} ({e})") }
+}
+
+/// Whether a TLS error (a `rustls::Error`) is anywhere in the source chain. `io::Error` hides its payload
+/// from `source()`, so its inner error is inspected too.
+pub(crate) fn has_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if inner.is::<rustls::Error>() {
+                    return true;
+                }
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The first `io::Error` in the chain, if any.
+pub(crate) fn find_io_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        cur = err.source();
+    }
+    None
+}
