@@ -1,1 +1,21 @@
+//! Sluice's control plane: the HTTP API over the store, with authentication, roles and audit on every route.
+//!
+//! `app(state)` builds the router; tests call it with `tower::ServiceExt::oneshot`. `serve` runs it on a
+//! listener until the shutdown token fires.
 
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod policy;
+pub mod routes;
+pub mod state;
+pub mod telemetry;
+
+pub use app::{app, openapi};
+pub use state::{ApiSettings, AppState};
+
+/// Serves the API until `shutdown` is cancelled, then finishes in-flight requests.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: tokio_util::sync::CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}

@@ -278,14 +278,19 @@ impl Store {
         tx.commit().await
     }
 
-    /// Stores the latest check result (not audited: a check changes nothing on the instance).
-    pub async fn record_check(&self, id: &str, result: &serde_json::Value) -> Result<(), StoreError> {
+    /// Stores the latest check result with its audit entry.
+    pub async fn record_check(&self, id: &str, result: &serde_json::Value, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE instances SET last_check = $1 WHERE id = $2")
+        let n = sqlx::query("UPDATE instances SET last_check = $1 WHERE id = $2")
             .bind(result.to_string())
             .bind(id)
             .execute(&mut *tx.tx)
-            .await?;
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound { what: format!("instance {id}") });
+        }
+        append(&mut tx, &AuditEntry { target: Some(format!("instance/{id}")), ..audit.clone() }).await?;
         tx.commit().await
     }
 }

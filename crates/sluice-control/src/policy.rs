@@ -1,0 +1,113 @@
+//! Who may do what: one table of permissions per role, and one table of routes with the permission each
+//! needs and the audit action it records. The auth middleware refuses any route missing from the table, so a
+//! new route is closed until someone decides who may call it.
+
+use axum::http::Method;
+use sluice_core::Role;
+
+/// A capability a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// No token needed (health probes only).
+    Public,
+    /// Any valid token: who am I, the API description, metrics.
+    Authenticated,
+    InstanceRead,
+    InstanceWrite,
+    InstanceCheck,
+    AuditRead,
+    UserAdmin,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Public => "public",
+            Permission::Authenticated => "authenticated",
+            Permission::InstanceRead => "instance.read",
+            Permission::InstanceWrite => "instance.write",
+            Permission::InstanceCheck => "instance.check",
+            Permission::AuditRead => "audit.read",
+            Permission::UserAdmin => "user.admin",
+        }
+    }
+}
+
+/// The role table. Reading the registry is open to every role; changing it is for admins and DBAs; the
+/// audit log is for admins and auditors; users and tokens are for admins.
+pub fn allows(role: Role, p: Permission) -> bool {
+    use Permission::*;
+    use Role::*;
+    match p {
+        Public | Authenticated | InstanceRead => true,
+        InstanceWrite | InstanceCheck => matches!(role, Admin | Dba),
+        AuditRead => matches!(role, Admin | Auditor),
+        UserAdmin => matches!(role, Admin),
+    }
+}
+
+/// One API route: method, axum path pattern, what it needs, and the audit action it records when it
+/// mutates.
+#[derive(Debug)]
+pub struct RouteRule {
+    pub method: Method,
+    pub path: &'static str,
+    pub permission: Permission,
+    pub action: &'static str,
+}
+
+macro_rules! routes {
+    ($($method:ident $path:literal => $perm:ident, $action:literal;)+) => {
+        /// Every route the server answers.
+        pub fn route_table() -> Vec<RouteRule> {
+            vec![$(RouteRule { method: Method::$method, path: $path, permission: Permission::$perm, action: $action }),+]
+        }
+    };
+}
+
+routes! {
+    GET    "/healthz"                          => Public,        "health.read";
+    GET    "/readyz"                           => Public,        "health.read";
+    GET    "/metrics"                          => Authenticated, "metrics.read";
+    GET    "/api/v1/openapi.json"              => Authenticated, "openapi.read";
+    GET    "/api/v1/me"                        => Authenticated, "me.read";
+    GET    "/api/v1/instances"                 => InstanceRead,  "instance.list";
+    POST   "/api/v1/instances"                 => InstanceWrite, "instance.create";
+    GET    "/api/v1/instances/{id}"            => InstanceRead,  "instance.read";
+    PATCH  "/api/v1/instances/{id}"            => InstanceWrite, "instance.update";
+    DELETE "/api/v1/instances/{id}"            => InstanceWrite, "instance.delete";
+    POST   "/api/v1/instances/{id}/check"      => InstanceCheck, "instance.check";
+    GET    "/api/v1/audit"                     => AuditRead,     "audit.list";
+    GET    "/api/v1/audit/verify"              => AuditRead,     "audit.verify";
+    GET    "/api/v1/users"                     => UserAdmin,     "user.list";
+    POST   "/api/v1/users"                     => UserAdmin,     "user.create";
+    GET    "/api/v1/users/{id}"                => UserAdmin,     "user.read";
+    DELETE "/api/v1/users/{id}"                => UserAdmin,     "user.delete";
+    POST   "/api/v1/users/{id}/tokens"         => UserAdmin,     "token.create";
+    GET    "/api/v1/tokens"                    => UserAdmin,     "token.list";
+    DELETE "/api/v1/tokens/{id}"               => UserAdmin,     "token.delete";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_role_reads_and_only_admin_manages_users() {
+        for r in Role::ALL {
+            assert!(allows(*r, Permission::InstanceRead));
+            assert_eq!(allows(*r, Permission::UserAdmin), *r == Role::Admin);
+        }
+        assert!(!allows(Role::Developer, Permission::InstanceWrite));
+        assert!(allows(Role::Auditor, Permission::AuditRead));
+    }
+
+    #[test]
+    fn routes_are_unique() {
+        let t = route_table();
+        let mut seen = std::collections::HashSet::new();
+        for r in &t {
+            assert!(seen.insert((r.method.clone(), r.path)), "duplicate {} {}", r.method, r.path);
+        }
+    }
+}

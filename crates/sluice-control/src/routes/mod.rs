@@ -1,0 +1,6 @@
+//! One module per API area; each exposes `router()` with its handlers and their OpenAPI descriptions.
+
+pub mod audit;
+pub mod instances;
+pub mod system;
+pub mod users;

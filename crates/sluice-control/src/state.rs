@@ -1,0 +1,47 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sluice_store::Store;
+
+use crate::policy::{RouteRule, route_table};
+
+/// Settings of the API that are not in the store.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Bound on an instance check (connect, authenticate, query).
+    pub check_timeout: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self { check_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: ApiSettings,
+    pub(crate) routes: Arc<HashMap<(Method, &'static str), RouteRule>>,
+    pub(crate) metrics: PrometheusHandle,
+    /// Token id → when its `last_used_at` was last written, so it is written about once a minute, not on
+    /// every request.
+    pub(crate) token_touched: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, settings: ApiSettings) -> Self {
+        let routes = route_table().into_iter().map(|r| ((r.method.clone(), r.path), r)).collect();
+        Self {
+            store,
+            settings,
+            routes: Arc::new(routes),
+            metrics: crate::telemetry::prometheus_handle(),
+            token_touched: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! `sluice.toml`: optional server settings. Parse (with `${VAR}` interpolation), then validate, then run:
+//! every error names the key path and nothing starts when one is wrong.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on, e.g. `127.0.0.1:7700`.
+    pub listen: Option<String>,
+    /// Directory for the SQLite store and the master key file.
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` to use PostgreSQL as the store instead of SQLite in `data_dir`.
+    pub store: Option<String>,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: Option<LogFormat>,
+    /// A tracing filter such as `info` or `sluice=debug,info`.
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Bound on an instance check, e.g. `5s`.
+    pub check_timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {errors}")]
+    Interpolate { path: PathBuf, errors: String },
+    #[error("{path}: `{key}`: {message}")]
+    Invalid { path: PathBuf, key: String, message: String },
+}
+
+/// The validated settings `serve` runs with.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub store: Option<String>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub check_timeout: Duration,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+
+pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    parse(&text, path)
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = sluice_core::interpolate(text, |k| std::env::var(k).ok()).map_err(|errs| ConfigError::Interpolate {
+        path: path.to_path_buf(),
+        errors: errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+    })?;
+    let de = toml::Deserializer::parse(&text).map_err(|e| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key: "(syntax)".into(),
+        message: e.to_string().trim().to_string(),
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.into_inner().message().to_string();
+        ConfigError::Invalid { path: path.to_path_buf(), key, message }
+    })
+}
+
+/// Command-line values that override the file.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+impl FileConfig {
+    /// Merges command-line overrides and checks every value, reporting the first bad key by its path.
+    pub fn resolve(self, cli: Overrides, origin: &Path) -> Result<ServeSettings, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid { path: origin.to_path_buf(), key: key.into(), message };
+        let listen_text = cli.listen.or(self.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| invalid("listen", format!("`{listen_text}` is not an address like 127.0.0.1:7700")))?;
+        let data_dir = cli.data_dir.or(self.data_dir).unwrap_or_else(|| PathBuf::from("./sluice-data"));
+        let store = cli.store.or(self.store);
+        if let Some(s) = &store {
+            if !(s.starts_with("postgres://") || s.starts_with("postgresql://") || s.starts_with("sqlite://")) {
+                return Err(invalid("store", "expected a postgres://… or sqlite://… URL".into()));
+            }
+        }
+        let check_timeout = match &self.api.check_timeout {
+            None => Duration::from_secs(5),
+            Some(t) => humantime::parse_duration(t).map_err(|e| invalid("api.check_timeout", format!("`{t}` is not a duration like `5s`: {e}")))?,
+        };
+        if check_timeout.is_zero() || check_timeout > Duration::from_secs(300) {
+            return Err(invalid("api.check_timeout", "must be between 1ms and 300s".into()));
+        }
+        Ok(ServeSettings {
+            listen,
+            data_dir,
+            store,
+            log_format: cli.log_format.or(self.log.format).unwrap_or(LogFormat::Text),
+            log_level: self.log.level.unwrap_or_else(|| "info".into()),
+            check_timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> &'static Path {
+        Path::new("sluice.toml")
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let err = parse("[api]\ncheck_timout = \"5s\"\n", p()).unwrap_err().to_string();
+        assert!(err.contains("sluice.toml: `api`") && err.contains("unknown field `check_timout`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_its_path() {
+        let err = parse("[log]\nformat = \"xml\"\n", p()).unwrap_err().to_string();
+        assert!(err.contains("`log.format`"), "{err}");
+    }
+
+    #[test]
+    fn interpolates_and_resolves() {
+        let cfg = parse("listen = \"${SLUICE_TEST_NO_SUCH_VAR:-127.0.0.1:9999}\"\n[api]\ncheck_timeout = \"2s\"\n", p()).unwrap();
+        let s = cfg.resolve(Overrides::default(), p()).unwrap();
+        assert_eq!(s.listen.port(), 9999);
+        assert_eq!(s.check_timeout, Duration::from_secs(2));
+        let err = parse("listen = \"${SLUICE_TEST_NO_SUCH_VAR}\"\n", p()).unwrap_err().to_string();
+        assert!(err.contains("SLUICE_TEST_NO_SUCH_VAR") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let err = parse("listen = \"nowhere\"\n", p()).unwrap().resolve(Overrides::default(), p()).unwrap_err().to_string();
+        assert!(err.contains("`listen`"), "{err}");
+        let err = parse("[api]\ncheck_timeout = \"soon\"\n", p()).unwrap().resolve(Overrides::default(), p()).unwrap_err().to_string();
+        assert!(err.contains("`api.check_timeout`"), "{err}");
+    }
+}

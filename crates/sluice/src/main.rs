@@ -1,0 +1,103 @@
+//! The `sluice` binary: command-line parsing and wiring only.
+
+mod client;
+mod commands;
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{FileConfig, LogFormat, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = "Govern database operations and move database changes in real time.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane: API on an embedded SQLite store (or PostgreSQL with --store).
+    Serve(ServeArgs),
+    /// Manage registered database instances on a running server.
+    Instance(commands::instance::InstanceCmd),
+    /// Manage users on a running server (admin).
+    User(commands::user::UserCmd),
+    /// Manage API tokens on a running server (admin).
+    Token(commands::user::TokenCmd),
+    /// Inspect and verify the audit log.
+    Audit(commands::audit::AuditCmd),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// A sluice.toml with server settings; flags override it.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the SQLite store and the master key [default: ./sluice-data].
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7700].
+    #[arg(long, env = "SLUICE_LISTEN")]
+    listen: Option<String>,
+    /// postgres://… to keep the store in PostgreSQL (several servers may share it).
+    #[arg(long, env = "SLUICE_STORE", hide_env_values = true)]
+    store: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+fn init_tracing(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve(args) => {
+            let (file, origin) = match &args.config {
+                Some(p) => (config::load(p)?, p.clone()),
+                None => (FileConfig::default(), PathBuf::from("(command line)")),
+            };
+            let settings = file.resolve(
+                Overrides { listen: args.listen, data_dir: args.data_dir, store: args.store, log_format: args.log_format },
+                &origin,
+            )?;
+            init_tracing(settings.log_format, &settings.log_level);
+            serve::run(settings).await?;
+            Ok(0)
+        }
+        Command::Instance(cmd) => commands::instance::run(cmd).await,
+        Command::User(cmd) => commands::user::run_user(cmd).await,
+        Command::Token(cmd) => commands::user::run_token(cmd).await,
+        Command::Audit(cmd) => commands::audit::run(cmd).await,
+    }
+}
