@@ -46,10 +46,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             };
         }
         let message = inner.to_string();
-        // serde reports unknown and missing fields against the enclosing object; name the field itself.
-        let named = backticked(&message)
-            .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"));
-        let field = match (named, path.as_str()) {
+        // serde_path_to_error's path ends at the unknown key already, but a missing field is reported against
+        // the enclosing object: name the field itself.
+        let missing = backticked(&message).filter(|_| message.starts_with("missing field"));
+        let field = match (missing, path.as_str()) {
             (Some(name), "." | "") => name.to_string(),
             (Some(name), parent) => format!("{parent}.{name}"),
             (None, p) => p.to_string(),
@@ -77,11 +77,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|err| {
             let path = err.path().to_string();
             let message = err.into_inner().to_string();
-            let named = backticked(&message).filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"));
-            let field = match named {
-                Some(n) => n.to_string(),
-                None => path,
-            };
+            let missing = backticked(&message).filter(|_| message.starts_with("missing field"));
+            let field = missing.map(str::to_string).unwrap_or(path);
             ApiError::Invalid { code: "invalid_query", message: format!("query parameter `{field}`: {message}"), field: Some(field) }
         })
     }

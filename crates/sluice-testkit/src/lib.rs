@@ -138,3 +138,14 @@ mod tests {
         assert_eq!(with_database("postgres://u:p@h:1/sluice", "x"), "postgres://u:p@h:1/x");
     }
 }
+
+/// Runs statements on the MariaDB test service as its admin user.
+pub async fn mariadb_exec(sql: &str) {
+    use mysql_async::prelude::Queryable;
+    let admin = service(Service::Mariadb);
+    let mut conn = mysql_async::Conn::from_url(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("test service `mariadb`: cannot connect to {admin}: {e}"));
+    conn.query_drop(sql).await.unwrap_or_else(|e| panic!("test service `mariadb`: {sql}: {e}"));
+    conn.disconnect().await.ok();
+}

@@ -1,0 +1,106 @@
+//! The registry end to end through the API, and checks against the real services.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use sluice_core::Role;
+use sluice_testkit::Service;
+
+use crate::support::{TestApp, service_instance};
+
+async fn register_and_check(app: &TestApp, s: Service, name: &str, password: &str) -> serde_json::Value {
+    let created = app.call(Method::POST, "/api/v1/instances", Some(app.token(Role::Dba)), Some(service_instance(s, name, password))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap();
+    let check = app.call(Method::POST, &format!("/api/v1/instances/{id}/check"), Some(app.token(Role::Dba)), None).await;
+    assert_eq!(check.status, StatusCode::OK, "a check answers 200 whatever its result: {}", check.raw);
+    let shown = app.admin(Method::GET, &format!("/api/v1/instances/{id}"), None).await;
+    assert_eq!(shown.body["last_check"]["ok"], check.body["ok"], "the last check is stored");
+    check.body
+}
+
+#[tokio::test]
+async fn green_checks_against_real_services() {
+    let app = TestApp::sqlite().await;
+    let m = register_and_check(&app, Service::Mariadb, "mdb", "sluice").await;
+    assert_eq!(m["ok"], true, "{m}");
+    assert_eq!(m["capabilities"]["binlog_format"], "ROW");
+    assert_eq!(m["capabilities"]["cdc_ready"], true);
+    let p = register_and_check(&app, Service::Postgres, "pg", "sluice").await;
+    assert_eq!(p["ok"], true, "{p}");
+    assert_eq!(p["capabilities"]["wal_level"], "logical");
+    let r = register_and_check(&app, Service::Redis, "rd", "sluice").await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["capabilities"]["role"], "master");
+    assert!(r["latency_ms"].as_f64().unwrap() >= 0.0);
+}
+
+#[tokio::test]
+async fn wrong_password_is_auth_failed_for_every_engine() {
+    let app = TestApp::sqlite().await;
+    for (s, name) in [(Service::Mariadb, "mdb"), (Service::Postgres, "pg"), (Service::Redis, "rd")] {
+        let r = register_and_check(&app, s, name, "not-the-password").await;
+        assert_eq!((r["ok"].as_bool(), r["error"]["kind"].as_str()), (Some(false), Some("auth_failed")), "{name}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn closed_port_is_refused_not_a_500() {
+    let app = TestApp::sqlite().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let body = json!({"name": "gone", "engine": "postgres", "host": "127.0.0.1", "port": port, "username": "x", "environment": "prod"});
+    let created = app.admin(Method::POST, "/api/v1/instances", Some(body)).await;
+    let check = app.admin(Method::POST, &format!("/api/v1/instances/{}/check", created.body["id"].as_str().unwrap()), None).await;
+    assert_eq!(check.status, StatusCode::OK);
+    assert_eq!(check.body["error"]["kind"], "refused", "{}", check.raw);
+}
+
+#[tokio::test]
+async fn crud_and_pagination_on_a_postgres_store() {
+    let app = TestApp::postgres().await;
+    for i in 0..7 {
+        let body = json!({"name": format!("db-{i}"), "engine": "redis", "host": "10.0.0.1", "environment": if i < 3 { "prod" } else { "dev" }, "labels": {"team": "core"}});
+        assert_eq!(app.call(Method::POST, "/api/v1/instances", Some(app.token(Role::Dba)), Some(body)).await.status, StatusCode::CREATED);
+    }
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let path = if after.is_empty() { "/api/v1/instances?limit=3".to_string() } else { format!("/api/v1/instances?limit=3&after={after}") };
+        let page = app.call(Method::GET, &path, Some(app.token(Role::Viewer)), None).await;
+        assert_eq!(page.status, StatusCode::OK);
+        for i in page.body["items"].as_array().unwrap() {
+            seen.push(i["name"].as_str().unwrap().to_string());
+            assert_eq!(i["port"], 6379, "default port");
+        }
+        match page.body["next_after"].as_str() {
+            Some(a) => after = a.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..7).map(|i| format!("db-{i}")).collect::<Vec<_>>());
+    let prod = app.admin(Method::GET, "/api/v1/instances?environment=prod", None).await;
+    assert_eq!(prod.body["items"].as_array().unwrap().len(), 3);
+
+    let patched = app.admin(Method::PATCH, "/api/v1/instances/db-0", Some(json!({"port": 6390, "owner": "ops", "labels": {}}))).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.raw);
+    assert_eq!((patched.body["port"].as_u64(), patched.body["owner"].as_str()), (Some(6390), Some("ops")));
+    let cleared = app.admin(Method::PATCH, "/api/v1/instances/db-0", Some(json!({"owner": null}))).await;
+    assert!(cleared.body["owner"].is_null());
+    assert_eq!(app.admin(Method::DELETE, "/api/v1/instances/db-0", None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.admin(Method::GET, "/api/v1/instances/db-0", None).await.status, StatusCode::NOT_FOUND);
+    let verify = app.call(Method::GET, "/api/v1/audit/verify", Some(app.token(Role::Auditor)), None).await;
+    assert_eq!(verify.body["breaks"].as_array().unwrap().len(), 0, "{}", verify.raw);
+}
+
+#[tokio::test]
+async fn metrics_and_openapi_are_served() {
+    let app = TestApp::sqlite().await;
+    app.admin(Method::GET, "/api/v1/instances", None).await;
+    let m = app.call(Method::GET, "/metrics", Some(app.token(Role::Viewer)), None).await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(m.raw.contains("sluice_http_requests_total"), "{}", m.raw);
+    assert!(m.raw.contains("route=\"/api/v1/instances\""), "routes are labelled by pattern");
+    let doc = app.call(Method::GET, "/api/v1/openapi.json", Some(app.token(Role::Viewer)), None).await;
+    assert_eq!(doc.body["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
+    assert!(doc.body["paths"]["/api/v1/instances/{id}/check"]["post"].is_object());
+    assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
+}

@@ -1,0 +1,8 @@
+//! The control plane's integration suite: the real router over real stores and real database services.
+
+mod audit;
+mod bad_input;
+mod instances;
+mod route_auth;
+mod secrets;
+mod support;
