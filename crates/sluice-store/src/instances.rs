@@ -2,6 +2,7 @@
 //! the instance id, and are readable only through [`Store::instance_password`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use sluice_core::{Engine, Environment, Secret, TlsMode};
@@ -9,6 +10,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::{AuditEntry, append};
+use crate::cache::CachedInstance;
 use crate::error::conflict_or;
 use crate::{Store, StoreError, new_id, now_ms};
 
@@ -64,6 +66,14 @@ pub struct InstanceRecord {
     /// The latest check result, as `POST /instances/{id}/check` returned it.
     #[schema(value_type = Option<Object>)]
     pub last_check: Option<serde_json::Value>,
+}
+
+/// One page of the registry, each item already rendered as the API's JSON for an [`InstanceRecord`].
+#[derive(Debug, Clone)]
+pub struct InstancePage {
+    pub items: Vec<Arc<str>>,
+    /// The cursor for the next page; `None` on the last page.
+    pub next_after: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -142,6 +152,7 @@ impl Store {
         .map_err(|e| conflict_or(e, || format!("instance `{}`", new.name)))?;
         append(&mut tx, &AuditEntry { target: Some(format!("instance/{id}")), ..audit.clone() }).await?;
         tx.commit().await?;
+        self.cache.clear_registry();
         self.get_instance(&id).await
     }
 
@@ -200,6 +211,52 @@ impl Store {
         }
         let rows = q.bind(filter.limit).fetch_all(self.pool()).await?;
         rows.iter().map(record).collect()
+    }
+
+    /// A page of the registry as API JSON. With the read cache on, served from an in-memory snapshot that
+    /// every registry write clears; otherwise read from the store.
+    pub async fn instance_page(&self, filter: &InstanceFilter) -> Result<InstancePage, StoreError> {
+        let limit = filter.limit.max(1) as usize;
+        if self.cache.enabled() {
+            let snapshot = match self.cache.registry() {
+                Some(s) => s,
+                None => {
+                    let generation = self.cache.registry_generation();
+                    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM instances ORDER BY id")).fetch_all(self.pool()).await?;
+                    let mut items = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let record = record(row)?;
+                        let json: Arc<str> = serde_json::to_string(&record).expect("record serializes").into();
+                        items.push(CachedInstance { record, json });
+                    }
+                    let snapshot = Arc::new(items);
+                    self.cache.put_registry(generation, snapshot.clone());
+                    snapshot
+                }
+            };
+            let start = match &filter.after {
+                Some(after) => snapshot.partition_point(|i| i.record.id.as_str() <= after.as_str()),
+                None => 0,
+            };
+            let mut matching = snapshot[start..].iter().filter(|i| {
+                filter.environment.is_none_or(|e| i.record.environment == e) && filter.engine.is_none_or(|e| i.record.engine == e)
+            });
+            let items: Vec<&CachedInstance> = matching.by_ref().take(limit).collect();
+            let next_after = match (items.last(), matching.next()) {
+                (Some(last), Some(_)) => Some(last.record.id.clone()),
+                _ => None,
+            };
+            return Ok(InstancePage { items: items.iter().map(|i| i.json.clone()).collect(), next_after });
+        }
+        let mut records = self.list_instances(&InstanceFilter { limit: limit as i64 + 1, ..filter.clone() }).await?;
+        let next_after = if records.len() > limit {
+            records.truncate(limit);
+            records.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        let items = records.iter().map(|r| Arc::from(serde_json::to_string(r).expect("record serializes"))).collect();
+        Ok(InstancePage { items, next_after })
     }
 
     pub async fn count_instances(&self) -> Result<i64, StoreError> {
@@ -265,6 +322,7 @@ impl Store {
         }
         append(&mut tx, &AuditEntry { target: Some(format!("instance/{id}")), ..audit.clone() }).await?;
         tx.commit().await?;
+        self.cache.clear_registry();
         self.get_instance(id).await
     }
 
@@ -275,7 +333,9 @@ impl Store {
             return Err(StoreError::NotFound { what: format!("instance {id}") });
         }
         append(&mut tx, &AuditEntry { target: Some(format!("instance/{id}")), ..audit.clone() }).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.cache.clear_registry();
+        Ok(())
     }
 
     /// Stores the latest check result with its audit entry.
@@ -291,6 +351,8 @@ impl Store {
             return Err(StoreError::NotFound { what: format!("instance {id}") });
         }
         append(&mut tx, &AuditEntry { target: Some(format!("instance/{id}")), ..audit.clone() }).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.cache.clear_registry();
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! schema is not newer than this binary, and that the master key decrypts the store's key check.
 
 pub mod audit;
+mod cache;
 pub mod crypto;
 mod error;
 pub mod instances;
@@ -92,6 +93,7 @@ pub struct Store {
     /// SQLite allows one writer; taking this before a write transaction turns "database is locked" races
     /// between this process's tasks into an orderly queue. PostgreSQL needs no such lock.
     write_lock: Arc<Mutex<()>>,
+    pub(crate) cache: Arc<cache::ReadCache>,
 }
 
 /// A write transaction. Dropping it without [`WriteTx::commit`] rolls back.
@@ -119,6 +121,9 @@ pub struct OpenOptions {
     pub location: StoreLocation,
     pub key: KeySource,
     pub max_connections: u32,
+    /// Serve token and registry reads from memory (SQLite only; see `cache`). Only for a process that is the
+    /// store's single writer, as `sluice serve` is.
+    pub read_cache: bool,
 }
 
 /// WAL lets readers run beside the one writer; the busy timeout covers other processes (`sluice audit
@@ -201,7 +206,8 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|source| StoreError::Connect { location: location.clone(), source })?;
-        let store = Store { pool, backend, cipher, location, write_lock: Arc::new(Mutex::new(())) };
+        let cache = Arc::new(cache::ReadCache::new(backend == Backend::Sqlite && opts.read_cache));
+        let store = Store { pool, backend, cipher, location, write_lock: Arc::new(Mutex::new(())), cache };
         let from = match inspection {
             Inspection::Empty => 0,
             Inspection::Sluice { version, .. } => version,

@@ -10,6 +10,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::{AuditEntry, append};
+use crate::cache::CachedPrincipal;
 use crate::error::conflict_or;
 use crate::{Store, StoreError, new_id, now_ms};
 
@@ -121,7 +122,9 @@ impl Store {
             return Err(StoreError::NotFound { what: format!("user {id}") });
         }
         append(&mut tx, &AuditEntry { target: Some(format!("user/{id}")), ..audit.clone() }).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.cache.clear_tokens();
+        Ok(())
     }
 
     /// Issues a token for a user; the clear token is returned once and never stored.
@@ -189,7 +192,9 @@ impl Store {
             return Err(StoreError::NotFound { what: format!("token {id}") });
         }
         append(&mut tx, &AuditEntry { target: Some(format!("token/{id}")), ..audit.clone() }).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.cache.clear_tokens();
+        Ok(())
     }
 
     /// Resolves a presented token; `None` when unknown or expired.
@@ -197,25 +202,36 @@ impl Store {
         if !presented.starts_with(TOKEN_PREFIX) && presented.len() < 16 {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT t.id AS token_id, t.expires_at, u.id AS user_id, u.name, u.role \
-             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
-        )
-        .bind(hash_token(presented))
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let expires_at: Option<i64> = row.try_get("expires_at")?;
-        if expires_at.is_some_and(|e| e <= now_ms()) {
+        let hash = hash_token(presented);
+        let entry = match self.cache.token(&hash) {
+            Some(hit) => hit,
+            None => {
+                let row = sqlx::query(
+                    "SELECT t.id AS token_id, t.expires_at, u.id AS user_id, u.name, u.role \
+                     FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+                )
+                .bind(&hash)
+                .fetch_optional(self.pool())
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let role: String = row.try_get("role")?;
+                let entry = CachedPrincipal {
+                    principal: Principal {
+                        user_id: row.try_get("user_id")?,
+                        user_name: row.try_get("name")?,
+                        role: role.parse().map_err(|_| StoreError::Corrupt { what: "users.role".into() })?,
+                        token_id: row.try_get("token_id")?,
+                    },
+                    expires_at: row.try_get("expires_at")?,
+                };
+                self.cache.put_token(hash, entry.clone());
+                entry
+            }
+        };
+        if entry.expires_at.is_some_and(|e| e <= now_ms()) {
             return Ok(None);
         }
-        let role: String = row.try_get("role")?;
-        Ok(Some(Principal {
-            user_id: row.try_get("user_id")?,
-            user_name: row.try_get("name")?,
-            role: role.parse().map_err(|_| StoreError::Corrupt { what: "users.role".into() })?,
-            token_id: row.try_get("token_id")?,
-        }))
+        Ok(Some(entry.principal))
     }
 
     /// Records use of a token (called at most about once a minute per token, not per request).

@@ -28,7 +28,7 @@ async fn fixture(kind: Kind) -> Fixture {
         Kind::Sqlite => StoreLocation::Sqlite(dir.path().join("sluice.db")),
         Kind::Postgres => StoreLocation::Postgres(Secret::new(sluice_testkit::fresh_postgres_database("store").await)),
     };
-    let opened = Store::open(OpenOptions { location: location.clone(), key: key.clone(), max_connections: 4 }).await.unwrap();
+    let opened = Store::open(OpenOptions { location: location.clone(), key: key.clone(), max_connections: 4, read_cache: true }).await.unwrap();
     assert!(opened.created);
     Fixture { store: opened.store, location, key, _dir: dir }
 }
@@ -67,22 +67,22 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(reopen_checks_key, users_and_tokens, instances_crud, audit_chain_detects_tampering);
+both_backends!(reopen_checks_key, users_and_tokens, instances_crud, audit_chain_detects_tampering, pages_read_their_writes);
 
 async fn reopen_checks_key(f: Fixture) {
     let Fixture { store, location, key, _dir } = f;
     store.close().await;
-    let again = Store::open(OpenOptions { location: location.clone(), key: key.clone(), max_connections: 2 }).await.unwrap();
+    let again = Store::open(OpenOptions { location: location.clone(), key: key.clone(), max_connections: 2, read_cache: true }).await.unwrap();
     assert!(!again.created);
     again.store.close().await;
 
     let wrong = KeySource::Env(Secret::new("11".repeat(32)));
-    let err = Store::open(OpenOptions { location: location.clone(), key: wrong, max_connections: 2 }).await.err().unwrap();
+    let err = Store::open(OpenOptions { location: location.clone(), key: wrong, max_connections: 2, read_cache: true }).await.err().unwrap();
     assert!(matches!(err, StoreError::WrongKey { .. }), "{err}");
     assert!(err.to_string().contains("SLUICE_MASTER_KEY"), "{err}");
 
     let missing = KeySource::File(_dir.path().join("no-such.key"));
-    let err = Store::open(OpenOptions { location, key: missing.clone(), max_connections: 2 }).await.err().unwrap();
+    let err = Store::open(OpenOptions { location, key: missing.clone(), max_connections: 2, read_cache: true }).await.err().unwrap();
     assert!(matches!(err, StoreError::KeyMissing { .. }), "{err}");
     let KeySource::File(p) = missing else { unreachable!() };
     assert!(!p.exists(), "a refused open must not create a key file");
@@ -194,7 +194,7 @@ async fn refuses_foreign_and_corrupt_files_without_changing_them() {
     let garbage: PathBuf = dir.path().join("garbage.db");
     std::fs::write(&garbage, b"this is not a database at all, just some bytes").unwrap();
     let before = std::fs::read(&garbage).unwrap();
-    let err = Store::open(OpenOptions { location: StoreLocation::Sqlite(garbage.clone()), key: key.clone(), max_connections: 1 })
+    let err = Store::open(OpenOptions { location: StoreLocation::Sqlite(garbage.clone()), key: key.clone(), max_connections: 1, read_cache: true })
         .await
         .err()
         .unwrap();
@@ -209,7 +209,7 @@ async fn refuses_foreign_and_corrupt_files_without_changing_them() {
         pool.close().await;
     }
     let before = std::fs::read(&foreign).unwrap();
-    let err = Store::open(OpenOptions { location: StoreLocation::Sqlite(foreign.clone()), key: key.clone(), max_connections: 1 })
+    let err = Store::open(OpenOptions { location: StoreLocation::Sqlite(foreign.clone()), key: key.clone(), max_connections: 1, read_cache: true })
         .await
         .err()
         .unwrap();
@@ -230,4 +230,36 @@ async fn secrets_are_not_in_the_raw_store_file() {
             assert!(!bytes.windows(21).any(|w| w == b"canary-Pa55-word-7731"), "clear password in {}", file.display());
         }
     }
+}
+
+async fn pages_read_their_writes(f: Fixture) {
+    let s = &f.store;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let mut n = instance(&format!("p-{i}"));
+        n.environment = if i % 3 == 0 { Environment::Prod } else { Environment::Dev };
+        ids.push(s.create_instance(n, &entry("instance.create")).await.unwrap().id);
+    }
+    let page = |after: Option<String>, env: Option<Environment>| InstanceFilter { limit: 2, after, environment: env, engine: None };
+    let p1 = s.instance_page(&page(None, None)).await.unwrap();
+    assert_eq!(p1.items.len(), 2);
+    assert_eq!(p1.next_after.as_deref(), Some(ids[1].as_str()));
+    let p3 = s.instance_page(&page(Some(ids[3].clone()), None)).await.unwrap();
+    assert_eq!((p3.items.len(), p3.next_after.as_deref()), (2, None), "the last page has no cursor");
+    let prod = s.instance_page(&InstanceFilter { limit: 10, ..page(None, Some(Environment::Prod)) }).await.unwrap();
+    assert_eq!(prod.items.len(), 2);
+    let first: serde_json::Value = serde_json::from_str(&p1.items[0]).unwrap();
+    assert_eq!(first["name"], "p-0");
+    assert!(first.get("password").is_none() && first.get("password_enc").is_none());
+
+    // Every write is visible to the next read, cache or not.
+    s.update_instance(&ids[0], InstancePatch { host: Some("changed.example".into()), ..Default::default() }, &entry("instance.update")).await.unwrap();
+    let again: serde_json::Value = serde_json::from_str(&s.instance_page(&page(None, None)).await.unwrap().items[0]).unwrap();
+    assert_eq!(again["host"], "changed.example");
+    s.record_check(&ids[0], &serde_json::json!({"ok": true}), &entry("instance.check")).await.unwrap();
+    let again: serde_json::Value = serde_json::from_str(&s.instance_page(&page(None, None)).await.unwrap().items[0]).unwrap();
+    assert_eq!(again["last_check"]["ok"], true);
+    s.delete_instance(&ids[0], &entry("instance.delete")).await.unwrap();
+    let again: serde_json::Value = serde_json::from_str(&s.instance_page(&page(None, None)).await.unwrap().items[0]).unwrap();
+    assert_eq!(again["name"], "p-1");
 }

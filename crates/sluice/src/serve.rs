@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ServeSettings;
 
 /// Where the store and its key are, from the settings and environment.
-pub fn store_options(data_dir: &std::path::Path, store: Option<&str>, max_connections: u32) -> OpenOptions {
+/// `read_cache`: only for the single writer of a SQLite store (`serve`, which holds the data dir's lock).
+pub fn store_options(data_dir: &std::path::Path, store: Option<&str>, max_connections: u32, read_cache: bool) -> OpenOptions {
     let key = match std::env::var("SLUICE_MASTER_KEY") {
         Ok(k) if !k.is_empty() => KeySource::Env(Secret::new(k)),
         _ => KeySource::File(data_dir.join("master.key")),
@@ -22,7 +23,7 @@ pub fn store_options(data_dir: &std::path::Path, store: Option<&str>, max_connec
         Some(s) => StoreLocation::parse(s),
         None => StoreLocation::Sqlite(data_dir.join("sluice.db")),
     };
-    OpenOptions { location, key, max_connections }
+    OpenOptions { location, key, max_connections, read_cache }
 }
 
 pub fn ensure_data_dir(dir: &std::path::Path) -> Result<()> {
@@ -35,7 +36,8 @@ pub fn ensure_data_dir(dir: &std::path::Path) -> Result<()> {
 
 pub async fn run(settings: ServeSettings) -> Result<()> {
     ensure_data_dir(&settings.data_dir)?;
-    let opened = Store::open(store_options(&settings.data_dir, settings.store.as_deref(), 16)).await.map_err(refusal)?;
+    let _lock = if settings.store.is_none() { Some(lock_data_dir(&settings.data_dir)?) } else { None };
+    let opened = Store::open(store_options(&settings.data_dir, settings.store.as_deref(), 8, true)).await.map_err(refusal)?;
     let store = opened.store;
     tracing::info!(store = %store.location(), created = opened.created, "store open");
     bootstrap_admin(&store).await?;
@@ -62,6 +64,25 @@ pub async fn run(settings: ServeSettings) -> Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One `sluice serve` per SQLite store: its read caches assume it is the only writer. The lock is released
+/// by the kernel when the process ends, however it ends.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File> {
+    let path = dir.join("sluice.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            bail!("another `sluice serve` is already using {}; refusing to start", dir.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
 }
 
 /// Store errors that mean "refuse to start" keep their own message; others get context.

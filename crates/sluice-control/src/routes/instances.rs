@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize};
 use sluice_core::{Engine, Environment, Secret, TlsMode};
 use sluice_engines::{CheckReport, ConnectSpec};
@@ -229,20 +230,29 @@ impl UpdateInstance {
 #[utoipa::path(get, path = "/api/v1/instances", tag = "instances", params(ListParams),
     responses((status = 200, body = InstanceList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn list_instances(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListParams>) -> Result<Json<InstanceList>, ApiError> {
+async fn list_instances(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListParams>) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::Invalid { code: "invalid_query", message: format!("query parameter `limit`: {limit} is out of range 1–500"), field: Some("limit".into()) });
     }
-    let filter = InstanceFilter { environment: q.environment, engine: q.engine, after: q.after, limit: limit + 1 };
-    let mut items = state.store.list_instances(&filter).await.map_err(|e| caller.store_error(e))?;
-    let next_after = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|i| i.id.clone())
-    } else {
-        None
-    };
-    Ok(Json(InstanceList { items, next_after }))
+    let filter = InstanceFilter { environment: q.environment, engine: q.engine, after: q.after, limit };
+    let page = state.store.instance_page(&filter).await.map_err(|e| caller.store_error(e))?;
+    // The items are already rendered (see `Store::instance_page`): the body is assembled, not re-serialized.
+    let mut body = String::with_capacity(page.items.iter().map(|i| i.len() + 1).sum::<usize>() + 64);
+    body.push_str("{\"items\":[");
+    for (n, item) in page.items.iter().enumerate() {
+        if n > 0 {
+            body.push(',');
+        }
+        body.push_str(item);
+    }
+    body.push(']');
+    if let Some(next) = &page.next_after {
+        body.push_str(",\"next_after\":");
+        body.push_str(&serde_json::to_string(next).expect("a string serializes"));
+    }
+    body.push('}');
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Register an instance.

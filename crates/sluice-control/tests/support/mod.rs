@@ -45,7 +45,7 @@ impl TestApp {
 
     async fn with_location(location: StoreLocation, dir: tempfile::TempDir) -> Self {
         let key = KeySource::File(dir.path().join("master.key"));
-        let store = Store::open(OpenOptions { location, key, max_connections: 4 }).await.unwrap().store;
+        let store = Store::open(OpenOptions { location, key, max_connections: 4, read_cache: true }).await.unwrap().store;
         let mut tokens = HashMap::new();
         for role in Role::ALL {
             let u = store.create_user(&format!("{role}-user"), *role, &setup_entry()).await.unwrap();

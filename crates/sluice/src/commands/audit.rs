@@ -48,7 +48,7 @@ pub async fn run(cmd: AuditCmd) -> Result<i32> {
             if store.is_none() && !data_dir.join("sluice.db").exists() {
                 anyhow::bail!("no store at {}: pass --data-dir or --store", data_dir.join("sluice.db").display());
             }
-            let opened = Store::open(crate::serve::store_options(&data_dir, store.as_deref(), 2)).await?;
+            let opened = Store::open(crate::serve::store_options(&data_dir, store.as_deref(), 2, false)).await?;
             let report = opened.store.verify_audit().await?;
             opened.store.close().await;
             if json {

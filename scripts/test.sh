@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: start the real services the tests use, then run every test of the workspace.
+# Extra arguments go to `cargo nextest run` (e.g. `./scripts/test.sh -p sluice-store`).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+./scripts/services.sh start
+# shellcheck disable=SC1091
+. target/services/env
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "[test] installing cargo-nextest" >&2
+  cargo install --locked cargo-nextest
+fi
+
+exec cargo nextest run --workspace "$@"
