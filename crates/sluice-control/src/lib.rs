@@ -17,5 +17,17 @@ pub use state::{ApiSettings, AppState};
 
 /// Serves the API until `shutdown` is cancelled, then finishes in-flight requests.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: tokio_util::sync::CancellationToken) -> std::io::Result<()> {
+    // Histograms buffer their samples until drained: without this they grow with every request.
+    let handle = state.metrics.clone();
+    let upkeep_stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => handle.run_upkeep(),
+                _ = upkeep_stop.cancelled() => break,
+            }
+        }
+    });
     axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
