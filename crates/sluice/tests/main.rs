@@ -124,7 +124,11 @@ fn serve_register_check_and_stop_gracefully() {
 #[test]
 fn refuses_to_start_on_wrong_key_or_foreign_store_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    drop(start(dir.path()));
+    let first = start(dir.path());
+    let second = Command::new(BIN).args(["serve", "--data-dir"]).arg(dir.path()).args(["--listen", "127.0.0.1:0"]).output().unwrap();
+    assert!(!second.status.success());
+    assert!(text(&second).contains("another `sluice serve` is already using"), "{}", text(&second));
+    drop(first);
     let db = dir.path().join("sluice.db");
     let before = std::fs::read(&db).unwrap();
 
