@@ -83,3 +83,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         })
     }
 }
+
+/// A page size from the query string: `default` when absent, an error naming `limit` outside 1..=max.
+pub fn page_limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    let limit = value.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::Invalid {
+            code: "invalid_query",
+            message: format!("query parameter `limit`: {limit} is out of range 1–{max}"),
+            field: Some("limit".into()),
+        })
+    }
+}

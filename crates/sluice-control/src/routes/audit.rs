@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::ApiQuery;
+use crate::extract::{ApiQuery, page_limit};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -40,10 +40,7 @@ pub struct AuditPage {
     responses((status = 200, body = AuditPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn list_audit(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<AuditParams>) -> Result<Json<AuditPage>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::Invalid { code: "invalid_query", message: format!("query parameter `limit`: {limit} is out of range 1–1000"), field: Some("limit".into()) });
-    }
+    let limit = page_limit(q.limit, 100, 1000)?;
     let items = state.store.list_audit(q.before, limit).await.map_err(|e| caller.store_error(e))?;
     let next_before = (items.len() as i64 == limit).then(|| items.last().map(|r| r.seq)).flatten().filter(|s| *s > 1);
     Ok(Json(AuditPage { items, next_before }))

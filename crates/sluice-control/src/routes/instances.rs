@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery, page_limit};
 use crate::state::AppState;
 use crate::telemetry::INSTANCE_CHECKS_TOTAL;
 
@@ -231,10 +231,7 @@ impl UpdateInstance {
     responses((status = 200, body = InstanceList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn list_instances(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListParams>) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::Invalid { code: "invalid_query", message: format!("query parameter `limit`: {limit} is out of range 1–500"), field: Some("limit".into()) });
-    }
+    let limit = page_limit(q.limit, 50, 500)?;
     let filter = InstanceFilter { environment: q.environment, engine: q.engine, after: q.after, limit };
     let page = state.store.instance_page(&filter).await.map_err(|e| caller.store_error(e))?;
     // The items are already rendered (see `Store::instance_page`): the body is assembled, not re-serialized.
