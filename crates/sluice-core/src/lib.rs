@@ -1,11 +1,15 @@
-//! Sluice's shared vocabulary. Every other crate depends on this one, so it stays small and free of I/O:
+//! Sluice's shared vocabulary: the change model every source produces and the component contracts of the
+//! data plane; Every other crate depends on this one, so it stays small and free of I/O:
 //! domain enums that cross crate boundaries, [`Secret`], `${VAR}` interpolation and errors that name the
 //! place (config path, API field) where the input was wrong.
 
+pub mod change;
+pub mod component;
 pub mod domain;
 pub mod interpolate;
 pub mod secret;
 
+pub use change::{ChangeEvent, Column, Operation, Position, Row, Value};
 pub use domain::{Engine, Environment, Role, TlsMode};
 pub use interpolate::{InterpolateError, interpolate};
 pub use secret::Secret;

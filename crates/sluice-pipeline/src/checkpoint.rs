@@ -1,0 +1,94 @@
+//! Where committed source positions are kept: a SQLite file (beside the pipeline file for `sluice run`).
+//! A position is written only after every sink acknowledged everything before it (see `runtime`).
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot open the checkpoint file {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("checkpoint store query failed")]
+    Query(#[from] sqlx::Error),
+    #[error("the stored checkpoint of pipeline `{pipeline}` is not valid JSON")]
+    Corrupt { pipeline: String },
+}
+
+#[derive(Clone)]
+pub struct CheckpointStore {
+    pool: SqlitePool,
+}
+
+impl CheckpointStore {
+    pub async fn open(path: &Path) -> Result<Self, CheckpointError> {
+        let err = |source| CheckpointError::Open { path: path.display().to_string(), source };
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a saved checkpoint survives a power cut, or the source could be told to resume past rows
+            // a sink never received.
+            .synchronous(SqliteSynchronous::Full);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(err)?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS checkpoints (pipeline TEXT PRIMARY KEY, position TEXT NOT NULL, updated_at INTEGER NOT NULL)",
+        )
+        .execute(&pool)
+        .await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn load(&self, pipeline: &str) -> Result<Option<serde_json::Value>, CheckpointError> {
+        let row = sqlx::query("SELECT position FROM checkpoints WHERE pipeline = ?").bind(pipeline).fetch_optional(&self.pool).await?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let text: String = r.try_get("position")?;
+                serde_json::from_str(&text).map(Some).map_err(|_| CheckpointError::Corrupt { pipeline: pipeline.to_string() })
+            }
+        }
+    }
+
+    pub async fn save(&self, pipeline: &str, position: &serde_json::Value) -> Result<(), CheckpointError> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        sqlx::query(
+            "INSERT INTO checkpoints (pipeline, position, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (pipeline) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+        )
+        .bind(pipeline)
+        .bind(position.to_string())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn saves_and_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.db");
+        let s = CheckpointStore::open(&path).await.unwrap();
+        assert_eq!(s.load("p").await.unwrap(), None);
+        s.save("p", &serde_json::json!({"file": "b.000001", "pos": 4})).await.unwrap();
+        s.save("p", &serde_json::json!({"file": "b.000001", "pos": 99})).await.unwrap();
+        s.close().await;
+        let s = CheckpointStore::open(&path).await.unwrap();
+        assert_eq!(s.load("p").await.unwrap().unwrap()["pos"], 99);
+    }
+}
