@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the control plane: API on an embedded SQLite store (or PostgreSQL with --store).
     Serve(ServeArgs),
+    /// Run a pipeline file (the data plane alone; checkpoints beside the file).
+    Run(commands::run::RunCmd),
     /// Manage registered database instances on a running server.
     Instance(commands::instance::InstanceCmd),
     /// Manage users on a running server (admin).
@@ -94,6 +96,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             init_tracing(settings.log_format, &settings.log_level);
             serve::run(settings).await?;
             Ok(0)
+        }
+        Command::Run(cmd) => {
+            init_tracing(LogFormat::Text, "info");
+            commands::run::run(cmd).await
         }
         Command::Instance(cmd) => commands::instance::run(cmd).await,
         Command::User(cmd) => commands::user::run_user(cmd).await,

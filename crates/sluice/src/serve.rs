@@ -90,7 +90,7 @@ fn refusal(e: StoreError) -> anyhow::Error {
     anyhow::Error::new(e).context("refusing to start")
 }
 
-async fn signal_shutdown(token: CancellationToken) {
+pub async fn signal_shutdown(token: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

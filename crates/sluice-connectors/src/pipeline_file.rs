@@ -1,0 +1,308 @@
+//! The pipeline file (`sluice run PIPELINE.toml`): parse with `${VAR}` interpolation, validate everything
+//! with the path of each problem, then build. A bad file never half-starts a pipeline.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sluice_pipeline::checkpoint::CheckpointStore;
+use sluice_pipeline::dead_letter::DeadLetter;
+use sluice_pipeline::runtime::{NamedSink, RuntimeSettings};
+use sluice_pipeline::shape::{RuleConfig, ShapeSettings, Shaper};
+use sluice_pipeline::status::PipelineStatus;
+use sluice_pipeline::{Pipeline, Sink, Source};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// The pipeline's name (checkpoints are kept under it). Default: the file name without `.toml`.
+    pub name: Option<String>,
+    /// Checkpoint file. Default: `<file>.checkpoint.db` beside the pipeline file.
+    pub checkpoint: Option<PathBuf>,
+    /// Dead-letter file (JSON lines). Default: `<file>.dead-letter.jsonl` beside the pipeline file.
+    pub dead_letter: Option<PathBuf>,
+    pub source: SourceConfig,
+    pub shape: Option<ShapeConfig>,
+    pub sinks: BTreeMap<String, SinkConfig>,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    #[cfg(feature = "source-mysql-binlog")]
+    MysqlBinlog(crate::sources::mysql_binlog::MysqlBinlogConfig),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkConfig {
+    #[cfg(feature = "sink-falcon")]
+    Falcon(crate::sinks::falcon::FalconSinkConfig),
+    #[cfg(feature = "sink-file")]
+    File(crate::sinks::file::FileSinkConfig),
+}
+
+impl SinkConfig {
+    /// Whether the sink takes metrics only (and so needs `[shape]`).
+    fn metrics_only(&self) -> bool {
+        match self {
+            #[cfg(feature = "sink-falcon")]
+            SinkConfig::Falcon(_) => true,
+            #[cfg(feature = "sink-file")]
+            SinkConfig::File(_) => false,
+        }
+    }
+}
+
+/// `[shape]`: rows become metrics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShapeConfig {
+    /// `db.table` of the format configuration table in the source database (see docs/pipelines.md).
+    pub config_table: Option<String>,
+    /// Rules written in this file, with the config table's fields.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Shape deleted rows too, from their before image (default false).
+    #[serde(default)]
+    pub deletes: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Records per batch at most (default 1000).
+    pub batch_max: Option<usize>,
+    /// Changes buffered between source and shaping (default 4096).
+    pub source_buffer: Option<usize>,
+    /// Longest pause between retries of a failing batch (default `10s`).
+    pub retry_max: Option<String>,
+}
+
+/// A problem in the file, with the path of the key at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}`: {}", self.path, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {file}: {source}")]
+    Read { file: String, source: std::io::Error },
+    #[error("{file}:\n{}", errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { file: String, errors: Vec<FileError> },
+    #[error("{file}: cannot open {what}: {message}")]
+    Open { file: String, what: String, message: String },
+}
+
+/// A validated pipeline file, ready to build.
+pub struct Loaded {
+    pub file: PathBuf,
+    pub name: String,
+    pub config: PipelineFile,
+    pub checkpoint: PathBuf,
+    pub dead_letter: PathBuf,
+}
+
+pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { file: path.display().to_string(), source })?;
+    parse(&text, path)
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<Loaded, LoadError> {
+    let file = path.display().to_string();
+    let invalid = |errors: Vec<FileError>| LoadError::Invalid { file: file.clone(), errors };
+    let text = sluice_core::interpolate(text, |k| std::env::var(k).ok()).map_err(|errs| {
+        invalid(errs.into_iter().map(|e| FileError { path: "(interpolation)".into(), message: e.to_string() }).collect())
+    })?;
+    let de = toml::Deserializer::parse(&text).map_err(|e| invalid(vec![FileError { path: "(syntax)".into(), message: e.to_string().trim().to_string() }]))?;
+    let config: PipelineFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let p = e.path().to_string();
+        let mut message = e.into_inner().message().to_string();
+        if p.ends_with("start") && message.contains("did not match any variant") {
+            message = "expected \"now\", \"earliest\", { file = \"NAME\", pos = N } or { gtid = \"D-S-N\" }".into();
+        }
+        invalid(vec![FileError { path: p, message }])
+    })?;
+    let errors = validate(&config);
+    if !errors.is_empty() {
+        return Err(invalid(errors));
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "pipeline".into());
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let name = config.name.clone().unwrap_or_else(|| stem.clone());
+    let checkpoint = config.checkpoint.clone().map(|p| dir.join(p)).unwrap_or_else(|| dir.join(format!("{stem}.checkpoint.db")));
+    let dead_letter = config.dead_letter.clone().map(|p| dir.join(p)).unwrap_or_else(|| dir.join(format!("{stem}.dead-letter.jsonl")));
+    Ok(Loaded { file: path.to_path_buf(), name, config, checkpoint, dead_letter })
+}
+
+fn split_table(text: &str) -> Option<(String, String)> {
+    let (d, t) = text.split_once('.')?;
+    (!d.is_empty() && !t.is_empty() && !t.contains('.')).then(|| (d.to_string(), t.to_string()))
+}
+
+/// Every problem a build would hit, found without connecting anywhere.
+fn validate(c: &PipelineFile) -> Vec<FileError> {
+    let mut errors = Vec::new();
+    let mut err = |path: String, message: String| errors.push(FileError { path, message });
+    if let Some(n) = &c.name {
+        if n.is_empty() || !n.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch)) {
+            err("name".into(), "use letters, digits, `.`, `_` or `-`".into());
+        }
+    }
+    match &c.source {
+        #[cfg(feature = "source-mysql-binlog")]
+        SourceConfig::MysqlBinlog(s) => {
+            if let Err(e) = crate::sources::mysql_binlog::MysqlBinlogSource::new("check", s.clone()) {
+                err("source".into(), e);
+            }
+        }
+    }
+    if let Some(shape) = &c.shape {
+        if let Some(t) = &shape.config_table {
+            if split_table(t).is_none() {
+                err("shape.config_table".into(), format!("`{t}` is not `database.table`"));
+            }
+        }
+        if shape.config_table.is_none() && shape.rules.is_empty() {
+            err("shape".into(), "give `config_table`, `rules`, or both".into());
+        }
+        let settings = ShapeSettings { rules: shape.rules.clone(), config_table: None, deletes: shape.deletes };
+        if let Err(list) = Shaper::new(&settings) {
+            for (i, e) in list {
+                err(format!("shape.rules[{i}]"), e.to_string());
+            }
+        }
+    }
+    if c.sinks.is_empty() {
+        err("sinks".into(), "at least one sink is needed".into());
+    }
+    for (name, s) in &c.sinks {
+        if s.metrics_only() && c.shape.is_none() {
+            err(format!("sinks.{name}"), "this sink sends metrics: add a [shape] section".into());
+        }
+        let result = match s {
+            #[cfg(feature = "sink-falcon")]
+            SinkConfig::Falcon(f) => crate::sinks::falcon::FalconSink::new(f).map(|_| ()),
+            #[cfg(feature = "sink-file")]
+            SinkConfig::File(f) => {
+                if f.path.is_empty() { Err("`path` is empty".to_string()) } else { Ok(()) }
+            }
+        };
+        if let Err(e) = result {
+            err(format!("sinks.{name}"), e);
+        }
+    }
+    if c.runtime.batch_max == Some(0) {
+        err("runtime.batch_max".into(), "must be > 0".into());
+    }
+    if c.runtime.source_buffer == Some(0) {
+        err("runtime.source_buffer".into(), "must be > 0".into());
+    }
+    if let Some(r) = &c.runtime.retry_max {
+        if humantime::parse_duration(r).is_err() {
+            err("runtime.retry_max".into(), format!("`{r}` is not a duration like `10s`"));
+        }
+    }
+    errors
+}
+
+impl Loaded {
+    /// Opens checkpoint and dead-letter files and builds every component.
+    pub async fn build(self, status: Arc<PipelineStatus>) -> Result<Pipeline, LoadError> {
+        let file = self.file.display().to_string();
+        let open = |what: &str, message: String| LoadError::Open { file: file.clone(), what: what.to_string(), message };
+        let c = self.config;
+        let config_table = c.shape.as_ref().and_then(|s| s.config_table.as_deref()).and_then(split_table);
+        let source: Box<dyn Source> = match c.source {
+            #[cfg(feature = "source-mysql-binlog")]
+            SourceConfig::MysqlBinlog(s) => Box::new(
+                crate::sources::mysql_binlog::MysqlBinlogSource::new(&self.name, s).map_err(|e| open("source", e))?.with_config_table(config_table.clone()),
+            ),
+        };
+        let shaper = match &c.shape {
+            None => None,
+            Some(s) => Some(
+                Shaper::new(&ShapeSettings { rules: s.rules.clone(), config_table, deletes: s.deletes })
+                    .map_err(|e| open("shape", format!("{e:?}")))?,
+            ),
+        };
+        let mut sinks = Vec::new();
+        for (name, s) in c.sinks {
+            let sink: Box<dyn Sink> = match s {
+                #[cfg(feature = "sink-falcon")]
+                SinkConfig::Falcon(f) => Box::new(crate::sinks::falcon::FalconSink::new(&f).map_err(|e| open(&format!("sinks.{name}"), e))?),
+                #[cfg(feature = "sink-file")]
+                SinkConfig::File(f) => Box::new(crate::sinks::file::FileSink::new(&f).await.map_err(|e| open(&format!("sinks.{name}"), e))?),
+            };
+            sinks.push(NamedSink { name, sink });
+        }
+        let checkpoints = CheckpointStore::open(&self.checkpoint).await.map_err(|e| open("the checkpoint file", e.to_string()))?;
+        let dead_letter = DeadLetter::open(&self.dead_letter).await.map_err(|e| open("the dead-letter file", format!("{}: {e}", self.dead_letter.display())))?;
+        let mut settings = RuntimeSettings::default();
+        if let Some(b) = c.runtime.batch_max {
+            settings.batch_max = b;
+        }
+        if let Some(b) = c.runtime.source_buffer {
+            settings.source_buffer = b;
+        }
+        if let Some(r) = &c.runtime.retry_max {
+            settings.retry_max = humantime::parse_duration(r).unwrap_or(Duration::from_secs(10));
+        }
+        Ok(Pipeline { name: self.name, source, shaper, sinks, checkpoints, dead_letter, settings, status })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> String {
+        match parse(text, Path::new("p.toml")) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const GOOD: &str = r#"
+[source]
+type = "mysql_binlog"
+url = "mysql://u:p@127.0.0.1:3307/"
+[shape]
+config_table = "shop.sluice_metric_config"
+[sinks.falcon]
+type = "falcon"
+url = "http://127.0.0.1:1988/v1/push"
+"#;
+
+    #[test]
+    fn a_good_file_loads() {
+        let l = parse(GOOD, Path::new("/etc/sluice/orders.toml")).unwrap();
+        assert_eq!(l.name, "orders");
+        assert_eq!(l.checkpoint, Path::new("/etc/sluice/orders.checkpoint.db"));
+    }
+
+    #[test]
+    fn errors_name_their_path() {
+        assert!(errors(&GOOD.replace("type = \"falcon\"", "type = \"kafka\"")).contains("`sinks.falcon`"), "{}", errors(&GOOD.replace("type = \"falcon\"", "type = \"kafka\"")));
+        assert!(errors(&GOOD.replace("url = \"http", "urll = \"http")).contains("sinks.falcon"));
+        assert!(errors(&GOOD.replace("shop.sluice_metric_config", "nodot")).contains("`shape.config_table`"));
+        let no_shape = GOOD.replace("[shape]\nconfig_table = \"shop.sluice_metric_config\"\n", "");
+        assert!(errors(&no_shape).contains("add a [shape] section"), "{}", errors(&no_shape));
+        let bad_rule = format!("{GOOD}\n[[shape.rules]]\ndb = \"a\"\ntable = \"b\"\nvalue_columns = []\nmetric = \"{{$nope}}\"\nendpoint = \"x\"\n");
+        assert!(errors(&bad_rule).contains("shape.rules[0]"), "{}", errors(&bad_rule));
+        assert!(errors(&GOOD.replace("mysql_binlog\"", "mysql_binlog\"\nstart = 5")).contains("source.start"));
+        assert!(errors("x = ${SLUICE_NO_SUCH_VARIABLE_42}").contains("SLUICE_NO_SUCH_VARIABLE_42"));
+    }
+}

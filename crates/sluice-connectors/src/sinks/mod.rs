@@ -1,0 +1,4 @@
+#[cfg(feature = "sink-falcon")]
+pub mod falcon;
+#[cfg(feature = "sink-file")]
+pub mod file;

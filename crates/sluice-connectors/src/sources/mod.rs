@@ -1,0 +1,2 @@
+#[cfg(feature = "source-mysql-binlog")]
+pub mod mysql_binlog;
