@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+pub mod falcon;
+
 /// A real service the tests use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {

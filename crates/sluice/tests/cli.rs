@@ -1,0 +1,189 @@
+//! The `sluice` binary as a user runs it: `serve` as a real process (start, refuse, stop on SIGTERM), the
+//! client subcommands against it, and `audit verify` against the store files.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+const ADMIN: &str = "slc_cli_test_admin_token_0123456789abcdef";
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `sluice serve` and waits (with a deadline) for its "listening" line.
+fn start(data_dir: &Path) -> Server {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(data_dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("SLUICE_ADMIN_TOKEN", ADMIN)
+        .env_remove("SLUICE_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.starts_with("sluice listening on ") => break,
+            Ok(_) => continue,
+            Err(_) => panic!("sluice serve did not report listening within 30 s"),
+        }
+    }
+    Server { child, url: format!("http://127.0.0.1:{port}") }
+}
+
+fn cli(server: &Server, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("SLUICE_SERVER", &server.url)
+        .env("SLUICE_TOKEN", ADMIN)
+        .env("DEMO_PW", "sluice")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn serve_register_check_and_stop_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let key = dir.path().join("master.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the master key file is private");
+
+    let (host, port) = sluice_testkit::host_port(&sluice_testkit::service(sluice_testkit::Service::Mariadb)).unwrap();
+    let add = cli(&server, &["instance", "add", "demo", "--engine", "mariadb", "--host", &host, "--port", &port.to_string(), "--user", "sluice", "--password-env", "DEMO_PW", "--env", "test", "--label", "team=dba"]);
+    assert!(add.status.success(), "{}", text(&add));
+    let check = cli(&server, &["instance", "check", "demo"]);
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(text(&check).contains("binlog_format"), "{}", text(&check));
+    let list = cli(&server, &["instance", "list"]);
+    assert!(text(&list).contains("demo") && text(&list).contains("ok ("), "{}", text(&list));
+
+    let closed = free_port();
+    let add = cli(&server, &["instance", "add", "gone", "--engine", "redis", "--host", "127.0.0.1", "--port", &closed.to_string()]);
+    assert!(add.status.success(), "{}", text(&add));
+    let check = cli(&server, &["instance", "check", "gone"]);
+    assert_eq!(check.status.code(), Some(1), "a failed check exits 1: {}", text(&check));
+    assert!(text(&check).contains("refused"), "{}", text(&check));
+
+    let bad = cli(&server, &["instance", "add", "x", "--engine", "oracle", "--host", "h", "--user", "u"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("engine"), "{}", text(&bad));
+
+    let unauth = Command::new(BIN).args(["instance", "list"]).env("SLUICE_SERVER", &server.url).env("SLUICE_TOKEN", "slc_wrong_wrong_wrong_wrong").output().unwrap();
+    assert!(text(&unauth).contains("401"), "{}", text(&unauth));
+
+    // SIGTERM: the server finishes and exits 0.
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "sluice serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "graceful exit: {status}");
+
+    // The data survives a restart; the admin token still works.
+    let server = start(dir.path());
+    let list = cli(&server, &["instance", "list"]);
+    assert!(text(&list).contains("demo"), "{}", text(&list));
+}
+
+#[test]
+fn refuses_to_start_on_wrong_key_or_foreign_store_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start(dir.path());
+    let second = Command::new(BIN).args(["serve", "--data-dir"]).arg(dir.path()).args(["--listen", "127.0.0.1:0"]).output().unwrap();
+    assert!(!second.status.success());
+    assert!(text(&second).contains("another `sluice serve` is already using"), "{}", text(&second));
+    drop(first);
+    let db = dir.path().join("sluice.db");
+    let before = std::fs::read(&db).unwrap();
+
+    let out = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .env("SLUICE_MASTER_KEY", "22".repeat(32))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("master key") && text(&out).contains("refusing"), "{}", text(&out));
+    assert!(std::fs::read(&db).unwrap() == before, "a refused start must not change the store");
+
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("sluice.db"), b"definitely not sqlite, just text").unwrap();
+    let out = Command::new(BIN).args(["serve", "--data-dir"]).arg(foreign.path()).args(["--listen", "127.0.0.1:0"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not a SQLite database"), "{}", text(&out));
+    assert!(!foreign.path().join("master.key").exists());
+
+    let cfg = foreign.path().join("sluice.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\n[api]\ncheck_timeout = \"forever\"\n").unwrap();
+    let out = Command::new(BIN).args(["serve", "--config"]).arg(&cfg).output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("api.check_timeout"), "{}", text(&out));
+}
+
+#[test]
+fn audit_verify_detects_an_edited_and_a_deleted_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    for i in 0..4 {
+        let add = cli(&server, &["instance", "add", &format!("r{i}"), "--engine", "redis", "--host", "127.0.0.1"]);
+        assert!(add.status.success(), "{}", text(&add));
+    }
+    drop(server);
+    let verify = |dir: &Path| Command::new(BIN).args(["audit", "verify", "--data-dir"]).arg(dir).env_remove("SLUICE_MASTER_KEY").output().unwrap();
+    let ok = verify(dir.path());
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("intact"), "{}", text(&ok));
+
+    // Tamper with the file directly, as someone with disk access would (the triggers go first).
+    let db = dir.path().join("sluice.db");
+    let sqlite = |sql: &str| {
+        let status = Command::new("python3").args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()"]).arg(&db).arg(sql).status().unwrap();
+        assert!(status.success());
+    };
+    sqlite("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; UPDATE audit_log SET actor = 'user:mallory' WHERE seq = 3;");
+    let edited = verify(dir.path());
+    assert_eq!(edited.status.code(), Some(1), "{}", text(&edited));
+    assert!(text(&edited).contains("entry 3") && text(&edited).contains("edited"), "{}", text(&edited));
+
+    sqlite("DELETE FROM audit_log WHERE seq = 4;");
+    let deleted = verify(dir.path());
+    assert_eq!(deleted.status.code(), Some(1));
+    assert!(text(&deleted).contains("missing"), "{}", text(&deleted));
+}
