@@ -232,3 +232,119 @@ async fn kill_nine_twice_while_writing_100k_rows_loses_nothing() {
     let status = p.terminate().await;
     assert!(status.success());
 }
+
+/// Peak and current RSS of a process, in MiB, from /proc.
+fn rss_mib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024;
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_down_for_a_minute_then_back_loses_nothing_and_memory_stays_bounded() {
+    let falcon = FalconReceiver::start().await;
+    let f = fixture(&falcon.url).await;
+    let db = &f.db;
+    exec(&f.pool, &format!("INSERT INTO sluice_metric_config (db_name, table_name, value_columns, metric, endpoint, tags) VALUES ('{db}', 'metrics', 'cpu', 'load', '{{host}}', 'row={{id}}')")).await;
+    let p = RunningPipeline::start(&f.file, &f.env);
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    let pid = p.child.id();
+
+    falcon.set_failing(true);
+    let started = Instant::now();
+    let mut written = 0;
+    let mut peak_during_outage = 0;
+    // One minute of outage while rows keep coming (200 transactions x 500 rows).
+    let mut c = f.pool.get_conn().await.unwrap();
+    while started.elapsed() < Duration::from_secs(60) {
+        if written < 100_000 {
+            let values: Vec<String> = (0..500).map(|r| format!("('h', {r}, 1, 1)")).collect();
+            c.query_drop(format!("INSERT INTO metrics (host, cpu, mem, disk) VALUES {}", values.join(","))).await.unwrap();
+            written += 500;
+        }
+        peak_during_outage = peak_during_outage.max(rss_mib(pid).1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(falcon.count(), 0, "nothing is accepted while the sink answers 500");
+    p.wait_log("delivery failed; retrying", Duration::from_secs(1)).await;
+    falcon.set_failing(false);
+    wait_until("every row after the outage", Duration::from_secs(120), || falcon.count() >= written).await;
+    let distinct: HashSet<String> = falcon.samples().iter().filter_map(|s| s["tags"].as_str().map(str::to_string)).collect();
+    assert_eq!(distinct.len(), written);
+    eprintln!("outage: {written} rows written during 60 s of sink failure; RSS peak during the outage {peak_during_outage} MiB");
+    assert!(peak_during_outage < 200, "memory must stay bounded while the sink is down: {peak_during_outage} MiB");
+    assert!(p.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_binlog_connections_mid_stream_lose_nothing() {
+    let falcon = FalconReceiver::start().await;
+    let f = fixture(&falcon.url).await;
+    let db = &f.db;
+    exec(&f.pool, &format!("INSERT INTO sluice_metric_config (db_name, table_name, value_columns, metric, endpoint, tags) VALUES ('{db}', 'metrics', 'cpu', 'load', '{{host}}', 'row={{id}}')")).await;
+    let p = RunningPipeline::start(&f.file, &f.env);
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    let pool = f.pool.clone();
+    let writer = tokio::spawn(async move {
+        let mut c = pool.get_conn().await.unwrap();
+        for _ in 0..40 {
+            let values: Vec<String> = (0..1000).map(|r| format!("('h', {r}, 1, 1)")).collect();
+            c.query_drop(format!("INSERT INTO metrics (host, cpu, mem, disk) VALUES {}", values.join(","))).await.unwrap();
+        }
+    });
+    // Cut the server side of every binlog dump connection (other tests' pipelines reconnect as well), twice,
+    // each time after the pipeline has reconnected from the previous cut.
+    let mut cuts = 0;
+    for (round, threshold) in [5_000usize, 20_000].into_iter().enumerate() {
+        wait_until(&format!("{threshold} samples"), Duration::from_secs(60), || falcon.count() >= threshold).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut c = f.pool.get_conn().await.unwrap();
+            let ids: Vec<u64> = c.query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'").await.unwrap();
+            let mut killed = 0;
+            for id in ids {
+                if c.query_drop(format!("KILL CONNECTION {id}")).await.is_ok() {
+                    killed += 1;
+                }
+            }
+            if killed > 0 {
+                cuts += 1;
+                break;
+            }
+            assert!(Instant::now() < deadline, "no binlog dump connection to cut");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let starts = round + 2;
+        wait_until("the pipeline to reconnect", Duration::from_secs(30), || {
+            p.log.lock().unwrap().iter().filter(|l| l.contains("binlog stream started")).count() >= starts
+        })
+        .await;
+    }
+    assert!(cuts >= 2, "cut {cuts} binlog connections");
+    writer.await.unwrap();
+    wait_until("every row", Duration::from_secs(120), || {
+        falcon.samples().iter().filter_map(|s| s["tags"].as_str().map(str::to_string)).collect::<HashSet<_>>().len() >= 40_000
+    })
+    .await;
+    p.wait_log("reconnecting", Duration::from_secs(1)).await;
+    assert!(p.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_million_row_transaction_streams_in_bounded_memory() {
+    let falcon = FalconReceiver::start().await;
+    falcon.set_count_only(true);
+    let f = fixture(&falcon.url).await;
+    let db = &f.db;
+    exec(&f.pool, &format!("INSERT INTO sluice_metric_config (db_name, table_name, value_columns, metric, endpoint) VALUES ('{db}', 'metrics', 'cpu', 'load', '{{host}}')")).await;
+    let p = RunningPipeline::start(&f.file, &f.env);
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    // One statement, one transaction (MariaDB's SEQUENCE engine generates the rows).
+    exec(&f.pool, "INSERT INTO metrics (host, cpu, mem, disk) SELECT 'big', seq, 1, 1 FROM seq_1_to_1000000").await;
+    wait_until("1,000,000 samples", Duration::from_secs(600), || falcon.count() >= 1_000_000).await;
+    let (peak, _) = rss_mib(p.child.id());
+    eprintln!("1,000,000-row transaction: peak RSS of sluice run {peak} MiB");
+    assert_eq!(falcon.count(), 1_000_000);
+    assert!(peak < 200, "a large transaction must stream, not be buffered: peak RSS {peak} MiB");
+    assert!(p.terminate().await.success());
+}
