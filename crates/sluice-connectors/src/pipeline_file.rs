@@ -44,6 +44,8 @@ pub enum SinkConfig {
     Falcon(crate::sinks::falcon::FalconSinkConfig),
     #[cfg(feature = "sink-file")]
     File(crate::sinks::file::FileSinkConfig),
+    #[cfg(feature = "sink-blackhole")]
+    Blackhole(crate::sinks::blackhole::BlackholeSinkConfig),
 }
 
 impl SinkConfig {
@@ -54,6 +56,8 @@ impl SinkConfig {
             SinkConfig::Falcon(_) => true,
             #[cfg(feature = "sink-file")]
             SinkConfig::File(_) => false,
+            #[cfg(feature = "sink-blackhole")]
+            SinkConfig::Blackhole(_) => false,
         }
     }
 }
@@ -199,6 +203,8 @@ fn validate(c: &PipelineFile) -> Vec<FileError> {
             SinkConfig::File(f) => {
                 if f.path.is_empty() { Err("`path` is empty".to_string()) } else { Ok(()) }
             }
+            #[cfg(feature = "sink-blackhole")]
+            SinkConfig::Blackhole(_) => Ok(()),
         };
         if let Err(e) = result {
             err(format!("sinks.{name}"), e);
@@ -245,6 +251,8 @@ impl Loaded {
                 SinkConfig::Falcon(f) => Box::new(crate::sinks::falcon::FalconSink::new(&f).map_err(|e| open(&format!("sinks.{name}"), e))?),
                 #[cfg(feature = "sink-file")]
                 SinkConfig::File(f) => Box::new(crate::sinks::file::FileSink::new(&f).await.map_err(|e| open(&format!("sinks.{name}"), e))?),
+                #[cfg(feature = "sink-blackhole")]
+                SinkConfig::Blackhole(_) => Box::new(crate::sinks::blackhole::BlackholeSink::default()),
             };
             sinks.push(NamedSink { name, sink });
         }

@@ -23,6 +23,8 @@ struct Inner {
     accepted: AtomicU64,
     /// Count only, keep nothing (for million-sample tests).
     count_only: AtomicBool,
+    /// Arrival time minus each sample's value, for samples whose value is a send time in Unix ms.
+    latencies_ms: Mutex<Vec<i64>>,
 }
 
 pub struct FalconReceiver {
@@ -77,6 +79,17 @@ async fn push(State(inner): State<Arc<Inner>>, body: axum::body::Bytes) -> (Stat
         }
     }
     inner.accepted.fetch_add(items.len() as u64, Ordering::Relaxed);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    {
+        let mut lat = inner.latencies_ms.lock().unwrap();
+        for s in &items {
+            if s["metric"] == "tick" {
+                if let Some(sent) = s["value"].as_f64() {
+                    lat.push(now - sent as i64);
+                }
+            }
+        }
+    }
     if !inner.count_only.load(Ordering::Relaxed) {
         inner.samples.lock().unwrap().extend(items);
     }
@@ -111,6 +124,11 @@ impl FalconReceiver {
     /// Samples accepted so far (also in count-only mode).
     pub fn count(&self) -> usize {
         self.inner.accepted.load(Ordering::Relaxed) as usize
+    }
+
+    /// For samples of metric `tick` whose value is their send time (Unix ms): arrival minus send, in ms.
+    pub fn latencies_ms(&self) -> Vec<i64> {
+        self.inner.latencies_ms.lock().unwrap().clone()
     }
 
     /// Keep counting but stop storing samples.

@@ -2,3 +2,5 @@
 pub mod falcon;
 #[cfg(feature = "sink-file")]
 pub mod file;
+#[cfg(feature = "sink-blackhole")]
+pub mod blackhole;

@@ -1,0 +1,153 @@
+//! `sluice-bench binlog`: MariaDB binlog → shaping (3 metrics per row) → blackhole sink, in rows/s.
+//! `sluice-bench latency`: commit-to-push latency into the open-falcon stand-in at a steady write rate.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use mysql_async::prelude::Queryable;
+use sluice_connectors::sinks::blackhole::BlackholeSink;
+use sluice_connectors::sinks::falcon::{FalconSink, FalconSinkConfig};
+use sluice_connectors::sources::mysql_binlog::{MysqlBinlogConfig, MysqlBinlogSource, StartFrom};
+use sluice_pipeline::checkpoint::CheckpointStore;
+use sluice_pipeline::dead_letter::DeadLetter;
+use sluice_pipeline::runtime::{NamedSink, RuntimeSettings};
+use sluice_pipeline::shape::{RuleConfig, ShapeSettings, Shaper};
+use sluice_pipeline::status::PipelineStatus;
+use sluice_pipeline::{Pipeline, Sink};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Read a binlog range through shaping into the blackhole sink; prints seconds and rows/s.
+    Binlog {
+        #[arg(long)]
+        url: String,
+        /// First binlog file of the workload.
+        #[arg(long)]
+        file: String,
+        /// Row images the workload holds (the run ends when all are shaped and acknowledged).
+        #[arg(long)]
+        rows: u64,
+        #[arg(long, default_value = "bench")]
+        db: String,
+    },
+    /// Write rows at a steady rate and measure commit-to-push latency at the falcon stand-in.
+    Latency {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 5000)]
+        rate: u64,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+}
+
+fn rule(db: &str, table: &str, columns: &[&str], metric: &str) -> RuleConfig {
+    RuleConfig {
+        db: db.into(),
+        table: table.into(),
+        value_columns: columns.iter().map(|c| c.to_string()).collect(),
+        metric: metric.into(),
+        endpoint: "{host}".into(),
+        tags: String::new(),
+        step: 60,
+        counter_type: sluice_core::component::CounterType::Gauge,
+        timestamp_column: None,
+        enabled: true,
+    }
+}
+
+async fn pipeline(url: &str, start: StartFrom, include: Vec<String>, rules: Vec<RuleConfig>, sink: Box<dyn Sink>, dir: &std::path::Path, status: Arc<PipelineStatus>) -> Result<Pipeline> {
+    let source = MysqlBinlogSource::new(
+        "bench",
+        MysqlBinlogConfig { url: url.into(), server_id: 4343, start, include, exclude: vec![], reconnect_max: "5s".into() },
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(Pipeline {
+        name: "bench".into(),
+        source: Box::new(source),
+        shaper: Some(Shaper::new(&ShapeSettings { rules, config_table: None, deletes: false }).map_err(|e| anyhow::anyhow!("{e:?}"))?),
+        sinks: vec![NamedSink { name: "out".into(), sink }],
+        checkpoints: CheckpointStore::open(&dir.join("cp.db")).await?,
+        dead_letter: DeadLetter::open(&dir.join("dl.jsonl")).await?,
+        settings: RuntimeSettings::default(),
+        status,
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Binlog { url, file, rows, db } => {
+            let dir = tempfile::tempdir()?;
+            let status = Arc::new(PipelineStatus::default());
+            let sink = BlackholeSink::default();
+            let received = sink.received.clone();
+            let p = pipeline(&url, StartFrom::File { file, pos: 4 }, vec![format!("{db}.metrics")], vec![rule(&db, "metrics", &["cpu", "mem", "disk"], "{$field}")], Box::new(sink), dir.path(), status.clone()).await?;
+            let stop = CancellationToken::new();
+            let t0 = Instant::now();
+            let handle = tokio::spawn(p.run(stop.clone()));
+            while received.load(Ordering::Relaxed) < rows * 3 {
+                if handle.is_finished() {
+                    anyhow::bail!("the pipeline stopped early: {:?}", status.last_error.lock().unwrap());
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            stop.cancel();
+            handle.await??;
+            println!("sluice rows={} metrics={} seconds={secs:.3} rows_per_s={:.0}", status.events_in.load(Ordering::Relaxed), received.load(Ordering::Relaxed), rows as f64 / secs);
+        }
+        Cmd::Latency { url, rate, seconds } => {
+            let falcon = sluice_testkit::falcon::FalconReceiver::start().await;
+            let pool = mysql_async::Pool::new(url.as_str());
+            let mut c = pool.get_conn().await?;
+            c.query_drop("CREATE DATABASE IF NOT EXISTS sluice_bench_latency").await?;
+            c.query_drop("CREATE TABLE IF NOT EXISTS sluice_bench_latency.ticks (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(32), sent_ms BIGINT)").await?;
+            let dir = tempfile::tempdir()?;
+            let status = Arc::new(PipelineStatus::default());
+            let sink = FalconSink::new(&FalconSinkConfig { url: falcon.url.clone(), batch_max: 500, timeout: "10s".into() }).map_err(anyhow::Error::msg)?;
+            let p = pipeline(&url, StartFrom::Now, vec!["sluice_bench_latency.ticks".into()], vec![rule("sluice_bench_latency", "ticks", &["sent_ms"], "tick")], Box::new(sink), dir.path(), status.clone()).await?;
+            let stop = CancellationToken::new();
+            let handle = tokio::spawn(p.run(stop.clone()));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            // 100 writes a second, each a transaction of rate/100 rows stamped with the send time.
+            let per_tx = (rate / 100).max(1);
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            let t0 = Instant::now();
+            let mut written = 0u64;
+            while t0.elapsed() < Duration::from_secs(seconds) {
+                tick.tick().await;
+                let now_ms = now_ms();
+                let values: Vec<String> = (0..per_tx).map(|_| format!("('h', {now_ms})")).collect();
+                c.query_drop(format!("INSERT INTO sluice_bench_latency.ticks (host, sent_ms) VALUES {}", values.join(","))).await?;
+                written += per_tx;
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while (falcon.count() as u64) < written && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            stop.cancel();
+            handle.await??;
+            println!("latency: written={written} received={} (arrival times measured at the receiver)", falcon.count());
+            let mut lat = falcon.latencies_ms();
+            lat.sort_unstable();
+            let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
+            println!("sluice commit-to-push rate={}/s p50_ms={} p99_ms={} max_ms={}", written / seconds, pct(0.50), pct(0.99), lat.last().copied().unwrap_or(0));
+        }
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
