@@ -35,6 +35,8 @@ pub struct PipelineFile {
 pub enum SourceConfig {
     #[cfg(feature = "source-mysql-binlog")]
     MysqlBinlog(crate::sources::mysql_binlog::MysqlBinlogConfig),
+    #[cfg(feature = "source-pg-logical")]
+    PgLogical(crate::sources::pg_logical::PgLogicalConfig),
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +174,12 @@ fn validate(c: &PipelineFile) -> Vec<FileError> {
                 err("source".into(), e);
             }
         }
+        #[cfg(feature = "source-pg-logical")]
+        SourceConfig::PgLogical(s) => {
+            if let Err(e) = crate::sources::pg_logical::PgLogicalSource::new(c.name.as_deref().unwrap_or("pipeline"), s.clone()) {
+                err("source".into(), e);
+            }
+        }
     }
     if let Some(shape) = &c.shape {
         if let Some(t) = &shape.config_table {
@@ -236,6 +244,8 @@ impl Loaded {
             SourceConfig::MysqlBinlog(s) => Box::new(
                 crate::sources::mysql_binlog::MysqlBinlogSource::new(&self.name, s).map_err(|e| open("source", e))?.with_config_table(config_table.clone()),
             ),
+            #[cfg(feature = "source-pg-logical")]
+            SourceConfig::PgLogical(s) => Box::new(crate::sources::pg_logical::PgLogicalSource::new(&self.name, s).map_err(|e| open("source", e))?),
         };
         let shaper = match &c.shape {
             None => None,
@@ -303,7 +313,8 @@ url = "http://127.0.0.1:1988/v1/push"
 
     #[test]
     fn errors_name_their_path() {
-        assert!(errors(&GOOD.replace("type = \"falcon\"", "type = \"kafka\"")).contains("`sinks.falcon`"), "{}", errors(&GOOD.replace("type = \"falcon\"", "type = \"kafka\"")));
+        let unknown = errors(&GOOD.replace("type = \"falcon\"", "type = \"kafka\""));
+        assert!(unknown.contains("`sinks.falcon.type`") && unknown.contains("unknown variant `kafka`"), "{unknown}");
         assert!(errors(&GOOD.replace("url = \"http", "urll = \"http")).contains("sinks.falcon"));
         assert!(errors(&GOOD.replace("shop.sluice_metric_config", "nodot")).contains("`shape.config_table`"));
         let no_shape = GOOD.replace("[shape]\nconfig_table = \"shop.sluice_metric_config\"\n", "");

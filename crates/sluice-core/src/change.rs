@@ -34,6 +34,10 @@ pub enum Value {
     Set(Arc<str>),
     /// A BIT(n) value.
     Bit(u64),
+    /// A value the source did not send because it did not change (PostgreSQL's unchanged TOASTed columns
+    /// under REPLICA IDENTITY DEFAULT). Serialized as null; shaping treats it as NULL; a sink that writes
+    /// rows must leave the stored value as it is.
+    Unchanged,
 }
 
 impl Value {
@@ -54,7 +58,7 @@ impl Value {
     /// The value as text for templates (`{host}`), `None` for NULL.
     pub fn as_text(&self) -> Option<String> {
         Some(match self {
-            Value::Null => return None,
+            Value::Null | Value::Unchanged => return None,
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
             Value::UInt(u) => u.to_string(),
@@ -138,7 +142,7 @@ pub fn civil_from_days(z: i64) -> (i64, u8, u8) {
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Value::Null => s.serialize_none(),
+            Value::Null | Value::Unchanged => s.serialize_none(),
             Value::Bool(b) => s.serialize_bool(*b),
             Value::Int(i) => s.serialize_i64(*i),
             Value::UInt(u) => s.serialize_u64(*u),

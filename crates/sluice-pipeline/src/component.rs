@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 use sluice_core::ChangeEvent;
 use sluice_core::change::Row;
 use sluice_core::component::Record;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// What a source sends.
@@ -39,8 +39,10 @@ impl SourceError {
 /// A change source.
 ///
 /// **What the runtime promises:** `resume` is `None` on a first start, else a value this source produced in a
-/// [`SourceItem::Commit`] whose transaction every sink had acknowledged. The runtime stops reading when its
-/// channel is full (back-pressure) and cancels `shutdown` to stop.
+/// [`SourceItem::Commit`] whose transaction every sink had acknowledged. `committed` then carries every later
+/// position that all sinks acknowledged and the checkpoint saved — a source whose server keeps changes until
+/// told (a PostgreSQL slot) confirms exactly these. The runtime stops reading when its channel is full
+/// (back-pressure) and cancels `shutdown` to stop.
 ///
 /// **What the source promises:** items in commit order; a `Commit` after the last change of each transaction
 /// (a large transaction streams: its changes are sent as they are read, never buffered whole); it reconnects
@@ -51,6 +53,7 @@ pub trait Source: Send + 'static {
     fn run<'a>(
         &'a mut self,
         resume: Option<serde_json::Value>,
+        committed: watch::Receiver<Option<serde_json::Value>>,
         out: mpsc::Sender<SourceItem>,
         shutdown: CancellationToken,
     ) -> BoxFuture<'a, Result<(), SourceError>>;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sluice_core::ChangeEvent;
 use sluice_core::component::Record;
-use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -104,6 +104,8 @@ struct Shared {
     dead_letter: Mutex<DeadLetter>,
     ack_notify: Notify,
     status: Arc<PipelineStatus>,
+    /// Positions saved by the checkpointer, for sources that confirm them upstream.
+    committed: watch::Sender<Option<serde_json::Value>>,
 }
 
 impl Shared {
@@ -139,6 +141,7 @@ impl Pipeline {
             dead_letter: Mutex::new(dead_letter),
             ack_notify: Notify::new(),
             status: status.clone(),
+            committed: watch::channel(resume.clone()).0,
         });
 
         // The config table's current rows, before the first change is shaped.
@@ -160,8 +163,9 @@ impl Pipeline {
         let (src_tx, mut src_rx) = mpsc::channel::<SourceItem>(settings.source_buffer);
         let source_task = {
             let stop = source_stop.clone();
+            let committed = shared.committed.subscribe();
             tokio::spawn(async move {
-                let r = source.run(resume, src_tx, stop).await;
+                let r = source.run(resume, committed, src_tx, stop).await;
                 (source, r)
             })
         };
@@ -392,6 +396,7 @@ async fn commit(store: &CheckpointStore, shared: &Shared) -> Result<(), Pipeline
         dl.sync().await.map_err(|source| PipelineError::DeadLetter { path, source })?;
     }
     store.save(&shared.name, &marker.resume).await?;
+    shared.committed.send_replace(Some(marker.resume.clone()));
     shared.status.committed_ts_ms.store(marker.commit_ts_ms, Ordering::Relaxed);
     *shared.status.position.lock().expect("status lock") = Some(marker.resume);
     Ok(())

@@ -38,7 +38,7 @@ fn event(n: usize) -> ChangeEvent {
 }
 
 impl Source for ScriptSource {
-    fn run<'a>(&'a mut self, resume: Option<serde_json::Value>, out: mpsc::Sender<SourceItem>, shutdown: CancellationToken) -> BoxFuture<'a, Result<(), SourceError>> {
+    fn run<'a>(&'a mut self, resume: Option<serde_json::Value>, _committed: tokio::sync::watch::Receiver<Option<serde_json::Value>>, out: mpsc::Sender<SourceItem>, shutdown: CancellationToken) -> BoxFuture<'a, Result<(), SourceError>> {
         Box::pin(async move {
             let start = resume.and_then(|r| r["tx"].as_u64()).map(|t| t as usize + 1).unwrap_or(0);
             for tx in start..self.transactions {

@@ -170,7 +170,7 @@ fn shape_rule(rule: &MetricRule, ev: &ChangeEvent, row: &Row, out: &mut Vec<Metr
                 return Err(format!("value column `{field}` is not a column of {}", place()));
             }
             // No sample for a NULL: there is no value to report.
-            Some(Value::Null) => continue,
+            Some(Value::Null | Value::Unchanged) => continue,
             Some(v) => match v.as_f64() {
                 Some(f) => f,
                 None => {

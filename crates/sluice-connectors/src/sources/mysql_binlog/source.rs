@@ -390,7 +390,14 @@ fn classify(e: &mysql_async::Error, doing: &str) -> Stop {
 }
 
 impl Source for MysqlBinlogSource {
-    fn run<'a>(&'a mut self, resume: Option<serde_json::Value>, out: mpsc::Sender<SourceItem>, shutdown: CancellationToken) -> BoxFuture<'a, Result<(), SourceError>> {
+    fn run<'a>(
+        &'a mut self,
+        resume: Option<serde_json::Value>,
+        // The binlog needs no confirmation: the server keeps files by its own retention.
+        _committed: tokio::sync::watch::Receiver<Option<serde_json::Value>>,
+        out: mpsc::Sender<SourceItem>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'a, Result<(), SourceError>> {
         Box::pin(async move {
             let mut pos: Option<BinlogPosition> = match resume {
                 None => None,

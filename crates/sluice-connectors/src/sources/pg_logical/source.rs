@@ -1,0 +1,335 @@
+//! Streaming pgoutput with `pgwire-replication`; creating or reusing the publication and the slot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use pgwire_replication::{Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
+use sluice_core::change::{Column, Row};
+use sluice_core::{ChangeEvent, Operation, Position, Value};
+use sluice_pipeline::{Source, SourceError, SourceItem};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::config::{PgLogicalConfig, PgUrl, quote_ident, valid_name};
+use super::decode::{self, Message, Relations};
+
+/// Seconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_UNIX_SECS: i64 = 946_684_800;
+
+pub struct PgLogicalSource {
+    name: Arc<str>,
+    config: PgLogicalConfig,
+    url: PgUrl,
+    slot: String,
+    publication: String,
+    reconnect_max: Duration,
+}
+
+enum Stop {
+    Shutdown,
+    Retry(String),
+    Fatal(SourceError),
+}
+
+fn pg_time_ms(micros: i64) -> i64 {
+    PG_EPOCH_UNIX_SECS * 1000 + micros / 1000
+}
+
+impl PgLogicalSource {
+    pub fn new(pipeline: &str, config: PgLogicalConfig) -> Result<Self, String> {
+        let url = PgUrl::parse(&config.url)?;
+        let default = format!("sluice_{}", pipeline.to_ascii_lowercase().replace(['-', '.'], "_"));
+        let slot = config.slot.clone().unwrap_or_else(|| default.clone());
+        let publication = config.publication.clone().unwrap_or(default);
+        if !valid_name(&slot) {
+            return Err(format!("`slot`: `{slot}` must be 1–63 lowercase letters, digits or `_`"));
+        }
+        if !valid_name(&publication) {
+            return Err(format!("`publication`: `{publication}` must be 1–63 lowercase letters, digits or `_`"));
+        }
+        for t in &config.tables {
+            if t.split_once('.').is_none_or(|(s, n)| s.is_empty() || n.is_empty()) {
+                return Err(format!("`tables`: `{t}` is not `schema.table`"));
+            }
+        }
+        let reconnect_max = humantime::parse_duration(&config.reconnect_max)
+            .map_err(|e| format!("`reconnect_max`: `{}` is not a duration like `30s`: {e}", config.reconnect_max))?;
+        Ok(Self { name: pipeline.into(), config, url, slot, publication, reconnect_max })
+    }
+
+    async fn admin(&self) -> Result<tokio_postgres::Client, Stop> {
+        let (client, conn) = tokio_postgres::connect(&self.config.url, tokio_postgres::NoTls).await.map_err(|e| classify_pg(&e, "connect"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
+    /// Creates the publication and the slot when missing; refuses a lost slot or a wrong plugin. A missing
+    /// slot is created only on a first start: once a checkpoint exists, its absence means changes were lost.
+    async fn ensure_setup(&self, resuming: bool) -> Result<(), Stop> {
+        let c = self.admin().await?;
+        let q = |e: tokio_postgres::Error| classify_pg(&e, "prepare replication");
+        let wal_level: String = c.query_one("SHOW wal_level", &[]).await.map_err(q)?.get(0);
+        if wal_level != "logical" {
+            return Err(Stop::Fatal(SourceError::new(format!("wal_level is `{wal_level}`: logical replication needs wal_level=logical (a server restart)"))));
+        }
+        let exists = c.query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&self.publication]).await.map_err(q)?.is_some();
+        if !exists {
+            let target = if self.config.tables.is_empty() {
+                "ALL TABLES".to_string()
+            } else {
+                let list: Vec<String> = self
+                    .config
+                    .tables
+                    .iter()
+                    .map(|t| {
+                        let (s, n) = t.split_once('.').expect("validated");
+                        format!("{}.{}", quote_ident(s), quote_ident(n))
+                    })
+                    .collect();
+                format!("TABLE {}", list.join(", "))
+            };
+            c.batch_execute(&format!("CREATE PUBLICATION {} FOR {target}", quote_ident(&self.publication))).await.map_err(q)?;
+            tracing::info!(source = %self.name, publication = %self.publication, "publication created");
+        }
+        let slot = c.query_opt("SELECT plugin, wal_status FROM pg_replication_slots WHERE slot_name = $1", &[&self.slot]).await.map_err(q)?;
+        match slot {
+            None if resuming => {
+                return Err(Stop::Fatal(SourceError::new(format!(
+                    "replication slot `{}` does not exist although this pipeline has a checkpoint: it was dropped, and the changes since are gone. Remove the checkpoint file to start over (with a snapshot)",
+                    self.slot
+                ))));
+            }
+            None => {
+                c.query_one("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&self.slot]).await.map_err(q)?;
+                tracing::info!(source = %self.name, slot = %self.slot, "replication slot created");
+            }
+            Some(row) => {
+                let plugin: Option<String> = row.get(0);
+                let status: Option<String> = row.get(1);
+                if plugin.as_deref() != Some("pgoutput") {
+                    return Err(Stop::Fatal(SourceError::new(format!("replication slot `{}` uses plugin {:?}, not pgoutput", self.slot, plugin))));
+                }
+                if status.as_deref() == Some("lost") {
+                    return Err(Stop::Fatal(SourceError::new(format!(
+                        "replication slot `{}` is invalidated (the server removed WAL it still needed); changes since its last confirmed position are gone. Drop it, then start again (with a snapshot)",
+                        self.slot
+                    ))));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn stream_once(
+        &self,
+        pos: &mut Option<u64>,
+        committed: &mut watch::Receiver<Option<serde_json::Value>>,
+        out: &mpsc::Sender<SourceItem>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Stop> {
+        self.ensure_setup(pos.is_some()).await?;
+        let start = Lsn(pos.unwrap_or(0));
+        let cfg = ReplicationConfig::new(&self.url.host, &self.url.user, &self.url.password, &self.url.database, &self.slot, self.publication.as_str())
+            .with_port(self.url.port)
+            .with_tls(TlsConfig::disabled())
+            .with_start_lsn(start)
+            .with_status_interval(Duration::from_secs(1))
+            .with_options("-c datestyle=ISO -c TimeZone=UTC -c extra_float_digits=3")
+            .with_application_name(format!("sluice-{}", self.name));
+        let mut client = ReplicationClient::connect(cfg).await.map_err(|e| classify_wire(e, &self.slot))?;
+        if let Some(Some(c)) = Some(committed.borrow().clone()) {
+            if let Some(lsn) = c["lsn"].as_u64() {
+                client.update_applied_lsn(Lsn(lsn));
+            }
+        }
+        tracing::info!(source = %self.name, slot = %self.slot, start_lsn = %start, "logical replication started");
+        let mut relations = Relations::default();
+        let mut xid: Option<Arc<str>> = None;
+        let mut commit_ts_ms = 0i64;
+        let mut last_sent = pos.unwrap_or(0);
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = client.shutdown().await;
+                    return Err(Stop::Shutdown);
+                }
+                changed = committed.changed() => {
+                    if changed.is_ok() {
+                        if let Some(lsn) = committed.borrow().as_ref().and_then(|c| c["lsn"].as_u64()) {
+                            // Confirm to the server only what every sink has and the checkpoint saved.
+                            client.update_applied_lsn(Lsn(lsn));
+                        }
+                    }
+                    continue;
+                }
+                e = client.recv() => e,
+            };
+            let event = match event {
+                Ok(Some(e)) => e,
+                Ok(None) => return Err(Stop::Retry("the server ended the replication stream".into())),
+                Err(e) => return Err(classify_wire(e, &self.slot)),
+            };
+            match event {
+                ReplicationEvent::Begin { xid: x, commit_time_micros, .. } => {
+                    xid = Some(x.to_string().into());
+                    commit_ts_ms = pg_time_ms(commit_time_micros);
+                }
+                ReplicationEvent::XLogData { data, wal_start, .. } => {
+                    let msg = decode::decode(&data).map_err(|e| Stop::Retry(format!("{e} at {wal_start}")))?;
+                    match msg {
+                        Message::Relation(oid, r) => relations.insert(oid, r),
+                        Message::Change { relation, op, old, new } => {
+                            let Some(rel) = relations.get(relation) else {
+                                return Err(Stop::Retry(format!("change for unknown relation {relation} at {wal_start}")));
+                            };
+                            let before = old.map(|cells| decode::row(&rel, cells, None));
+                            let after = new.map(|cells| decode::row(&rel, cells, before.as_ref()));
+                            let ev = ChangeEvent {
+                                source: self.name.clone(),
+                                database: rel.schema.clone(),
+                                table: rel.name.clone(),
+                                op,
+                                before,
+                                after,
+                                commit_ts_ms,
+                                txn: xid.clone(),
+                                position: Position::Lsn { lsn: wal_start.0 },
+                                statement: None,
+                            };
+                            out.send(SourceItem::Change(ev)).await.map_err(|_| Stop::Shutdown)?;
+                        }
+                        Message::Truncate(oids) => {
+                            for oid in oids {
+                                if let Some(rel) = relations.get(oid) {
+                                    let ev = ChangeEvent {
+                                        source: self.name.clone(),
+                                        database: rel.schema.clone(),
+                                        table: rel.name.clone(),
+                                        op: Operation::Ddl,
+                                        before: None,
+                                        after: None,
+                                        commit_ts_ms,
+                                        txn: xid.clone(),
+                                        position: Position::Lsn { lsn: wal_start.0 },
+                                        statement: Some(format!("TRUNCATE {}.{}", rel.schema, rel.name).into()),
+                                    };
+                                    out.send(SourceItem::Change(ev)).await.map_err(|_| Stop::Shutdown)?;
+                                }
+                            }
+                        }
+                        Message::Other => {}
+                    }
+                }
+                ReplicationEvent::KeepAlive { wal_end, .. } => {
+                    // Idle and fully confirmed: nothing between the last commit and the server's WAL end concerns
+                    // this slot, so confirm up to it and let the server recycle WAL.
+                    let confirmed = committed.borrow().as_ref().and_then(|c| c["lsn"].as_u64()).unwrap_or(0);
+                    if xid.is_none() && confirmed >= last_sent && wal_end.0 > confirmed {
+                        client.update_applied_lsn(wal_end);
+                    }
+                }
+                ReplicationEvent::Commit { end_lsn, commit_time_micros, .. } => {
+                    last_sent = end_lsn.0;
+                    let resume = serde_json::json!({ "lsn": end_lsn.0, "lsn_text": end_lsn.to_string() });
+                    out.send(SourceItem::Commit { resume, commit_ts_ms: pg_time_ms(commit_time_micros) }).await.map_err(|_| Stop::Shutdown)?;
+                    *pos = Some(end_lsn.0);
+                    xid = None;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn classify_pg(e: &tokio_postgres::Error, doing: &str) -> Stop {
+    use tokio_postgres::error::SqlState;
+    match e.code() {
+        Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION || *c == SqlState::INSUFFICIENT_PRIVILEGE => {
+            Stop::Fatal(SourceError::new(format!("cannot {doing}: {e}")))
+        }
+        Some(_) => Stop::Fatal(SourceError::new(format!("cannot {doing}: {}", e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())))),
+        None => Stop::Retry(format!("cannot {doing}: {e}")),
+    }
+}
+
+fn classify_wire(e: PgWireError, slot: &str) -> Stop {
+    match &e {
+        PgWireError::Auth(_) => Stop::Fatal(SourceError::with_source("the server refused the replication login", e)),
+        // SQLSTATE 42704 (undefined_object): the slot was dropped under us.
+        PgWireError::Server(m) if m.contains("42704") || m.contains("does not exist") => {
+            Stop::Fatal(SourceError::with_source(format!("replication slot `{slot}` does not exist (dropped?); start again to recreate it (with a snapshot)"), e))
+        }
+        PgWireError::Server(m) if m.contains("55000") || m.contains("can no longer") || m.contains("invalidated") => {
+            Stop::Fatal(SourceError::with_source(format!("replication slot `{slot}` is invalidated; changes since its last confirmed position are gone"), e))
+        }
+        PgWireError::Server(m) if m.contains("55006") => Stop::Retry(format!("replication slot `{slot}` is in use by another connection: {e}")),
+        _ => Stop::Retry(e.to_string()),
+    }
+}
+
+impl Source for PgLogicalSource {
+    fn run<'a>(
+        &'a mut self,
+        resume: Option<serde_json::Value>,
+        mut committed: watch::Receiver<Option<serde_json::Value>>,
+        out: mpsc::Sender<SourceItem>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(async move {
+            let mut pos = match &resume {
+                None => None,
+                Some(v) => Some(v["lsn"].as_u64().ok_or_else(|| SourceError::new("the saved checkpoint is not a PostgreSQL LSN"))?),
+            };
+            let mut pause = Duration::from_millis(200);
+            loop {
+                match self.stream_once(&mut pos, &mut committed, &out, &shutdown).await {
+                    Ok(()) | Err(Stop::Shutdown) => return Ok(()),
+                    Err(Stop::Fatal(e)) => return Err(e),
+                    Err(Stop::Retry(why)) => {
+                        tracing::warn!(source = %self.name, reason = %why, retry_in_ms = pause.as_millis() as u64, "replication interrupted; reconnecting");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return Ok(()),
+                            _ = tokio::time::sleep(pause) => {}
+                        }
+                        pause = (pause * 2).min(self.reconnect_max);
+                    }
+                }
+            }
+        })
+    }
+
+    fn read_table<'a>(&'a self, database: &'a str, table: &'a str) -> BoxFuture<'a, Result<Vec<Row>, SourceError>> {
+        Box::pin(async move {
+            let c = match self.admin().await {
+                Ok(c) => c,
+                Err(Stop::Fatal(e)) => return Err(e),
+                Err(Stop::Retry(m)) => return Err(SourceError::new(format!("cannot read {database}.{table}: {m}"))),
+                Err(Stop::Shutdown) => return Err(SourceError::new("stopped")),
+            };
+            let sql = format!("SELECT to_jsonb(t)::text FROM {}.{} t", quote_ident(database), quote_ident(table));
+            let rows = c.query(sql.as_str(), &[]).await.map_err(|e| SourceError::with_source(format!("cannot read {database}.{table}"), e))?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let text: String = r.get(0);
+                let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).map_err(|e| SourceError::with_source("unexpected row JSON", e))?;
+                let columns: Arc<[Column]> = obj.keys().map(|k| Column { name: k.as_str().into(), primary_key: k == "id" }).collect::<Vec<_>>().into();
+                let values = obj.values().map(json_value).collect();
+                out.push(Row { columns, values });
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn json_value(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => n.as_i64().map(Value::Int).or_else(|| n.as_f64().map(Value::Float)).unwrap_or(Value::Null),
+        serde_json::Value::String(s) => Value::String(s.as_str().into()),
+        other => Value::Json(Arc::new(other.clone())),
+    }
+}

@@ -1,0 +1,3 @@
+//! Connectors against real services: the PostgreSQL logical replication source through the runtime.
+
+mod pg_logical;

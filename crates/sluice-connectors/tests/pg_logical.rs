@@ -1,0 +1,153 @@
+//! PostgreSQL source: typed values, before images, TOAST, slot confirmation, idle keepalives, and a dropped
+//! slot reported as such.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use sluice_connectors::sources::pg_logical::{PgLogicalConfig, PgLogicalSource};
+use sluice_core::component::Record;
+use sluice_core::{Operation, Value};
+use sluice_pipeline::checkpoint::CheckpointStore;
+use sluice_pipeline::dead_letter::DeadLetter;
+use sluice_pipeline::runtime::{NamedSink, RuntimeSettings};
+use sluice_pipeline::status::PipelineStatus;
+use sluice_pipeline::{Pipeline, Rejected, Sink, SinkError};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<Record>>>);
+
+impl Sink for Collect {
+    fn deliver<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+        self.0.lock().unwrap().extend_from_slice(records);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn pg(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c
+}
+
+async fn pipeline(name: &str, url: &str, dir: &std::path::Path, sink: Collect, status: Arc<PipelineStatus>) -> Pipeline {
+    let source = PgLogicalSource::new(
+        name,
+        PgLogicalConfig { url: url.into(), slot: None, publication: None, tables: vec!["public.items".into()], reconnect_max: "2s".into() },
+    )
+    .unwrap();
+    Pipeline {
+        name: name.into(),
+        source: Box::new(source),
+        shaper: None,
+        sinks: vec![NamedSink { name: "collect".into(), sink: Box::new(sink) }],
+        checkpoints: CheckpointStore::open(&dir.join("cp.db")).await.unwrap(),
+        dead_letter: DeadLetter::open(&dir.join("dl.jsonl")).await.unwrap(),
+        settings: RuntimeSettings { checkpoint_interval: Duration::from_millis(50), ..Default::default() },
+        status,
+    }
+}
+
+fn changes(sink: &Collect) -> Vec<Arc<sluice_core::ChangeEvent>> {
+    sink.0.lock().unwrap().iter().filter_map(|r| if let Record::Change(c) = r { Some(c.clone()) } else { None }).collect()
+}
+
+async fn confirmed_flush(c: &tokio_postgres::Client, slot: &str) -> Option<String> {
+    c.query_opt("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await.unwrap().map(|r| r.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_typed_changes_and_confirms_the_slot() {
+    let url = sluice_testkit::fresh_postgres_database("pgsrc").await;
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let name = format!("t_{}", &db[db.len() - 8..]);
+    let slot = format!("sluice_{name}");
+    let c = pg(&url).await;
+    c.batch_execute(
+        "CREATE TABLE items (id serial PRIMARY KEY, host text, amount numeric(10,2), ok boolean, at timestamptz, doc text);
+         ALTER TABLE items REPLICA IDENTITY FULL;",
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Collect::default();
+    let status = Arc::new(PipelineStatus::default());
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(pipeline(&name, &url, dir.path(), sink.clone(), status.clone()).await.run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while confirmed_flush(&c, &slot).await.is_none() {
+        assert!(Instant::now() < deadline, "slot never created");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let big = "x".repeat(100_000); // TOASTed
+    c.execute("INSERT INTO items (host, amount, ok, at, doc) VALUES ('web1', 12.50, true, '2024-01-01 00:00:01+00', $1)", &[&big]).await.unwrap();
+    c.execute("UPDATE items SET amount = 13 WHERE id = 1", &[]).await.unwrap();
+    c.execute("DELETE FROM items WHERE id = 1", &[]).await.unwrap();
+    wait_until("3 changes", || changes(&sink).len() >= 3).await;
+    let ch = changes(&sink);
+    assert_eq!(ch.iter().map(|c| c.op).collect::<Vec<_>>(), [Operation::Insert, Operation::Update, Operation::Delete]);
+    let ins = ch[0].after.as_ref().unwrap();
+    assert_eq!((&*ch[0].database, &*ch[0].table), ("public", "items"));
+    assert_eq!(ins.get("id"), Some(&Value::Int(1)));
+    assert_eq!(ins.get("amount"), Some(&Value::Decimal("12.50".into())));
+    assert_eq!(ins.get("ok"), Some(&Value::Bool(true)));
+    assert_eq!(ins.get("at"), Some(&Value::Timestamp(1_704_067_201_000_000)));
+    assert!(ins.columns.iter().any(|col| &*col.name == "id" && col.primary_key));
+    let upd = &ch[1];
+    assert_eq!(upd.before.as_ref().unwrap().get("amount"), Some(&Value::Decimal("12.50".into())), "REPLICA IDENTITY FULL gives the before image");
+    assert_eq!(upd.after.as_ref().unwrap().get("doc").and_then(|v| v.as_text()).map(|t| t.len()), Some(100_000), "an unchanged TOAST value is filled from the old image");
+    assert_eq!(ch[2].before.as_ref().unwrap().get("host"), Some(&Value::String("web1".into())));
+    assert!(ch[0].commit_ts_ms > 1_700_000_000_000);
+
+    // The slot is confirmed up to the saved checkpoint (status updates go out every second).
+    let saved = || status.position.lock().unwrap().clone();
+    wait_until("a checkpoint", || saved().is_some()).await;
+    let lsn_text = saved().unwrap()["lsn_text"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let flushed = confirmed_flush(&c, &slot).await.unwrap();
+        if lsn_ge(&flushed, &lsn_text) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "confirmed_flush_lsn {flushed} never reached the checkpoint {lsn_text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Idle: WAL written elsewhere is confirmed through keepalives, so the slot does not pin it.
+    let before_idle = confirmed_flush(&c, &slot).await.unwrap();
+    c.batch_execute("CREATE TABLE other (x int); INSERT INTO other SELECT generate_series(1, 1000); SELECT pg_switch_wal();").await.ok();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let now = confirmed_flush(&c, &slot).await.unwrap();
+        if now != before_idle && lsn_ge(&now, &before_idle) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "an idle slot kept confirmed_flush_lsn at {before_idle}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+
+    // A dropped slot with a checkpoint is an error that names it, not a silent restart.
+    c.query_one("SELECT pg_drop_replication_slot($1)", &[&slot]).await.unwrap();
+    let err = pipeline(&name, &url, dir.path(), Collect::default(), Arc::new(PipelineStatus::default())).await.run(CancellationToken::new()).await.unwrap_err();
+    assert!(err.to_string().contains(&slot) && err.to_string().contains("does not exist"), "{err}");
+}
+
+fn lsn_ge(a: &str, b: &str) -> bool {
+    let parse = |s: &str| {
+        let (hi, lo) = s.split_once('/').unwrap();
+        (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+    };
+    parse(a) >= parse(b)
+}
