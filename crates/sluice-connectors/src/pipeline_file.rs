@@ -134,9 +134,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, LoadError> {
     })?;
     let de = toml::Deserializer::parse(&text).map_err(|e| invalid(vec![FileError { path: "(syntax)".into(), message: e.to_string().trim().to_string() }]))?;
     let config: PipelineFile = serde_path_to_error::deserialize(de).map_err(|e| {
-        let p = e.path().to_string();
+        let mut p = e.path().to_string();
         let mut message = e.into_inner().message().to_string();
-        if p.ends_with("start") && message.contains("did not match any variant") {
+        // The tagged [source] buffers its fields, so serde loses the path into `start` and says only that no
+        // form matched: name the key and the forms.
+        if message.contains("untagged enum StartFrom") {
+            p = format!("{p}.start");
             message = "expected \"now\", \"earliest\", { file = \"NAME\", pos = N } or { gtid = \"D-S-N\" }".into();
         }
         invalid(vec![FileError { path: p, message }])
