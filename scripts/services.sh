@@ -6,18 +6,19 @@
 #   scripts/services.sh stop   [NAME…]
 #   scripts/services.sh status [NAME…]   exit 1 when any named service is down
 #
-# NAME is one of: mariadb postgres redis (default: all). `start` is idempotent: when everything is up it
-# returns at once. It writes target/services/env, which exports the URLs the tests read:
-#   SLUICE_TEST_MARIADB_URL  SLUICE_TEST_POSTGRES_URL  SLUICE_TEST_REDIS_URL
+# NAME is one of: mariadb postgres redis prometheus (default: all). `start` is idempotent: when everything is
+# up it returns at once. It writes target/services/env, which exports the URLs the tests read:
+#   SLUICE_TEST_MARIADB_URL  SLUICE_TEST_POSTGRES_URL  SLUICE_TEST_REDIS_URL  SLUICE_TEST_PROMETHEUS_URL
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BASE="${SLUICE_SERVICES_DIR:-$ROOT/target/services}"
-ALL=(mariadb postgres redis)
+ALL=(mariadb postgres redis prometheus)
 
 MARIADB_PORT=3307
 POSTGRES_PORT=5433
 REDIS_PORT=6380
+PROMETHEUS_PORT=9095
 # Test-only credentials of test-only instances bound to 127.0.0.1.
 SVC_USER=sluice
 SVC_PASS=sluice
@@ -185,6 +186,36 @@ redis_stop() {
   rm -f "$pidf"
 }
 
+# ---------------------------------------------------------------- Prometheus (remote-write receiver)
+PROM_DIR=$BASE/prometheus
+prometheus_up() { curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"; }
+
+prometheus_start() {
+  ensure_packages prometheus curl
+  if prometheus_up >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$PROM_DIR/data"
+  # No scrape jobs: this instance only receives remote writes and answers queries.
+  printf 'global:\n  scrape_interval: 1h\n' >"$PROM_DIR/prometheus.yml"
+  log "prometheus: starting on 127.0.0.1:$PROMETHEUS_PORT"
+  setsid prometheus --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --web.enable-remote-write-receiver \
+    --storage.tsdb.retention.time=2d </dev/null >"$PROM_DIR/prometheus.log" 2>&1 &
+  echo $! >"$PROM_DIR/prometheus.pid"
+  wait_for prometheus prometheus_up || { tail -20 "$PROM_DIR/prometheus.log" >&2; die "prometheus did not start"; }
+}
+
+prometheus_stop() {
+  local pidf=$PROM_DIR/prometheus.pid pid
+  [ -f "$pidf" ] || return 0
+  pid=$(cat "$pidf")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "prometheus: stopping pid $pid"
+    kill "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$pidf"
+}
+
 # ---------------------------------------------------------------- env file
 write_env() {
   mkdir -p "$BASE"
@@ -193,6 +224,7 @@ write_env() {
 export SLUICE_TEST_MARIADB_URL=mysql://$SVC_USER:$SVC_PASS@127.0.0.1:$MARIADB_PORT/
 export SLUICE_TEST_POSTGRES_URL=postgres://$SVC_USER:$SVC_PASS@127.0.0.1:$POSTGRES_PORT/$SVC_USER
 export SLUICE_TEST_REDIS_URL=redis://:$SVC_PASS@127.0.0.1:$REDIS_PORT/
+export SLUICE_TEST_PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
 ENV
   mv "$BASE/env.tmp" "$BASE/env"
 }
@@ -202,6 +234,7 @@ status_of() {
     mariadb) mariadb_up ;;
     postgres) postgres_up ;;
     redis) redis_up ;;
+    prometheus) prometheus_up ;;
   esac
 }
 

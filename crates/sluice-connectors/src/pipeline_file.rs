@@ -44,6 +44,8 @@ pub enum SourceConfig {
 pub enum SinkConfig {
     #[cfg(feature = "sink-falcon")]
     Falcon(crate::sinks::falcon::FalconSinkConfig),
+    #[cfg(feature = "sink-prom-remote-write")]
+    PrometheusRemoteWrite(crate::sinks::prom_remote_write::PromRemoteWriteSinkConfig),
     #[cfg(feature = "sink-file")]
     File(crate::sinks::file::FileSinkConfig),
     #[cfg(feature = "sink-blackhole")]
@@ -56,6 +58,8 @@ impl SinkConfig {
         match self {
             #[cfg(feature = "sink-falcon")]
             SinkConfig::Falcon(_) => true,
+            #[cfg(feature = "sink-prom-remote-write")]
+            SinkConfig::PrometheusRemoteWrite(_) => true,
             #[cfg(feature = "sink-file")]
             SinkConfig::File(_) => false,
             #[cfg(feature = "sink-blackhole")]
@@ -210,6 +214,8 @@ fn validate(c: &PipelineFile) -> Vec<FileError> {
         let result = match s {
             #[cfg(feature = "sink-falcon")]
             SinkConfig::Falcon(f) => crate::sinks::falcon::FalconSink::new(f).map(|_| ()),
+            #[cfg(feature = "sink-prom-remote-write")]
+            SinkConfig::PrometheusRemoteWrite(p) => crate::sinks::prom_remote_write::PromRemoteWriteSink::new(p).map(|_| ()),
             #[cfg(feature = "sink-file")]
             SinkConfig::File(f) => {
                 if f.path.is_empty() { Err("`path` is empty".to_string()) } else { Ok(()) }
@@ -262,6 +268,8 @@ impl Loaded {
             let sink: Box<dyn Sink> = match s {
                 #[cfg(feature = "sink-falcon")]
                 SinkConfig::Falcon(f) => Box::new(crate::sinks::falcon::FalconSink::new(&f).map_err(|e| open(&format!("sinks.{name}"), e))?),
+                #[cfg(feature = "sink-prom-remote-write")]
+                SinkConfig::PrometheusRemoteWrite(p) => Box::new(crate::sinks::prom_remote_write::PromRemoteWriteSink::new(&p).map_err(|e| open(&format!("sinks.{name}"), e))?),
                 #[cfg(feature = "sink-file")]
                 SinkConfig::File(f) => Box::new(crate::sinks::file::FileSink::new(&f).await.map_err(|e| open(&format!("sinks.{name}"), e))?),
                 #[cfg(feature = "sink-blackhole")]

@@ -70,7 +70,7 @@ async fn streams_typed_changes_and_confirms_the_slot() {
     let url = sluice_testkit::fresh_postgres_database("pgsrc").await;
     let db = url.rsplit('/').next().unwrap().to_string();
     let name = format!("t_{}", &db[db.len() - 8..]);
-    let slot = format!("sluice_{name}");
+    let slot = format!("sluice_{name}_{db}");
     let c = pg(&url).await;
     c.batch_execute(
         "CREATE TABLE items (id serial PRIMARY KEY, host text, amount numeric(10,2), ok boolean, at timestamptz, doc text);
@@ -142,6 +142,32 @@ async fn streams_typed_changes_and_confirms_the_slot() {
     c.query_one("SELECT pg_drop_replication_slot($1)", &[&slot]).await.unwrap();
     let err = pipeline(&name, &url, dir.path(), Collect::default(), Arc::new(PipelineStatus::default())).await.run(CancellationToken::new()).await.unwrap_err();
     assert!(err.to_string().contains(&slot) && err.to_string().contains("does not exist"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_of_another_database_is_refused_by_name() {
+    let url_a = sluice_testkit::fresh_postgres_database("pgslot").await;
+    let url_b = sluice_testkit::fresh_postgres_database("pgslot").await;
+    let a = pg(&url_a).await;
+    let b = pg(&url_b).await;
+    b.batch_execute("CREATE TABLE items (id int PRIMARY KEY)").await.unwrap();
+    let slot = format!("shared_{}", &url_a[url_a.len() - 10..]);
+    a.query_one("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = PgLogicalSource::new("p", PgLogicalConfig { url: url_b.clone(), slot: Some(slot.clone()), publication: None, tables: vec![], reconnect_max: "1s".into() }).unwrap();
+    let p = Pipeline {
+        name: "p".into(),
+        source: Box::new(source),
+        shaper: None,
+        sinks: vec![NamedSink { name: "c".into(), sink: Box::new(Collect::default()) }],
+        checkpoints: CheckpointStore::open(&dir.path().join("cp.db")).await.unwrap(),
+        dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await.unwrap(),
+        settings: RuntimeSettings::default(),
+        status: Arc::new(PipelineStatus::default()),
+    };
+    let err = p.run(CancellationToken::new()).await.unwrap_err().to_string();
+    a.query_one("SELECT pg_drop_replication_slot($1)", &[&slot]).await.unwrap();
+    assert!(err.contains(&slot) && err.contains("belongs to database"), "{err}");
 }
 
 fn lsn_ge(a: &str, b: &str) -> bool {

@@ -17,6 +17,7 @@ pub enum Service {
     Mariadb,
     Postgres,
     Redis,
+    Prometheus,
 }
 
 impl Service {
@@ -25,6 +26,7 @@ impl Service {
             Service::Mariadb => "SLUICE_TEST_MARIADB_URL",
             Service::Postgres => "SLUICE_TEST_POSTGRES_URL",
             Service::Redis => "SLUICE_TEST_REDIS_URL",
+            Service::Prometheus => "SLUICE_TEST_PROMETHEUS_URL",
         }
     }
 
@@ -33,6 +35,7 @@ impl Service {
             Service::Mariadb => "mariadb",
             Service::Postgres => "postgres",
             Service::Redis => "redis",
+            Service::Prometheus => "prometheus",
         }
     }
 }

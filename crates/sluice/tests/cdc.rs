@@ -348,3 +348,78 @@ async fn a_single_million_row_transaction_streams_in_bounded_memory() {
     assert!(peak < 200, "a large transaction must stream, not be buffered: peak RSS {peak} MiB");
     assert!(p.terminate().await.success());
 }
+
+/// Sums `count_over_time(NAME[15m])` over every series of a metric in Prometheus.
+async fn prometheus_samples(prom: &str, name: &str) -> (usize, f64) {
+    let url = format!("{prom}/api/v1/query");
+    let resp: serde_json::Value = reqwest::Client::new()
+        .get(&url)
+        .query(&[("query", format!("count_over_time({name}[15m])"))])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let series = resp["data"]["result"].as_array().cloned().unwrap_or_default();
+    let total = series.iter().filter_map(|s| s["value"][1].as_str().and_then(|v| v.parse::<f64>().ok())).sum();
+    (series.len(), total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_from_postgres_example_runs_end_to_end() {
+    let prom = service(Service::Prometheus);
+    let pg_url = sluice_testkit::fresh_postgres_database("promex").await;
+    let (client, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let suffix = pg_url.rsplit('_').next().unwrap()[..10].to_string();
+    let metric = format!("orders_{suffix}");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE sluice_metric_config (
+               id SERIAL PRIMARY KEY, db_name VARCHAR(64) NOT NULL, table_name VARCHAR(64) NOT NULL,
+               value_columns VARCHAR(1024) NOT NULL, metric VARCHAR(255) NOT NULL, endpoint VARCHAR(255) NOT NULL,
+               tags VARCHAR(510) NOT NULL DEFAULT '', step INT NOT NULL DEFAULT 60,
+               counter_type VARCHAR(16) NOT NULL DEFAULT 'GAUGE', timestamp_column VARCHAR(64) NULL,
+               enabled BOOLEAN NOT NULL DEFAULT TRUE);
+             CREATE TABLE orders (id SERIAL PRIMARY KEY, shop TEXT, amount NUMERIC(10,2), items INT);
+             INSERT INTO sluice_metric_config (db_name, table_name, value_columns, metric, endpoint, tags)
+               VALUES ('public', 'orders', 'amount,items', '{metric}.{{$field}}', '{{shop}}', 'row={{id}}');"
+        ))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prometheus-from-postgres.toml");
+    std::fs::copy(sluice_testkit::workspace_root().join("examples/prometheus-from-postgres.toml"), &file).unwrap();
+    let env = vec![("SLUICE_POSTGRES_URL", pg_url.clone()), ("SLUICE_PROMETHEUS_URL", prom.clone())];
+    let p = RunningPipeline::start(&file, &env);
+    p.wait_log("logical replication started", Duration::from_secs(30)).await;
+
+    for i in 0..5 {
+        client.execute("INSERT INTO orders (shop, amount, items) VALUES ($1, 9.5, 3)", &[&format!("shop{}", i % 2)]).await.unwrap();
+    }
+    let amount = format!("{metric}_amount");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (series, samples) = prometheus_samples(&prom, &amount).await;
+        if series == 5 && samples >= 5.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Prometheus has {series} series / {samples} samples of {amount}; pipeline log:\n{}", p.log.lock().unwrap().join("\n"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(prometheus_samples(&prom, &format!("{metric}_items")).await.0, 5, "one row, two value columns, two metrics");
+
+    // Reshape live: rename the metric in the config row.
+    client.execute(&format!("UPDATE sluice_metric_config SET metric = '{metric}_v2.{{$field}}', value_columns = 'items' WHERE id = 1"), &[]).await.unwrap();
+    client.execute("INSERT INTO orders (shop, amount, items) VALUES ('shop9', 1, 7)", &[]).await.unwrap();
+    let renamed = format!("{metric}_v2_items");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while prometheus_samples(&prom, &renamed).await.0 != 1 {
+        assert!(Instant::now() < deadline, "the renamed metric {renamed} never reached Prometheus");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(p.terminate().await.success());
+    // Slots are per server and pin WAL: leave none behind on the shared test service.
+    client.batch_execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()").await.unwrap();
+}

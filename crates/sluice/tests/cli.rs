@@ -187,3 +187,38 @@ fn audit_verify_detects_an_edited_and_a_deleted_row() {
     assert_eq!(deleted.status.code(), Some(1));
     assert!(text(&deleted).contains("missing"), "{}", text(&deleted));
 }
+
+#[test]
+fn every_example_pipeline_file_passes_check() {
+    let dir = sluice_testkit::workspace_root().join("examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let out = Command::new(BIN)
+            .args(["run", "--check"])
+            .arg(&path)
+            .env("SLUICE_MYSQL_URL", "mysql://u:p@127.0.0.1:3307/")
+            .env("SLUICE_FALCON_URL", "http://127.0.0.1:1988/v1/push")
+            .env("SLUICE_POSTGRES_URL", "postgres://u:p@127.0.0.1:5433/db")
+            .env("SLUICE_PROMETHEUS_URL", "http://127.0.0.1:9095")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {}", path.display(), text(&out));
+        checked += 1;
+    }
+    assert!(checked >= 2, "checked {checked} examples");
+}
+
+#[test]
+fn a_bad_pipeline_file_names_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[source]\ntype = \"mysql_binlog\"\nurl = \"nonsense\"\n[sinks.a]\ntype = \"falcon\"\nurl = \"ftp://x\"\n").unwrap();
+    let out = Command::new(BIN).args(["run", "--check"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    assert!(t.contains("`source`") && t.contains("`sinks.a`") && t.contains("add a [shape] section"), "{t}");
+}

@@ -4,3 +4,5 @@ pub mod falcon;
 pub mod file;
 #[cfg(feature = "sink-blackhole")]
 pub mod blackhole;
+#[cfg(feature = "sink-prom-remote-write")]
+pub mod prom_remote_write;

@@ -102,5 +102,6 @@ pub fn service_instance(s: sluice_testkit::Service, name: &str, password: &str) 
         sluice_testkit::Service::Redis => serde_json::json!({
             "name": name, "engine": "redis", "host": host, "port": port, "password": password, "environment": "test"
         }),
+        other => panic!("{} is not a database instance", other.name()),
     }
 }

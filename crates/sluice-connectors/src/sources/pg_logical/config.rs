@@ -7,9 +7,9 @@ pub struct PgLogicalConfig {
     /// `postgres://user:password@host:port/database`. The user needs the REPLICATION attribute (or superuser),
     /// and owner rights or superuser to create the publication.
     pub url: String,
-    /// Replication slot; created (pgoutput) when missing. Default: `sluice_<pipeline name>`.
+    /// Replication slot; created (pgoutput) when missing. Default: `sluice_<pipeline name>_<database>`.
     pub slot: Option<String>,
-    /// Publication; created when missing. Default: `sluice_<pipeline name>`.
+    /// Publication; created when missing. Default: `sluice_<pipeline name>_<database>`.
     pub publication: Option<String>,
     /// Tables the publication covers when Sluice creates it, as `schema.table`. Empty: all tables.
     #[serde(default)]

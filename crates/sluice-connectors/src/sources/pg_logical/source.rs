@@ -39,7 +39,10 @@ fn pg_time_ms(micros: i64) -> i64 {
 impl PgLogicalSource {
     pub fn new(pipeline: &str, config: PgLogicalConfig) -> Result<Self, String> {
         let url = PgUrl::parse(&config.url)?;
-        let default = format!("sluice_{}", pipeline.to_ascii_lowercase().replace(['-', '.'], "_"));
+        // Slots are cluster-wide: the default names the database too, so pipelines of the same name on two
+        // databases of one server do not collide.
+        let mut default = format!("sluice_{}_{}", pipeline, url.database).to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+        default.truncate(63);
         let slot = config.slot.clone().unwrap_or_else(|| default.clone());
         let publication = config.publication.clone().unwrap_or(default);
         if !valid_name(&slot) {
@@ -94,7 +97,10 @@ impl PgLogicalSource {
             c.batch_execute(&format!("CREATE PUBLICATION {} FOR {target}", quote_ident(&self.publication))).await.map_err(q)?;
             tracing::info!(source = %self.name, publication = %self.publication, "publication created");
         }
-        let slot = c.query_opt("SELECT plugin, wal_status FROM pg_replication_slots WHERE slot_name = $1", &[&self.slot]).await.map_err(q)?;
+        let slot = c
+            .query_opt("SELECT plugin, wal_status, database::text, current_database()::text FROM pg_replication_slots WHERE slot_name = $1", &[&self.slot])
+            .await
+            .map_err(q)?;
         match slot {
             None if resuming => {
                 return Err(Stop::Fatal(SourceError::new(format!(
@@ -109,6 +115,13 @@ impl PgLogicalSource {
             Some(row) => {
                 let plugin: Option<String> = row.get(0);
                 let status: Option<String> = row.get(1);
+                let (slot_db, this_db): (Option<String>, String) = (row.get(2), row.get(3));
+                if slot_db.as_deref() != Some(this_db.as_str()) {
+                    return Err(Stop::Fatal(SourceError::new(format!(
+                        "replication slot `{}` belongs to database {:?}, not {this_db:?}: slots are per server, so choose another `slot`",
+                        self.slot, slot_db
+                    ))));
+                }
                 if plugin.as_deref() != Some("pgoutput") {
                     return Err(Stop::Fatal(SourceError::new(format!("replication slot `{}` uses plugin {:?}, not pgoutput", self.slot, plugin))));
                 }

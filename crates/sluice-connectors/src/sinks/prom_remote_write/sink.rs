@@ -1,0 +1,78 @@
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use prost::Message;
+use sluice_core::component::Record;
+use sluice_pipeline::{Rejected, Sink, SinkError};
+
+use super::config::PromRemoteWriteSinkConfig;
+use super::encoding::encode_metrics;
+
+pub struct PromRemoteWriteSink {
+    client: reqwest::Client,
+    url: String,
+    batch_max: usize,
+}
+
+impl PromRemoteWriteSink {
+    pub fn new(config: &PromRemoteWriteSinkConfig) -> Result<Self, String> {
+        if !(config.url.starts_with("http://") || config.url.starts_with("https://")) {
+            return Err(format!("`url`: `{}` is not an http(s) URL", config.url));
+        }
+        if config.batch_max == 0 {
+            return Err("`batch_max` must be > 0".into());
+        }
+        let timeout = humantime::parse_duration(&config.timeout).map_err(|e| format!("`timeout`: `{}` is not a duration: {e}", config.timeout))?;
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5).min(timeout))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self { client, url: config.url.clone(), batch_max: config.batch_max })
+    }
+
+    async fn write(&self, body: Vec<u8>) -> Result<(), SinkError> {
+        let resp = self
+            .client
+            .post(&self.url)
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SinkError { retryable: true, message: format!("cannot reach the remote-write receiver at {}: {e}", self.url), source: Some(Box::new(e)) })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
+        let message = format!("remote-write receiver answered {status}: {}", text.trim());
+        Err(if status.is_server_error() || status.as_u16() == 429 { SinkError::retryable(message) } else { SinkError::permanent(message) })
+    }
+}
+
+impl Sink for PromRemoteWriteSink {
+    fn deliver<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+        Box::pin(async move {
+            let mut rejected = Vec::new();
+            let mut metrics = Vec::with_capacity(records.len());
+            for (index, r) in records.iter().enumerate() {
+                match r {
+                    Record::Metric(m) if m.value.is_finite() => metrics.push(m),
+                    Record::Metric(_) => rejected.push(Rejected { index, reason: "value is not a finite number".into() }),
+                    _ => rejected.push(Rejected { index, reason: "the prometheus_remote_write sink takes metrics only (add a [shape] section)".into() }),
+                }
+            }
+            for chunk in metrics.chunks(self.batch_max) {
+                let req = encode_metrics(chunk.iter().copied());
+                let proto = req.encode_to_vec();
+                let body = snap::raw::Encoder::new()
+                    .compress_vec(&proto)
+                    .map_err(|e| SinkError::permanent(format!("snappy compression failed: {e}")))?;
+                self.write(body).await?;
+            }
+            Ok(rejected)
+        })
+    }
+}
