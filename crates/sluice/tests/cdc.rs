@@ -226,8 +226,11 @@ async fn kill_nine_twice_while_writing_100k_rows_loses_nothing() {
     wait_until("every row's sample", Duration::from_secs(180), || distinct() >= TX * ROWS).await;
     let total = falcon.count();
     assert_eq!(distinct(), TX * ROWS, "every row arrived exactly once or more");
-    // Only the unacknowledged tail repeats: at most a few transactions per kill.
-    assert!(total - TX * ROWS <= 2 * 10 * ROWS, "{} duplicates after 2 kills is more than the unacknowledged tail", total - TX * ROWS);
+    // Only the unacknowledged tail repeats. Per kill it is bounded by what the pipeline holds unacknowledged:
+    // the source buffer (4,096 changes), the sink's queue (4 batches of up to 1,000), the transaction in
+    // flight, and what was delivered since the last checkpoint save (one 200 ms interval at full speed).
+    let per_kill = 4_096 + 4 * 1_000 + ROWS + 4_000;
+    assert!(total - TX * ROWS <= 2 * per_kill, "{} duplicates after 2 kills is more than the unacknowledged tail", total - TX * ROWS);
     eprintln!("kill -9 x2: {} rows, {} samples received, {} duplicates", TX * ROWS, total, total - TX * ROWS);
     let status = p.terminate().await;
     assert!(status.success());

@@ -9,7 +9,9 @@ use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::consts::ColumnType;
 use sluice_core::Value;
-use sluice_core::change::Column;
+use sluice_core::change::{Column, Row};
+
+use super::rowdecode::{Cursor, Layout, Truncated, layout, read_value};
 
 /// The binary collation id: strings in it are bytes, not text.
 const BINARY_CHARSET: u16 = 63;
@@ -42,6 +44,9 @@ pub(crate) struct TablePlan {
     kinds: Vec<Kind>,
     enum_names: Vec<Option<Vec<Arc<str>>>>,
     set_names: Vec<Option<Vec<Arc<str>>>>,
+    layouts: Vec<Layout>,
+    /// Every column has a layout the native decoder reads; otherwise rows go through mysql_common.
+    pub native: bool,
 }
 
 impl TablePlan {
@@ -139,7 +144,38 @@ impl TablePlan {
             })
             .collect::<Vec<_>>()
             .into();
-        Self { database: tme.database_name().as_ref().into(), table: tme.table_name().as_ref().into(), columns, kinds, enum_names, set_names }
+        let layouts: Vec<Layout> = (0..n).map(|i| layout(tme, i)).collect();
+        let native = layouts.iter().all(|l| *l != Layout::Unsupported);
+        Self { database: tme.database_name().as_ref().into(), table: tme.table_name().as_ref().into(), columns, kinds, enum_names, set_names, layouts, native }
+    }
+
+    /// Decodes one row image from rows-event data: the NULL bitmap over the present columns, then their values.
+    /// Columns absent from the image (binlog_row_image=MINIMAL) are [`Value::Unchanged`].
+    pub fn decode_image(&self, c: &mut Cursor<'_>, present: &[bool]) -> Result<Row, Truncated> {
+        let n = self.columns.len();
+        let count = present.iter().take(n).filter(|p| **p).count();
+        let nulls = c.take_bitmap(count.div_ceil(8))?;
+        let mut values = Vec::with_capacity(n);
+        let mut k = 0;
+        for i in 0..n {
+            if !present.get(i).copied().unwrap_or(false) {
+                values.push(Value::Unchanged);
+                continue;
+            }
+            let is_null = nulls[k / 8] & (1 << (k % 8)) != 0;
+            k += 1;
+            if is_null {
+                values.push(Value::Null);
+                continue;
+            }
+            let names = match self.layouts[i] {
+                Layout::Enum { .. } => self.enum_names[i].as_deref(),
+                Layout::Set { .. } => self.set_names[i].as_deref(),
+                _ => None,
+            };
+            values.push(read_value(c, self.layouts[i], self.kinds[i], i, names)?);
+        }
+        Ok(Row { columns: self.columns.clone(), values })
     }
 
     pub fn has_names(tme: &TableMapEvent<'_>) -> bool {

@@ -7,6 +7,7 @@
 mod config;
 mod decode;
 mod position;
+mod rowdecode;
 mod source;
 
 pub use config::{MysqlBinlogConfig, StartFrom};

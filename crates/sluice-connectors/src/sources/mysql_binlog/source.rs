@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{MysqlBinlogConfig, StartFrom, StartName, glob_match};
 use super::decode::TablePlan;
+use super::rowdecode::Cursor;
 use super::position::{BinlogPosition, GtidState};
 
 /// MariaDB's own event types, which mysql_common does not decode (see `../shared/notes/cdc-spike.md`).
@@ -296,22 +297,43 @@ impl MysqlBinlogSource {
                 let file: Arc<str> = st.file.as_str().into();
                 let gtid = st.gtid_text();
                 st.in_tx_rows = true;
-                for (i, row) in re.rows(tme).enumerate() {
-                    let (before, after) = row.map_err(|e| Stop::Retry(format!("cannot decode a row at {file}:{start_pos}: {e}")))?;
-                    let conv = |r: Option<mysql_async::binlog::row::BinlogRow>| r.map(|mut r| to_row(&plan, &mut r));
-                    let ev = ChangeEvent {
-                        source: self.name.clone(),
-                        database: plan.database.clone(),
-                        table: plan.table.clone(),
-                        op,
-                        before: conv(before),
-                        after: conv(after),
-                        commit_ts_ms: st.commit_ts_ms.max(header.timestamp() as i64 * 1000),
-                        txn: gtid.clone(),
-                        position: Position::Binlog { file: file.clone(), pos: start_pos, gtid: gtid.clone(), row: i as u32 },
-                        statement: None,
-                    };
-                    send(out, SourceItem::Change(ev)).await?;
+                let commit_ts_ms = st.commit_ts_ms.max(header.timestamp() as i64 * 1000);
+                let make = |i: usize, before: Option<Row>, after: Option<Row>| ChangeEvent {
+                    source: self.name.clone(),
+                    database: plan.database.clone(),
+                    table: plan.table.clone(),
+                    op,
+                    before,
+                    after,
+                    commit_ts_ms,
+                    txn: gtid.clone(),
+                    position: Position::Binlog { file: file.clone(), pos: start_pos, gtid: gtid.clone(), row: i as u32 },
+                    statement: None,
+                };
+                if plan.native {
+                    let before_bits: Option<Vec<bool>> = re.columns_before_image().map(|b| b.iter().map(|x| *x).collect());
+                    let after_bits: Option<Vec<bool>> = re.columns_after_image().map(|b| b.iter().map(|x| *x).collect());
+                    let mut c = Cursor { data: re.rows_data(), at: 0 };
+                    let mut i = 0;
+                    while !c.is_empty() {
+                        let bad = |e: super::rowdecode::Truncated| Stop::Retry(format!("cannot decode a row of {}.{} at {file}:{start_pos}: {e}", plan.database, plan.table));
+                        let before = match &before_bits {
+                            Some(b) => Some(plan.decode_image(&mut c, b).map_err(bad)?),
+                            None => None,
+                        };
+                        let after = match &after_bits {
+                            Some(b) => Some(plan.decode_image(&mut c, b).map_err(bad)?),
+                            None => None,
+                        };
+                        send(out, SourceItem::Change(make(i, before, after))).await?;
+                        i += 1;
+                    }
+                } else {
+                    for (i, row) in re.rows(tme).enumerate() {
+                        let (before, after) = row.map_err(|e| Stop::Retry(format!("cannot decode a row at {file}:{start_pos}: {e}")))?;
+                        let conv = |r: Option<mysql_async::binlog::row::BinlogRow>| r.map(|mut r| to_row(&plan, &mut r));
+                        send(out, SourceItem::Change(make(i, conv(before), conv(after)))).await?;
+                    }
                 }
             }
             _ => {}
