@@ -1,3 +1,4 @@
 //! Connectors against real services: the PostgreSQL logical replication source through the runtime.
 
+mod mysql_binlog;
 mod pg_logical;

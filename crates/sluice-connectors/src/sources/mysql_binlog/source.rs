@@ -202,6 +202,7 @@ impl MysqlBinlogSource {
     ) -> Result<(), Stop> {
         let header = event.header();
         let end_pos = header.log_pos() as u64;
+        tracing::trace!(source = %self.name, event_type = header.event_type_raw(), end_pos, "binlog event");
         if header.event_type_raw() == MARIADB_GTID_EVENT {
             let d = event.data();
             if d.len() >= 13 {
