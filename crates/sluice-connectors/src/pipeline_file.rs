@@ -52,6 +52,21 @@ pub enum SinkConfig {
     Blackhole(crate::sinks::blackhole::BlackholeSinkConfig),
 }
 
+/// The prefix of a connection string that names a registered instance instead (`instance:orders-db`).
+pub const INSTANCE_URL_PREFIX: &str = "instance:";
+
+impl SourceConfig {
+    /// The source's connection string, for resolving `instance:NAME` references.
+    pub fn url_mut(&mut self) -> &mut String {
+        match self {
+            #[cfg(feature = "source-mysql-binlog")]
+            SourceConfig::MysqlBinlog(c) => &mut c.url,
+            #[cfg(feature = "source-pg-logical")]
+            SourceConfig::PgLogical(c) => &mut c.url,
+        }
+    }
+}
+
 impl SinkConfig {
     /// Whether the sink takes metrics only (and so needs `[shape]`).
     fn metrics_only(&self) -> bool {
@@ -131,6 +146,12 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
 }
 
 pub fn parse(text: &str, path: &Path) -> Result<Loaded, LoadError> {
+    finish(parse_unvalidated(text, path)?, path)
+}
+
+/// First half of [`parse`]: interpolate and deserialize, without validating. The control plane uses it to
+/// resolve `url = "instance:NAME"` from the instance registry before [`finish`].
+pub fn parse_unvalidated(text: &str, path: &Path) -> Result<PipelineFile, LoadError> {
     let file = path.display().to_string();
     let invalid = |errors: Vec<FileError>| LoadError::Invalid { file: file.clone(), errors };
     let text = sluice_core::interpolate(text, |k| std::env::var(k).ok()).map_err(|errs| {
@@ -148,6 +169,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, LoadError> {
         }
         invalid(vec![FileError { path: p, message }])
     })?;
+    Ok(config)
+}
+
+/// Second half of [`parse`]: validate everything, then settle the file paths.
+pub fn finish(config: PipelineFile, path: &Path) -> Result<Loaded, LoadError> {
+    let file = path.display().to_string();
+    let invalid = |errors: Vec<FileError>| LoadError::Invalid { file: file.clone(), errors };
     let errors = validate(&config);
     if !errors.is_empty() {
         return Err(invalid(errors));
@@ -174,6 +202,15 @@ fn validate(c: &PipelineFile) -> Vec<FileError> {
             err("name".into(), "use letters, digits, `.`, `_` or `-`".into());
         }
     }
+    let url = match &c.source {
+        #[cfg(feature = "source-mysql-binlog")]
+        SourceConfig::MysqlBinlog(s) => &s.url,
+        #[cfg(feature = "source-pg-logical")]
+        SourceConfig::PgLogical(s) => &s.url,
+    };
+    if url.starts_with(INSTANCE_URL_PREFIX) {
+        err("source.url".into(), format!("`{url}` names a registered instance: that works only for pipelines managed by `sluice serve`"));
+    } else {
     match &c.source {
         #[cfg(feature = "source-mysql-binlog")]
         SourceConfig::MysqlBinlog(s) => {
@@ -187,6 +224,7 @@ fn validate(c: &PipelineFile) -> Vec<FileError> {
                 err("source".into(), e);
             }
         }
+    }
     }
     if let Some(shape) = &c.shape {
         if let Some(t) = &shape.config_table {

@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod pipelines;
 pub mod policy;
 pub mod routes;
 pub mod state;
@@ -29,5 +30,9 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown:
             }
         }
     });
-    axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    state.pipelines.resume_all().await;
+    let pipelines = state.pipelines.clone();
+    let served = axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+    pipelines.shutdown_all().await;
+    served
 }

@@ -17,6 +17,8 @@ pub enum Permission {
     InstanceCheck,
     AuditRead,
     UserAdmin,
+    PipelineRead,
+    PipelineWrite,
 }
 
 impl Permission {
@@ -29,6 +31,8 @@ impl Permission {
             Permission::InstanceCheck => "instance.check",
             Permission::AuditRead => "audit.read",
             Permission::UserAdmin => "user.admin",
+            Permission::PipelineRead => "pipeline.read",
+            Permission::PipelineWrite => "pipeline.write",
         }
     }
 }
@@ -39,8 +43,8 @@ pub fn allows(role: Role, p: Permission) -> bool {
     use Permission::*;
     use Role::*;
     match p {
-        Public | Authenticated | InstanceRead => true,
-        InstanceWrite | InstanceCheck => matches!(role, Admin | Dba),
+        Public | Authenticated | InstanceRead | PipelineRead => true,
+        InstanceWrite | InstanceCheck | PipelineWrite => matches!(role, Admin | Dba),
         AuditRead => matches!(role, Admin | Auditor),
         UserAdmin => matches!(role, Admin),
     }
@@ -77,6 +81,12 @@ routes! {
     PATCH  "/api/v1/instances/{id}"            => InstanceWrite, "instance.update";
     DELETE "/api/v1/instances/{id}"            => InstanceWrite, "instance.delete";
     POST   "/api/v1/instances/{id}/check"      => InstanceCheck, "instance.check";
+    GET    "/api/v1/pipelines"                 => PipelineRead,  "pipeline.list";
+    POST   "/api/v1/pipelines"                 => PipelineWrite, "pipeline.create";
+    GET    "/api/v1/pipelines/{id}"            => PipelineRead,  "pipeline.read";
+    DELETE "/api/v1/pipelines/{id}"            => PipelineWrite, "pipeline.delete";
+    POST   "/api/v1/pipelines/{id}/start"      => PipelineWrite, "pipeline.start";
+    POST   "/api/v1/pipelines/{id}/stop"       => PipelineWrite, "pipeline.stop";
     GET    "/api/v1/audit"                     => AuditRead,     "audit.list";
     GET    "/api/v1/audit/verify"              => AuditRead,     "audit.verify";
     GET    "/api/v1/users"                     => UserAdmin,     "user.list";

@@ -13,12 +13,8 @@ use crate::policy::{RouteRule, route_table};
 pub struct ApiSettings {
     /// Bound on an instance check (connect, authenticate, query).
     pub check_timeout: Duration,
-}
-
-impl Default for ApiSettings {
-    fn default() -> Self {
-        Self { check_timeout: Duration::from_secs(5) }
-    }
+    /// Where managed pipelines keep their checkpoints and dead letters.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Shared by every request.
@@ -26,6 +22,7 @@ impl Default for ApiSettings {
 pub struct AppState {
     pub store: Store,
     pub settings: ApiSettings,
+    pub pipelines: Arc<crate::pipelines::PipelineManager>,
     pub(crate) routes: Arc<HashMap<(Method, &'static str), RouteRule>>,
     pub(crate) metrics: PrometheusHandle,
     /// Token id → when its `last_used_at` was last written, so it is written about once a minute, not on
@@ -37,6 +34,7 @@ impl AppState {
     pub fn new(store: Store, settings: ApiSettings) -> Self {
         let routes = route_table().into_iter().map(|r| ((r.method.clone(), r.path), r)).collect();
         Self {
+            pipelines: Arc::new(crate::pipelines::PipelineManager::new(store.clone(), settings.data_dir.clone())),
             store,
             settings,
             routes: Arc::new(routes),

@@ -3,6 +3,7 @@
 mod audit;
 mod bad_input;
 mod instances;
+mod pipelines;
 mod route_auth;
 mod secrets;
 mod support;

@@ -10,6 +10,7 @@ pub mod crypto;
 mod error;
 pub mod instances;
 mod migrations;
+pub mod pipelines;
 pub mod users;
 
 use std::path::{Path, PathBuf};
@@ -232,7 +233,9 @@ impl Store {
         for m in migrations::MIGRATIONS.iter().filter(|m| m.version > from) {
             let mut tx = self.begin_write().await?;
             for sql in m.sql_for(self.backend) {
-                sqlx::raw_sql(sql).execute(&mut *tx.tx).await?;
+                if !sql.trim().is_empty() {
+                    sqlx::raw_sql(sql).execute(&mut *tx.tx).await?;
+                }
             }
             let upsert = "INSERT INTO sluice_meta (key, value) VALUES ('schema_version', $1) \
                           ON CONFLICT (key) DO UPDATE SET value = excluded.value";

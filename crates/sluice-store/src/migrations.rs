@@ -12,15 +12,18 @@ pub(crate) struct Migration {
     pub postgres: &'static str,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    common: include_str!("migrations/0001_foundation.sql"),
-    sqlite: include_str!("migrations/0001_foundation.sqlite.sql"),
-    postgres: include_str!("migrations/0001_foundation.postgres.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        common: include_str!("migrations/0001_foundation.sql"),
+        sqlite: include_str!("migrations/0001_foundation.sqlite.sql"),
+        postgres: include_str!("migrations/0001_foundation.postgres.sql"),
+    },
+    Migration { version: 2, name: "pipelines", common: include_str!("migrations/0002_pipelines.sql"), sqlite: "", postgres: "" },
+];
 
-pub(crate) const LATEST: i64 = 1;
+pub(crate) const LATEST: i64 = 2;
 
 impl Migration {
     pub fn sql_for(&self, backend: Backend) -> [&'static str; 2] {

@@ -2,5 +2,6 @@
 
 pub mod audit;
 pub mod instances;
+pub mod pipelines;
 pub mod system;
 pub mod users;

@@ -52,7 +52,7 @@ impl TestApp {
             let (_, t) = store.create_token(&u.id, "test", None, None, &setup_entry()).await.unwrap();
             tokens.insert(*role, t.expose().clone());
         }
-        let state = AppState::new(store.clone(), ApiSettings { check_timeout: std::time::Duration::from_secs(5) });
+        let state = AppState::new(store.clone(), ApiSettings { check_timeout: std::time::Duration::from_secs(5), data_dir: dir.path().to_path_buf() });
         TestApp { router: app(state), store, tokens, dir }
     }
 
