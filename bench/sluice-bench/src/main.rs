@@ -11,6 +11,7 @@ use mysql_async::prelude::Queryable;
 use sluice_connectors::sinks::blackhole::BlackholeSink;
 use sluice_connectors::sinks::falcon::{FalconSink, FalconSinkConfig};
 use sluice_connectors::sources::mysql_binlog::{MysqlBinlogConfig, MysqlBinlogSource, StartFrom};
+use sluice_connectors::sources::pg_logical::{PgLogicalConfig, PgLogicalSource};
 use sluice_pipeline::checkpoint::CheckpointStore;
 use sluice_pipeline::dead_letter::DeadLetter;
 use sluice_pipeline::runtime::{NamedSink, RuntimeSettings};
@@ -39,6 +40,17 @@ enum Cmd {
         rows: u64,
         #[arg(long, default_value = "bench")]
         db: String,
+    },
+    /// Stream a PostgreSQL slot through shaping into the blackhole sink; prints seconds and rows/s.
+    Pg {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        slot: String,
+        #[arg(long)]
+        publication: String,
+        #[arg(long)]
+        rows: u64,
     },
     /// Write rows at a steady rate and measure commit-to-push latency at the falcon stand-in.
     Latency {
@@ -93,6 +105,40 @@ async fn main() -> Result<()> {
             let sink = BlackholeSink::default();
             let received = sink.received.clone();
             let p = pipeline(&url, StartFrom::File { file, pos: 4 }, vec![format!("{db}.metrics")], vec![rule(&db, "metrics", &["cpu", "mem", "disk"], "{$field}")], Box::new(sink), dir.path(), status.clone()).await?;
+            let stop = CancellationToken::new();
+            let t0 = Instant::now();
+            let handle = tokio::spawn(p.run(stop.clone()));
+            while received.load(Ordering::Relaxed) < rows * 3 {
+                if handle.is_finished() {
+                    anyhow::bail!("the pipeline stopped early: {:?}", status.last_error.lock().unwrap());
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            stop.cancel();
+            handle.await??;
+            println!("sluice rows={} metrics={} seconds={secs:.3} rows_per_s={:.0}", status.events_in.load(Ordering::Relaxed), received.load(Ordering::Relaxed), rows as f64 / secs);
+        }
+        Cmd::Pg { url, slot, publication, rows } => {
+            let dir = tempfile::tempdir()?;
+            let status = Arc::new(PipelineStatus::default());
+            let sink = BlackholeSink::default();
+            let received = sink.received.clone();
+            let source = PgLogicalSource::new(
+                "bench",
+                PgLogicalConfig { url, slot: Some(slot), publication: Some(publication), tables: vec![], reconnect_max: "5s".into() },
+            )
+            .map_err(anyhow::Error::msg)?;
+            let p = Pipeline {
+                name: "bench".into(),
+                source: Box::new(source),
+                shaper: Some(Shaper::new(&ShapeSettings { rules: vec![rule("public", "metrics", &["cpu", "mem", "disk"], "{$field}")], config_table: None, deletes: false }).map_err(|e| anyhow::anyhow!("{e:?}"))?),
+                sinks: vec![NamedSink { name: "out".into(), sink: Box::new(sink) }],
+                checkpoints: CheckpointStore::open(&dir.path().join("cp.db")).await?,
+                dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await?,
+                settings: RuntimeSettings::default(),
+                status: status.clone(),
+            };
             let stop = CancellationToken::new();
             let t0 = Instant::now();
             let handle = tokio::spawn(p.run(stop.clone()));
