@@ -81,7 +81,7 @@ fn rule(db: &str, table: &str, columns: &[&str], metric: &str) -> RuleConfig {
 async fn pipeline(url: &str, start: StartFrom, include: Vec<String>, rules: Vec<RuleConfig>, sink: Box<dyn Sink>, dir: &std::path::Path, status: Arc<PipelineStatus>) -> Result<Pipeline> {
     let source = MysqlBinlogSource::new(
         "bench",
-        MysqlBinlogConfig { url: url.into(), server_id: 4343, start, include, exclude: vec![], reconnect_max: "5s".into() },
+        MysqlBinlogConfig { url: url.into(), server_id: 4343, start, include, exclude: vec![], snapshot: vec![], reconnect_max: "5s".into() },
     )
     .map_err(anyhow::Error::msg)?;
     Ok(Pipeline {

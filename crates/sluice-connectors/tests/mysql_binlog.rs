@@ -60,6 +60,7 @@ async fn every_native_type_decodes_exactly() {
             start: StartFrom::default(),
             include: vec![format!("{db}.*")],
             exclude: vec![],
+            snapshot: vec![],
             reconnect_max: "1s".into(),
         },
     )

@@ -426,3 +426,38 @@ async fn prometheus_from_postgres_example_runs_end_to_end() {
     // Slots are per server and pin WAL: leave none behind on the shared test service.
     client.batch_execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_snapshot_hands_off_to_the_binlog_without_gap_or_overlap() {
+    let falcon = FalconReceiver::start().await;
+    let f = fixture(&falcon.url).await;
+    let db = &f.db;
+    exec(&f.pool, &format!("INSERT INTO sluice_metric_config (db_name, table_name, value_columns, metric, endpoint, tags) VALUES ('{db}', 'metrics', 'cpu', 'load', '{{host}}', 'row={{id}}')")).await;
+    // 20,000 rows exist before the pipeline's first start.
+    for _ in 0..20 {
+        let values: Vec<String> = (0..1000).map(|r| format!("('before', {r}, 1, 1)")).collect();
+        exec(&f.pool, &format!("INSERT INTO metrics (host, cpu, mem, disk) VALUES {}", values.join(","))).await;
+    }
+    let text = std::fs::read_to_string(&f.file).unwrap().replace("server_id = ", &format!("snapshot = [\"{db}.metrics\"]\nserver_id = "));
+    std::fs::write(&f.file, text).unwrap();
+    let p = RunningPipeline::start(&f.file, &f.env);
+    // 20,000 more while the snapshot is read and afterwards.
+    let pool = f.pool.clone();
+    let writer = tokio::spawn(async move {
+        let mut c = pool.get_conn().await.unwrap();
+        for _ in 0..20 {
+            let values: Vec<String> = (0..1000).map(|r| format!("('during', {r}, 1, 1)")).collect();
+            c.query_drop(format!("INSERT INTO metrics (host, cpu, mem, disk) VALUES {}", values.join(","))).await.unwrap();
+        }
+    });
+    p.wait_log("initial snapshot done", Duration::from_secs(60)).await;
+    writer.await.unwrap();
+    wait_until("all 40,000 rows", Duration::from_secs(120), || falcon.count() >= 40_000).await;
+    // Settle: nothing more may arrive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let samples = falcon.samples();
+    let distinct: HashSet<&str> = samples.iter().filter_map(|s| s["tags"].as_str()).collect();
+    assert_eq!(distinct.len(), 40_000, "every row, from the snapshot or the stream");
+    assert_eq!(samples.len(), 40_000, "and none twice: the handoff is exact");
+    assert!(p.terminate().await.success());
+}

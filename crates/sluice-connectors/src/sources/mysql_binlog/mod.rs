@@ -8,6 +8,7 @@ mod config;
 mod decode;
 mod position;
 mod rowdecode;
+mod snapshot;
 mod source;
 
 pub use config::{MysqlBinlogConfig, StartFrom};

@@ -38,7 +38,7 @@ pub struct MysqlBinlogSource {
 }
 
 /// Why one streaming attempt ended.
-enum Stop {
+pub(super) enum Stop {
     Shutdown,
     Retry(String),
     Fatal(SourceError),
@@ -57,11 +57,23 @@ impl MysqlBinlogSource {
         self
     }
 
+    pub(super) fn config(&self) -> &MysqlBinlogConfig {
+        &self.config
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(super) fn name_arc(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
     fn captures_database(&self, db: &str) -> bool {
         self.config.include.is_empty() || self.config.include.iter().any(|p| glob_match(p.split('.').next().unwrap_or(p), db))
     }
 
-    fn captured(&self, db: &str, table: &str, extra: Option<&(String, String)>) -> bool {
+    pub(super) fn captured(&self, db: &str, table: &str, extra: Option<&(String, String)>) -> bool {
         if extra.is_some_and(|(d, t)| d == db && t == table) {
             return true;
         }
@@ -70,7 +82,7 @@ impl MysqlBinlogSource {
             && !self.config.exclude.iter().any(|p| glob_match(p, &full))
     }
 
-    async fn connect(&self) -> Result<Conn, Stop> {
+    pub(super) async fn connect(&self) -> Result<Conn, Stop> {
         Conn::new(self.opts.clone()).await.map_err(|e| classify(&e, "connect"))
     }
 
@@ -156,6 +168,7 @@ impl MysqlBinlogSource {
         tracing::info!(source = %self.name, file = %start.file, pos = start.pos, gtid = %start.gtid, "binlog stream started");
 
         let mut state = StreamState {
+            track_gtid: !start.gtid.is_empty(),
             file: start.file.clone(),
             gtid: GtidState::parse(&start.gtid).unwrap_or_default(),
             current_gtid: None,
@@ -349,7 +362,7 @@ impl MysqlBinlogSource {
         }
         st.in_tx_rows = false;
         st.standalone = false;
-        let p = BinlogPosition { file: st.file.clone(), pos: end_pos, gtid: st.gtid.render() };
+        let p = BinlogPosition { file: st.file.clone(), pos: end_pos, gtid: if st.track_gtid { st.gtid.render() } else { String::new() } };
         let resume = serde_json::to_value(&p).expect("position serializes");
         send(out, SourceItem::Commit { resume, commit_ts_ms: st.commit_ts_ms }).await?;
         st.commit_ts_ms = 0;
@@ -359,6 +372,9 @@ impl MysqlBinlogSource {
 }
 
 struct StreamState {
+    /// Whether resume positions carry the GTID state: only when it was complete at the start (a partial
+    /// list would make MariaDB replay the missing domains from their first binlog).
+    track_gtid: bool,
     file: String,
     gtid: GtidState,
     current_gtid: Option<(u32, u32, u64)>,
@@ -400,7 +416,7 @@ fn clean_binlog_name(raw: &str) -> String {
     }
 }
 
-fn classify(e: &mysql_async::Error, doing: &str) -> Stop {
+pub(super) fn classify(e: &mysql_async::Error, doing: &str) -> Stop {
     match e {
         mysql_async::Error::Server(se) if AUTH_CODES.contains(&se.code) => {
             Stop::Fatal(SourceError::new(format!("cannot {doing}: the server refused the user: {e}")))
@@ -428,6 +444,27 @@ impl Source for MysqlBinlogSource {
             };
             let config_table = self.config_table.clone();
             let mut pause = Duration::from_millis(200);
+            if pos.is_none() && !self.config.snapshot.is_empty() {
+                loop {
+                    match self.snapshot(&out).await {
+                        Ok(p) => {
+                            pos = Some(p);
+                            break;
+                        }
+                        Err(Stop::Shutdown) => return Ok(()),
+                        Err(Stop::Fatal(e)) => return Err(e),
+                        // A snapshot is not resumable: a failed one starts over (rows already sent repeat).
+                        Err(Stop::Retry(why)) => {
+                            tracing::warn!(source = %self.name, reason = %why, "initial snapshot interrupted; starting it again");
+                            tokio::select! {
+                                _ = shutdown.cancelled() => return Ok(()),
+                                _ = tokio::time::sleep(pause) => {}
+                            }
+                            pause = (pause * 2).min(self.reconnect_max);
+                        }
+                    }
+                }
+            }
             loop {
                 match self.stream_once(&mut pos, config_table.as_ref(), &out, &shutdown).await {
                     Ok(()) | Err(Stop::Shutdown) => return Ok(()),
