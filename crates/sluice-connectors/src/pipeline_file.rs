@@ -46,6 +46,8 @@ pub enum SinkConfig {
     Falcon(crate::sinks::falcon::FalconSinkConfig),
     #[cfg(feature = "sink-prom-remote-write")]
     PrometheusRemoteWrite(crate::sinks::prom_remote_write::PromRemoteWriteSinkConfig),
+    #[cfg(feature = "sink-http")]
+    Http(crate::sinks::http::HttpSinkConfig),
     #[cfg(feature = "sink-file")]
     File(crate::sinks::file::FileSinkConfig),
     #[cfg(feature = "sink-blackhole")]
@@ -75,6 +77,8 @@ impl SinkConfig {
             SinkConfig::Falcon(_) => true,
             #[cfg(feature = "sink-prom-remote-write")]
             SinkConfig::PrometheusRemoteWrite(_) => true,
+            #[cfg(feature = "sink-http")]
+            SinkConfig::Http(_) => false,
             #[cfg(feature = "sink-file")]
             SinkConfig::File(_) => false,
             #[cfg(feature = "sink-blackhole")]
@@ -254,6 +258,8 @@ fn validate(c: &PipelineFile) -> Vec<FileError> {
             SinkConfig::Falcon(f) => crate::sinks::falcon::FalconSink::new(f).map(|_| ()),
             #[cfg(feature = "sink-prom-remote-write")]
             SinkConfig::PrometheusRemoteWrite(p) => crate::sinks::prom_remote_write::PromRemoteWriteSink::new(p).map(|_| ()),
+            #[cfg(feature = "sink-http")]
+            SinkConfig::Http(h) => crate::sinks::http::HttpSink::new(h).map(|_| ()),
             #[cfg(feature = "sink-file")]
             SinkConfig::File(f) => {
                 if f.path.is_empty() { Err("`path` is empty".to_string()) } else { Ok(()) }
@@ -308,6 +314,8 @@ impl Loaded {
                 SinkConfig::Falcon(f) => Box::new(crate::sinks::falcon::FalconSink::new(&f).map_err(|e| open(&format!("sinks.{name}"), e))?),
                 #[cfg(feature = "sink-prom-remote-write")]
                 SinkConfig::PrometheusRemoteWrite(p) => Box::new(crate::sinks::prom_remote_write::PromRemoteWriteSink::new(&p).map_err(|e| open(&format!("sinks.{name}"), e))?),
+                #[cfg(feature = "sink-http")]
+                SinkConfig::Http(h) => Box::new(crate::sinks::http::HttpSink::new(&h).map_err(|e| open(&format!("sinks.{name}"), e))?),
                 #[cfg(feature = "sink-file")]
                 SinkConfig::File(f) => Box::new(crate::sinks::file::FileSink::new(&f).await.map_err(|e| open(&format!("sinks.{name}"), e))?),
                 #[cfg(feature = "sink-blackhole")]

@@ -6,3 +6,5 @@ pub mod file;
 pub mod blackhole;
 #[cfg(feature = "sink-prom-remote-write")]
 pub mod prom_remote_write;
+#[cfg(feature = "sink-http")]
+pub mod http;

@@ -1,0 +1,100 @@
+//! HTTP webhook sink (feature `sink-http`): each batch is POSTed as a JSON array of records (changes or
+//! metrics, as the pipeline produces them).
+//!
+//! **Guarantee**: at-least-once. A batch is acknowledged after a 2xx answer; after a crash the
+//! unacknowledged tail is posted again, so receivers should deduplicate (a change's `position` identifies
+//! it). Connection errors, timeouts, 5xx, 408 and 429 are retried with backoff; other 4xx refuse the batch
+//! for good (dead letter).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
+use sluice_core::Secret;
+use sluice_core::component::Record;
+use sluice_pipeline::{Rejected, Sink, SinkError};
+
+/// `[sinks.NAME]` with `type = "http"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkConfig {
+    /// The webhook URL.
+    pub url: String,
+    /// Extra request headers, e.g. `{ Authorization = "Bearer ${HOOK_TOKEN}" }`. Values are secrets: never
+    /// logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret<String>>,
+    /// Records per request at most (default 500).
+    #[serde(default = "default_batch")]
+    pub batch_max: usize,
+    /// Time limit of one request (default `10s`).
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+}
+
+fn default_batch() -> usize {
+    500
+}
+
+fn default_timeout() -> String {
+    "10s".into()
+}
+
+pub struct HttpSink {
+    client: reqwest::Client,
+    url: String,
+    headers: reqwest::header::HeaderMap,
+    batch_max: usize,
+}
+
+impl HttpSink {
+    pub fn new(config: &HttpSinkConfig) -> Result<Self, String> {
+        if !(config.url.starts_with("http://") || config.url.starts_with("https://")) {
+            return Err(format!("`url`: `{}` is not an http(s) URL", config.url));
+        }
+        if config.batch_max == 0 {
+            return Err("`batch_max` must be > 0".into());
+        }
+        let timeout = humantime::parse_duration(&config.timeout).map_err(|e| format!("`timeout`: `{}` is not a duration: {e}", config.timeout))?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (k, v) in &config.headers {
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("`headers.{k}`: not a valid header name"))?;
+            let mut value = reqwest::header::HeaderValue::from_str(v.expose()).map_err(|_| format!("`headers.{k}`: not a valid header value"))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5).min(timeout))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self { client, url: config.url.clone(), headers, batch_max: config.batch_max })
+    }
+}
+
+impl Sink for HttpSink {
+    fn deliver<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+        Box::pin(async move {
+            for chunk in records.chunks(self.batch_max) {
+                let resp = self
+                    .client
+                    .post(&self.url)
+                    .headers(self.headers.clone())
+                    .json(chunk)
+                    .send()
+                    .await
+                    .map_err(|e| SinkError { retryable: true, message: format!("cannot reach {}: {e}", self.url), source: Some(Box::new(e)) })?;
+                let status = resp.status();
+                if status.is_success() {
+                    continue;
+                }
+                let text: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
+                let message = format!("webhook answered {status}: {}", text.trim());
+                let retryable = status.is_server_error() || matches!(status.as_u16(), 408 | 429);
+                return Err(if retryable { SinkError::retryable(message) } else { SinkError::permanent(message) });
+            }
+            Ok(Vec::new())
+        })
+    }
+}

@@ -1,0 +1,61 @@
+//! The HTTP webhook sink against a real HTTP server: the body, the headers, and which answers are retried.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use sluice_connectors::sinks::http::{HttpSink, HttpSinkConfig};
+use sluice_core::Secret;
+use sluice_core::component::{CounterType, Metric, Record};
+use sluice_pipeline::Sink;
+
+#[derive(Clone, Default)]
+struct Hook {
+    bodies: Arc<Mutex<Vec<(Option<String>, serde_json::Value)>>>,
+    answer: Arc<AtomicU16>,
+}
+
+async fn receive(State(h): State<Hook>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    h.bodies.lock().unwrap().push((auth, serde_json::from_slice(&body).unwrap()));
+    StatusCode::from_u16(h.answer.load(Ordering::Relaxed)).unwrap()
+}
+
+fn metric(i: i64) -> Record {
+    Record::Metric(Metric { endpoint: "h".into(), metric: "m".into(), timestamp: i, step: 60, value: i as f64, counter_type: CounterType::Gauge, tags: BTreeMap::new() })
+}
+
+#[tokio::test]
+async fn posts_json_batches_and_classifies_answers() {
+    let hook = Hook { answer: Arc::new(AtomicU16::new(200)), ..Default::default() };
+    let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(hook.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let config = HttpSinkConfig {
+        url,
+        headers: BTreeMap::from([("Authorization".to_string(), Secret::new("Bearer t0k3n".to_string()))]),
+        batch_max: 2,
+        timeout: "5s".into(),
+    };
+    let mut sink = HttpSink::new(&config).unwrap();
+    let records: Vec<Record> = (0..3).map(metric).collect();
+    assert!(sink.deliver(&records).await.unwrap().is_empty());
+    {
+        let bodies = hook.bodies.lock().unwrap();
+        assert_eq!(bodies.len(), 2, "3 records in batches of 2");
+        assert_eq!(bodies[0].0.as_deref(), Some("Bearer t0k3n"));
+        assert_eq!(bodies[0].1.as_array().unwrap().len(), 2);
+        assert_eq!(bodies[1].1[0]["value"], 2.0);
+    }
+    hook.answer.store(503, Ordering::Relaxed);
+    assert!(sink.deliver(&records).await.unwrap_err().retryable, "5xx is retried");
+    hook.answer.store(429, Ordering::Relaxed);
+    assert!(sink.deliver(&records).await.unwrap_err().retryable, "429 is retried");
+    hook.answer.store(400, Ordering::Relaxed);
+    assert!(!sink.deliver(&records).await.unwrap_err().retryable, "other 4xx is refused for good");
+    assert!(format!("{:?}", config.headers).contains("***"), "header values print redacted");
+}
