@@ -26,6 +26,8 @@ enum Command {
     Serve(ServeArgs),
     /// Run a pipeline file (the data plane alone; checkpoints beside the file).
     Run(commands::run::RunCmd),
+    /// Manage pipelines run by a server.
+    Pipeline(commands::pipeline::PipelineCmd),
     /// Manage registered database instances on a running server.
     Instance(commands::instance::InstanceCmd),
     /// Manage users on a running server (admin).
@@ -102,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             commands::run::run(cmd).await
         }
         Command::Instance(cmd) => commands::instance::run(cmd).await,
+        Command::Pipeline(cmd) => commands::pipeline::run(cmd).await,
         Command::User(cmd) => commands::user::run_user(cmd).await,
         Command::Token(cmd) => commands::user::run_token(cmd).await,
         Command::Audit(cmd) => commands::audit::run(cmd).await,

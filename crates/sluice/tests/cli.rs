@@ -222,3 +222,25 @@ fn a_bad_pipeline_file_names_every_problem_and_exits_2() {
     let t = text(&out);
     assert!(t.contains("`source`") && t.contains("`sinks.a`") && t.contains("add a [shape] section"), "{t}");
 }
+
+#[test]
+fn pipeline_commands_drive_a_server_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let (host, port) = sluice_testkit::host_port(&sluice_testkit::service(sluice_testkit::Service::Mariadb)).unwrap();
+    let add = cli(&server, &["instance", "add", "src", "--engine", "mariadb", "--host", &host, "--port", &port.to_string(), "--user", "sluice", "--password-env", "DEMO_PW"]);
+    assert!(add.status.success(), "{}", text(&add));
+    let spec = dir.path().join("p.toml");
+    std::fs::write(&spec, format!("[source]\ntype = \"mysql_binlog\"\nurl = \"instance:src\"\nserver_id = {}\ninclude = [\"nothing_here.*\"]\n[sinks.null]\ntype = \"blackhole\"\n", 40_000 + std::process::id() % 10_000)).unwrap();
+    let created = cli(&server, &["pipeline", "create", "quiet", spec.to_str().unwrap()]);
+    assert!(created.status.success(), "{}", text(&created));
+    assert!(text(&created).contains("running"), "{}", text(&created));
+    let list = cli(&server, &["pipeline", "list"]);
+    assert!(text(&list).contains("quiet") && text(&list).contains("running"), "{}", text(&list));
+    let show = cli(&server, &["pipeline", "show", "quiet"]);
+    assert!(text(&show).contains("instance:src"), "{}", text(&show));
+    let stop = cli(&server, &["pipeline", "stop", "quiet"]);
+    assert!(text(&stop).contains("stopped"), "{}", text(&stop));
+    let rm = cli(&server, &["pipeline", "remove", "quiet"]);
+    assert!(rm.status.success(), "{}", text(&rm));
+}

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod instance;
+pub mod pipeline;
 pub mod run;
 pub mod user;
 
