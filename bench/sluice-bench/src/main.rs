@@ -126,7 +126,7 @@ async fn main() -> Result<()> {
             let received = sink.received.clone();
             let source = PgLogicalSource::new(
                 "bench",
-                PgLogicalConfig { url, slot: Some(slot), publication: Some(publication), tables: vec![], reconnect_max: "5s".into() },
+                PgLogicalConfig { url, slot: Some(slot), publication: Some(publication), tables: vec![], snapshot: vec![], reconnect_max: "5s".into() },
             )
             .map_err(anyhow::Error::msg)?;
             let p = Pipeline {

@@ -42,7 +42,7 @@ async fn pg(url: &str) -> tokio_postgres::Client {
 async fn pipeline(name: &str, url: &str, dir: &std::path::Path, sink: Collect, status: Arc<PipelineStatus>) -> Pipeline {
     let source = PgLogicalSource::new(
         name,
-        PgLogicalConfig { url: url.into(), slot: None, publication: None, tables: vec!["public.items".into()], reconnect_max: "2s".into() },
+        PgLogicalConfig { url: url.into(), slot: None, publication: None, tables: vec!["public.items".into()], snapshot: vec![], reconnect_max: "2s".into() },
     )
     .unwrap();
     Pipeline {
@@ -154,7 +154,7 @@ async fn a_slot_of_another_database_is_refused_by_name() {
     let slot = format!("shared_{}", &url_a[url_a.len() - 10..]);
     a.query_one("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let source = PgLogicalSource::new("p", PgLogicalConfig { url: url_b.clone(), slot: Some(slot.clone()), publication: None, tables: vec![], reconnect_max: "1s".into() }).unwrap();
+    let source = PgLogicalSource::new("p", PgLogicalConfig { url: url_b.clone(), slot: Some(slot.clone()), publication: None, tables: vec![], snapshot: vec![], reconnect_max: "1s".into() }).unwrap();
     let p = Pipeline {
         name: "p".into(),
         source: Box::new(source),
@@ -176,4 +176,51 @@ fn lsn_ge(a: &str, b: &str) -> bool {
         (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
     };
     parse(a) >= parse(b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_snapshot_hands_off_to_the_slot_exactly() {
+    let url = sluice_testkit::fresh_postgres_database("pgsnap").await;
+    let c = pg(&url).await;
+    c.batch_execute("CREATE TABLE items (id bigserial PRIMARY KEY, v numeric); INSERT INTO items (v) SELECT g FROM generate_series(1, 5000) g;").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Collect::default();
+    let status = Arc::new(PipelineStatus::default());
+    let source = PgLogicalSource::new(
+        "snap",
+        PgLogicalConfig { url: url.clone(), slot: None, publication: None, tables: vec!["public.items".into()], snapshot: vec!["public.*".into()], reconnect_max: "1s".into() },
+    )
+    .unwrap();
+    let p = Pipeline {
+        name: "snap".into(),
+        source: Box::new(source),
+        shaper: None,
+        sinks: vec![NamedSink { name: "c".into(), sink: Box::new(sink.clone()) }],
+        checkpoints: CheckpointStore::open(&dir.path().join("cp.db")).await.unwrap(),
+        dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await.unwrap(),
+        settings: RuntimeSettings::default(),
+        status: status.clone(),
+    };
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(p.run(stop.clone()));
+    // Writes race the snapshot: each row must arrive exactly once, from one side or the other.
+    for _ in 0..50 {
+        c.batch_execute("INSERT INTO items (v) SELECT g FROM generate_series(1, 100) g").await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while changes(&sink).len() < 10_000 {
+        assert!(Instant::now() < deadline, "got {} of 10,000 rows; error: {:?}", changes(&sink).len(), status.last_error.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ch = changes(&sink);
+    let ids: std::collections::HashSet<i64> = ch.iter().filter_map(|e| match e.after.as_ref()?.get("id")? { Value::Int(i) => Some(*i), _ => None }).collect();
+    assert_eq!(ids.len(), 10_000);
+    assert_eq!(ch.len(), 10_000, "no row twice");
+    assert!(ch.iter().filter(|e| e.op == Operation::Snapshot).count() >= 5_000);
+    assert!(ch.iter().take_while(|e| e.op == Operation::Snapshot).count() >= 5_000, "the snapshot comes first");
+    assert!(ch[0].after.as_ref().unwrap().columns.iter().any(|col| &*col.name == "id" && col.primary_key));
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    c.batch_execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()").await.unwrap();
 }

@@ -14,6 +14,10 @@ pub struct PgLogicalConfig {
     /// Tables the publication covers when Sluice creates it, as `schema.table`. Empty: all tables.
     #[serde(default)]
     pub tables: Vec<String>,
+    /// Tables to read whole before streaming, on the first start only (`schema.table` patterns with `*`). The
+    /// snapshot is the one exported when the slot is created, so the handoff to streaming is exact.
+    #[serde(default)]
+    pub snapshot: Vec<String>,
     /// Longest pause between reconnect attempts (default `30s`).
     #[serde(default = "default_reconnect_max")]
     pub reconnect_max: String,

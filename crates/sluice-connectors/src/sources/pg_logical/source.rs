@@ -71,7 +71,7 @@ impl PgLogicalSource {
 
     /// Creates the publication and the slot when missing; refuses a lost slot or a wrong plugin. A missing
     /// slot is created only on a first start: once a checkpoint exists, its absence means changes were lost.
-    async fn ensure_setup(&self, resuming: bool) -> Result<(), Stop> {
+    async fn ensure_setup(&self, resuming: bool, create_slot: bool) -> Result<bool, Stop> {
         let c = self.admin().await?;
         let q = |e: tokio_postgres::Error| classify_pg(&e, "prepare replication");
         let wal_level: String = c.query_one("SHOW wal_level", &[]).await.map_err(q)?.get(0);
@@ -108,10 +108,12 @@ impl PgLogicalSource {
                     self.slot
                 ))));
             }
-            None => {
+            None if create_slot => {
                 c.query_one("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&self.slot]).await.map_err(q)?;
                 tracing::info!(source = %self.name, slot = %self.slot, "replication slot created");
+                return Ok(false);
             }
+            None => return Ok(false),
             Some(row) => {
                 let plugin: Option<String> = row.get(0);
                 let status: Option<String> = row.get(1);
@@ -133,6 +135,84 @@ impl PgLogicalSource {
                 }
             }
         }
+        Ok(true)
+    }
+
+    /// Reads the snapshot tables inside the snapshot the slot exported, in pages of 1,000 rows (memory stays
+    /// bounded), and sends them as `snapshot` changes followed by one commit at the slot's consistent point.
+    async fn read_snapshot(&self, snapshot_name: &str, consistent_point: Lsn, out: &mpsc::Sender<SourceItem>) -> Result<(), Stop> {
+        let c = self.admin().await?;
+        let q = |e: tokio_postgres::Error| classify_pg(&e, "read the initial snapshot");
+        c.batch_execute(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'", snapshot_name.replace('\'', ""))).await.map_err(q)?;
+        c.batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO'; SET LOCAL extra_float_digits = 3").await.map_err(q)?;
+        let tables: Vec<(String, String)> = c
+            .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2", &[&self.publication])
+            .await
+            .map_err(q)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .filter(|(s, t): &(String, String)| {
+                let full = format!("{s}.{t}");
+                self.config.snapshot.iter().any(|p| crate::sources::glob_match(p, &full))
+            })
+            .collect();
+        tracing::info!(source = %self.name, tables = tables.len(), snapshot = %snapshot_name, "initial snapshot started");
+        let commit_ts_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let mut total = 0u64;
+        for (schema, table) in &tables {
+            let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
+            let stmt = c.prepare(&format!("SELECT * FROM {qualified}")).await.map_err(q)?;
+            let pk: Vec<String> = c
+                .query(
+                    "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                     WHERE i.indrelid = $1::text::regclass AND i.indisprimary",
+                    &[&qualified],
+                )
+                .await
+                .map_err(q)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let columns: Arc<[Column]> = stmt.columns().iter().map(|col| Column { name: col.name().into(), primary_key: pk.iter().any(|p| p == col.name()) }).collect::<Vec<_>>().into();
+            let oids: Vec<u32> = stmt.columns().iter().map(|col| col.type_().oid()).collect();
+            let rel = decode::Relation { schema: schema.as_str().into(), name: table.as_str().into(), columns: columns.clone(), type_oids: oids };
+            c.batch_execute(&format!("DECLARE sluice_snapshot NO SCROLL CURSOR FOR SELECT * FROM {qualified}")).await.map_err(q)?;
+            loop {
+                let page = c.simple_query("FETCH 1000 FROM sluice_snapshot").await.map_err(q)?;
+                let mut got = 0;
+                for msg in page {
+                    if let tokio_postgres::SimpleQueryMessage::Row(r) = msg {
+                        got += 1;
+                        let cells = (0..r.len()).map(|i| match r.get(i) {
+                            Some(v) => decode::Cell::Text(v.as_bytes().to_vec()),
+                            None => decode::Cell::Null,
+                        }).collect();
+                        let ev = ChangeEvent {
+                            source: self.name.clone(),
+                            database: rel.schema.clone(),
+                            table: rel.name.clone(),
+                            op: Operation::Snapshot,
+                            before: None,
+                            after: Some(decode::row(&rel, cells, None)),
+                            commit_ts_ms,
+                            txn: None,
+                            position: Position::Lsn { lsn: consistent_point.0 },
+                            statement: None,
+                        };
+                        out.send(SourceItem::Change(ev)).await.map_err(|_| Stop::Shutdown)?;
+                    }
+                }
+                total += got;
+                if got == 0 {
+                    break;
+                }
+            }
+            c.batch_execute("CLOSE sluice_snapshot").await.map_err(q)?;
+        }
+        c.batch_execute("COMMIT").await.map_err(q)?;
+        let resume = serde_json::json!({ "lsn": consistent_point.0, "lsn_text": consistent_point.to_string() });
+        out.send(SourceItem::Commit { resume, commit_ts_ms }).await.map_err(|_| Stop::Shutdown)?;
+        tracing::info!(source = %self.name, rows = total, "initial snapshot done; streaming from the slot's consistent point");
         Ok(())
     }
 
@@ -143,7 +223,14 @@ impl PgLogicalSource {
         out: &mpsc::Sender<SourceItem>,
         shutdown: &CancellationToken,
     ) -> Result<(), Stop> {
-        self.ensure_setup(pos.is_some()).await?;
+        let want_snapshot = pos.is_none() && !self.config.snapshot.is_empty();
+        let slot_exists = self.ensure_setup(pos.is_some(), !want_snapshot).await?;
+        if want_snapshot && slot_exists {
+            // A slot without a checkpoint is left from a snapshot cut short: nothing was confirmed through it,
+            // so it is dropped and the snapshot starts over with a fresh one.
+            let c = self.admin().await?;
+            c.query_one("SELECT pg_drop_replication_slot($1)", &[&self.slot]).await.map_err(|e| classify_pg(&e, "drop the unfinished snapshot's slot"))?;
+        }
         let start = Lsn(pos.unwrap_or(0));
         let cfg = ReplicationConfig::new(&self.url.host, &self.url.user, &self.url.password, &self.url.database, &self.slot, self.publication.as_str())
             .with_port(self.url.port)
@@ -152,7 +239,28 @@ impl PgLogicalSource {
             .with_status_interval(Duration::from_secs(1))
             .with_options("-c datestyle=ISO -c TimeZone=UTC -c extra_float_digits=3")
             .with_application_name(format!("sluice-{}", self.name));
-        let mut client = ReplicationClient::connect(cfg).await.map_err(|e| classify_wire(e, &self.slot))?;
+        let mut client = if want_snapshot {
+            // The slot is created on the replication connection itself, which exports a snapshot that stays
+            // valid until this connection runs its next command (START_REPLICATION).
+            let mut gated = ReplicationClient::connect_gated(cfg).await.map_err(|e| classify_wire(e, &self.slot))?;
+            let rows = gated
+                .simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT", quote_ident(&self.slot)))
+                .await
+                .map_err(|e| classify_wire(e, &self.slot))?;
+            let cell = |i: usize| rows.first().and_then(|r| r.get(i)).and_then(|c| c.as_ref()).map(|b| String::from_utf8_lossy(b).into_owned());
+            let (Some(point), Some(snapshot)) = (cell(1), cell(2)) else {
+                return Err(Stop::Retry("CREATE_REPLICATION_SLOT answered without a consistent point and snapshot".into()));
+            };
+            let point = Lsn::parse(&point).map_err(|e| Stop::Retry(format!("bad consistent point `{point}`: {e}")))?;
+            tracing::info!(source = %self.name, slot = %self.slot, "replication slot created with an exported snapshot");
+            self.read_snapshot(&snapshot, point, out).await?;
+            gated.start().await.map_err(|e| classify_wire(e, &self.slot))?;
+            gated.wait_started().await.map_err(|e| classify_wire(e, &self.slot))?;
+            *pos = Some(point.0);
+            gated
+        } else {
+            ReplicationClient::connect(cfg).await.map_err(|e| classify_wire(e, &self.slot))?
+        };
         if let Some(Some(c)) = Some(committed.borrow().clone()) {
             if let Some(lsn) = c["lsn"].as_u64() {
                 client.update_applied_lsn(Lsn(lsn));
