@@ -222,5 +222,5 @@ async fn initial_snapshot_hands_off_to_the_slot_exactly() {
     assert!(ch[0].after.as_ref().unwrap().columns.iter().any(|col| &*col.name == "id" && col.primary_key));
     stop.cancel();
     handle.await.unwrap().unwrap();
-    c.batch_execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()").await.unwrap();
+    sluice_testkit::drop_replication_slots(&url).await;
 }

@@ -154,3 +154,28 @@ pub async fn mariadb_exec(sql: &str) {
     conn.query_drop(sql).await.unwrap_or_else(|e| panic!("test service `mariadb`: {sql}: {e}"));
     conn.disconnect().await.ok();
 }
+
+/// Drops every replication slot of the database at `url` (slots are per server and pin WAL: tests must not
+/// leave them behind). Waits up to 10 s for walsenders that are still shutting down to release them.
+pub async fn drop_replication_slots(url: &str) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to drop slots");
+    tokio::spawn(conn);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = client
+            .query("SELECT slot_name::text, active FROM pg_replication_slots WHERE database = current_database()", &[])
+            .await
+            .expect("list slots");
+        if left.is_empty() {
+            return;
+        }
+        for row in &left {
+            let (name, active): (String, bool) = (row.get(0), row.get(1));
+            if !active {
+                let _ = client.query("SELECT pg_drop_replication_slot($1)", &[&name]).await;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "replication slots still active after 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

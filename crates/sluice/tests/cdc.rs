@@ -424,7 +424,7 @@ async fn prometheus_from_postgres_example_runs_end_to_end() {
     }
     assert!(p.terminate().await.success());
     // Slots are per server and pin WAL: leave none behind on the shared test service.
-    client.batch_execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()").await.unwrap();
+    sluice_testkit::drop_replication_slots(&pg_url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
