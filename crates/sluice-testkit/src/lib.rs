@@ -179,3 +179,83 @@ pub async fn drop_replication_slots(url: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A MariaDB server of a test's own (binlog on, like the shared one), for tests that must restart the
+/// source database without disturbing the tests that share `scripts/services.sh`'s instance.
+pub struct PrivateMariadb {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateMariadb {
+    /// Initialises a data directory under `parent` and starts the server on a free loopback port.
+    pub fn start(parent: &std::path::Path) -> Self {
+        let dir = parent.join("mariadb");
+        std::fs::create_dir_all(dir.join("binlog")).unwrap();
+        let out = std::process::Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"])
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .output()
+            .unwrap_or_else(|e| panic!("test service `mariadb`: mariadb-install-db is not installed ({e}); run ./scripts/services.sh start mariadb"));
+        assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut me = Self { port, dir, child: None };
+        me.restart();
+        let sock = me.dir.join("mysqld.sock");
+        let out = std::process::Command::new("mariadb")
+            .args(["--no-defaults", "-uroot"])
+            .arg(format!("--socket={}", sock.display()))
+            .arg("-e")
+            .arg("CREATE USER 'sluice'@'127.0.0.1' IDENTIFIED BY 'sluice'; GRANT ALL PRIVILEGES ON *.* TO 'sluice'@'127.0.0.1'; CREATE DATABASE app;")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cannot create the test user: {}", String::from_utf8_lossy(&out.stderr));
+        me
+    }
+
+    pub fn url(&self) -> String {
+        format!("mysql://sluice:sluice@127.0.0.1:{}/", self.port)
+    }
+
+    /// Stops the server (SIGTERM, clean shutdown) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// (Re)starts the server on the same port and data, and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        self.stop();
+        let d = &self.dir;
+        let child = std::process::Command::new("mariadbd")
+            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-name-resolve", "--server-id=1"])
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--socket={}", d.join("mysqld.sock").display()))
+            .arg(format!("--log-bin={}", d.join("binlog/mysql-bin").display()))
+            .args(["--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL", "--innodb-buffer-pool-size=64M"])
+            .arg(format!("--log-error={}", d.join("error.log").display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "private mariadbd did not start; see {}", d.join("error.log").display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for PrivateMariadb {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

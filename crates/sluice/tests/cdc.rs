@@ -461,3 +461,51 @@ async fn initial_snapshot_hands_off_to_the_binlog_without_gap_or_overlap() {
     assert_eq!(samples.len(), 40_000, "and none twice: the handoff is exact");
     assert!(p.terminate().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_database_restarted_mid_stream_loses_nothing() {
+    let falcon = FalconReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = sluice_testkit::PrivateMariadb::start(dir.path());
+    let app_url = format!("{}app", server.url());
+    let pool = mysql_async::Pool::new(app_url.as_str());
+    exec(&pool, CONFIG_DDL).await;
+    exec(&pool, "CREATE TABLE metrics (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(64), cpu DOUBLE, mem DOUBLE, disk DECIMAL(12,3), ts TIMESTAMP NULL)").await;
+    exec(&pool, "INSERT INTO sluice_metric_config (db_name, table_name, value_columns, metric, endpoint, tags) VALUES ('app', 'metrics', 'cpu', 'load', '{host}', 'row={id}')").await;
+    let file = dir.path().join("falcon-from-binlog.toml");
+    std::fs::copy(sluice_testkit::workspace_root().join("examples/falcon-from-binlog.toml"), &file).unwrap();
+    let env = vec![
+        ("SLUICE_MYSQL_URL", server.url()),
+        ("SLUICE_FALCON_URL", falcon.url.clone()),
+        ("SLUICE_CONFIG_DB", "app".to_string()),
+    ];
+    let p = RunningPipeline::start(&file, &env);
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    let insert = async |pool: &mysql_async::Pool, n: usize| {
+        let values: Vec<String> = (0..n).map(|r| format!("('h', {r}, 1, 1)")).collect();
+        exec(pool, &format!("INSERT INTO metrics (host, cpu, mem, disk) VALUES {}", values.join(","))).await;
+    };
+    for _ in 0..10 {
+        insert(&pool, 500).await;
+    }
+    pool.clone().disconnect().await.unwrap();
+    // A clean restart of the source server while the pipeline streams; rows go on after it.
+    let server = tokio::task::spawn_blocking(move || {
+        let mut server = server;
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    let pool = mysql_async::Pool::new(app_url.as_str());
+    for _ in 0..10 {
+        insert(&pool, 500).await;
+    }
+    wait_until("all 10,000 rows across the restart", Duration::from_secs(120), || {
+        falcon.samples().iter().filter_map(|s| s["tags"].as_str().map(str::to_string)).collect::<HashSet<_>>().len() >= 10_000
+    })
+    .await;
+    p.wait_log("reconnecting", Duration::from_secs(1)).await;
+    assert!(p.terminate().await.success());
+    drop(server);
+}
