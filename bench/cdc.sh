@@ -3,7 +3,8 @@
 #   - Sluice: MariaDB binlog -> shaping (3 metrics per row) -> blackhole sink   (sluice-bench binlog)
 #   - mariadb-binlog --read-from-remote-server --verbose --base64-output=decode-rows -> /dev/null
 #   - python-mysql-replication (PyPI mysql-replication) counting rows
-# and the commit-to-push latency at a steady 5,000 rows/s into the open-falcon stand-in.
+# and the commit-to-push latency at a steady 5,000 rows/s into the open-falcon stand-in, and the peak RSS
+# through a single 1,000,000-row transaction.
 # The workload and the peers' commands come from ../shared/peers (01-mariadb-binlog.sh): 1,000 INSERTs x
 # 1,000 rows + 200 UPDATEs x 1,000 rows into bench.metrics on a MariaDB of its own (port 3407, /tmp).
 # Usage: bench/cdc.sh [RUNS]
@@ -54,6 +55,8 @@ srate=$(div "$ROWS" "$s"); mrate=$(div "$ROWS" "$m"); prate=$(div "$ROWS" "$p")
 
 log "commit-to-push latency at 5,000 rows/s for 20 s"
 lat=$("$BENCH" latency --url "$URL" --rate 5000 --seconds 20 | tail -1)
+log "a single 1,000,000-row transaction"
+big=$("$BENCH" bigtx --url "$URL" --rows 1000000 | tail -1)
 
 cat <<RESULT
 
@@ -62,4 +65,5 @@ sluice binlog -> shape (3 metrics/row) -> blackhole   ${s} s   ${srate} rows/s
 mariadb-binlog --read-from-remote-server -v          ${m} s   ${mrate} rows/s   sluice/mariadb-binlog = $(div "$srate" "$mrate")x (target >= 0.8x)
 python-mysql-replication                             ${p} s   ${prate} rows/s   sluice/python = $(div "$srate" "$prate")x (target >= 8x)
 ${lat}   (target p99 < 100 ms)
+${big}   (target RSS < 200 MiB)
 RESULT

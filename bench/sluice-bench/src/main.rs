@@ -52,6 +52,13 @@ enum Cmd {
         #[arg(long)]
         rows: u64,
     },
+    /// One 1,000,000-row transaction through shaping into the blackhole sink; prints peak RSS.
+    Bigtx {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+    },
     /// Write rows at a steady rate and measure commit-to-push latency at the falcon stand-in.
     Latency {
         #[arg(long)]
@@ -153,6 +160,36 @@ async fn main() -> Result<()> {
             handle.await??;
             println!("sluice rows={} metrics={} seconds={secs:.3} rows_per_s={:.0}", status.events_in.load(Ordering::Relaxed), received.load(Ordering::Relaxed), rows as f64 / secs);
         }
+        Cmd::Bigtx { url, rows } => {
+            let pool = mysql_async::Pool::new(url.as_str());
+            let mut c = pool.get_conn().await?;
+            c.query_drop("CREATE DATABASE IF NOT EXISTS sluice_bench_bigtx").await?;
+            c.query_drop("CREATE TABLE IF NOT EXISTS sluice_bench_bigtx.metrics (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(64), cpu DOUBLE, mem DOUBLE, disk DOUBLE)").await?;
+            let dir = tempfile::tempdir()?;
+            let status = Arc::new(PipelineStatus::default());
+            let sink = BlackholeSink::default();
+            let received = sink.received.clone();
+            let p = pipeline(&url, StartFrom::Now, vec!["sluice_bench_bigtx.metrics".into()], vec![rule("sluice_bench_bigtx", "metrics", &["cpu", "mem", "disk"], "{$field}")], Box::new(sink), dir.path(), status.clone()).await?;
+            let stop = CancellationToken::new();
+            let handle = tokio::spawn(p.run(stop.clone()));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let rss_before = rss_mib().1;
+            let t0 = Instant::now();
+            // One statement, one transaction: MariaDB's SEQUENCE engine makes the rows.
+            c.query_drop(format!("INSERT INTO sluice_bench_bigtx.metrics (host, cpu, mem, disk) SELECT 'big', seq, seq, seq FROM sluice_bench_bigtx.seq_1_to_{rows}")).await?;
+            while received.load(Ordering::Relaxed) < rows * 3 {
+                if handle.is_finished() {
+                    anyhow::bail!("the pipeline stopped early: {:?}", status.last_error.lock().unwrap());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            stop.cancel();
+            handle.await??;
+            let (peak, _) = rss_mib();
+            c.query_drop("DROP DATABASE sluice_bench_bigtx").await?;
+            println!("sluice single {rows}-row transaction: {secs:.2} s (insert included), peak RSS {peak} MiB (before {rss_before} MiB)");
+        }
         Cmd::Latency { url, rate, seconds } => {
             let falcon = sluice_testkit::falcon::FalconReceiver::start().await;
             let pool = mysql_async::Pool::new(url.as_str());
@@ -192,6 +229,13 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// (peak, current) resident set of this process in MiB.
+fn rss_mib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024;
+    (field("VmHWM:"), field("VmRSS:"))
 }
 
 fn now_ms() -> i64 {

@@ -186,11 +186,17 @@ pub struct PrivateMariadb {
     pub port: u16,
     dir: std::path::PathBuf,
     child: Option<std::process::Child>,
+    extra: Vec<String>,
 }
 
 impl PrivateMariadb {
     /// Initialises a data directory under `parent` and starts the server on a free loopback port.
     pub fn start(parent: &std::path::Path) -> Self {
+        Self::start_with(parent, &[])
+    }
+
+    /// Like [`PrivateMariadb::start`], with extra server options (e.g. `--binlog-checksum=NONE`).
+    pub fn start_with(parent: &std::path::Path, extra: &[&str]) -> Self {
         let dir = parent.join("mariadb");
         std::fs::create_dir_all(dir.join("binlog")).unwrap();
         let out = std::process::Command::new("mariadb-install-db")
@@ -200,7 +206,7 @@ impl PrivateMariadb {
             .unwrap_or_else(|e| panic!("test service `mariadb`: mariadb-install-db is not installed ({e}); run ./scripts/services.sh start mariadb"));
         assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut me = Self { port, dir, child: None };
+        let mut me = Self { port, dir, child: None, extra: extra.iter().map(|e| e.to_string()).collect() };
         me.restart();
         let sock = me.dir.join("mysqld.sock");
         let out = std::process::Command::new("mariadb")
@@ -216,6 +222,19 @@ impl PrivateMariadb {
 
     pub fn url(&self) -> String {
         format!("mysql://sluice:sluice@127.0.0.1:{}/", self.port)
+    }
+
+    /// Runs SQL as root through the server's socket.
+    pub fn sql(&self, sql: &str) -> String {
+        let out = std::process::Command::new("mariadb")
+            .args(["--no-defaults", "-uroot", "-N"])
+            .arg(format!("--socket={}", self.dir.join("mysqld.sock").display()))
+            .arg("-e")
+            .arg(sql)
+            .output()
+            .expect("run mariadb");
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// Stops the server (SIGTERM, clean shutdown) and waits for it to exit.
@@ -238,6 +257,7 @@ impl PrivateMariadb {
             .arg(format!("--log-bin={}", d.join("binlog/mysql-bin").display()))
             .args(["--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL", "--innodb-buffer-pool-size=64M"])
             .arg(format!("--log-error={}", d.join("error.log").display()))
+            .args(&self.extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -509,3 +509,43 @@ async fn the_source_database_restarted_mid_stream_loses_nothing() {
     assert!(p.terminate().await.success());
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binlog_checksums_off_stream_too() {
+    let falcon = FalconReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = sluice_testkit::PrivateMariadb::start_with(dir.path(), &["--binlog-checksum=NONE"]);
+    assert_eq!(server.sql("SELECT @@binlog_checksum"), "NONE");
+    server.sql("CREATE TABLE app.m (id INT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(8), v DOUBLE)");
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        format!("[source]\ntype = \"mysql_binlog\"\nurl = \"{}\"\n[[shape.rules]]\ndb = \"app\"\ntable = \"m\"\nvalue_columns = [\"v\"]\nmetric = \"v\"\nendpoint = \"{{host}}\"\n[sinks.f]\ntype = \"falcon\"\nurl = \"{}\"\n", server.url(), falcon.url),
+    )
+    .unwrap();
+    let p = RunningPipeline::start(&file, &[]);
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    server.sql("INSERT INTO app.m (host, v) VALUES ('a', 1), ('b', 2)");
+    wait_until("2 samples", Duration::from_secs(30), || falcon.count() >= 2).await;
+    assert_eq!(falcon.samples()[1]["value"].as_f64(), Some(2.0));
+    assert!(p.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_position_is_a_clear_error_naming_the_oldest_available() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = sluice_testkit::PrivateMariadb::start(dir.path());
+    server.sql("CREATE TABLE app.m (id INT PRIMARY KEY); INSERT INTO app.m VALUES (1); FLUSH BINARY LOGS; INSERT INTO app.m VALUES (2); FLUSH BINARY LOGS;");
+    let newest = server.sql("SHOW MASTER STATUS").split_whitespace().next().unwrap().to_string();
+    server.sql(&format!("PURGE BINARY LOGS TO '{newest}'"));
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        format!("[source]\ntype = \"mysql_binlog\"\nurl = \"{}\"\nstart = {{ file = \"mysql-bin.000001\", pos = 4 }}\n[sinks.n]\ntype = \"blackhole\"\n", server.url()),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || Command::new(BIN).arg("run").arg(&file).env("NO_COLOR", "1").output().unwrap()).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("mysql-bin.000001:4") && text.contains("no longer available") && text.contains(&format!("{newest}:4")), "{text}");
+}
