@@ -549,3 +549,27 @@ async fn a_purged_position_is_a_clear_error_naming_the_oldest_available() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("mysql-bin.000001:4") && text.contains("no longer available") && text.contains(&format!("{newest}:4")), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minimal_row_metadata_takes_column_names_from_the_schema() {
+    let falcon = FalconReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = sluice_testkit::PrivateMariadb::start_with(dir.path(), &["--binlog-row-metadata=MINIMAL"]);
+    server.sql("CREATE TABLE app.m (id INT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(8), v DOUBLE)");
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        format!("[source]\ntype = \"mysql_binlog\"\nurl = \"{}\"\n[[shape.rules]]\ndb = \"app\"\ntable = \"m\"\nvalue_columns = [\"v\"]\nmetric = \"{{$field}}\"\nendpoint = \"{{host}}\"\n[[shape.rules]]\ndb = \"app\"\ntable = \"m\"\nvalue_columns = [\"w\"]\nmetric = \"{{$field}}\"\nendpoint = \"{{host}}\"\n[sinks.f]\ntype = \"falcon\"\nurl = \"{}\"\n", server.url(), falcon.url),
+    )
+    .unwrap();
+    let p = RunningPipeline::start(&file, &[]);
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    server.sql("INSERT INTO app.m (host, v) VALUES ('a', 1.5)");
+    // A DDL in the stream: the new column's name is known from then on.
+    server.sql("ALTER TABLE app.m ADD COLUMN w DOUBLE; INSERT INTO app.m (host, v, w) VALUES ('b', 2.5, 7)");
+    wait_until("b's w sample", Duration::from_secs(30), || falcon.samples().iter().any(|s| s["endpoint"] == "b" && s["metric"] == "w")).await;
+    let s = falcon.samples();
+    assert!(s.iter().any(|x| x["endpoint"] == "a" && x["metric"] == "v" && x["value"] == 1.5), "{s:?}");
+    assert!(s.iter().any(|x| x["endpoint"] == "b" && x["metric"] == "w" && x["value"] == 7.0), "{s:?}");
+    assert!(p.terminate().await.success());
+}

@@ -177,6 +177,7 @@ impl MysqlBinlogSource {
             commit_ts_ms: 0,
             plans: HashMap::new(),
             captured: HashMap::new(),
+            schema_names: HashMap::new(),
         };
         loop {
             let next = tokio::select! {
@@ -265,9 +266,10 @@ impl MysqlBinlogSource {
                         position: Position::Binlog { file: st.file.as_str().into(), pos: end_pos, gtid: st.gtid_text(), row: 0 },
                         statement: Some(trimmed.into()),
                     };
-                    // Cached plans may describe the old shape of an altered table.
+                    // Cached plans and names may describe the old shape of an altered table.
                     st.plans.clear();
                     st.captured.clear();
+                    st.schema_names.clear();
                     if self.captures_database(&db) {
                         send(out, SourceItem::Change(ev)).await?;
                     }
@@ -297,7 +299,13 @@ impl MysqlBinlogSource {
                     let fallback = if TablePlan::has_names(tme) {
                         None
                     } else {
-                        self.column_names(&tme.database_name(), &tme.table_name()).await
+                        // binlog_row_metadata=MINIMAL: names from information_schema, kept until the next DDL.
+                        let key = (tme.database_name().to_string(), tme.table_name().to_string());
+                        if !st.schema_names.contains_key(&key) {
+                            let names = self.column_names(&key.0, &key.1).await.unwrap_or_default();
+                            st.schema_names.insert(key.clone(), names);
+                        }
+                        st.schema_names.get(&key).cloned()
                     };
                     st.plans.insert(table_id, Arc::new(TablePlan::new(tme, fallback.as_deref())));
                 }
@@ -383,6 +391,8 @@ struct StreamState {
     commit_ts_ms: i64,
     plans: HashMap<u64, Arc<TablePlan>>,
     captured: HashMap<u64, bool>,
+    /// Column names read from information_schema for tables whose table maps carry none.
+    schema_names: HashMap<(String, String), Vec<String>>,
 }
 
 impl StreamState {
