@@ -282,36 +282,36 @@ async fn sink_down_for_a_minute_then_back_loses_nothing_and_memory_stays_bounded
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_binlog_connections_mid_stream_lose_nothing() {
     let falcon = FalconReceiver::start().await;
-    let f = fixture(&falcon.url).await;
-    let db = &f.db;
-    exec(&f.pool, &format!("INSERT INTO sluice_metric_config (db_name, table_name, value_columns, metric, endpoint, tags) VALUES ('{db}', 'metrics', 'cpu', 'load', '{{host}}', 'row={{id}}')")).await;
-    let p = RunningPipeline::start(&f.file, &f.env);
+    // A server of its own: cutting every binlog connection must not disturb other tests' pipelines.
+    let dir = tempfile::tempdir().unwrap();
+    let server = sluice_testkit::PrivateMariadb::start(dir.path());
+    let pool = mysql_async::Pool::new(format!("{}app", server.url()).as_str());
+    exec(&pool, CONFIG_DDL).await;
+    exec(&pool, "CREATE TABLE metrics (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(64), cpu DOUBLE, mem DOUBLE, disk DECIMAL(12,3), ts TIMESTAMP NULL)").await;
+    exec(&pool, "INSERT INTO sluice_metric_config (db_name, table_name, value_columns, metric, endpoint, tags) VALUES ('app', 'metrics', 'cpu', 'load', '{host}', 'row={id}')").await;
+    let file = dir.path().join("falcon-from-binlog.toml");
+    std::fs::copy(sluice_testkit::workspace_root().join("examples/falcon-from-binlog.toml"), &file).unwrap();
+    let env = vec![("SLUICE_MYSQL_URL", server.url()), ("SLUICE_FALCON_URL", falcon.url.clone()), ("SLUICE_CONFIG_DB", "app".to_string())];
+    let p = RunningPipeline::start(&file, &env);
     p.wait_log("binlog stream started", Duration::from_secs(30)).await;
-    let pool = f.pool.clone();
+    let writer_pool = pool.clone();
     let writer = tokio::spawn(async move {
-        let mut c = pool.get_conn().await.unwrap();
+        let mut c = writer_pool.get_conn().await.unwrap();
         for _ in 0..40 {
             let values: Vec<String> = (0..1000).map(|r| format!("('h', {r}, 1, 1)")).collect();
             c.query_drop(format!("INSERT INTO metrics (host, cpu, mem, disk) VALUES {}", values.join(","))).await.unwrap();
         }
     });
-    // Cut the server side of every binlog dump connection (other tests' pipelines reconnect as well), twice,
-    // each time after the pipeline has reconnected from the previous cut.
-    let mut cuts = 0;
+    // Cut the server side of the binlog dump connection twice, each time after the pipeline reconnected.
     for (round, threshold) in [5_000usize, 20_000].into_iter().enumerate() {
         wait_until(&format!("{threshold} samples"), Duration::from_secs(60), || falcon.count() >= threshold).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let mut c = f.pool.get_conn().await.unwrap();
-            let ids: Vec<u64> = c.query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'").await.unwrap();
-            let mut killed = 0;
-            for id in ids {
-                if c.query_drop(format!("KILL CONNECTION {id}")).await.is_ok() {
-                    killed += 1;
+            let ids = server.sql("SELECT GROUP_CONCAT(ID) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
+            if ids != "NULL" && !ids.is_empty() {
+                for id in ids.split(',') {
+                    server.sql(&format!("KILL CONNECTION {id}"));
                 }
-            }
-            if killed > 0 {
-                cuts += 1;
                 break;
             }
             assert!(Instant::now() < deadline, "no binlog dump connection to cut");
@@ -323,7 +323,6 @@ async fn cut_binlog_connections_mid_stream_lose_nothing() {
         })
         .await;
     }
-    assert!(cuts >= 2, "cut {cuts} binlog connections");
     writer.await.unwrap();
     wait_until("every row", Duration::from_secs(120), || {
         falcon.samples().iter().filter_map(|s| s["tags"].as_str().map(str::to_string)).collect::<HashSet<_>>().len() >= 40_000
@@ -538,6 +537,7 @@ async fn a_purged_position_is_a_clear_error_naming_the_oldest_available() {
     server.sql("CREATE TABLE app.m (id INT PRIMARY KEY); INSERT INTO app.m VALUES (1); FLUSH BINARY LOGS; INSERT INTO app.m VALUES (2); FLUSH BINARY LOGS;");
     let newest = server.sql("SHOW MASTER STATUS").split_whitespace().next().unwrap().to_string();
     server.sql(&format!("PURGE BINARY LOGS TO '{newest}'"));
+    let server = server;
     let file = dir.path().join("p.toml");
     std::fs::write(
         &file,
@@ -547,7 +547,10 @@ async fn a_purged_position_is_a_clear_error_naming_the_oldest_available() {
     let out = tokio::task::spawn_blocking(move || Command::new(BIN).arg("run").arg(&file).env("NO_COLOR", "1").output().unwrap()).await.unwrap();
     let text = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("mysql-bin.000001:4") && text.contains("no longer available") && text.contains(&format!("{newest}:4")), "{text}");
+    // MariaDB keeps files its crash recovery still needs, so the oldest left may be newer than asked.
+    let oldest = server.sql("SHOW BINARY LOGS").split_whitespace().next().unwrap().to_string();
+    assert_ne!(oldest, "mysql-bin.000001");
+    assert!(text.contains("mysql-bin.000001:4") && text.contains("no longer available") && text.contains(&format!("{oldest}:4")), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
