@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the control plane: API on an embedded SQLite store (or PostgreSQL with --store).
     Serve(ServeArgs),
+    /// Review SQL files (MySQL/MariaDB or PostgreSQL); exit 0 clean, 1 warnings, 2 errors, 3 usage/I-O error.
+    Review(commands::review::ReviewCmd),
     /// Run a pipeline file (the data plane alone; checkpoints beside the file).
     Run(commands::run::RunCmd),
     /// Manage pipelines run by a server.
@@ -68,6 +70,10 @@ fn init_tracing(format: LogFormat, level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Review is synchronous and pure: no runtime.
+    if let Command::Review(cmd) = cli.command {
+        return ExitCode::from(commands::review::run(cmd) as u8);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -99,6 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             serve::run(settings).await?;
             Ok(0)
         }
+        Command::Review(_) => unreachable!("handled before the runtime starts"),
         Command::Run(cmd) => {
             init_tracing(LogFormat::Text, "info");
             commands::run::run(cmd).await

@@ -244,3 +244,44 @@ fn pipeline_commands_drive_a_server_pipeline() {
     let rm = cli(&server, &["pipeline", "remove", "quiet"]);
     assert!(rm.status.success(), "{}", text(&rm));
 }
+
+#[test]
+fn review_exit_codes_formats_and_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.sql");
+    std::fs::write(&clean, "SELECT id FROM t WHERE id = 1;\n").unwrap();
+    let warn = dir.path().join("warn.sql");
+    std::fs::write(&warn, "CREATE INDEX i ON t (a);\n").unwrap();
+    let err = dir.path().join("err.sql");
+    std::fs::write(&err, "SELECT 1;\nDELETE FROM t;\n").unwrap();
+    let run = |args: &[&str]| Command::new(BIN).arg("review").args(args).output().unwrap();
+    assert_eq!(run(&[clean.to_str().unwrap(), "--engine", "postgres"]).status.code(), Some(0));
+    assert_eq!(run(&[warn.to_str().unwrap(), "--engine", "postgres"]).status.code(), Some(1));
+    let out = run(&[err.to_str().unwrap(), "--engine", "mariadb"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("err.sql:2:1: error[require-where-for-delete]"), "{}", text(&out));
+    assert_eq!(run(&["/no/such/file.sql", "--engine", "mysql"]).status.code(), Some(3));
+    assert_eq!(run(&[err.to_str().unwrap(), "--engine", "oracle"]).status.code(), Some(3));
+
+    let json = run(&[err.to_str().unwrap(), "--engine", "postgres", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v[0]["findings"][0]["rule"], "require-where-for-delete");
+    assert_eq!(v[0]["findings"][0]["line"], 2);
+
+    let sarif = run(&[err.to_str().unwrap(), warn.to_str().unwrap(), "--engine", "postgres", "--format", "sarif"]);
+    let v: serde_json::Value = serde_json::from_slice(&sarif.stdout).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    assert_eq!(v["runs"][0]["results"].as_array().unwrap().len(), 2);
+    assert_eq!(v["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"], 2);
+
+    let mut child = Command::new(BIN).args(["review", "-", "--engine", "mysql"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"UPDATE t SET a = 1;").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("<stdin>:1:1: error[require-where-for-update]"));
+
+    let rules = run(&["--list-rules", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&rules.stdout).unwrap();
+    assert!(v.as_array().unwrap().len() >= 20);
+}

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod instance;
 pub mod pipeline;
+pub mod review;
 pub mod run;
 pub mod user;
 

@@ -1,0 +1,60 @@
+//! What a rule is: metadata (id, category, engines, default level, documentation) and a check over one
+//! parsed statement.
+
+use sqlparser::ast::{Spanned, Statement};
+use sqlparser::tokenizer::Span;
+
+use crate::SqlDialect;
+use crate::finding::Level;
+use crate::split::Piece;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    StatementSafety,
+    SchemaDesign,
+    MigrationSafety,
+}
+
+/// A rule's description; `bad` and `good` are the examples its doc page and tests use.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuleMeta {
+    pub id: &'static str,
+    pub category: Category,
+    pub engines: &'static [SqlDialect],
+    pub level: Level,
+    pub summary: &'static str,
+    /// What to do instead.
+    pub advice: &'static str,
+    pub bad: &'static str,
+    pub good: &'static str,
+}
+
+/// What a rule sees of one statement.
+pub struct Ctx<'a> {
+    pub stmt: &'a Statement,
+    pub dialect: SqlDialect,
+    pub piece: &'a Piece,
+    /// The statement's source text, for what the parser drops (e.g. `DROP INDEX CONCURRENTLY`).
+    pub text: &'a str,
+}
+
+/// A place a rule points at: `None` means the statement's start.
+pub type At = Option<Span>;
+
+pub trait Rule: Sync {
+    fn meta(&self) -> &'static RuleMeta;
+    /// Returns the places (and optional extra detail) where the rule fires.
+    fn check(&self, ctx: &Ctx<'_>) -> Vec<(At, Option<String>)>;
+}
+
+/// The span of a node, for rules that point inside a statement.
+pub fn span_of<T: Spanned>(node: &T) -> At {
+    let s = node.span();
+    (s.start.line > 0).then_some(s)
+}
+
+/// The span of an identifier.
+pub fn ident_at(ident: &sqlparser::ast::Ident) -> At {
+    (ident.span.start.line > 0).then_some(ident.span)
+}

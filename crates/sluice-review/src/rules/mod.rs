@@ -1,0 +1,112 @@
+//! One rule per file. `all()` is the registry; ids are kebab-case and unique (tested).
+
+use crate::rule::Rule;
+
+/// Declares a rule: a unit struct, its static metadata, and its check.
+macro_rules! rule {
+    ($ty:ident, $meta:expr, |$ctx:ident| $body:block) => {
+        pub struct $ty;
+
+        static META: $crate::rule::RuleMeta = $meta;
+
+        impl $crate::rule::Rule for $ty {
+            fn meta(&self) -> &'static $crate::rule::RuleMeta {
+                &META
+            }
+
+            fn check(&self, $ctx: &$crate::rule::Ctx<'_>) -> Vec<($crate::rule::At, Option<String>)> $body
+        }
+    };
+}
+
+pub(crate) const BOTH: &[crate::SqlDialect] = &[crate::SqlDialect::MySql, crate::SqlDialect::Postgres];
+pub(crate) const MYSQL: &[crate::SqlDialect] = &[crate::SqlDialect::MySql];
+pub(crate) const POSTGRES: &[crate::SqlDialect] = &[crate::SqlDialect::Postgres];
+
+mod always_true_where;
+mod auto_increment_unsigned_bigint;
+mod create_index_concurrently;
+mod drop_index_concurrently;
+mod insert_requires_column_list;
+mod insert_select_star;
+mod no_drop_database;
+mod no_drop_table;
+mod no_float_for_money;
+mod no_leading_wildcard_like;
+mod no_limit_without_order_by;
+mod no_order_by_rand;
+mod no_truncate;
+mod prefer_identity_over_serial;
+mod prefer_text_over_varchar;
+mod prefer_timestamptz;
+mod require_primary_key;
+mod require_where_for_delete;
+mod require_where_for_update;
+mod set_not_null_on_existing_column;
+
+/// Every rule, in id order.
+pub fn all() -> Vec<&'static dyn Rule> {
+    let mut v: Vec<&'static dyn Rule> = vec![
+        &always_true_where::AlwaysTrueWhere,
+        &auto_increment_unsigned_bigint::AutoIncrementUnsignedBigint,
+        &create_index_concurrently::CreateIndexConcurrently,
+        &drop_index_concurrently::DropIndexConcurrently,
+        &insert_requires_column_list::InsertRequiresColumnList,
+        &insert_select_star::InsertSelectStar,
+        &no_drop_database::NoDropDatabase,
+        &no_drop_table::NoDropTable,
+        &no_float_for_money::NoFloatForMoney,
+        &no_leading_wildcard_like::NoLeadingWildcardLike,
+        &no_limit_without_order_by::NoLimitWithoutOrderBy,
+        &no_order_by_rand::NoOrderByRand,
+        &no_truncate::NoTruncate,
+        &prefer_identity_over_serial::PreferIdentityOverSerial,
+        &prefer_text_over_varchar::PreferTextOverVarchar,
+        &prefer_timestamptz::PreferTimestamptz,
+        &require_primary_key::RequirePrimaryKey,
+        &require_where_for_delete::RequireWhereForDelete,
+        &require_where_for_update::RequireWhereForUpdate,
+        &set_not_null_on_existing_column::SetNotNullOnExistingColumn,
+    ];
+    v.sort_by_key(|r| r.meta().id);
+    v
+}
+
+/// Walks every expression of a statement (through sqlparser's visitor-free Display is not enough, so this
+/// collects the WHERE-like expressions rules look at).
+pub(crate) fn where_of(stmt: &sqlparser::ast::Statement) -> Option<&sqlparser::ast::Expr> {
+    use sqlparser::ast::Statement;
+    match stmt {
+        Statement::Update(u) => u.selection.as_ref(),
+        Statement::Delete(d) => d.selection.as_ref(),
+        Statement::Query(q) => match q.body.as_ref() {
+            sqlparser::ast::SetExpr::Select(s) => s.selection.as_ref(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use crate::review;
+
+    #[test]
+    fn ids_are_unique_kebab_case_and_every_rule_has_a_failing_and_a_clean_example() {
+        let mut seen = HashSet::new();
+        for r in super::all() {
+            let m = r.meta();
+            assert!(seen.insert(m.id), "duplicate {}", m.id);
+            assert!(m.id.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", m.id);
+            for d in m.engines {
+                let bad = review(m.bad, *d);
+                assert!(bad.findings.iter().any(|f| f.rule == m.id), "{} does not fire on its bad example ({d:?}): {:?}", m.id, bad.findings);
+                let good = review(m.good, *d);
+                assert!(!good.findings.iter().any(|f| f.rule == m.id), "{} fires on its good example ({d:?}): {:?}", m.id, good.findings);
+                assert!(!good.findings.iter().any(|f| f.rule == "parse-error"), "{}'s good example does not parse ({d:?})", m.id);
+            }
+        }
+    }
+}
