@@ -25,51 +25,97 @@ pub(crate) const POSTGRES: &[crate::SqlDialect] = &[crate::SqlDialect::Postgres]
 
 mod always_true_where;
 mod auto_increment_unsigned_bigint;
+mod charset_allow_list;
+mod collation_allow_list;
+mod column_name_pattern;
 mod create_index_concurrently;
 mod drop_index_concurrently;
+mod foreign_key_name_pattern;
+mod index_name_pattern;
 mod insert_requires_column_list;
 mod insert_select_star;
+mod max_columns_per_index;
+mod max_columns_per_table;
+mod max_indexes_per_table;
+mod no_blob_text_columns;
 mod no_drop_database;
 mod no_drop_table;
+mod no_duplicate_index;
+mod no_enum_columns;
 mod no_float_for_money;
 mod no_leading_wildcard_like;
 mod no_limit_without_order_by;
 mod no_order_by_rand;
+mod no_redundant_index;
+mod no_reserved_word_names;
 mod no_truncate;
 mod prefer_identity_over_serial;
+mod prefer_text_over_char;
 mod prefer_text_over_varchar;
 mod prefer_timestamptz;
+mod require_column_comment;
 mod require_primary_key;
+mod require_table_comment;
 mod require_where_for_delete;
 mod require_where_for_update;
 mod set_not_null_on_existing_column;
+mod table_name_pattern;
+mod unique_key_name_pattern;
 
 /// Every rule, in id order.
 pub fn all() -> Vec<&'static dyn Rule> {
     let mut v: Vec<&'static dyn Rule> = vec![
         &always_true_where::AlwaysTrueWhere,
         &auto_increment_unsigned_bigint::AutoIncrementUnsignedBigint,
+        &charset_allow_list::CharsetAllowList,
+        &collation_allow_list::CollationAllowList,
+        &column_name_pattern::ColumnNamePattern,
         &create_index_concurrently::CreateIndexConcurrently,
         &drop_index_concurrently::DropIndexConcurrently,
+        &foreign_key_name_pattern::ForeignKeyNamePattern,
+        &index_name_pattern::IndexNamePattern,
         &insert_requires_column_list::InsertRequiresColumnList,
         &insert_select_star::InsertSelectStar,
+        &max_columns_per_index::MaxColumnsPerIndex,
+        &max_columns_per_table::MaxColumnsPerTable,
+        &max_indexes_per_table::MaxIndexesPerTable,
+        &no_blob_text_columns::NoBlobTextColumns,
         &no_drop_database::NoDropDatabase,
         &no_drop_table::NoDropTable,
+        &no_duplicate_index::NoDuplicateIndex,
+        &no_enum_columns::NoEnumColumns,
         &no_float_for_money::NoFloatForMoney,
         &no_leading_wildcard_like::NoLeadingWildcardLike,
         &no_limit_without_order_by::NoLimitWithoutOrderBy,
         &no_order_by_rand::NoOrderByRand,
+        &no_redundant_index::NoRedundantIndex,
+        &no_reserved_word_names::NoReservedWordNames,
         &no_truncate::NoTruncate,
         &prefer_identity_over_serial::PreferIdentityOverSerial,
+        &prefer_text_over_char::PreferTextOverChar,
         &prefer_text_over_varchar::PreferTextOverVarchar,
         &prefer_timestamptz::PreferTimestamptz,
+        &require_column_comment::RequireColumnComment,
         &require_primary_key::RequirePrimaryKey,
+        &require_table_comment::RequireTableComment,
         &require_where_for_delete::RequireWhereForDelete,
         &require_where_for_update::RequireWhereForUpdate,
         &set_not_null_on_existing_column::SetNotNullOnExistingColumn,
+        &table_name_pattern::TableNamePattern,
+        &unique_key_name_pattern::UniqueKeyNamePattern,
     ];
     v.sort_by_key(|r| r.meta().id);
     v
+}
+
+/// The last part of a qualified name, unquoted.
+pub(crate) fn last_ident(name: &sqlparser::ast::ObjectName) -> String {
+    name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_else(|| name.to_string())
+}
+
+/// `^[a-z][a-z0-9_]{0,62}$`.
+pub(crate) fn snake_case(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 63 && s.starts_with(|c: char| c.is_ascii_lowercase()) && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Walks every expression of a statement (through sqlparser's visitor-free Display is not enough, so this

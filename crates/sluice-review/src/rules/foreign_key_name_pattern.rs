@@ -1,0 +1,30 @@
+use sqlparser::ast::{AlterTableOperation, Statement, TableConstraint};
+
+use super::BOTH;
+use crate::finding::Level;
+use crate::rule::{Category, RuleMeta};
+
+rule!(ForeignKeyNamePattern, RuleMeta {
+    id: "foreign-key-name-pattern",
+    category: Category::SchemaDesign,
+    engines: BOTH,
+    level: Level::Info,
+    summary: "the foreign key is unnamed or its name does not start with fk_",
+    advice: "Name foreign keys fk_<table>_<referenced table>, so errors and drops can name them",
+    bad: "ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id);",
+    good: "ALTER TABLE orders ADD CONSTRAINT fk_orders_users FOREIGN KEY (user_id) REFERENCES users (id);",
+}, |ctx| {
+    let check = |c: &TableConstraint| match c {
+        TableConstraint::ForeignKey(fk) => match &fk.name {
+            Some(n) if n.value.starts_with("fk_") => None,
+            Some(n) => Some((None, Some(n.value.clone()))),
+            None => Some((None, Some("unnamed".into()))),
+        },
+        _ => None,
+    };
+    match ctx.stmt {
+        Statement::CreateTable(t) => t.constraints.iter().filter_map(check).collect(),
+        Statement::AlterTable(a) => a.operations.iter().filter_map(|o| match o { AlterTableOperation::AddConstraint { constraint, .. } => check(constraint), _ => None }).collect(),
+        _ => vec![],
+    }
+});

@@ -1,0 +1,33 @@
+use sqlparser::ast::{Statement, TableConstraint};
+
+use super::{BOTH, last_ident};
+use crate::finding::Level;
+use crate::rule::{Category, RuleMeta};
+
+rule!(UniqueKeyNamePattern, RuleMeta {
+    id: "unique-key-name-pattern",
+    category: Category::SchemaDesign,
+    engines: BOTH,
+    level: Level::Info,
+    summary: "the unique key's name does not start with uk_",
+    advice: "Name unique keys uk_<table>_<columns>",
+    bad: "CREATE UNIQUE INDEX email ON users (email);",
+    good: "CREATE UNIQUE INDEX uk_users_email ON users (email);",
+}, |ctx| {
+    let bad = |n: &str| !(n.starts_with("uk_") || n.starts_with("uq_"));
+    match ctx.stmt {
+        Statement::CreateIndex(ci) if ci.unique => match &ci.name {
+            Some(n) if bad(&last_ident(n)) => vec![(None, Some(last_ident(n)))],
+            _ => vec![],
+        },
+        Statement::CreateTable(t) => t
+            .constraints
+            .iter()
+            .filter_map(|c| match c {
+                TableConstraint::Unique(u) => u.name.as_ref().or(u.index_name.as_ref()).filter(|n| bad(&n.value)).map(|n| (None, Some(n.value.clone()))),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    }
+});
