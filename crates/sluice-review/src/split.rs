@@ -26,15 +26,34 @@ impl Piece {
     }
 }
 
-/// Line and column (1-based, characters) of a byte offset.
+/// Byte offsets where lines start, for turning offsets into line and column in O(log n).
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(sql: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(sql.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1));
+        Self { starts }
+    }
+
+    /// Line and column (1-based, characters) of a byte offset.
+    pub fn position(&self, sql: &str, offset: usize) -> (usize, usize) {
+        let offset = offset.min(sql.len());
+        let line = self.starts.partition_point(|s| *s <= offset);
+        let start = self.starts[line - 1];
+        (line, sql[start..offset].chars().count() + 1)
+    }
+}
+
+/// Line and column (1-based, characters) of a byte offset (one-off; `LineIndex` for many).
 pub fn position(sql: &str, offset: usize) -> (usize, usize) {
-    let before = &sql[..offset.min(sql.len())];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    (line, before[line_start..].chars().count() + 1)
+    LineIndex::new(sql).position(sql, offset)
 }
 
 pub fn split(sql: &str, dialect: SqlDialect) -> Vec<Piece> {
+    let lines = LineIndex::new(sql);
     let b = sql.as_bytes();
     let mut pieces = Vec::new();
     let mut delimiter: Vec<u8> = b";".to_vec();
@@ -114,7 +133,7 @@ pub fn split(sql: &str, dialect: SqlDialect) -> Vec<Piece> {
                     trailing = sql[j..e].to_string();
                     i = e;
                 }
-                let (line, column) = position(sql, start);
+                let (line, column) = lines.position(sql, start);
                 pieces.push(Piece { start, end, line, column, leading: std::mem::take(&mut leading), trailing });
                 at_line_start = false;
             }
@@ -124,7 +143,7 @@ pub fn split(sql: &str, dialect: SqlDialect) -> Vec<Piece> {
     if let Some(start) = stmt_start {
         let end = trim_end(b, start, b.len());
         if end > start {
-            let (line, column) = position(sql, start);
+            let (line, column) = lines.position(sql, start);
             pieces.push(Piece { start, end, line, column, leading, trailing: String::new() });
         }
     }
@@ -247,6 +266,15 @@ mod tests {
         let p = split(sql, SqlDialect::MySql);
         assert!(p[1].leading.contains("# note;"));
         assert_eq!(p[1].line, 5);
+    }
+
+    #[test]
+    fn positions_are_lines_and_character_columns() {
+        let sql = "ab\né😀x\n";
+        let idx = LineIndex::new(sql);
+        assert_eq!(idx.position(sql, 0), (1, 1));
+        assert_eq!(idx.position(sql, 3), (2, 1));
+        assert_eq!(idx.position(sql, sql.find('x').unwrap()), (2, 3));
     }
 
     #[test]
