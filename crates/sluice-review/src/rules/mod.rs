@@ -23,6 +23,9 @@ pub(crate) const BOTH: &[crate::SqlDialect] = &[crate::SqlDialect::MySql, crate:
 pub(crate) const MYSQL: &[crate::SqlDialect] = &[crate::SqlDialect::MySql];
 pub(crate) const POSTGRES: &[crate::SqlDialect] = &[crate::SqlDialect::Postgres];
 
+mod add_check_not_valid;
+mod add_foreign_key_not_valid;
+mod alter_requires_online_algorithm;
 mod always_true_where;
 mod auto_increment_unsigned_bigint;
 mod charset_allow_list;
@@ -31,24 +34,37 @@ mod column_name_pattern;
 mod create_index_concurrently;
 mod drop_index_concurrently;
 mod foreign_key_name_pattern;
+mod foreign_key_needs_index;
 mod index_name_pattern;
 mod insert_requires_column_list;
 mod insert_select_star;
 mod max_columns_per_index;
 mod max_columns_per_table;
+mod max_in_list;
 mod max_indexes_per_table;
+mod no_alter_column_type;
 mod no_blob_text_columns;
+mod no_change_primary_key;
+mod no_drop_column;
 mod no_drop_database;
 mod no_drop_table;
 mod no_duplicate_index;
 mod no_enum_columns;
 mod no_float_for_money;
+mod no_foreign_keys;
 mod no_leading_wildcard_like;
 mod no_limit_without_order_by;
+mod no_multi_table_dml;
 mod no_order_by_rand;
 mod no_redundant_index;
+mod no_rename_column;
+mod no_rename_table;
 mod no_reserved_word_names;
+mod no_select_star;
 mod no_truncate;
+mod no_vacuum_full;
+mod no_volatile_default;
+mod not_null_requires_default;
 mod prefer_identity_over_serial;
 mod prefer_text_over_char;
 mod prefer_text_over_varchar;
@@ -65,6 +81,9 @@ mod unique_key_name_pattern;
 /// Every rule, in id order.
 pub fn all() -> Vec<&'static dyn Rule> {
     let mut v: Vec<&'static dyn Rule> = vec![
+        &add_check_not_valid::AddCheckNotValid,
+        &add_foreign_key_not_valid::AddForeignKeyNotValid,
+        &alter_requires_online_algorithm::AlterRequiresOnlineAlgorithm,
         &always_true_where::AlwaysTrueWhere,
         &auto_increment_unsigned_bigint::AutoIncrementUnsignedBigint,
         &charset_allow_list::CharsetAllowList,
@@ -73,24 +92,37 @@ pub fn all() -> Vec<&'static dyn Rule> {
         &create_index_concurrently::CreateIndexConcurrently,
         &drop_index_concurrently::DropIndexConcurrently,
         &foreign_key_name_pattern::ForeignKeyNamePattern,
+        &foreign_key_needs_index::ForeignKeyNeedsIndex,
         &index_name_pattern::IndexNamePattern,
         &insert_requires_column_list::InsertRequiresColumnList,
         &insert_select_star::InsertSelectStar,
         &max_columns_per_index::MaxColumnsPerIndex,
         &max_columns_per_table::MaxColumnsPerTable,
+        &max_in_list::MaxInList,
         &max_indexes_per_table::MaxIndexesPerTable,
+        &no_alter_column_type::NoAlterColumnType,
         &no_blob_text_columns::NoBlobTextColumns,
+        &no_change_primary_key::NoChangePrimaryKey,
+        &no_drop_column::NoDropColumn,
         &no_drop_database::NoDropDatabase,
         &no_drop_table::NoDropTable,
         &no_duplicate_index::NoDuplicateIndex,
         &no_enum_columns::NoEnumColumns,
         &no_float_for_money::NoFloatForMoney,
+        &no_foreign_keys::NoForeignKeys,
         &no_leading_wildcard_like::NoLeadingWildcardLike,
         &no_limit_without_order_by::NoLimitWithoutOrderBy,
+        &no_multi_table_dml::NoMultiTableDml,
         &no_order_by_rand::NoOrderByRand,
         &no_redundant_index::NoRedundantIndex,
+        &no_rename_column::NoRenameColumn,
+        &no_rename_table::NoRenameTable,
         &no_reserved_word_names::NoReservedWordNames,
+        &no_select_star::NoSelectStar,
         &no_truncate::NoTruncate,
+        &no_vacuum_full::NoVacuumFull,
+        &no_volatile_default::NoVolatileDefault,
+        &not_null_requires_default::NotNullRequiresDefault,
         &prefer_identity_over_serial::PreferIdentityOverSerial,
         &prefer_text_over_char::PreferTextOverChar,
         &prefer_text_over_varchar::PreferTextOverVarchar,
