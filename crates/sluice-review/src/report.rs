@@ -37,10 +37,9 @@ fn sarif_level(l: Level) -> &'static str {
 
 /// One SARIF 2.1.0 log for several files.
 pub fn sarif(files: &[(String, Vec<Finding>)]) -> serde_json::Value {
-    let rules: Vec<serde_json::Value> = rules::all()
-        .iter()
-        .map(|r| {
-            let m = r.meta();
+    let rules: Vec<serde_json::Value> = rules::all_meta()
+        .into_iter()
+        .map(|m| {
             json!({
                 "id": m.id,
                 "shortDescription": { "text": m.summary },

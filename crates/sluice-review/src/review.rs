@@ -4,13 +4,14 @@ use std::collections::BTreeSet;
 
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Span;
 
 use crate::SqlDialect;
 use crate::finding::{Finding, Level};
-use crate::rule::Ctx;
+use crate::rule::{Ctx, StmtView};
 use crate::rules;
 use crate::split::{Piece, split};
+
+type Span = sqlparser::tokenizer::Span;
 
 /// The result of reviewing one file.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -76,19 +77,61 @@ fn normalize_for_parser(text: &str, dialect: SqlDialect) -> std::borrow::Cow<'_,
     std::borrow::Cow::Borrowed(text)
 }
 
+/// Statement kinds the text rules review (the parser of this sqlparser version does not read them).
+const TEXT_STATEMENTS: &[&[&str]] = &[
+    &["REINDEX"],
+    &["CLUSTER"],
+    &["OPTIMIZE"],
+    &["LOCK"],
+    &["CREATE", "TRIGGER"],
+    &["CREATE", "PROCEDURE"],
+    &["CREATE", "FUNCTION"],
+    &["CREATE", "OR", "REPLACE"],
+    &["CREATE", "DEFINER"],
+];
+
+fn understood_by_text_rules(text: &str) -> bool {
+    let upper = text.to_ascii_uppercase();
+    TEXT_STATEMENTS.iter().any(|words| {
+        let mut it = upper.split_whitespace();
+        words.iter().all(|w| it.next().is_some_and(|x| x == *w || (w.ends_with("DEFINER") && x.starts_with("DEFINER"))))
+    })
+}
+
 pub fn review(sql: &str, dialect: SqlDialect) -> Review {
     let pieces = split(sql, dialect);
     let rules: Vec<_> = rules::all().into_iter().filter(|r| r.meta().engines.contains(&dialect)).collect();
+    let file_rules: Vec<_> = rules::file_rules().into_iter().filter(|r| r.meta().engines.contains(&dialect)).collect();
     let mut findings = Vec::new();
+    let mut parsed: Vec<Vec<sqlparser::ast::Statement>> = Vec::with_capacity(pieces.len());
+    let mut fired: Vec<BTreeSet<String>> = vec![BTreeSet::new(); pieces.len()];
+    let ignored: Vec<BTreeSet<String>> = pieces.iter().map(ignores).collect();
+    let mut push = |findings: &mut Vec<Finding>, fired: &mut Vec<BTreeSet<String>>, index: usize, meta: &crate::rule::RuleMeta, at: Option<Span>, detail: Option<String>| {
+        fired[index].insert(meta.id.to_string());
+        if ignored[index].contains(meta.id) {
+            return;
+        }
+        let (line, column) = absolute(&pieces[index], at);
+        let message = match detail {
+            Some(d) => format!("{} ({d}). {}", meta.summary, meta.advice),
+            None => format!("{}. {}", meta.summary, meta.advice),
+        };
+        findings.push(Finding { rule: meta.id.into(), level: meta.level, message, line, column, statement: index });
+    };
     for (index, piece) in pieces.iter().enumerate() {
         let text = piece.text(sql);
         let for_parser = normalize_for_parser(text, dialect);
-        let parsed = match dialect {
+        let result = match dialect {
             SqlDialect::MySql => Parser::parse_sql(&MySqlDialect {}, &for_parser),
             SqlDialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, &for_parser),
         };
-        let statements = match parsed {
+        let statements = match result {
             Ok(s) => s,
+            // Statements the parser does not read but text rules do: no parse-error noise.
+            Err(_) if understood_by_text_rules(text) => {
+                parsed.push(Vec::new());
+                continue;
+            }
             Err(e) => {
                 let message = e.to_string();
                 let (line, column) = match error_position(&message) {
@@ -100,35 +143,40 @@ pub fn review(sql: &str, dialect: SqlDialect) -> Review {
                 findings.push(Finding {
                     rule: "parse-error".into(),
                     level: Level::Warning,
-                    message: format!("this statement could not be parsed, so it was not reviewed: {message}"),
+                    message: format!("this statement could not be parsed, so only text rules reviewed it: {message}"),
                     line,
                     column,
                     statement: index,
                 });
+                parsed.push(Vec::new());
                 continue;
             }
         };
-        let ignored = ignores(piece);
-        let mut fired = BTreeSet::new();
         for stmt in &statements {
             let ctx = Ctx { stmt, dialect, piece, text };
             for rule in &rules {
-                let meta = rule.meta();
                 for (at, detail) in rule.check(&ctx) {
-                    fired.insert(meta.id.to_string());
-                    if ignored.contains(meta.id) {
-                        continue;
-                    }
-                    let (line, column) = absolute(piece, at);
-                    let message = match detail {
-                        Some(d) => format!("{} ({d}). {}", meta.summary, meta.advice),
-                        None => format!("{}. {}", meta.summary, meta.advice),
-                    };
-                    findings.push(Finding { rule: meta.id.into(), level: meta.level, message, line, column, statement: index });
+                    push(&mut findings, &mut fired, index, rule.meta(), at, detail);
                 }
             }
         }
-        for id in ignored.difference(&fired) {
+        parsed.push(statements);
+    }
+    let views: Vec<StmtView<'_>> = pieces
+        .iter()
+        .enumerate()
+        .map(|(index, piece)| {
+            let text = piece.text(sql);
+            StmtView { index, piece, text, upper: text.to_ascii_uppercase(), parsed: parsed[index].first() }
+        })
+        .collect();
+    for rule in &file_rules {
+        for (index, at, detail) in rule.check(&views, dialect) {
+            push(&mut findings, &mut fired, index, rule.meta(), at, detail);
+        }
+    }
+    for (index, piece) in pieces.iter().enumerate() {
+        for id in ignored[index].difference(&fired[index]) {
             findings.push(Finding {
                 rule: "unused-ignore".into(),
                 level: Level::Warning,

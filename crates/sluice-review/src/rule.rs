@@ -58,3 +58,26 @@ pub fn span_of<T: Spanned>(node: &T) -> At {
 pub fn ident_at(ident: &sqlparser::ast::Ident) -> At {
     (ident.span.start.line > 0).then_some(ident.span)
 }
+
+/// What a file-level rule sees of each statement: its text (also upper-cased) and its parse, if any.
+pub struct StmtView<'a> {
+    pub index: usize,
+    pub piece: &'a Piece,
+    pub text: &'a str,
+    pub upper: String,
+    pub parsed: Option<&'a Statement>,
+}
+
+/// A rule over the whole file (statement order matters: `SET lock_timeout` before, `BEGIN` around), or over
+/// statements the parser does not understand (their text).
+pub trait FileRule: Sync {
+    fn meta(&self) -> &'static RuleMeta;
+    /// (statement index, place, detail) for every firing.
+    fn check(&self, stmts: &[StmtView<'_>], dialect: SqlDialect) -> Vec<(usize, At, Option<String>)>;
+}
+
+/// The first words of a statement, upper-cased, for text rules.
+pub fn starts_with_words(upper: &str, words: &[&str]) -> bool {
+    let mut it = upper.split_whitespace();
+    words.iter().all(|w| it.next() == Some(*w))
+}

@@ -78,6 +78,32 @@ mod set_not_null_on_existing_column;
 mod table_name_pattern;
 mod unique_key_name_pattern;
 
+pub(crate) mod file;
+
+/// Every file-level rule, in id order.
+pub fn file_rules() -> Vec<&'static dyn crate::rule::FileRule> {
+    let mut v: Vec<&'static dyn crate::rule::FileRule> = vec![
+        &file::concurrently_in_transaction::ConcurrentlyInTransaction,
+        &file::merge_alter_table::MergeAlterTable,
+        &file::no_cluster::NoCluster,
+        &file::no_lock_tables::NoLockTables,
+        &file::no_optimize_table::NoOptimizeTable,
+        &file::no_reindex_without_concurrently::NoReindexWithoutConcurrently,
+        &file::no_stored_procedures::NoStoredProcedures,
+        &file::no_triggers::NoTriggers,
+        &file::require_lock_timeout::RequireLockTimeout,
+    ];
+    v.sort_by_key(|r| r.meta().id);
+    v
+}
+
+/// The metadata of every rule (statement and file rules), in id order.
+pub fn all_meta() -> Vec<&'static crate::rule::RuleMeta> {
+    let mut v: Vec<_> = all().iter().map(|r| r.meta()).chain(file_rules().iter().map(|r| r.meta())).collect();
+    v.sort_by_key(|m| m.id);
+    v
+}
+
 /// Every rule, in id order.
 pub fn all() -> Vec<&'static dyn Rule> {
     let mut v: Vec<&'static dyn Rule> = vec![
@@ -174,8 +200,7 @@ mod tests {
     #[test]
     fn ids_are_unique_kebab_case_and_every_rule_has_a_failing_and_a_clean_example() {
         let mut seen = HashSet::new();
-        for r in super::all() {
-            let m = r.meta();
+        for m in super::all_meta() {
             assert!(seen.insert(m.id), "duplicate {}", m.id);
             assert!(m.id.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", m.id);
             for d in m.engines {
@@ -183,7 +208,7 @@ mod tests {
                 assert!(bad.findings.iter().any(|f| f.rule == m.id), "{} does not fire on its bad example ({d:?}): {:?}", m.id, bad.findings);
                 let good = review(m.good, *d);
                 assert!(!good.findings.iter().any(|f| f.rule == m.id), "{} fires on its good example ({d:?}): {:?}", m.id, good.findings);
-                assert!(!good.findings.iter().any(|f| f.rule == "parse-error"), "{}'s good example does not parse ({d:?})", m.id);
+                assert!(!good.findings.iter().any(|f| f.rule == "parse-error"), "{}'s good example does not parse ({d:?}): {:?}", m.id, good.findings);
             }
         }
     }

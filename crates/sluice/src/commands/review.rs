@@ -87,15 +87,14 @@ pub fn run(cmd: ReviewCmd) -> i32 {
 }
 
 fn list_rules(format: Format) {
-    let rules = sluice_review::rules::all();
+    let rules = sluice_review::rules::all_meta();
     match format {
         Format::Json | Format::Sarif => {
-            let v: Vec<_> = rules.iter().map(|r| r.meta()).collect();
+            let v: Vec<_> = rules.clone();
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
         Format::Text => {
-            for r in rules {
-                let m = r.meta();
+            for m in rules {
                 let engines: Vec<&str> = m.engines.iter().map(|e| if *e == SqlDialect::MySql { "mysql" } else { "postgres" }).collect();
                 println!("{:<34} {:<8} {:<15} {}", m.id, m.level.as_str(), engines.join(","), m.summary);
             }

@@ -1,0 +1,32 @@
+use std::collections::HashMap;
+
+use sqlparser::ast::Statement;
+
+use crate::finding::Level;
+use crate::rule::{Category, RuleMeta};
+use crate::rules::{MYSQL, last_ident};
+
+file_rule!(MergeAlterTable, RuleMeta {
+    id: "merge-alter-table",
+    category: Category::MigrationSafety,
+    engines: MYSQL,
+    level: Level::Warning,
+    summary: "the same table is altered more than once in this file; each ALTER may rebuild it again",
+    advice: "Merge the changes into one ALTER TABLE with comma-separated operations",
+    bad: "ALTER TABLE orders ADD COLUMN a INT;\nALTER TABLE orders ADD COLUMN b INT;",
+    good: "ALTER TABLE orders ADD COLUMN a INT, ADD COLUMN b INT;",
+}, |stmts, _dialect| {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for s in stmts {
+        if let Some(Statement::AlterTable(a)) = s.parsed {
+            let name = last_ident(&a.name).to_ascii_lowercase();
+            let n = seen.entry(name.clone()).or_default();
+            *n += 1;
+            if *n > 1 {
+                out.push((s.index, None, Some(format!("{name}, ALTER #{n}"))));
+            }
+        }
+    }
+    out
+});

@@ -1,0 +1,27 @@
+//! Rules over the whole file or over statement text (for statements the parser does not read).
+
+macro_rules! file_rule {
+    ($ty:ident, $meta:expr, |$stmts:ident, $dialect:ident| $body:block) => {
+        pub struct $ty;
+
+        static META: $crate::rule::RuleMeta = $meta;
+
+        impl $crate::rule::FileRule for $ty {
+            fn meta(&self) -> &'static $crate::rule::RuleMeta {
+                &META
+            }
+
+            fn check(&self, $stmts: &[$crate::rule::StmtView<'_>], $dialect: $crate::SqlDialect) -> Vec<(usize, $crate::rule::At, Option<String>)> $body
+        }
+    };
+}
+
+pub(crate) mod concurrently_in_transaction;
+pub(crate) mod merge_alter_table;
+pub(crate) mod no_cluster;
+pub(crate) mod no_lock_tables;
+pub(crate) mod no_optimize_table;
+pub(crate) mod no_reindex_without_concurrently;
+pub(crate) mod no_stored_procedures;
+pub(crate) mod no_triggers;
+pub(crate) mod require_lock_timeout;
