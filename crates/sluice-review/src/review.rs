@@ -61,8 +61,21 @@ fn error_position(message: &str) -> Option<(usize, usize)> {
 }
 
 /// Blanks (with spaces, so positions stay) words the parser does not accept but rules read from the source
-/// text: PostgreSQL's `DROP INDEX CONCURRENTLY`.
+/// text: PostgreSQL's `DROP INDEX CONCURRENTLY`, MySQL's `ZEROFILL`.
 fn normalize_for_parser(text: &str, dialect: SqlDialect) -> std::borrow::Cow<'_, str> {
+    if dialect == SqlDialect::MySql {
+        let upper = text.to_ascii_uppercase();
+        if upper.contains("ZEROFILL") {
+            let mut s = text.to_string();
+            let mut from = 0;
+            while let Some(p) = upper[from..].find("ZEROFILL") {
+                let at = from + p;
+                s.replace_range(at..at + 8, "        ");
+                from = at + 8;
+            }
+            return std::borrow::Cow::Owned(s);
+        }
+    }
     if dialect == SqlDialect::Postgres {
         let upper = text.to_ascii_uppercase();
         let head: Vec<&str> = upper.split_whitespace().take(3).collect();
@@ -106,7 +119,7 @@ pub fn review(sql: &str, dialect: SqlDialect) -> Review {
     let mut parsed: Vec<Vec<sqlparser::ast::Statement>> = Vec::with_capacity(pieces.len());
     let mut fired: Vec<BTreeSet<String>> = vec![BTreeSet::new(); pieces.len()];
     let ignored: Vec<BTreeSet<String>> = pieces.iter().map(ignores).collect();
-    let mut push = |findings: &mut Vec<Finding>, fired: &mut Vec<BTreeSet<String>>, index: usize, meta: &crate::rule::RuleMeta, at: Option<Span>, detail: Option<String>| {
+    let push = |findings: &mut Vec<Finding>, fired: &mut Vec<BTreeSet<String>>, index: usize, meta: &crate::rule::RuleMeta, at: Option<Span>, detail: Option<String>| {
         fired[index].insert(meta.id.to_string());
         if ignored[index].contains(meta.id) {
             return;

@@ -25,6 +25,7 @@ pub(crate) const POSTGRES: &[crate::SqlDialect] = &[crate::SqlDialect::Postgres]
 
 mod add_check_not_valid;
 mod add_foreign_key_not_valid;
+mod add_unique_constraint_using_index;
 mod alter_requires_online_algorithm;
 mod always_true_where;
 mod auto_increment_unsigned_bigint;
@@ -43,33 +44,49 @@ mod max_columns_per_table;
 mod max_in_list;
 mod max_indexes_per_table;
 mod no_alter_column_type;
+mod no_auto_increment_initial_value;
 mod no_blob_text_columns;
 mod no_change_primary_key;
+mod no_create_table_as_select;
 mod no_drop_column;
 mod no_drop_database;
 mod no_drop_table;
 mod no_duplicate_index;
 mod no_enum_columns;
+mod no_float_columns;
 mod no_float_for_money;
 mod no_foreign_keys;
+mod no_grant_all;
+mod no_insert_ignore;
+mod no_int_display_width;
 mod no_leading_wildcard_like;
 mod no_limit_without_order_by;
+mod no_money_type;
 mod no_multi_table_dml;
+mod no_on_delete_cascade;
 mod no_order_by_rand;
 mod no_redundant_index;
 mod no_rename_column;
 mod no_rename_table;
+mod no_replace_into;
 mod no_reserved_word_names;
 mod no_select_star;
+mod no_set_global;
+mod no_subquery_in_dml;
 mod no_truncate;
 mod no_vacuum_full;
 mod no_volatile_default;
+mod no_zerofill;
 mod not_null_requires_default;
+mod prefer_bigint_primary_key;
 mod prefer_identity_over_serial;
+mod prefer_jsonb_over_json;
 mod prefer_text_over_char;
 mod prefer_text_over_varchar;
 mod prefer_timestamptz;
 mod require_column_comment;
+mod require_index_name;
+mod require_innodb;
 mod require_primary_key;
 mod require_table_comment;
 mod require_where_for_delete;
@@ -109,6 +126,7 @@ pub fn all() -> Vec<&'static dyn Rule> {
     let mut v: Vec<&'static dyn Rule> = vec![
         &add_check_not_valid::AddCheckNotValid,
         &add_foreign_key_not_valid::AddForeignKeyNotValid,
+        &add_unique_constraint_using_index::AddUniqueConstraintUsingIndex,
         &alter_requires_online_algorithm::AlterRequiresOnlineAlgorithm,
         &always_true_where::AlwaysTrueWhere,
         &auto_increment_unsigned_bigint::AutoIncrementUnsignedBigint,
@@ -127,33 +145,49 @@ pub fn all() -> Vec<&'static dyn Rule> {
         &max_in_list::MaxInList,
         &max_indexes_per_table::MaxIndexesPerTable,
         &no_alter_column_type::NoAlterColumnType,
+        &no_auto_increment_initial_value::NoAutoIncrementInitialValue,
         &no_blob_text_columns::NoBlobTextColumns,
         &no_change_primary_key::NoChangePrimaryKey,
+        &no_create_table_as_select::NoCreateTableAsSelect,
         &no_drop_column::NoDropColumn,
         &no_drop_database::NoDropDatabase,
         &no_drop_table::NoDropTable,
         &no_duplicate_index::NoDuplicateIndex,
         &no_enum_columns::NoEnumColumns,
+        &no_float_columns::NoFloatColumns,
         &no_float_for_money::NoFloatForMoney,
         &no_foreign_keys::NoForeignKeys,
+        &no_grant_all::NoGrantAll,
+        &no_insert_ignore::NoInsertIgnore,
+        &no_int_display_width::NoIntDisplayWidth,
         &no_leading_wildcard_like::NoLeadingWildcardLike,
         &no_limit_without_order_by::NoLimitWithoutOrderBy,
+        &no_money_type::NoMoneyType,
         &no_multi_table_dml::NoMultiTableDml,
+        &no_on_delete_cascade::NoOnDeleteCascade,
         &no_order_by_rand::NoOrderByRand,
         &no_redundant_index::NoRedundantIndex,
         &no_rename_column::NoRenameColumn,
         &no_rename_table::NoRenameTable,
+        &no_replace_into::NoReplaceInto,
         &no_reserved_word_names::NoReservedWordNames,
         &no_select_star::NoSelectStar,
+        &no_set_global::NoSetGlobal,
+        &no_subquery_in_dml::NoSubqueryInDml,
         &no_truncate::NoTruncate,
         &no_vacuum_full::NoVacuumFull,
         &no_volatile_default::NoVolatileDefault,
+        &no_zerofill::NoZerofill,
         &not_null_requires_default::NotNullRequiresDefault,
+        &prefer_bigint_primary_key::PreferBigintPrimaryKey,
         &prefer_identity_over_serial::PreferIdentityOverSerial,
+        &prefer_jsonb_over_json::PreferJsonbOverJson,
         &prefer_text_over_char::PreferTextOverChar,
         &prefer_text_over_varchar::PreferTextOverVarchar,
         &prefer_timestamptz::PreferTimestamptz,
         &require_column_comment::RequireColumnComment,
+        &require_index_name::RequireIndexName,
+        &require_innodb::RequireInnodb,
         &require_primary_key::RequirePrimaryKey,
         &require_table_comment::RequireTableComment,
         &require_where_for_delete::RequireWhereForDelete,
