@@ -5,6 +5,7 @@
 //! Pure: no I/O, no async. The CLI (`sluice review`) and the server call [`review`].
 
 pub mod finding;
+pub mod policy;
 pub mod report;
 mod review;
 pub mod rule;
@@ -12,7 +13,8 @@ pub mod rules;
 pub mod split;
 
 pub use finding::{Finding, Level};
-pub use review::{Review, review};
+pub use policy::{Policy, Settings};
+pub use review::{Review, review, review_with};
 pub use rule::{Category, Rule, RuleMeta};
 
 /// The SQL dialect a file is written in.

@@ -111,10 +111,17 @@ fn understood_by_text_rules(text: &str) -> bool {
     })
 }
 
+/// Reviews with the rules' default levels.
 pub fn review(sql: &str, dialect: SqlDialect) -> Review {
+    review_with(sql, dialect, &crate::policy::Settings::default())
+}
+
+/// Reviews with a policy's settings (levels, rules turned off, parameters).
+pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Settings) -> Review {
     let pieces = split(sql, dialect);
-    let rules: Vec<_> = rules::all().into_iter().filter(|r| r.meta().engines.contains(&dialect)).collect();
-    let file_rules: Vec<_> = rules::file_rules().into_iter().filter(|r| r.meta().engines.contains(&dialect)).collect();
+    let on = |m: &crate::rule::RuleMeta| m.engines.contains(&dialect) && settings.level(m.id, m.level).is_some();
+    let rules: Vec<_> = rules::all().into_iter().filter(|r| on(r.meta())).collect();
+    let file_rules: Vec<_> = rules::file_rules().into_iter().filter(|r| on(r.meta())).collect();
     let mut findings = Vec::new();
     let mut parsed: Vec<Vec<sqlparser::ast::Statement>> = Vec::with_capacity(pieces.len());
     let mut fired: Vec<BTreeSet<String>> = vec![BTreeSet::new(); pieces.len()];
@@ -129,7 +136,8 @@ pub fn review(sql: &str, dialect: SqlDialect) -> Review {
             Some(d) => format!("{} ({d}). {}", meta.summary, meta.advice),
             None => format!("{}. {}", meta.summary, meta.advice),
         };
-        findings.push(Finding { rule: meta.id.into(), level: meta.level, message, line, column, statement: index });
+        let level = settings.level(meta.id, meta.level).unwrap_or(meta.level);
+        findings.push(Finding { rule: meta.id.into(), level, message, line, column, statement: index });
     };
     for (index, piece) in pieces.iter().enumerate() {
         let text = piece.text(sql);
@@ -166,7 +174,7 @@ pub fn review(sql: &str, dialect: SqlDialect) -> Review {
             }
         };
         for stmt in &statements {
-            let ctx = Ctx { stmt, dialect, piece, text };
+            let ctx = Ctx { stmt, dialect, piece, text, settings };
             for rule in &rules {
                 for (at, detail) in rule.check(&ctx) {
                     push(&mut findings, &mut fired, index, rule.meta(), at, detail);

@@ -37,6 +37,8 @@ pub struct Ctx<'a> {
     pub piece: &'a Piece,
     /// The statement's source text, for what the parser drops (e.g. `DROP INDEX CONCURRENTLY`).
     pub text: &'a str,
+    /// The policy's settings (levels and parameters).
+    pub settings: &'a crate::policy::Settings,
 }
 
 /// A place a rule points at: `None` means the statement's start.

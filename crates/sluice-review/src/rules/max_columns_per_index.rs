@@ -4,6 +4,7 @@ use super::BOTH;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
+/// Default limit (policy: `[params.<id>] max = N`).
 const MAX: usize = 5;
 
 rule!(MaxColumnsPerIndex, RuleMeta {
@@ -16,14 +17,15 @@ rule!(MaxColumnsPerIndex, RuleMeta {
     bad: "CREATE INDEX idx_t_wide ON t (a, b, c, d, e, f);",
     good: "CREATE INDEX idx_t_ab ON t (a, b);",
 }, |ctx| {
+    let max = ctx.settings.int(META.id, "max", MAX);
     match ctx.stmt {
-        Statement::CreateIndex(ci) if ci.columns.len() > MAX => vec![(None, Some(format!("{} columns", ci.columns.len())))],
+        Statement::CreateIndex(ci) if ci.columns.len() > max => vec![(None, Some(format!("{} columns", ci.columns.len())))],
         Statement::CreateTable(t) => t
             .constraints
             .iter()
             .filter_map(|c| match c {
-                TableConstraint::Index(i) if i.columns.len() > MAX => Some((None, Some(format!("{} columns", i.columns.len())))),
-                TableConstraint::Unique(u) if u.columns.len() > MAX => Some((None, Some(format!("{} columns", u.columns.len())))),
+                TableConstraint::Index(i) if i.columns.len() > max => Some((None, Some(format!("{} columns", i.columns.len())))),
+                TableConstraint::Unique(u) if u.columns.len() > max => Some((None, Some(format!("{} columns", u.columns.len())))),
                 _ => None,
             })
             .collect(),

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use sluice_review::{Level, SqlDialect, report, review};
+use sluice_review::{Level, SqlDialect, report};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -23,6 +23,12 @@ pub struct ReviewCmd {
     pub engine: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// A policy file (rule levels, rules turned off, parameters; see docs/review.md).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// The environment whose policy applies (`prod` is stricter by default, `dev` quieter).
+    #[arg(long = "env")]
+    pub environment: Option<String>,
     /// List the rules (with --format json for machine-readable output) and exit.
     #[arg(long)]
     pub list_rules: bool,
@@ -42,6 +48,23 @@ pub fn run(cmd: ReviewCmd) -> i32 {
         eprintln!("error: --engine: `{engine}` is not mysql, mariadb or postgres");
         return 3;
     };
+    let policy = match &cmd.policy {
+        None => sluice_review::Policy::default(),
+        Some(p) => match std::fs::read_to_string(p) {
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", p.display());
+                return 3;
+            }
+            Ok(text) => match sluice_review::Policy::parse(&text) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", p.display());
+                    return 3;
+                }
+            },
+        },
+    };
+    let settings = policy.settings(cmd.environment.as_deref());
     if cmd.files.is_empty() {
         eprintln!("error: name at least one SQL file, or `-` for standard input");
         return 3;
@@ -66,7 +89,7 @@ pub fn run(cmd: ReviewCmd) -> i32 {
                 }
             }
         };
-        let r = review(&sql, dialect);
+        let r = sluice_review::review_with(&sql, dialect, &settings);
         worst = worst.max(r.worst());
         match cmd.format {
             Format::Text => print!("{}", report::text(&name, &sql, &r.findings)),

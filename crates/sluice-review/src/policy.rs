@@ -1,0 +1,159 @@
+//! Policies: which rules run at which level, and their parameters, per environment.
+//!
+//! ```toml
+//! [levels]                  # every environment
+//! no-select-star = "off"
+//! require-table-comment = "warning"
+//!
+//! [env.prod.levels]         # only with --env prod
+//! no-drop-table = "error"
+//!
+//! [params.max-in-list]
+//! max = 500
+//! ```
+//! Built in: `prod` raises every migration-safety warning to an error; `dev` turns info rules off.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::finding::Level;
+use crate::rule::Category;
+use crate::rules;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LevelSetting {
+    Off,
+    Info,
+    Warning,
+    Error,
+}
+
+impl LevelSetting {
+    fn level(self) -> Option<Level> {
+        match self {
+            LevelSetting::Off => None,
+            LevelSetting::Info => Some(Level::Info),
+            LevelSetting::Warning => Some(Level::Warning),
+            LevelSetting::Error => Some(Level::Error),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub levels: BTreeMap<String, LevelSetting>,
+    #[serde(default)]
+    pub env: BTreeMap<String, EnvPolicy>,
+    #[serde(default)]
+    pub params: BTreeMap<String, BTreeMap<String, toml::Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvPolicy {
+    #[serde(default)]
+    pub levels: BTreeMap<String, LevelSetting>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("`{path}`: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// The effective settings of one review.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Rule id → level; a rule missing here runs at its default level; `None` turns it off.
+    pub levels: BTreeMap<String, Option<Level>>,
+    pub params: BTreeMap<String, BTreeMap<String, toml::Value>>,
+}
+
+impl Settings {
+    /// The level a rule runs at, or `None` when it is off.
+    pub fn level(&self, id: &str, default: Level) -> Option<Level> {
+        self.levels.get(id).copied().unwrap_or(Some(default))
+    }
+
+    /// An integer parameter of a rule, or `default`.
+    pub fn int(&self, id: &str, name: &str, default: usize) -> usize {
+        self.params.get(id).and_then(|p| p.get(name)).and_then(|v| v.as_integer()).and_then(|i| usize::try_from(i).ok()).unwrap_or(default)
+    }
+}
+
+impl Policy {
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| PolicyError::Invalid { path: "(syntax)".into(), message: e.to_string().trim().to_string() })?;
+        let policy: Policy = serde_path_to_error::deserialize(de).map_err(|e| PolicyError::Invalid { path: e.path().to_string(), message: e.into_inner().message().to_string() })?;
+        let known: Vec<&str> = rules::all_meta().iter().map(|m| m.id).collect();
+        let check = |path: String, id: &str| {
+            if known.contains(&id) { Ok(()) } else { Err(PolicyError::Invalid { path, message: format!("no rule `{id}` (see `sluice review --list-rules`)") }) }
+        };
+        for id in policy.levels.keys() {
+            check(format!("levels.{id}"), id)?;
+        }
+        for (env, e) in &policy.env {
+            for id in e.levels.keys() {
+                check(format!("env.{env}.levels.{id}"), id)?;
+            }
+        }
+        for (id, params) in &policy.params {
+            check(format!("params.{id}"), id)?;
+            for (name, v) in params {
+                if name != "max" || v.as_integer().is_none_or(|i| i < 1) {
+                    return Err(PolicyError::Invalid { path: format!("params.{id}.{name}"), message: "the only parameter is `max`, a positive integer".into() });
+                }
+            }
+        }
+        Ok(policy)
+    }
+
+    /// Settings for an environment: built-in defaults for it, then `[levels]`, then `[env.NAME.levels]`.
+    pub fn settings(&self, env: Option<&str>) -> Settings {
+        let mut levels: BTreeMap<String, Option<Level>> = BTreeMap::new();
+        for m in rules::all_meta() {
+            match env {
+                Some("prod") if m.category == Category::MigrationSafety && m.level == Level::Warning => {
+                    levels.insert(m.id.to_string(), Some(Level::Error));
+                }
+                Some("dev") if m.level == Level::Info => {
+                    levels.insert(m.id.to_string(), None);
+                }
+                _ => {}
+            }
+        }
+        for (id, l) in &self.levels {
+            levels.insert(id.clone(), l.level());
+        }
+        if let Some(e) = env.and_then(|e| self.env.get(e)) {
+            for (id, l) in &e.levels {
+                levels.insert(id.clone(), l.level());
+            }
+        }
+        Settings { levels, params: self.params.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_env_overrides_and_errors_with_paths() {
+        let p = Policy::parse("[levels]\nno-select-star = \"off\"\n[env.prod.levels]\nno-drop-table = \"error\"\n[params.max-in-list]\nmax = 3\n").unwrap();
+        let prod = p.settings(Some("prod"));
+        assert_eq!(prod.level("no-select-star", Level::Info), None);
+        assert_eq!(prod.level("no-drop-table", Level::Warning), Some(Level::Error));
+        assert_eq!(prod.level("no-drop-column", Level::Warning), Some(Level::Error), "prod is stricter by default");
+        assert_eq!(p.settings(Some("dev")).level("no-drop-column", Level::Warning), Some(Level::Warning));
+        assert_eq!(p.settings(None).int("max-in-list", "max", 1000), 3);
+        let err = Policy::parse("[levels]\nno-such-rule = \"off\"\n").unwrap_err().to_string();
+        assert!(err.contains("`levels.no-such-rule`"), "{err}");
+        let err = Policy::parse("[levels]\nno-select-star = \"loud\"\n").unwrap_err().to_string();
+        assert!(err.contains("levels.no-select-star"), "{err}");
+    }
+}
