@@ -26,7 +26,7 @@ const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Sluice control plane. Every route except /healthz and /readyz needs `Authorization: Bearer <token>`."),
-    tags((name = "instances"), (name = "pipelines"), (name = "users"), (name = "audit"), (name = "system"))
+    tags((name = "instances"), (name = "pipelines"), (name = "review"), (name = "users"), (name = "audit"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -43,6 +43,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::users::router())
         .merge(routes::audit::router())
         .merge(routes::pipelines::router())
+        .merge(routes::review::router())
 }
 
 /// Builds the whole application.

@@ -87,6 +87,7 @@ routes! {
     DELETE "/api/v1/pipelines/{id}"            => PipelineWrite, "pipeline.delete";
     POST   "/api/v1/pipelines/{id}/start"      => PipelineWrite, "pipeline.start";
     POST   "/api/v1/pipelines/{id}/stop"       => PipelineWrite, "pipeline.stop";
+    POST   "/api/v1/review"                    => Authenticated, "review.run";
     GET    "/api/v1/audit"                     => AuditRead,     "audit.list";
     GET    "/api/v1/audit/verify"              => AuditRead,     "audit.verify";
     GET    "/api/v1/users"                     => UserAdmin,     "user.list";

@@ -104,3 +104,19 @@ async fn metrics_and_openapi_are_served() {
     assert!(doc.body["paths"]["/api/v1/instances/{id}/check"]["post"].is_object());
     assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+#[tokio::test]
+async fn review_endpoint_returns_findings_with_positions() {
+    let app = TestApp::sqlite().await;
+    let a = app
+        .call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(json!({"sql": "SELECT 1;\nDELETE FROM t;", "engine": "postgres", "env": "prod"})))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.raw);
+    assert_eq!(a.body["statements"], 2);
+    let f = a.body["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "require-where-for-delete").unwrap().clone();
+    assert_eq!((f["line"].as_u64(), f["column"].as_u64(), f["level"].as_str()), (Some(2), Some(1), Some("error")));
+    let bad = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(json!({"sql": "x", "engine": "oracle"}))).await;
+    assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("engine")));
+    let bad = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(json!({"sql": "x", "engine": "mysql", "policy": "[levels]\nnope = \"off\""}))).await;
+    assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("policy")));
+}

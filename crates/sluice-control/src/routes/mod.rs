@@ -3,5 +3,6 @@
 pub mod audit;
 pub mod instances;
 pub mod pipelines;
+pub mod review;
 pub mod system;
 pub mod users;

@@ -1,0 +1,48 @@
+//! `POST /api/v1/review`: the SQL review of `sluice review`, as a service.
+
+use axum::Json;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(review))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    /// The SQL text (at most 20 MiB).
+    pub sql: String,
+    /// `mysql`, `mariadb` or `postgres`.
+    pub engine: String,
+    /// A policy file's TOML (see docs/review.md).
+    pub policy: Option<String>,
+    /// The environment whose policy applies (`prod`, `dev`, …).
+    pub env: Option<String>,
+}
+
+/// Review SQL: findings with rule, level, message, line and column.
+#[utoipa::path(post, path = "/api/v1/review", tag = "review", request_body = ReviewRequest,
+    responses((status = 200, description = "the review: statements and findings", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn review(_caller: Caller, ApiJson(body): ApiJson<ReviewRequest>) -> Result<Json<sluice_review::Review>, ApiError> {
+    let dialect = sluice_review::SqlDialect::parse(&body.engine)
+        .ok_or_else(|| ApiError::invalid("engine", format!("engine: `{}` is not mysql, mariadb or postgres", body.engine)))?;
+    let policy = match &body.policy {
+        None => sluice_review::Policy::default(),
+        Some(text) => sluice_review::Policy::parse(text).map_err(|e| ApiError::invalid("policy", format!("policy: {e}")))?,
+    };
+    let settings = policy.settings(body.env.as_deref());
+    // Review is CPU work: keep it off the async workers.
+    let result = tokio::task::spawn_blocking(move || sluice_review::review_with(&body.sql, dialect, &settings))
+        .await
+        .map_err(|_| ApiError::Internal { request_id: "-".into() })?;
+    Ok(Json(result))
+}
