@@ -11,6 +11,7 @@ pub mod report;
 mod review;
 pub mod rule;
 pub mod rules;
+pub mod schema;
 pub mod split;
 
 pub use finding::{Finding, Level};

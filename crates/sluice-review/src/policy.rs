@@ -71,6 +71,8 @@ pub struct Settings {
     /// Rule id → level; a rule missing here runs at its default level; `None` turns it off.
     pub levels: BTreeMap<String, Option<Level>>,
     pub params: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    /// Facts from a live database, for the schema-aware rules (they stay silent without it).
+    pub schema: Option<crate::schema::SchemaInfo>,
 }
 
 impl Settings {
@@ -134,7 +136,7 @@ impl Policy {
                 levels.insert(id.clone(), l.level());
             }
         }
-        Settings { levels, params: self.params.clone() }
+        Settings { levels, params: self.params.clone(), schema: None }
     }
 }
 

@@ -174,7 +174,7 @@ pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Set
             }
         };
         for stmt in &statements {
-            let ctx = Ctx { stmt, dialect, piece, text, settings };
+            let ctx = Ctx { stmt, dialect, piece, text, settings, index };
             for rule in &rules {
                 for (at, detail) in rule.check(&ctx) {
                     push(&mut findings, &mut fired, index, rule.meta(), at, detail);
@@ -192,7 +192,7 @@ pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Set
         })
         .collect();
     for rule in &file_rules {
-        for (index, at, detail) in rule.check(&views, dialect) {
+        for (index, at, detail) in rule.check(&views, dialect, settings) {
             push(&mut findings, &mut fired, index, rule.meta(), at, detail);
         }
     }

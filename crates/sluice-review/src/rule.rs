@@ -39,6 +39,8 @@ pub struct Ctx<'a> {
     pub text: &'a str,
     /// The policy's settings (levels and parameters).
     pub settings: &'a crate::policy::Settings,
+    /// The statement's index in the file.
+    pub index: usize,
 }
 
 /// A place a rule points at: `None` means the statement's start.
@@ -75,7 +77,7 @@ pub struct StmtView<'a> {
 pub trait FileRule: Sync {
     fn meta(&self) -> &'static RuleMeta;
     /// (statement index, place, detail) for every firing.
-    fn check(&self, stmts: &[StmtView<'_>], dialect: SqlDialect) -> Vec<(usize, At, Option<String>)>;
+    fn check(&self, stmts: &[StmtView<'_>], dialect: SqlDialect, settings: &crate::policy::Settings) -> Vec<(usize, At, Option<String>)>;
 }
 
 /// The first words of a statement, upper-cased, for text rules.

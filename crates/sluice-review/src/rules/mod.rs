@@ -91,6 +91,10 @@ mod require_primary_key;
 mod require_table_comment;
 mod require_where_for_delete;
 mod require_where_for_update;
+mod schema_affected_rows;
+mod schema_alter_large_table;
+mod schema_column_exists;
+mod schema_index_covers_predicate;
 mod set_not_null_on_existing_column;
 mod table_name_pattern;
 mod unique_key_name_pattern;
@@ -109,6 +113,7 @@ pub fn file_rules() -> Vec<&'static dyn crate::rule::FileRule> {
         &file::no_stored_procedures::NoStoredProcedures,
         &file::no_triggers::NoTriggers,
         &file::require_lock_timeout::RequireLockTimeout,
+        &file::schema_table_exists::SchemaTableExists,
     ];
     v.sort_by_key(|r| r.meta().id);
     v
@@ -192,6 +197,10 @@ pub fn all() -> Vec<&'static dyn Rule> {
         &require_table_comment::RequireTableComment,
         &require_where_for_delete::RequireWhereForDelete,
         &require_where_for_update::RequireWhereForUpdate,
+        &schema_affected_rows::SchemaAffectedRows,
+        &schema_alter_large_table::SchemaAlterLargeTable,
+        &schema_column_exists::SchemaColumnExists,
+        &schema_index_covers_predicate::SchemaIndexCoversPredicate,
         &set_not_null_on_existing_column::SetNotNullOnExistingColumn,
         &table_name_pattern::TableNamePattern,
         &unique_key_name_pattern::UniqueKeyNamePattern,
@@ -229,7 +238,19 @@ pub(crate) fn where_of(stmt: &sqlparser::ast::Statement) -> Option<&sqlparser::a
 mod tests {
     use std::collections::HashSet;
 
-    use crate::review;
+    /// The live-database facts the schema-aware rules' examples are written against.
+    fn fixture_settings() -> crate::Settings {
+        let mut schema = crate::schema::SchemaInfo::default();
+        let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        schema.tables.insert(
+            "orders".into(),
+            crate::schema::TableInfo { columns: cols(&["id", "status", "user_id", "note"]), indexes: vec![cols(&["id"])], rows: 5_000_000, bytes: 2 << 30 },
+        );
+        schema.tables.insert("small_table".into(), crate::schema::TableInfo { columns: cols(&["id"]), indexes: vec![cols(&["id"])], rows: 10, bytes: 16384 });
+        // The bad example of schema-affected-rows is statement 0 of its file; the good one touches one row.
+        schema.estimates.insert(0, 2_000_000);
+        crate::Settings { schema: Some(schema), ..Default::default() }
+    }
 
     #[test]
     fn ids_are_unique_kebab_case_and_every_rule_has_a_failing_and_a_clean_example() {
@@ -238,6 +259,8 @@ mod tests {
             assert!(seen.insert(m.id), "duplicate {}", m.id);
             assert!(m.id.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", m.id);
             for d in m.engines {
+                let settings = if m.id.starts_with("schema-") { fixture_settings() } else { crate::Settings::default() };
+                let review = |sql: &str, d: crate::SqlDialect| crate::review_with(sql, d, &settings);
                 let bad = review(m.bad, *d);
                 assert!(bad.findings.iter().any(|f| f.rule == m.id), "{} does not fire on its bad example ({d:?}): {:?}", m.id, bad.findings);
                 let good = review(m.good, *d);

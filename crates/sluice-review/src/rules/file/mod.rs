@@ -2,6 +2,9 @@
 
 macro_rules! file_rule {
     ($ty:ident, $meta:expr, |$stmts:ident, $dialect:ident| $body:block) => {
+        file_rule!($ty, $meta, |$stmts, $dialect, _settings| $body);
+    };
+    ($ty:ident, $meta:expr, |$stmts:ident, $dialect:ident, $settings:ident| $body:block) => {
         pub struct $ty;
 
         static META: $crate::rule::RuleMeta = $meta;
@@ -11,7 +14,7 @@ macro_rules! file_rule {
                 &META
             }
 
-            fn check(&self, $stmts: &[$crate::rule::StmtView<'_>], $dialect: $crate::SqlDialect) -> Vec<(usize, $crate::rule::At, Option<String>)> $body
+            fn check(&self, $stmts: &[$crate::rule::StmtView<'_>], $dialect: $crate::SqlDialect, $settings: &$crate::policy::Settings) -> Vec<(usize, $crate::rule::At, Option<String>)> $body
         }
     };
 }
@@ -25,3 +28,4 @@ pub(crate) mod no_reindex_without_concurrently;
 pub(crate) mod no_stored_procedures;
 pub(crate) mod no_triggers;
 pub(crate) mod require_lock_timeout;
+pub(crate) mod schema_table_exists;
