@@ -9,6 +9,7 @@ mod classify;
 mod mysql;
 mod postgres;
 mod redis;
+pub mod schema;
 mod tls;
 
 use std::time::{Duration, Instant};

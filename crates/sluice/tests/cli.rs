@@ -309,3 +309,41 @@ fn review_policies_change_levels_per_environment() {
     assert_eq!(bad.status.code(), Some(3));
     assert!(text(&bad).contains("levels.no-such"), "{}", text(&bad));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_against_live_mariadb_and_postgres_schemas() {
+    let sql = "UPDATE orders SET colour = 'red' WHERE id = 1;\nUPDATE missing_table SET a = 1 WHERE id = 1;\nUPDATE orders SET status = 'x' WHERE note = 'n';\nDELETE FROM orders WHERE status = 'old';\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("change.sql");
+    std::fs::write(&file, sql).unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "[params.schema-affected-rows]\nmax = 1\n").unwrap();
+
+    let (mdb_url, db) = sluice_testkit::fresh_mariadb_database("review").await;
+    sluice_testkit::mariadb_exec(&format!(
+        "CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, status VARCHAR(16), note VARCHAR(32)); INSERT INTO {db}.orders VALUES (1, 'old', 'a'), (2, 'old', 'b'), (3, 'new', 'n'); ANALYZE TABLE {db}.orders"
+    ))
+    .await;
+    let pg_url = sluice_testkit::fresh_postgres_database("review").await;
+    let (c, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c.batch_execute("CREATE TABLE orders (id bigint PRIMARY KEY, status text, note text); INSERT INTO orders SELECT g, 'old', 'x' FROM generate_series(1, 500) g; ANALYZE orders;").await.unwrap();
+
+    for (engine, url) in [("mariadb", mdb_url.as_str()), ("postgres", pg_url.as_str())] {
+        let out = Command::new(BIN)
+            .args(["review", file.to_str().unwrap(), "--engine", engine, "--format", "json", "--policy", policy.to_str().unwrap(), "--schema-from", url])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{engine}: {}", text(&out)));
+        let found: Vec<(String, u64)> = v[0]["findings"].as_array().unwrap().iter().map(|f| (f["rule"].as_str().unwrap().to_string(), f["line"].as_u64().unwrap())).collect();
+        let has = |rule: &str, line: u64| found.iter().any(|(r, l)| r == rule && *l == line);
+        assert!(has("schema-column-exists", 1), "{engine}: {found:?}");
+        assert!(has("schema-table-exists", 2), "{engine}: {found:?}");
+        assert!(has("schema-index-covers-predicate", 3), "{engine}: {found:?}");
+        assert!(has("schema-affected-rows", 4), "{engine}: EXPLAIN estimates more than 1 row: {found:?}");
+        assert!(!has("schema-index-covers-predicate", 1), "{engine}: id is the primary key: {found:?}");
+    }
+    let bad = Command::new(BIN).args(["review", file.to_str().unwrap(), "--engine", "mysql", "--schema-from", "mysql://x:y@127.0.0.1:1/db"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(text(&bad).contains("--schema-from"), "{}", text(&bad));
+}

@@ -29,6 +29,9 @@ pub struct ReviewCmd {
     /// The environment whose policy applies (`prod` is stricter by default, `dev` quieter).
     #[arg(long = "env")]
     pub environment: Option<String>,
+    /// A live database (read-only) for the schema-aware rules: mysql://user:pw@host:port/db or postgres://….
+    #[arg(long, env = "SLUICE_REVIEW_SCHEMA_FROM", hide_env_values = true)]
+    pub schema_from: Option<String>,
     /// List the rules (with --format json for machine-readable output) and exit.
     #[arg(long)]
     pub list_rules: bool,
@@ -89,6 +92,32 @@ pub fn run(cmd: ReviewCmd) -> i32 {
                 }
             }
         };
+        let mut settings = settings.clone();
+        if let Some(url) = &cmd.schema_from {
+            let dml: Vec<(usize, String)> = sluice_review::split::split(&sql, dialect)
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (i, p.text(&sql).to_string()))
+                .filter(|(_, t)| {
+                    let head = t.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
+                    head == "UPDATE" || head == "DELETE"
+                })
+                .collect();
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return 3;
+                }
+            };
+            match rt.block_on(sluice_engines::schema::collect(url, &dml)) {
+                Ok(schema) => settings.schema = Some(schema),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 3;
+                }
+            }
+        }
         let r = sluice_review::review_with(&sql, dialect, &settings);
         worst = worst.max(r.worst());
         match cmd.format {

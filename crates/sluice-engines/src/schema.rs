@@ -1,0 +1,147 @@
+//! Read-only schema facts for SQL review (`sluice review --schema-from URL`): tables with row and size
+//! estimates, columns, index column lists, and EXPLAIN's row estimate for each UPDATE/DELETE. Nothing is
+//! changed: the session is read-only and EXPLAIN does not execute the statement.
+
+use std::collections::BTreeMap;
+
+use mysql_async::prelude::Queryable;
+use sluice_review::schema::{SchemaInfo, TableInfo};
+
+#[derive(Debug, thiserror::Error)]
+#[error("--schema-from: {0}")]
+pub struct SchemaError(pub String);
+
+/// `statements`: (statement index, text) of the UPDATE/DELETE statements to EXPLAIN.
+pub async fn collect(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
+    if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        mysql(&url.replacen("mariadb://", "mysql://", 1), statements).await
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        postgres(url, statements).await
+    } else {
+        Err(SchemaError("expected a mysql://… or postgres://… URL".into()))
+    }
+}
+
+async fn mysql(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
+    let e = |what: &'static str| move |err: mysql_async::Error| SchemaError(format!("{what}: {err}"));
+    let opts = mysql_async::Opts::from_url(url).map_err(|err| SchemaError(format!("not a valid URL: {err}")))?;
+    if opts.db_name().is_none() {
+        return Err(SchemaError("name the database in the URL (mysql://user:pw@host:port/DB)".into()));
+    }
+    let mut c = mysql_async::Conn::new(mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false)).await.map_err(e("cannot connect"))?;
+    c.query_drop("SET SESSION TRANSACTION READ ONLY").await.map_err(e("cannot make the session read-only"))?;
+    let mut info = SchemaInfo::default();
+    let tables: Vec<(String, Option<u64>, Option<u64>)> = c
+        .query("SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'")
+        .await
+        .map_err(e("cannot list tables"))?;
+    for (t, rows, bytes) in tables {
+        info.tables.insert(t.to_ascii_lowercase(), TableInfo { rows: rows.unwrap_or(0), bytes: bytes.unwrap_or(0), ..Default::default() });
+    }
+    let cols: Vec<(String, String)> = c
+        .query("SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION")
+        .await
+        .map_err(e("cannot list columns"))?;
+    for (t, col) in cols {
+        if let Some(ti) = info.tables.get_mut(&t.to_ascii_lowercase()) {
+            ti.columns.push(col.to_ascii_lowercase());
+        }
+    }
+    let idx: Vec<(String, String, String)> = c
+        .query("SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX")
+        .await
+        .map_err(e("cannot list indexes"))?;
+    let mut by_index: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for (t, i, col) in idx {
+        by_index.entry((t.to_ascii_lowercase(), i)).or_default().push(col.to_ascii_lowercase());
+    }
+    for ((t, _), cols) in by_index {
+        if let Some(ti) = info.tables.get_mut(&t) {
+            ti.indexes.push(cols);
+        }
+    }
+    // MariaDB refuses EXPLAIN UPDATE/DELETE in a read-only session, so the EXPLAINs run in a transaction that
+    // is rolled back, each as a prepared statement (one statement only: nothing can ride along after a `;`).
+    c.query_drop("SET SESSION TRANSACTION READ WRITE").await.map_err(e("cannot reset the session"))?;
+    c.query_drop("START TRANSACTION").await.map_err(e("cannot start a transaction"))?;
+    for (index, text) in statements {
+        // A statement EXPLAIN cannot take (unknown table, syntax) is the other rules' business.
+        if let Ok(rows) = c.exec::<mysql_async::Row, _, _>(format!("EXPLAIN {text}"), ()).await {
+            let estimate = rows.iter().filter_map(|r| r.get_opt::<Option<u64>, _>("rows").and_then(|v| v.ok()).flatten()).max();
+            if let Some(n) = estimate {
+                info.estimates.insert(*index, n);
+            }
+        }
+    }
+    c.query_drop("ROLLBACK").await.map_err(e("cannot roll back"))?;
+    let _ = c.disconnect().await;
+    Ok(info)
+}
+
+async fn postgres(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|err| SchemaError(format!("cannot connect: {err}")))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let e = |what: &'static str| move |err: tokio_postgres::Error| SchemaError(format!("{what}: {err}"));
+    c.batch_execute("SET default_transaction_read_only = on").await.map_err(e("cannot make the session read-only"))?;
+    let mut info = SchemaInfo::default();
+    let rows = c
+        .query(
+            "SELECT c.relname::text, GREATEST(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)::bigint FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (current_schemas(false))",
+            &[],
+        )
+        .await
+        .map_err(e("cannot list tables"))?;
+    for r in rows {
+        let (t, rows, bytes): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        info.tables.insert(t.to_ascii_lowercase(), TableInfo { rows: rows as u64, bytes: bytes as u64, ..Default::default() });
+    }
+    let cols = c
+        .query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = ANY (current_schemas(false)) ORDER BY table_name, ordinal_position",
+            &[],
+        )
+        .await
+        .map_err(e("cannot list columns"))?;
+    for r in cols {
+        let (t, col): (String, String) = (r.get(0), r.get(1));
+        if let Some(ti) = info.tables.get_mut(&t.to_ascii_lowercase()) {
+            ti.columns.push(col.to_ascii_lowercase());
+        }
+    }
+    let idx = c
+        .query(
+            "SELECT t.relname::text, array_agg(a.attname::text ORDER BY k.ord) FROM pg_index x \
+             JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+             JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord) ON true \
+             JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum \
+             WHERE n.nspname = ANY (current_schemas(false)) GROUP BY t.relname, x.indexrelid",
+            &[],
+        )
+        .await
+        .map_err(e("cannot list indexes"))?;
+    for r in idx {
+        let (t, cols): (String, Vec<String>) = (r.get(0), r.get(1));
+        if let Some(ti) = info.tables.get_mut(&t.to_ascii_lowercase()) {
+            ti.indexes.push(cols.into_iter().map(|c| c.to_ascii_lowercase()).collect());
+        }
+    }
+    for (index, text) in statements {
+        if let Ok(rows) = c.query(&format!("EXPLAIN (FORMAT JSON) {text}"), &[]).await {
+            let plan: Option<serde_json::Value> = rows.first().and_then(|r| r.try_get::<_, serde_json::Value>(0).ok());
+            // ModifyTable's own estimate is 0: the rows to change are its scan's.
+            if let Some(n) = plan.as_ref().map(|p| max_plan_rows(&p[0]["Plan"])) {
+                info.estimates.insert(*index, n as u64);
+            }
+        }
+    }
+    Ok(info)
+}
+
+/// The largest "Plan Rows" in a PostgreSQL JSON plan tree.
+fn max_plan_rows(node: &serde_json::Value) -> f64 {
+    let own = node["Plan Rows"].as_f64().unwrap_or(0.0);
+    node["Plans"].as_array().into_iter().flatten().map(max_plan_rows).fold(own, f64::max)
+}
