@@ -73,12 +73,19 @@ pub struct Settings {
     pub params: BTreeMap<String, BTreeMap<String, toml::Value>>,
     /// Facts from a live database, for the schema-aware rules (they stay silent without it).
     pub schema: Option<crate::schema::SchemaInfo>,
+    /// Naming patterns from `[params.<rule>] pattern = "regex"`, compiled once.
+    pub patterns: BTreeMap<String, regex::Regex>,
 }
 
 impl Settings {
     /// The level a rule runs at, or `None` when it is off.
     pub fn level(&self, id: &str, default: Level) -> Option<Level> {
         self.levels.get(id).copied().unwrap_or(Some(default))
+    }
+
+    /// A naming rule's pattern: the policy's, or `default` (compiled once per process).
+    pub fn pattern(&self, id: &str, default: &'static std::sync::LazyLock<regex::Regex>) -> &regex::Regex {
+        self.patterns.get(id).unwrap_or(default)
     }
 
     /// An integer parameter of a rule, or `default`.
@@ -106,8 +113,17 @@ impl Policy {
         for (id, params) in &policy.params {
             check(format!("params.{id}"), id)?;
             for (name, v) in params {
-                if name != "max" || v.as_integer().is_none_or(|i| i < 1) {
-                    return Err(PolicyError::Invalid { path: format!("params.{id}.{name}"), message: "the only parameter is `max`, a positive integer".into() });
+                match (name.as_str(), v) {
+                    ("max", toml::Value::Integer(i)) if *i >= 1 => {}
+                    ("pattern", toml::Value::String(p)) => {
+                        regex::Regex::new(p).map_err(|e| PolicyError::Invalid { path: format!("params.{id}.pattern"), message: format!("not a valid regex: {e}") })?;
+                    }
+                    _ => {
+                        return Err(PolicyError::Invalid {
+                            path: format!("params.{id}.{name}"),
+                            message: "parameters are `max` (a positive integer, limit rules) and `pattern` (a regex, naming rules)".into(),
+                        });
+                    }
                 }
             }
         }
@@ -136,7 +152,12 @@ impl Policy {
                 levels.insert(id.clone(), l.level());
             }
         }
-        Settings { levels, params: self.params.clone(), schema: None }
+        let patterns = self
+            .params
+            .iter()
+            .filter_map(|(id, p)| p.get("pattern").and_then(|v| v.as_str()).and_then(|p| regex::Regex::new(p).ok()).map(|r| (id.clone(), r)))
+            .collect();
+        Settings { levels, params: self.params.clone(), schema: None, patterns }
     }
 }
 
@@ -155,6 +176,11 @@ mod tests {
         assert_eq!(p.settings(None).int("max-in-list", "max", 1000), 3);
         let err = Policy::parse("[levels]\nno-such-rule = \"off\"\n").unwrap_err().to_string();
         assert!(err.contains("`levels.no-such-rule`"), "{err}");
+        let p = Policy::parse("[params.table-name-pattern]\npattern = \"^t_[a-z]+$\"\n").unwrap();
+        let r = crate::review_with("CREATE TABLE orders (id BIGINT PRIMARY KEY);", crate::SqlDialect::MySql, &p.settings(None));
+        assert!(r.findings.iter().any(|f| f.rule == "table-name-pattern" && f.message.contains("^t_[a-z]+$")), "{:?}", r.findings);
+        let err = Policy::parse("[params.table-name-pattern]\npattern = \"(\"\n").unwrap_err().to_string();
+        assert!(err.contains("params.table-name-pattern.pattern"), "{err}");
         let err = Policy::parse("[levels]\nno-select-star = \"loud\"\n").unwrap_err().to_string();
         assert!(err.contains("levels.no-select-star"), "{err}");
     }

@@ -1,7 +1,10 @@
 use sqlparser::ast::{AlterTableOperation, Statement};
 
-use super::{BOTH, snake_case};
+use super::BOTH;
 use crate::finding::Level;
+
+/// Default pattern; a policy sets another with `[params.<id>] pattern = "regex"`.
+static DEFAULT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"^[a-z][a-z0-9_]{0,62}$").expect("valid default pattern"));
 use crate::rule::{Category, RuleMeta, ident_at};
 
 rule!(ColumnNamePattern, RuleMeta {
@@ -9,7 +12,7 @@ rule!(ColumnNamePattern, RuleMeta {
     category: Category::SchemaDesign,
     engines: BOTH,
     level: Level::Warning,
-    summary: "the column name is not lower snake_case (^[a-z][a-z0-9_]{0,62}$)",
+    summary: "the column name does not match the naming pattern (default: lower snake_case)",
     advice: "Name columns in lower snake_case",
     bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, CreatedAt TIMESTAMP);",
     good: "CREATE TABLE t (id BIGINT PRIMARY KEY, created_at TIMESTAMP);",
@@ -19,5 +22,6 @@ rule!(ColumnNamePattern, RuleMeta {
         Statement::AlterTable(a) => a.operations.iter().filter_map(|o| match o { AlterTableOperation::AddColumn { column_def, .. } => Some(column_def), _ => None }).collect(),
         _ => vec![],
     };
-    cols.into_iter().filter(|c| !snake_case(&c.name.value)).map(|c| (ident_at(&c.name), Some(c.name.value.clone()))).collect()
+    let re = ctx.settings.pattern(META.id, &DEFAULT);
+    cols.into_iter().filter(|c| !re.is_match(&c.name.value)).map(|c| (ident_at(&c.name), Some(format!("{} does not match {}", c.name.value, re.as_str())))).collect()
 });

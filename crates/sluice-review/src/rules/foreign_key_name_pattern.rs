@@ -2,6 +2,9 @@ use sqlparser::ast::{AlterTableOperation, Statement, TableConstraint};
 
 use super::BOTH;
 use crate::finding::Level;
+
+/// Default pattern; a policy sets another with `[params.<id>] pattern = "regex"`.
+static DEFAULT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"^fk_[a-z0-9_]+$").expect("valid default pattern"));
 use crate::rule::{Category, RuleMeta};
 
 rule!(ForeignKeyNamePattern, RuleMeta {
@@ -14,9 +17,10 @@ rule!(ForeignKeyNamePattern, RuleMeta {
     bad: "ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id);",
     good: "ALTER TABLE orders ADD CONSTRAINT fk_orders_users FOREIGN KEY (user_id) REFERENCES users (id);",
 }, |ctx| {
+    let re = ctx.settings.pattern(META.id, &DEFAULT);
     let check = |c: &TableConstraint| match c {
         TableConstraint::ForeignKey(fk) => match &fk.name {
-            Some(n) if n.value.starts_with("fk_") => None,
+            Some(n) if re.is_match(&n.value) => None,
             Some(n) => Some((None, Some(n.value.clone()))),
             None => Some((None, Some("unnamed".into()))),
         },

@@ -2,11 +2,10 @@ use sqlparser::ast::Statement;
 
 use super::{BOTH, last_ident};
 use crate::finding::Level;
-use crate::rule::{Category, RuleMeta};
 
-fn ok(name: &str) -> bool {
-    name.starts_with("idx_") && super::snake_case(name)
-}
+/// Default pattern; a policy sets another with `[params.<id>] pattern = "regex"`.
+static DEFAULT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"^idx_[a-z0-9_]+$").expect("valid default pattern"));
+use crate::rule::{Category, RuleMeta};
 
 rule!(IndexNamePattern, RuleMeta {
     id: "index-name-pattern",
@@ -18,9 +17,10 @@ rule!(IndexNamePattern, RuleMeta {
     bad: "CREATE INDEX account ON orders (account_id);",
     good: "CREATE INDEX idx_orders_account ON orders (account_id);",
 }, |ctx| {
+    let re = ctx.settings.pattern(META.id, &DEFAULT);
     match ctx.stmt {
-        Statement::CreateIndex(ci) => match &ci.name {
-            Some(n) if !ok(&last_ident(n)) => vec![(None, Some(last_ident(n)))],
+        Statement::CreateIndex(ci) if !ci.unique => match &ci.name {
+            Some(n) if !re.is_match(&last_ident(n)) => vec![(None, Some(format!("{} does not match {}", last_ident(n), re.as_str())))],
             _ => vec![],
         },
         _ => vec![],

@@ -214,11 +214,6 @@ pub(crate) fn last_ident(name: &sqlparser::ast::ObjectName) -> String {
     name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_else(|| name.to_string())
 }
 
-/// `^[a-z][a-z0-9_]{0,62}$`.
-pub(crate) fn snake_case(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 63 && s.starts_with(|c: char| c.is_ascii_lowercase()) && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
 /// Walks every expression of a statement (through sqlparser's visitor-free Display is not enough, so this
 /// collects the WHERE-like expressions rules look at).
 pub(crate) fn where_of(stmt: &sqlparser::ast::Statement) -> Option<&sqlparser::ast::Expr> {

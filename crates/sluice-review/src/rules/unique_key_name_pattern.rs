@@ -2,6 +2,9 @@ use sqlparser::ast::{Statement, TableConstraint};
 
 use super::{BOTH, last_ident};
 use crate::finding::Level;
+
+/// Default pattern; a policy sets another with `[params.<id>] pattern = "regex"`.
+static DEFAULT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"^(uk|uq)_[a-z0-9_]+$").expect("valid default pattern"));
 use crate::rule::{Category, RuleMeta};
 
 rule!(UniqueKeyNamePattern, RuleMeta {
@@ -14,7 +17,8 @@ rule!(UniqueKeyNamePattern, RuleMeta {
     bad: "CREATE UNIQUE INDEX email ON users (email);",
     good: "CREATE UNIQUE INDEX uk_users_email ON users (email);",
 }, |ctx| {
-    let bad = |n: &str| !(n.starts_with("uk_") || n.starts_with("uq_"));
+    let re = ctx.settings.pattern(META.id, &DEFAULT);
+    let bad = |n: &str| !re.is_match(n);
     match ctx.stmt {
         Statement::CreateIndex(ci) if ci.unique => match &ci.name {
             Some(n) if bad(&last_ident(n)) => vec![(None, Some(last_ident(n)))],
