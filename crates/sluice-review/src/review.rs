@@ -7,7 +7,7 @@ use sqlparser::parser::Parser;
 
 use crate::SqlDialect;
 use crate::finding::{Finding, Level};
-use crate::rule::{Ctx, StmtView};
+use crate::rule::{Ctx, StmtFacts, StmtView};
 use crate::rules;
 use crate::split::{Piece, split};
 
@@ -90,6 +90,76 @@ fn normalize_for_parser(text: &str, dialect: SqlDialect) -> std::borrow::Cow<'_,
     std::borrow::Cow::Borrowed(text)
 }
 
+fn stmt_facts(stmt: &sqlparser::ast::Statement) -> StmtFacts {
+    use sqlparser::ast::Statement;
+    let name = |n: &sqlparser::ast::ObjectName| rules::last_ident(n).to_ascii_lowercase();
+    StmtFacts {
+        parsed: true,
+        created_table: match stmt {
+            Statement::CreateTable(t) => Some(name(&t.name)),
+            _ => None,
+        },
+        altered_table: match stmt {
+            Statement::AlterTable(a) => Some(name(&a.name)),
+            _ => None,
+        },
+        targets: rules::file::schema_table_exists::target_tables(stmt),
+    }
+}
+
+/// Parses one statement, runs the statement rules on it, and returns what file rules need of it.
+#[allow(clippy::too_many_arguments)]
+fn check_statement(
+    sql: &str,
+    piece: &Piece,
+    index: usize,
+    dialect: SqlDialect,
+    settings: &crate::policy::Settings,
+    rules: &[&'static dyn crate::rule::Rule],
+    push: &(dyn Fn(&mut Vec<Finding>, &mut Vec<(usize, String)>, usize, &crate::rule::RuleMeta, Option<Span>, Option<String>) + Sync),
+    findings: &mut Vec<Finding>,
+    fired: &mut Vec<(usize, String)>,
+) -> StmtFacts {
+    let text = piece.text(sql);
+    let for_parser = normalize_for_parser(text, dialect);
+    let result = match dialect {
+        SqlDialect::MySql => Parser::parse_sql(&MySqlDialect {}, &for_parser),
+        SqlDialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, &for_parser),
+    };
+    let statements = match result {
+        Ok(s) => s,
+        // Statements the parser does not read but text rules do: no parse-error noise.
+        Err(_) if understood_by_text_rules(text) => return StmtFacts::default(),
+        Err(e) => {
+            let message = e.to_string();
+            let (line, column) = match error_position(&message) {
+                Some((l, c)) if l == 1 => (piece.line, piece.column + c.saturating_sub(1)),
+                Some((l, c)) => (piece.line + l - 1, c),
+                None => (piece.line, piece.column),
+            };
+            let message = message.split(" at Line: ").next().unwrap_or(&message).trim_start_matches("sql parser error: ");
+            findings.push(Finding {
+                rule: "parse-error".into(),
+                level: Level::Warning,
+                message: format!("this statement could not be parsed, so only text rules reviewed it: {message}"),
+                line,
+                column,
+                statement: index,
+            });
+            return StmtFacts::default();
+        }
+    };
+    for stmt in &statements {
+        let ctx = Ctx { stmt, dialect, piece, text, settings, index };
+        for rule in rules {
+            for (at, detail) in rule.check(&ctx) {
+                push(findings, fired, index, rule.meta(), at, detail);
+            }
+        }
+    }
+    statements.first().map(stmt_facts).unwrap_or_default()
+}
+
 /// Statement kinds the text rules review (the parser of this sqlparser version does not read them).
 const TEXT_STATEMENTS: &[&[&str]] = &[
     &["REINDEX"],
@@ -123,11 +193,10 @@ pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Set
     let rules: Vec<_> = rules::all().into_iter().filter(|r| on(r.meta())).collect();
     let file_rules: Vec<_> = rules::file_rules().into_iter().filter(|r| on(r.meta())).collect();
     let mut findings = Vec::new();
-    let mut parsed: Vec<Vec<sqlparser::ast::Statement>> = Vec::with_capacity(pieces.len());
     let mut fired: Vec<BTreeSet<String>> = vec![BTreeSet::new(); pieces.len()];
     let ignored: Vec<BTreeSet<String>> = pieces.iter().map(ignores).collect();
-    let push = |findings: &mut Vec<Finding>, fired: &mut Vec<BTreeSet<String>>, index: usize, meta: &crate::rule::RuleMeta, at: Option<Span>, detail: Option<String>| {
-        fired[index].insert(meta.id.to_string());
+    let push = |findings: &mut Vec<Finding>, fired: &mut Vec<(usize, String)>, index: usize, meta: &crate::rule::RuleMeta, at: Option<Span>, detail: Option<String>| {
+        fired.push((index, meta.id.to_string()));
         if ignored[index].contains(meta.id) {
             return;
         }
@@ -139,62 +208,58 @@ pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Set
         let level = settings.level(meta.id, meta.level).unwrap_or(meta.level);
         findings.push(Finding { rule: meta.id.into(), level, message, line, column, statement: index });
     };
-    for (index, piece) in pieces.iter().enumerate() {
-        let text = piece.text(sql);
-        let for_parser = normalize_for_parser(text, dialect);
-        let result = match dialect {
-            SqlDialect::MySql => Parser::parse_sql(&MySqlDialect {}, &for_parser),
-            SqlDialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, &for_parser),
-        };
-        let statements = match result {
-            Ok(s) => s,
-            // Statements the parser does not read but text rules do: no parse-error noise.
-            Err(_) if understood_by_text_rules(text) => {
-                parsed.push(Vec::new());
-                continue;
-            }
-            Err(e) => {
-                let message = e.to_string();
-                let (line, column) = match error_position(&message) {
-                    Some((l, c)) if l == 1 => (piece.line, piece.column + c.saturating_sub(1)),
-                    Some((l, c)) => (piece.line + l - 1, c),
-                    None => (piece.line, piece.column),
-                };
-                let message = message.split(" at Line: ").next().unwrap_or(&message).trim_start_matches("sql parser error: ");
-                findings.push(Finding {
-                    rule: "parse-error".into(),
-                    level: Level::Warning,
-                    message: format!("this statement could not be parsed, so only text rules reviewed it: {message}"),
-                    line,
-                    column,
-                    statement: index,
-                });
-                parsed.push(Vec::new());
-                continue;
-            }
-        };
-        for stmt in &statements {
-            let ctx = Ctx { stmt, dialect, piece, text, settings, index };
-            for rule in &rules {
-                for (at, detail) in rule.check(&ctx) {
-                    push(&mut findings, &mut fired, index, rule.meta(), at, detail);
-                }
-            }
+    // Parsing and statement rules are independent per statement: large files use every core.
+    let threads = if pieces.len() < 512 { 1 } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8) };
+    let chunk = pieces.len().div_ceil(threads.max(1)).max(1);
+    let results: Vec<(Vec<Finding>, Vec<(usize, String)>, Vec<StmtFacts>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pieces
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                let (rules, push) = (&rules, &push);
+                scope.spawn(move || {
+                    let mut findings = Vec::new();
+                    let mut fired = Vec::new();
+                    let mut facts = Vec::with_capacity(part.len());
+                    for (offset, piece) in part.iter().enumerate() {
+                        let index = c * chunk + offset;
+                        facts.push(check_statement(sql, piece, index, dialect, settings, rules, push, &mut findings, &mut fired));
+                    }
+                    (findings, fired, facts)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("review worker")).collect()
+    });
+    let mut facts: Vec<StmtFacts> = Vec::with_capacity(pieces.len());
+    for (f, fi, fa) in results {
+        findings.extend(f);
+        for (index, id) in fi {
+            fired[index].insert(id);
         }
-        parsed.push(statements);
+        facts.extend(fa);
     }
     let views: Vec<StmtView<'_>> = pieces
         .iter()
+        .zip(facts)
         .enumerate()
-        .map(|(index, piece)| {
+        .map(|(index, (piece, facts))| {
             let text = piece.text(sql);
-            StmtView { index, piece, text, upper: text.to_ascii_uppercase(), parsed: parsed[index].first() }
+            let mut head = text.len().min(512);
+            while !text.is_char_boundary(head) {
+                head -= 1;
+            }
+            StmtView { index, piece, upper: text[..head].to_ascii_uppercase(), facts }
         })
         .collect();
+    let mut file_fired = Vec::new();
     for rule in &file_rules {
         for (index, at, detail) in rule.check(&views, dialect, settings) {
-            push(&mut findings, &mut fired, index, rule.meta(), at, detail);
+            push(&mut findings, &mut file_fired, index, rule.meta(), at, detail);
         }
+    }
+    for (index, id) in file_fired {
+        fired[index].insert(id);
     }
     for (index, piece) in pieces.iter().enumerate() {
         for id in ignored[index].difference(&fired[index]) {

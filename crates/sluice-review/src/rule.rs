@@ -63,13 +63,25 @@ pub fn ident_at(ident: &sqlparser::ast::Ident) -> At {
     (ident.span.start.line > 0).then_some(ident.span)
 }
 
-/// What a file-level rule sees of each statement: its text (also upper-cased) and its parse, if any.
+/// What a file-level rule sees of each statement: its head upper-cased (the first 512 bytes, enough for the
+/// keywords text rules look at) and facts kept from its parse — the AST itself is dropped right after the
+/// statement rules ran, so memory stays flat on large files.
 pub struct StmtView<'a> {
     pub index: usize,
     pub piece: &'a Piece,
-    pub text: &'a str,
     pub upper: String,
-    pub parsed: Option<&'a Statement>,
+    pub facts: StmtFacts,
+}
+
+/// What file rules need from a parsed statement.
+#[derive(Debug, Clone, Default)]
+pub struct StmtFacts {
+    pub parsed: bool,
+    /// Lower-cased names.
+    pub created_table: Option<String>,
+    pub altered_table: Option<String>,
+    /// Tables the statement changes.
+    pub targets: Vec<String>,
 }
 
 /// A rule over the whole file (statement order matters: `SET lock_timeout` before, `BEGIN` around), or over

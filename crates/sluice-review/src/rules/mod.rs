@@ -99,7 +99,7 @@ mod set_not_null_on_existing_column;
 mod table_name_pattern;
 mod unique_key_name_pattern;
 
-pub(crate) mod file;
+pub mod file;
 
 /// Every file-level rule, in id order.
 pub fn file_rules() -> Vec<&'static dyn crate::rule::FileRule> {

@@ -1,10 +1,8 @@
 use std::collections::HashMap;
 
-use sqlparser::ast::Statement;
-
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
-use crate::rules::{MYSQL, last_ident};
+use crate::rules::MYSQL;
 
 file_rule!(MergeAlterTable, RuleMeta {
     id: "merge-alter-table",
@@ -19,8 +17,7 @@ file_rule!(MergeAlterTable, RuleMeta {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
     for s in stmts {
-        if let Some(Statement::AlterTable(a)) = s.parsed {
-            let name = last_ident(&a.name).to_ascii_lowercase();
+        if let Some(name) = &s.facts.altered_table {
             let n = seen.entry(name.clone()).or_default();
             *n += 1;
             if *n > 1 {

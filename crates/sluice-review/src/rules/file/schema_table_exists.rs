@@ -40,12 +40,11 @@ file_rule!(SchemaTableExists, RuleMeta {
     let mut created: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::new();
     for s in stmts {
-        let Some(stmt) = s.parsed else { continue };
-        if let Statement::CreateTable(t) = stmt {
-            created.insert(last_ident(&t.name).to_ascii_lowercase());
+        if let Some(t) = &s.facts.created_table {
+            created.insert(t.clone());
             continue;
         }
-        for t in target_tables(stmt) {
+        for t in s.facts.targets.iter().cloned() {
             if !schema.tables.contains_key(&t) && !created.contains(&t) {
                 out.push((s.index, None, Some(t)));
             }
