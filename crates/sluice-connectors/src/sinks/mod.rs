@@ -1,3 +1,5 @@
+#[cfg(any(feature = "sink-falcon", feature = "sink-prom-remote-write", feature = "sink-http"))]
+mod http_client;
 #[cfg(feature = "sink-falcon")]
 pub mod falcon;
 #[cfg(feature = "sink-file")]

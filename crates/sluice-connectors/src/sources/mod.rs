@@ -1,5 +1,7 @@
 #[cfg(feature = "source-mysql-binlog")]
 pub mod mysql_binlog;
+#[cfg(any(feature = "source-mysql-binlog", feature = "source-pg-logical"))]
+mod reconnect;
 #[cfg(feature = "source-pg-logical")]
 pub mod pg_logical;
 

@@ -7,7 +7,6 @@
 //! for good (dead letter).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
@@ -50,13 +49,7 @@ pub struct HttpSink {
 
 impl HttpSink {
     pub fn new(config: &HttpSinkConfig) -> Result<Self, String> {
-        if !(config.url.starts_with("http://") || config.url.starts_with("https://")) {
-            return Err(format!("`url`: `{}` is not an http(s) URL", config.url));
-        }
-        if config.batch_max == 0 {
-            return Err("`batch_max` must be > 0".into());
-        }
-        let timeout = humantime::parse_duration(&config.timeout).map_err(|e| format!("`timeout`: `{}` is not a duration: {e}", config.timeout))?;
+        let client = crate::sinks::http_client::build(&config.url, &config.timeout, config.batch_max)?;
         let mut headers = reqwest::header::HeaderMap::new();
         for (k, v) in &config.headers {
             let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("`headers.{k}`: not a valid header name"))?;
@@ -64,11 +57,6 @@ impl HttpSink {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5).min(timeout))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self { client, url: config.url.clone(), headers, batch_max: config.batch_max })
     }
 }

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use futures_util::future::BoxFuture;
 use prost::Message;
 use sluice_core::component::Record;
@@ -16,18 +14,7 @@ pub struct PromRemoteWriteSink {
 
 impl PromRemoteWriteSink {
     pub fn new(config: &PromRemoteWriteSinkConfig) -> Result<Self, String> {
-        if !(config.url.starts_with("http://") || config.url.starts_with("https://")) {
-            return Err(format!("`url`: `{}` is not an http(s) URL", config.url));
-        }
-        if config.batch_max == 0 {
-            return Err("`batch_max` must be > 0".into());
-        }
-        let timeout = humantime::parse_duration(&config.timeout).map_err(|e| format!("`timeout`: `{}` is not a duration: {e}", config.timeout))?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5).min(timeout))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = crate::sinks::http_client::build(&config.url, &config.timeout, config.batch_max)?;
         Ok(Self { client, url: config.url.clone(), batch_max: config.batch_max })
     }
 

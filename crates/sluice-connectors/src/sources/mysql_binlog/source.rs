@@ -37,12 +37,8 @@ pub struct MysqlBinlogSource {
     config_table: Option<(String, String)>,
 }
 
-/// Why one streaming attempt ended.
-pub(super) enum Stop {
-    Shutdown,
-    Retry(String),
-    Fatal(SourceError),
-}
+pub(super) use crate::sources::reconnect::Stop;
+use crate::sources::reconnect::Backoff;
 
 impl MysqlBinlogSource {
     pub fn new(name: &str, config: MysqlBinlogConfig) -> Result<Self, String> {
@@ -453,7 +449,7 @@ impl Source for MysqlBinlogSource {
                 Some(v) => Some(serde_json::from_value(v).map_err(|e| SourceError::with_source("the saved checkpoint is not a binlog position", e))?),
             };
             let config_table = self.config_table.clone();
-            let mut pause = Duration::from_millis(200);
+            let mut backoff = Backoff::new(self.reconnect_max);
             if pos.is_none() && !self.config.snapshot.is_empty() {
                 loop {
                     match self.snapshot(&out).await {
@@ -465,12 +461,9 @@ impl Source for MysqlBinlogSource {
                         Err(Stop::Fatal(e)) => return Err(e),
                         // A snapshot is not resumable: a failed one starts over (rows already sent repeat).
                         Err(Stop::Retry(why)) => {
-                            tracing::warn!(source = %self.name, reason = %why, "initial snapshot interrupted; starting it again");
-                            tokio::select! {
-                                _ = shutdown.cancelled() => return Ok(()),
-                                _ = tokio::time::sleep(pause) => {}
+                            if !backoff.wait(&self.name, &format!("initial snapshot: {why}"), &shutdown).await {
+                                return Ok(());
                             }
-                            pause = (pause * 2).min(self.reconnect_max);
                         }
                     }
                 }
@@ -480,12 +473,9 @@ impl Source for MysqlBinlogSource {
                     Ok(()) | Err(Stop::Shutdown) => return Ok(()),
                     Err(Stop::Fatal(e)) => return Err(e),
                     Err(Stop::Retry(why)) => {
-                        tracing::warn!(source = %self.name, reason = %why, retry_in_ms = pause.as_millis() as u64, "binlog stream interrupted; reconnecting");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return Ok(()),
-                            _ = tokio::time::sleep(pause) => {}
+                        if !backoff.wait(&self.name, &why, &shutdown).await {
+                            return Ok(());
                         }
-                        pause = (pause * 2).min(self.reconnect_max);
                     }
                 }
             }

@@ -26,11 +26,7 @@ pub struct PgLogicalSource {
     reconnect_max: Duration,
 }
 
-enum Stop {
-    Shutdown,
-    Retry(String),
-    Fatal(SourceError),
-}
+use crate::sources::reconnect::{Backoff, Stop};
 
 fn pg_time_ms(micros: i64) -> i64 {
     PG_EPOCH_UNIX_SECS * 1000 + micros / 1000
@@ -404,18 +400,15 @@ impl Source for PgLogicalSource {
                 None => None,
                 Some(v) => Some(v["lsn"].as_u64().ok_or_else(|| SourceError::new("the saved checkpoint is not a PostgreSQL LSN"))?),
             };
-            let mut pause = Duration::from_millis(200);
+            let mut backoff = Backoff::new(self.reconnect_max);
             loop {
                 match self.stream_once(&mut pos, &mut committed, &out, &shutdown).await {
                     Ok(()) | Err(Stop::Shutdown) => return Ok(()),
                     Err(Stop::Fatal(e)) => return Err(e),
                     Err(Stop::Retry(why)) => {
-                        tracing::warn!(source = %self.name, reason = %why, retry_in_ms = pause.as_millis() as u64, "replication interrupted; reconnecting");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return Ok(()),
-                            _ = tokio::time::sleep(pause) => {}
+                        if !backoff.wait(&self.name, &why, &shutdown).await {
+                            return Ok(());
                         }
-                        pause = (pause * 2).min(self.reconnect_max);
                     }
                 }
             }
