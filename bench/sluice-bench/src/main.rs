@@ -115,12 +115,7 @@ async fn main() -> Result<()> {
             let stop = CancellationToken::new();
             let t0 = Instant::now();
             let handle = tokio::spawn(p.run(stop.clone()));
-            while received.load(Ordering::Relaxed) < rows * 3 {
-                if handle.is_finished() {
-                    anyhow::bail!("the pipeline stopped early: {:?}", status.last_error.lock().unwrap());
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
+            wait_for_records(&received, rows * 3, &handle, &status).await?;
             let secs = t0.elapsed().as_secs_f64();
             stop.cancel();
             handle.await??;
@@ -149,12 +144,7 @@ async fn main() -> Result<()> {
             let stop = CancellationToken::new();
             let t0 = Instant::now();
             let handle = tokio::spawn(p.run(stop.clone()));
-            while received.load(Ordering::Relaxed) < rows * 3 {
-                if handle.is_finished() {
-                    anyhow::bail!("the pipeline stopped early: {:?}", status.last_error.lock().unwrap());
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
+            wait_for_records(&received, rows * 3, &handle, &status).await?;
             let secs = t0.elapsed().as_secs_f64();
             stop.cancel();
             handle.await??;
@@ -177,12 +167,7 @@ async fn main() -> Result<()> {
             let t0 = Instant::now();
             // One statement, one transaction: MariaDB's SEQUENCE engine makes the rows.
             c.query_drop(format!("INSERT INTO sluice_bench_bigtx.metrics (host, cpu, mem, disk) SELECT 'big', seq, seq, seq FROM sluice_bench_bigtx.seq_1_to_{rows}")).await?;
-            while received.load(Ordering::Relaxed) < rows * 3 {
-                if handle.is_finished() {
-                    anyhow::bail!("the pipeline stopped early: {:?}", status.last_error.lock().unwrap());
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            wait_for_records(&received, rows * 3, &handle, &status).await?;
             let secs = t0.elapsed().as_secs_f64();
             stop.cancel();
             handle.await??;
@@ -227,6 +212,17 @@ async fn main() -> Result<()> {
             let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
             println!("sluice commit-to-push rate={}/s p50_ms={} p99_ms={} max_ms={}", written / seconds, pct(0.50), pct(0.99), lat.last().copied().unwrap_or(0));
         }
+    }
+    Ok(())
+}
+
+/// Waits until the sink has `n` records, failing if the pipeline stops first.
+async fn wait_for_records(received: &std::sync::atomic::AtomicU64, n: u64, handle: &tokio::task::JoinHandle<Result<(), sluice_pipeline::PipelineError>>, status: &PipelineStatus) -> Result<()> {
+    while received.load(Ordering::Relaxed) < n {
+        if handle.is_finished() {
+            anyhow::bail!("the pipeline stopped early: {:?}", status.last_error.lock().unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     Ok(())
 }
