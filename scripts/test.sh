@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ./scripts/services.sh start
+./scripts/tools.sh
 # shellcheck disable=SC1091
 . target/services/env
 

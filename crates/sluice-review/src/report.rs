@@ -35,6 +35,20 @@ fn sarif_level(l: Level) -> &'static str {
     }
 }
 
+/// A file name as a SARIF artifact URI: absolute paths become `file://` URIs (a relative reference must not
+/// start with `/`), relative ones keep forward slashes; characters URIs do not allow are percent-encoded.
+pub fn artifact_uri(file: &str) -> String {
+    let encoded: String = file
+        .replace('\\', "/")
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b':' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    if encoded.starts_with('/') { format!("file://{encoded}") } else { encoded }
+}
+
 /// One SARIF 2.1.0 log for several files.
 pub fn sarif(files: &[(String, Vec<Finding>)]) -> serde_json::Value {
     let rules: Vec<serde_json::Value> = rules::all_meta()
@@ -60,7 +74,7 @@ pub fn sarif(files: &[(String, Vec<Finding>)]) -> serde_json::Value {
                     "level": sarif_level(f.level),
                     "message": { "text": f.message },
                     "locations": [{ "physicalLocation": {
-                        "artifactLocation": { "uri": file },
+                        "artifactLocation": { "uri": artifact_uri(file) },
                         "region": { "startLine": f.line, "startColumn": f.column }
                     }}]
                 })
@@ -81,6 +95,12 @@ pub fn sarif(files: &[(String, Vec<Finding>)]) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use crate::{SqlDialect, review};
+
+    #[test]
+    fn artifact_uris() {
+        assert_eq!(super::artifact_uri("/tmp/a b.sql"), "file:///tmp/a%20b.sql");
+        assert_eq!(super::artifact_uri("migrations/001.sql"), "migrations/001.sql");
+    }
 
     #[test]
     fn text_shows_the_line_and_a_caret() {

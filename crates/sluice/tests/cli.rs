@@ -347,3 +347,21 @@ async fn review_against_live_mariadb_and_postgres_schemas() {
     assert_eq!(bad.status.code(), Some(3));
     assert!(text(&bad).contains("--schema-from"), "{}", text(&bad));
 }
+
+#[test]
+fn sarif_output_passes_the_sarif_validator() {
+    let validator = sluice_testkit::workspace_root().join("target/tools/node_modules/.bin/sarif-multitool");
+    assert!(validator.exists(), "the SARIF validator is missing at {}: run ./scripts/tools.sh", validator.display());
+    let dir = tempfile::tempdir().unwrap();
+    let sql = dir.path().join("change.sql");
+    std::fs::write(&sql, "SELECT 1;\nDELETE FROM t;\nCREATE INDEX i ON t (a);\nSELEC broken;\n").unwrap();
+    let out = Command::new(BIN).args(["review", sql.to_str().unwrap(), "--engine", "postgres", "--format", "sarif"]).output().unwrap();
+    let sarif = dir.path().join("review.sarif");
+    std::fs::write(&sarif, &out.stdout).unwrap();
+    let report = dir.path().join("validation.sarif");
+    let v = Command::new(&validator).arg("validate").arg(&sarif).arg("-o").arg(&report).output().unwrap();
+    assert!(v.status.success(), "validator failed to run: {}", text(&v));
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let problems: Vec<_> = results["runs"][0]["results"].as_array().unwrap().iter().filter(|r| r["level"] == "error").collect();
+    assert!(problems.is_empty(), "the SARIF validator reports errors: {problems:?}");
+}
