@@ -38,12 +38,13 @@ async fn mysql(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, 
     for (t, rows, bytes) in tables {
         info.tables.insert(t.to_ascii_lowercase(), TableInfo { rows: rows.unwrap_or(0), bytes: bytes.unwrap_or(0), ..Default::default() });
     }
-    let cols: Vec<(String, String)> = c
-        .query("SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION")
+    let cols: Vec<(String, String, String)> = c
+        .query("SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION")
         .await
         .map_err(e("cannot list columns"))?;
-    for (t, col) in cols {
+    for (t, col, ty) in cols {
         if let Some(ti) = info.tables.get_mut(&t.to_ascii_lowercase()) {
+            ti.column_types.insert(col.to_ascii_lowercase(), ty);
             ti.columns.push(col.to_ascii_lowercase());
         }
     }
@@ -100,14 +101,17 @@ async fn postgres(url: &str, statements: &[(usize, String)]) -> Result<SchemaInf
     }
     let cols = c
         .query(
-            "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = ANY (current_schemas(false)) ORDER BY table_name, ordinal_position",
+            "SELECT c.table_name::text, c.column_name::text, format_type(a.atttypid, a.atttypmod) FROM information_schema.columns c \
+             JOIN pg_attribute a ON a.attrelid = (quote_ident(c.table_schema) || '.' || quote_ident(c.table_name))::regclass AND a.attname = c.column_name \
+             WHERE c.table_schema = ANY (current_schemas(false)) ORDER BY c.table_name, c.ordinal_position",
             &[],
         )
         .await
         .map_err(e("cannot list columns"))?;
     for r in cols {
-        let (t, col): (String, String) = (r.get(0), r.get(1));
+        let (t, col, ty): (String, String, String) = (r.get(0), r.get(1), r.get(2));
         if let Some(ti) = info.tables.get_mut(&t.to_ascii_lowercase()) {
+            ti.column_types.insert(col.to_ascii_lowercase(), ty);
             ti.columns.push(col.to_ascii_lowercase());
         }
     }

@@ -13,6 +13,8 @@ pub struct TableInfo {
     pub rows: u64,
     /// Data plus indexes, in bytes.
     pub bytes: u64,
+    /// Column → its type as the server shows it (`varchar(255)`, `bigint unsigned`, `character varying(40)`).
+    pub column_types: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -312,7 +312,7 @@ fn review_policies_change_levels_per_environment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn review_against_live_mariadb_and_postgres_schemas() {
-    let sql = "UPDATE orders SET colour = 'red' WHERE id = 1;\nUPDATE missing_table SET a = 1 WHERE id = 1;\nUPDATE orders SET status = 'x' WHERE note = 'n';\nDELETE FROM orders WHERE status = 'old';\n";
+    let sql = "UPDATE orders SET colour = 'red' WHERE id = 1;\nUPDATE missing_table SET a = 1 WHERE id = 1;\nUPDATE orders SET status = 'x' WHERE note = 'n';\nDELETE FROM orders WHERE status = 'old';\nALTER TABLE orders MODIFY COLUMN status VARCHAR(4);\n";
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("change.sql");
     std::fs::write(&file, sql).unwrap();
@@ -342,6 +342,9 @@ async fn review_against_live_mariadb_and_postgres_schemas() {
         assert!(has("schema-index-covers-predicate", 3), "{engine}: {found:?}");
         assert!(has("schema-affected-rows", 4), "{engine}: EXPLAIN estimates more than 1 row: {found:?}");
         assert!(!has("schema-index-covers-predicate", 1), "{engine}: id is the primary key: {found:?}");
+        if engine == "mariadb" {
+            assert!(has("schema-column-type-narrowing", 5), "{engine}: varchar(16) → varchar(4): {found:?}");
+        }
     }
     let bad = Command::new(BIN).args(["review", file.to_str().unwrap(), "--engine", "mysql", "--schema-from", "mysql://x:y@127.0.0.1:1/db"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(3));

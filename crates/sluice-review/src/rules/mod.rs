@@ -43,6 +43,7 @@ mod max_columns_per_index;
 mod max_columns_per_table;
 mod max_in_list;
 mod max_indexes_per_table;
+mod max_statement_size;
 mod no_alter_column_type;
 mod no_auto_increment_initial_value;
 mod no_blob_text_columns;
@@ -94,6 +95,7 @@ mod require_where_for_update;
 mod schema_affected_rows;
 mod schema_alter_large_table;
 mod schema_column_exists;
+mod schema_column_type_narrowing;
 mod schema_index_covers_predicate;
 mod set_not_null_on_existing_column;
 mod table_name_pattern;
@@ -149,6 +151,7 @@ pub fn all() -> Vec<&'static dyn Rule> {
         &max_columns_per_table::MaxColumnsPerTable,
         &max_in_list::MaxInList,
         &max_indexes_per_table::MaxIndexesPerTable,
+        &max_statement_size::MaxStatementSize,
         &no_alter_column_type::NoAlterColumnType,
         &no_auto_increment_initial_value::NoAutoIncrementInitialValue,
         &no_blob_text_columns::NoBlobTextColumns,
@@ -200,6 +203,7 @@ pub fn all() -> Vec<&'static dyn Rule> {
         &schema_affected_rows::SchemaAffectedRows,
         &schema_alter_large_table::SchemaAlterLargeTable,
         &schema_column_exists::SchemaColumnExists,
+        &schema_column_type_narrowing::SchemaColumnTypeNarrowing,
         &schema_index_covers_predicate::SchemaIndexCoversPredicate,
         &set_not_null_on_existing_column::SetNotNullOnExistingColumn,
         &table_name_pattern::TableNamePattern,
@@ -239,9 +243,15 @@ mod tests {
         let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         schema.tables.insert(
             "orders".into(),
-            crate::schema::TableInfo { columns: cols(&["id", "status", "user_id", "note"]), indexes: vec![cols(&["id"])], rows: 5_000_000, bytes: 2 << 30 },
+            crate::schema::TableInfo {
+                columns: cols(&["id", "status", "user_id", "note"]),
+                indexes: vec![cols(&["id"])],
+                rows: 5_000_000,
+                bytes: 2 << 30,
+                column_types: [("status".to_string(), "varchar(32)".to_string())].into_iter().collect(),
+            },
         );
-        schema.tables.insert("small_table".into(), crate::schema::TableInfo { columns: cols(&["id"]), indexes: vec![cols(&["id"])], rows: 10, bytes: 16384 });
+        schema.tables.insert("small_table".into(), crate::schema::TableInfo { columns: cols(&["id"]), indexes: vec![cols(&["id"])], rows: 10, bytes: 16384, ..Default::default() });
         // The bad example of schema-affected-rows is statement 0 of its file; the good one touches one row.
         schema.estimates.insert(0, 2_000_000);
         crate::Settings { schema: Some(schema), ..Default::default() }
@@ -254,7 +264,16 @@ mod tests {
             assert!(seen.insert(m.id), "duplicate {}", m.id);
             assert!(m.id.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", m.id);
             for d in m.engines {
-                let settings = if m.id.starts_with("schema-") { fixture_settings() } else { crate::Settings::default() };
+                let settings = if m.id.starts_with("schema-") {
+                    fixture_settings()
+                } else if m.id == "max-statement-size" {
+                    // The default limit is 1 MiB; the examples are checked against a small one.
+                    let mut s = crate::Settings::default();
+                    s.params.insert(m.id.into(), [("max".to_string(), toml::Value::Integer(40))].into_iter().collect());
+                    s
+                } else {
+                    crate::Settings::default()
+                };
                 let review = |sql: &str, d: crate::SqlDialect| crate::review_with(sql, d, &settings);
                 let bad = review(m.bad, *d);
                 assert!(bad.findings.iter().any(|f| f.rule == m.id), "{} does not fire on its bad example ({d:?}): {:?}", m.id, bad.findings);
