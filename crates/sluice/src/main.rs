@@ -59,6 +59,16 @@ struct ServeArgs {
     log_format: Option<LogFormat>,
 }
 
+/// Rust ignores SIGPIPE, so `sluice review --list-rules | head` would make `println!` panic
+/// on the closed pipe. A command-line tool should end quietly there, as `cat` does.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn init_tracing(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -69,6 +79,7 @@ fn init_tracing(format: LogFormat, level: &str) {
 }
 
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     // Review is synchronous and pure: no runtime.
     if let Command::Review(cmd) = cli.command {

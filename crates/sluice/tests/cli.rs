@@ -368,3 +368,17 @@ fn sarif_output_passes_the_sarif_validator() {
     let problems: Vec<_> = results["runs"][0]["results"].as_array().unwrap().iter().filter(|r| r["level"] == "error").collect();
     assert!(problems.is_empty(), "the SARIF validator reports errors: {problems:?}");
 }
+
+#[test]
+fn a_closed_stdout_pipe_ends_quietly_instead_of_panicking() {
+    // `sluice review --list-rules | head -1`: the reader goes away after one line.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{BIN}' review --list-rules | head -1 >/dev/null"))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "sluice panicked on a closed pipe: {stderr}");
+    assert!(out.status.success(), "the pipeline should succeed: {stderr}");
+}
