@@ -61,6 +61,33 @@ async fn mysql(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, 
             ti.indexes.push(cols);
         }
     }
+    let fks: Vec<(String, String, String, String)> = c
+        .query(
+            "SELECT REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME, TABLE_NAME, CONSTRAINT_NAME FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE REFERENCED_TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IS NOT NULL",
+        )
+        .await
+        .map_err(e("cannot list foreign keys"))?;
+    for (t, col, from, name) in fks {
+        add_reference(&mut info, &t, &col, format!("foreign key {name} of {from}"));
+    }
+    // MariaDB has no VIEW_COLUMN_USAGE; its stored view text names every column as `db`.`table`.`column`.
+    let views: Vec<(String, String)> =
+        c.query("SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()").await.map_err(e("cannot list views"))?;
+    for (view, definition) in views {
+        let definition = definition.to_ascii_lowercase();
+        let mut uses = Vec::new();
+        for (t, ti) in &info.tables {
+            for col in &ti.columns {
+                if definition.contains(&format!("`{t}`.`{col}`")) {
+                    uses.push((t.clone(), col.clone()));
+                }
+            }
+        }
+        for (t, col) in uses {
+            add_reference(&mut info, &t, &col, format!("view {view}"));
+        }
+    }
     // MariaDB refuses EXPLAIN UPDATE/DELETE in a read-only session, so the EXPLAINs run in a transaction that
     // is rolled back, each as a prepared statement (one statement only: nothing can ride along after a `;`).
     c.query_drop("SET SESSION TRANSACTION READ WRITE").await.map_err(e("cannot reset the session"))?;
@@ -132,6 +159,26 @@ async fn postgres(url: &str, statements: &[(usize, String)]) -> Result<SchemaInf
             ti.indexes.push(cols.into_iter().map(|c| c.to_ascii_lowercase()).collect());
         }
     }
+    // Foreign keys pointing at a column, and views whose rewrite rule depends on it.
+    let refs = c
+        .query(
+            "SELECT rt.relname::text, a.attname::text, 'foreign key ' || con.conname || ' of ' || t.relname FROM pg_constraint con \
+             JOIN pg_class t ON t.oid = con.conrelid JOIN pg_class rt ON rt.oid = con.confrelid JOIN pg_namespace n ON n.oid = rt.relnamespace \
+             JOIN LATERAL unnest(con.confkey) AS k(attnum) ON true JOIN pg_attribute a ON a.attrelid = rt.oid AND a.attnum = k.attnum \
+             WHERE con.contype = 'f' AND n.nspname = ANY (current_schemas(false)) \
+             UNION SELECT t.relname::text, a.attname::text, 'view ' || v.relname FROM pg_depend d \
+             JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class JOIN pg_class t ON t.oid = d.refobjid \
+             JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid JOIN pg_namespace n ON n.oid = t.relnamespace \
+             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND v.oid <> t.oid \
+             AND n.nspname = ANY (current_schemas(false))",
+            &[],
+        )
+        .await
+        .map_err(e("cannot list foreign keys and views"))?;
+    for r in refs {
+        let (t, col, by): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        add_reference(&mut info, &t, &col, by);
+    }
     for (index, text) in statements {
         if let Ok(rows) = c.query(&format!("EXPLAIN (FORMAT JSON) {text}"), &[]).await {
             let plan: Option<serde_json::Value> = rows.first().and_then(|r| r.try_get::<_, serde_json::Value>(0).ok());
@@ -142,6 +189,15 @@ async fn postgres(url: &str, statements: &[(usize, String)]) -> Result<SchemaInf
         }
     }
     Ok(info)
+}
+
+fn add_reference(info: &mut SchemaInfo, table: &str, column: &str, by: String) {
+    if let Some(ti) = info.tables.get_mut(&table.to_ascii_lowercase()) {
+        let users = ti.referenced_by.entry(column.to_ascii_lowercase()).or_default();
+        if !users.contains(&by) {
+            users.push(by);
+        }
+    }
 }
 
 /// The largest "Plan Rows" in a PostgreSQL JSON plan tree.

@@ -15,6 +15,8 @@ pub struct TableInfo {
     pub bytes: u64,
     /// Column → its type as the server shows it (`varchar(255)`, `bigint unsigned`, `character varying(40)`).
     pub column_types: BTreeMap<String, String>,
+    /// Column → the objects that depend on it: foreign keys of other tables, views.
+    pub referenced_by: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -312,7 +312,7 @@ fn review_policies_change_levels_per_environment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn review_against_live_mariadb_and_postgres_schemas() {
-    let sql = "UPDATE orders SET colour = 'red' WHERE id = 1;\nUPDATE missing_table SET a = 1 WHERE id = 1;\nUPDATE orders SET status = 'x' WHERE note = 'n';\nDELETE FROM orders WHERE status = 'old';\nALTER TABLE orders MODIFY COLUMN status VARCHAR(4);\n";
+    let sql = "UPDATE orders SET colour = 'red' WHERE id = 1;\nUPDATE missing_table SET a = 1 WHERE id = 1;\nUPDATE orders SET status = 'x' WHERE note = 'n';\nDELETE FROM orders WHERE status = 'old';\nALTER TABLE orders MODIFY COLUMN status VARCHAR(4);\nALTER TABLE orders DROP COLUMN note;\nALTER TABLE orders DROP COLUMN status;\nALTER TABLE orders DROP COLUMN id;\n";
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("change.sql");
     std::fs::write(&file, sql).unwrap();
@@ -321,13 +321,16 @@ async fn review_against_live_mariadb_and_postgres_schemas() {
 
     let (mdb_url, db) = sluice_testkit::fresh_mariadb_database("review").await;
     sluice_testkit::mariadb_exec(&format!(
-        "CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, status VARCHAR(16), note VARCHAR(32)); INSERT INTO {db}.orders VALUES (1, 'old', 'a'), (2, 'old', 'b'), (3, 'new', 'n'); ANALYZE TABLE {db}.orders"
+        "CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, status VARCHAR(16), note VARCHAR(32)); INSERT INTO {db}.orders VALUES (1, 'old', 'a'), (2, 'old', 'b'), (3, 'new', 'n'); ANALYZE TABLE {db}.orders; \
+         CREATE VIEW {db}.order_notes AS SELECT id, note FROM {db}.orders; \
+         CREATE TABLE {db}.shipments (id BIGINT PRIMARY KEY, order_id BIGINT, CONSTRAINT shipments_order FOREIGN KEY (order_id) REFERENCES {db}.orders (id))"
     ))
     .await;
     let pg_url = sluice_testkit::fresh_postgres_database("review").await;
     let (c, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
-    c.batch_execute("CREATE TABLE orders (id bigint PRIMARY KEY, status text, note text); INSERT INTO orders SELECT g, 'old', 'x' FROM generate_series(1, 500) g; ANALYZE orders;").await.unwrap();
+    c.batch_execute("CREATE TABLE orders (id bigint PRIMARY KEY, status text, note text); INSERT INTO orders SELECT g, 'old', 'x' FROM generate_series(1, 500) g; ANALYZE orders; CREATE VIEW order_notes AS SELECT id, note FROM orders; \
+         CREATE TABLE shipments (id bigint PRIMARY KEY, order_id bigint CONSTRAINT shipments_order REFERENCES orders (id));").await.unwrap();
 
     for (engine, url) in [("mariadb", mdb_url.as_str()), ("postgres", pg_url.as_str())] {
         let out = Command::new(BIN)
@@ -342,6 +345,10 @@ async fn review_against_live_mariadb_and_postgres_schemas() {
         assert!(has("schema-index-covers-predicate", 3), "{engine}: {found:?}");
         assert!(has("schema-affected-rows", 4), "{engine}: EXPLAIN estimates more than 1 row: {found:?}");
         assert!(!has("schema-index-covers-predicate", 1), "{engine}: id is the primary key: {found:?}");
+        assert!(has("schema-dropped-column-referenced", 6), "{engine}: the view order_notes uses note: {found:?}");
+        let fk = v[0]["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "schema-dropped-column-referenced" && f["line"] == 8 && f["message"].as_str().unwrap_or("").contains("shipments_order"));
+        assert!(fk, "{engine}: the foreign key shipments_order uses orders.id: {found:?}");
+        assert!(!has("schema-dropped-column-referenced", 7), "{engine}: no view or key uses status: {found:?}");
         if engine == "mariadb" {
             assert!(has("schema-column-type-narrowing", 5), "{engine}: varchar(16) → varchar(4): {found:?}");
         }

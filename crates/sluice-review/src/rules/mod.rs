@@ -96,6 +96,7 @@ mod schema_affected_rows;
 mod schema_alter_large_table;
 mod schema_column_exists;
 mod schema_column_type_narrowing;
+mod schema_dropped_column_referenced;
 mod schema_index_covers_predicate;
 mod set_not_null_on_existing_column;
 mod table_name_pattern;
@@ -204,6 +205,7 @@ pub fn all() -> Vec<&'static dyn Rule> {
         &schema_alter_large_table::SchemaAlterLargeTable,
         &schema_column_exists::SchemaColumnExists,
         &schema_column_type_narrowing::SchemaColumnTypeNarrowing,
+        &schema_dropped_column_referenced::SchemaDroppedColumnReferenced,
         &schema_index_covers_predicate::SchemaIndexCoversPredicate,
         &set_not_null_on_existing_column::SetNotNullOnExistingColumn,
         &table_name_pattern::TableNamePattern,
@@ -249,6 +251,7 @@ mod tests {
                 rows: 5_000_000,
                 bytes: 2 << 30,
                 column_types: [("status".to_string(), "varchar(32)".to_string())].into_iter().collect(),
+                referenced_by: [("user_id".to_string(), vec!["view order_owners".to_string()])].into_iter().collect(),
             },
         );
         schema.tables.insert("small_table".into(), crate::schema::TableInfo { columns: cols(&["id"]), indexes: vec![cols(&["id"])], rows: 10, bytes: 16384, ..Default::default() });
