@@ -58,6 +58,24 @@ pub struct PipelineManager {
 }
 
 /// Percent-encodes URL userinfo.
+/// A registered instance's connection URL with its stored credentials (never logged or returned).
+/// `database` overrides the instance's own database; a MySQL URL without either names none.
+pub(crate) async fn instance_url(store: &Store, id_or_name: &str, database: Option<&str>) -> Result<String, String> {
+    let rec = store.find_instance(id_or_name).await.map_err(|_| format!("no registered instance `{id_or_name}`"))?;
+    let password = store.instance_password(&rec.id).await.map_err(|e| format!("instance `{id_or_name}`: {e}"))?;
+    let user = rec.username.clone().unwrap_or_default();
+    let auth = match &password {
+        Some(p) => format!("{}:{}@", enc(&user), enc(p.expose())),
+        None => format!("{}@", enc(&user)),
+    };
+    let database = database.or(rec.database.as_deref());
+    Ok(match rec.engine {
+        Engine::Mysql | Engine::Mariadb => format!("mysql://{auth}{}:{}/{}", rec.host, rec.port, database.map(enc).unwrap_or_default()),
+        Engine::Postgres => format!("postgres://{auth}{}:{}/{}", rec.host, rec.port, enc(database.unwrap_or("postgres"))),
+        Engine::Redis => return Err(format!("instance `{id_or_name}` is Redis, not a SQL database")),
+    })
+}
+
 fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -113,18 +131,7 @@ impl PipelineManager {
     }
 
     async fn instance_url(&self, name: &str) -> Result<String, String> {
-        let rec = self.store.find_instance(name).await.map_err(|_| format!("no registered instance `{name}`"))?;
-        let password = self.store.instance_password(&rec.id).await.map_err(|e| format!("instance `{name}`: {e}"))?;
-        let user = rec.username.clone().unwrap_or_default();
-        let auth = match &password {
-            Some(p) => format!("{}:{}@", enc(&user), enc(p.expose())),
-            None => format!("{}@", enc(&user)),
-        };
-        Ok(match rec.engine {
-            Engine::Mysql | Engine::Mariadb => format!("mysql://{auth}{}:{}/", rec.host, rec.port),
-            Engine::Postgres => format!("postgres://{auth}{}:{}/{}", rec.host, rec.port, rec.database.as_deref().unwrap_or("postgres")),
-            Engine::Redis => return Err(format!("instance `{name}` is Redis: no change capture source reads it")),
-        })
+        instance_url(&self.store, name, None).await
     }
 
     /// Starts a pipeline unless it runs already.

@@ -120,3 +120,24 @@ async fn review_endpoint_returns_findings_with_positions() {
     let bad = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(json!({"sql": "x", "engine": "mysql", "policy": "[levels]\nnope = \"off\""}))).await;
     assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("policy")));
 }
+
+#[tokio::test]
+async fn review_endpoint_reads_a_registered_instances_schema() {
+    let app = TestApp::sqlite().await;
+    for (s, name, database) in [(Service::Mariadb, "mdb", "mysql"), (Service::Postgres, "pg", "postgres")] {
+        let created = app.call(Method::POST, "/api/v1/instances", Some(app.token(Role::Dba)), Some(service_instance(s, name, "sluice"))).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+        let sql = "UPDATE no_such_table_for_review SET a = 1 WHERE id = 1;";
+        let body = json!({"sql": sql, "engine": if name == "pg" { "postgres" } else { "mariadb" }, "instance_id": name, "database": database});
+        let a = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(body.clone())).await;
+        assert_eq!(a.status, StatusCode::OK, "{name}: {}", a.raw);
+        let rules: Vec<&str> = a.body["findings"].as_array().unwrap().iter().filter_map(|f| f["rule"].as_str()).collect();
+        assert!(rules.contains(&"schema-table-exists"), "{name}: the live schema was read: {rules:?}");
+        assert!(!a.raw.contains("sluice@"), "{name}: no credentials in the answer: {}", a.raw);
+        // Without the instance the schema-aware rules stay silent.
+        let plain = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(json!({"sql": sql, "engine": "postgres"}))).await;
+        assert!(!plain.raw.contains("schema-table-exists"), "{}", plain.raw);
+    }
+    let bad = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(json!({"sql": "SELECT 1;", "engine": "mysql", "instance_id": "nope"}))).await;
+    assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("instance_id")), "{}", bad.raw);
+}

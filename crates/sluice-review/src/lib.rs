@@ -16,7 +16,7 @@ pub mod split;
 
 pub use finding::{Finding, Level};
 pub use policy::{Policy, Settings};
-pub use review::{Review, review, review_with};
+pub use review::{Review, explain_candidates, review, review_with};
 pub use rule::{Category, Rule, RuleMeta};
 
 /// The SQL dialect a file is written in.

@@ -187,6 +187,20 @@ pub fn review(sql: &str, dialect: SqlDialect) -> Review {
 }
 
 /// Reviews with a policy's settings (levels, rules turned off, parameters).
+/// The statements a schema-aware review asks the database to EXPLAIN (UPDATE and DELETE), as
+/// (statement index, text) — the input of `sluice_engines::schema::collect`.
+pub fn explain_candidates(sql: &str, dialect: SqlDialect) -> Vec<(usize, String)> {
+    split(sql, dialect)
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i, p.text(sql).to_string()))
+        .filter(|(_, t)| {
+            let head = t.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
+            head == "UPDATE" || head == "DELETE"
+        })
+        .collect()
+}
+
 pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Settings) -> Review {
     let pieces = split(sql, dialect);
     let on = |m: &crate::rule::RuleMeta| m.engines.contains(&dialect) && settings.level(m.id, m.level).is_some();

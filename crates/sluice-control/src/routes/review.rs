@@ -1,6 +1,7 @@
 //! `POST /api/v1/review`: the SQL review of `sluice review`, as a service.
 
 use axum::Json;
+use axum::extract::State;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -26,20 +27,36 @@ pub struct ReviewRequest {
     pub policy: Option<String>,
     /// The environment whose policy applies (`prod`, `dev`, …).
     pub env: Option<String>,
+    /// A registered instance (id or name): the schema-aware rules then read its live schema, read-only,
+    /// with its stored credentials.
+    pub instance_id: Option<String>,
+    /// The database on that instance to review against (default: the instance's own database).
+    pub database: Option<String>,
 }
 
 /// Review SQL: findings with rule, level, message, line and column.
 #[utoipa::path(post, path = "/api/v1/review", tag = "review", request_body = ReviewRequest,
     responses((status = 200, description = "the review: statements and findings", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn review(_caller: Caller, ApiJson(body): ApiJson<ReviewRequest>) -> Result<Json<sluice_review::Review>, ApiError> {
+async fn review(_caller: Caller, State(state): State<AppState>, ApiJson(body): ApiJson<ReviewRequest>) -> Result<Json<sluice_review::Review>, ApiError> {
     let dialect = sluice_review::SqlDialect::parse(&body.engine)
         .ok_or_else(|| ApiError::invalid("engine", format!("engine: `{}` is not mysql, mariadb or postgres", body.engine)))?;
     let policy = match &body.policy {
         None => sluice_review::Policy::default(),
         Some(text) => sluice_review::Policy::parse(text).map_err(|e| ApiError::invalid("policy", format!("policy: {e}")))?,
     };
-    let settings = policy.settings(body.env.as_deref());
+    let mut settings = policy.settings(body.env.as_deref());
+    if let Some(instance) = &body.instance_id {
+        // The URL carries the decrypted password: it is used here and never logged or returned.
+        let url = crate::pipelines::instance_url(&state.store, instance, body.database.as_deref())
+            .await
+            .map_err(|e| ApiError::invalid("instance_id", format!("instance_id: {e}")))?;
+        let dml = sluice_review::explain_candidates(&body.sql, dialect);
+        let schema = sluice_engines::schema::collect(&url, &dml)
+            .await
+            .map_err(|e| ApiError::invalid("instance_id", format!("instance_id: cannot read the schema of `{instance}`: {}", crate::pipelines::redact_urls(&e.to_string()))))?;
+        settings.schema = Some(schema);
+    }
     // Review is CPU work: keep it off the async workers.
     let result = tokio::task::spawn_blocking(move || sluice_review::review_with(&body.sql, dialect, &settings))
         .await

@@ -94,15 +94,7 @@ pub fn run(cmd: ReviewCmd) -> i32 {
         };
         let mut settings = settings.clone();
         if let Some(url) = &cmd.schema_from {
-            let dml: Vec<(usize, String)> = sluice_review::split::split(&sql, dialect)
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (i, p.text(&sql).to_string()))
-                .filter(|(_, t)| {
-                    let head = t.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
-                    head == "UPDATE" || head == "DELETE"
-                })
-                .collect();
+            let dml = sluice_review::explain_candidates(&sql, dialect);
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
