@@ -88,11 +88,20 @@ impl Settings {
         self.patterns.get(id).unwrap_or(default)
     }
 
+    /// A list parameter of a rule (`allowed = ["utf8mb4", …]`), lower-cased; `None` when the policy has none.
+    pub fn list(&self, id: &str, name: &str) -> Option<Vec<String>> {
+        let items = self.params.get(id)?.get(name)?.as_array()?;
+        Some(items.iter().filter_map(|v| v.as_str()).map(str::to_ascii_lowercase).collect())
+    }
+
     /// An integer parameter of a rule, or `default`.
     pub fn int(&self, id: &str, name: &str, default: usize) -> usize {
         self.params.get(id).and_then(|p| p.get(name)).and_then(|v| v.as_integer()).and_then(|i| usize::try_from(i).ok()).unwrap_or(default)
     }
 }
+
+/// The rules that take an `allowed` list.
+const ALLOW_LIST_RULES: &[&str] = &["charset-allow-list", "collation-allow-list"];
 
 impl Policy {
     pub fn parse(text: &str) -> Result<Self, PolicyError> {
@@ -115,13 +124,14 @@ impl Policy {
             for (name, v) in params {
                 match (name.as_str(), v) {
                     ("max", toml::Value::Integer(i)) if *i >= 1 => {}
+                    ("allowed", toml::Value::Array(a)) if ALLOW_LIST_RULES.contains(&id.as_str()) && a.iter().all(|v| v.is_str()) => {}
                     ("pattern", toml::Value::String(p)) => {
                         regex::Regex::new(p).map_err(|e| PolicyError::Invalid { path: format!("params.{id}.pattern"), message: format!("not a valid regex: {e}") })?;
                     }
                     _ => {
                         return Err(PolicyError::Invalid {
                             path: format!("params.{id}.{name}"),
-                            message: "parameters are `max` (a positive integer, limit rules) and `pattern` (a regex, naming rules)".into(),
+                            message: "parameters are `max` (a positive integer, limit rules), `pattern` (a regex, naming rules) and `allowed` (a list of names, charset-allow-list and collation-allow-list)".into(),
                         });
                     }
                 }
@@ -183,5 +193,29 @@ mod tests {
         assert!(err.contains("params.table-name-pattern.pattern"), "{err}");
         let err = Policy::parse("[levels]\nno-select-star = \"loud\"\n").unwrap_err().to_string();
         assert!(err.contains("levels.no-select-star"), "{err}");
+    }
+
+    #[test]
+    fn allow_lists_are_policy_parameters() {
+        let sql = "CREATE TABLE t (id BIGINT PRIMARY KEY) DEFAULT CHARSET=latin1 COLLATE=latin1_swedish_ci;";
+        let fired = |p: &Policy| {
+            let r = crate::review_with(sql, crate::SqlDialect::MySql, &p.settings(None));
+            r.findings.iter().map(|f| f.rule.clone()).filter(|r| r.ends_with("allow-list")).collect::<Vec<_>>()
+        };
+        assert_eq!(fired(&Policy::default()), ["charset-allow-list", "collation-allow-list"]);
+        let legacy = Policy::parse("[params.charset-allow-list]
+allowed = [\"utf8mb4\", \"LATIN1\"]
+[params.collation-allow-list]
+allowed = [\"latin1_swedish_ci\"]
+").unwrap();
+        assert!(fired(&legacy).is_empty(), "{:?}", fired(&legacy));
+        let err = Policy::parse("[params.charset-allow-list]
+allowed = [1]
+").unwrap_err().to_string();
+        assert!(err.contains("params.charset-allow-list.allowed"), "{err}");
+        let err = Policy::parse("[params.no-select-star]
+allowed = [\"x\"]
+").unwrap_err().to_string();
+        assert!(err.contains("params.no-select-star.allowed"), "{err}");
     }
 }

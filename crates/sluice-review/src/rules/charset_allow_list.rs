@@ -2,7 +2,7 @@ use super::MYSQL;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
-/// Charsets allowed by default.
+/// Charsets allowed by default (policy: `[params.charset-allow-list] allowed = [...]`).
 const ALLOWED: &[&str] = &["utf8mb4", "binary", "ascii"];
 
 /// The values of `CHARSET=x`, `CHARACTER SET x`, `DEFAULT CHARSET x` in a statement's text.
@@ -37,5 +37,6 @@ rule!(CharsetAllowList, RuleMeta {
     if !matches!(ctx.stmt, sqlparser::ast::Statement::CreateTable(_) | sqlparser::ast::Statement::AlterTable(_) | sqlparser::ast::Statement::CreateDatabase { .. }) {
         return vec![];
     }
-    options_after(ctx.text, &["CHARSET", "CHARACTER SET"]).into_iter().filter(|c| !ALLOWED.contains(&c.as_str())).map(|c| (None, Some(c))).collect()
+    let allowed = ctx.settings.list(META.id, "allowed").unwrap_or_else(|| ALLOWED.iter().map(|s| s.to_string()).collect());
+    options_after(ctx.text, &["CHARSET", "CHARACTER SET"]).into_iter().filter(|c| !allowed.contains(c)).map(|c| (None, Some(c))).collect()
 });

@@ -16,5 +16,11 @@ rule!(CollationAllowList, RuleMeta {
     if !matches!(ctx.stmt, sqlparser::ast::Statement::CreateTable(_) | sqlparser::ast::Statement::AlterTable(_)) {
         return vec![];
     }
-    options_after(ctx.text, &["COLLATE"]).into_iter().filter(|c| !(c.starts_with("utf8mb4_") || c == "binary")).map(|c| (None, Some(c))).collect()
+    // Default: every utf8mb4 collation and binary; a policy's `allowed` list replaces that.
+    let allowed = ctx.settings.list(META.id, "allowed");
+    let ok = |c: &str| match &allowed {
+        Some(list) => list.iter().any(|a| a == c),
+        None => c.starts_with("utf8mb4_") || c == "binary",
+    };
+    options_after(ctx.text, &["COLLATE"]).into_iter().filter(|c| !ok(c)).map(|c| (None, Some(c))).collect()
 });
