@@ -3,6 +3,11 @@
 
 use std::time::Duration;
 
+/// The request time limit every HTTP sink uses unless its `timeout` says otherwise.
+pub(crate) fn default_timeout() -> String {
+    "10s".into()
+}
+
 /// Checks `url` and `timeout` (a duration like `10s`) and builds the client; errors name the key.
 pub(crate) fn build(url: &str, timeout: &str, batch_max: usize) -> Result<reqwest::Client, String> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -10,14 +10,10 @@ pub struct PromRemoteWriteSinkConfig {
     #[serde(default = "default_batch")]
     pub batch_max: usize,
     /// Time limit of one request (default `10s`).
-    #[serde(default = "default_timeout")]
+    #[serde(default = "crate::sinks::http_client::default_timeout")]
     pub timeout: String,
 }
 
 fn default_batch() -> usize {
     2000
-}
-
-fn default_timeout() -> String {
-    "10s".into()
 }
