@@ -102,13 +102,27 @@ mariadb_stop() {
 }
 
 # ---------------------------------------------------------------- PostgreSQL (wal_level=logical)
-PG_DIR=$BASE/postgres
 as_pg() { runuser -u postgres -- "$@"; }
+# The server runs as the `postgres` user, who must be able to reach its data dir. A checkout in a home
+# directory of mode 700 (root's, say) is not reachable: then the data lives under the postgres user's own
+# home, in a folder named after this checkout so two checkouts never share one. SLUICE_PG_DIR overrides.
+pg_dir() {
+  if [ -n "${SLUICE_PG_DIR:-}" ]; then printf '%s\n' "$SLUICE_PG_DIR"; return; fi
+  mkdir -p "$BASE"
+  if id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$BASE" 2>/dev/null; then
+    local home
+    home=$(getent passwd postgres | cut -d: -f6)
+    printf '%s/sluice-services-%s\n' "${home:-/var/lib/postgresql}" "$(printf '%s' "$BASE" | sha256sum | cut -c1-12)"
+  else
+    printf '%s/postgres\n' "$BASE"
+  fi
+}
 postgres_up() { as_pg "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT"; }
 
 postgres_start() {
   ensure_packages postgresql postgresql-client
   if postgres_up >/dev/null 2>&1; then return 0; fi
+  PG_DIR=$(pg_dir)
   # The server refuses to run as root: its files belong to the postgres user, and every parent directory
   # must be traversable by it.
   mkdir -p "$PG_DIR"
@@ -154,6 +168,7 @@ HBA
 }
 
 postgres_stop() {
+  PG_DIR=$(pg_dir)
   [ -f "$PG_DIR/data/postmaster.pid" ] || return 0
   log "postgres: stopping"
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null || true

@@ -183,7 +183,7 @@ async fn main() -> Result<()> {
             c.query_drop("CREATE TABLE IF NOT EXISTS sluice_bench_latency.ticks (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(32), sent_ms BIGINT)").await?;
             let dir = tempfile::tempdir()?;
             let status = Arc::new(PipelineStatus::default());
-            let sink = FalconSink::new(&FalconSinkConfig { url: falcon.url.clone(), batch_max: 500, timeout: "10s".into() }).map_err(anyhow::Error::msg)?;
+            let sink = FalconSink::new(&FalconSinkConfig { url: falcon.url.clone(), batch_max: 500, timeout: "10s".into() }, &sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml"))).map_err(anyhow::Error::msg)?;
             let p = pipeline(&url, StartFrom::Now, vec!["sluice_bench_latency.ticks".into()], vec![rule("sluice_bench_latency", "ticks", &["sent_ms"], "tick")], Box::new(sink), dir.path(), status.clone()).await?;
             let stop = CancellationToken::new();
             let handle = tokio::spawn(p.run(stop.clone()));

@@ -2,5 +2,6 @@
 //! names them in an internally tagged enum and builds a runnable [`sluice_pipeline::Pipeline`].
 
 pub mod pipeline_file;
+pub mod scope;
 pub mod sinks;
 pub mod sources;

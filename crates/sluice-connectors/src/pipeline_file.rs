@@ -14,15 +14,20 @@ use sluice_pipeline::shape::{RuleConfig, ShapeSettings, Shaper};
 use sluice_pipeline::status::PipelineStatus;
 use sluice_pipeline::{Pipeline, Sink, Source};
 
+use crate::scope::{Scope, Variables};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineFile {
     /// The pipeline's name (checkpoints are kept under it). Default: the file name without `.toml`.
     pub name: Option<String>,
-    /// Checkpoint file. Default: `<file>.checkpoint.db` beside the pipeline file.
-    pub checkpoint: Option<PathBuf>,
-    /// Dead-letter file (JSON lines). Default: `<file>.dead-letter.jsonl` beside the pipeline file.
-    pub dead_letter: Option<PathBuf>,
+    /// Checkpoint file. Default: `<file>.checkpoint.db` beside the pipeline file. In a pipeline managed
+    /// through the API: a relative name inside the pipeline's folder (default `checkpoint.db`).
+    pub checkpoint: Option<String>,
+    /// Dead-letter file (JSON lines). Default: `<file>.dead-letter.jsonl` beside the pipeline file. In a
+    /// pipeline managed through the API: a relative name inside the pipeline's folder (default
+    /// `dead-letter.jsonl`).
+    pub dead_letter: Option<String>,
     pub source: SourceConfig,
     pub shape: Option<ShapeConfig>,
     pub sinks: BTreeMap<String, SinkConfig>,
@@ -67,9 +72,43 @@ impl SourceConfig {
             SourceConfig::PgLogical(c) => &mut c.url,
         }
     }
+
+    fn url(&self) -> &str {
+        match self {
+            #[cfg(feature = "source-mysql-binlog")]
+            SourceConfig::MysqlBinlog(c) => &c.url,
+            #[cfg(feature = "source-pg-logical")]
+            SourceConfig::PgLogical(c) => &c.url,
+        }
+    }
+
+    fn default_port(&self) -> u16 {
+        match self {
+            #[cfg(feature = "source-mysql-binlog")]
+            SourceConfig::MysqlBinlog(_) => 3306,
+            #[cfg(feature = "source-pg-logical")]
+            SourceConfig::PgLogical(_) => 5432,
+        }
+    }
 }
 
 impl SinkConfig {
+    /// The sink's destination URL, for the egress check of its host before the pipeline starts.
+    fn url(&self) -> Option<&str> {
+        match self {
+            #[cfg(feature = "sink-falcon")]
+            SinkConfig::Falcon(f) => Some(&f.url),
+            #[cfg(feature = "sink-prom-remote-write")]
+            SinkConfig::PrometheusRemoteWrite(p) => Some(&p.url),
+            #[cfg(feature = "sink-http")]
+            SinkConfig::Http(h) => Some(&h.url),
+            #[cfg(feature = "sink-file")]
+            SinkConfig::File(_) => None,
+            #[cfg(feature = "sink-blackhole")]
+            SinkConfig::Blackhole(_) => None,
+        }
+    }
+
     /// Whether the sink takes metrics only (and so needs `[shape]`).
     fn metrics_only(&self) -> bool {
         match self {
@@ -138,6 +177,7 @@ pub enum LoadError {
 /// A validated pipeline file, ready to build.
 pub struct Loaded {
     pub file: PathBuf,
+    pub scope: Scope,
     pub name: String,
     pub config: PipelineFile,
     pub checkpoint: PathBuf,
@@ -149,17 +189,26 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     parse(&text, path)
 }
 
+/// A pipeline file the operator runs (`sluice run`): see [`Scope::operator`].
 pub fn parse(text: &str, path: &Path) -> Result<Loaded, LoadError> {
-    finish(parse_unvalidated(text, path)?, path)
+    let scope = Scope::operator(path);
+    finish(parse_unvalidated(text, path, &scope)?, path, scope)
 }
 
-/// First half of [`parse`]: interpolate and deserialize, without validating. The control plane uses it to
-/// resolve `url = "instance:NAME"` from the instance registry before [`finish`].
-pub fn parse_unvalidated(text: &str, path: &Path) -> Result<PipelineFile, LoadError> {
+/// First half of [`parse`]: interpolate (with the variables `scope` offers) and deserialize, without
+/// validating. The control plane uses it to resolve `url = "instance:NAME"` from the instance registry
+/// before [`finish`].
+pub fn parse_unvalidated(text: &str, path: &Path, scope: &Scope) -> Result<PipelineFile, LoadError> {
     let file = path.display().to_string();
     let invalid = |errors: Vec<FileError>| LoadError::Invalid { file: file.clone(), errors };
-    let text = sluice_core::interpolate(text, |k| std::env::var(k).ok()).map_err(|errs| {
-        invalid(errs.into_iter().map(|e| FileError { path: "(interpolation)".into(), message: e.to_string() }).collect())
+    let text = sluice_core::interpolate(text, |k| scope.variable(k)).map_err(|errs| {
+        let message = |e: sluice_core::InterpolateError| match (&scope.variables, &e) {
+            (Variables::Offered(_), sluice_core::InterpolateError::Missing { var, line }) => format!(
+                "line {line}: `${{{var}}}` is not offered to pipelines managed through the API; an admin lists the variables they may use in sluice.toml (`[pipelines] env`), and Sluice's own settings are never offered"
+            ),
+            _ => e.to_string(),
+        };
+        invalid(errs.into_iter().map(|e| FileError { path: "(interpolation)".into(), message: message(e) }).collect())
     })?;
     let de = toml::Deserializer::parse(&text).map_err(|e| invalid(vec![FileError { path: "(syntax)".into(), message: e.to_string().trim().to_string() }]))?;
     let config: PipelineFile = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -176,20 +225,31 @@ pub fn parse_unvalidated(text: &str, path: &Path) -> Result<PipelineFile, LoadEr
     Ok(config)
 }
 
-/// Second half of [`parse`]: validate everything, then settle the file paths.
-pub fn finish(config: PipelineFile, path: &Path) -> Result<Loaded, LoadError> {
+/// Second half of [`parse`]: validate everything, then settle the file paths within `scope`.
+pub fn finish(config: PipelineFile, path: &Path, scope: Scope) -> Result<Loaded, LoadError> {
     let file = path.display().to_string();
     let invalid = |errors: Vec<FileError>| LoadError::Invalid { file: file.clone(), errors };
-    let errors = validate(&config);
+    let mut errors = validate(&config, &scope);
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "pipeline".into());
+    let (default_checkpoint, default_dead_letter) = if scope.confined() {
+        ("checkpoint.db".to_string(), "dead-letter.jsonl".to_string())
+    } else {
+        (format!("{stem}.checkpoint.db"), format!("{stem}.dead-letter.jsonl"))
+    };
+    let mut place = |key: &str, given: &Option<String>, default: &str| match given {
+        None => scope.default_file(default),
+        Some(name) => scope.file(name).unwrap_or_else(|message| {
+            errors.push(FileError { path: key.into(), message });
+            PathBuf::new()
+        }),
+    };
+    let checkpoint = place("checkpoint", &config.checkpoint, &default_checkpoint);
+    let dead_letter = place("dead_letter", &config.dead_letter, &default_dead_letter);
     if !errors.is_empty() {
         return Err(invalid(errors));
     }
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "pipeline".into());
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let name = config.name.clone().unwrap_or_else(|| stem.clone());
-    let checkpoint = config.checkpoint.clone().map(|p| dir.join(p)).unwrap_or_else(|| dir.join(format!("{stem}.checkpoint.db")));
-    let dead_letter = config.dead_letter.clone().map(|p| dir.join(p)).unwrap_or_else(|| dir.join(format!("{stem}.dead-letter.jsonl")));
-    Ok(Loaded { file: path.to_path_buf(), name, config, checkpoint, dead_letter })
+    Ok(Loaded { file: path.to_path_buf(), scope, name, config, checkpoint, dead_letter })
 }
 
 fn split_table(text: &str) -> Option<(String, String)> {
@@ -198,7 +258,7 @@ fn split_table(text: &str) -> Option<(String, String)> {
 }
 
 /// Every problem a build would hit, found without connecting anywhere.
-fn validate(c: &PipelineFile) -> Vec<FileError> {
+fn validate(c: &PipelineFile, scope: &Scope) -> Vec<FileError> {
     let mut errors = Vec::new();
     let mut err = |path: String, message: String| errors.push(FileError { path, message });
     if let Some(n) = &c.name {
@@ -255,14 +315,17 @@ fn validate(c: &PipelineFile) -> Vec<FileError> {
         }
         let result = match s {
             #[cfg(feature = "sink-falcon")]
-            SinkConfig::Falcon(f) => crate::sinks::falcon::FalconSink::new(f).map(|_| ()),
+            SinkConfig::Falcon(f) => crate::sinks::falcon::FalconSink::new(f, scope).map(|_| ()),
             #[cfg(feature = "sink-prom-remote-write")]
-            SinkConfig::PrometheusRemoteWrite(p) => crate::sinks::prom_remote_write::PromRemoteWriteSink::new(p).map(|_| ()),
+            SinkConfig::PrometheusRemoteWrite(p) => crate::sinks::prom_remote_write::PromRemoteWriteSink::new(p, scope).map(|_| ()),
             #[cfg(feature = "sink-http")]
-            SinkConfig::Http(h) => crate::sinks::http::HttpSink::new(h).map(|_| ()),
+            SinkConfig::Http(h) => crate::sinks::http::HttpSink::new(h, scope).map(|_| ()),
             #[cfg(feature = "sink-file")]
             SinkConfig::File(f) => {
-                if f.path.is_empty() { Err("`path` is empty".to_string()) } else { Ok(()) }
+                if let Err(e) = crate::sinks::file::FileSink::target_path(f, scope) {
+                    err(format!("sinks.{name}.path"), e);
+                }
+                Ok(())
             }
             #[cfg(feature = "sink-blackhole")]
             SinkConfig::Blackhole(_) => Ok(()),
@@ -286,10 +349,45 @@ fn validate(c: &PipelineFile) -> Vec<FileError> {
 }
 
 impl Loaded {
-    /// Opens checkpoint and dead-letter files and builds every component.
+    /// The egress policy (when the scope has one) applied to the source's host and every HTTP sink's host,
+    /// resolved now, with the key of each refusal. HTTP sinks check again at every connection; database
+    /// sources are checked here, when the pipeline starts.
+    pub async fn check_egress(&self) -> Vec<FileError> {
+        let mut errors = Vec::new();
+        if self.scope.egress.is_none() {
+            return errors;
+        }
+        let source = self.config.source.url();
+        match crate::scope::url_host_port(source, self.config.source.default_port()) {
+            Some((host, port)) => {
+                if let Err(message) = self.scope.check_egress(&host, port).await {
+                    errors.push(FileError { path: "source.url".into(), message });
+                }
+            }
+            None => errors.push(FileError { path: "source.url".into(), message: "cannot tell the host of this connection string".into() }),
+        }
+        for (name, sink) in &self.config.sinks {
+            if let Some((host, port)) = sink.url().and_then(|u| crate::scope::url_host_port(u, 80)) {
+                if let Err(message) = self.scope.check_egress(&host, port).await {
+                    errors.push(FileError { path: format!("sinks.{name}.url"), message });
+                }
+            }
+        }
+        errors
+    }
+
+    /// Checks egress, opens checkpoint and dead-letter files and builds every component.
     pub async fn build(self, status: Arc<PipelineStatus>) -> Result<Pipeline, LoadError> {
         let file = self.file.display().to_string();
+        let egress = self.check_egress().await;
+        if !egress.is_empty() {
+            return Err(LoadError::Invalid { file, errors: egress });
+        }
         let open = |what: &str, message: String| LoadError::Open { file: file.clone(), what: what.to_string(), message };
+        let scope = self.scope;
+        for (what, path) in [("the checkpoint file", &self.checkpoint), ("the dead-letter file", &self.dead_letter)] {
+            scope.prepare_file(path).map_err(|e| open(what, e))?;
+        }
         let c = self.config;
         let config_table = c.shape.as_ref().and_then(|s| s.config_table.as_deref()).and_then(split_table);
         let source: Box<dyn Source> = match c.source {
@@ -311,13 +409,13 @@ impl Loaded {
         for (name, s) in c.sinks {
             let sink: Box<dyn Sink> = match s {
                 #[cfg(feature = "sink-falcon")]
-                SinkConfig::Falcon(f) => Box::new(crate::sinks::falcon::FalconSink::new(&f).map_err(|e| open(&format!("sinks.{name}"), e))?),
+                SinkConfig::Falcon(f) => Box::new(crate::sinks::falcon::FalconSink::new(&f, &scope).map_err(|e| open(&format!("sinks.{name}"), e))?),
                 #[cfg(feature = "sink-prom-remote-write")]
-                SinkConfig::PrometheusRemoteWrite(p) => Box::new(crate::sinks::prom_remote_write::PromRemoteWriteSink::new(&p).map_err(|e| open(&format!("sinks.{name}"), e))?),
+                SinkConfig::PrometheusRemoteWrite(p) => Box::new(crate::sinks::prom_remote_write::PromRemoteWriteSink::new(&p, &scope).map_err(|e| open(&format!("sinks.{name}"), e))?),
                 #[cfg(feature = "sink-http")]
-                SinkConfig::Http(h) => Box::new(crate::sinks::http::HttpSink::new(&h).map_err(|e| open(&format!("sinks.{name}"), e))?),
+                SinkConfig::Http(h) => Box::new(crate::sinks::http::HttpSink::new(&h, &scope).map_err(|e| open(&format!("sinks.{name}"), e))?),
                 #[cfg(feature = "sink-file")]
-                SinkConfig::File(f) => Box::new(crate::sinks::file::FileSink::new(&f).await.map_err(|e| open(&format!("sinks.{name}"), e))?),
+                SinkConfig::File(f) => Box::new(crate::sinks::file::FileSink::new(&f, &scope).await.map_err(|e| open(&format!("sinks.{name}"), e))?),
                 #[cfg(feature = "sink-blackhole")]
                 SinkConfig::Blackhole(_) => Box::new(crate::sinks::blackhole::BlackholeSink::default()),
             };

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use sluice_connectors::scope::Scope;
 use sluice_connectors::sinks::http::{HttpSink, HttpSinkConfig};
 use sluice_core::Secret;
 use sluice_core::component::{CounterType, Metric, Record};
@@ -41,7 +42,7 @@ async fn posts_json_batches_and_classifies_answers() {
         batch_max: 2,
         timeout: "5s".into(),
     };
-    let mut sink = HttpSink::new(&config).unwrap();
+    let mut sink = HttpSink::new(&config, &Scope::operator(std::path::Path::new("p.toml"))).unwrap();
     let records: Vec<Record> = (0..3).map(metric).collect();
     assert!(sink.deliver(&records).await.unwrap().is_empty());
     {

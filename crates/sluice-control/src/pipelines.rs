@@ -1,7 +1,7 @@
 //! Pipelines managed by the server: built from their stored definition, run as tasks, stopped, and watched.
 //! Checkpoints and dead letters live under `DATA_DIR/pipelines/<id>/`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sluice_connectors::pipeline_file::{self, INSTANCE_URL_PREFIX, Loaded};
+use sluice_connectors::scope::Scope;
+use sluice_core::egress::EgressPolicy;
 use sluice_core::Engine;
 use sluice_pipeline::status::PipelineStatus;
 use sluice_store::Store;
@@ -54,6 +56,8 @@ struct Running {
 pub struct PipelineManager {
     store: Store,
     data_dir: PathBuf,
+    pipeline_env: Arc<BTreeMap<String, String>>,
+    egress: Arc<EgressPolicy>,
     running: Mutex<HashMap<String, Running>>,
 }
 
@@ -107,15 +111,23 @@ pub fn redact_urls(text: &str) -> String {
 }
 
 impl PipelineManager {
-    pub fn new(store: Store, data_dir: PathBuf) -> Self {
-        Self { store, data_dir, running: Mutex::new(HashMap::new()) }
+    pub fn new(store: Store, settings: &crate::state::ApiSettings) -> Self {
+        Self {
+            store,
+            data_dir: settings.data_dir.clone(),
+            pipeline_env: settings.pipeline_env.clone(),
+            egress: settings.egress.clone(),
+            running: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Parses, resolves `instance:NAME` connection strings from the registry, validates, and places the
-    /// checkpoint and dead-letter files. Errors are for people: they name the key.
+    /// Parses (with only the offered variables), resolves `instance:NAME` connection strings from the
+    /// registry, validates with every file confined to `DATA_DIR/pipelines/<id>/`, and applies the egress
+    /// policy. Errors are for people: they name the key.
     pub async fn prepare(&self, id: &str, name: &str, spec: &str) -> Result<Loaded, String> {
         let virtual_path = Path::new(name);
-        let mut config = pipeline_file::parse_unvalidated(spec, virtual_path).map_err(|e| e.to_string())?;
+        let scope = Scope::managed(self.data_dir.join("pipelines").join(id), self.pipeline_env.clone(), self.egress.clone());
+        let mut config = pipeline_file::parse_unvalidated(spec, virtual_path, &scope).map_err(|e| e.to_string())?;
         if config.name.is_none() {
             config.name = Some(name.to_string());
         }
@@ -123,10 +135,11 @@ impl PipelineManager {
         if let Some(instance) = url.strip_prefix(INSTANCE_URL_PREFIX).map(str::to_string) {
             *url = self.instance_url(&instance).await.map_err(|e| format!("`source.url`: {e}"))?;
         }
-        let mut loaded = pipeline_file::finish(config, virtual_path).map_err(|e| e.to_string())?;
-        let dir = self.data_dir.join("pipelines").join(id);
-        loaded.checkpoint = dir.join("checkpoint.db");
-        loaded.dead_letter = dir.join("dead-letter.jsonl");
+        let loaded = pipeline_file::finish(config, virtual_path, scope).map_err(|e| e.to_string())?;
+        let refused = loaded.check_egress().await;
+        if !refused.is_empty() {
+            return Err(pipeline_file::LoadError::Invalid { file: name.to_string(), errors: refused }.to_string());
+        }
         Ok(loaded)
     }
 
@@ -140,9 +153,6 @@ impl PipelineManager {
             return Ok(());
         }
         let loaded = self.prepare(&rec.id, &rec.name, &rec.spec).await?;
-        if let Some(dir) = loaded.checkpoint.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
         let status = Arc::new(PipelineStatus::default());
         let pipeline = loaded.build(status.clone()).await.map_err(|e| e.to_string())?;
         let stop = CancellationToken::new();

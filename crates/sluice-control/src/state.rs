@@ -1,9 +1,10 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
 use metrics_exporter_prometheus::PrometheusHandle;
+use sluice_core::egress::EgressPolicy;
 use sluice_store::Store;
 
 use crate::policy::{RouteRule, route_table};
@@ -15,6 +16,18 @@ pub struct ApiSettings {
     pub check_timeout: Duration,
     /// Where managed pipelines keep their checkpoints and dead letters.
     pub data_dir: std::path::PathBuf,
+    /// The variables `${VAR}` may name in pipeline specs sent through the API (captured at start from the
+    /// names an admin listed; never Sluice's own).
+    pub pipeline_env: Arc<BTreeMap<String, String>>,
+    /// Where managed pipelines and instance checks may connect.
+    pub egress: Arc<EgressPolicy>,
+}
+
+impl ApiSettings {
+    /// Defaults around a data dir: 5 s checks, no offered variables, the default egress policy.
+    pub fn new(data_dir: std::path::PathBuf) -> Self {
+        Self { check_timeout: Duration::from_secs(5), data_dir, pipeline_env: Arc::default(), egress: Arc::default() }
+    }
 }
 
 /// Shared by every request.
@@ -34,7 +47,7 @@ impl AppState {
     pub fn new(store: Store, settings: ApiSettings) -> Self {
         let routes = route_table().into_iter().map(|r| ((r.method.clone(), r.path), r)).collect();
         Self {
-            pipelines: Arc::new(crate::pipelines::PipelineManager::new(store.clone(), settings.data_dir.clone())),
+            pipelines: Arc::new(crate::pipelines::PipelineManager::new(store.clone(), &settings)),
             store,
             settings,
             routes: Arc::new(routes),

@@ -129,7 +129,13 @@ async fn review_endpoint_reads_a_registered_instances_schema() {
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
         let sql = "UPDATE no_such_table_for_review SET a = 1 WHERE id = 1;";
         let body = json!({"sql": sql, "engine": if name == "pg" { "postgres" } else { "mariadb" }, "instance_id": name, "database": database});
-        let a = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(body.clone())).await;
+        // The server would connect with credentials the caller does not hold: only roles that may check
+        // instances may ask for it.
+        for weak in [Role::Viewer, Role::Developer, Role::Approver, Role::Auditor] {
+            let refused = app.call(Method::POST, "/api/v1/review", Some(app.token(weak)), Some(body.clone())).await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{weak}: {}", refused.raw);
+        }
+        let a = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Dba)), Some(body.clone())).await;
         assert_eq!(a.status, StatusCode::OK, "{name}: {}", a.raw);
         let rules: Vec<&str> = a.body["findings"].as_array().unwrap().iter().filter_map(|f| f["rule"].as_str()).collect();
         assert!(rules.contains(&"schema-table-exists"), "{name}: the live schema was read: {rules:?}");
@@ -138,6 +144,28 @@ async fn review_endpoint_reads_a_registered_instances_schema() {
         let plain = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(json!({"sql": sql, "engine": "postgres"}))).await;
         assert!(!plain.raw.contains("schema-table-exists"), "{}", plain.raw);
     }
-    let bad = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(json!({"sql": "SELECT 1;", "engine": "mysql", "instance_id": "nope"}))).await;
+    let bad = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Dba)), Some(json!({"sql": "SELECT 1;", "engine": "mysql", "instance_id": "nope"}))).await;
     assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("instance_id")), "{}", bad.raw);
+}
+
+/// The EXPLAINs of a live review run where nothing can be written: a DELETE whose WHERE calls a stored
+/// function that writes to a MyISAM table (which no ROLLBACK undoes) leaves that table empty. EXPLAIN
+/// DELETE inside a rolled-back transaction, the way this was done before, wrote two rows here.
+#[tokio::test]
+async fn a_live_review_cannot_write_through_explain() {
+    let app = TestApp::sqlite().await;
+    let (_, db) = sluice_testkit::fresh_mariadb_database("rowrite").await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")).await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.log (x INT) ENGINE=MyISAM")).await;
+    sluice_testkit::mariadb_exec(&format!(
+        "CREATE FUNCTION {db}.f() RETURNS INT DETERMINISTIC BEGIN INSERT INTO {db}.log VALUES (1); RETURN 1; END"
+    ))
+    .await;
+    let created = app.admin(Method::POST, "/api/v1/instances", Some(service_instance(Service::Mariadb, "mdb", "sluice"))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    let sql = "DELETE FROM t WHERE id = f();\nUPDATE t SET v = 2 WHERE id = (SELECT f());\nDELETE FROM t WHERE v > 1;";
+    let a = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Dba)), Some(json!({"sql": sql, "engine": "mariadb", "instance_id": "mdb", "database": db}))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.raw);
+    let written = sluice_testkit::mariadb_scalar(&format!("SELECT COUNT(*) FROM {db}.log")).await;
+    assert_eq!(written.as_deref(), Some("0"), "the review wrote through a stored function");
 }

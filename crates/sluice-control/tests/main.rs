@@ -2,6 +2,7 @@
 
 mod audit;
 mod bad_input;
+mod confinement;
 mod instances;
 mod pipelines;
 mod route_auth;

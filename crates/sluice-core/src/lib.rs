@@ -5,7 +5,9 @@
 
 pub mod change;
 pub mod component;
+pub mod confine;
 pub mod domain;
+pub mod egress;
 pub mod interpolate;
 pub mod secret;
 

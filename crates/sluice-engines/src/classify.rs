@@ -2,16 +2,21 @@
 
 use std::io;
 
+use sluice_core::egress::EgressPolicy;
 use tokio::net::{TcpStream, lookup_host};
 
 use crate::{CheckFailure, FailureKind};
 
 /// Resolves and connects once, mapping the socket error kind to a [`FailureKind`].
-pub(crate) async fn tcp_probe(host: &str, port: u16) -> Result<(), CheckFailure> {
+pub(crate) async fn tcp_probe(host: &str, port: u16, egress: Option<&EgressPolicy>) -> Result<(), CheckFailure> {
     let addrs: Vec<_> = lookup_host((host, port))
         .await
         .map_err(|e| CheckFailure { kind: FailureKind::Unreachable, message: format!("cannot resolve host `{host}`: {e}") })?
         .collect();
+    if let Some(policy) = egress {
+        let ips: Vec<_> = addrs.iter().map(|a| a.ip()).collect();
+        policy.check(host, &ips).map_err(|e| CheckFailure { kind: FailureKind::EgressDenied, message: e.to_string() })?;
+    }
     let Some(addr) = addrs.first() else {
         return Err(CheckFailure { kind: FailureKind::Unreachable, message: format!("host `{host}` has no address") });
     };

@@ -30,6 +30,8 @@ pub struct ConnectSpec {
     pub database: Option<String>,
     /// Bound on the whole check: connect, authenticate, query.
     pub timeout: Duration,
+    /// The operator's egress policy, applied to the addresses `host` resolves to before connecting.
+    pub egress: Option<std::sync::Arc<sluice_core::egress::EgressPolicy>>,
 }
 
 /// Why a check failed.
@@ -46,6 +48,8 @@ pub enum FailureKind {
     TlsFailure,
     /// No answer within the check's time limit.
     Timeout,
+    /// The operator's egress policy (`[egress]` in sluice.toml) refuses the host's address.
+    EgressDenied,
     /// Connected, but the server spoke something unexpected or refused a query.
     Protocol,
 }
@@ -129,7 +133,7 @@ pub async fn check(spec: &ConnectSpec) -> CheckReport {
 async fn probe(spec: &ConnectSpec) -> Result<Probed, CheckFailure> {
     // A plain TCP connect first: it tells refused, unreachable and timeout apart the same way for every
     // engine, before any driver wraps the socket error in its own type.
-    classify::tcp_probe(&spec.host, spec.port).await?;
+    classify::tcp_probe(&spec.host, spec.port, spec.egress.as_deref()).await?;
     match spec.engine {
         Engine::Mysql | Engine::Mariadb => mysql::probe(spec).await,
         Engine::Postgres => postgres::probe(spec).await,

@@ -1,6 +1,11 @@
 //! Read-only schema facts for SQL review (`sluice review --schema-from URL`): tables with row and size
-//! estimates, columns, index column lists, and EXPLAIN's row estimate for each UPDATE/DELETE. Nothing is
-//! changed: the session is read-only and EXPLAIN does not execute the statement.
+//! estimates, columns, index column lists, and EXPLAIN's row estimate for each UPDATE/DELETE.
+//!
+//! Nothing can be changed, even by a statement a caller wrote to try: everything runs in a read-only
+//! session (and, for the EXPLAINs, a read-only transaction), each statement is sent alone as a prepared
+//! statement (nothing rides along after a `;`), every statement has a server-side time limit, and the whole
+//! collection has a deadline. MariaDB/MySQL refuse EXPLAIN UPDATE in a read-only transaction, so for them
+//! the review sends the SELECT that reads the same rows (`sluice_review::explain_candidates`).
 
 use std::collections::BTreeMap;
 
@@ -11,8 +16,22 @@ use sluice_review::schema::{SchemaInfo, TableInfo};
 #[error("--schema-from: {0}")]
 pub struct SchemaError(pub String);
 
-/// `statements`: (statement index, text) of the UPDATE/DELETE statements to EXPLAIN.
-pub async fn collect(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
+/// How long a whole collection may take unless the caller says otherwise.
+pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Server-side limit of each statement of a collection.
+const STATEMENT_LIMIT_SECS: u64 = 5;
+
+/// `statements`: (statement index, text) to EXPLAIN, from `sluice_review::explain_candidates`. The whole
+/// collection ends within `deadline`, or fails saying so.
+pub async fn collect(url: &str, statements: &[(usize, String)], deadline: std::time::Duration) -> Result<SchemaInfo, SchemaError> {
+    match tokio::time::timeout(deadline, collect_unbounded(url, statements)).await {
+        Ok(r) => r,
+        Err(_) => Err(SchemaError(format!("reading the schema took longer than {deadline:?}; gave up"))),
+    }
+}
+
+async fn collect_unbounded(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
     if url.starts_with("mysql://") || url.starts_with("mariadb://") {
         mysql(&url.replacen("mariadb://", "mysql://", 1), statements).await
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -30,6 +49,10 @@ async fn mysql(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, 
     }
     let mut c = mysql_async::Conn::new(mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false)).await.map_err(e("cannot connect"))?;
     c.query_drop("SET SESSION TRANSACTION READ ONLY").await.map_err(e("cannot make the session read-only"))?;
+    // MariaDB's limit is in seconds, MySQL's (SELECT only) in milliseconds; each server knows one of them.
+    if c.query_drop(format!("SET SESSION max_statement_time = {STATEMENT_LIMIT_SECS}")).await.is_err() {
+        c.query_drop(format!("SET SESSION max_execution_time = {}", STATEMENT_LIMIT_SECS * 1000)).await.map_err(e("cannot set a statement time limit"))?;
+    }
     let mut info = SchemaInfo::default();
     let tables: Vec<(String, Option<u64>, Option<u64>)> = c
         .query("SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'")
@@ -88,10 +111,9 @@ async fn mysql(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, 
             add_reference(&mut info, &t, &col, format!("view {view}"));
         }
     }
-    // MariaDB refuses EXPLAIN UPDATE/DELETE in a read-only session, so the EXPLAINs run in a transaction that
-    // is rolled back, each as a prepared statement (one statement only: nothing can ride along after a `;`).
-    c.query_drop("SET SESSION TRANSACTION READ WRITE").await.map_err(e("cannot reset the session"))?;
-    c.query_drop("START TRANSACTION").await.map_err(e("cannot start a transaction"))?;
+    // The candidates are SELECTs (see the module doc), explained in a read-only transaction, each as a
+    // prepared statement.
+    c.query_drop("START TRANSACTION READ ONLY").await.map_err(e("cannot start a read-only transaction"))?;
     for (index, text) in statements {
         // A statement EXPLAIN cannot take (unknown table, syntax) is the other rules' business.
         if let Ok(rows) = c.exec::<mysql_async::Row, _, _>(format!("EXPLAIN {text}"), ()).await {
@@ -112,7 +134,9 @@ async fn postgres(url: &str, statements: &[(usize, String)]) -> Result<SchemaInf
         let _ = conn.await;
     });
     let e = |what: &'static str| move |err: tokio_postgres::Error| SchemaError(format!("{what}: {err}"));
-    c.batch_execute("SET default_transaction_read_only = on").await.map_err(e("cannot make the session read-only"))?;
+    c.batch_execute(&format!("SET default_transaction_read_only = on; SET statement_timeout = '{STATEMENT_LIMIT_SECS}s'"))
+        .await
+        .map_err(e("cannot make the session read-only"))?;
     let mut info = SchemaInfo::default();
     let rows = c
         .query(
@@ -179,6 +203,8 @@ async fn postgres(url: &str, statements: &[(usize, String)]) -> Result<SchemaInf
         let (t, col, by): (String, String, String) = (r.get(0), r.get(1), r.get(2));
         add_reference(&mut info, &t, &col, by);
     }
+    // Each EXPLAIN is its own (read-only, by the session default) transaction, so one that fails does not
+    // abort the others.
     for (index, text) in statements {
         if let Ok(rows) = c.query(&format!("EXPLAIN (FORMAT JSON) {text}"), &[]).await {
             let plan: Option<serde_json::Value> = rows.first().and_then(|r| r.try_get::<_, serde_json::Value>(0).ok());

@@ -24,6 +24,7 @@ fn spec_for(s: Service, engine: Engine, password: &str) -> ConnectSpec {
             _ => None,
         },
         timeout: Duration::from_secs(5),
+        egress: None,
     }
 }
 
@@ -126,6 +127,7 @@ async fn closed_port_is_refused_for_every_engine() {
             tls_mode: TlsMode::Disable,
             database: None,
             timeout: Duration::from_secs(5),
+            egress: None,
         };
         let r = check(&s).await;
         assert_eq!(failure(&r), FailureKind::Refused, "{engine}: {r:?}");
@@ -160,8 +162,27 @@ async fn silent_server_is_timeout() {
             tls_mode: TlsMode::Disable,
             database: None,
             timeout: Duration::from_millis(500),
+            egress: None,
         };
         assert_eq!(failure(&check(&s).await), FailureKind::Timeout, "{engine}");
     }
     hold.abort();
+}
+
+#[tokio::test]
+async fn the_egress_policy_refuses_metadata_and_unlisted_addresses_before_connecting() {
+    use sluice_core::egress::EgressPolicy;
+    let mut s = spec_for(Service::Mariadb, Engine::Mariadb, "sluice");
+    s.egress = Some(std::sync::Arc::new(EgressPolicy::default()));
+    assert!(check(&s).await.ok, "the default policy lets loopback through");
+    let only_10 = EgressPolicy::from_lists(Some(&["10.0.0.0/8".to_string()]), &[], false).unwrap();
+    s.egress = Some(std::sync::Arc::new(only_10));
+    let r = check(&s).await;
+    assert_eq!(failure(&r), FailureKind::EgressDenied, "{r:?}");
+    assert!(r.error.unwrap().message.contains("[egress] allow"));
+    let mut meta = spec_for(Service::Mariadb, Engine::Mariadb, "x");
+    meta.host = "169.254.169.254".into();
+    meta.egress = Some(std::sync::Arc::new(EgressPolicy::default()));
+    let r = check(&meta).await;
+    assert_eq!(failure(&r), FailureKind::EgressDenied, "{r:?}");
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use sqlparser::ast::Statement;
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
 
@@ -189,16 +190,64 @@ pub fn review(sql: &str, dialect: SqlDialect) -> Review {
 /// Reviews with a policy's settings (levels, rules turned off, parameters).
 /// The statements a schema-aware review asks the database to EXPLAIN (UPDATE and DELETE), as
 /// (statement index, text) — the input of `sluice_engines::schema::collect`.
+///
+/// For PostgreSQL the text is the statement itself (PostgreSQL EXPLAINs an UPDATE inside a read-only
+/// transaction). MariaDB and MySQL refuse that, so for them each statement becomes the SELECT that reads
+/// the same rows (`UPDATE t SET … WHERE c ORDER BY o LIMIT n` → `SELECT 1 FROM t WHERE c ORDER BY o
+/// LIMIT n`): its plan and row estimate are the UPDATE's, and it can be EXPLAINed where nothing can be
+/// written. A statement that does not parse, or that is not a single UPDATE/DELETE, is left out.
 pub fn explain_candidates(sql: &str, dialect: SqlDialect) -> Vec<(usize, String)> {
     split(sql, dialect)
         .iter()
         .enumerate()
-        .map(|(i, p)| (i, p.text(sql).to_string()))
-        .filter(|(_, t)| {
-            let head = t.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
-            head == "UPDATE" || head == "DELETE"
+        .filter_map(|(i, p)| {
+            let text = p.text(sql);
+            let head = text.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
+            if head != "UPDATE" && head != "DELETE" {
+                return None;
+            }
+            match dialect {
+                SqlDialect::Postgres => Some((i, text.to_string())),
+                SqlDialect::MySql => reading_select(text).map(|s| (i, s)),
+            }
         })
         .collect()
+}
+
+/// The SELECT that reads the rows a MySQL UPDATE or DELETE would change.
+fn reading_select(text: &str) -> Option<String> {
+    use std::fmt::Write;
+    let list = |items: &mut dyn Iterator<Item = String>| items.collect::<Vec<_>>().join(", ");
+    let statements = Parser::parse_sql(&MySqlDialect {}, &normalize_for_parser(text, SqlDialect::MySql)).ok()?;
+    let [stmt] = statements.as_slice() else { return None };
+    let (from, selection, order_by, limit) = match stmt {
+        Statement::Update(u) => {
+            let mut tables = vec![u.table.to_string()];
+            if let Some(sqlparser::ast::UpdateTableFromKind::BeforeSet(t) | sqlparser::ast::UpdateTableFromKind::AfterSet(t)) = &u.from {
+                tables.extend(t.iter().map(ToString::to_string));
+            }
+            (tables.join(", "), &u.selection, &u.order_by, &u.limit)
+        }
+        Statement::Delete(d) => {
+            let tables = match (&d.using, &d.from) {
+                (Some(using), _) => using,
+                (None, sqlparser::ast::FromTable::WithFromKeyword(t) | sqlparser::ast::FromTable::WithoutKeyword(t)) => t,
+            };
+            (list(&mut tables.iter().map(ToString::to_string)), &d.selection, &d.order_by, &d.limit)
+        }
+        _ => return None,
+    };
+    let mut out = format!("SELECT 1 FROM {from}");
+    if let Some(w) = selection {
+        write!(out, " WHERE {w}").ok()?;
+    }
+    if !order_by.is_empty() {
+        write!(out, " ORDER BY {}", list(&mut order_by.iter().map(ToString::to_string))).ok()?;
+    }
+    if let Some(l) = limit {
+        write!(out, " LIMIT {l}").ok()?;
+    }
+    Some(out)
 }
 
 pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Settings) -> Review {
@@ -350,5 +399,23 @@ mod no_panic {
             let _ = review(&soup, SqlDialect::MySql);
             let _ = review(&soup, SqlDialect::Postgres);
         }
+    }
+}
+
+#[cfg(test)]
+mod explain_tests {
+    use super::*;
+
+    #[test]
+    fn mysql_dml_becomes_the_select_that_reads_the_same_rows() {
+        let sql = "UPDATE t SET v = 1 WHERE id > 5 ORDER BY id LIMIT 10;\nDELETE FROM t WHERE v IS NULL;\nSELECT 1;\nDELETE t1 FROM t1 JOIN t2 ON t1.a = t2.a WHERE t2.b = 0;";
+        let got = explain_candidates(sql, SqlDialect::MySql);
+        assert_eq!(got[0], (0, "SELECT 1 FROM t WHERE id > 5 ORDER BY id LIMIT 10".to_string()));
+        assert_eq!(got[1], (1, "SELECT 1 FROM t WHERE v IS NULL".to_string()));
+        assert_eq!(got[2].0, 3);
+        assert!(got[2].1.starts_with("SELECT 1 FROM t1 JOIN t2 ON t1.a = t2.a WHERE t2.b = 0"), "{}", got[2].1);
+        assert_eq!(got.len(), 3);
+        let pg = explain_candidates("UPDATE t SET v = 1 WHERE id = 2", SqlDialect::Postgres);
+        assert_eq!(pg, vec![(0, "UPDATE t SET v = 1 WHERE id = 2".to_string())]);
     }
 }

@@ -155,6 +155,18 @@ pub async fn mariadb_exec(sql: &str) {
     conn.disconnect().await.ok();
 }
 
+/// The first column of the first row of `sql` on the MariaDB test service, as text (`None`: no row or NULL).
+pub async fn mariadb_scalar(sql: &str) -> Option<String> {
+    use mysql_async::prelude::Queryable;
+    let admin = service(Service::Mariadb);
+    let mut conn = mysql_async::Conn::from_url(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("test service `mariadb`: cannot connect to {admin}: {e}"));
+    let row: Option<mysql_async::Row> = conn.query_first(sql).await.unwrap_or_else(|e| panic!("test service `mariadb`: {sql}: {e}"));
+    conn.disconnect().await.ok();
+    row.and_then(|r| r.get_opt::<Option<String>, _>(0).and_then(Result::ok).flatten())
+}
+
 /// Drops every replication slot of the database at `url` (slots are per server and pin WAL: tests must not
 /// leave them behind). Waits up to 10 s for walsenders that are still shutting down to release them.
 pub async fn drop_replication_slots(url: &str) {

@@ -1,11 +1,13 @@
 //! `sluice.toml`: optional server settings. Parse (with `${VAR}` interpolation), then validate, then run:
 //! every error names the key path and nothing starts when one is wrong.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use sluice_core::egress::EgressPolicy;
 use thiserror::Error;
 
 #[derive(Debug, Default, Deserialize)]
@@ -21,6 +23,37 @@ pub struct FileConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub api: ApiConfig,
+    #[serde(default)]
+    pub pipelines: PipelinesConfig,
+    #[serde(default)]
+    pub egress: EgressConfig,
+}
+
+/// `[pipelines]`: what pipelines managed through the API may use.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelinesConfig {
+    /// Environment variables a spec sent through the API may name as `${VAR}`, read once at start. No
+    /// other variable is ever offered, and names starting with `SLUICE_` (Sluice's own settings and
+    /// secrets) are refused here.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// `[egress]`: where managed pipelines and instance checks may make the server connect.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Networks (`10.0.0.0/8`), addresses and host names (`db.example.com`, `*.example.com`) that may be
+    /// reached. Unset: any address but those refused below.
+    pub allow: Option<Vec<String>>,
+    /// Networks and addresses refused whatever `allow` says.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Allow link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254,
+    /// 100.100.100.200). Default false: the instance metadata service hands out cloud credentials.
+    #[serde(default)]
+    pub allow_link_local: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +97,9 @@ pub struct ServeSettings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub check_timeout: Duration,
+    /// Offered variables with their values at start.
+    pub pipeline_env: BTreeMap<String, String>,
+    pub egress: EgressPolicy,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -121,6 +157,24 @@ impl FileConfig {
         if check_timeout.is_zero() || check_timeout > Duration::from_secs(300) {
             return Err(invalid("api.check_timeout", "must be between 1ms and 300s".into()));
         }
+        let mut pipeline_env = BTreeMap::new();
+        for (i, name) in self.pipelines.env.iter().enumerate() {
+            let key = format!("pipelines.env[{i}]");
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(invalid(&key, format!("`{name}` is not a variable name (letters, digits and `_`)")));
+            }
+            if name.to_ascii_uppercase().starts_with("SLUICE_") {
+                return Err(invalid(&key, format!("`{name}`: Sluice's own variables are never offered to pipelines")));
+            }
+            match std::env::var(name) {
+                Ok(v) => {
+                    pipeline_env.insert(name.clone(), v);
+                }
+                Err(_) => tracing::warn!(variable = %name, "an offered pipeline variable is not set"),
+            }
+        }
+        let egress = EgressPolicy::from_lists(self.egress.allow.as_deref(), &self.egress.deny, self.egress.allow_link_local)
+            .map_err(|(key, message)| invalid(&format!("egress.{key}"), message))?;
         Ok(ServeSettings {
             listen,
             data_dir,
@@ -128,6 +182,8 @@ impl FileConfig {
             log_format: cli.log_format.or(self.log.format).unwrap_or(LogFormat::Text),
             log_level: self.log.level.unwrap_or_else(|| "info".into()),
             check_timeout,
+            pipeline_env,
+            egress,
         })
     }
 }

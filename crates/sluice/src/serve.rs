@@ -59,7 +59,12 @@ pub async fn run(settings: ServeSettings) -> Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
-    let state = AppState::new(store.clone(), ApiSettings { check_timeout: settings.check_timeout, data_dir: settings.data_dir.clone() });
+    let state = AppState::new(store.clone(), ApiSettings {
+            check_timeout: settings.check_timeout,
+            data_dir: settings.data_dir.clone(),
+            pipeline_env: std::sync::Arc::new(settings.pipeline_env.clone()),
+            egress: std::sync::Arc::new(settings.egress.clone()),
+        });
     sluice_control::serve(listener, state, shutdown).await.context("server failed")?;
     store.close().await;
     tracing::info!("stopped");

@@ -1,25 +1,101 @@
 //! The HTTP client every HTTP sink (falcon, prometheus_remote_write, http) builds from its `url` and
-//! `timeout` settings: one TLS stack (rustls), a connect timeout no longer than the request timeout.
+//! `timeout` settings: one TLS stack (rustls), a connect timeout no longer than the request timeout, the
+//! pipeline's egress policy applied to every address a name resolves to, no redirects (a redirect could
+//! lead past the policy, and a webhook that moved is a configuration error), and one way to turn a refusal
+//! into a [`SinkError`] without echoing what the remote answered into statuses of API-managed pipelines.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use sluice_core::egress::EgressPolicy;
+use sluice_pipeline::SinkError;
+
+use crate::scope::Scope;
 
 /// The request time limit every HTTP sink uses unless its `timeout` says otherwise.
 pub(crate) fn default_timeout() -> String {
     "10s".into()
 }
 
-/// Checks `url` and `timeout` (a duration like `10s`) and builds the client; errors name the key.
-pub(crate) fn build(url: &str, timeout: &str, batch_max: usize) -> Result<reqwest::Client, String> {
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
+/// A sink's client and what its errors may say.
+#[derive(Clone)]
+pub(crate) struct HttpTarget {
+    pub client: reqwest::Client,
+    pub url: String,
+    quote_remote: bool,
+}
+
+/// Checks `url` (http or https, allowed by the egress policy when it is an address) and `timeout` (a
+/// duration like `10s`), and builds the client; errors name the key.
+pub(crate) fn build(url: &str, timeout: &str, batch_max: usize, scope: &Scope) -> Result<HttpTarget, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`url`: `{url}` is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(format!("`url`: `{url}` is not an http(s) URL"));
     }
     if batch_max == 0 {
         return Err("`batch_max` must be > 0".into());
     }
     let timeout = humantime::parse_duration(timeout).map_err(|e| format!("`timeout`: `{timeout}` is not a duration: {e}"))?;
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(5).min(timeout))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(policy) = &scope.egress {
+        // An address in the URL never goes through the resolver: check it here.
+        if let Some(host) = parsed.host() {
+            let ip = match host {
+                url::Host::Ipv4(a) => Some(std::net::IpAddr::V4(a)),
+                url::Host::Ipv6(a) => Some(std::net::IpAddr::V6(a)),
+                url::Host::Domain(_) => None,
+            };
+            if let Some(ip) = ip {
+                policy.check(&ip.to_string(), &[ip]).map_err(|e| format!("`url`: {e}"))?;
+            }
+        }
+        // Proxies would hide the real destination from the policy.
+        builder = builder.no_proxy().dns_resolver(Arc::new(PolicyResolver(policy.clone())));
+    }
+    let client = builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    Ok(HttpTarget { client, url: url.to_string(), quote_remote: scope.quote_remote })
+}
+
+impl HttpTarget {
+    /// The error for a non-2xx answer from `what` (e.g. "the webhook"): 5xx, 408 and 429 are retried,
+    /// other codes refuse the batch. The answer's body is quoted (cut to 200 characters, control
+    /// characters escaped) only for the operator's own pipeline files.
+    pub async fn refusal(&self, what: &str, resp: reqwest::Response) -> SinkError {
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap_or_default();
+        let detail = if self.quote_remote {
+            let text: String = String::from_utf8_lossy(&body).trim().chars().take(200).collect();
+            format!(": {}", text.escape_debug())
+        } else {
+            format!(" ({} bytes of answer, not shown for pipelines managed through the API)", body.len())
+        };
+        let message = format!("{what} answered {status}{detail}");
+        if status.is_server_error() || matches!(status.as_u16(), 408 | 429) { SinkError::retryable(message) } else { SinkError::permanent(message) }
+    }
+
+    /// The error for a request that got no answer (connection, timeout, egress refusal): retried.
+    pub fn unreachable(&self, what: &str, e: reqwest::Error) -> SinkError {
+        SinkError { retryable: true, message: format!("cannot reach {what} at {}: {e}", self.url), source: Some(Box::new(e)) }
+    }
+}
+
+/// Resolves names and keeps the connection to addresses the egress policy allows; a name with any
+/// refused address fails to resolve, with the policy's reason.
+struct PolicyResolver(Arc<EgressPolicy>);
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let ips: Vec<_> = addrs.iter().map(SocketAddr::ip).collect();
+            policy.check(&host, &ips)?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }

@@ -332,6 +332,7 @@ async fn check_instance(State(state): State<AppState>, caller: Caller, Path(id):
         tls_mode: rec.tls_mode,
         database: rec.database.clone(),
         timeout: state.settings.check_timeout,
+        egress: Some(state.settings.egress.clone()),
     };
     let report = sluice_engines::check(&spec).await;
     let result = if report.ok { "ok" } else { "failed" };

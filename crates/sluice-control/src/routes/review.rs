@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
+use crate::policy::{Permission, allows};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -19,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
-    /// The SQL text (at most 20 MiB).
+    /// The SQL text (the request body is at most 1 MiB).
     pub sql: String,
     /// `mysql`, `mariadb` or `postgres`.
     pub engine: String,
@@ -28,7 +29,8 @@ pub struct ReviewRequest {
     /// The environment whose policy applies (`prod`, `dev`, …).
     pub env: Option<String>,
     /// A registered instance (id or name): the schema-aware rules then read its live schema, read-only,
-    /// with its stored credentials.
+    /// with its stored credentials. Needs a role that may check instances (dba or admin): the server
+    /// connects with credentials the caller does not hold.
     pub instance_id: Option<String>,
     /// The database on that instance to review against (default: the instance's own database).
     pub database: Option<String>,
@@ -36,9 +38,9 @@ pub struct ReviewRequest {
 
 /// Review SQL: findings with rule, level, message, line and column.
 #[utoipa::path(post, path = "/api/v1/review", tag = "review", request_body = ReviewRequest,
-    responses((status = 200, description = "the review: statements and findings", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, description = "the review: statements and findings", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn review(_caller: Caller, State(state): State<AppState>, ApiJson(body): ApiJson<ReviewRequest>) -> Result<Json<sluice_review::Review>, ApiError> {
+async fn review(caller: Caller, State(state): State<AppState>, ApiJson(body): ApiJson<ReviewRequest>) -> Result<Json<sluice_review::Review>, ApiError> {
     let dialect = sluice_review::SqlDialect::parse(&body.engine)
         .ok_or_else(|| ApiError::invalid("engine", format!("engine: `{}` is not mysql, mariadb or postgres", body.engine)))?;
     let policy = match &body.policy {
@@ -47,12 +49,15 @@ async fn review(_caller: Caller, State(state): State<AppState>, ApiJson(body): A
     };
     let mut settings = policy.settings(body.env.as_deref());
     if let Some(instance) = &body.instance_id {
+        if !allows(caller.principal.role, Permission::InstanceCheck) {
+            return Err(ApiError::Forbidden { permission: Permission::InstanceCheck.as_str() });
+        }
         // The URL carries the decrypted password: it is used here and never logged or returned.
         let url = crate::pipelines::instance_url(&state.store, instance, body.database.as_deref())
             .await
             .map_err(|e| ApiError::invalid("instance_id", format!("instance_id: {e}")))?;
         let dml = sluice_review::explain_candidates(&body.sql, dialect);
-        let schema = sluice_engines::schema::collect(&url, &dml)
+        let schema = sluice_engines::schema::collect(&url, &dml, sluice_engines::schema::DEFAULT_DEADLINE.min(state.settings.check_timeout * 6))
             .await
             .map_err(|e| ApiError::invalid("instance_id", format!("instance_id: cannot read the schema of `{instance}`: {}", crate::pipelines::redact_urls(&e.to_string()))))?;
         settings.schema = Some(schema);

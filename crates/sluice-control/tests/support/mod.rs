@@ -33,17 +33,25 @@ fn setup_entry() -> AuditEntry {
 
 impl TestApp {
     pub async fn sqlite() -> Self {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    /// A SQLite-backed app whose settings `adjust` changes first (offered variables, egress policy …).
+    pub async fn sqlite_with(adjust: impl FnOnce(&mut ApiSettings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        Self::with_location(StoreLocation::Sqlite(dir.path().join("sluice.db")), dir).await
+        let mut settings = ApiSettings::new(dir.path().to_path_buf());
+        adjust(&mut settings);
+        Self::with_location(StoreLocation::Sqlite(dir.path().join("sluice.db")), dir, settings).await
     }
 
     pub async fn postgres() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = sluice_testkit::fresh_postgres_database("api").await;
-        Self::with_location(StoreLocation::Postgres(Secret::new(url)), dir).await
+        let settings = ApiSettings::new(dir.path().to_path_buf());
+        Self::with_location(StoreLocation::Postgres(Secret::new(url)), dir, settings).await
     }
 
-    async fn with_location(location: StoreLocation, dir: tempfile::TempDir) -> Self {
+    async fn with_location(location: StoreLocation, dir: tempfile::TempDir, settings: ApiSettings) -> Self {
         let key = KeySource::File(dir.path().join("master.key"));
         let store = Store::open(OpenOptions { location, key, max_connections: 4, read_cache: true }).await.unwrap().store;
         let mut tokens = HashMap::new();
@@ -52,7 +60,7 @@ impl TestApp {
             let (_, t) = store.create_token(&u.id, "test", None, None, &setup_entry()).await.unwrap();
             tokens.insert(*role, t.expose().clone());
         }
-        let state = AppState::new(store.clone(), ApiSettings { check_timeout: std::time::Duration::from_secs(5), data_dir: dir.path().to_path_buf() });
+        let state = AppState::new(store.clone(), settings);
         TestApp { router: app(state), store, tokens, dir }
     }
 

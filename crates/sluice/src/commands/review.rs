@@ -102,7 +102,7 @@ pub fn run(cmd: ReviewCmd) -> i32 {
                     return 3;
                 }
             };
-            match rt.block_on(sluice_engines::schema::collect(url, &dml)) {
+            match rt.block_on(sluice_engines::schema::collect(url, &dml, sluice_engines::schema::DEFAULT_DEADLINE)) {
                 Ok(schema) => settings.schema = Some(schema),
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -3,37 +3,30 @@ use sluice_core::component::Record;
 use sluice_pipeline::{Rejected, Sink, SinkError};
 
 use super::config::FalconSinkConfig;
+use crate::scope::Scope;
+use crate::sinks::http_client::HttpTarget;
 use super::encoding::{FalconSample, validate};
 
 pub struct FalconSink {
-    client: reqwest::Client,
-    url: String,
+    target: HttpTarget,
     batch_max: usize,
 }
 
+const AGENT: &str = "the open-falcon agent";
+
 impl FalconSink {
-    pub fn new(config: &FalconSinkConfig) -> Result<Self, String> {
-        let client = crate::sinks::http_client::build(&config.url, &config.timeout, config.batch_max)?;
-        Ok(Self { client, url: config.url.clone(), batch_max: config.batch_max })
+    pub fn new(config: &FalconSinkConfig, scope: &Scope) -> Result<Self, String> {
+        let target = crate::sinks::http_client::build(&config.url, &config.timeout, config.batch_max, scope)?;
+        Ok(Self { target, batch_max: config.batch_max })
     }
 
     async fn push(&self, body: &[FalconSample<'_>]) -> Result<(), SinkError> {
-        let resp = self.client.post(&self.url).json(body).send().await.map_err(|e| SinkError {
-            retryable: true,
-            message: format!("cannot reach the open-falcon agent at {}: {e}", self.url),
-            source: Some(Box::new(e)),
-        })?;
-        let status = resp.status();
-        if status.is_success() {
+        let t = &self.target;
+        let resp = t.client.post(&t.url).json(body).send().await.map_err(|e| t.unreachable(AGENT, e))?;
+        if resp.status().is_success() {
             return Ok(());
         }
-        let text: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
-        let message = format!("open-falcon agent answered {status}: {text}");
-        Err(if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
-            SinkError::retryable(message)
-        } else {
-            SinkError::permanent(message)
-        })
+        Err(t.refusal(AGENT, resp).await)
     }
 }
 

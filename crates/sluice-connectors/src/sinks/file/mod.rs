@@ -12,11 +12,14 @@ use sluice_core::component::Record;
 use sluice_pipeline::{Rejected, Sink, SinkError};
 use tokio::io::AsyncWriteExt;
 
+use crate::scope::Scope;
+
 /// `[sinks.NAME]` with `type = "file"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSinkConfig {
-    /// A file to append JSON lines to, or `-` for standard output.
+    /// A file to append JSON lines to, or `-` for standard output. In a pipeline managed through the API:
+    /// a relative name inside the pipeline's own folder of the data dir (no `-`, no absolute path, no `..`).
     pub path: String,
 }
 
@@ -30,18 +33,31 @@ enum Target {
 }
 
 impl FileSink {
-    pub async fn new(config: &FileSinkConfig) -> Result<Self, String> {
-        let target = if config.path == "-" {
-            Target::Stdout(tokio::io::stdout())
-        } else {
-            let path = PathBuf::from(&config.path);
-            let file = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .await
-                .map_err(|e| format!("`path`: cannot open {}: {e}", path.display()))?;
-            Target::File { path, file }
+    /// Where the sink writes (`None`: standard output); the error is for the key `path`.
+    pub fn target_path(config: &FileSinkConfig, scope: &Scope) -> Result<Option<PathBuf>, String> {
+        if config.path == "-" {
+            if scope.confined() {
+                return Err("`-` (standard output) is for `sluice run`; a managed pipeline writes a file in its own folder".into());
+            }
+            return Ok(None);
+        }
+        scope.file(&config.path).map(Some)
+    }
+
+    pub async fn new(config: &FileSinkConfig, scope: &Scope) -> Result<Self, String> {
+        let target = match Self::target_path(config, scope).map_err(|e| format!("`path`: {e}"))? {
+            None => Target::Stdout(tokio::io::stdout()),
+            Some(path) => {
+                scope.prepare_file(&path).map_err(|e| format!("`path`: {e}"))?;
+                let mut options = tokio::fs::OpenOptions::new();
+                options.create(true).append(true);
+                if scope.confined() {
+                    // A link planted after the check still cannot redirect the write.
+                    options.custom_flags(libc::O_NOFOLLOW);
+                }
+                let file = options.open(&path).await.map_err(|e| format!("`path`: cannot open {}: {e}", path.display()))?;
+                Target::File { path, file }
+            }
         };
         Ok(Self { target })
     }

@@ -14,6 +14,9 @@ use sluice_core::Secret;
 use sluice_core::component::Record;
 use sluice_pipeline::{Rejected, Sink, SinkError};
 
+use crate::scope::Scope;
+use crate::sinks::http_client::HttpTarget;
+
 /// `[sinks.NAME]` with `type = "http"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,20 +35,21 @@ pub struct HttpSinkConfig {
     pub timeout: String,
 }
 
+const WEBHOOK: &str = "the webhook";
+
 fn default_batch() -> usize {
     500
 }
 
 pub struct HttpSink {
-    client: reqwest::Client,
-    url: String,
+    target: HttpTarget,
     headers: reqwest::header::HeaderMap,
     batch_max: usize,
 }
 
 impl HttpSink {
-    pub fn new(config: &HttpSinkConfig) -> Result<Self, String> {
-        let client = crate::sinks::http_client::build(&config.url, &config.timeout, config.batch_max)?;
+    pub fn new(config: &HttpSinkConfig, scope: &Scope) -> Result<Self, String> {
+        let target = crate::sinks::http_client::build(&config.url, &config.timeout, config.batch_max, scope)?;
         let mut headers = reqwest::header::HeaderMap::new();
         for (k, v) in &config.headers {
             let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("`headers.{k}`: not a valid header name"))?;
@@ -53,30 +57,19 @@ impl HttpSink {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        Ok(Self { client, url: config.url.clone(), headers, batch_max: config.batch_max })
+        Ok(Self { target, headers, batch_max: config.batch_max })
     }
 }
 
 impl Sink for HttpSink {
     fn deliver<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
         Box::pin(async move {
+            let t = &self.target;
             for chunk in records.chunks(self.batch_max) {
-                let resp = self
-                    .client
-                    .post(&self.url)
-                    .headers(self.headers.clone())
-                    .json(chunk)
-                    .send()
-                    .await
-                    .map_err(|e| SinkError { retryable: true, message: format!("cannot reach {}: {e}", self.url), source: Some(Box::new(e)) })?;
-                let status = resp.status();
-                if status.is_success() {
-                    continue;
+                let resp = t.client.post(&t.url).headers(self.headers.clone()).json(chunk).send().await.map_err(|e| t.unreachable(WEBHOOK, e))?;
+                if !resp.status().is_success() {
+                    return Err(t.refusal(WEBHOOK, resp).await);
                 }
-                let text: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
-                let message = format!("webhook answered {status}: {}", text.trim());
-                let retryable = status.is_server_error() || matches!(status.as_u16(), 408 | 429);
-                return Err(if retryable { SinkError::retryable(message) } else { SinkError::permanent(message) });
             }
             Ok(Vec::new())
         })

@@ -4,38 +4,39 @@ use sluice_core::component::Record;
 use sluice_pipeline::{Rejected, Sink, SinkError};
 
 use super::config::PromRemoteWriteSinkConfig;
+use crate::scope::Scope;
+use crate::sinks::http_client::HttpTarget;
 use super::encoding::encode_metrics;
 
 pub struct PromRemoteWriteSink {
-    client: reqwest::Client,
-    url: String,
+    target: HttpTarget,
     batch_max: usize,
 }
 
+const RECEIVER: &str = "the remote-write receiver";
+
 impl PromRemoteWriteSink {
-    pub fn new(config: &PromRemoteWriteSinkConfig) -> Result<Self, String> {
-        let client = crate::sinks::http_client::build(&config.url, &config.timeout, config.batch_max)?;
-        Ok(Self { client, url: config.url.clone(), batch_max: config.batch_max })
+    pub fn new(config: &PromRemoteWriteSinkConfig, scope: &Scope) -> Result<Self, String> {
+        let target = crate::sinks::http_client::build(&config.url, &config.timeout, config.batch_max, scope)?;
+        Ok(Self { target, batch_max: config.batch_max })
     }
 
     async fn write(&self, body: Vec<u8>) -> Result<(), SinkError> {
-        let resp = self
+        let t = &self.target;
+        let resp = t
             .client
-            .post(&self.url)
+            .post(&t.url)
             .header("Content-Encoding", "snappy")
             .header("Content-Type", "application/x-protobuf")
             .header("X-Prometheus-Remote-Write-Version", "0.1.0")
             .body(body)
             .send()
             .await
-            .map_err(|e| SinkError { retryable: true, message: format!("cannot reach the remote-write receiver at {}: {e}", self.url), source: Some(Box::new(e)) })?;
-        let status = resp.status();
-        if status.is_success() {
+            .map_err(|e| t.unreachable(RECEIVER, e))?;
+        if resp.status().is_success() {
             return Ok(());
         }
-        let text: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
-        let message = format!("remote-write receiver answered {status}: {}", text.trim());
-        Err(if status.is_server_error() || status.as_u16() == 429 { SinkError::retryable(message) } else { SinkError::permanent(message) })
+        Err(t.refusal(RECEIVER, resp).await)
     }
 }
 
