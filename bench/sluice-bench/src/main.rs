@@ -85,7 +85,15 @@ fn rule(db: &str, table: &str, columns: &[&str], metric: &str) -> RuleConfig {
     }
 }
 
-async fn pipeline(url: &str, start: StartFrom, include: Vec<String>, rules: Vec<RuleConfig>, sink: Box<dyn Sink>, dir: &std::path::Path, status: Arc<PipelineStatus>) -> Result<Pipeline> {
+async fn pipeline(
+    url: &str,
+    start: StartFrom,
+    include: Vec<String>,
+    rules: Vec<RuleConfig>,
+    sink: Box<dyn Sink>,
+    dir: &std::path::Path,
+    status: Arc<PipelineStatus>,
+) -> Result<Pipeline> {
     let source = MysqlBinlogSource::new(
         "bench",
         MysqlBinlogConfig { url: url.into(), server_id: 4343, start, include, exclude: vec![], snapshot: vec![], reconnect_max: "5s".into() },
@@ -111,7 +119,16 @@ async fn main() -> Result<()> {
             let status = Arc::new(PipelineStatus::default());
             let sink = BlackholeSink::default();
             let received = sink.received.clone();
-            let p = pipeline(&url, StartFrom::File { file, pos: 4 }, vec![format!("{db}.metrics")], vec![rule(&db, "metrics", &["cpu", "mem", "disk"], "{$field}")], Box::new(sink), dir.path(), status.clone()).await?;
+            let p = pipeline(
+                &url,
+                StartFrom::File { file, pos: 4 },
+                vec![format!("{db}.metrics")],
+                vec![rule(&db, "metrics", &["cpu", "mem", "disk"], "{$field}")],
+                Box::new(sink),
+                dir.path(),
+                status.clone(),
+            )
+            .await?;
             let stop = CancellationToken::new();
             let t0 = Instant::now();
             let handle = tokio::spawn(p.run(stop.clone()));
@@ -119,7 +136,12 @@ async fn main() -> Result<()> {
             let secs = t0.elapsed().as_secs_f64();
             stop.cancel();
             handle.await??;
-            println!("sluice rows={} metrics={} seconds={secs:.3} rows_per_s={:.0}", status.events_in.load(Ordering::Relaxed), received.load(Ordering::Relaxed), rows as f64 / secs);
+            println!(
+                "sluice rows={} metrics={} seconds={secs:.3} rows_per_s={:.0}",
+                status.events_in.load(Ordering::Relaxed),
+                received.load(Ordering::Relaxed),
+                rows as f64 / secs
+            );
         }
         Cmd::Pg { url, slot, publication, rows } => {
             let dir = tempfile::tempdir()?;
@@ -134,7 +156,14 @@ async fn main() -> Result<()> {
             let p = Pipeline {
                 name: "bench".into(),
                 source: Box::new(source),
-                shaper: Some(Shaper::new(&ShapeSettings { rules: vec![rule("public", "metrics", &["cpu", "mem", "disk"], "{$field}")], config_table: None, deletes: false }).map_err(|e| anyhow::anyhow!("{e:?}"))?),
+                shaper: Some(
+                    Shaper::new(&ShapeSettings {
+                        rules: vec![rule("public", "metrics", &["cpu", "mem", "disk"], "{$field}")],
+                        config_table: None,
+                        deletes: false,
+                    })
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+                ),
                 sinks: vec![NamedSink { name: "out".into(), sink: Box::new(sink) }],
                 checkpoints: CheckpointStore::open(&dir.path().join("cp.db")).await?,
                 dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await?,
@@ -148,7 +177,12 @@ async fn main() -> Result<()> {
             let secs = t0.elapsed().as_secs_f64();
             stop.cancel();
             handle.await??;
-            println!("sluice rows={} metrics={} seconds={secs:.3} rows_per_s={:.0}", status.events_in.load(Ordering::Relaxed), received.load(Ordering::Relaxed), rows as f64 / secs);
+            println!(
+                "sluice rows={} metrics={} seconds={secs:.3} rows_per_s={:.0}",
+                status.events_in.load(Ordering::Relaxed),
+                received.load(Ordering::Relaxed),
+                rows as f64 / secs
+            );
         }
         Cmd::Bigtx { url, rows } => {
             let pool = mysql_async::Pool::new(url.as_str());
@@ -159,14 +193,26 @@ async fn main() -> Result<()> {
             let status = Arc::new(PipelineStatus::default());
             let sink = BlackholeSink::default();
             let received = sink.received.clone();
-            let p = pipeline(&url, StartFrom::Now, vec!["sluice_bench_bigtx.metrics".into()], vec![rule("sluice_bench_bigtx", "metrics", &["cpu", "mem", "disk"], "{$field}")], Box::new(sink), dir.path(), status.clone()).await?;
+            let p = pipeline(
+                &url,
+                StartFrom::Now,
+                vec!["sluice_bench_bigtx.metrics".into()],
+                vec![rule("sluice_bench_bigtx", "metrics", &["cpu", "mem", "disk"], "{$field}")],
+                Box::new(sink),
+                dir.path(),
+                status.clone(),
+            )
+            .await?;
             let stop = CancellationToken::new();
             let handle = tokio::spawn(p.run(stop.clone()));
             tokio::time::sleep(Duration::from_secs(1)).await;
             let rss_before = rss_mib().1;
             let t0 = Instant::now();
             // One statement, one transaction: MariaDB's SEQUENCE engine makes the rows.
-            c.query_drop(format!("INSERT INTO sluice_bench_bigtx.metrics (host, cpu, mem, disk) SELECT 'big', seq, seq, seq FROM sluice_bench_bigtx.seq_1_to_{rows}")).await?;
+            c.query_drop(format!(
+                "INSERT INTO sluice_bench_bigtx.metrics (host, cpu, mem, disk) SELECT 'big', seq, seq, seq FROM sluice_bench_bigtx.seq_1_to_{rows}"
+            ))
+            .await?;
             wait_for_records(&received, rows * 3, &handle, &status).await?;
             let secs = t0.elapsed().as_secs_f64();
             stop.cancel();
@@ -180,11 +226,25 @@ async fn main() -> Result<()> {
             let pool = mysql_async::Pool::new(url.as_str());
             let mut c = pool.get_conn().await?;
             c.query_drop("CREATE DATABASE IF NOT EXISTS sluice_bench_latency").await?;
-            c.query_drop("CREATE TABLE IF NOT EXISTS sluice_bench_latency.ticks (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(32), sent_ms BIGINT)").await?;
+            c.query_drop("CREATE TABLE IF NOT EXISTS sluice_bench_latency.ticks (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(32), sent_ms BIGINT)")
+                .await?;
             let dir = tempfile::tempdir()?;
             let status = Arc::new(PipelineStatus::default());
-            let sink = FalconSink::new(&FalconSinkConfig { url: falcon.url.clone(), batch_max: 500, timeout: "10s".into() }, &sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml"))).map_err(anyhow::Error::msg)?;
-            let p = pipeline(&url, StartFrom::Now, vec!["sluice_bench_latency.ticks".into()], vec![rule("sluice_bench_latency", "ticks", &["sent_ms"], "tick")], Box::new(sink), dir.path(), status.clone()).await?;
+            let sink = FalconSink::new(
+                &FalconSinkConfig { url: falcon.url.clone(), batch_max: 500, timeout: "10s".into() },
+                &sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml")),
+            )
+            .map_err(anyhow::Error::msg)?;
+            let p = pipeline(
+                &url,
+                StartFrom::Now,
+                vec!["sluice_bench_latency.ticks".into()],
+                vec![rule("sluice_bench_latency", "ticks", &["sent_ms"], "tick")],
+                Box::new(sink),
+                dir.path(),
+                status.clone(),
+            )
+            .await?;
             let stop = CancellationToken::new();
             let handle = tokio::spawn(p.run(stop.clone()));
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -210,14 +270,25 @@ async fn main() -> Result<()> {
             let mut lat = falcon.latencies_ms();
             lat.sort_unstable();
             let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
-            println!("sluice commit-to-push rate={}/s p50_ms={} p99_ms={} max_ms={}", written / seconds, pct(0.50), pct(0.99), lat.last().copied().unwrap_or(0));
+            println!(
+                "sluice commit-to-push rate={}/s p50_ms={} p99_ms={} max_ms={}",
+                written / seconds,
+                pct(0.50),
+                pct(0.99),
+                lat.last().copied().unwrap_or(0)
+            );
         }
     }
     Ok(())
 }
 
 /// Waits until the sink has `n` records, failing if the pipeline stops first.
-async fn wait_for_records(received: &std::sync::atomic::AtomicU64, n: u64, handle: &tokio::task::JoinHandle<Result<(), sluice_pipeline::PipelineError>>, status: &PipelineStatus) -> Result<()> {
+async fn wait_for_records(
+    received: &std::sync::atomic::AtomicU64,
+    n: u64,
+    handle: &tokio::task::JoinHandle<Result<(), sluice_pipeline::PipelineError>>,
+    status: &PipelineStatus,
+) -> Result<()> {
     while received.load(Ordering::Relaxed) < n {
         if handle.is_finished() {
             anyhow::bail!("the pipeline stopped early: {:?}", status.last_error.lock().unwrap());
@@ -230,7 +301,9 @@ async fn wait_for_records(received: &std::sync::atomic::AtomicU64, n: u64, handl
 /// (peak, current) resident set of this process in MiB.
 fn rss_mib() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024;
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024
+    };
     (field("VmHWM:"), field("VmRSS:"))
 }
 

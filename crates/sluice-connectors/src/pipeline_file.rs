@@ -275,20 +275,20 @@ fn validate(c: &PipelineFile, scope: &Scope) -> Vec<FileError> {
     if url.starts_with(INSTANCE_URL_PREFIX) {
         err("source.url".into(), format!("`{url}` names a registered instance: that works only for pipelines managed by `sluice serve`"));
     } else {
-    match &c.source {
-        #[cfg(feature = "source-mysql-binlog")]
-        SourceConfig::MysqlBinlog(s) => {
-            if let Err(e) = crate::sources::mysql_binlog::MysqlBinlogSource::new("check", s.clone()) {
-                err("source".into(), e);
+        match &c.source {
+            #[cfg(feature = "source-mysql-binlog")]
+            SourceConfig::MysqlBinlog(s) => {
+                if let Err(e) = crate::sources::mysql_binlog::MysqlBinlogSource::new("check", s.clone()) {
+                    err("source".into(), e);
+                }
+            }
+            #[cfg(feature = "source-pg-logical")]
+            SourceConfig::PgLogical(s) => {
+                if let Err(e) = crate::sources::pg_logical::PgLogicalSource::new(c.name.as_deref().unwrap_or("pipeline"), s.clone()) {
+                    err("source".into(), e);
+                }
             }
         }
-        #[cfg(feature = "source-pg-logical")]
-        SourceConfig::PgLogical(s) => {
-            if let Err(e) = crate::sources::pg_logical::PgLogicalSource::new(c.name.as_deref().unwrap_or("pipeline"), s.clone()) {
-                err("source".into(), e);
-            }
-        }
-    }
     }
     if let Some(shape) = &c.shape {
         if let Some(t) = &shape.config_table {
@@ -400,10 +400,9 @@ impl Loaded {
         };
         let shaper = match &c.shape {
             None => None,
-            Some(s) => Some(
-                Shaper::new(&ShapeSettings { rules: s.rules.clone(), config_table, deletes: s.deletes })
-                    .map_err(|e| open("shape", format!("{e:?}")))?,
-            ),
+            Some(s) => {
+                Some(Shaper::new(&ShapeSettings { rules: s.rules.clone(), config_table, deletes: s.deletes }).map_err(|e| open("shape", format!("{e:?}")))?)
+            }
         };
         let mut sinks = Vec::new();
         for (name, s) in c.sinks {
@@ -411,7 +410,9 @@ impl Loaded {
                 #[cfg(feature = "sink-falcon")]
                 SinkConfig::Falcon(f) => Box::new(crate::sinks::falcon::FalconSink::new(&f, &scope).map_err(|e| open(&format!("sinks.{name}"), e))?),
                 #[cfg(feature = "sink-prom-remote-write")]
-                SinkConfig::PrometheusRemoteWrite(p) => Box::new(crate::sinks::prom_remote_write::PromRemoteWriteSink::new(&p, &scope).map_err(|e| open(&format!("sinks.{name}"), e))?),
+                SinkConfig::PrometheusRemoteWrite(p) => {
+                    Box::new(crate::sinks::prom_remote_write::PromRemoteWriteSink::new(&p, &scope).map_err(|e| open(&format!("sinks.{name}"), e))?)
+                }
                 #[cfg(feature = "sink-http")]
                 SinkConfig::Http(h) => Box::new(crate::sinks::http::HttpSink::new(&h, &scope).map_err(|e| open(&format!("sinks.{name}"), e))?),
                 #[cfg(feature = "sink-file")]
@@ -422,7 +423,8 @@ impl Loaded {
             sinks.push(NamedSink { name, sink });
         }
         let checkpoints = CheckpointStore::open(&self.checkpoint).await.map_err(|e| open("the checkpoint file", e.to_string()))?;
-        let dead_letter = DeadLetter::open(&self.dead_letter).await.map_err(|e| open("the dead-letter file", format!("{}: {e}", self.dead_letter.display())))?;
+        let dead_letter =
+            DeadLetter::open(&self.dead_letter).await.map_err(|e| open("the dead-letter file", format!("{}: {e}", self.dead_letter.display())))?;
         let mut settings = RuntimeSettings::default();
         if let Some(b) = c.runtime.batch_max {
             settings.batch_max = b;

@@ -25,7 +25,15 @@ async fn receive(State(h): State<Hook>, headers: HeaderMap, body: axum::body::By
 }
 
 fn metric(i: i64) -> Record {
-    Record::Metric(Metric { endpoint: "h".into(), metric: "m".into(), timestamp: i, step: 60, value: i as f64, counter_type: CounterType::Gauge, tags: BTreeMap::new() })
+    Record::Metric(Metric {
+        endpoint: "h".into(),
+        metric: "m".into(),
+        timestamp: i,
+        step: 60,
+        value: i as f64,
+        counter_type: CounterType::Gauge,
+        tags: BTreeMap::new(),
+    })
 }
 
 #[tokio::test]

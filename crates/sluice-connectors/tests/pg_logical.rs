@@ -105,7 +105,11 @@ async fn streams_typed_changes_and_confirms_the_slot() {
     assert!(ins.columns.iter().any(|col| &*col.name == "id" && col.primary_key));
     let upd = &ch[1];
     assert_eq!(upd.before.as_ref().unwrap().get("amount"), Some(&Value::Decimal("12.50".into())), "REPLICA IDENTITY FULL gives the before image");
-    assert_eq!(upd.after.as_ref().unwrap().get("doc").and_then(|v| v.as_text()).map(|t| t.len()), Some(100_000), "an unchanged TOAST value is filled from the old image");
+    assert_eq!(
+        upd.after.as_ref().unwrap().get("doc").and_then(|v| v.as_text()).map(|t| t.len()),
+        Some(100_000),
+        "an unchanged TOAST value is filled from the old image"
+    );
     assert_eq!(ch[2].before.as_ref().unwrap().get("host"), Some(&Value::String("web1".into())));
     assert!(ch[0].commit_ts_ms > 1_700_000_000_000);
 
@@ -154,7 +158,11 @@ async fn a_slot_of_another_database_is_refused_by_name() {
     let slot = format!("shared_{}", &url_a[url_a.len() - 10..]);
     a.query_one("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let source = PgLogicalSource::new("p", PgLogicalConfig { url: url_b.clone(), slot: Some(slot.clone()), publication: None, tables: vec![], snapshot: vec![], reconnect_max: "1s".into() }).unwrap();
+    let source = PgLogicalSource::new(
+        "p",
+        PgLogicalConfig { url: url_b.clone(), slot: Some(slot.clone()), publication: None, tables: vec![], snapshot: vec![], reconnect_max: "1s".into() },
+    )
+    .unwrap();
     let p = Pipeline {
         name: "p".into(),
         source: Box::new(source),
@@ -188,7 +196,14 @@ async fn initial_snapshot_hands_off_to_the_slot_exactly() {
     let status = Arc::new(PipelineStatus::default());
     let source = PgLogicalSource::new(
         "snap",
-        PgLogicalConfig { url: url.clone(), slot: None, publication: None, tables: vec!["public.items".into()], snapshot: vec!["public.*".into()], reconnect_max: "1s".into() },
+        PgLogicalConfig {
+            url: url.clone(),
+            slot: None,
+            publication: None,
+            tables: vec!["public.items".into()],
+            snapshot: vec!["public.*".into()],
+            reconnect_max: "1s".into(),
+        },
     )
     .unwrap();
     let p = Pipeline {
@@ -214,7 +229,13 @@ async fn initial_snapshot_hands_off_to_the_slot_exactly() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ch = changes(&sink);
-    let ids: std::collections::HashSet<i64> = ch.iter().filter_map(|e| match e.after.as_ref()?.get("id")? { Value::Int(i) => Some(*i), _ => None }).collect();
+    let ids: std::collections::HashSet<i64> = ch
+        .iter()
+        .filter_map(|e| match e.after.as_ref()?.get("id")? {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
     assert_eq!(ids.len(), 10_000);
     assert_eq!(ch.len(), 10_000, "no row twice");
     assert!(ch.iter().filter(|e| e.op == Operation::Snapshot).count() >= 5_000);

@@ -64,7 +64,13 @@ pub fn app(state: AppState) -> Router {
     api.components.get_or_insert_with(Default::default).add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     let api = Arc::new(api);
     router
-        .route("/api/v1/openapi.json", get(move || { let api = api.clone(); async move { axum::Json(api.as_ref().clone()) } }))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let api = api.clone();
+                async move { axum::Json(api.as_ref().clone()) }
+            }),
+        )
         .route_layer(from_fn_with_state(state.clone(), authorize))
         .route_layer(from_fn(track))
         .fallback(|| async { ApiError::NotFound { what: "route".into() }.into_response() })

@@ -9,17 +9,29 @@ use sluice_store::StoreError;
 #[derive(Debug)]
 pub enum ApiError {
     /// 400: the request is malformed or a field is invalid.
-    Invalid { code: &'static str, message: String, field: Option<String> },
+    Invalid {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
     /// 401: no valid token.
     Unauthenticated,
     /// 403: the token's role may not do this.
-    Forbidden { permission: &'static str },
-    NotFound { what: String },
-    Conflict { what: String },
+    Forbidden {
+        permission: &'static str,
+    },
+    NotFound {
+        what: String,
+    },
+    Conflict {
+        what: String,
+    },
     /// 415: the body is not JSON.
     UnsupportedMediaType,
     /// 500: details go to the log, never to the client.
-    Internal { request_id: String },
+    Internal {
+        request_id: String,
+    },
 }
 
 impl ApiError {
@@ -76,23 +88,14 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let (code, message, field, request_id) = match self {
             ApiError::Invalid { code, message, field } => (code.to_string(), message, field, None),
-            ApiError::Unauthenticated => (
-                "unauthenticated".into(),
-                "a valid API token is required: send `Authorization: Bearer <token>`".into(),
-                None,
-                None,
-            ),
-            ApiError::Forbidden { permission } => {
-                ("forbidden".into(), format!("your role does not allow `{permission}`"), None, None)
-            }
+            ApiError::Unauthenticated => ("unauthenticated".into(), "a valid API token is required: send `Authorization: Bearer <token>`".into(), None, None),
+            ApiError::Forbidden { permission } => ("forbidden".into(), format!("your role does not allow `{permission}`"), None, None),
             ApiError::NotFound { what } => ("not_found".into(), format!("{what} not found"), None, None),
             ApiError::Conflict { what } => ("conflict".into(), format!("{what} already exists"), None, None),
             ApiError::UnsupportedMediaType => {
                 ("unsupported_media_type".into(), "send the body as JSON with `Content-Type: application/json`".into(), None, None)
             }
-            ApiError::Internal { request_id } => {
-                ("internal".into(), "the request failed on the server".into(), None, Some(request_id))
-            }
+            ApiError::Internal { request_id } => ("internal".into(), "the request failed on the server".into(), None, Some(request_id)),
         };
         let mut resp = (status, axum::Json(ErrorBody { error: ErrorDetail { code, message, field, request_id } })).into_response();
         if status == StatusCode::UNAUTHORIZED {

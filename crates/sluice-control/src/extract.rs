@@ -39,11 +39,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = err.path().to_string();
         let inner = err.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::Invalid {
-                code: "malformed_json",
-                message: format!("the body is not valid JSON: {inner}"),
-                field: None,
-            };
+            return ApiError::Invalid { code: "malformed_json", message: format!("the body is not valid JSON: {inner}"), field: None };
         }
         let message = inner.to_string();
         // serde_path_to_error's path ends at the unknown key already, but a missing field is reported against

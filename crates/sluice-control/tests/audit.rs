@@ -22,10 +22,8 @@ async fn mutating_calls_are_audited_with_who_what_and_outcome() {
     let page = app.call(Method::GET, "/api/v1/audit?limit=5", Some(app.token(Role::Auditor)), None).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.raw);
     let items = page.body["items"].as_array().unwrap();
-    let summary: Vec<(String, String, String)> = items
-        .iter()
-        .map(|e| (e["actor"].as_str().unwrap().into(), e["action"].as_str().unwrap().into(), e["outcome"].as_str().unwrap().into()))
-        .collect();
+    let summary: Vec<(String, String, String)> =
+        items.iter().map(|e| (e["actor"].as_str().unwrap().into(), e["action"].as_str().unwrap().into(), e["outcome"].as_str().unwrap().into())).collect();
     let expected = [
         ("user:admin-user", "instance.delete", "ok"),
         ("user:dba-user", "instance.create", "invalid"),

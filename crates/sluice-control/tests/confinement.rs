@@ -111,9 +111,7 @@ async fn a_spec_writes_only_inside_its_own_folder() {
 
 /// Answers every request with `status` and a body that must never come back through the API.
 async fn answering(status: u16) -> (String, tokio::task::JoinHandle<()>) {
-    let app = axum::Router::new().fallback(move || async move {
-        (StatusCode::from_u16(status).unwrap(), "INTERNAL-SERVICE-SECRET root:x:0:0")
-    });
+    let app = axum::Router::new().fallback(move || async move { (StatusCode::from_u16(status).unwrap(), "INTERNAL-SERVICE-SECRET root:x:0:0") });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     (url, tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }))

@@ -109,7 +109,12 @@ async fn metrics_and_openapi_are_served() {
 async fn review_endpoint_returns_findings_with_positions() {
     let app = TestApp::sqlite().await;
     let a = app
-        .call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(json!({"sql": "SELECT 1;\nDELETE FROM t;", "engine": "postgres", "env": "prod"})))
+        .call(
+            Method::POST,
+            "/api/v1/review",
+            Some(app.token(Role::Developer)),
+            Some(json!({"sql": "SELECT 1;\nDELETE FROM t;", "engine": "postgres", "env": "prod"})),
+        )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.raw);
     assert_eq!(a.body["statements"], 2);
@@ -117,7 +122,14 @@ async fn review_endpoint_returns_findings_with_positions() {
     assert_eq!((f["line"].as_u64(), f["column"].as_u64(), f["level"].as_str()), (Some(2), Some(1), Some("error")));
     let bad = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(json!({"sql": "x", "engine": "oracle"}))).await;
     assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("engine")));
-    let bad = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(json!({"sql": "x", "engine": "mysql", "policy": "[levels]\nnope = \"off\""}))).await;
+    let bad = app
+        .call(
+            Method::POST,
+            "/api/v1/review",
+            Some(app.token(Role::Developer)),
+            Some(json!({"sql": "x", "engine": "mysql", "policy": "[levels]\nnope = \"off\""})),
+        )
+        .await;
     assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("policy")));
 }
 
@@ -144,7 +156,8 @@ async fn review_endpoint_reads_a_registered_instances_schema() {
         let plain = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Developer)), Some(json!({"sql": sql, "engine": "postgres"}))).await;
         assert!(!plain.raw.contains("schema-table-exists"), "{}", plain.raw);
     }
-    let bad = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Dba)), Some(json!({"sql": "SELECT 1;", "engine": "mysql", "instance_id": "nope"}))).await;
+    let bad =
+        app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Dba)), Some(json!({"sql": "SELECT 1;", "engine": "mysql", "instance_id": "nope"}))).await;
     assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("instance_id")), "{}", bad.raw);
 }
 
@@ -157,14 +170,13 @@ async fn a_live_review_cannot_write_through_explain() {
     let (_, db) = sluice_testkit::fresh_mariadb_database("rowrite").await;
     sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")).await;
     sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.log (x INT) ENGINE=MyISAM")).await;
-    sluice_testkit::mariadb_exec(&format!(
-        "CREATE FUNCTION {db}.f() RETURNS INT DETERMINISTIC BEGIN INSERT INTO {db}.log VALUES (1); RETURN 1; END"
-    ))
-    .await;
+    sluice_testkit::mariadb_exec(&format!("CREATE FUNCTION {db}.f() RETURNS INT DETERMINISTIC BEGIN INSERT INTO {db}.log VALUES (1); RETURN 1; END")).await;
     let created = app.admin(Method::POST, "/api/v1/instances", Some(service_instance(Service::Mariadb, "mdb", "sluice"))).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
     let sql = "DELETE FROM t WHERE id = f();\nUPDATE t SET v = 2 WHERE id = (SELECT f());\nDELETE FROM t WHERE v > 1;";
-    let a = app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Dba)), Some(json!({"sql": sql, "engine": "mariadb", "instance_id": "mdb", "database": db}))).await;
+    let a = app
+        .call(Method::POST, "/api/v1/review", Some(app.token(Role::Dba)), Some(json!({"sql": sql, "engine": "mariadb", "instance_id": "mdb", "database": db})))
+        .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.raw);
     let written = sluice_testkit::mariadb_scalar(&format!("SELECT COUNT(*) FROM {db}.log")).await;
     assert_eq!(written.as_deref(), Some("0"), "the review wrote through a stored function");

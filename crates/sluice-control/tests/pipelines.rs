@@ -24,10 +24,7 @@ async fn a_pipeline_runs_from_the_api_with_a_registered_instance() {
     let app = TestApp::sqlite().await;
     let falcon = FalconReceiver::start().await;
     let (_, db) = sluice_testkit::fresh_mariadb_database("apipipe").await;
-    sluice_testkit::mariadb_exec(&format!(
-        "CREATE TABLE {db}.load (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(32), v DOUBLE)"
-    ))
-    .await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.load (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(32), v DOUBLE)")).await;
     let created = app.admin(Method::POST, "/api/v1/instances", Some(service_instance(Service::Mariadb, "mdb", "sluice"))).await;
     assert_eq!(created.status, StatusCode::CREATED);
 
@@ -53,7 +50,14 @@ url = "{}"
         30_000 + std::process::id() % 10_000,
         falcon.url
     );
-    let bad = app.call(Method::POST, "/api/v1/pipelines", Some(app.token(Role::Dba)), Some(json!({"name": "p1", "spec": spec.replace("falcon\"\nurl", "falcon\"\nurll")}))).await;
+    let bad = app
+        .call(
+            Method::POST,
+            "/api/v1/pipelines",
+            Some(app.token(Role::Dba)),
+            Some(json!({"name": "p1", "spec": spec.replace("falcon\"\nurl", "falcon\"\nurll")})),
+        )
+        .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.raw);
     assert_eq!(bad.body["error"]["field"], "spec");
     assert!(bad.raw.contains("sinks.falcon"), "{}", bad.raw);
@@ -79,7 +83,10 @@ url = "{}"
     assert!(s["status"]["lag_seconds"].as_f64().is_some());
 
     let stopped = app.admin(Method::POST, &format!("/api/v1/pipelines/{id}/stop"), None).await;
-    assert_eq!((stopped.status, stopped.body["status"]["state"].as_str(), stopped.body["desired_state"].as_str()), (StatusCode::OK, Some("stopped"), Some("stopped")));
+    assert_eq!(
+        (stopped.status, stopped.body["status"]["state"].as_str(), stopped.body["desired_state"].as_str()),
+        (StatusCode::OK, Some("stopped"), Some("stopped"))
+    );
     let before = falcon.count();
     sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.load (host, v) VALUES ('while-stopped', 2.5)")).await;
     let started = app.admin(Method::POST, &format!("/api/v1/pipelines/{id}/start"), None).await;

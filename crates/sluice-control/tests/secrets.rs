@@ -39,18 +39,20 @@ async fn canary_password_never_leaves_the_vault() {
     let canary = format!("Canary-{}-pw", uuid_like());
     let canary2 = format!("Canary-{}-pw2", uuid_like());
     let user = format!("canary_{}", &uuid_like()[..8]);
-    sluice_testkit::mariadb_exec(&format!(
-        "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{canary}'; GRANT SELECT ON *.* TO '{user}'@'127.0.0.1'"
-    ))
-    .await;
+    sluice_testkit::mariadb_exec(&format!("CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{canary}'; GRANT SELECT ON *.* TO '{user}'@'127.0.0.1'")).await;
 
     let app = TestApp::sqlite().await;
     let (host, port) = host_port(&service(Service::Mariadb)).unwrap();
     let mut answers = Vec::new();
     let created = app
-        .call(Method::POST, "/api/v1/instances", Some(app.token(Role::Dba)), Some(json!({
-            "name": "canary", "engine": "mariadb", "host": host, "port": port, "username": user, "password": canary, "environment": "prod"
-        })))
+        .call(
+            Method::POST,
+            "/api/v1/instances",
+            Some(app.token(Role::Dba)),
+            Some(json!({
+                "name": "canary", "engine": "mariadb", "host": host, "port": port, "username": user, "password": canary, "environment": "prod"
+            })),
+        )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
     assert_eq!(created.body["has_password"], true);

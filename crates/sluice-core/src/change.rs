@@ -21,10 +21,28 @@ pub enum Value {
     /// Text, already decoded from the column's character set.
     String(Arc<str>),
     Bytes(Arc<[u8]>),
-    Date { year: i32, month: u8, day: u8 },
-    Time { negative: bool, hours: u32, minutes: u8, seconds: u8, micros: u32 },
+    Date {
+        year: i32,
+        month: u8,
+        day: u8,
+    },
+    Time {
+        negative: bool,
+        hours: u32,
+        minutes: u8,
+        seconds: u8,
+        micros: u32,
+    },
     /// A wall-clock date and time without zone (MySQL DATETIME, PostgreSQL timestamp).
-    DateTime { year: i32, month: u8, day: u8, hour: u8, minute: u8, second: u8, micros: u32 },
+    DateTime {
+        year: i32,
+        month: u8,
+        day: u8,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        micros: u32,
+    },
     /// An instant: microseconds since the Unix epoch, UTC (MySQL TIMESTAMP, PostgreSQL timestamptz).
     Timestamp(i64),
     Json(Arc<serde_json::Value>),

@@ -26,8 +26,7 @@ impl HostPattern {
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim().trim_end_matches('.').to_ascii_lowercase();
         let name = t.strip_prefix("*.").unwrap_or(&t);
-        let ok = !name.is_empty()
-            && name.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        let ok = !name.is_empty() && name.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
         if ok { Ok(Self(t)) } else { Err(format!("`{text}` is neither a CIDR, an address nor a host name (`db.example.com`, `*.example.com`)")) }
     }
 

@@ -15,10 +15,7 @@ pub enum InterpolateError {
 
 /// Replaces `${VAR}` and `${VAR:-default}` using `lookup`; `$$` stands for a literal `$`.
 /// Every problem is reported, not only the first, so a person fixes a file in one pass.
-pub fn interpolate(
-    text: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String, Vec<InterpolateError>> {
+pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, Vec<InterpolateError>> {
     let mut out = String::with_capacity(text.len());
     let mut errors = Vec::new();
     let mut rest = text;

@@ -90,16 +90,12 @@ pub(crate) struct Probed {
 /// Connects to the instance and reports what it found.
 pub async fn check(spec: &ConnectSpec) -> CheckReport {
     let started = Instant::now();
-    let checked_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let checked_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     let outcome = match tokio::time::timeout(spec.timeout, probe(spec)).await {
         Ok(r) => r,
-        Err(_) => Err(CheckFailure {
-            kind: FailureKind::Timeout,
-            message: format!("no complete answer from {}:{} within {:?}", spec.host, spec.port, spec.timeout),
-        }),
+        Err(_) => {
+            Err(CheckFailure { kind: FailureKind::Timeout, message: format!("no complete answer from {}:{} within {:?}", spec.host, spec.port, spec.timeout) })
+        }
     };
     let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
     match outcome {

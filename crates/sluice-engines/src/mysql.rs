@@ -26,9 +26,7 @@ pub(crate) fn opts(spec: &ConnectSpec) -> OptsBuilder {
         .stmt_cache_size(0);
     b = match spec.tls_mode {
         TlsMode::Disable => b.ssl_opts(None::<SslOpts>),
-        TlsMode::Require => b.ssl_opts(Some(
-            SslOpts::default().with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true),
-        )),
+        TlsMode::Require => b.ssl_opts(Some(SslOpts::default().with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true))),
         TlsMode::VerifyFull => b.ssl_opts(Some(SslOpts::default())),
     };
     b

@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use serde_json::json;
 use sluice_core::TlsMode;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
 
 use crate::classify::{find_io_error, has_tls_error, socket_failure};
 use crate::{CheckFailure, ConnectSpec, FailureKind, Probed, best_of_three, tls};
@@ -34,11 +34,7 @@ pub(crate) fn classify(e: &tokio_postgres::Error, spec: &ConnectSpec) -> CheckFa
         if auth.contains(code) {
             return CheckFailure {
                 kind: FailureKind::AuthFailed,
-                message: format!(
-                    "authentication failed for user `{}` (SQLSTATE {})",
-                    spec.username.as_deref().unwrap_or("postgres"),
-                    code.code()
-                ),
+                message: format!("authentication failed for user `{}` (SQLSTATE {})", spec.username.as_deref().unwrap_or("postgres"), code.code()),
             };
         }
         return CheckFailure { kind: FailureKind::Protocol, message: format!("server refused: {e}") };
@@ -47,10 +43,7 @@ pub(crate) fn classify(e: &tokio_postgres::Error, spec: &ConnectSpec) -> CheckFa
         return CheckFailure { kind: FailureKind::TlsFailure, message: format!("TLS handshake failed: {e}") };
     }
     if spec.tls_mode != TlsMode::Disable && is_tls_refusal(e) {
-        return CheckFailure {
-            kind: FailureKind::TlsFailure,
-            message: "TLS is required (tls_mode) but the server does not offer TLS".to_string(),
-        };
+        return CheckFailure { kind: FailureKind::TlsFailure, message: "TLS is required (tls_mode) but the server does not offer TLS".to_string() };
     }
     if let Some(io) = find_io_error(e) {
         return socket_failure(io, &spec.host, spec.port);
@@ -71,13 +64,17 @@ pub(crate) async fn probe(spec: &ConnectSpec) -> Result<Probed, CheckFailure> {
     let client = match tls::client_config(spec.tls_mode) {
         None => {
             let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| classify(&e, spec))?;
-            tokio::spawn(async move { let _ = conn.await; });
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
             client
         }
         Some(rustls_cfg) => {
             let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*rustls_cfg).clone());
             let (client, conn) = cfg.connect(connector).await.map_err(|e| classify(&e, spec))?;
-            tokio::spawn(async move { let _ = conn.await; });
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
             client
         }
     };

@@ -13,12 +13,9 @@ use crate::{CheckFailure, ConnectSpec, FailureKind, Probed, best_of_three};
 fn connection_info(spec: &ConnectSpec) -> Result<redis::ConnectionInfo, CheckFailure> {
     let addr = match spec.tls_mode {
         TlsMode::Disable => ConnectionAddr::Tcp(spec.host.clone(), spec.port),
-        TlsMode::Require | TlsMode::VerifyFull => ConnectionAddr::TcpTls {
-            host: spec.host.clone(),
-            port: spec.port,
-            insecure: spec.tls_mode == TlsMode::Require,
-            tls_params: None,
-        },
+        TlsMode::Require | TlsMode::VerifyFull => {
+            ConnectionAddr::TcpTls { host: spec.host.clone(), port: spec.port, insecure: spec.tls_mode == TlsMode::Require, tls_params: None }
+        }
     };
     let mut redis_info = RedisConnectionInfo::default();
     if let Some(u) = &spec.username {
@@ -28,10 +25,8 @@ fn connection_info(spec: &ConnectSpec) -> Result<redis::ConnectionInfo, CheckFai
         redis_info = redis_info.set_password(p.expose());
     }
     if let Some(db) = &spec.database {
-        let n: i64 = db.parse().map_err(|_| CheckFailure {
-            kind: FailureKind::Protocol,
-            message: format!("database `{db}` is not a Redis database number"),
-        })?;
+        let n: i64 =
+            db.parse().map_err(|_| CheckFailure { kind: FailureKind::Protocol, message: format!("database `{db}` is not a Redis database number") })?;
         redis_info = redis_info.set_db(n);
     }
     let info = addr.into_connection_info().map_err(|e| CheckFailure { kind: FailureKind::Protocol, message: e.to_string() })?;
@@ -70,11 +65,8 @@ pub(crate) async fn probe(spec: &ConnectSpec) -> Result<Probed, CheckFailure> {
     // AUTH happens lazily on some paths; a PING proves the connection is usable.
     let _: String = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| classify(&e, spec))?;
     let connect = t.elapsed();
-    let latency = best_of_three(|| async {
-        redis::cmd("PING").query_async::<String>(&mut conn.clone()).await.map(|_| ())
-    })
-    .await
-    .map_err(|e| classify(&e, spec))?;
+    let latency =
+        best_of_three(|| async { redis::cmd("PING").query_async::<String>(&mut conn.clone()).await.map(|_| ()) }).await.map_err(|e| classify(&e, spec))?;
     let info: String = redis::cmd("INFO").arg("server").arg("replication").arg("persistence").query_async(&mut conn).await.map_err(|e| classify(&e, spec))?;
     let fields: BTreeMap<&str, &str> = info.lines().filter_map(|l| l.trim().split_once(':')).collect();
     let version = fields.get("redis_version").copied().unwrap_or("").to_string();

@@ -62,7 +62,9 @@ async fn mysql(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, 
         info.tables.insert(t.to_ascii_lowercase(), TableInfo { rows: rows.unwrap_or(0), bytes: bytes.unwrap_or(0), ..Default::default() });
     }
     let cols: Vec<(String, String, String)> = c
-        .query("SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION")
+        .query(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        )
         .await
         .map_err(e("cannot list columns"))?;
     for (t, col, ty) in cols {

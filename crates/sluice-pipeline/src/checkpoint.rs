@@ -37,11 +37,9 @@ impl CheckpointStore {
             // a sink never received.
             .synchronous(SqliteSynchronous::Full);
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(err)?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS checkpoints (pipeline TEXT PRIMARY KEY, position TEXT NOT NULL, updated_at INTEGER NOT NULL)",
-        )
-        .execute(&pool)
-        .await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS checkpoints (pipeline TEXT PRIMARY KEY, position TEXT NOT NULL, updated_at INTEGER NOT NULL)")
+            .execute(&pool)
+            .await?;
         Ok(Self { pool })
     }
 

@@ -15,7 +15,10 @@ pub enum SourceItem {
     Change(ChangeEvent),
     /// Everything sent before this completes a transaction. `resume` is an opaque position (JSON) from which
     /// this source can restart right after that transaction; `commit_ts_ms` is its commit time.
-    Commit { resume: serde_json::Value, commit_ts_ms: i64 },
+    Commit {
+        resume: serde_json::Value,
+        commit_ts_ms: i64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -38,7 +38,13 @@ fn event(n: usize) -> ChangeEvent {
 }
 
 impl Source for ScriptSource {
-    fn run<'a>(&'a mut self, resume: Option<serde_json::Value>, _committed: tokio::sync::watch::Receiver<Option<serde_json::Value>>, out: mpsc::Sender<SourceItem>, shutdown: CancellationToken) -> BoxFuture<'a, Result<(), SourceError>> {
+    fn run<'a>(
+        &'a mut self,
+        resume: Option<serde_json::Value>,
+        _committed: tokio::sync::watch::Receiver<Option<serde_json::Value>>,
+        out: mpsc::Sender<SourceItem>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'a, Result<(), SourceError>> {
         Box::pin(async move {
             let start = resume.and_then(|r| r["tx"].as_u64()).map(|t| t as usize + 1).unwrap_or(0);
             for tx in start..self.transactions {
@@ -97,7 +103,12 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn settings() -> RuntimeSettings {
-    RuntimeSettings { retry_initial: Duration::from_millis(5), retry_max: Duration::from_millis(20), checkpoint_interval: Duration::from_millis(10), ..Default::default() }
+    RuntimeSettings {
+        retry_initial: Duration::from_millis(5),
+        retry_max: Duration::from_millis(20),
+        checkpoint_interval: Duration::from_millis(10),
+        ..Default::default()
+    }
 }
 
 #[tokio::test]

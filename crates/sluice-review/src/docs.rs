@@ -6,12 +6,8 @@ use crate::{SqlDialect, review};
 pub fn rule_page(m: &RuleMeta) -> String {
     let engines: Vec<&str> = m.engines.iter().map(|e| if *e == SqlDialect::MySql { "MySQL/MariaDB" } else { "PostgreSQL" }).collect();
     let dialect = m.engines[0];
-    let findings: Vec<String> = review(m.bad, dialect)
-        .findings
-        .iter()
-        .filter(|f| f.rule == m.id)
-        .map(|f| format!("- line {}, column {}: {}", f.line, f.column, f.message))
-        .collect();
+    let findings: Vec<String> =
+        review(m.bad, dialect).findings.iter().filter(|f| f.rule == m.id).map(|f| format!("- line {}, column {}: {}", f.line, f.column, f.message)).collect();
     format!(
         "# {id}\n\n{summary}.\n\n| | |\n|---|---|\n| category | {category:?} |\n| engines | {engines} |\n| default level | {level} |\n\n**Instead:** {advice}.\n\n## Flagged\n\n```sql\n{bad}\n```\n\n{findings}\n\n## Clean\n\n```sql\n{good}\n```\n\nTurn it off or change its level in a policy file: `[levels] {id} = \"off\"` (see [../review.md](../review.md)); ignore one statement with `-- sluice:ignore {id}`.\n",
         id = m.id,
@@ -43,7 +39,9 @@ mod tests {
         if update {
             std::fs::create_dir_all(&dir).unwrap();
         }
-        let mut index = String::from("# Review rules\n\nGenerated from the rules' metadata (`sluice review --list-rules`).\n\n| rule | level | engines | summary |\n|---|---|---|---|\n");
+        let mut index = String::from(
+            "# Review rules\n\nGenerated from the rules' metadata (`sluice review --list-rules`).\n\n| rule | level | engines | summary |\n|---|---|---|---|\n",
+        );
         for m in all_meta() {
             let page = rule_page(m);
             let path = dir.join(format!("{}.md", m.id));

@@ -106,7 +106,8 @@ const ALLOW_LIST_RULES: &[&str] = &["charset-allow-list", "collation-allow-list"
 impl Policy {
     pub fn parse(text: &str) -> Result<Self, PolicyError> {
         let de = toml::Deserializer::parse(text).map_err(|e| PolicyError::Invalid { path: "(syntax)".into(), message: e.to_string().trim().to_string() })?;
-        let policy: Policy = serde_path_to_error::deserialize(de).map_err(|e| PolicyError::Invalid { path: e.path().to_string(), message: e.into_inner().message().to_string() })?;
+        let policy: Policy = serde_path_to_error::deserialize(de)
+            .map_err(|e| PolicyError::Invalid { path: e.path().to_string(), message: e.into_inner().message().to_string() })?;
         let known: Vec<&str> = rules::all_meta().iter().map(|m| m.id).collect();
         let check = |path: String, id: &str| {
             if known.contains(&id) { Ok(()) } else { Err(PolicyError::Invalid { path, message: format!("no rule `{id}` (see `sluice review --list-rules`)") }) }
@@ -126,7 +127,8 @@ impl Policy {
                     ("max", toml::Value::Integer(i)) if *i >= 1 => {}
                     ("allowed", toml::Value::Array(a)) if ALLOW_LIST_RULES.contains(&id.as_str()) && a.iter().all(|v| v.is_str()) => {}
                     ("pattern", toml::Value::String(p)) => {
-                        regex::Regex::new(p).map_err(|e| PolicyError::Invalid { path: format!("params.{id}.pattern"), message: format!("not a valid regex: {e}") })?;
+                        regex::Regex::new(p)
+                            .map_err(|e| PolicyError::Invalid { path: format!("params.{id}.pattern"), message: format!("not a valid regex: {e}") })?;
                     }
                     _ => {
                         return Err(PolicyError::Invalid {
@@ -203,19 +205,30 @@ mod tests {
             r.findings.iter().map(|f| f.rule.clone()).filter(|r| r.ends_with("allow-list")).collect::<Vec<_>>()
         };
         assert_eq!(fired(&Policy::default()), ["charset-allow-list", "collation-allow-list"]);
-        let legacy = Policy::parse("[params.charset-allow-list]
+        let legacy = Policy::parse(
+            "[params.charset-allow-list]
 allowed = [\"utf8mb4\", \"LATIN1\"]
 [params.collation-allow-list]
 allowed = [\"latin1_swedish_ci\"]
-").unwrap();
+",
+        )
+        .unwrap();
         assert!(fired(&legacy).is_empty(), "{:?}", fired(&legacy));
-        let err = Policy::parse("[params.charset-allow-list]
+        let err = Policy::parse(
+            "[params.charset-allow-list]
 allowed = [1]
-").unwrap_err().to_string();
+",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("params.charset-allow-list.allowed"), "{err}");
-        let err = Policy::parse("[params.no-select-star]
+        let err = Policy::parse(
+            "[params.no-select-star]
 allowed = [\"x\"]
-").unwrap_err().to_string();
+",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("params.no-select-star.allowed"), "{err}");
     }
 }

@@ -258,7 +258,12 @@ pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Set
     let mut findings = Vec::new();
     let mut fired: Vec<BTreeSet<String>> = vec![BTreeSet::new(); pieces.len()];
     let ignored: Vec<BTreeSet<String>> = pieces.iter().map(ignores).collect();
-    let push = |findings: &mut Vec<Finding>, fired: &mut Vec<(usize, String)>, index: usize, meta: &crate::rule::RuleMeta, at: Option<Span>, detail: Option<String>| {
+    let push = |findings: &mut Vec<Finding>,
+                fired: &mut Vec<(usize, String)>,
+                index: usize,
+                meta: &crate::rule::RuleMeta,
+                at: Option<Span>,
+                detail: Option<String>| {
         fired.push((index, meta.id.to_string()));
         if ignored[index].contains(meta.id) {
             return;
@@ -380,9 +385,52 @@ mod no_panic {
     }
 
     const TOKENS: &[&str] = &[
-        "SELECT", "DELETE", "UPDATE", "INSERT", "INTO", "FROM", "WHERE", "CREATE", "TABLE", "INDEX", "DROP", "ALTER", "(", ")", ",",
-        ";", "'", "\"", "`", "$$", "$a$", "--", "/*", "*/", "#", "\n", "DELIMITER", "//", "1", "x", "é", "🦀", "\\", "=", "LIKE", "'%a'",
-        "CONCURRENTLY", "NOT", "NULL", "PRIMARY KEY", "SET", "LIMIT", "ORDER BY", "RAND()", "serial", "timestamp",
+        "SELECT",
+        "DELETE",
+        "UPDATE",
+        "INSERT",
+        "INTO",
+        "FROM",
+        "WHERE",
+        "CREATE",
+        "TABLE",
+        "INDEX",
+        "DROP",
+        "ALTER",
+        "(",
+        ")",
+        ",",
+        ";",
+        "'",
+        "\"",
+        "`",
+        "$$",
+        "$a$",
+        "--",
+        "/*",
+        "*/",
+        "#",
+        "\n",
+        "DELIMITER",
+        "//",
+        "1",
+        "x",
+        "é",
+        "🦀",
+        "\\",
+        "=",
+        "LIKE",
+        "'%a'",
+        "CONCURRENTLY",
+        "NOT",
+        "NULL",
+        "PRIMARY KEY",
+        "SET",
+        "LIMIT",
+        "ORDER BY",
+        "RAND()",
+        "serial",
+        "timestamp",
     ];
 
     #[test]

@@ -226,11 +226,7 @@ fn dollar_tag(b: &[u8], i: usize) -> Option<&[u8]> {
     while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
         j += 1;
     }
-    if j < b.len() && b[j] == b'$' && !b.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
-        Some(&b[i..=j])
-    } else {
-        None
-    }
+    if j < b.len() && b[j] == b'$' && !b.get(i + 1).is_some_and(|c| c.is_ascii_digit()) { Some(&b[i..=j]) } else { None }
 }
 
 #[cfg(test)]
@@ -258,11 +254,9 @@ mod tests {
 
     #[test]
     fn mysql_delimiter_blocks_backslashes_and_hash_comments() {
-        let sql = "DELIMITER //\nCREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW BEGIN SET NEW.a = 'it\\'s;'; END//\nDELIMITER ;\n# note;\nSELECT `a;b` FROM t;";
-        assert_eq!(
-            texts(sql, SqlDialect::MySql),
-            ["CREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW BEGIN SET NEW.a = 'it\\'s;'; END", "SELECT `a;b` FROM t"]
-        );
+        let sql =
+            "DELIMITER //\nCREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW BEGIN SET NEW.a = 'it\\'s;'; END//\nDELIMITER ;\n# note;\nSELECT `a;b` FROM t;";
+        assert_eq!(texts(sql, SqlDialect::MySql), ["CREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW BEGIN SET NEW.a = 'it\\'s;'; END", "SELECT `a;b` FROM t"]);
         let p = split(sql, SqlDialect::MySql);
         assert!(p[1].leading.contains("# note;"));
         assert_eq!(p[1].line, 5);

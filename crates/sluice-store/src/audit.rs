@@ -178,11 +178,8 @@ impl Store {
 
     /// Recomputes the whole chain and compares it with the head.
     pub async fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
-        let head: Option<String> = sqlx::query("SELECT value FROM sluice_meta WHERE key = 'audit_head'")
-            .fetch_optional(self.pool())
-            .await?
-            .map(|r| r.try_get("value"))
-            .transpose()?;
+        let head: Option<String> =
+            sqlx::query("SELECT value FROM sluice_meta WHERE key = 'audit_head'").fetch_optional(self.pool()).await?.map(|r| r.try_get("value")).transpose()?;
         let (head_seq, head_hash) = match head {
             Some(h) => parse_head(&h)?,
             None => (0, GENESIS.to_string()),
@@ -194,10 +191,8 @@ impl Store {
         // Paged so memory stays flat on a long log.
         let mut after = 0i64;
         loop {
-            let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 1000"))
-                .bind(after)
-                .fetch_all(self.pool())
-                .await?;
+            let rows =
+                sqlx::query(&format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 1000")).bind(after).fetch_all(self.pool()).await?;
             if rows.is_empty() {
                 break;
             }
@@ -240,7 +235,10 @@ impl Store {
         if expected_seq - 1 != head_seq || prev_hash != head_hash {
             breaks.push(ChainBreak {
                 seq: head_seq,
-                problem: format!("the log ends at entry {} but the head records entry {head_seq} (entries were deleted from the end, or the head was edited)", expected_seq - 1),
+                problem: format!(
+                    "the log ends at entry {} but the head records entry {head_seq} (entries were deleted from the end, or the head was edited)",
+                    expected_seq - 1
+                ),
             });
         }
         Ok(VerifyReport { entries, head_seq, head_hash, breaks })

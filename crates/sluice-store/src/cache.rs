@@ -37,12 +37,7 @@ pub(crate) struct ReadCache {
 
 impl ReadCache {
     pub fn new(enabled: bool) -> Self {
-        Self {
-            enabled,
-            tokens: RwLock::new(HashMap::new()),
-            registry: RwLock::new(None),
-            registry_generation: AtomicU64::new(0),
-        }
+        Self { enabled, tokens: RwLock::new(HashMap::new()), registry: RwLock::new(None), registry_generation: AtomicU64::new(0) }
     }
 
     pub fn token(&self, hash: &str) -> Option<CachedPrincipal> {

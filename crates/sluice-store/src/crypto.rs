@@ -34,9 +34,7 @@ pub enum KeyError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "master key file {path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`"
-    )]
+    #[error("master key file {path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`")]
     Permissions { path: PathBuf, mode: u32 },
 }
 
@@ -106,8 +104,7 @@ impl MasterKey {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                     Err(source) => return Err(KeyError::Read { path: path.clone(), source }),
                 };
-                let mode = std::fs::metadata(path)
-                    .map_err(|source| KeyError::Read { path: path.clone(), source })?;
+                let mode = std::fs::metadata(path).map_err(|source| KeyError::Read { path: path.clone(), source })?;
                 let mode = std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777;
                 if mode & 0o077 != 0 {
                     return Err(KeyError::Permissions { path: path.clone(), mode });
@@ -159,9 +156,7 @@ impl SecretCipher {
             return Err(DecryptError::Format);
         }
         let (nonce, ct) = buf.split_at(NONCE_LEN);
-        self.aead
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context.as_bytes() })
-            .map_err(|_| DecryptError::Authentication)
+        self.aead.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context.as_bytes() }).map_err(|_| DecryptError::Authentication)
     }
 }
 

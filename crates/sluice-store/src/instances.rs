@@ -130,26 +130,24 @@ impl Store {
         let password_enc = new.password.as_ref().map(|p| self.cipher().encrypt(&password_context(&id), p.expose().as_bytes()));
         let labels = serde_json::to_string(&new.labels).expect("string map serializes");
         let mut tx = self.begin_write().await?;
-        sqlx::query(&format!(
-            "INSERT INTO instances ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL)"
-        ))
-        .bind(&id)
-        .bind(&new.name)
-        .bind(new.engine.as_str())
-        .bind(&new.host)
-        .bind(i64::from(new.port))
-        .bind(new.username.clone())
-        .bind(password_enc)
-        .bind(new.tls_mode.as_str())
-        .bind(new.database.clone())
-        .bind(new.environment.as_str())
-        .bind(labels)
-        .bind(new.owner.clone())
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx.tx)
-        .await
-        .map_err(|e| conflict_or(e, || format!("instance `{}`", new.name)))?;
+        sqlx::query(&format!("INSERT INTO instances ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL)"))
+            .bind(&id)
+            .bind(&new.name)
+            .bind(new.engine.as_str())
+            .bind(&new.host)
+            .bind(i64::from(new.port))
+            .bind(new.username.clone())
+            .bind(password_enc)
+            .bind(new.tls_mode.as_str())
+            .bind(new.database.clone())
+            .bind(new.environment.as_str())
+            .bind(labels)
+            .bind(new.owner.clone())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx.tx)
+            .await
+            .map_err(|e| conflict_or(e, || format!("instance `{}`", new.name)))?;
         append(&mut tx, &AuditEntry { target: Some(format!("instance/{id}")), ..audit.clone() }).await?;
         tx.commit().await?;
         self.cache.clear_registry();
@@ -238,9 +236,9 @@ impl Store {
                 Some(after) => snapshot.partition_point(|i| i.record.id.as_str() <= after.as_str()),
                 None => 0,
             };
-            let mut matching = snapshot[start..].iter().filter(|i| {
-                filter.environment.is_none_or(|e| i.record.environment == e) && filter.engine.is_none_or(|e| i.record.engine == e)
-            });
+            let mut matching = snapshot[start..]
+                .iter()
+                .filter(|i| filter.environment.is_none_or(|e| i.record.environment == e) && filter.engine.is_none_or(|e| i.record.engine == e));
             let items: Vec<&CachedInstance> = matching.by_ref().take(limit).collect();
             let next_after = match (items.last(), matching.next()) {
                 (Some(last), Some(_)) => Some(last.record.id.clone()),
@@ -341,12 +339,7 @@ impl Store {
     /// Stores the latest check result with its audit entry.
     pub async fn record_check(&self, id: &str, result: &serde_json::Value, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let n = sqlx::query("UPDATE instances SET last_check = $1 WHERE id = $2")
-            .bind(result.to_string())
-            .bind(id)
-            .execute(&mut *tx.tx)
-            .await?
-            .rows_affected();
+        let n = sqlx::query("UPDATE instances SET last_check = $1 WHERE id = $2").bind(result.to_string()).bind(id).execute(&mut *tx.tx).await?.rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound { what: format!("instance {id}") });
         }

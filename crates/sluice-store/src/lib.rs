@@ -129,8 +129,7 @@ pub struct OpenOptions {
 
 /// WAL lets readers run beside the one writer; the busy timeout covers other processes (`sluice audit
 /// verify` beside a running server).
-const SQLITE_PRAGMAS: &[&str] =
-    &["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"];
+const SQLITE_PRAGMAS: &[&str] = &["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"];
 
 const KEY_CHECK_CONTEXT: &str = "sluice/key-check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"sluice master key check v1";
@@ -165,9 +164,7 @@ impl Store {
                 found?
             }
             StoreLocation::Postgres(_) => {
-                let mut conn = sqlx::AnyConnection::connect(&url)
-                    .await
-                    .map_err(|source| StoreError::Connect { location: location.clone(), source })?;
+                let mut conn = sqlx::AnyConnection::connect(&url).await.map_err(|source| StoreError::Connect { location: location.clone(), source })?;
                 let found = inspect(&mut conn, backend, &location).await;
                 conn.close().await.ok();
                 found?
@@ -218,11 +215,7 @@ impl Store {
             let check = store.cipher.encrypt(KEY_CHECK_CONTEXT, KEY_CHECK_PLAINTEXT);
             let mut tx = store.begin_write().await?;
             for (k, v) in [("app", "sluice"), ("key_check", check.as_str()), ("created_at", &now_ms().to_string())] {
-                sqlx::query("INSERT INTO sluice_meta (key, value) VALUES ($1, $2)")
-                    .bind(k)
-                    .bind(v.to_string())
-                    .execute(&mut *tx.tx)
-                    .await?;
+                sqlx::query("INSERT INTO sluice_meta (key, value) VALUES ($1, $2)").bind(k).bind(v.to_string()).execute(&mut *tx.tx).await?;
             }
             tx.commit().await?;
         }
@@ -312,9 +305,7 @@ async fn inspect(conn: &mut sqlx::AnyConnection, backend: Backend, location: &st
         }
     };
     let rows = sqlx::query(sql).fetch_all(&mut *conn).await.map_err(|source| match &source {
-        sqlx::Error::Database(db) if db.message().contains("not a database") => {
-            StoreError::NotSqlite { path: PathBuf::from(location) }
-        }
+        sqlx::Error::Database(db) if db.message().contains("not a database") => StoreError::NotSqlite { path: PathBuf::from(location) },
         _ => StoreError::Connect { location: location.to_string(), source },
     })?;
     let tables: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>("name")).collect::<Result<_, _>>()?;
@@ -327,15 +318,11 @@ async fn inspect(conn: &mut sqlx::AnyConnection, backend: Backend, location: &st
         return Err(StoreError::Foreign { location: location.to_string(), tables: shown.join(", ") });
     }
     let meta = sqlx::query("SELECT key, value FROM sluice_meta").fetch_all(&mut *conn).await?;
-    let get = |k: &str| {
-        meta.iter().find(|r| r.try_get::<String, _>("key").ok().as_deref() == Some(k)).and_then(|r| r.try_get::<String, _>("value").ok())
-    };
+    let get = |k: &str| meta.iter().find(|r| r.try_get::<String, _>("key").ok().as_deref() == Some(k)).and_then(|r| r.try_get::<String, _>("value").ok());
     if get("app").as_deref() != Some("sluice") {
         return Err(StoreError::Foreign { location: location.to_string(), tables: "sluice_meta without app=sluice".into() });
     }
-    let version: i64 = get("schema_version")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| StoreError::Corrupt { what: "sluice_meta.schema_version".into() })?;
+    let version: i64 = get("schema_version").and_then(|v| v.parse().ok()).ok_or_else(|| StoreError::Corrupt { what: "sluice_meta.schema_version".into() })?;
     if version > migrations::LATEST {
         return Err(StoreError::NewerSchema { location: location.to_string(), found: version, supported: migrations::LATEST });
     }

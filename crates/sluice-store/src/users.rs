@@ -137,31 +137,22 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<(TokenRecord, Secret<String>), StoreError> {
         let clear = clear.unwrap_or_else(generate_token);
-        let rec = TokenRecord {
-            id: new_id(),
-            user_id: user_id.to_string(),
-            name: name.to_string(),
-            created_at: now_ms(),
-            expires_at,
-            last_used_at: None,
-        };
+        let rec = TokenRecord { id: new_id(), user_id: user_id.to_string(), name: name.to_string(), created_at: now_ms(), expires_at, last_used_at: None };
         let mut tx = self.begin_write().await?;
         let exists = sqlx::query("SELECT id FROM users WHERE id = $1").bind(user_id).fetch_optional(&mut *tx.tx).await?;
         if exists.is_none() {
             return Err(StoreError::NotFound { what: format!("user {user_id}") });
         }
-        sqlx::query(
-            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&rec.id)
-        .bind(user_id)
-        .bind(name)
-        .bind(hash_token(clear.expose()))
-        .bind(rec.created_at)
-        .bind(expires_at)
-        .execute(&mut *tx.tx)
-        .await
-        .map_err(|e| conflict_or(e, || "a token with this value".to_string()))?;
+        sqlx::query("INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&rec.id)
+            .bind(user_id)
+            .bind(name)
+            .bind(hash_token(clear.expose()))
+            .bind(rec.created_at)
+            .bind(expires_at)
+            .execute(&mut *tx.tx)
+            .await
+            .map_err(|e| conflict_or(e, || "a token with this value".to_string()))?;
         append(&mut tx, &AuditEntry { target: Some(format!("token/{}", rec.id)), ..audit.clone() }).await?;
         tx.commit().await?;
         Ok((rec, clear))

@@ -34,14 +34,7 @@ async fn fixture(kind: Kind) -> Fixture {
 }
 
 fn entry(action: &str) -> AuditEntry {
-    AuditEntry {
-        actor: "user:test".into(),
-        action: action.into(),
-        target: None,
-        outcome: "ok".into(),
-        detail: None,
-        request_id: None,
-    }
+    AuditEntry { actor: "user:test".into(), action: action.into(), target: None, outcome: "ok".into(), detail: None, request_id: None }
 }
 
 fn instance(name: &str) -> NewInstance {
@@ -127,20 +120,13 @@ async fn instances_crud(f: Fixture) {
     }
     let page1 = s.list_instances(&InstanceFilter { limit: 4, ..Default::default() }).await.unwrap();
     assert_eq!(page1.len(), 4);
-    let page2 = s
-        .list_instances(&InstanceFilter { limit: 4, after: Some(page1[3].id.clone()), ..Default::default() })
-        .await
-        .unwrap();
+    let page2 = s.list_instances(&InstanceFilter { limit: 4, after: Some(page1[3].id.clone()), ..Default::default() }).await.unwrap();
     assert_eq!(page2.len(), 2, "6 instances in pages of 4");
     let prod = s.list_instances(&InstanceFilter { limit: 50, environment: Some(Environment::Prod), ..Default::default() }).await.unwrap();
     assert_eq!(prod.len(), 3);
 
     let patched = s
-        .update_instance(
-            &a.id,
-            InstancePatch { port: Some(3310), password: Some(None), owner: Some(None), ..Default::default() },
-            &entry("instance.update"),
-        )
+        .update_instance(&a.id, InstancePatch { port: Some(3310), password: Some(None), owner: Some(None), ..Default::default() }, &entry("instance.update"))
         .await
         .unwrap();
     assert_eq!((patched.port, patched.has_password, patched.owner.as_deref()), (3310, false, None));

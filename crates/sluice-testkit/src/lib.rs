@@ -50,11 +50,7 @@ fn env_file() -> &'static HashMap<String, String> {
     FILE.get_or_init(|| {
         let path = workspace_root().join("target/services/env");
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| l.trim().strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        text.lines().filter_map(|l| l.trim().strip_prefix("export ")).filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
     })
 }
 
@@ -71,17 +67,10 @@ pub fn service(s: Service) -> String {
         )
     });
     let (host, port) = host_port(&url).unwrap_or_else(|| panic!("{} is not a URL with host:port: {url}", s.env_var()));
-    let addr = (host.as_str(), port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .unwrap_or_else(|| panic!("test service `{}`: cannot resolve {host}", s.name()));
+    let addr =
+        (host.as_str(), port).to_socket_addrs().ok().and_then(|mut a| a.next()).unwrap_or_else(|| panic!("test service `{}`: cannot resolve {host}", s.name()));
     if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
-        panic!(
-            "test service `{}` at {host}:{port} is not reachable ({e}); run `./scripts/services.sh start {}`",
-            s.name(),
-            s.name()
-        );
+        panic!("test service `{}` at {host}:{port} is not reachable ({e}); run `./scripts/services.sh start {}`", s.name(), s.name());
     }
     url
 }
@@ -111,9 +100,8 @@ pub fn unique_name(prefix: &str) -> String {
 pub async fn fresh_postgres_database(prefix: &str) -> String {
     let admin = service(Service::Postgres);
     let name = unique_name(prefix);
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("test service `postgres`: cannot connect to {admin}: {e}"));
+    let (client, conn) =
+        tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("test service `postgres`: cannot connect to {admin}: {e}"));
     tokio::spawn(conn);
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
     with_database(&admin, &name)
@@ -124,9 +112,7 @@ pub async fn fresh_mariadb_database(prefix: &str) -> (String, String) {
     use mysql_async::prelude::Queryable;
     let admin = service(Service::Mariadb);
     let name = unique_name(prefix);
-    let mut conn = mysql_async::Conn::from_url(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("test service `mariadb`: cannot connect to {admin}: {e}"));
+    let mut conn = mysql_async::Conn::from_url(&admin).await.unwrap_or_else(|e| panic!("test service `mariadb`: cannot connect to {admin}: {e}"));
     conn.query_drop(format!("CREATE DATABASE {name}")).await.expect("create test database");
     conn.disconnect().await.ok();
     (with_database(&admin, &name), name)
@@ -148,9 +134,7 @@ mod tests {
 pub async fn mariadb_exec(sql: &str) {
     use mysql_async::prelude::Queryable;
     let admin = service(Service::Mariadb);
-    let mut conn = mysql_async::Conn::from_url(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("test service `mariadb`: cannot connect to {admin}: {e}"));
+    let mut conn = mysql_async::Conn::from_url(&admin).await.unwrap_or_else(|e| panic!("test service `mariadb`: cannot connect to {admin}: {e}"));
     conn.query_drop(sql).await.unwrap_or_else(|e| panic!("test service `mariadb`: {sql}: {e}"));
     conn.disconnect().await.ok();
 }
@@ -159,9 +143,7 @@ pub async fn mariadb_exec(sql: &str) {
 pub async fn mariadb_scalar(sql: &str) -> Option<String> {
     use mysql_async::prelude::Queryable;
     let admin = service(Service::Mariadb);
-    let mut conn = mysql_async::Conn::from_url(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("test service `mariadb`: cannot connect to {admin}: {e}"));
+    let mut conn = mysql_async::Conn::from_url(&admin).await.unwrap_or_else(|e| panic!("test service `mariadb`: cannot connect to {admin}: {e}"));
     let row: Option<mysql_async::Row> = conn.query_first(sql).await.unwrap_or_else(|e| panic!("test service `mariadb`: {sql}: {e}"));
     conn.disconnect().await.ok();
     row.and_then(|r| r.get_opt::<Option<String>, _>(0).and_then(Result::ok).flatten())
@@ -174,10 +156,7 @@ pub async fn drop_replication_slots(url: &str) {
     tokio::spawn(conn);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let left = client
-            .query("SELECT slot_name::text, active FROM pg_replication_slots WHERE database = current_database()", &[])
-            .await
-            .expect("list slots");
+        let left = client.query("SELECT slot_name::text, active FROM pg_replication_slots WHERE database = current_database()", &[]).await.expect("list slots");
         if left.is_empty() {
             return;
         }

@@ -110,10 +110,8 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
 }
 
 pub fn parse(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = sluice_core::interpolate(text, |k| std::env::var(k).ok()).map_err(|errs| ConfigError::Interpolate {
-        path: path.to_path_buf(),
-        errors: errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-    })?;
+    let text = sluice_core::interpolate(text, |k| std::env::var(k).ok())
+        .map_err(|errs| ConfigError::Interpolate { path: path.to_path_buf(), errors: errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ") })?;
     let de = toml::Deserializer::parse(&text).map_err(|e| ConfigError::Invalid {
         path: path.to_path_buf(),
         key: "(syntax)".into(),
@@ -140,9 +138,7 @@ impl FileConfig {
     pub fn resolve(self, cli: Overrides, origin: &Path) -> Result<ServeSettings, ConfigError> {
         let invalid = |key: &str, message: String| ConfigError::Invalid { path: origin.to_path_buf(), key: key.into(), message };
         let listen_text = cli.listen.or(self.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen: SocketAddr = listen_text
-            .parse()
-            .map_err(|_| invalid("listen", format!("`{listen_text}` is not an address like 127.0.0.1:7700")))?;
+        let listen: SocketAddr = listen_text.parse().map_err(|_| invalid("listen", format!("`{listen_text}` is not an address like 127.0.0.1:7700")))?;
         let data_dir = cli.data_dir.or(self.data_dir).unwrap_or_else(|| PathBuf::from("./sluice-data"));
         let store = cli.store.or(self.store);
         if let Some(s) = &store {

@@ -108,10 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 Some(p) => (config::load(p)?, p.clone()),
                 None => (FileConfig::default(), PathBuf::from("(command line)")),
             };
-            let settings = file.resolve(
-                Overrides { listen: args.listen, data_dir: args.data_dir, store: args.store, log_format: args.log_format },
-                &origin,
-            )?;
+            let settings = file.resolve(Overrides { listen: args.listen, data_dir: args.data_dir, store: args.store, log_format: args.log_format }, &origin)?;
             init_tracing(settings.log_format, &settings.log_level);
             serve::run(settings).await?;
             Ok(0)

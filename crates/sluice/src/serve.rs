@@ -27,11 +27,7 @@ pub fn store_options(data_dir: &std::path::Path, store: Option<&str>, max_connec
 }
 
 pub fn ensure_data_dir(dir: &std::path::Path) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
 pub async fn run(settings: ServeSettings) -> Result<()> {
@@ -49,9 +45,7 @@ pub async fn run(settings: ServeSettings) -> Result<()> {
             tracing::warn!(breaks = report.breaks.len(), "audit log chain is broken; run `sluice audit verify`");
         }
     }
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     println!("sluice listening on http://{addr}");
     std::io::stdout().flush().ok();
@@ -59,12 +53,15 @@ pub async fn run(settings: ServeSettings) -> Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
-    let state = AppState::new(store.clone(), ApiSettings {
+    let state = AppState::new(
+        store.clone(),
+        ApiSettings {
             check_timeout: settings.check_timeout,
             data_dir: settings.data_dir.clone(),
             pipeline_env: std::sync::Arc::new(settings.pipeline_env.clone()),
             egress: std::sync::Arc::new(settings.egress.clone()),
-        });
+        },
+    );
     sluice_control::serve(listener, state, shutdown).await.context("server failed")?;
     store.close().await;
     tracing::info!("stopped");
@@ -75,12 +72,7 @@ pub async fn run(settings: ServeSettings) -> Result<()> {
 /// by the kernel when the process ends, however it ends.
 fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File> {
     let path = dir.join("sluice.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => {

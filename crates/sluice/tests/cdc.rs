@@ -108,7 +108,11 @@ async fn fixture(falcon_url: &str) -> Fixture {
     let pool = mysql_async::Pool::new(url.as_str());
     let mut c = pool.get_conn().await.unwrap();
     c.query_drop(CONFIG_DDL).await.unwrap();
-    c.query_drop("CREATE TABLE metrics (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(64), cpu DOUBLE, mem DOUBLE, disk DECIMAL(12,3), ts TIMESTAMP NULL)").await.unwrap();
+    c.query_drop(
+        "CREATE TABLE metrics (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(64), cpu DOUBLE, mem DOUBLE, disk DECIMAL(12,3), ts TIMESTAMP NULL)",
+    )
+    .await
+    .unwrap();
     drop(c);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("falcon-from-binlog.toml");
@@ -138,11 +142,7 @@ async fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool
 }
 
 fn dead_letters(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("falcon-from-binlog.dead-letter.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    std::fs::read_to_string(dir.join("falcon-from-binlog.dead-letter.jsonl")).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,7 +187,8 @@ async fn config_table_edits_reshape_the_output_live() {
     exec(&f.pool, "INSERT INTO metrics (host, cpu, mem, disk) VALUES ('web6', 1, 1, 9)").await;
     exec(&f.pool, "UPDATE sluice_metric_config SET enabled = TRUE, metric = 'back.{$field}' WHERE id = 1").await;
     exec(&f.pool, "INSERT INTO metrics (host, cpu, mem, disk) VALUES ('web7', 1, 1, 10)").await;
-    wait_until("web7 under the new name", Duration::from_secs(30), || falcon.samples().iter().any(|s| s["endpoint"] == "web7" && s["metric"] == "back.disk")).await;
+    wait_until("web7 under the new name", Duration::from_secs(30), || falcon.samples().iter().any(|s| s["endpoint"] == "web7" && s["metric"] == "back.disk"))
+        .await;
     assert!(!falcon.samples().iter().any(|s| s["endpoint"] == "web6"), "a disabled rule shapes nothing");
     assert_eq!(dead_letters(f.dir.path()).len(), 1, "rule 2 was deleted before web6");
 
@@ -239,7 +240,9 @@ async fn kill_nine_twice_while_writing_100k_rows_loses_nothing() {
 /// Peak and current RSS of a process, in MiB, from /proc.
 fn rss_mib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024;
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024
+    };
     (field("VmHWM:"), field("VmRSS:"))
 }
 
@@ -287,7 +290,8 @@ async fn cut_binlog_connections_mid_stream_lose_nothing() {
     let server = sluice_testkit::PrivateMariadb::start(dir.path());
     let pool = mysql_async::Pool::new(format!("{}app", server.url()).as_str());
     exec(&pool, CONFIG_DDL).await;
-    exec(&pool, "CREATE TABLE metrics (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(64), cpu DOUBLE, mem DOUBLE, disk DECIMAL(12,3), ts TIMESTAMP NULL)").await;
+    exec(&pool, "CREATE TABLE metrics (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(64), cpu DOUBLE, mem DOUBLE, disk DECIMAL(12,3), ts TIMESTAMP NULL)")
+        .await;
     exec(&pool, "INSERT INTO sluice_metric_config (db_name, table_name, value_columns, metric, endpoint, tags) VALUES ('app', 'metrics', 'cpu', 'load', '{host}', 'row={id}')").await;
     let file = dir.path().join("falcon-from-binlog.toml");
     std::fs::copy(sluice_testkit::workspace_root().join("examples/falcon-from-binlog.toml"), &file).unwrap();
@@ -338,7 +342,13 @@ async fn a_single_million_row_transaction_streams_in_bounded_memory() {
     falcon.set_count_only(true);
     let f = fixture(&falcon.url).await;
     let db = &f.db;
-    exec(&f.pool, &format!("INSERT INTO sluice_metric_config (db_name, table_name, value_columns, metric, endpoint) VALUES ('{db}', 'metrics', 'cpu', 'load', '{{host}}')")).await;
+    exec(
+        &f.pool,
+        &format!(
+            "INSERT INTO sluice_metric_config (db_name, table_name, value_columns, metric, endpoint) VALUES ('{db}', 'metrics', 'cpu', 'load', '{{host}}')"
+        ),
+    )
+    .await;
     let p = RunningPipeline::start(&f.file, &f.env);
     p.wait_log("binlog stream started", Duration::from_secs(30)).await;
     // One statement, one transaction (MariaDB's SEQUENCE engine generates the rows).
@@ -354,15 +364,8 @@ async fn a_single_million_row_transaction_streams_in_bounded_memory() {
 /// Sums `count_over_time(NAME[15m])` over every series of a metric in Prometheus.
 async fn prometheus_samples(prom: &str, name: &str) -> (usize, f64) {
     let url = format!("{prom}/api/v1/query");
-    let resp: serde_json::Value = reqwest::Client::new()
-        .get(&url)
-        .query(&[("query", format!("count_over_time({name}[15m])"))])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp: serde_json::Value =
+        reqwest::Client::new().get(&url).query(&[("query", format!("count_over_time({name}[15m])"))]).send().await.unwrap().json().await.unwrap();
     let series = resp["data"]["result"].as_array().cloned().unwrap_or_default();
     let total = series.iter().filter_map(|s| s["value"][1].as_str().and_then(|v| v.parse::<f64>().ok())).sum();
     (series.len(), total)
@@ -407,7 +410,11 @@ async fn prometheus_from_postgres_example_runs_end_to_end() {
         if series == 5 && samples >= 5.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "Prometheus has {series} series / {samples} samples of {amount}; pipeline log:\n{}", p.log.lock().unwrap().join("\n"));
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus has {series} series / {samples} samples of {amount}; pipeline log:\n{}",
+            p.log.lock().unwrap().join("\n")
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(prometheus_samples(&prom, &format!("{metric}_items")).await.0, 5, "one row, two value columns, two metrics");
@@ -469,15 +476,12 @@ async fn the_source_database_restarted_mid_stream_loses_nothing() {
     let app_url = format!("{}app", server.url());
     let pool = mysql_async::Pool::new(app_url.as_str());
     exec(&pool, CONFIG_DDL).await;
-    exec(&pool, "CREATE TABLE metrics (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(64), cpu DOUBLE, mem DOUBLE, disk DECIMAL(12,3), ts TIMESTAMP NULL)").await;
+    exec(&pool, "CREATE TABLE metrics (id BIGINT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(64), cpu DOUBLE, mem DOUBLE, disk DECIMAL(12,3), ts TIMESTAMP NULL)")
+        .await;
     exec(&pool, "INSERT INTO sluice_metric_config (db_name, table_name, value_columns, metric, endpoint, tags) VALUES ('app', 'metrics', 'cpu', 'load', '{host}', 'row={id}')").await;
     let file = dir.path().join("falcon-from-binlog.toml");
     std::fs::copy(sluice_testkit::workspace_root().join("examples/falcon-from-binlog.toml"), &file).unwrap();
-    let env = vec![
-        ("SLUICE_MYSQL_URL", server.url()),
-        ("SLUICE_FALCON_URL", falcon.url.clone()),
-        ("SLUICE_CONFIG_DB", "app".to_string()),
-    ];
+    let env = vec![("SLUICE_MYSQL_URL", server.url()), ("SLUICE_FALCON_URL", falcon.url.clone()), ("SLUICE_CONFIG_DB", "app".to_string())];
     let p = RunningPipeline::start(&file, &env);
     p.wait_log("binlog stream started", Duration::from_secs(30)).await;
     let insert = async |pool: &mysql_async::Pool, n: usize| {
@@ -541,7 +545,10 @@ async fn a_purged_position_is_a_clear_error_naming_the_oldest_available() {
     let file = dir.path().join("p.toml");
     std::fs::write(
         &file,
-        format!("[source]\ntype = \"mysql_binlog\"\nurl = \"{}\"\nstart = {{ file = \"mysql-bin.000001\", pos = 4 }}\n[sinks.n]\ntype = \"blackhole\"\n", server.url()),
+        format!(
+            "[source]\ntype = \"mysql_binlog\"\nurl = \"{}\"\nstart = {{ file = \"mysql-bin.000001\", pos = 4 }}\n[sinks.n]\ntype = \"blackhole\"\n",
+            server.url()
+        ),
     )
     .unwrap();
     let out = tokio::task::spawn_blocking(move || Command::new(BIN).arg("run").arg(&file).env("NO_COLOR", "1").output().unwrap()).await.unwrap();

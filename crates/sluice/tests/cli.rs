@@ -58,13 +58,7 @@ fn start(data_dir: &Path) -> Server {
 }
 
 fn cli(server: &Server, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("SLUICE_SERVER", &server.url)
-        .env("SLUICE_TOKEN", ADMIN)
-        .env("DEMO_PW", "sluice")
-        .output()
-        .unwrap()
+    Command::new(BIN).args(args).env("SLUICE_SERVER", &server.url).env("SLUICE_TOKEN", ADMIN).env("DEMO_PW", "sluice").output().unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -80,7 +74,28 @@ fn serve_register_check_and_stop_gracefully() {
     assert_eq!(mode & 0o777, 0o600, "the master key file is private");
 
     let (host, port) = sluice_testkit::host_port(&sluice_testkit::service(sluice_testkit::Service::Mariadb)).unwrap();
-    let add = cli(&server, &["instance", "add", "demo", "--engine", "mariadb", "--host", &host, "--port", &port.to_string(), "--user", "sluice", "--password-env", "DEMO_PW", "--env", "test", "--label", "team=dba"]);
+    let add = cli(
+        &server,
+        &[
+            "instance",
+            "add",
+            "demo",
+            "--engine",
+            "mariadb",
+            "--host",
+            &host,
+            "--port",
+            &port.to_string(),
+            "--user",
+            "sluice",
+            "--password-env",
+            "DEMO_PW",
+            "--env",
+            "test",
+            "--label",
+            "team=dba",
+        ],
+    );
     assert!(add.status.success(), "{}", text(&add));
     let check = cli(&server, &["instance", "check", "demo"]);
     assert!(check.status.success(), "{}", text(&check));
@@ -99,7 +114,8 @@ fn serve_register_check_and_stop_gracefully() {
     assert!(!bad.status.success());
     assert!(text(&bad).contains("engine"), "{}", text(&bad));
 
-    let unauth = Command::new(BIN).args(["instance", "list"]).env("SLUICE_SERVER", &server.url).env("SLUICE_TOKEN", "slc_wrong_wrong_wrong_wrong").output().unwrap();
+    let unauth =
+        Command::new(BIN).args(["instance", "list"]).env("SLUICE_SERVER", &server.url).env("SLUICE_TOKEN", "slc_wrong_wrong_wrong_wrong").output().unwrap();
     assert!(text(&unauth).contains("401"), "{}", text(&unauth));
 
     // SIGTERM: the server finishes and exits 0.
@@ -174,7 +190,12 @@ fn audit_verify_detects_an_edited_and_a_deleted_row() {
     // Tamper with the file directly, as someone with disk access would (the triggers go first).
     let db = dir.path().join("sluice.db");
     let sqlite = |sql: &str| {
-        let status = Command::new("python3").args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()"]).arg(&db).arg(sql).status().unwrap();
+        let status = Command::new("python3")
+            .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()"])
+            .arg(&db)
+            .arg(sql)
+            .status()
+            .unwrap();
         assert!(status.success());
     };
     sqlite("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; UPDATE audit_log SET actor = 'user:mallory' WHERE seq = 3;");
@@ -228,10 +249,20 @@ fn pipeline_commands_drive_a_server_pipeline() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path());
     let (host, port) = sluice_testkit::host_port(&sluice_testkit::service(sluice_testkit::Service::Mariadb)).unwrap();
-    let add = cli(&server, &["instance", "add", "src", "--engine", "mariadb", "--host", &host, "--port", &port.to_string(), "--user", "sluice", "--password-env", "DEMO_PW"]);
+    let add = cli(
+        &server,
+        &["instance", "add", "src", "--engine", "mariadb", "--host", &host, "--port", &port.to_string(), "--user", "sluice", "--password-env", "DEMO_PW"],
+    );
     assert!(add.status.success(), "{}", text(&add));
     let spec = dir.path().join("p.toml");
-    std::fs::write(&spec, format!("[source]\ntype = \"mysql_binlog\"\nurl = \"instance:src\"\nserver_id = {}\ninclude = [\"nothing_here.*\"]\n[sinks.null]\ntype = \"blackhole\"\n", 40_000 + std::process::id() % 10_000)).unwrap();
+    std::fs::write(
+        &spec,
+        format!(
+            "[source]\ntype = \"mysql_binlog\"\nurl = \"instance:src\"\nserver_id = {}\ninclude = [\"nothing_here.*\"]\n[sinks.null]\ntype = \"blackhole\"\n",
+            40_000 + std::process::id() % 10_000
+        ),
+    )
+    .unwrap();
     let created = cli(&server, &["pipeline", "create", "quiet", spec.to_str().unwrap()]);
     assert!(created.status.success(), "{}", text(&created));
     assert!(text(&created).contains("running"), "{}", text(&created));
@@ -338,7 +369,8 @@ async fn review_against_live_mariadb_and_postgres_schemas() {
             .output()
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{engine}: {}", text(&out)));
-        let found: Vec<(String, u64)> = v[0]["findings"].as_array().unwrap().iter().map(|f| (f["rule"].as_str().unwrap().to_string(), f["line"].as_u64().unwrap())).collect();
+        let found: Vec<(String, u64)> =
+            v[0]["findings"].as_array().unwrap().iter().map(|f| (f["rule"].as_str().unwrap().to_string(), f["line"].as_u64().unwrap())).collect();
         let has = |rule: &str, line: u64| found.iter().any(|(r, l)| r == rule && *l == line);
         assert!(has("schema-column-exists", 1), "{engine}: {found:?}");
         assert!(has("schema-table-exists", 2), "{engine}: {found:?}");
@@ -346,7 +378,11 @@ async fn review_against_live_mariadb_and_postgres_schemas() {
         assert!(has("schema-affected-rows", 4), "{engine}: EXPLAIN estimates more than 1 row: {found:?}");
         assert!(!has("schema-index-covers-predicate", 1), "{engine}: id is the primary key: {found:?}");
         assert!(has("schema-dropped-column-referenced", 6), "{engine}: the view order_notes uses note: {found:?}");
-        let fk = v[0]["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "schema-dropped-column-referenced" && f["line"] == 8 && f["message"].as_str().unwrap_or("").contains("shipments_order"));
+        let fk = v[0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "schema-dropped-column-referenced" && f["line"] == 8 && f["message"].as_str().unwrap_or("").contains("shipments_order"));
         assert!(fk, "{engine}: the foreign key shipments_order uses orders.id: {found:?}");
         assert!(!has("schema-dropped-column-referenced", 7), "{engine}: no view or key uses status: {found:?}");
         if engine == "mariadb" {
@@ -379,12 +415,8 @@ fn sarif_output_passes_the_sarif_validator() {
 #[test]
 fn a_closed_stdout_pipe_ends_quietly_instead_of_panicking() {
     // `sluice review --list-rules | head -1`: the reader goes away after one line.
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("'{BIN}' review --list-rules | head -1 >/dev/null"))
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .unwrap();
+    let out =
+        Command::new("sh").arg("-c").arg(format!("'{BIN}' review --list-rules | head -1 >/dev/null")).stderr(std::process::Stdio::piped()).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "sluice panicked on a closed pipe: {stderr}");
     assert!(out.status.success(), "the pipeline should succeed: {stderr}");

@@ -37,10 +37,8 @@ pub(crate) fn build(url: &str, timeout: &str, batch_max: usize, scope: &Scope) -
         return Err("`batch_max` must be > 0".into());
     }
     let timeout = humantime::parse_duration(timeout).map_err(|e| format!("`timeout`: `{timeout}` is not a duration: {e}"))?;
-    let mut builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(5).min(timeout))
-        .redirect(reqwest::redirect::Policy::none());
+    let mut builder =
+        reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(5).min(timeout)).redirect(reqwest::redirect::Policy::none());
     if let Some(policy) = &scope.egress {
         // An address in the URL never goes through the resolver: check it here.
         if let Some(host) = parsed.host() {

@@ -1,12 +1,12 @@
-#[cfg(any(feature = "sink-falcon", feature = "sink-prom-remote-write", feature = "sink-http"))]
-mod http_client;
+#[cfg(feature = "sink-blackhole")]
+pub mod blackhole;
 #[cfg(feature = "sink-falcon")]
 pub mod falcon;
 #[cfg(feature = "sink-file")]
 pub mod file;
-#[cfg(feature = "sink-blackhole")]
-pub mod blackhole;
-#[cfg(feature = "sink-prom-remote-write")]
-pub mod prom_remote_write;
 #[cfg(feature = "sink-http")]
 pub mod http;
+#[cfg(any(feature = "sink-falcon", feature = "sink-prom-remote-write", feature = "sink-http"))]
+mod http_client;
+#[cfg(feature = "sink-prom-remote-write")]
+pub mod prom_remote_write;

@@ -1,9 +1,9 @@
 #[cfg(feature = "source-mysql-binlog")]
 pub mod mysql_binlog;
-#[cfg(any(feature = "source-mysql-binlog", feature = "source-pg-logical"))]
-mod reconnect;
 #[cfg(feature = "source-pg-logical")]
 pub mod pg_logical;
+#[cfg(any(feature = "source-mysql-binlog", feature = "source-pg-logical"))]
+mod reconnect;
 
 /// `*`/`?` pattern match of `db.table` names, shared by the sources' table filters.
 #[allow(dead_code)]

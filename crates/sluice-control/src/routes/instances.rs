@@ -257,7 +257,11 @@ async fn list_instances(State(state): State<AppState>, caller: Caller, ApiQuery(
     responses((status = 201, body = InstanceRecord), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn create_instance(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<CreateInstance>) -> Result<(StatusCode, Json<InstanceRecord>), ApiError> {
+async fn create_instance(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateInstance>,
+) -> Result<(StatusCode, Json<InstanceRecord>), ApiError> {
     let new = body.validate()?;
     let detail = serde_json::json!({ "name": new.name, "engine": new.engine, "environment": new.environment });
     let rec = state.store.create_instance(new, &caller.audit_entry("ok", Some(detail))).await.map_err(|e| caller.store_error(e))?;
@@ -279,7 +283,12 @@ async fn get_instance(State(state): State<AppState>, caller: Caller, Path(id): P
     responses((status = 200, body = InstanceRecord), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn update_instance(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, ApiJson(body): ApiJson<UpdateInstance>) -> Result<Json<InstanceRecord>, ApiError> {
+async fn update_instance(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateInstance>,
+) -> Result<Json<InstanceRecord>, ApiError> {
     let current = state.store.find_instance(&id).await.map_err(|e| caller.store_error(e))?;
     let patch = body.validate(current.engine)?;
     let changed: Vec<&str> = [

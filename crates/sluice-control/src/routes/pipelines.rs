@@ -77,7 +77,11 @@ async fn list_pipelines(State(state): State<AppState>, caller: Caller) -> Result
 #[utoipa::path(post, path = "/api/v1/pipelines", tag = "pipelines", request_body = CreatePipeline,
     responses((status = 201, body = PipelineView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-async fn create_pipeline(State(state): State<AppState>, caller: Caller, ApiJson(body): ApiJson<CreatePipeline>) -> Result<(StatusCode, Json<PipelineView>), ApiError> {
+async fn create_pipeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreatePipeline>,
+) -> Result<(StatusCode, Json<PipelineView>), ApiError> {
     let ok = !body.name.is_empty() && body.name.len() <= 64 && body.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if !ok {
         return Err(ApiError::invalid("name", "name: use 1–64 letters, digits, `.`, `_` or `-`"));

@@ -57,9 +57,13 @@ async fn review(caller: Caller, State(state): State<AppState>, ApiJson(body): Ap
             .await
             .map_err(|e| ApiError::invalid("instance_id", format!("instance_id: {e}")))?;
         let dml = sluice_review::explain_candidates(&body.sql, dialect);
-        let schema = sluice_engines::schema::collect(&url, &dml, sluice_engines::schema::DEFAULT_DEADLINE.min(state.settings.check_timeout * 6))
-            .await
-            .map_err(|e| ApiError::invalid("instance_id", format!("instance_id: cannot read the schema of `{instance}`: {}", crate::pipelines::redact_urls(&e.to_string()))))?;
+        let schema =
+            sluice_engines::schema::collect(&url, &dml, sluice_engines::schema::DEFAULT_DEADLINE.min(state.settings.check_timeout * 6)).await.map_err(|e| {
+                ApiError::invalid(
+                    "instance_id",
+                    format!("instance_id: cannot read the schema of `{instance}`: {}", crate::pipelines::redact_urls(&e.to_string())),
+                )
+            })?;
         settings.schema = Some(schema);
     }
     // Review is CPU work: keep it off the async workers.

@@ -108,7 +108,12 @@ pub struct NewToken {
 #[utoipa::path(post, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = String, Path)), request_body = CreateToken,
     responses((status = 201, body = NewToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn create_token(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, ApiJson(body): ApiJson<CreateToken>) -> Result<(StatusCode, Json<NewToken>), ApiError> {
+async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> Result<(StatusCode, Json<NewToken>), ApiError> {
     if body.name.is_empty() || body.name.len() > 64 || body.name.chars().any(char::is_control) {
         return Err(ApiError::invalid("name", "name: 1–64 printable characters"));
     }

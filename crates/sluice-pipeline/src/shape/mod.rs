@@ -8,9 +8,9 @@ pub mod template;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use sluice_core::change::Row;
 use sluice_core::component::Metric;
 use sluice_core::{ChangeEvent, Operation, Value};
-use sluice_core::change::Row;
 
 pub use self::rules::{MetricRule, RuleConfig, RuleError};
 use self::template::Scope;
@@ -53,13 +53,8 @@ impl Shaper {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let mut s = Self {
-            file_rules,
-            table_rules: BTreeMap::new(),
-            by_table: HashMap::new(),
-            config_table: settings.config_table.clone(),
-            deletes: settings.deletes,
-        };
+        let mut s =
+            Self { file_rules, table_rules: BTreeMap::new(), by_table: HashMap::new(), config_table: settings.config_table.clone(), deletes: settings.deletes };
         s.reindex();
         Ok(s)
     }
@@ -250,7 +245,13 @@ mod tests {
     }
 
     fn order(amount: Value) -> Row {
-        row(&[("id", Value::Int(1)), ("host", Value::String("web1".into())), ("region", Value::String("eu".into())), ("amount", amount), ("qty", Value::Int(3))])
+        row(&[
+            ("id", Value::Int(1)),
+            ("host", Value::String("web1".into())),
+            ("region", Value::String("eu".into())),
+            ("amount", amount),
+            ("qty", Value::Int(3)),
+        ])
     }
 
     fn settings() -> ShapeSettings {
@@ -280,7 +281,9 @@ mod tests {
         let mut s = Shaper::new(&settings()).unwrap();
         s.load_config_rows(&[config_row(7, "amount", "orders.{$field}", 1)]);
         let cfg = |before: Option<Row>, after: Option<Row>, op| change("shop", "sluice_metric_config", op, before, after);
-        assert!(s.apply_config_change(&cfg(Some(config_row(7, "amount", "x", 1)), Some(config_row(7, "qty", "renamed.{$field}", 1)), Operation::Update)).is_none());
+        assert!(
+            s.apply_config_change(&cfg(Some(config_row(7, "amount", "x", 1)), Some(config_row(7, "qty", "renamed.{$field}", 1)), Operation::Update)).is_none()
+        );
         let (mut out, mut errs) = (Vec::new(), Vec::new());
         s.shape(&change("shop", "orders", Operation::Insert, None, Some(order(Value::Int(1)))), &mut out, &mut errs);
         assert_eq!(out.iter().map(|m| m.metric.as_str()).collect::<Vec<_>>(), ["renamed.qty"]);

@@ -112,11 +112,7 @@ mod tests {
     use super::*;
 
     fn row() -> Row {
-        let columns: Arc<[Column]> = vec![
-            Column { name: "host".into(), primary_key: false },
-            Column { name: "region".into(), primary_key: false },
-        ]
-        .into();
+        let columns: Arc<[Column]> = vec![Column { name: "host".into(), primary_key: false }, Column { name: "region".into(), primary_key: false }].into();
         Row { columns, values: vec![Value::String("web1".into()), Value::Null] }
     }
 

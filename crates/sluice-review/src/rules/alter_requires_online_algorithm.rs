@@ -4,28 +4,32 @@ use super::MYSQL;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
-rule!(AlterRequiresOnlineAlgorithm, RuleMeta {
-    id: "alter-requires-online-algorithm",
-    category: Category::MigrationSafety,
-    engines: MYSQL,
-    level: Level::Warning,
-    summary: "this ALTER may copy the table and block writes; without ALGORITHM and LOCK the server silently picks the blocking way",
-    advice: "Add ALGORITHM=INSTANT (or INPLACE), LOCK=NONE: the server then refuses instead of locking, and you can plan an online tool",
-    bad: "ALTER TABLE orders MODIFY COLUMN note VARCHAR(500);",
-    good: "ALTER TABLE orders MODIFY COLUMN note VARCHAR(500), ALGORITHM=INPLACE, LOCK=NONE;",
-}, |ctx| {
-    let Statement::AlterTable(a) = ctx.stmt else { return vec![] };
-    let heavy = a.operations.iter().any(|o| {
-        matches!(
-            o,
-            AlterTableOperation::ModifyColumn { .. }
-                | AlterTableOperation::ChangeColumn { .. }
-                | AlterTableOperation::DropColumn { .. }
-                | AlterTableOperation::DropPrimaryKey { .. }
-                | AlterTableOperation::AddConstraint { .. }
-        )
-    });
-    let text = ctx.text.to_ascii_uppercase();
-    let online = text.contains("ALGORITHM") && text.contains("LOCK");
-    if heavy && !online { vec![(None, None)] } else { vec![] }
-});
+rule!(
+    AlterRequiresOnlineAlgorithm,
+    RuleMeta {
+        id: "alter-requires-online-algorithm",
+        category: Category::MigrationSafety,
+        engines: MYSQL,
+        level: Level::Warning,
+        summary: "this ALTER may copy the table and block writes; without ALGORITHM and LOCK the server silently picks the blocking way",
+        advice: "Add ALGORITHM=INSTANT (or INPLACE), LOCK=NONE: the server then refuses instead of locking, and you can plan an online tool",
+        bad: "ALTER TABLE orders MODIFY COLUMN note VARCHAR(500);",
+        good: "ALTER TABLE orders MODIFY COLUMN note VARCHAR(500), ALGORITHM=INPLACE, LOCK=NONE;",
+    },
+    |ctx| {
+        let Statement::AlterTable(a) = ctx.stmt else { return vec![] };
+        let heavy = a.operations.iter().any(|o| {
+            matches!(
+                o,
+                AlterTableOperation::ModifyColumn { .. }
+                    | AlterTableOperation::ChangeColumn { .. }
+                    | AlterTableOperation::DropColumn { .. }
+                    | AlterTableOperation::DropPrimaryKey { .. }
+                    | AlterTableOperation::AddConstraint { .. }
+            )
+        });
+        let text = ctx.text.to_ascii_uppercase();
+        let online = text.contains("ALGORITHM") && text.contains("LOCK");
+        if heavy && !online { vec![(None, None)] } else { vec![] }
+    }
+);

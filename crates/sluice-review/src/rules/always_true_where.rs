@@ -17,21 +17,25 @@ fn always_true(e: &Expr) -> bool {
     }
 }
 
-rule!(AlwaysTrueWhere, RuleMeta {
-    id: "always-true-where",
-    category: Category::StatementSafety,
-    engines: BOTH,
-    level: Level::Error,
-    summary: "the WHERE clause is always true, so the statement touches every row",
-    advice: "Write the condition that selects the intended rows",
-    bad: "DELETE FROM orders WHERE 1 = 1;",
-    good: "DELETE FROM orders WHERE created_at < '2020-01-01';",
-}, |ctx| {
-    if !matches!(ctx.stmt, Statement::Update(_) | Statement::Delete(_)) {
-        return vec![];
+rule!(
+    AlwaysTrueWhere,
+    RuleMeta {
+        id: "always-true-where",
+        category: Category::StatementSafety,
+        engines: BOTH,
+        level: Level::Error,
+        summary: "the WHERE clause is always true, so the statement touches every row",
+        advice: "Write the condition that selects the intended rows",
+        bad: "DELETE FROM orders WHERE 1 = 1;",
+        good: "DELETE FROM orders WHERE created_at < '2020-01-01';",
+    },
+    |ctx| {
+        if !matches!(ctx.stmt, Statement::Update(_) | Statement::Delete(_)) {
+            return vec![];
+        }
+        match where_of(ctx.stmt) {
+            Some(w) if always_true(w) => vec![(span_of(w), None)],
+            _ => vec![],
+        }
     }
-    match where_of(ctx.stmt) {
-        Some(w) if always_true(w) => vec![(span_of(w), None)],
-        _ => vec![],
-    }
-});
+);

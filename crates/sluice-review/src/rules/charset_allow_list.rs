@@ -24,19 +24,26 @@ pub(crate) fn options_after(text: &str, keywords: &[&str]) -> Vec<String> {
     out
 }
 
-rule!(CharsetAllowList, RuleMeta {
-    id: "charset-allow-list",
-    category: Category::SchemaDesign,
-    engines: MYSQL,
-    level: Level::Warning,
-    summary: "a character set other than utf8mb4 is used (utf8/utf8mb3 cannot store all of Unicode)",
-    advice: "Use utf8mb4",
-    bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(20)) DEFAULT CHARSET=latin1;",
-    good: "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(20)) DEFAULT CHARSET=utf8mb4;",
-}, |ctx| {
-    if !matches!(ctx.stmt, sqlparser::ast::Statement::CreateTable(_) | sqlparser::ast::Statement::AlterTable(_) | sqlparser::ast::Statement::CreateDatabase { .. }) {
-        return vec![];
+rule!(
+    CharsetAllowList,
+    RuleMeta {
+        id: "charset-allow-list",
+        category: Category::SchemaDesign,
+        engines: MYSQL,
+        level: Level::Warning,
+        summary: "a character set other than utf8mb4 is used (utf8/utf8mb3 cannot store all of Unicode)",
+        advice: "Use utf8mb4",
+        bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(20)) DEFAULT CHARSET=latin1;",
+        good: "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(20)) DEFAULT CHARSET=utf8mb4;",
+    },
+    |ctx| {
+        if !matches!(
+            ctx.stmt,
+            sqlparser::ast::Statement::CreateTable(_) | sqlparser::ast::Statement::AlterTable(_) | sqlparser::ast::Statement::CreateDatabase { .. }
+        ) {
+            return vec![];
+        }
+        let allowed = ctx.settings.list(META.id, "allowed").unwrap_or_else(|| ALLOWED.iter().map(|s| s.to_string()).collect());
+        options_after(ctx.text, &["CHARSET", "CHARACTER SET"]).into_iter().filter(|c| !allowed.contains(c)).map(|c| (None, Some(c))).collect()
     }
-    let allowed = ctx.settings.list(META.id, "allowed").unwrap_or_else(|| ALLOWED.iter().map(|s| s.to_string()).collect());
-    options_after(ctx.text, &["CHARSET", "CHARACTER SET"]).into_iter().filter(|c| !allowed.contains(c)).map(|c| (None, Some(c))).collect()
-});
+);

@@ -3,24 +3,28 @@ use super::charset_allow_list::options_after;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
-rule!(CollationAllowList, RuleMeta {
-    id: "collation-allow-list",
-    category: Category::SchemaDesign,
-    engines: MYSQL,
-    level: Level::Warning,
-    summary: "a collation outside utf8mb4_* is used",
-    advice: "Use a utf8mb4 collation (utf8mb4_0900_ai_ci on MySQL 8, utf8mb4_unicode_ci on MariaDB)",
-    bad: "CREATE TABLE t (id BIGINT PRIMARY KEY) COLLATE=latin1_swedish_ci;",
-    good: "CREATE TABLE t (id BIGINT PRIMARY KEY) COLLATE=utf8mb4_unicode_ci;",
-}, |ctx| {
-    if !matches!(ctx.stmt, sqlparser::ast::Statement::CreateTable(_) | sqlparser::ast::Statement::AlterTable(_)) {
-        return vec![];
+rule!(
+    CollationAllowList,
+    RuleMeta {
+        id: "collation-allow-list",
+        category: Category::SchemaDesign,
+        engines: MYSQL,
+        level: Level::Warning,
+        summary: "a collation outside utf8mb4_* is used",
+        advice: "Use a utf8mb4 collation (utf8mb4_0900_ai_ci on MySQL 8, utf8mb4_unicode_ci on MariaDB)",
+        bad: "CREATE TABLE t (id BIGINT PRIMARY KEY) COLLATE=latin1_swedish_ci;",
+        good: "CREATE TABLE t (id BIGINT PRIMARY KEY) COLLATE=utf8mb4_unicode_ci;",
+    },
+    |ctx| {
+        if !matches!(ctx.stmt, sqlparser::ast::Statement::CreateTable(_) | sqlparser::ast::Statement::AlterTable(_)) {
+            return vec![];
+        }
+        // Default: every utf8mb4 collation and binary; a policy's `allowed` list replaces that.
+        let allowed = ctx.settings.list(META.id, "allowed");
+        let ok = |c: &str| match &allowed {
+            Some(list) => list.iter().any(|a| a == c),
+            None => c.starts_with("utf8mb4_") || c == "binary",
+        };
+        options_after(ctx.text, &["COLLATE"]).into_iter().filter(|c| !ok(c)).map(|c| (None, Some(c))).collect()
     }
-    // Default: every utf8mb4 collation and binary; a policy's `allowed` list replaces that.
-    let allowed = ctx.settings.list(META.id, "allowed");
-    let ok = |c: &str| match &allowed {
-        Some(list) => list.iter().any(|a| a == c),
-        None => c.starts_with("utf8mb4_") || c == "binary",
-    };
-    options_after(ctx.text, &["COLLATE"]).into_iter().filter(|c| !ok(c)).map(|c| (None, Some(c))).collect()
-});
+);

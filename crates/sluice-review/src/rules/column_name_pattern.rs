@@ -7,21 +7,35 @@ use crate::finding::Level;
 static DEFAULT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"^[a-z][a-z0-9_]{0,62}$").expect("valid default pattern"));
 use crate::rule::{Category, RuleMeta, ident_at};
 
-rule!(ColumnNamePattern, RuleMeta {
-    id: "column-name-pattern",
-    category: Category::SchemaDesign,
-    engines: BOTH,
-    level: Level::Warning,
-    summary: "the column name does not match the naming pattern (default: lower snake_case)",
-    advice: "Name columns in lower snake_case",
-    bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, CreatedAt TIMESTAMP);",
-    good: "CREATE TABLE t (id BIGINT PRIMARY KEY, created_at TIMESTAMP);",
-}, |ctx| {
-    let cols: Vec<&sqlparser::ast::ColumnDef> = match ctx.stmt {
-        Statement::CreateTable(t) => t.columns.iter().collect(),
-        Statement::AlterTable(a) => a.operations.iter().filter_map(|o| match o { AlterTableOperation::AddColumn { column_def, .. } => Some(column_def), _ => None }).collect(),
-        _ => vec![],
-    };
-    let re = ctx.settings.pattern(META.id, &DEFAULT);
-    cols.into_iter().filter(|c| !re.is_match(&c.name.value)).map(|c| (ident_at(&c.name), Some(format!("{} does not match {}", c.name.value, re.as_str())))).collect()
-});
+rule!(
+    ColumnNamePattern,
+    RuleMeta {
+        id: "column-name-pattern",
+        category: Category::SchemaDesign,
+        engines: BOTH,
+        level: Level::Warning,
+        summary: "the column name does not match the naming pattern (default: lower snake_case)",
+        advice: "Name columns in lower snake_case",
+        bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, CreatedAt TIMESTAMP);",
+        good: "CREATE TABLE t (id BIGINT PRIMARY KEY, created_at TIMESTAMP);",
+    },
+    |ctx| {
+        let cols: Vec<&sqlparser::ast::ColumnDef> = match ctx.stmt {
+            Statement::CreateTable(t) => t.columns.iter().collect(),
+            Statement::AlterTable(a) => a
+                .operations
+                .iter()
+                .filter_map(|o| match o {
+                    AlterTableOperation::AddColumn { column_def, .. } => Some(column_def),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        };
+        let re = ctx.settings.pattern(META.id, &DEFAULT);
+        cols.into_iter()
+            .filter(|c| !re.is_match(&c.name.value))
+            .map(|c| (ident_at(&c.name), Some(format!("{} does not match {}", c.name.value, re.as_str()))))
+            .collect()
+    }
+);

@@ -4,18 +4,22 @@ use super::POSTGRES;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
-rule!(CreateIndexConcurrently, RuleMeta {
-    id: "create-index-concurrently",
-    category: Category::MigrationSafety,
-    engines: POSTGRES,
-    level: Level::Warning,
-    summary: "CREATE INDEX without CONCURRENTLY blocks writes to the table while the index builds",
-    advice: "Use CREATE INDEX CONCURRENTLY (outside a transaction block)",
-    bad: "CREATE INDEX orders_customer_idx ON orders (customer_id);",
-    good: "CREATE INDEX CONCURRENTLY orders_customer_idx ON orders (customer_id);",
-}, |ctx| {
-    match ctx.stmt {
-        Statement::CreateIndex(ci) if !ci.concurrently => vec![(None, None)],
-        _ => vec![],
+rule!(
+    CreateIndexConcurrently,
+    RuleMeta {
+        id: "create-index-concurrently",
+        category: Category::MigrationSafety,
+        engines: POSTGRES,
+        level: Level::Warning,
+        summary: "CREATE INDEX without CONCURRENTLY blocks writes to the table while the index builds",
+        advice: "Use CREATE INDEX CONCURRENTLY (outside a transaction block)",
+        bad: "CREATE INDEX orders_customer_idx ON orders (customer_id);",
+        good: "CREATE INDEX CONCURRENTLY orders_customer_idx ON orders (customer_id);",
+    },
+    |ctx| {
+        match ctx.stmt {
+            Statement::CreateIndex(ci) if !ci.concurrently => vec![(None, None)],
+            _ => vec![],
+        }
     }
-});
+);

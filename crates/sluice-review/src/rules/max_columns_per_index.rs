@@ -7,28 +7,32 @@ use crate::rule::{Category, RuleMeta};
 /// Default limit (policy: `[params.<id>] max = N`).
 const MAX: usize = 5;
 
-rule!(MaxColumnsPerIndex, RuleMeta {
-    id: "max-columns-per-index",
-    category: Category::SchemaDesign,
-    engines: BOTH,
-    level: Level::Warning,
-    summary: "the index has more than 5 columns",
-    advice: "Index the columns queries filter and sort on; a wide index is large and slow to maintain",
-    bad: "CREATE INDEX idx_t_wide ON t (a, b, c, d, e, f);",
-    good: "CREATE INDEX idx_t_ab ON t (a, b);",
-}, |ctx| {
-    let max = ctx.settings.int(META.id, "max", MAX);
-    match ctx.stmt {
-        Statement::CreateIndex(ci) if ci.columns.len() > max => vec![(None, Some(format!("{} columns", ci.columns.len())))],
-        Statement::CreateTable(t) => t
-            .constraints
-            .iter()
-            .filter_map(|c| match c {
-                TableConstraint::Index(i) if i.columns.len() > max => Some((None, Some(format!("{} columns", i.columns.len())))),
-                TableConstraint::Unique(u) if u.columns.len() > max => Some((None, Some(format!("{} columns", u.columns.len())))),
-                _ => None,
-            })
-            .collect(),
-        _ => vec![],
+rule!(
+    MaxColumnsPerIndex,
+    RuleMeta {
+        id: "max-columns-per-index",
+        category: Category::SchemaDesign,
+        engines: BOTH,
+        level: Level::Warning,
+        summary: "the index has more than 5 columns",
+        advice: "Index the columns queries filter and sort on; a wide index is large and slow to maintain",
+        bad: "CREATE INDEX idx_t_wide ON t (a, b, c, d, e, f);",
+        good: "CREATE INDEX idx_t_ab ON t (a, b);",
+    },
+    |ctx| {
+        let max = ctx.settings.int(META.id, "max", MAX);
+        match ctx.stmt {
+            Statement::CreateIndex(ci) if ci.columns.len() > max => vec![(None, Some(format!("{} columns", ci.columns.len())))],
+            Statement::CreateTable(t) => t
+                .constraints
+                .iter()
+                .filter_map(|c| match c {
+                    TableConstraint::Index(i) if i.columns.len() > max => Some((None, Some(format!("{} columns", i.columns.len())))),
+                    TableConstraint::Unique(u) if u.columns.len() > max => Some((None, Some(format!("{} columns", u.columns.len())))),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        }
     }
-});
+);

@@ -254,7 +254,10 @@ mod tests {
                 referenced_by: [("user_id".to_string(), vec!["view order_owners".to_string()])].into_iter().collect(),
             },
         );
-        schema.tables.insert("small_table".into(), crate::schema::TableInfo { columns: cols(&["id"]), indexes: vec![cols(&["id"])], rows: 10, bytes: 16384, ..Default::default() });
+        schema.tables.insert(
+            "small_table".into(),
+            crate::schema::TableInfo { columns: cols(&["id"]), indexes: vec![cols(&["id"])], rows: 10, bytes: 16384, ..Default::default() },
+        );
         // The bad example of schema-affected-rows is statement 0 of its file; the good one touches one row.
         schema.estimates.insert(0, 2_000_000);
         crate::Settings { schema: Some(schema), ..Default::default() }

@@ -5,19 +5,28 @@ use super::charset_allow_list::options_after;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
-rule!(NoAutoIncrementInitialValue, RuleMeta {
-    id: "no-auto-increment-initial-value",
-    category: Category::SchemaDesign,
-    engines: MYSQL,
-    level: Level::Info,
-    summary: "the table starts AUTO_INCREMENT at a value other than 1, which usually copies state from another environment",
-    advice: "Leave AUTO_INCREMENT out of the definition",
-    bad: "CREATE TABLE t (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT=1000;",
-    good: "CREATE TABLE t (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY);",
-}, |ctx| {
-    if !matches!(ctx.stmt, Statement::CreateTable(_)) {
-        return vec![];
+rule!(
+    NoAutoIncrementInitialValue,
+    RuleMeta {
+        id: "no-auto-increment-initial-value",
+        category: Category::SchemaDesign,
+        engines: MYSQL,
+        level: Level::Info,
+        summary: "the table starts AUTO_INCREMENT at a value other than 1, which usually copies state from another environment",
+        advice: "Leave AUTO_INCREMENT out of the definition",
+        bad: "CREATE TABLE t (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT=1000;",
+        good: "CREATE TABLE t (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY);",
+    },
+    |ctx| {
+        if !matches!(ctx.stmt, Statement::CreateTable(_)) {
+            return vec![];
+        }
+        // Table option `AUTO_INCREMENT=N` (the column attribute has no `=` and no number after it).
+        options_after(ctx.text, &["AUTO_INCREMENT="])
+            .into_iter()
+            .chain(options_after(ctx.text, &["AUTO_INCREMENT ="]))
+            .filter(|v| v.parse::<u64>().is_ok_and(|n| n != 1))
+            .map(|v| (None, Some(v)))
+            .collect()
     }
-    // Table option `AUTO_INCREMENT=N` (the column attribute has no `=` and no number after it).
-    options_after(ctx.text, &["AUTO_INCREMENT="]).into_iter().chain(options_after(ctx.text, &["AUTO_INCREMENT ="])).filter(|v| v.parse::<u64>().is_ok_and(|n| n != 1)).map(|v| (None, Some(v))).collect()
-});
+);

@@ -4,18 +4,22 @@ use super::BOTH;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
-rule!(NoDropDatabase, RuleMeta {
-    id: "no-drop-database",
-    category: Category::StatementSafety,
-    engines: BOTH,
-    level: Level::Error,
-    summary: "DROP DATABASE or DROP SCHEMA destroys every object in it",
-    advice: "Do this outside change review, with a backup and a named approver",
-    bad: "DROP DATABASE shop;",
-    good: "SELECT 1;",
-}, |ctx| {
-    match ctx.stmt {
-        Statement::Drop { object_type: ObjectType::Database | ObjectType::Schema, .. } => vec![(None, None)],
-        _ => vec![],
+rule!(
+    NoDropDatabase,
+    RuleMeta {
+        id: "no-drop-database",
+        category: Category::StatementSafety,
+        engines: BOTH,
+        level: Level::Error,
+        summary: "DROP DATABASE or DROP SCHEMA destroys every object in it",
+        advice: "Do this outside change review, with a backup and a named approver",
+        bad: "DROP DATABASE shop;",
+        good: "SELECT 1;",
+    },
+    |ctx| {
+        match ctx.stmt {
+            Statement::Drop { object_type: ObjectType::Database | ObjectType::Schema, .. } => vec![(None, None)],
+            _ => vec![],
+        }
     }
-});
+);

@@ -21,23 +21,27 @@ pub(crate) fn index_columns(t: &sqlparser::ast::CreateTable) -> Vec<Vec<String>>
     out
 }
 
-rule!(NoDuplicateIndex, RuleMeta {
-    id: "no-duplicate-index",
-    category: Category::SchemaDesign,
-    engines: BOTH,
-    level: Level::Warning,
-    summary: "two indexes of the table have the same columns in the same order",
-    advice: "Keep one of them",
-    bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, UNIQUE (a), UNIQUE (a));",
-    good: "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, UNIQUE (a));",
-}, |ctx| {
-    let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-    let idx = index_columns(t);
-    let mut out = Vec::new();
-    for (i, a) in idx.iter().enumerate() {
-        if idx[..i].contains(a) {
-            out.push((None, Some(a.join(", "))));
+rule!(
+    NoDuplicateIndex,
+    RuleMeta {
+        id: "no-duplicate-index",
+        category: Category::SchemaDesign,
+        engines: BOTH,
+        level: Level::Warning,
+        summary: "two indexes of the table have the same columns in the same order",
+        advice: "Keep one of them",
+        bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, UNIQUE (a), UNIQUE (a));",
+        good: "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, UNIQUE (a));",
+    },
+    |ctx| {
+        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
+        let idx = index_columns(t);
+        let mut out = Vec::new();
+        for (i, a) in idx.iter().enumerate() {
+            if idx[..i].contains(a) {
+                out.push((None, Some(a.join(", "))));
+            }
         }
+        out
     }
-    out
-});
+);

@@ -2,18 +2,22 @@ use super::BOTH;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
-rule!(NoGrantAll, RuleMeta {
-    id: "no-grant-all",
-    category: Category::StatementSafety,
-    engines: BOTH,
-    level: Level::Error,
-    summary: "GRANT ALL gives every privilege, including ones no application needs",
-    advice: "Grant the privileges the role needs (SELECT, INSERT, UPDATE, DELETE on named objects)",
-    bad: "GRANT ALL PRIVILEGES ON orders TO app;",
-    good: "GRANT SELECT, INSERT ON orders TO app;",
-}, |ctx| {
-    match ctx.stmt {
-        sqlparser::ast::Statement::Grant(_) if ctx.text.to_ascii_uppercase().split_whitespace().nth(1) == Some("ALL") => vec![(None, None)],
-        _ => vec![],
+rule!(
+    NoGrantAll,
+    RuleMeta {
+        id: "no-grant-all",
+        category: Category::StatementSafety,
+        engines: BOTH,
+        level: Level::Error,
+        summary: "GRANT ALL gives every privilege, including ones no application needs",
+        advice: "Grant the privileges the role needs (SELECT, INSERT, UPDATE, DELETE on named objects)",
+        bad: "GRANT ALL PRIVILEGES ON orders TO app;",
+        good: "GRANT SELECT, INSERT ON orders TO app;",
+    },
+    |ctx| {
+        match ctx.stmt {
+            sqlparser::ast::Statement::Grant(_) if ctx.text.to_ascii_uppercase().split_whitespace().nth(1) == Some("ALL") => vec![(None, None)],
+            _ => vec![],
+        }
     }
-});
+);

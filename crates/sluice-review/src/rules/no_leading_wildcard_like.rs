@@ -24,19 +24,23 @@ fn leading_wildcards<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
     }
 }
 
-rule!(NoLeadingWildcardLike, RuleMeta {
-    id: "no-leading-wildcard-like",
-    category: Category::StatementSafety,
-    engines: BOTH,
-    level: Level::Warning,
-    summary: "LIKE with a leading wildcard cannot use an index and scans the table",
-    advice: "Anchor the pattern at the start, or use a full-text or trigram index",
-    bad: "SELECT id FROM users WHERE email LIKE '%@example.com';",
-    good: "SELECT id FROM users WHERE email LIKE 'alice%';",
-}, |ctx| {
-    let mut found = Vec::new();
-    if let Some(w) = where_of(ctx.stmt) {
-        leading_wildcards(w, &mut found);
+rule!(
+    NoLeadingWildcardLike,
+    RuleMeta {
+        id: "no-leading-wildcard-like",
+        category: Category::StatementSafety,
+        engines: BOTH,
+        level: Level::Warning,
+        summary: "LIKE with a leading wildcard cannot use an index and scans the table",
+        advice: "Anchor the pattern at the start, or use a full-text or trigram index",
+        bad: "SELECT id FROM users WHERE email LIKE '%@example.com';",
+        good: "SELECT id FROM users WHERE email LIKE 'alice%';",
+    },
+    |ctx| {
+        let mut found = Vec::new();
+        if let Some(w) = where_of(ctx.stmt) {
+            leading_wildcards(w, &mut found);
+        }
+        found.into_iter().map(|e| (span_of(e), None)).collect()
     }
-    found.into_iter().map(|e| (span_of(e), None)).collect()
-});
+);

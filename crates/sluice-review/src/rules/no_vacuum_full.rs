@@ -4,18 +4,22 @@ use super::POSTGRES;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
-rule!(NoVacuumFull, RuleMeta {
-    id: "no-vacuum-full",
-    category: Category::MigrationSafety,
-    engines: POSTGRES,
-    level: Level::Warning,
-    summary: "VACUUM FULL rewrites the table under an ACCESS EXCLUSIVE lock",
-    advice: "Use plain VACUUM, or pg_repack for an online rewrite",
-    bad: "VACUUM FULL orders;",
-    good: "VACUUM orders;",
-}, |ctx| {
-    match ctx.stmt {
-        Statement::Vacuum(_) if ctx.text.to_ascii_uppercase().split_whitespace().any(|w| w == "FULL") => vec![(None, None)],
-        _ => vec![],
+rule!(
+    NoVacuumFull,
+    RuleMeta {
+        id: "no-vacuum-full",
+        category: Category::MigrationSafety,
+        engines: POSTGRES,
+        level: Level::Warning,
+        summary: "VACUUM FULL rewrites the table under an ACCESS EXCLUSIVE lock",
+        advice: "Use plain VACUUM, or pg_repack for an online rewrite",
+        bad: "VACUUM FULL orders;",
+        good: "VACUUM orders;",
+    },
+    |ctx| {
+        match ctx.stmt {
+            Statement::Vacuum(_) if ctx.text.to_ascii_uppercase().split_whitespace().any(|w| w == "FULL") => vec![(None, None)],
+            _ => vec![],
+        }
     }
-});
+);

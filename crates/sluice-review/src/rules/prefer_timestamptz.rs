@@ -8,16 +8,20 @@ fn without_zone(t: &DataType) -> bool {
     matches!(t, DataType::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone))
 }
 
-rule!(PreferTimestamptz, RuleMeta {
-    id: "prefer-timestamptz",
-    category: Category::SchemaDesign,
-    engines: POSTGRES,
-    level: Level::Warning,
-    summary: "timestamp without time zone stores wall-clock times whose zone is lost",
-    advice: "Use timestamptz (timestamp with time zone)",
-    bad: "CREATE TABLE t (id bigint PRIMARY KEY, created_at timestamp);",
-    good: "CREATE TABLE t (id bigint PRIMARY KEY, created_at timestamptz);",
-}, |ctx| {
-    let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-    t.columns.iter().filter(|c| without_zone(&c.data_type)).map(|c| (crate::rule::ident_at(&c.name), Some(c.name.to_string()))).collect()
-});
+rule!(
+    PreferTimestamptz,
+    RuleMeta {
+        id: "prefer-timestamptz",
+        category: Category::SchemaDesign,
+        engines: POSTGRES,
+        level: Level::Warning,
+        summary: "timestamp without time zone stores wall-clock times whose zone is lost",
+        advice: "Use timestamptz (timestamp with time zone)",
+        bad: "CREATE TABLE t (id bigint PRIMARY KEY, created_at timestamp);",
+        good: "CREATE TABLE t (id bigint PRIMARY KEY, created_at timestamptz);",
+    },
+    |ctx| {
+        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
+        t.columns.iter().filter(|c| without_zone(&c.data_type)).map(|c| (crate::rule::ident_at(&c.name), Some(c.name.to_string()))).collect()
+    }
+);

@@ -4,20 +4,24 @@ use super::MYSQL;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta, ident_at};
 
-rule!(RequireColumnComment, RuleMeta {
-    id: "require-column-comment",
-    category: Category::SchemaDesign,
-    engines: MYSQL,
-    level: Level::Info,
-    summary: "the column has no COMMENT",
-    advice: "Say what the column holds: COMMENT 'order total in cents'",
-    bad: "CREATE TABLE t (id BIGINT PRIMARY KEY COMMENT 'key', total BIGINT) COMMENT 'orders';",
-    good: "CREATE TABLE t (id BIGINT PRIMARY KEY COMMENT 'key', total BIGINT COMMENT 'total in cents') COMMENT 'orders';",
-}, |ctx| {
-    let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-    t.columns
-        .iter()
-        .filter(|c| !c.options.iter().any(|o| matches!(o.option, ColumnOption::Comment(_))))
-        .map(|c| (ident_at(&c.name), Some(c.name.value.clone())))
-        .collect()
-});
+rule!(
+    RequireColumnComment,
+    RuleMeta {
+        id: "require-column-comment",
+        category: Category::SchemaDesign,
+        engines: MYSQL,
+        level: Level::Info,
+        summary: "the column has no COMMENT",
+        advice: "Say what the column holds: COMMENT 'order total in cents'",
+        bad: "CREATE TABLE t (id BIGINT PRIMARY KEY COMMENT 'key', total BIGINT) COMMENT 'orders';",
+        good: "CREATE TABLE t (id BIGINT PRIMARY KEY COMMENT 'key', total BIGINT COMMENT 'total in cents') COMMENT 'orders';",
+    },
+    |ctx| {
+        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
+        t.columns
+            .iter()
+            .filter(|c| !c.options.iter().any(|o| matches!(o.option, ColumnOption::Comment(_))))
+            .map(|c| (ident_at(&c.name), Some(c.name.value.clone())))
+            .collect()
+    }
+);

@@ -9,23 +9,33 @@ use crate::rule::{Category, RuleMeta};
 const MAX_ROWS: usize = 1_000_000;
 const MAX_BYTES: u64 = 1 << 30;
 
-rule!(SchemaAlterLargeTable, RuleMeta {
-    id: "schema-alter-large-table",
-    category: Category::MigrationSafety,
-    engines: BOTH,
-    level: Level::Warning,
-    summary: "the ALTER targets a table with more than 1,000,000 rows or 1 GiB, where a rebuild or lock lasts long",
-    advice: "Use an online schema-change tool or an instant/concurrent form, in a maintenance window (schema-aware: needs --schema-from)",
-    bad: "ALTER TABLE orders ADD COLUMN note2 TEXT;",
-    good: "ALTER TABLE small_table ADD COLUMN note2 TEXT;",
-}, |ctx| {
-    let Some(schema) = &ctx.settings.schema else { return vec![] };
-    if !matches!(ctx.stmt, Statement::AlterTable(_)) {
-        return vec![];
+rule!(
+    SchemaAlterLargeTable,
+    RuleMeta {
+        id: "schema-alter-large-table",
+        category: Category::MigrationSafety,
+        engines: BOTH,
+        level: Level::Warning,
+        summary: "the ALTER targets a table with more than 1,000,000 rows or 1 GiB, where a rebuild or lock lasts long",
+        advice: "Use an online schema-change tool or an instant/concurrent form, in a maintenance window (schema-aware: needs --schema-from)",
+        bad: "ALTER TABLE orders ADD COLUMN note2 TEXT;",
+        good: "ALTER TABLE small_table ADD COLUMN note2 TEXT;",
+    },
+    |ctx| {
+        let Some(schema) = &ctx.settings.schema else { return vec![] };
+        if !matches!(ctx.stmt, Statement::AlterTable(_)) {
+            return vec![];
+        }
+        let max_rows = ctx.settings.int(META.id, "max", MAX_ROWS) as u64;
+        target_tables(ctx.stmt)
+            .into_iter()
+            .filter_map(|t| {
+                schema
+                    .tables
+                    .get(&t)
+                    .filter(|i| i.rows > max_rows || i.bytes > MAX_BYTES)
+                    .map(|i| (None, Some(format!("{t}: about {} rows, {} MiB", i.rows, i.bytes >> 20))))
+            })
+            .collect()
     }
-    let max_rows = ctx.settings.int(META.id, "max", MAX_ROWS) as u64;
-    target_tables(ctx.stmt)
-        .into_iter()
-        .filter_map(|t| schema.tables.get(&t).filter(|i| i.rows > max_rows || i.bytes > MAX_BYTES).map(|i| (None, Some(format!("{t}: about {} rows, {} MiB", i.rows, i.bytes >> 20)))))
-        .collect()
-});
+);

@@ -33,18 +33,22 @@ fn named_columns(stmt: &Statement) -> Vec<String> {
     }
 }
 
-rule!(SchemaColumnExists, RuleMeta {
-    id: "schema-column-exists",
-    category: Category::StatementSafety,
-    engines: BOTH,
-    level: Level::Error,
-    summary: "the statement names a column that the table does not have in the target database",
-    advice: "Check the column name (schema-aware: needs --schema-from)",
-    bad: "UPDATE orders SET colour = 'red' WHERE id = 1;",
-    good: "UPDATE orders SET status = 'paid' WHERE id = 1;",
-}, |ctx| {
-    let Some(schema) = &ctx.settings.schema else { return vec![] };
-    let Some(table) = target_tables(ctx.stmt).into_iter().next() else { return vec![] };
-    let Some(info) = schema.tables.get(&table) else { return vec![] };
-    named_columns(ctx.stmt).into_iter().filter(|c| !info.columns.contains(c)).map(|c| (None, Some(format!("{table}.{c}")))).collect()
-});
+rule!(
+    SchemaColumnExists,
+    RuleMeta {
+        id: "schema-column-exists",
+        category: Category::StatementSafety,
+        engines: BOTH,
+        level: Level::Error,
+        summary: "the statement names a column that the table does not have in the target database",
+        advice: "Check the column name (schema-aware: needs --schema-from)",
+        bad: "UPDATE orders SET colour = 'red' WHERE id = 1;",
+        good: "UPDATE orders SET status = 'paid' WHERE id = 1;",
+    },
+    |ctx| {
+        let Some(schema) = &ctx.settings.schema else { return vec![] };
+        let Some(table) = target_tables(ctx.stmt).into_iter().next() else { return vec![] };
+        let Some(info) = schema.tables.get(&table) else { return vec![] };
+        named_columns(ctx.stmt).into_iter().filter(|c| !info.columns.contains(c)).map(|c| (None, Some(format!("{table}.{c}")))).collect()
+    }
+);

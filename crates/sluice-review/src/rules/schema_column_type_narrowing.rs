@@ -22,31 +22,35 @@ fn width(t: &str) -> Option<(&'static str, u64)> {
     }
 }
 
-rule!(SchemaColumnTypeNarrowing, RuleMeta {
-    id: "schema-column-type-narrowing",
-    category: Category::MigrationSafety,
-    engines: MYSQL,
-    level: Level::Error,
-    summary: "the new column type is narrower than the current one: existing values are truncated or the ALTER fails half way",
-    advice: "Check the longest stored value first; keep the width or widen it (schema-aware: needs --schema-from)",
-    bad: "ALTER TABLE orders MODIFY COLUMN status VARCHAR(8);",
-    good: "ALTER TABLE orders MODIFY COLUMN status VARCHAR(64);",
-}, |ctx| {
-    let Some(schema) = &ctx.settings.schema else { return vec![] };
-    let Statement::AlterTable(a) = ctx.stmt else { return vec![] };
-    let Some(info) = target_tables(ctx.stmt).into_iter().next().and_then(|t| schema.tables.get(&t)) else { return vec![] };
-    a.operations
-        .iter()
-        .filter_map(|o| match o {
-            AlterTableOperation::ModifyColumn { col_name, data_type, .. } => Some((col_name, data_type)),
-            AlterTableOperation::ChangeColumn { old_name, data_type, .. } => Some((old_name, data_type)),
-            _ => None,
-        })
-        .filter_map(|(col, new)| {
-            let old = info.column_types.get(&col.value.to_ascii_lowercase())?;
-            let (of, ow) = width(old)?;
-            let (nf, nw) = width(&new.to_string())?;
-            (of == nf && nw < ow).then(|| (crate::rule::ident_at(col), Some(format!("{}: {old} → {new}", col.value))))
-        })
-        .collect()
-});
+rule!(
+    SchemaColumnTypeNarrowing,
+    RuleMeta {
+        id: "schema-column-type-narrowing",
+        category: Category::MigrationSafety,
+        engines: MYSQL,
+        level: Level::Error,
+        summary: "the new column type is narrower than the current one: existing values are truncated or the ALTER fails half way",
+        advice: "Check the longest stored value first; keep the width or widen it (schema-aware: needs --schema-from)",
+        bad: "ALTER TABLE orders MODIFY COLUMN status VARCHAR(8);",
+        good: "ALTER TABLE orders MODIFY COLUMN status VARCHAR(64);",
+    },
+    |ctx| {
+        let Some(schema) = &ctx.settings.schema else { return vec![] };
+        let Statement::AlterTable(a) = ctx.stmt else { return vec![] };
+        let Some(info) = target_tables(ctx.stmt).into_iter().next().and_then(|t| schema.tables.get(&t)) else { return vec![] };
+        a.operations
+            .iter()
+            .filter_map(|o| match o {
+                AlterTableOperation::ModifyColumn { col_name, data_type, .. } => Some((col_name, data_type)),
+                AlterTableOperation::ChangeColumn { old_name, data_type, .. } => Some((old_name, data_type)),
+                _ => None,
+            })
+            .filter_map(|(col, new)| {
+                let old = info.column_types.get(&col.value.to_ascii_lowercase())?;
+                let (of, ow) = width(old)?;
+                let (nf, nw) = width(&new.to_string())?;
+                (of == nf && nw < ow).then(|| (crate::rule::ident_at(col), Some(format!("{}: {old} → {new}", col.value))))
+            })
+            .collect()
+    }
+);

@@ -7,19 +7,25 @@ use crate::finding::Level;
 static DEFAULT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"^[a-z][a-z0-9_]{0,62}$").expect("valid default pattern"));
 use crate::rule::{Category, RuleMeta};
 
-rule!(TableNamePattern, RuleMeta {
-    id: "table-name-pattern",
-    category: Category::SchemaDesign,
-    engines: BOTH,
-    level: Level::Warning,
-    summary: "the table name does not match the naming pattern (default: lower snake_case)",
-    advice: "Name tables in lower snake_case; mixed case needs quoting forever",
-    bad: "CREATE TABLE OrderItems (id BIGINT PRIMARY KEY);",
-    good: "CREATE TABLE order_items (id BIGINT PRIMARY KEY);",
-}, |ctx| {
-    let re = ctx.settings.pattern(META.id, &DEFAULT);
-    match ctx.stmt {
-        Statement::CreateTable(t) if !re.is_match(&last_ident(&t.name)) => vec![(None, Some(format!("{} does not match {}", last_ident(&t.name), re.as_str())))],
-        _ => vec![],
+rule!(
+    TableNamePattern,
+    RuleMeta {
+        id: "table-name-pattern",
+        category: Category::SchemaDesign,
+        engines: BOTH,
+        level: Level::Warning,
+        summary: "the table name does not match the naming pattern (default: lower snake_case)",
+        advice: "Name tables in lower snake_case; mixed case needs quoting forever",
+        bad: "CREATE TABLE OrderItems (id BIGINT PRIMARY KEY);",
+        good: "CREATE TABLE order_items (id BIGINT PRIMARY KEY);",
+    },
+    |ctx| {
+        let re = ctx.settings.pattern(META.id, &DEFAULT);
+        match ctx.stmt {
+            Statement::CreateTable(t) if !re.is_match(&last_ident(&t.name)) => {
+                vec![(None, Some(format!("{} does not match {}", last_ident(&t.name), re.as_str())))]
+            }
+            _ => vec![],
+        }
     }
-});
+);

@@ -75,7 +75,10 @@ pub async fn run(cmd: AuditCmd) -> Result<i32> {
                 .into_iter()
                 .flatten()
                 .map(|e| {
-                    let at = e["at"].as_i64().map(|ms| humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64)).to_string()).unwrap_or_default();
+                    let at = e["at"]
+                        .as_i64()
+                        .map(|ms| humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64)).to_string())
+                        .unwrap_or_default();
                     vec![e["seq"].to_string(), at, txt(&e["actor"]), txt(&e["action"]), txt(&e["target"]), txt(&e["outcome"])]
                 })
                 .collect();

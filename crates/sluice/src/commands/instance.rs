@@ -161,7 +161,13 @@ pub async fn run(cmd: InstanceCmd) -> Result<i32> {
             if json {
                 print_json(&rep);
             } else if rep["ok"] == true {
-                println!("ok: {} {}, connect {} ms, round trip {} ms", rep["engine"].as_str().unwrap_or(""), show(&rep["server_version"]), show(&rep["connect_ms"]), show(&rep["latency_ms"]));
+                println!(
+                    "ok: {} {}, connect {} ms, round trip {} ms",
+                    rep["engine"].as_str().unwrap_or(""),
+                    show(&rep["server_version"]),
+                    show(&rep["connect_ms"]),
+                    show(&rep["latency_ms"])
+                );
                 if let Some(caps) = rep["capabilities"].as_object() {
                     for (k, v) in caps {
                         println!("  {k:<24} {}", show(v));

@@ -33,10 +33,18 @@ pub enum PipelineAction {
         #[arg(long)]
         json: bool,
     },
-    Show { id: String },
-    Start { id: String },
-    Stop { id: String },
-    Remove { id: String },
+    Show {
+        id: String,
+    },
+    Start {
+        id: String,
+    },
+    Stop {
+        id: String,
+    },
+    Remove {
+        id: String,
+    },
 }
 
 pub async fn run(cmd: PipelineCmd) -> Result<i32> {
@@ -58,7 +66,15 @@ pub async fn run(cmd: PipelineCmd) -> Result<i32> {
                     .flatten()
                     .map(|p| {
                         let st = &p["status"];
-                        vec![s(&p["name"]), s(&st["state"]), s(&st["events_in"]), format!("{:.0}", st["events_per_s"].as_f64().unwrap_or(0.0)), st["lag_seconds"].as_f64().map(|l| format!("{l:.1}")).unwrap_or("-".into()), s(&st["last_error"]), s(&p["id"])]
+                        vec![
+                            s(&p["name"]),
+                            s(&st["state"]),
+                            s(&st["events_in"]),
+                            format!("{:.0}", st["events_per_s"].as_f64().unwrap_or(0.0)),
+                            st["lag_seconds"].as_f64().map(|l| format!("{l:.1}")).unwrap_or("-".into()),
+                            s(&st["last_error"]),
+                            s(&p["id"]),
+                        ]
                     })
                     .collect();
                 print_table(&["NAME", "STATE", "EVENTS", "EVENTS/S", "LAG S", "LAST ERROR", "ID"], &rows);

@@ -62,7 +62,9 @@ pub enum TokenAction {
         #[arg(long)]
         user: Option<String>,
     },
-    Revoke { id: String },
+    Revoke {
+        id: String,
+    },
 }
 
 pub async fn run_user(cmd: UserCmd) -> Result<i32> {
@@ -72,7 +74,8 @@ pub async fn run_user(cmd: UserCmd) -> Result<i32> {
             let u: Value = c.call(Method::POST, "/api/v1/users", Some(json!({ "name": name, "role": role }))).await?;
             println!("created user {} ({})", name, u["id"].as_str().unwrap_or(""));
             if let Some(t) = with_token {
-                let tok: Value = c.call(Method::POST, &format!("/api/v1/users/{}/tokens", urlencode(u["id"].as_str().unwrap_or(""))), Some(json!({ "name": t }))).await?;
+                let tok: Value =
+                    c.call(Method::POST, &format!("/api/v1/users/{}/tokens", urlencode(u["id"].as_str().unwrap_or(""))), Some(json!({ "name": t }))).await?;
                 println!("token (shown once): {}", tok["token"].as_str().unwrap_or(""));
             }
         }
@@ -110,7 +113,8 @@ pub async fn run_token(cmd: TokenCmd) -> Result<i32> {
                 None => "/api/v1/tokens".into(),
             };
             let toks: Value = c.call(Method::GET, &path, None).await?;
-            let rows: Vec<Vec<String>> = toks.as_array().into_iter().flatten().map(|t| vec![s(&t["name"]), s(&t["user_id"]), s(&t["expires_at"]), s(&t["id"])]).collect();
+            let rows: Vec<Vec<String>> =
+                toks.as_array().into_iter().flatten().map(|t| vec![s(&t["name"]), s(&t["user_id"]), s(&t["expires_at"]), s(&t["id"])]).collect();
             print_table(&["NAME", "USER", "EXPIRES", "ID"], &rows);
         }
         TokenAction::Revoke { id } => {

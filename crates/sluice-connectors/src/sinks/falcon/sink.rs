@@ -3,9 +3,9 @@ use sluice_core::component::Record;
 use sluice_pipeline::{Rejected, Sink, SinkError};
 
 use super::config::FalconSinkConfig;
+use super::encoding::{FalconSample, validate};
 use crate::scope::Scope;
 use crate::sinks::http_client::HttpTarget;
-use super::encoding::{FalconSample, validate};
 
 pub struct FalconSink {
     target: HttpTarget,

@@ -78,7 +78,11 @@ impl Sink for FileSink {
                     out.flush().await.map_err(io)?;
                 }
                 Target::File { path, file } => {
-                    file.write_all(&buf).await.map_err(|e| SinkError { retryable: true, message: format!("cannot write {}: {e}", path.display()), source: Some(Box::new(e)) })?;
+                    file.write_all(&buf).await.map_err(|e| SinkError {
+                        retryable: true,
+                        message: format!("cannot write {}: {e}", path.display()),
+                        source: Some(Box::new(e)),
+                    })?;
                     file.sync_data().await.map_err(io)?;
                 }
             }

@@ -37,10 +37,7 @@ pub struct Sample {
 }
 
 fn sanitize(s: &str, allow_colon: bool) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || (allow_colon && c == ':') { c } else { '_' })
-        .collect();
+    let mut out: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || (allow_colon && c == ':') { c } else { '_' }).collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
     }
@@ -61,10 +58,8 @@ pub fn sanitize_label_name(s: &str) -> String {
 pub fn encode_metrics<'a>(metrics: impl Iterator<Item = &'a Metric>) -> WriteRequest {
     let mut series: BTreeMap<Vec<Label>, BTreeMap<i64, f64>> = BTreeMap::new();
     for m in metrics {
-        let mut labels = vec![
-            Label { name: "__name__".into(), value: sanitize_metric_name(&m.metric) },
-            Label { name: "endpoint".into(), value: m.endpoint.clone() },
-        ];
+        let mut labels =
+            vec![Label { name: "__name__".into(), value: sanitize_metric_name(&m.metric) }, Label { name: "endpoint".into(), value: m.endpoint.clone() }];
         for (k, v) in &m.tags {
             let name = sanitize_label_name(k);
             if name != "endpoint" && !v.is_empty() {

@@ -4,9 +4,9 @@ use sluice_core::component::Record;
 use sluice_pipeline::{Rejected, Sink, SinkError};
 
 use super::config::PromRemoteWriteSinkConfig;
+use super::encoding::encode_metrics;
 use crate::scope::Scope;
 use crate::sinks::http_client::HttpTarget;
-use super::encoding::encode_metrics;
 
 pub struct PromRemoteWriteSink {
     target: HttpTarget,
@@ -55,9 +55,7 @@ impl Sink for PromRemoteWriteSink {
             for chunk in metrics.chunks(self.batch_max) {
                 let req = encode_metrics(chunk.iter().copied());
                 let proto = req.encode_to_vec();
-                let body = snap::raw::Encoder::new()
-                    .compress_vec(&proto)
-                    .map_err(|e| SinkError::permanent(format!("snappy compression failed: {e}")))?;
+                let body = snap::raw::Encoder::new().compress_vec(&proto).map_err(|e| SinkError::permanent(format!("snappy compression failed: {e}")))?;
                 self.write(body).await?;
             }
             Ok(rejected)

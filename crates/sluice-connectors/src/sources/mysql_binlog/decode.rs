@@ -211,12 +211,8 @@ impl TablePlan {
             (_, MyValue::Float(f)) => Value::Float(f as f64),
             (_, MyValue::Double(f)) => Value::Float(f),
             (Kind::Date, MyValue::Date(y, m, d, ..)) => Value::Date { year: y as i32, month: m, day: d },
-            (_, MyValue::Date(y, m, d, h, mi, s, us)) => {
-                Value::DateTime { year: y as i32, month: m, day: d, hour: h, minute: mi, second: s, micros: us }
-            }
-            (_, MyValue::Time(neg, days, h, m, s, us)) => {
-                Value::Time { negative: neg, hours: days * 24 + h as u32, minutes: m, seconds: s, micros: us }
-            }
+            (_, MyValue::Date(y, m, d, h, mi, s, us)) => Value::DateTime { year: y as i32, month: m, day: d, hour: h, minute: mi, second: s, micros: us },
+            (_, MyValue::Time(neg, days, h, m, s, us)) => Value::Time { negative: neg, hours: days * 24 + h as u32, minutes: m, seconds: s, micros: us },
             (Kind::Decimal, MyValue::Bytes(b)) => Value::Decimal(text(&b)),
             (Kind::Timestamp, MyValue::Bytes(b)) => parse_epoch(&b).map(Value::Timestamp).unwrap_or(Value::Null),
             (Kind::Year, MyValue::Bytes(b)) => text(&b).parse::<i64>().map(Value::Int).unwrap_or(Value::Null),
@@ -273,13 +269,28 @@ fn parse_epoch(b: &[u8]) -> Option<i64> {
 
 fn is_numeric(t: ColumnType) -> bool {
     use ColumnType::*;
-    matches!(t, MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG | MYSQL_TYPE_LONGLONG | MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE | MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL | MYSQL_TYPE_YEAR)
+    matches!(
+        t,
+        MYSQL_TYPE_TINY
+            | MYSQL_TYPE_SHORT
+            | MYSQL_TYPE_INT24
+            | MYSQL_TYPE_LONG
+            | MYSQL_TYPE_LONGLONG
+            | MYSQL_TYPE_FLOAT
+            | MYSQL_TYPE_DOUBLE
+            | MYSQL_TYPE_NEWDECIMAL
+            | MYSQL_TYPE_DECIMAL
+            | MYSQL_TYPE_YEAR
+    )
 }
 
 /// Columns that carry a character set in the optional metadata (strings and blobs, not ENUM/SET).
 fn is_stringish(t: ColumnType) -> bool {
     use ColumnType::*;
-    matches!(t, MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_STRING | MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB)
+    matches!(
+        t,
+        MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_STRING | MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB
+    )
 }
 
 /// DEFAULT_CHARSET's non-default entries count character columns only (MySQL's binlog_event.h).
@@ -309,7 +320,11 @@ fn kind_of(t: Option<ColumnType>, unsigned: bool, charset: Option<u16>) -> Kind 
     let Some(t) = t else { return Kind::Other };
     match t {
         MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG | MYSQL_TYPE_LONGLONG => {
-            if unsigned { Kind::UnsignedInt } else { Kind::SignedInt }
+            if unsigned {
+                Kind::UnsignedInt
+            } else {
+                Kind::SignedInt
+            }
         }
         MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE => Kind::Float,
         MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL => Kind::Decimal,
@@ -324,7 +339,11 @@ fn kind_of(t: Option<ColumnType>, unsigned: bool, charset: Option<u16>) -> Kind 
         MYSQL_TYPE_BIT => Kind::Bit,
         MYSQL_TYPE_GEOMETRY => Kind::Binary,
         t if is_stringish(t) => {
-            if charset == Some(BINARY_CHARSET) { Kind::Binary } else { Kind::Text }
+            if charset == Some(BINARY_CHARSET) {
+                Kind::Binary
+            } else {
+                Kind::Text
+            }
         }
         _ => Kind::Other,
     }

@@ -16,21 +16,40 @@ use super::decode::Kind;
 /// How one column's value is laid out in a rows event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Layout {
-    Int { bytes: u8 },
+    Int {
+        bytes: u8,
+    },
     Float,
     Double,
     Year,
     Date,
-    Timestamp2 { fsp: u8 },
-    Datetime2 { fsp: u8 },
-    Decimal { precision: u8, scale: u8 },
+    Timestamp2 {
+        fsp: u8,
+    },
+    Datetime2 {
+        fsp: u8,
+    },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     /// A length prefix of 1 or 2 bytes, then the bytes (VARCHAR, CHAR).
-    Prefixed { len_bytes: u8 },
+    Prefixed {
+        len_bytes: u8,
+    },
     /// BLOB/TEXT: a length prefix of 1–4 bytes.
-    Blob { len_bytes: u8 },
-    Bit { bytes: u8 },
-    Enum { bytes: u8 },
-    Set { bytes: u8 },
+    Blob {
+        len_bytes: u8,
+    },
+    Bit {
+        bytes: u8,
+    },
+    Enum {
+        bytes: u8,
+    },
+    Set {
+        bytes: u8,
+    },
     Unsupported,
 }
 
@@ -58,11 +77,8 @@ pub(crate) fn layout(tme: &TableMapEvent<'_>, i: usize) -> Layout {
         }
         MYSQL_TYPE_STRING => {
             let (b0, b1) = (m(0), m(1));
-            let (real, length) = if b0 != 0 && (b0 & 0x30) != 0x30 {
-                (b0 | 0x30, (b1 as usize) | ((((b0 & 0x30) ^ 0x30) as usize) << 4))
-            } else {
-                (b0, b1 as usize)
-            };
+            let (real, length) =
+                if b0 != 0 && (b0 & 0x30) != 0x30 { (b0 | 0x30, (b1 as usize) | ((((b0 & 0x30) ^ 0x30) as usize) << 4)) } else { (b0, b1 as usize) };
             match ColumnType::try_from(real) {
                 Ok(MYSQL_TYPE_ENUM) => Layout::Enum { bytes: b1 },
                 Ok(MYSQL_TYPE_SET) => Layout::Set { bytes: b1 },

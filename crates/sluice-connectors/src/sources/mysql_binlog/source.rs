@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{MysqlBinlogConfig, StartFrom, StartName, glob_match};
 use super::decode::TablePlan;
-use super::rowdecode::Cursor;
 use super::position::{BinlogPosition, GtidState};
+use super::rowdecode::Cursor;
 
 /// MariaDB's own event types, which mysql_common does not decode (see `../shared/notes/cdc-spike.md`).
 const MARIADB_GTID_EVENT: u8 = 0xA2;
@@ -37,8 +37,8 @@ pub struct MysqlBinlogSource {
     config_table: Option<(String, String)>,
 }
 
-pub(super) use crate::sources::reconnect::Stop;
 use crate::sources::reconnect::Backoff;
+pub(super) use crate::sources::reconnect::Stop;
 
 impl MysqlBinlogSource {
     pub fn new(name: &str, config: MysqlBinlogConfig) -> Result<Self, String> {
@@ -87,13 +87,16 @@ impl MysqlBinlogSource {
         let q = |e: mysql_async::Error| classify(&e, "read the server's binlog position");
         match &self.config.start {
             StartFrom::Now | StartFrom::Named(StartName::Now) => {
-                let row: Option<(String, u64)> = conn.query_first("SHOW MASTER STATUS").await.map_err(q)?.map(|r: mysql_async::Row| {
-                    (r.get::<String, _>(0).unwrap_or_default(), r.get::<u64, _>(1).unwrap_or(4))
-                });
+                let row: Option<(String, u64)> = conn
+                    .query_first("SHOW MASTER STATUS")
+                    .await
+                    .map_err(q)?
+                    .map(|r: mysql_async::Row| (r.get::<String, _>(0).unwrap_or_default(), r.get::<u64, _>(1).unwrap_or(4)));
                 let Some((file, pos)) = row else {
                     return Err(Stop::Fatal(SourceError::new("the server has no binary log (SHOW MASTER STATUS is empty): start it with --log-bin")));
                 };
-                let gtid = if mariadb { conn.query_first::<String, _>("SELECT @@gtid_binlog_pos").await.map_err(q)?.unwrap_or_default() } else { String::new() };
+                let gtid =
+                    if mariadb { conn.query_first::<String, _>("SELECT @@gtid_binlog_pos").await.map_err(q)?.unwrap_or_default() } else { String::new() };
                 Ok(BinlogPosition { file, pos, gtid })
             }
             StartFrom::Named(StartName::Earliest) => {
@@ -122,10 +125,7 @@ impl MysqlBinlogSource {
     async fn column_names(&self, db: &str, table: &str) -> Option<Vec<String>> {
         let mut conn = Conn::new(self.opts.clone()).await.ok()?;
         let names: Vec<String> = conn
-            .exec(
-                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-                (db, table),
-            )
+            .exec("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", (db, table))
             .await
             .ok()?;
         let _ = conn.disconnect().await;
@@ -188,7 +188,9 @@ impl MysqlBinlogSource {
                             let oldest = self.oldest_binlog().await;
                             let at = if use_gtid { format!("GTID {}", start.gtid) } else { format!("{}:{}", start.file, start.pos) };
                             return Err(Stop::Fatal(SourceError::with_source(
-                                format!("the binlog position {at} is no longer available on the server (purged or invalid); the oldest available is {oldest}. Reset the checkpoint or start from a newer position"),
+                                format!(
+                                    "the binlog position {at} is no longer available on the server (purged or invalid); the oldest available is {oldest}. Reset the checkpoint or start from a newer position"
+                                ),
                                 e,
                             )));
                         }
@@ -334,7 +336,9 @@ impl MysqlBinlogSource {
                     let mut c = Cursor { data: re.rows_data(), at: 0 };
                     let mut i = 0;
                     while !c.is_empty() {
-                        let bad = |e: super::rowdecode::Truncated| Stop::Retry(format!("cannot decode a row of {}.{} at {file}:{start_pos}: {e}", plan.database, plan.table));
+                        let bad = |e: super::rowdecode::Truncated| {
+                            Stop::Retry(format!("cannot decode a row of {}.{} at {file}:{start_pos}: {e}", plan.database, plan.table))
+                        };
                         let before = match &before_bits {
                             Some(b) => Some(plan.decode_image(&mut c, b).map_err(bad)?),
                             None => None,
@@ -427,9 +431,9 @@ pub(super) fn classify(e: &mysql_async::Error, doing: &str) -> Stop {
         mysql_async::Error::Server(se) if AUTH_CODES.contains(&se.code) => {
             Stop::Fatal(SourceError::new(format!("cannot {doing}: the server refused the user: {e}")))
         }
-        mysql_async::Error::Server(se) if se.code == 1227 => Stop::Fatal(SourceError::new(format!(
-            "cannot {doing}: the user lacks a privilege (REPLICATION SLAVE and REPLICATION CLIENT are needed): {e}"
-        ))),
+        mysql_async::Error::Server(se) if se.code == 1227 => {
+            Stop::Fatal(SourceError::new(format!("cannot {doing}: the user lacks a privilege (REPLICATION SLAVE and REPLICATION CLIENT are needed): {e}")))
+        }
         other => Stop::Retry(format!("cannot {doing}: {other}")),
     }
 }
@@ -489,7 +493,12 @@ impl Source for MysqlBinlogSource {
             let rows: Vec<mysql_async::Row> = conn.query(q).await.map_err(|e| SourceError::with_source(format!("cannot read {database}.{table}"), e))?;
             let _ = conn.disconnect().await;
             let Some(first) = rows.first() else { return Ok(Vec::new()) };
-            let columns: Arc<[Column]> = first.columns_ref().iter().map(|c| Column { name: c.name_str().as_ref().into(), primary_key: c.flags().contains(mysql_async::consts::ColumnFlags::PRI_KEY_FLAG) }).collect::<Vec<_>>().into();
+            let columns: Arc<[Column]> = first
+                .columns_ref()
+                .iter()
+                .map(|c| Column { name: c.name_str().as_ref().into(), primary_key: c.flags().contains(mysql_async::consts::ColumnFlags::PRI_KEY_FLAG) })
+                .collect::<Vec<_>>()
+                .into();
             Ok(rows
                 .into_iter()
                 .map(|r| Row { columns: columns.clone(), values: r.unwrap_raw().into_iter().map(|v| v.map(text_value).unwrap_or(Value::Null)).collect() })

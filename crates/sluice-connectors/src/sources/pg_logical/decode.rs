@@ -192,7 +192,9 @@ pub(crate) fn typed(oid: u32, t: Vec<u8>) -> Value {
         17 => text.strip_prefix("\\x").and_then(|h| hex_decode(h)).map(|b| Value::Bytes(b.into())),
         114 | 3802 => serde_json::from_str(&text).ok().map(|j| Value::Json(Arc::new(j))),
         1082 => parse_date(&text).map(|(year, month, day)| Value::Date { year, month, day }),
-        1114 => parse_datetime(&text).map(|(year, month, day, hour, minute, second, micros, _)| Value::DateTime { year, month, day, hour, minute, second, micros }),
+        1114 => {
+            parse_datetime(&text).map(|(year, month, day, hour, minute, second, micros, _)| Value::DateTime { year, month, day, hour, minute, second, micros })
+        }
         1184 => parse_datetime(&text).map(|(y, mo, d, h, mi, s, us, offset)| {
             let secs = sluice_core::change::days_from_civil(y, mo, d) * 86_400 + h as i64 * 3600 + mi as i64 * 60 + s as i64 - offset as i64;
             Value::Timestamp(secs * 1_000_000 + us as i64)
@@ -250,10 +252,7 @@ mod tests {
         assert_eq!(typed(17, b"\\x0aff".to_vec()), Value::Bytes(vec![10, 255].into()));
         assert_eq!(typed(1184, b"2024-01-01 00:00:01.5+00".to_vec()), Value::Timestamp(1_704_067_201_500_000));
         assert_eq!(typed(1184, b"2024-01-01 05:30:01+05:30".to_vec()), Value::Timestamp(1_704_067_201_000_000));
-        assert_eq!(
-            typed(1114, b"2024-01-01 00:00:01".to_vec()),
-            Value::DateTime { year: 2024, month: 1, day: 1, hour: 0, minute: 0, second: 1, micros: 0 }
-        );
+        assert_eq!(typed(1114, b"2024-01-01 00:00:01".to_vec()), Value::DateTime { year: 2024, month: 1, day: 1, hour: 0, minute: 0, second: 1, micros: 0 });
         assert_eq!(typed(1082, b"2024-02-29".to_vec()), Value::Date { year: 2024, month: 2, day: 29 });
         assert_eq!(typed(25, b"hi".to_vec()), Value::String("hi".into()));
     }

@@ -139,7 +139,9 @@ impl PgLogicalSource {
     async fn read_snapshot(&self, snapshot_name: &str, consistent_point: Lsn, out: &mpsc::Sender<SourceItem>) -> Result<(), Stop> {
         let c = self.admin().await?;
         let q = |e: tokio_postgres::Error| classify_pg(&e, "read the initial snapshot");
-        c.batch_execute(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'", snapshot_name.replace('\'', ""))).await.map_err(q)?;
+        c.batch_execute(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'", snapshot_name.replace('\'', "")))
+            .await
+            .map_err(q)?;
         c.batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO'; SET LOCAL extra_float_digits = 3").await.map_err(q)?;
         let tables: Vec<(String, String)> = c
             .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2", &[&self.publication])
@@ -169,7 +171,8 @@ impl PgLogicalSource {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            let columns: Arc<[Column]> = stmt.columns().iter().map(|col| Column { name: col.name().into(), primary_key: pk.iter().any(|p| p == col.name()) }).collect::<Vec<_>>().into();
+            let columns: Arc<[Column]> =
+                stmt.columns().iter().map(|col| Column { name: col.name().into(), primary_key: pk.iter().any(|p| p == col.name()) }).collect::<Vec<_>>().into();
             let oids: Vec<u32> = stmt.columns().iter().map(|col| col.type_().oid()).collect();
             let rel = decode::Relation { schema: schema.as_str().into(), name: table.as_str().into(), columns: columns.clone(), type_oids: oids };
             c.batch_execute(&format!("DECLARE sluice_snapshot NO SCROLL CURSOR FOR SELECT * FROM {qualified}")).await.map_err(q)?;
@@ -179,10 +182,12 @@ impl PgLogicalSource {
                 for msg in page {
                     if let tokio_postgres::SimpleQueryMessage::Row(r) = msg {
                         got += 1;
-                        let cells = (0..r.len()).map(|i| match r.get(i) {
-                            Some(v) => decode::Cell::Text(v.as_bytes().to_vec()),
-                            None => decode::Cell::Null,
-                        }).collect();
+                        let cells = (0..r.len())
+                            .map(|i| match r.get(i) {
+                                Some(v) => decode::Cell::Text(v.as_bytes().to_vec()),
+                                None => decode::Cell::Null,
+                            })
+                            .collect();
                         let ev = ChangeEvent {
                             source: self.name.clone(),
                             database: rel.schema.clone(),
@@ -367,7 +372,9 @@ fn classify_pg(e: &tokio_postgres::Error, doing: &str) -> Stop {
         Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION || *c == SqlState::INSUFFICIENT_PRIVILEGE => {
             Stop::Fatal(SourceError::new(format!("cannot {doing}: {e}")))
         }
-        Some(_) => Stop::Fatal(SourceError::new(format!("cannot {doing}: {}", e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())))),
+        Some(_) => {
+            Stop::Fatal(SourceError::new(format!("cannot {doing}: {}", e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()))))
+        }
         None => Stop::Retry(format!("cannot {doing}: {e}")),
     }
 }
@@ -376,9 +383,10 @@ fn classify_wire(e: PgWireError, slot: &str) -> Stop {
     match &e {
         PgWireError::Auth(_) => Stop::Fatal(SourceError::with_source("the server refused the replication login", e)),
         // SQLSTATE 42704 (undefined_object): the slot was dropped under us.
-        PgWireError::Server(m) if m.contains("42704") || m.contains("does not exist") => {
-            Stop::Fatal(SourceError::with_source(format!("replication slot `{slot}` does not exist (dropped?); start again to recreate it (with a snapshot)"), e))
-        }
+        PgWireError::Server(m) if m.contains("42704") || m.contains("does not exist") => Stop::Fatal(SourceError::with_source(
+            format!("replication slot `{slot}` does not exist (dropped?); start again to recreate it (with a snapshot)"),
+            e,
+        )),
         PgWireError::Server(m) if m.contains("55000") || m.contains("can no longer") || m.contains("invalidated") => {
             Stop::Fatal(SourceError::with_source(format!("replication slot `{slot}` is invalidated; changes since its last confirmed position are gone"), e))
         }
@@ -428,7 +436,8 @@ impl Source for PgLogicalSource {
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let text: String = r.get(0);
-                let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).map_err(|e| SourceError::with_source("unexpected row JSON", e))?;
+                let obj: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&text).map_err(|e| SourceError::with_source("unexpected row JSON", e))?;
                 let columns: Arc<[Column]> = obj.keys().map(|k| Column { name: k.as_str().into(), primary_key: k == "id" }).collect::<Vec<_>>().into();
                 let values = obj.values().map(json_value).collect();
                 out.push(Row { columns, values });

@@ -15,7 +15,9 @@ pub(crate) fn target_tables(stmt: &Statement) -> Vec<String> {
     match stmt {
         Statement::Update(u) => from_factor(&u.table.relation).into_iter().collect(),
         Statement::Delete(d) => match &d.from {
-            sqlparser::ast::FromTable::WithFromKeyword(t) | sqlparser::ast::FromTable::WithoutKeyword(t) => t.iter().filter_map(|t| from_factor(&t.relation)).collect(),
+            sqlparser::ast::FromTable::WithFromKeyword(t) | sqlparser::ast::FromTable::WithoutKeyword(t) => {
+                t.iter().filter_map(|t| from_factor(&t.relation)).collect()
+            }
         },
         Statement::Insert(i) => match &i.table {
             sqlparser::ast::TableObject::TableName(n) => vec![last_ident(n).to_ascii_lowercase()],
@@ -26,29 +28,33 @@ pub(crate) fn target_tables(stmt: &Statement) -> Vec<String> {
     }
 }
 
-file_rule!(SchemaTableExists, RuleMeta {
-    id: "schema-table-exists",
-    category: Category::StatementSafety,
-    engines: BOTH,
-    level: Level::Error,
-    summary: "the statement changes a table that the target database does not have (and the file does not create)",
-    advice: "Check the table name and the database the change is meant for (schema-aware: needs --schema-from)",
-    bad: "UPDATE no_such_table SET a = 1 WHERE id = 1;",
-    good: "CREATE TABLE fresh (id BIGINT PRIMARY KEY);\nINSERT INTO fresh (id) VALUES (1);",
-}, |stmts, _dialect, settings| {
-    let Some(schema) = &settings.schema else { return vec![] };
-    let mut created: BTreeSet<String> = BTreeSet::new();
-    let mut out = Vec::new();
-    for s in stmts {
-        if let Some(t) = &s.facts.created_table {
-            created.insert(t.clone());
-            continue;
-        }
-        for t in s.facts.targets.iter().cloned() {
-            if !schema.tables.contains_key(&t) && !created.contains(&t) {
-                out.push((s.index, None, Some(t)));
+file_rule!(
+    SchemaTableExists,
+    RuleMeta {
+        id: "schema-table-exists",
+        category: Category::StatementSafety,
+        engines: BOTH,
+        level: Level::Error,
+        summary: "the statement changes a table that the target database does not have (and the file does not create)",
+        advice: "Check the table name and the database the change is meant for (schema-aware: needs --schema-from)",
+        bad: "UPDATE no_such_table SET a = 1 WHERE id = 1;",
+        good: "CREATE TABLE fresh (id BIGINT PRIMARY KEY);\nINSERT INTO fresh (id) VALUES (1);",
+    },
+    |stmts, _dialect, settings| {
+        let Some(schema) = &settings.schema else { return vec![] };
+        let mut created: BTreeSet<String> = BTreeSet::new();
+        let mut out = Vec::new();
+        for s in stmts {
+            if let Some(t) = &s.facts.created_table {
+                created.insert(t.clone());
+                continue;
+            }
+            for t in s.facts.targets.iter().cloned() {
+                if !schema.tables.contains_key(&t) && !created.contains(&t) {
+                    out.push((s.index, None, Some(t)));
+                }
             }
         }
+        out
     }
-    out
-});
+);
