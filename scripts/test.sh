@@ -9,6 +9,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck disable=SC1091
 . target/services/env
 
+# The clean-code gate: formatting and lints fail the run before any test does.
+echo "[test] cargo fmt --check" >&2
+cargo fmt --all --check
+echo "[test] cargo clippy --workspace --all-targets -- -D warnings" >&2
+cargo clippy --workspace --all-targets -- -D warnings
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "[test] installing cargo-nextest" >&2
   cargo install --locked cargo-nextest

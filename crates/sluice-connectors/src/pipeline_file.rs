@@ -261,10 +261,10 @@ fn split_table(text: &str) -> Option<(String, String)> {
 fn validate(c: &PipelineFile, scope: &Scope) -> Vec<FileError> {
     let mut errors = Vec::new();
     let mut err = |path: String, message: String| errors.push(FileError { path, message });
-    if let Some(n) = &c.name {
-        if n.is_empty() || !n.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch)) {
-            err("name".into(), "use letters, digits, `.`, `_` or `-`".into());
-        }
+    if let Some(n) = &c.name
+        && (n.is_empty() || !n.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch)))
+    {
+        err("name".into(), "use letters, digits, `.`, `_` or `-`".into());
     }
     let url = match &c.source {
         #[cfg(feature = "source-mysql-binlog")]
@@ -291,10 +291,10 @@ fn validate(c: &PipelineFile, scope: &Scope) -> Vec<FileError> {
         }
     }
     if let Some(shape) = &c.shape {
-        if let Some(t) = &shape.config_table {
-            if split_table(t).is_none() {
-                err("shape.config_table".into(), format!("`{t}` is not `database.table`"));
-            }
+        if let Some(t) = &shape.config_table
+            && split_table(t).is_none()
+        {
+            err("shape.config_table".into(), format!("`{t}` is not `database.table`"));
         }
         if shape.config_table.is_none() && shape.rules.is_empty() {
             err("shape".into(), "give `config_table`, `rules`, or both".into());
@@ -340,10 +340,10 @@ fn validate(c: &PipelineFile, scope: &Scope) -> Vec<FileError> {
     if c.runtime.source_buffer == Some(0) {
         err("runtime.source_buffer".into(), "must be > 0".into());
     }
-    if let Some(r) = &c.runtime.retry_max {
-        if humantime::parse_duration(r).is_err() {
-            err("runtime.retry_max".into(), format!("`{r}` is not a duration like `10s`"));
-        }
+    if let Some(r) = &c.runtime.retry_max
+        && humantime::parse_duration(r).is_err()
+    {
+        err("runtime.retry_max".into(), format!("`{r}` is not a duration like `10s`"));
     }
     errors
 }
@@ -367,10 +367,10 @@ impl Loaded {
             None => errors.push(FileError { path: "source.url".into(), message: "cannot tell the host of this connection string".into() }),
         }
         for (name, sink) in &self.config.sinks {
-            if let Some((host, port)) = sink.url().and_then(|u| crate::scope::url_host_port(u, 80)) {
-                if let Err(message) = self.scope.check_egress(&host, port).await {
-                    errors.push(FileError { path: format!("sinks.{name}.url"), message });
-                }
+            if let Some((host, port)) = sink.url().and_then(|u| crate::scope::url_host_port(u, 80))
+                && let Err(message) = self.scope.check_egress(&host, port).await
+            {
+                errors.push(FileError { path: format!("sinks.{name}.url"), message });
             }
         }
         errors

@@ -12,9 +12,12 @@ use sluice_core::Secret;
 use sluice_core::component::{CounterType, Metric, Record};
 use sluice_pipeline::Sink;
 
+/// A received request: its Authorization header and its JSON body.
+type Received = (Option<String>, serde_json::Value);
+
 #[derive(Clone, Default)]
 struct Hook {
-    bodies: Arc<Mutex<Vec<(Option<String>, serde_json::Value)>>>,
+    bodies: Arc<Mutex<Vec<Received>>>,
     answer: Arc<AtomicU16>,
 }
 

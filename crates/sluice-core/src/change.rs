@@ -6,7 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 /// A typed column value.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +45,8 @@ pub enum Value {
     },
     /// An instant: microseconds since the Unix epoch, UTC (MySQL TIMESTAMP, PostgreSQL timestamptz).
     Timestamp(i64),
-    Json(Arc<serde_json::Value>),
+    /// A JSON document exactly as the source holds it (numbers keep every digit).
+    Json(JsonText),
     /// An ENUM value: its name when known, else its 1-based index as text.
     Enum(Arc<str>),
     /// A SET value: its member names joined by `,`.
@@ -53,8 +54,9 @@ pub enum Value {
     /// A BIT(n) value.
     Bit(u64),
     /// A value the source did not send because it did not change (PostgreSQL's unchanged TOASTed columns
-    /// under REPLICA IDENTITY DEFAULT). Serialized as null; shaping treats it as NULL; a sink that writes
-    /// rows must leave the stored value as it is.
+    /// under REPLICA IDENTITY DEFAULT). On the wire the column is left out of the image and named in the
+    /// event's `unchanged` list (never null); shaping treats it as NULL; a sink that writes rows must leave
+    /// the stored value as it is.
     Unchanged,
 }
 
@@ -83,7 +85,7 @@ impl Value {
             Value::Float(f) => f.to_string(),
             Value::Decimal(s) | Value::String(s) | Value::Enum(s) | Value::Set(s) => s.to_string(),
             Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-            Value::Json(j) => j.to_string(),
+            Value::Json(j) => j.get().to_string(),
             Value::Bit(b) => b.to_string(),
             other => other.to_string(),
         })
@@ -118,13 +120,13 @@ pub fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::Date { year, month, day } => write!(f, "{year:04}-{month:02}-{day:02}"),
+            Value::Date { year, month, day } => write!(f, "{}-{month:02}-{day:02}", Year(*year as i64)),
             Value::Time { negative, hours, minutes, seconds, micros } => {
                 write!(f, "{}{hours:02}:{minutes:02}:{seconds:02}", if *negative { "-" } else { "" })?;
                 if *micros > 0 { write!(f, ".{micros:06}") } else { Ok(()) }
             }
             Value::DateTime { year, month, day, hour, minute, second, micros } => {
-                write!(f, "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}")?;
+                write!(f, "{}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}", Year(*year as i64))?;
                 if *micros > 0 { write!(f, ".{micros:06}") } else { Ok(()) }
             }
             Value::Timestamp(us) => {
@@ -132,7 +134,7 @@ impl fmt::Display for Value {
                 let micros = us.rem_euclid(1_000_000);
                 let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
                 let (y, m, d) = civil_from_days(days);
-                write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)?;
+                write!(f, "{}-{m:02}-{d:02}T{:02}:{:02}:{:02}", Year(y), rem / 3600, rem % 3600 / 60, rem % 60)?;
                 if micros > 0 { write!(f, ".{micros:06}Z") } else { f.write_str("Z") }
             }
             other => match other.as_text() {
@@ -140,6 +142,15 @@ impl fmt::Display for Value {
                 None => f.write_str("NULL"),
             },
         }
+    }
+}
+
+/// An ISO 8601 year: four digits at least, astronomical numbering (0 = 1 BC), a `-` before years before 0.
+struct Year(i64);
+
+impl fmt::Display for Year {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 < 0 { write!(f, "-{:04}", -self.0) } else { write!(f, "{:04}", self.0) }
     }
 }
 
@@ -157,21 +168,30 @@ pub fn civil_from_days(z: i64) -> (i64, u8, u8) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-impl Serialize for Value {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Value::Null | Value::Unchanged => s.serialize_none(),
-            Value::Bool(b) => s.serialize_bool(*b),
-            Value::Int(i) => s.serialize_i64(*i),
-            Value::UInt(u) => s.serialize_u64(*u),
-            Value::Float(f) => s.serialize_f64(*f),
-            Value::Bit(b) => s.serialize_u64(*b),
-            Value::Json(j) => j.serialize(s),
-            // Decimals as strings: a JSON number would be read back as a lossy double by most consumers.
-            Value::Decimal(d) | Value::String(d) | Value::Enum(d) | Value::Set(d) => s.serialize_str(d),
-            Value::Bytes(b) => s.serialize_str(&String::from_utf8_lossy(b)),
-            other => s.collect_str(other),
-        }
+/// A JSON document's text, validated once, kept exactly (numbers with every digit, key order as sent).
+#[derive(Debug, Clone)]
+pub struct JsonText(pub Arc<serde_json::value::RawValue>);
+
+impl JsonText {
+    /// Checks that `text` is one JSON document and keeps it as it is.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text.to_string()).map(|raw| Self(Arc::from(raw)))
+    }
+
+    /// A parsed document, written back as compact JSON.
+    pub fn from_value(v: &serde_json::Value) -> Self {
+        let raw = serde_json::value::to_raw_value(v).expect("a serde_json::Value always serializes");
+        Self(Arc::from(raw))
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for JsonText {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
     }
 }
 
@@ -192,17 +212,6 @@ pub struct Row {
 impl Row {
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.columns.iter().position(|c| &*c.name == name).map(|i| &self.values[i])
-    }
-}
-
-impl Serialize for Row {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.values.len()))?;
-        for (c, v) in self.columns.iter().zip(&self.values) {
-            m.serialize_entry(&*c.name, v)?;
-        }
-        m.end()
     }
 }
 
@@ -228,8 +237,8 @@ pub enum Position {
     Lsn { lsn: u64 },
 }
 
-/// One row change (or DDL statement).
-#[derive(Debug, Clone, Serialize)]
+/// One row change (or DDL statement). Its JSON form is [`crate::wire`]'s.
+#[derive(Debug, Clone)]
 pub struct ChangeEvent {
     /// The pipeline's source name.
     pub source: Arc<str>,
@@ -244,7 +253,6 @@ pub struct ChangeEvent {
     pub txn: Option<Arc<str>>,
     pub position: Position,
     /// DDL text, for `Operation::Ddl`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub statement: Option<Arc<str>>,
 }
 

@@ -100,10 +100,11 @@ impl EgressPolicy {
             if self.deny_nets.iter().any(|n| n.contains(&addr)) {
                 return denied(|host, addr| EgressDenied::Denied { host, addr });
             }
-            if let Some(nets) = &self.allow_nets {
-                if !host_allowed && !nets.iter().any(|n| n.contains(&addr)) {
-                    return denied(|host, addr| EgressDenied::NotAllowed { host, addr });
-                }
+            if let Some(nets) = &self.allow_nets
+                && !host_allowed
+                && !nets.iter().any(|n| n.contains(&addr))
+            {
+                return denied(|host, addr| EgressDenied::NotAllowed { host, addr });
             }
         }
         Ok(())

@@ -10,8 +10,9 @@ pub mod domain;
 pub mod egress;
 pub mod interpolate;
 pub mod secret;
+pub mod wire;
 
-pub use change::{ChangeEvent, Column, Operation, Position, Row, Value};
+pub use change::{ChangeEvent, Column, JsonText, Operation, Position, Row, Value};
 pub use domain::{Engine, Environment, Role, TlsMode};
 pub use interpolate::{InterpolateError, interpolate};
 pub use secret::Secret;

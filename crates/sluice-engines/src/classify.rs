@@ -48,12 +48,11 @@ pub(crate) fn has_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
         if err.is::<rustls::Error>() {
             return true;
         }
-        if let Some(io) = err.downcast_ref::<io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if inner.is::<rustls::Error>() {
-                    return true;
-                }
-            }
+        if let Some(io) = err.downcast_ref::<io::Error>()
+            && let Some(inner) = io.get_ref()
+            && inner.is::<rustls::Error>()
+        {
+            return true;
         }
         cur = err.source();
     }

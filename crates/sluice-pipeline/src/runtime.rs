@@ -145,15 +145,15 @@ impl Pipeline {
         });
 
         // The config table's current rows, before the first change is shaped.
-        if let Some(shaper) = shaper.as_mut() {
-            if let Some((db, table)) = shaper.config_table().cloned() {
-                let rows = source.read_table(&db, &table).await.map_err(PipelineError::Source)?;
-                for e in shaper.load_config_rows(&rows) {
-                    tracing::warn!(pipeline = %name, config_id = ?e.config_id, reason = %e.reason, "config row rejected");
-                    shared.dead_letter("shape", &e.reason, e.config_id, &serde_json::Value::Null).await?;
-                }
-                tracing::info!(pipeline = %name, rows = rows.len(), table = %format!("{db}.{table}"), "shaping config loaded");
+        if let Some(shaper) = shaper.as_mut()
+            && let Some((db, table)) = shaper.config_table().cloned()
+        {
+            let rows = source.read_table(&db, &table).await.map_err(PipelineError::Source)?;
+            for e in shaper.load_config_rows(&rows) {
+                tracing::warn!(pipeline = %name, config_id = ?e.config_id, reason = %e.reason, "config row rejected");
+                shared.dead_letter("shape", &e.reason, e.config_id, &serde_json::Value::Null).await?;
             }
+            tracing::info!(pipeline = %name, rows = rows.len(), table = %format!("{db}.{table}"), "shaping config loaded");
         }
 
         let tracker = TaskTracker::new();
@@ -211,17 +211,15 @@ impl Pipeline {
                 next = src_rx.try_recv().ok();
             }
             // Flush when the batch is full or the source has nothing more ready right now.
-            if records.len() >= settings.batch_max || src_rx.is_empty() {
-                if seq > flushed {
-                    let batch = Arc::new(Batch { records: std::mem::take(&mut records), upto: seq });
-                    flushed = seq;
-                    for tx in &sink_txs {
-                        if tx.send(batch.clone()).await.is_err() {
-                            break 'outer;
-                        }
+            if (records.len() >= settings.batch_max || src_rx.is_empty()) && seq > flushed {
+                let batch = Arc::new(Batch { records: std::mem::take(&mut records), upto: seq });
+                flushed = seq;
+                for tx in &sink_txs {
+                    if tx.send(batch.clone()).await.is_err() {
+                        break 'outer;
                     }
-                    metrics::counter!(SOURCE_EVENTS_TOTAL, "pipeline" => name.clone()).increment(batch.records.len() as u64);
                 }
+                metrics::counter!(SOURCE_EVENTS_TOTAL, "pipeline" => name.clone()).increment(batch.records.len() as u64);
             }
         }
         // Drain: stop the source, let sinks finish what they hold, save the last position.
@@ -316,11 +314,11 @@ async fn run_sink(
                 match sink.deliver(&batch.records).await {
                     Ok(rejected) => {
                         for r in &rejected {
-                            if let Some(record) = batch.records.get(r.index) {
-                                if let Err(e) = shared.dead_letter(&stage, &r.reason, None, record).await {
-                                    tracing::error!(sink = %name, error = %e, "cannot write dead letter; stopping this sink");
-                                    return;
-                                }
+                            if let Some(record) = batch.records.get(r.index)
+                                && let Err(e) = shared.dead_letter(&stage, &r.reason, None, record).await
+                            {
+                                tracing::error!(sink = %name, error = %e, "cannot write dead letter; stopping this sink");
+                                return;
                             }
                         }
                         let sent = (batch.records.len() - rejected.len()) as u64;

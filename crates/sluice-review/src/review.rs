@@ -80,12 +80,12 @@ fn normalize_for_parser(text: &str, dialect: SqlDialect) -> std::borrow::Cow<'_,
     if dialect == SqlDialect::Postgres {
         let upper = text.to_ascii_uppercase();
         let head: Vec<&str> = upper.split_whitespace().take(3).collect();
-        if head == ["DROP", "INDEX", "CONCURRENTLY"] {
-            if let Some(at) = upper.find("CONCURRENTLY") {
-                let mut s = text.to_string();
-                s.replace_range(at..at + "CONCURRENTLY".len(), &" ".repeat("CONCURRENTLY".len()));
-                return std::borrow::Cow::Owned(s);
-            }
+        if head == ["DROP", "INDEX", "CONCURRENTLY"]
+            && let Some(at) = upper.find("CONCURRENTLY")
+        {
+            let mut s = text.to_string();
+            s.replace_range(at..at + "CONCURRENTLY".len(), &" ".repeat("CONCURRENTLY".len()));
+            return std::borrow::Cow::Owned(s);
         }
     }
     std::borrow::Cow::Borrowed(text)
@@ -108,6 +108,12 @@ fn stmt_facts(stmt: &sqlparser::ast::Statement) -> StmtFacts {
     }
 }
 
+/// Records a finding of rule `meta` on statement `index` (unless ignored there) and that the rule fired.
+type PushFinding<'a> = dyn Fn(&mut Vec<Finding>, &mut Vec<(usize, String)>, usize, &crate::rule::RuleMeta, Option<Span>, Option<String>) + Sync + 'a;
+
+/// What one thread's share of the statements yields: findings, (statement, rule) pairs that fired, facts.
+type ChunkResult = (Vec<Finding>, Vec<(usize, String)>, Vec<StmtFacts>);
+
 /// Parses one statement, runs the statement rules on it, and returns what file rules need of it.
 #[allow(clippy::too_many_arguments)]
 fn check_statement(
@@ -117,7 +123,7 @@ fn check_statement(
     dialect: SqlDialect,
     settings: &crate::policy::Settings,
     rules: &[&'static dyn crate::rule::Rule],
-    push: &(dyn Fn(&mut Vec<Finding>, &mut Vec<(usize, String)>, usize, &crate::rule::RuleMeta, Option<Span>, Option<String>) + Sync),
+    push: &PushFinding<'_>,
     findings: &mut Vec<Finding>,
     fired: &mut Vec<(usize, String)>,
 ) -> StmtFacts {
@@ -134,7 +140,7 @@ fn check_statement(
         Err(e) => {
             let message = e.to_string();
             let (line, column) = match error_position(&message) {
-                Some((l, c)) if l == 1 => (piece.line, piece.column + c.saturating_sub(1)),
+                Some((1, c)) => (piece.line, piece.column + c.saturating_sub(1)),
                 Some((l, c)) => (piece.line + l - 1, c),
                 None => (piece.line, piece.column),
             };
@@ -279,7 +285,7 @@ pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Set
     // Parsing and statement rules are independent per statement: large files use every core.
     let threads = if pieces.len() < 512 { 1 } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8) };
     let chunk = pieces.len().div_ceil(threads.max(1)).max(1);
-    let results: Vec<(Vec<Finding>, Vec<(usize, String)>, Vec<StmtFacts>)> = std::thread::scope(|scope| {
+    let results: Vec<ChunkResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = pieces
             .chunks(chunk)
             .enumerate()
@@ -443,7 +449,7 @@ mod no_panic {
             let _ = review(&text, SqlDialect::MySql);
             let _ = review(&text, SqlDialect::Postgres);
             let soup: Vec<&str> = (0..(rng.next() % 40)).map(|_| TOKENS[(rng.next() % TOKENS.len() as u64) as usize]).collect();
-            let soup = soup.join(if rng.next() % 2 == 0 { " " } else { "" });
+            let soup = soup.join(if rng.next().is_multiple_of(2) { " " } else { "" });
             let _ = review(&soup, SqlDialect::MySql);
             let _ = review(&soup, SqlDialect::Postgres);
         }

@@ -58,10 +58,10 @@ impl StoreError {
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`], anything else to `Query`.
 pub(crate) fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            return StoreError::Conflict { what: what() };
-        }
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return StoreError::Conflict { what: what() };
     }
     StoreError::Query(e)
 }

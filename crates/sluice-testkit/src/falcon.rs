@@ -83,10 +83,10 @@ async fn push(State(inner): State<Arc<Inner>>, body: axum::body::Bytes) -> (Stat
     {
         let mut lat = inner.latencies_ms.lock().unwrap();
         for s in &items {
-            if s["metric"] == "tick" {
-                if let Some(sent) = s["value"].as_f64() {
-                    lat.push(now - sent as i64);
-                }
+            if s["metric"] == "tick"
+                && let Some(sent) = s["value"].as_f64()
+            {
+                lat.push(now - sent as i64);
             }
         }
     }

@@ -118,18 +118,6 @@ pub async fn fresh_mariadb_database(prefix: &str) -> (String, String) {
     (with_database(&admin, &name), name)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_urls() {
-        assert_eq!(host_port("mysql://u:p@127.0.0.1:3307/"), Some(("127.0.0.1".into(), 3307)));
-        assert_eq!(host_port("redis://:p@127.0.0.1:6380/"), Some(("127.0.0.1".into(), 6380)));
-        assert_eq!(with_database("postgres://u:p@h:1/sluice", "x"), "postgres://u:p@h:1/x");
-    }
-}
-
 /// Runs statements on the MariaDB test service as its admin user.
 pub async fn mariadb_exec(sql: &str) {
     use mysql_async::prelude::Queryable;
@@ -268,5 +256,17 @@ impl Drop for PrivateMariadb {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(host_port("mysql://u:p@127.0.0.1:3307/"), Some(("127.0.0.1".into(), 3307)));
+        assert_eq!(host_port("redis://:p@127.0.0.1:6380/"), Some(("127.0.0.1".into(), 6380)));
+        assert_eq!(with_database("postgres://u:p@h:1/sluice", "x"), "postgres://u:p@h:1/x");
     }
 }

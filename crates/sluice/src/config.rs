@@ -141,10 +141,10 @@ impl FileConfig {
         let listen: SocketAddr = listen_text.parse().map_err(|_| invalid("listen", format!("`{listen_text}` is not an address like 127.0.0.1:7700")))?;
         let data_dir = cli.data_dir.or(self.data_dir).unwrap_or_else(|| PathBuf::from("./sluice-data"));
         let store = cli.store.or(self.store);
-        if let Some(s) = &store {
-            if !(s.starts_with("postgres://") || s.starts_with("postgresql://") || s.starts_with("sqlite://")) {
-                return Err(invalid("store", "expected a postgres://… or sqlite://… URL".into()));
-            }
+        if let Some(s) = &store
+            && !(s.starts_with("postgres://") || s.starts_with("postgresql://") || s.starts_with("sqlite://"))
+        {
+            return Err(invalid("store", "expected a postgres://… or sqlite://… URL".into()));
         }
         let check_timeout = match &self.api.check_timeout {
             None => Duration::from_secs(5),

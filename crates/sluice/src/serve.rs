@@ -108,17 +108,17 @@ pub async fn signal_shutdown(token: CancellationToken) {
 async fn bootstrap_admin(store: &Store) -> Result<()> {
     let preset = std::env::var("SLUICE_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
     if store.user_count().await? > 0 {
-        if let Some(t) = &preset {
-            if store.authenticate(t).await?.is_none() {
-                tracing::warn!("SLUICE_ADMIN_TOKEN is set but is not a valid token of this store; it applies only to an empty store");
-            }
+        if let Some(t) = &preset
+            && store.authenticate(t).await?.is_none()
+        {
+            tracing::warn!("SLUICE_ADMIN_TOKEN is set but is not a valid token of this store; it applies only to an empty store");
         }
         return Ok(());
     }
-    if let Some(t) = &preset {
-        if t.len() < 24 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            bail!("SLUICE_ADMIN_TOKEN must be at least 24 characters with no spaces");
-        }
+    if let Some(t) = &preset
+        && (t.len() < 24 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        bail!("SLUICE_ADMIN_TOKEN must be at least 24 characters with no spaces");
     }
     let entry = AuditEntry {
         actor: "system".into(),

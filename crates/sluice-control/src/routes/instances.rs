@@ -154,10 +154,10 @@ impl CreateInstance {
         } else if self.engine != Engine::Redis {
             return Err(ApiError::invalid("username", format!("username: required for {}", self.engine)));
         }
-        if let Some(p) = &self.password {
-            if p.len() > 1024 {
-                return Err(ApiError::invalid("password", "password: at most 1024 bytes"));
-            }
+        if let Some(p) = &self.password
+            && p.len() > 1024
+        {
+            return Err(ApiError::invalid("password", "password: at most 1024 bytes"));
         }
         if let Some(d) = &self.database {
             check_database(self.engine, d)?;
@@ -197,10 +197,10 @@ impl UpdateInstance {
         if matches!(self.username, Some(None)) && engine != Engine::Redis {
             return Err(ApiError::invalid("username", format!("username: required for {engine}")));
         }
-        if let Some(Some(p)) = &self.password {
-            if p.len() > 1024 {
-                return Err(ApiError::invalid("password", "password: at most 1024 bytes"));
-            }
+        if let Some(Some(p)) = &self.password
+            && p.len() > 1024
+        {
+            return Err(ApiError::invalid("password", "password: at most 1024 bytes"));
         }
         if let Some(Some(d)) = &self.database {
             check_database(engine, d)?;

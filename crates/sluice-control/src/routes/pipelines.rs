@@ -24,7 +24,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A pipeline to run: its definition is a pipeline file's TOML (see docs/pipelines.md). Connection strings
-/// may name a registered instance (`url = "instance:orders-db"`) or use `${ENV}` of the server.
+/// may name a registered instance (`url = "instance:orders-db"`). The spec is confined: `${VAR}` sees only
+/// the variables offered in `sluice.toml`, files are relative names in the pipeline's own folder, and every
+/// connection obeys the egress policy (docs/security.md).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePipeline {
@@ -95,10 +97,8 @@ async fn create_pipeline(
     let entry = caller.audit_entry("ok", Some(serde_json::json!({ "name": body.name, "start": start })));
     let rec = state.store.create_pipeline(&body.name, &body.spec, desired, &entry).await.map_err(|e| caller.store_error(e))?;
     caller.audited();
-    if start {
-        if let Err(e) = state.pipelines.start(&rec).await {
-            tracing::error!(pipeline = %rec.name, error = %redact_urls(&e), "pipeline did not start");
-        }
+    if start && let Err(e) = state.pipelines.start(&rec).await {
+        tracing::error!(pipeline = %rec.name, error = %redact_urls(&e), "pipeline did not start");
     }
     Ok((StatusCode::CREATED, Json(view(&state, &rec, true))))
 }

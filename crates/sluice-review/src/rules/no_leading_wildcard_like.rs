@@ -7,12 +7,11 @@ use crate::rule::{Category, RuleMeta, span_of};
 fn leading_wildcards<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
     match e {
         Expr::Like { pattern, .. } | Expr::ILike { pattern, .. } => {
-            if let Expr::Value(v) = pattern.as_ref() {
-                if let Value::SingleQuotedString(s) = &v.value {
-                    if s.starts_with('%') || s.starts_with('_') {
-                        out.push(e);
-                    }
-                }
+            if let Expr::Value(v) = pattern.as_ref()
+                && let Value::SingleQuotedString(s) = &v.value
+                && (s.starts_with('%') || s.starts_with('_'))
+            {
+                out.push(e);
             }
         }
         Expr::BinaryOp { left, right, .. } => {

@@ -18,19 +18,19 @@ fn predicate_columns(e: &Expr, out: &mut BTreeSet<String>) {
                 out.insert(p.value.to_ascii_lowercase());
             }
         }
-        Expr::BinaryOp { left, op, right }
-            if matches!(
-                op,
+        Expr::BinaryOp {
+            left,
+            op:
                 BinaryOperator::And
-                    | BinaryOperator::Or
-                    | BinaryOperator::Eq
-                    | BinaryOperator::Lt
-                    | BinaryOperator::LtEq
-                    | BinaryOperator::Gt
-                    | BinaryOperator::GtEq
-                    | BinaryOperator::NotEq
-            ) =>
-        {
+                | BinaryOperator::Or
+                | BinaryOperator::Eq
+                | BinaryOperator::Lt
+                | BinaryOperator::LtEq
+                | BinaryOperator::Gt
+                | BinaryOperator::GtEq
+                | BinaryOperator::NotEq,
+            right,
+        } => {
             predicate_columns(left, out);
             predicate_columns(right, out);
         }

@@ -21,7 +21,7 @@ pub struct InstanceCmd {
 #[derive(Debug, Subcommand)]
 pub enum InstanceAction {
     /// Register an instance.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List registered instances.
     List {
         #[arg(long)]

@@ -14,7 +14,24 @@ use sluice_core::change::{Column, Row};
 use super::rowdecode::{Cursor, Layout, Truncated, layout, read_value};
 
 /// The binary collation id: strings in it are bytes, not text.
-const BINARY_CHARSET: u16 = 63;
+use super::charset::{BINARY_COLLATION as BINARY_CHARSET, TextCodec, pad_binary};
+
+/// How column bytes of a string or binary column become a value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ColumnText {
+    pub codec: TextCodec,
+    /// BINARY(n): n.
+    pub pad_to: Option<usize>,
+}
+
+impl ColumnText {
+    pub fn bytes(self, b: &[u8]) -> Value {
+        match self.pad_to {
+            Some(n) => pad_binary(b, n),
+            None => self.codec.value(b),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -45,6 +62,8 @@ pub(crate) struct TablePlan {
     enum_names: Vec<Option<Vec<Arc<str>>>>,
     set_names: Vec<Option<Vec<Arc<str>>>>,
     layouts: Vec<Layout>,
+    /// Per column: how its string bytes become text, and BINARY(n)'s length (to restore stripped 0x00s).
+    texts: Vec<ColumnText>,
     /// Every column has a layout the native decoder reads; otherwise rows go through mysql_common.
     pub native: bool,
 }
@@ -130,9 +149,15 @@ impl TablePlan {
         let mut kinds = Vec::with_capacity(n);
         let mut enum_names = Vec::with_capacity(n);
         let mut set_names = Vec::with_capacity(n);
+        let mut texts = Vec::with_capacity(n);
         for i in 0..n {
             let charset = charsets[i].or(default_charset);
             let kind = kind_of(types[i], unsigned[i], charset);
+            let codec = if kind == Kind::Binary { TextCodec::Binary } else { TextCodec::of(charset) };
+            let pad_to = (types[i] == Some(ColumnType::MYSQL_TYPE_STRING) && charset == Some(BINARY_CHARSET))
+                .then(|| crate::sources::mysql_binlog::rowdecode::string_length(tme.get_column_metadata(i).unwrap_or(&[])))
+                .filter(|n| *n > 0);
+            texts.push(ColumnText { codec, pad_to });
             enum_names.push(if kind == Kind::Enum { enum_iter.next() } else { None });
             set_names.push(if kind == Kind::Set { set_iter.next() } else { None });
             kinds.push(kind);
@@ -146,7 +171,17 @@ impl TablePlan {
             .into();
         let layouts: Vec<Layout> = (0..n).map(|i| layout(tme, i)).collect();
         let native = layouts.iter().all(|l| *l != Layout::Unsupported);
-        Self { database: tme.database_name().as_ref().into(), table: tme.table_name().as_ref().into(), columns, kinds, enum_names, set_names, layouts, native }
+        Self {
+            database: tme.database_name().as_ref().into(),
+            table: tme.table_name().as_ref().into(),
+            columns,
+            kinds,
+            enum_names,
+            set_names,
+            layouts,
+            texts,
+            native,
+        }
     }
 
     /// Decodes one row image from rows-event data: the NULL bitmap over the present columns, then their values.
@@ -173,7 +208,7 @@ impl TablePlan {
                 Layout::Set { .. } => self.set_names[i].as_deref(),
                 _ => None,
             };
-            values.push(read_value(c, self.layouts[i], self.kinds[i], i, names)?);
+            values.push(read_value(c, self.layouts[i], self.kinds[i], i, names, self.texts[i])?);
         }
         Ok(Row { columns: self.columns.clone(), values })
     }
@@ -189,7 +224,7 @@ impl TablePlan {
         match v {
             BinlogValue::Value(v) => self.convert_value(i, kind, v),
             BinlogValue::Jsonb(j) => match serde_json::Value::try_from(j) {
-                Ok(json) => Value::Json(Arc::new(json)),
+                Ok(json) => Value::Json(sluice_core::JsonText::from_value(&json)),
                 Err(_) => Value::Null,
             },
             // Partial JSON updates (binlog_row_value_options=PARTIAL_JSON) carry diffs, not the document.
@@ -218,11 +253,9 @@ impl TablePlan {
             (Kind::Year, MyValue::Bytes(b)) => text(&b).parse::<i64>().map(Value::Int).unwrap_or(Value::Null),
             (Kind::Bit, MyValue::Bytes(b)) => Value::Bit(b.iter().fold(0u64, |acc, x| (acc << 8) | *x as u64)),
             (Kind::Set, MyValue::Bytes(b)) => self.set_value(i, &b),
-            (Kind::Binary, MyValue::Bytes(b)) | (Kind::Other, MyValue::Bytes(b)) => Value::Bytes(b.into()),
-            (_, MyValue::Bytes(b)) => match String::from_utf8(b) {
-                Ok(s) => Value::String(s.into()),
-                Err(e) => Value::Bytes(e.into_bytes().into()),
-            },
+            (Kind::Binary, MyValue::Bytes(b)) => self.texts[i].bytes(&b),
+            (Kind::Other, MyValue::Bytes(b)) => Value::Bytes(b.into()),
+            (_, MyValue::Bytes(b)) => self.texts[i].bytes(&b),
         }
     }
 
@@ -301,16 +334,13 @@ fn string_column_index(types: &[Option<ColumnType>], nth_string: usize) -> Optio
 /// STRING columns hide ENUM and SET in their metadata's first byte.
 fn real_type(tme: &TableMapEvent<'_>, i: usize, t: Option<ColumnType>) -> Option<ColumnType> {
     let t = t?;
-    if t == ColumnType::MYSQL_TYPE_STRING {
-        if let Some(meta) = tme.get_column_metadata(i) {
-            if let Some(first) = meta.first() {
-                if let Ok(real) = ColumnType::try_from(*first) {
-                    if real == ColumnType::MYSQL_TYPE_ENUM || real == ColumnType::MYSQL_TYPE_SET {
-                        return Some(real);
-                    }
-                }
-            }
-        }
+    if t == ColumnType::MYSQL_TYPE_STRING
+        && let Some(meta) = tme.get_column_metadata(i)
+        && let Some(first) = meta.first()
+        && let Ok(real) = ColumnType::try_from(*first)
+        && (real == ColumnType::MYSQL_TYPE_ENUM || real == ColumnType::MYSQL_TYPE_SET)
+    {
+        return Some(real);
     }
     Some(t)
 }

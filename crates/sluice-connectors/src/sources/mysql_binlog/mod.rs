@@ -4,6 +4,7 @@
 //! after a crash or reconnect the source restarts at the last committed (or last sent) boundary, so the
 //! changes of a transaction that was cut mid-way are sent again; no committed transaction is skipped.
 
+mod charset;
 mod config;
 mod decode;
 mod position;

@@ -11,7 +11,7 @@ use mysql_async::binlog::events::TableMapEvent;
 use mysql_async::consts::ColumnType;
 use sluice_core::Value;
 
-use super::decode::Kind;
+use super::decode::{ColumnText, Kind};
 
 /// How one column's value is laid out in a rows event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,9 +76,8 @@ pub(crate) fn layout(tme: &TableMapEvent<'_>, i: usize) -> Layout {
             Layout::Prefixed { len_bytes: if max < 256 { 1 } else { 2 } }
         }
         MYSQL_TYPE_STRING => {
-            let (b0, b1) = (m(0), m(1));
-            let (real, length) =
-                if b0 != 0 && (b0 & 0x30) != 0x30 { (b0 | 0x30, (b1 as usize) | ((((b0 & 0x30) ^ 0x30) as usize) << 4)) } else { (b0, b1 as usize) };
+            let (real, length) = string_meta(meta);
+            let b1 = m(1);
             match ColumnType::try_from(real) {
                 Ok(MYSQL_TYPE_ENUM) => Layout::Enum { bytes: b1 },
                 Ok(MYSQL_TYPE_SET) => Layout::Set { bytes: b1 },
@@ -91,6 +90,18 @@ pub(crate) fn layout(tme: &TableMapEvent<'_>, i: usize) -> Layout {
         MYSQL_TYPE_BIT => Layout::Bit { bytes: ((m(1) as usize * 8 + m(0) as usize).div_ceil(8)) as u8 },
         _ => Layout::Unsupported,
     }
+}
+
+/// A STRING column's real type and its length in bytes, from its two metadata bytes (lengths over 255
+/// borrow two bits of the first byte: MySQL's `Field_string::do_save_field_metadata`).
+fn string_meta(meta: &[u8]) -> (u8, usize) {
+    let (b0, b1) = (meta.first().copied().unwrap_or(0), meta.get(1).copied().unwrap_or(0));
+    if b0 != 0 && (b0 & 0x30) != 0x30 { (b0 | 0x30, (b1 as usize) | ((((b0 & 0x30) ^ 0x30) as usize) << 4)) } else { (b0, b1 as usize) }
+}
+
+/// A CHAR/BINARY column's length in bytes.
+pub(crate) fn string_length(meta: &[u8]) -> usize {
+    string_meta(meta).1
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,7 +204,14 @@ fn decimal(c: &mut Cursor<'_>, precision: u8, scale: u8, column: usize) -> Resul
 }
 
 /// Reads one present, non-NULL value.
-pub(crate) fn read_value(c: &mut Cursor<'_>, layout: Layout, kind: Kind, column: usize, names: Option<&[Arc<str>]>) -> Result<Value, Truncated> {
+pub(crate) fn read_value(
+    c: &mut Cursor<'_>,
+    layout: Layout,
+    kind: Kind,
+    column: usize,
+    names: Option<&[Arc<str>]>,
+    text: ColumnText,
+) -> Result<Value, Truncated> {
     Ok(match layout {
         Layout::Int { bytes } => {
             let raw = le(c.take(bytes as usize, column)?);
@@ -238,15 +256,7 @@ pub(crate) fn read_value(c: &mut Cursor<'_>, layout: Layout, kind: Kind, column:
         Layout::Decimal { precision, scale } => Value::Decimal(decimal(c, precision, scale, column)?),
         Layout::Prefixed { len_bytes } | Layout::Blob { len_bytes } => {
             let n = le(c.take(len_bytes as usize, column)?) as usize;
-            let bytes = c.take(n, column)?;
-            if kind == Kind::Binary {
-                Value::Bytes(bytes.into())
-            } else {
-                match std::str::from_utf8(bytes) {
-                    Ok(s) => Value::String(s.into()),
-                    Err(_) => Value::Bytes(bytes.into()),
-                }
-            }
+            text.bytes(c.take(n, column)?)
         }
         Layout::Bit { bytes } => Value::Bit(be(c.take(bytes as usize, column)?)),
         Layout::Enum { bytes } => {
@@ -275,6 +285,8 @@ pub(crate) fn read_value(c: &mut Cursor<'_>, layout: Layout, kind: Kind, column:
 mod tests {
     use super::*;
 
+    const UTF8_TEXT: ColumnText = ColumnText { codec: crate::sources::mysql_binlog::charset::TextCodec::Utf8, pad_to: None };
+
     fn dec(bytes: &[u8], p: u8, s: u8) -> String {
         decimal(&mut Cursor { data: bytes, at: 0 }, p, s, 0).unwrap().to_string()
     }
@@ -293,10 +305,10 @@ mod tests {
     #[test]
     fn ints_sign_extend() {
         let mut c = Cursor { data: &[0xFF, 0xFF, 0xFF], at: 0 };
-        assert_eq!(read_value(&mut c, Layout::Int { bytes: 3 }, Kind::SignedInt, 0, None).unwrap(), Value::Int(-1));
+        assert_eq!(read_value(&mut c, Layout::Int { bytes: 3 }, Kind::SignedInt, 0, None, UTF8_TEXT).unwrap(), Value::Int(-1));
         let mut c = Cursor { data: &[0xFF, 0xFF, 0xFF], at: 0 };
-        assert_eq!(read_value(&mut c, Layout::Int { bytes: 3 }, Kind::UnsignedInt, 0, None).unwrap(), Value::UInt(0xFF_FFFF));
+        assert_eq!(read_value(&mut c, Layout::Int { bytes: 3 }, Kind::UnsignedInt, 0, None, UTF8_TEXT).unwrap(), Value::UInt(0xFF_FFFF));
         let mut c = Cursor { data: &[1], at: 0 };
-        assert!(read_value(&mut c, Layout::Int { bytes: 2 }, Kind::SignedInt, 0, None).is_err(), "truncated data is an error");
+        assert!(read_value(&mut c, Layout::Int { bytes: 2 }, Kind::SignedInt, 0, None, UTF8_TEXT).is_err(), "truncated data is an error");
     }
 }

@@ -126,9 +126,9 @@ fn snapshot_value(col: &mysql_async::Column, v: Option<mysql_async::Value>) -> V
             ColumnType::MYSQL_TYPE_YEAR => String::from_utf8_lossy(&b).parse().map(Value::Int).unwrap_or(Value::Null),
             _ if flags.contains(ColumnFlags::ENUM_FLAG) => Value::Enum(String::from_utf8_lossy(&b).as_ref().into()),
             _ if flags.contains(ColumnFlags::SET_FLAG) => Value::Set(String::from_utf8_lossy(&b).as_ref().into()),
-            ColumnType::MYSQL_TYPE_JSON => match serde_json::from_slice(&b) {
-                Ok(j) => Value::Json(Arc::new(j)),
-                Err(_) => Value::Bytes(b.into()),
+            ColumnType::MYSQL_TYPE_JSON => match std::str::from_utf8(&b).ok().and_then(|t| sluice_core::JsonText::parse(t).ok()) {
+                Some(j) => Value::Json(j),
+                None => Value::Bytes(b.into()),
             },
             _ if col.character_set() == BINARY_CHARSET => Value::Bytes(b.into()),
             _ => match String::from_utf8(b) {

@@ -183,17 +183,17 @@ impl MysqlBinlogSource {
             let event = match next {
                 None => return Err(Stop::Retry("the server closed the binlog stream".into())),
                 Some(Err(e)) => {
-                    if let mysql_async::Error::Server(se) = &e {
-                        if se.code == ER_BINLOG_READ {
-                            let oldest = self.oldest_binlog().await;
-                            let at = if use_gtid { format!("GTID {}", start.gtid) } else { format!("{}:{}", start.file, start.pos) };
-                            return Err(Stop::Fatal(SourceError::with_source(
-                                format!(
-                                    "the binlog position {at} is no longer available on the server (purged or invalid); the oldest available is {oldest}. Reset the checkpoint or start from a newer position"
-                                ),
-                                e,
-                            )));
-                        }
+                    if let mysql_async::Error::Server(se) = &e
+                        && se.code == ER_BINLOG_READ
+                    {
+                        let oldest = self.oldest_binlog().await;
+                        let at = if use_gtid { format!("GTID {}", start.gtid) } else { format!("{}:{}", start.file, start.pos) };
+                        return Err(Stop::Fatal(SourceError::with_source(
+                            format!(
+                                "the binlog position {at} is no longer available on the server (purged or invalid); the oldest available is {oldest}. Reset the checkpoint or start from a newer position"
+                            ),
+                            e,
+                        )));
                     }
                     return Err(classify(&e, "read the binlog"));
                 }
@@ -235,11 +235,11 @@ impl MysqlBinlogSource {
             EventData::RotateEvent(r) => {
                 // The first, fake rotate carries the CRC32 after the name: keep `name.NNNNNN` only.
                 st.file = clean_binlog_name(&r.name());
-                if end_pos != 0 || pos.as_ref().is_some_and(|p| p.file.is_empty()) {
-                    if let Some(p) = pos.as_mut() {
-                        p.file = st.file.clone();
-                        p.pos = r.position();
-                    }
+                if (end_pos != 0 || pos.as_ref().is_some_and(|p| p.file.is_empty()))
+                    && let Some(p) = pos.as_mut()
+                {
+                    p.file = st.file.clone();
+                    p.pos = r.position();
                 }
             }
             EventData::QueryEvent(q) => {

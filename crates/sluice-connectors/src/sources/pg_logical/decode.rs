@@ -189,8 +189,8 @@ pub(crate) fn typed(oid: u32, t: Vec<u8>) -> Value {
         26 | 28 => text.parse().ok().map(Value::UInt),
         700 | 701 => text.parse().ok().map(Value::Float),
         1700 => Some(Value::Decimal(text.as_str().into())),
-        17 => text.strip_prefix("\\x").and_then(|h| hex_decode(h)).map(|b| Value::Bytes(b.into())),
-        114 | 3802 => serde_json::from_str(&text).ok().map(|j| Value::Json(Arc::new(j))),
+        17 => text.strip_prefix("\\x").and_then(hex_decode).map(|b| Value::Bytes(b.into())),
+        114 | 3802 => sluice_core::JsonText::parse(&text).ok().map(Value::Json),
         1082 => parse_date(&text).map(|(year, month, day)| Value::Date { year, month, day }),
         1114 => {
             parse_datetime(&text).map(|(year, month, day, hour, minute, second, micros, _)| Value::DateTime { year, month, day, hour, minute, second, micros })
@@ -208,15 +208,30 @@ fn hex_decode(h: &str) -> Option<Vec<u8>> {
     (0..h.len()).step_by(2).map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect()
 }
 
+/// `2024-02-29`, or `4713-01-01 BC` → the astronomical year (1 BC is year 0, 4713 BC is -4712).
 fn parse_date(s: &str) -> Option<(i32, u8, u8)> {
+    let (s, bc) = match s.strip_suffix(" BC") {
+        Some(rest) => (rest, true),
+        None => (s, false),
+    };
     let mut it = s.splitn(3, '-');
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.get(..2)?.parse().ok()?))
+    let year: i32 = it.next()?.parse().ok()?;
+    Some((if bc { 1 - year } else { year }, it.next()?.parse().ok()?, it.next()?.get(..2)?.parse().ok()?))
 }
 
+/// Year, month, day, hour, minute, second, microsecond, UTC offset in seconds.
+type DateTimeParts = (i32, u8, u8, u8, u8, u8, u32, i32);
+
 /// `2024-01-01 00:00:01.5+00` / `+05:30` → parts and the offset in seconds.
-fn parse_datetime(s: &str) -> Option<(i32, u8, u8, u8, u8, u8, u32, i32)> {
+fn parse_datetime(s: &str) -> Option<DateTimeParts> {
+    // PostgreSQL writes the era last: `4713-11-24 00:00:00+00 BC`.
+    let (s, bc) = match s.strip_suffix(" BC") {
+        Some(rest) => (rest, true),
+        None => (s, false),
+    };
     let (date, rest) = s.split_once(' ')?;
     let (y, m, d) = parse_date(date)?;
+    let y = if bc { 1 - y } else { y };
     let (time, offset) = match rest.find(['+', '-']) {
         Some(i) => (&rest[..i], Some(&rest[i..])),
         None => (rest, None),
@@ -254,6 +269,15 @@ mod tests {
         assert_eq!(typed(1184, b"2024-01-01 05:30:01+05:30".to_vec()), Value::Timestamp(1_704_067_201_000_000));
         assert_eq!(typed(1114, b"2024-01-01 00:00:01".to_vec()), Value::DateTime { year: 2024, month: 1, day: 1, hour: 0, minute: 0, second: 1, micros: 0 });
         assert_eq!(typed(1082, b"2024-02-29".to_vec()), Value::Date { year: 2024, month: 2, day: 29 });
+        assert_eq!(typed(1082, b"4713-01-01 BC".to_vec()), Value::Date { year: -4712, month: 1, day: 1 });
+        assert_eq!(
+            typed(1114, b"4713-12-31 23:59:59.999999 BC".to_vec()),
+            Value::DateTime { year: -4712, month: 12, day: 31, hour: 23, minute: 59, second: 59, micros: 999_999 }
+        );
+        let bc = typed(1184, b"0001-01-01 00:00:00+00 BC".to_vec());
+        assert_eq!(bc.to_string(), "0000-01-01T00:00:00Z");
+        assert!(matches!(typed(700, b"NaN".to_vec()), Value::Float(f) if f.is_nan()));
+        assert_eq!(typed(701, b"-Infinity".to_vec()), Value::Float(f64::NEG_INFINITY));
         assert_eq!(typed(25, b"hi".to_vec()), Value::String("hi".into()));
     }
 

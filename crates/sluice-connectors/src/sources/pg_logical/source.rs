@@ -262,10 +262,10 @@ impl PgLogicalSource {
         } else {
             ReplicationClient::connect(cfg).await.map_err(|e| classify_wire(e, &self.slot))?
         };
-        if let Some(Some(c)) = Some(committed.borrow().clone()) {
-            if let Some(lsn) = c["lsn"].as_u64() {
-                client.update_applied_lsn(Lsn(lsn));
-            }
+        if let Some(Some(c)) = Some(committed.borrow().clone())
+            && let Some(lsn) = c["lsn"].as_u64()
+        {
+            client.update_applied_lsn(Lsn(lsn));
         }
         tracing::info!(source = %self.name, slot = %self.slot, start_lsn = %start, "logical replication started");
         let mut relations = Relations::default();
@@ -279,12 +279,11 @@ impl PgLogicalSource {
                     return Err(Stop::Shutdown);
                 }
                 changed = committed.changed() => {
-                    if changed.is_ok() {
-                        if let Some(lsn) = committed.borrow().as_ref().and_then(|c| c["lsn"].as_u64()) {
+                    if changed.is_ok()
+                        && let Some(lsn) = committed.borrow().as_ref().and_then(|c| c["lsn"].as_u64()) {
                             // Confirm to the server only what every sink has and the checkpoint saved.
                             client.update_applied_lsn(Lsn(lsn));
                         }
-                    }
                     continue;
                 }
                 e = client.recv() => e,
@@ -453,6 +452,6 @@ fn json_value(v: &serde_json::Value) -> Value {
         serde_json::Value::Bool(b) => Value::Bool(*b),
         serde_json::Value::Number(n) => n.as_i64().map(Value::Int).or_else(|| n.as_f64().map(Value::Float)).unwrap_or(Value::Null),
         serde_json::Value::String(s) => Value::String(s.as_str().into()),
-        other => Value::Json(Arc::new(other.clone())),
+        other => Value::Json(sluice_core::JsonText::from_value(other)),
     }
 }
