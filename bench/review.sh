@@ -11,6 +11,9 @@ RUNS=${1:-3}
 cd "$PEERS"
 # shellcheck disable=SC1091
 source ./lib.sh
+# shellcheck disable=SC1091
+source "$ROOT/bench/lib.sh"
+ensure_apt time
 ensure_venv squawk-cli sqlfluff
 (cd "$ROOT" && cargo build --release -p sluice >&2)
 S=$ROOT/target/release/sluice
@@ -33,22 +36,25 @@ with open(w + "/big.sql", "w") as f:
         f.write("INSERT INTO events (id, name, payload, amount, created_at) VALUES %s;\n" % rows(5))
 PY
 
-t() { local t0; t0=$(now); "$@" >/dev/null 2>&1 || true; elapsed "$t0"; }
-med() { local -a T=(); for ((r = 1; r <= RUNS; r++)); do T+=("$(t "$@")"); done; median "${T[@]}"; }
-sj=$(med "$S" review "$W/pg.sql" --engine postgres --format json)
-st=$(med "$S" review "$W/pg.sql" --engine postgres)
-qj=$(med "$VENV/bin/squawk" --reporter json "$W/pg.sql")
-qt=$(t "$VENV/bin/squawk" "$W/pg.sql")
-sm=$(med "$S" review "$W/my.sql" --engine mysql --format json)
+# Exit codes that mean "ran and reported": sluice review 0/1/2 (clean, warnings, errors), squawk 0/1,
+# sqlfluff 0/1; anything else (3: usage or I/O error, a crash) stops the benchmark.
+O=$W/out
+sj=$(timed_median "$O.sj" 0,1,2 "$RUNS" "$S" review "$W/pg.sql" --engine postgres --format json)
+grep -q '"findings"' "$O.sj" || { echo "sluice review json: no findings document" >&2; exit 1; }
+st=$(timed_median "$O.st" 0,1,2 "$RUNS" "$S" review "$W/pg.sql" --engine postgres)
+qj=$(timed_median "$O.qj" 0,1 "$RUNS" "$VENV/bin/squawk" --reporter json "$W/pg.sql")
+qt=$(timed "$O.qt" 0,1 "$VENV/bin/squawk" "$W/pg.sql")
+sm=$(timed_median "$O.sm" 0,1,2 "$RUNS" "$S" review "$W/my.sql" --engine mysql --format json)
 cd "$W"
-ff=$(t "$VENV/bin/sqlfluff" lint --dialect mysql my1000.sql)
+ff=$(timed "$O.ff" 0,1 "$VENV/bin/sqlfluff" lint --dialect mysql my1000.sql)
 cd - >/dev/null
-si=$(med "$S" review "$W/inserts.sql" --engine mysql)
-big=$( { /usr/bin/time -f "%e %M" "$S" review "$W/big.sql" --engine mysql --format json >/dev/null; } 2>&1 | tail -1)
+si=$(timed_median "$O.si" 0,1,2 "$RUNS" "$S" review "$W/inserts.sql" --engine mysql)
+/usr/bin/time -f "%e %M" -o "$O.time" "$S" review "$W/big.sql" --engine mysql --format json >"$O.big" || [ $? -le 2 ] || { echo "sluice review of the 20 MB file failed" >&2; exit 1; }
+[ -s "$O.big" ] || { echo "sluice review of the 20 MB file wrote nothing" >&2; exit 1; }
+big=$(tail -1 "$O.time")
 rate() { awk -v n="$1" -v t="$2" 'BEGIN{ if (t == 0) print "inf"; else printf "%.0f", n/t }'; }
 
-cat <<RESULT
-
+result=$(cat <<RESULT
 == SQL review benchmark ($(nproc) cores, median of $RUNS)
 PostgreSQL 10,000 statements: sluice json ${sj} s ($(rate 10000 "$sj")/s), text ${st} s ($(rate 10000 "$st")/s)
                               squawk json ${qj} s ($(rate 10000 "$qj")/s), text ${qt} s ($(rate 10000 "$qt")/s)
@@ -57,3 +63,6 @@ MySQL 10,000 statements:      sluice ${sm} s ($(rate 10000 "$sm")/s); sqlfluff 1
 2 MB, 10,000 INSERTs:         $(wc -c <"$W/inserts.sql") bytes in ${si} s (target < 1 s)
 20 MB file:                   $(wc -c <"$W/big.sql") bytes: $(awk '{print $1}' <<<"$big") s, max RSS $(awk '{printf "%.0f", $2/1024}' <<<"$big") MiB (target < 100 MiB)
 RESULT
+)
+printf '\n%s\n' "$result"
+record_results "bench/review.sh" "$result"

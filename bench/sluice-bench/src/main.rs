@@ -1,4 +1,6 @@
-//! `sluice-bench binlog`: MariaDB binlog → shaping (3 metrics per row) → blackhole sink, in rows/s.
+//! `sluice-bench binlog`: MariaDB binlog → shaping (3 metrics per row) → blackhole sink, in rows/s; with
+//! `--jsonl PATH`: every full row (before and after images) rendered as a JSON line through the file sink
+//! instead (the same rendering work as `mariadb-binlog --verbose`).
 //! `sluice-bench latency`: commit-to-push latency into the open-falcon stand-in at a steady write rate.
 
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use clap::{Parser, Subcommand};
 use mysql_async::prelude::Queryable;
 use sluice_connectors::sinks::blackhole::BlackholeSink;
 use sluice_connectors::sinks::falcon::{FalconSink, FalconSinkConfig};
+use sluice_connectors::sinks::file::{FileSink, FileSinkConfig};
 use sluice_connectors::sources::mysql_binlog::{MysqlBinlogConfig, MysqlBinlogSource, StartFrom};
 use sluice_connectors::sources::pg_logical::{PgLogicalConfig, PgLogicalSource};
 use sluice_pipeline::checkpoint::CheckpointStore;
@@ -40,6 +43,9 @@ enum Cmd {
         rows: u64,
         #[arg(long, default_value = "bench")]
         db: String,
+        /// Render every change as a JSON line into this file (e.g. /dev/null) instead of shaping.
+        #[arg(long)]
+        jsonl: Option<String>,
     },
     /// Stream a PostgreSQL slot through shaping into the blackhole sink; prints seconds and rows/s.
     Pg {
@@ -89,7 +95,7 @@ async fn pipeline(
     url: &str,
     start: StartFrom,
     include: Vec<String>,
-    rules: Vec<RuleConfig>,
+    rules: Option<Vec<RuleConfig>>,
     sink: Box<dyn Sink>,
     dir: &std::path::Path,
     status: Arc<PipelineStatus>,
@@ -102,7 +108,10 @@ async fn pipeline(
     Ok(Pipeline {
         name: "bench".into(),
         source: Box::new(source),
-        shaper: Some(Shaper::new(&ShapeSettings { rules, config_table: None, deletes: false }).map_err(|e| anyhow::anyhow!("{e:?}"))?),
+        shaper: match rules {
+            None => None,
+            Some(rules) => Some(Shaper::new(&ShapeSettings { rules, config_table: None, deletes: false }).map_err(|e| anyhow::anyhow!("{e:?}"))?),
+        },
         sinks: vec![NamedSink { name: "out".into(), sink }],
         checkpoints: CheckpointStore::open(&dir.join("cp.db")).await?,
         dead_letter: DeadLetter::open(&dir.join("dl.jsonl")).await?,
@@ -114,25 +123,28 @@ async fn pipeline(
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Binlog { url, file, rows, db } => {
+        Cmd::Binlog { url, file, rows, db, jsonl } => {
             let dir = tempfile::tempdir()?;
             let status = Arc::new(PipelineStatus::default());
-            let sink = BlackholeSink::default();
-            let received = sink.received.clone();
-            let p = pipeline(
-                &url,
-                StartFrom::File { file, pos: 4 },
-                vec![format!("{db}.metrics")],
-                vec![rule(&db, "metrics", &["cpu", "mem", "disk"], "{$field}")],
-                Box::new(sink),
-                dir.path(),
-                status.clone(),
-            )
-            .await?;
+            let (sink, received, rules, expect): (Box<dyn Sink>, _, _, u64) = match &jsonl {
+                None => {
+                    let sink = BlackholeSink::default();
+                    let received = sink.received.clone();
+                    (Box::new(sink), received, Some(vec![rule(&db, "metrics", &["cpu", "mem", "disk"], "{$field}")]), rows * 3)
+                }
+                Some(path) => {
+                    let scope = sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml"));
+                    let file = FileSink::new(&FileSinkConfig { path: path.clone() }, &scope).await.map_err(anyhow::Error::msg)?;
+                    let counted = Counted { inner: Box::new(file), delivered: Arc::default() };
+                    let received = counted.delivered.clone();
+                    (Box::new(counted), received, None, rows)
+                }
+            };
+            let p = pipeline(&url, StartFrom::File { file, pos: 4 }, vec![format!("{db}.metrics")], rules, sink, dir.path(), status.clone()).await?;
             let stop = CancellationToken::new();
             let t0 = Instant::now();
             let handle = tokio::spawn(p.run(stop.clone()));
-            wait_for_records(&received, rows * 3, &handle, &status).await?;
+            wait_for_records(&received, expect, &handle, &status).await?;
             let secs = t0.elapsed().as_secs_f64();
             stop.cancel();
             handle.await??;
@@ -197,7 +209,7 @@ async fn main() -> Result<()> {
                 &url,
                 StartFrom::Now,
                 vec!["sluice_bench_bigtx.metrics".into()],
-                vec![rule("sluice_bench_bigtx", "metrics", &["cpu", "mem", "disk"], "{$field}")],
+                Some(vec![rule("sluice_bench_bigtx", "metrics", &["cpu", "mem", "disk"], "{$field}")]),
                 Box::new(sink),
                 dir.path(),
                 status.clone(),
@@ -239,7 +251,7 @@ async fn main() -> Result<()> {
                 &url,
                 StartFrom::Now,
                 vec!["sluice_bench_latency.ticks".into()],
-                vec![rule("sluice_bench_latency", "ticks", &["sent_ms"], "tick")],
+                Some(vec![rule("sluice_bench_latency", "ticks", &["sent_ms"], "tick")]),
                 Box::new(sink),
                 dir.path(),
                 status.clone(),
@@ -280,6 +292,25 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A sink that counts what its inner sink accepted (the file sink does not count).
+struct Counted {
+    inner: Box<dyn Sink>,
+    delivered: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Sink for Counted {
+    fn deliver<'a>(
+        &'a mut self,
+        records: &'a [sluice_core::component::Record],
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<sluice_pipeline::Rejected>, sluice_pipeline::SinkError>> {
+        Box::pin(async move {
+            let rejected = self.inner.deliver(records).await?;
+            self.delivered.fetch_add((records.len() - rejected.len()) as u64, Ordering::Relaxed);
+            Ok(rejected)
+        })
+    }
 }
 
 /// Waits until the sink has `n` records, failing if the pipeline stops first.

@@ -31,9 +31,74 @@ impl Sink for Collect {
     }
 }
 
+/// A running binlog pipeline over one test database, collecting every change.
+struct Capture {
+    sink: Collect,
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<Result<(), sluice_pipeline::PipelineError>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Capture {
+    /// Starts from "now" and calls `poke` (which writes something to the database) until a first change
+    /// arrives, so everything written afterwards is captured.
+    async fn start(db: &str, name: &str, mut poke: impl AsyncFnMut()) -> Self {
+        let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Collect::default();
+        let status = Arc::new(PipelineStatus::default());
+        let source = MysqlBinlogSource::new(
+            name,
+            MysqlBinlogConfig {
+                url: sluice_testkit::service(sluice_testkit::Service::Mariadb),
+                server_id: 20_000 + (std::process::id() + name.len() as u32 * 7919) % 10_000,
+                start: StartFrom::default(),
+                include: vec![format!("{db}.*")],
+                exclude: vec![],
+                snapshot: vec![],
+                reconnect_max: "1s".into(),
+            },
+        )
+        .unwrap();
+        let p = Pipeline {
+            name: name.into(),
+            source: Box::new(source),
+            shaper: None,
+            sinks: vec![NamedSink { name: "c".into(), sink: Box::new(sink.clone()) }],
+            checkpoints: CheckpointStore::open(&dir.path().join("cp.db")).await.unwrap(),
+            dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await.unwrap(),
+            settings: RuntimeSettings::default(),
+            status: status.clone(),
+        };
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(p.run(stop.clone()));
+        // Wait until the stream has started before writing ("now" is resolved at connect).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            poke().await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if !sink.0.lock().unwrap().is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the source never delivered (finished: {}, error: {:?}, events: {})",
+                handle.is_finished(),
+                status.last_error.lock().unwrap(),
+                status.events_in.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+        Self { sink, stop, handle, _dir: dir }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_native_type_decodes_exactly() {
-    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
     let (url, db) = sluice_testkit::fresh_mariadb_database("types").await;
     let pool = mysql_async::Pool::new(url.as_str());
     let mut c = pool.get_conn().await.unwrap();
@@ -49,50 +114,11 @@ async fn every_native_type_decodes_exactly() {
     .unwrap();
     c.query_drop("CREATE TABLE j (id INT PRIMARY KEY, doc JSON, tm TIME)").await.unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let sink = Collect::default();
-    let status = Arc::new(PipelineStatus::default());
-    let source = MysqlBinlogSource::new(
-        "types",
-        MysqlBinlogConfig {
-            url: sluice_testkit::service(sluice_testkit::Service::Mariadb),
-            server_id: 20_000 + std::process::id() % 10_000,
-            start: StartFrom::default(),
-            include: vec![format!("{db}.*")],
-            exclude: vec![],
-            snapshot: vec![],
-            reconnect_max: "1s".into(),
-        },
-    )
-    .unwrap();
-    let p = Pipeline {
-        name: "types".into(),
-        source: Box::new(source),
-        shaper: None,
-        sinks: vec![NamedSink { name: "c".into(), sink: Box::new(sink.clone()) }],
-        checkpoints: CheckpointStore::open(&dir.path().join("cp.db")).await.unwrap(),
-        dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await.unwrap(),
-        settings: RuntimeSettings::default(),
-        status: status.clone(),
-    };
-    let stop = CancellationToken::new();
-    let handle = tokio::spawn(p.run(stop.clone()));
-    // Wait until the stream has started before writing ("now" is resolved at connect).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let cap = Capture::start(&db, "types", async || {
         c.query_drop("INSERT INTO j VALUES (0, NULL, '00:00:00') ON DUPLICATE KEY UPDATE tm = ADDTIME(tm, '00:00:01')").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if !sink.0.lock().unwrap().is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the source never delivered (finished: {}, error: {:?}, events: {})",
-            handle.is_finished(),
-            status.last_error.lock().unwrap(),
-            status.events_in.load(std::sync::atomic::Ordering::Relaxed)
-        );
-    }
+    })
+    .await;
+    let sink = cap.sink.clone();
 
     c.query_drop(
         "INSERT INTO t VALUES
@@ -114,8 +140,7 @@ async fn every_native_type_decodes_exactly() {
         assert!(Instant::now() < deadline, "changes did not arrive");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop.cancel();
-    handle.await.unwrap().unwrap();
+    cap.stop().await;
 
     let row = find("t", Operation::Insert, 1).unwrap().after.clone().unwrap();
     let get = |c: &str| row.get(c).cloned().unwrap();
@@ -155,4 +180,77 @@ async fn every_native_type_decodes_exactly() {
     // MariaDB's JSON is LONGTEXT with a check, so it travels as text (MySQL's binary JSON would be Value::Json).
     assert_eq!(j.get("doc"), Some(&Value::String("{\"a\": [1, 2]}".into())));
     assert_eq!(j.get("tm"), Some(&Value::Time { negative: true, hours: 1, minutes: 2, seconds: 3, micros: 0 }));
+}
+
+/// Strings in every character set a table may use, and bytes of every binary type, as the server's own
+/// SELECT returns them: text compared as UTF-8 (`CONVERT(col USING utf8mb4)`), bytes as `HEX(col)`, and
+/// each value also through the JSON envelope (base64 for bytes, listed under `binary`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_in_every_charset_and_bytes_arrive_as_the_server_selects_them() {
+    use base64::Engine as _;
+    let (url, db) = sluice_testkit::fresh_mariadb_database("charsets").await;
+    let pool = mysql_async::Pool::new(url.as_str());
+    let mut c = pool.get_conn().await.unwrap();
+    c.query_drop(
+        "CREATE TABLE cs (
+           id INT PRIMARY KEY,
+           l1 VARCHAR(20) CHARACTER SET latin1, l2 VARCHAR(20) CHARACTER SET latin2, gb VARCHAR(20) CHARACTER SET gbk,
+           sj VARCHAR(20) CHARACTER SET sjis, kr VARCHAR(20) CHARACTER SET euckr, ru VARCHAR(20) CHARACTER SET cp1251,
+           u8 VARCHAR(20) CHARACTER SET utf8mb4, t1 TEXT CHARACTER SET latin1, c1 CHAR(5) CHARACTER SET latin2,
+           bn BINARY(16), vb VARBINARY(8), bl BLOB, g GEOMETRY
+         ) DEFAULT CHARSET utf8mb4",
+    )
+    .await
+    .unwrap();
+    let cap = Capture::start(&db, "charsets", async || {
+        c.query_drop("INSERT INTO cs (id, c1) VALUES (0, 'a') ON DUPLICATE KEY UPDATE c1 = IF(c1 = 'a', 'b', 'a')").await.unwrap();
+    })
+    .await;
+    c.query_drop("SET NAMES utf8mb4").await.unwrap();
+    c.query_drop(
+        "INSERT INTO cs VALUES
+          (1, 'café é', 'Žluťoučký', '中文产品', '日本語', '한국어', 'Привет', 'é🍔', 'Ã© looks like UTF-8', 'Žár',
+           UNHEX('651AED08390F4893B2F136923E7B7400'), X'FF010000', X'C328FF00', ST_GeomFromText('POINT(1 1)')),
+          (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, UNHEX('00'), X'', X'', NULL)",
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let find = |id: i64| cap.sink.0.lock().unwrap().iter().find(|e| e.after.as_ref().and_then(|r| r.get("id")) == Some(&Value::Int(id))).cloned();
+    while find(2).is_none() {
+        assert!(Instant::now() < deadline, "changes did not arrive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let texts = ["l1", "l2", "gb", "sj", "kr", "ru", "u8", "t1", "c1"];
+    let bytes = ["bn", "vb", "bl", "g"];
+    for id in [1i64, 2] {
+        let event = find(id).unwrap();
+        let row = event.after.clone().unwrap();
+        let wire: serde_json::Value = serde_json::to_value(&*event).unwrap();
+        for col in texts {
+            let want: Option<String> = c.query_first(format!("SELECT HEX(CONVERT({col} USING utf8mb4)) FROM cs WHERE id = {id}")).await.unwrap().flatten();
+            let want = want.map(|h| String::from_utf8(hex::decode(h).unwrap()).unwrap());
+            let got = row.get(col).unwrap();
+            match &want {
+                Some(w) => assert_eq!(got, &Value::String(w.as_str().into()), "row {id} column {col}"),
+                None => assert_eq!(got, &Value::Null, "row {id} column {col}"),
+            }
+            assert_eq!(wire["after"][col].as_str(), want.as_deref(), "row {id} column {col} on the wire");
+        }
+        for col in bytes {
+            let want: Option<String> = c.query_first(format!("SELECT HEX({col}) FROM cs WHERE id = {id}")).await.unwrap().flatten();
+            let want = want.map(|h| hex::decode(h).unwrap());
+            let got = row.get(col).unwrap();
+            match &want {
+                Some(w) => assert_eq!(got, &Value::Bytes(w.clone().into()), "row {id} column {col}"),
+                None => assert_eq!(got, &Value::Null, "row {id} column {col}"),
+            }
+            let on_wire = wire["after"][col].as_str().map(|b| base64::engine::general_purpose::STANDARD.decode(b).unwrap());
+            assert_eq!(on_wire, want, "row {id} column {col} on the wire");
+            if want.is_some() {
+                assert!(wire["binary"].as_array().unwrap().iter().any(|c| c == col), "{col} is listed as binary: {}", wire["binary"]);
+            }
+        }
+    }
+    cap.stop().await;
 }

@@ -61,8 +61,13 @@ fn changes(sink: &Collect) -> Vec<Arc<sluice_core::ChangeEvent>> {
     sink.0.lock().unwrap().iter().filter_map(|r| if let Record::Change(c) = r { Some(c.clone()) } else { None }).collect()
 }
 
+/// The slot's confirmed_flush_lsn; `None` while the slot does not exist or is still being created (the
+/// column is NULL until the slot is consistent).
 async fn confirmed_flush(c: &tokio_postgres::Client, slot: &str) -> Option<String> {
-    c.query_opt("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await.unwrap().map(|r| r.get(0))
+    c.query_opt("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+        .await
+        .unwrap()
+        .and_then(|r| r.get::<_, Option<String>>(0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,5 +248,83 @@ async fn initial_snapshot_hands_off_to_the_slot_exactly() {
     assert!(ch[0].after.as_ref().unwrap().columns.iter().any(|col| &*col.name == "id" && col.primary_key));
     stop.cancel();
     handle.await.unwrap().unwrap();
+    sluice_testkit::drop_replication_slots(&url).await;
+}
+
+/// Values PostgreSQL has and JSON does not (NaN, ±Infinity, BC dates, numbers beyond f64, bytes), and an
+/// unchanged TOAST value, arrive on the wire exactly: compared with the server's own SELECT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_json_lacks_arrive_exactly_on_the_wire() {
+    use base64::Engine as _;
+    let url = sluice_testkit::fresh_postgres_database("pgexact").await;
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let name = format!("x_{}", &db[db.len() - 8..]);
+    let slot = format!("sluice_{name}_{db}");
+    let c = pg(&url).await;
+    c.batch_execute(
+        "CREATE TABLE items (id int PRIMARY KEY, r real, d double precision, n numeric, dt date, ts timestamp, tz timestamptz,
+                             j json, jb jsonb, b bytea, big text);",
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Collect::default();
+    let status = Arc::new(PipelineStatus::default());
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(pipeline(&name, &url, dir.path(), sink.clone(), status.clone()).await.run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while confirmed_flush(&c, &slot).await.is_none() {
+        assert!(Instant::now() < deadline, "slot never created");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.batch_execute(
+        r#"SET TimeZone = 'UTC';
+           INSERT INTO items VALUES
+             (1, 'NaN', 'Infinity', 'NaN', '4713-01-01 BC', '4713-12-31 23:59:59.999999 BC', '0001-01-01 00:00:00+00 BC',
+              '{"n": 12345678901234567890.5, "z": [true, null, 1e3]}', '{"n": 12345678901234567890.5, "s": "é🍔"}', '\xff00fe80',
+              (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 400) i)),
+             (2, '-Infinity', -1.5e300, 'Infinity', '0001-01-01', '294276-12-31 23:59:59', '1970-01-01 00:00:00+00', '[]', 'null', '\x', 'small');
+           UPDATE items SET d = 1 WHERE id = 1;"#,
+    )
+    .await
+    .unwrap();
+    wait_until("3 changes", || changes(&sink).len() >= 3).await;
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    let ch = changes(&sink);
+    let wire: Vec<serde_json::Value> = ch.iter().map(|e| serde_json::to_value(&**e).unwrap()).collect();
+    for (k, id) in [(0usize, 1i32), (1, 2)] {
+        let row = c.query_one("SELECT r::text, d::text, n::text, j::text, jb::text, encode(b, 'hex') FROM items WHERE id = $1", &[&id]).await.unwrap();
+        let after = &wire[k]["after"];
+        let server: Vec<String> = (0..6).map(|i| row.get(i)).collect();
+        if id == 1 {
+            assert_eq!((after["r"].as_str(), after["n"].as_str()), (Some(server[0].as_str()), Some(server[2].as_str())), "{after}");
+            assert_eq!(after["d"], "Infinity");
+        } else {
+            assert_eq!(after["r"], "-Infinity");
+            assert_eq!(after["d"].as_f64(), Some(-1.5e300));
+            assert_eq!(after["n"], "Infinity");
+        }
+        // JSON arrives as the document the server holds (json: as written; jsonb: as normalised), digits intact.
+        let j_raw = serde_json::to_string(&ch[k].after.as_ref().unwrap().get("j").unwrap()).unwrap();
+        let jb_raw = serde_json::to_string(&ch[k].after.as_ref().unwrap().get("jb").unwrap()).unwrap();
+        assert_eq!(j_raw, server[3], "json column of row {id}");
+        assert_eq!(jb_raw, server[4], "jsonb column of row {id}");
+        let bytes = base64::engine::general_purpose::STANDARD.decode(after["b"].as_str().unwrap()).unwrap();
+        assert_eq!(hex::encode(bytes), server[5], "bytea of row {id}");
+        assert!(wire[k]["binary"].as_array().unwrap().iter().any(|c| c == "b"));
+    }
+    // Years before 1 AD keep their era: ISO 8601 astronomical numbering (4713 BC is -4712).
+    let first = &wire[0]["after"];
+    assert_eq!(first["dt"], "-4712-01-01");
+    assert_eq!(first["ts"], "-4712-12-31 23:59:59.999999");
+    assert_eq!(first["tz"], "0000-01-01T00:00:00Z");
+    assert_eq!(wire[1]["after"]["ts"], "294276-12-31 23:59:59");
+    // REPLICA IDENTITY DEFAULT: the unchanged TOASTed column is not null but absent, and named.
+    let upd = &wire[2];
+    assert_eq!(upd["op"], "update");
+    assert!(upd["after"].get("big").is_none(), "{upd}");
+    assert_eq!(upd["unchanged"], serde_json::json!(["big"]));
+    assert_eq!(upd["after"]["d"].as_f64(), Some(1.0));
     sluice_testkit::drop_replication_slots(&url).await;
 }

@@ -132,9 +132,12 @@ mod tests {
 
     #[test]
     fn the_envelope_names_binary_and_unchanged_columns() {
-        let columns: Arc<[Column]> =
-            vec![Column { name: "id".into(), primary_key: true }, Column { name: "b".into(), primary_key: false }, Column { name: "big".into(), primary_key: false }]
-                .into();
+        let columns: Arc<[Column]> = vec![
+            Column { name: "id".into(), primary_key: true },
+            Column { name: "b".into(), primary_key: false },
+            Column { name: "big".into(), primary_key: false },
+        ]
+        .into();
         let row = Row { columns, values: vec![Value::Int(1), Value::Bytes(vec![1].into()), Value::Unchanged] };
         let e = ChangeEvent {
             source: "s".into(),
