@@ -263,7 +263,9 @@ async fn values_json_lacks_arrive_exactly_on_the_wire() {
     let c = pg(&url).await;
     c.batch_execute(
         "CREATE TABLE items (id int PRIMARY KEY, r real, d double precision, n numeric, dt date, ts timestamp, tz timestamptz,
-                             j json, jb jsonb, b bytea, big text);",
+                             j json, jb jsonb, b bytea, big text);
+         -- Written before the stream starts: the stream never saw this row's TOASTed value.
+         INSERT INTO items (id, big) VALUES (3, (SELECT string_agg(md5((i * 7)::text), '') FROM generate_series(1, 400) i));",
     )
     .await
     .unwrap();
@@ -284,11 +286,12 @@ async fn values_json_lacks_arrive_exactly_on_the_wire() {
               '{"n": 12345678901234567890.5, "z": [true, null, 1e3]}', '{"n": 12345678901234567890.5, "s": "é🍔"}', '\xff00fe80',
               (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 400) i)),
              (2, '-Infinity', -1.5e300, 'Infinity', '0001-01-01', '294276-12-31 23:59:59', '1970-01-01 00:00:00+00', '[]', 'null', '\x', 'small');
-           UPDATE items SET d = 1 WHERE id = 1;"#,
+           UPDATE items SET d = 1 WHERE id = 1;
+           UPDATE items SET d = 3 WHERE id = 3;"#,
     )
     .await
     .unwrap();
-    wait_until("3 changes", || changes(&sink).len() >= 3).await;
+    wait_until("4 changes", || changes(&sink).len() >= 4).await;
     stop.cancel();
     handle.await.unwrap().unwrap();
     let ch = changes(&sink);
@@ -320,11 +323,17 @@ async fn values_json_lacks_arrive_exactly_on_the_wire() {
     assert_eq!(first["ts"], "-4712-12-31 23:59:59.999999");
     assert_eq!(first["tz"], "0000-01-01T00:00:00Z");
     assert_eq!(wire[1]["after"]["ts"], "294276-12-31 23:59:59");
-    // REPLICA IDENTITY DEFAULT: the unchanged TOASTed column is not null but absent, and named.
+    // REPLICA IDENTITY DEFAULT, an UPDATE that leaves the TOASTed column alone: the stream delivered the
+    // row's previous version, so the value is filled from it, exactly the server's.
+    let big1: String = c.query_one("SELECT big FROM items WHERE id = 1", &[]).await.unwrap().get(0);
     let upd = &wire[2];
-    assert_eq!(upd["op"], "update");
-    assert!(upd["after"].get("big").is_none(), "{upd}");
-    assert_eq!(upd["unchanged"], serde_json::json!(["big"]));
-    assert_eq!(upd["after"]["d"].as_f64(), Some(1.0));
+    assert_eq!((upd["op"].as_str(), upd["after"]["d"].as_f64()), (Some("update"), Some(1.0)));
+    assert!(upd["after"]["big"].as_str() == Some(big1.as_str()), "the TOASTed value of row 1 was not filled from the stream");
+    assert!(upd.get("unchanged").is_none());
+    // A row the stream never saw written: not null but absent, and named as unchanged.
+    let upd3 = &wire[3];
+    assert_eq!(upd3["after"]["id"], 3);
+    assert!(upd3["after"].get("big").is_none(), "row 3's big is absent, not null");
+    assert_eq!(upd3["unchanged"], serde_json::json!(["big"]));
     sluice_testkit::drop_replication_slots(&url).await;
 }

@@ -61,6 +61,11 @@ impl<'a> Reader<'a> {
     fn i32(&mut self) -> Result<i32, DecodeError> {
         Ok(i32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
+    /// How many items of at least `min` bytes the rest of the message can hold: the most any count the
+    /// server sends may reserve, so a corrupt count cannot make a huge allocation.
+    fn room(&self, min: usize) -> usize {
+        (self.b.len() - self.at) / min.max(1)
+    }
     fn cstr(&mut self) -> Result<&'a str, DecodeError> {
         let end = self.b[self.at..].iter().position(|c| *c == 0).ok_or_else(|| DecodeError("unterminated string".into()))?;
         let s = std::str::from_utf8(&self.b[self.at..self.at + end]).map_err(|_| DecodeError("string is not UTF-8".into()))?;
@@ -69,7 +74,7 @@ impl<'a> Reader<'a> {
     }
     fn tuple(&mut self) -> Result<Vec<Cell>, DecodeError> {
         let n = self.u16()? as usize;
-        let mut cells = Vec::with_capacity(n);
+        let mut cells = Vec::with_capacity(n.min(self.room(1)));
         for _ in 0..n {
             cells.push(match self.u8()? {
                 b'n' => Cell::Null,
@@ -97,8 +102,9 @@ pub(crate) fn decode(data: &[u8]) -> Result<Message, DecodeError> {
             let name = r.cstr()?.into();
             let _replica_identity = r.u8()?;
             let n = r.u16()? as usize;
-            let mut columns = Vec::with_capacity(n);
-            let mut type_oids = Vec::with_capacity(n);
+            // Each column takes at least 10 bytes: flags, an empty name's NUL, type OID, typmod.
+            let mut columns = Vec::with_capacity(n.min(r.room(10)));
+            let mut type_oids = Vec::with_capacity(n.min(r.room(10)));
             for _ in 0..n {
                 let flags = r.u8()?;
                 let col = r.cstr()?;
@@ -136,7 +142,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<Message, DecodeError> {
         b'T' => {
             let n = r.u32()? as usize;
             let _options = r.u8()?;
-            let mut rels = Vec::with_capacity(n);
+            let mut rels = Vec::with_capacity(n.min(r.room(4)));
             for _ in 0..n {
                 rels.push(r.u32()?);
             }
@@ -258,6 +264,15 @@ fn parse_datetime(s: &str) -> Option<DateTimeParts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_count_larger_than_the_message_reserves_nothing_and_fails() {
+        // TRUNCATE of 4 billion relations in a 9-byte message: an error, not a 16 GiB allocation.
+        let msg = [b'T', 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1];
+        assert!(decode(&msg).is_err());
+        let rel = [b'R', 0, 0, 0, 1, b's', 0, b't', 0, b'd', 0xff, 0xff];
+        assert!(decode(&rel).is_err());
+    }
 
     #[test]
     fn types_text_values() {

@@ -9,6 +9,7 @@
 mod config;
 mod decode;
 mod source;
+mod toast;
 
 pub use config::PgLogicalConfig;
 pub use source::PgLogicalSource;

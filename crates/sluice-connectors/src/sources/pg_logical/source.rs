@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{PgLogicalConfig, PgUrl, quote_ident, valid_name};
 use super::decode::{self, Message, Relations};
+use super::toast::ToastCache;
 
 /// Seconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_UNIX_SECS: i64 = 946_684_800;
@@ -269,6 +270,8 @@ impl PgLogicalSource {
         }
         tracing::info!(source = %self.name, slot = %self.slot, start_lsn = %start, "logical replication started");
         let mut relations = Relations::default();
+        // Per session on purpose: see toast.rs for why a reconnect starts it empty.
+        let mut toast = ToastCache::default();
         let mut xid: Option<Arc<str>> = None;
         let mut commit_ts_ms = 0i64;
         let mut last_sent = pos.unwrap_or(0);
@@ -301,13 +304,17 @@ impl PgLogicalSource {
                 ReplicationEvent::XLogData { data, wal_start, .. } => {
                     let msg = decode::decode(&data).map_err(|e| Stop::Retry(format!("{e} at {wal_start}")))?;
                     match msg {
-                        Message::Relation(oid, r) => relations.insert(oid, r),
+                        Message::Relation(oid, r) => {
+                            toast.forget_relation(oid);
+                            relations.insert(oid, r)
+                        }
                         Message::Change { relation, op, old, new } => {
                             let Some(rel) = relations.get(relation) else {
                                 return Err(Stop::Retry(format!("change for unknown relation {relation} at {wal_start}")));
                             };
                             let before = old.map(|cells| decode::row(&rel, cells, None));
-                            let after = new.map(|cells| decode::row(&rel, cells, before.as_ref()));
+                            let mut after = new.map(|cells| decode::row(&rel, cells, before.as_ref()));
+                            toast.apply(relation, op, before.as_ref(), after.as_mut());
                             let ev = ChangeEvent {
                                 source: self.name.clone(),
                                 database: rel.schema.clone(),
@@ -324,6 +331,7 @@ impl PgLogicalSource {
                         }
                         Message::Truncate(oids) => {
                             for oid in oids {
+                                toast.forget_relation(oid);
                                 if let Some(rel) = relations.get(oid) {
                                     let ev = ChangeEvent {
                                         source: self.name.clone(),
