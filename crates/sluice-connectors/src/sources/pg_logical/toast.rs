@@ -90,10 +90,10 @@ impl ToastCache {
                     }
                 }
                 for (col, v) in after.values.iter_mut().enumerate() {
-                    if matches!(v, Value::Unchanged) {
-                        if let Some((cached, _)) = self.entries.get(&(relation, key.clone(), col)) {
-                            *v = cached.clone();
-                        }
+                    if matches!(v, Value::Unchanged)
+                        && let Some((cached, _)) = self.entries.get(&(relation, key.clone(), col))
+                    {
+                        *v = cached.clone();
                     }
                 }
                 for (col, v) in after.values.iter().enumerate() {
@@ -144,10 +144,10 @@ impl ToastCache {
         self.order.push_back((key, self.generation));
         while self.bytes > BUDGET_BYTES {
             let Some((k, g)) = self.order.pop_front() else { break };
-            if self.entries.get(&k).is_some_and(|(_, eg)| *eg == g) {
-                if let Some((old, _)) = self.entries.remove(&k) {
-                    self.bytes -= size(&old);
-                }
+            if self.entries.get(&k).is_some_and(|(_, eg)| *eg == g)
+                && let Some((old, _)) = self.entries.remove(&k)
+            {
+                self.bytes -= size(&old);
             }
         }
         // Stale order entries pile up when the same cells are rewritten often: compact now and then.
