@@ -2,6 +2,8 @@
 # Every timed run must succeed and produce output; figures are appended to bench/RESULTS.md.
 
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# A failure inside $(…) must stop the benchmark too, not only the subshell.
+shopt -s inherit_errexit
 
 # timed OUT ALLOWED_CODES CMD… : runs CMD with stdout to OUT and prints its wall time in seconds. Stops the
 # benchmark when CMD exits with a code not in ALLOWED_CODES (comma-separated; a linter that found problems
@@ -33,7 +35,11 @@ timed_median() {
   local out=$1 allowed=$2 runs=$3 r
   shift 3
   local -a T=()
-  for ((r = 1; r <= runs; r++)); do T+=("$(timed "$out" "$allowed" "$@")"); done
+  local one
+  for ((r = 1; r <= runs; r++)); do
+    one=$(timed "$out" "$allowed" "$@") || exit 1
+    T+=("$one")
+  done
   median "${T[@]}"
 }
 

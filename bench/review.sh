@@ -48,7 +48,7 @@ sm=$(timed_median "$O.sm" 0,1,2 "$RUNS" "$S" review "$W/my.sql" --engine mysql -
 cd "$W"
 ff=$(timed "$O.ff" 0,1 "$VENV/bin/sqlfluff" lint --dialect mysql my1000.sql)
 cd - >/dev/null
-si=$(timed_median "$O.si" 0,1,2 "$RUNS" "$S" review "$W/inserts.sql" --engine mysql)
+si=$(timed_median "$O.si" 0,1,2 "$RUNS" "$S" review "$W/inserts.sql" --engine mysql --format json)
 /usr/bin/time -f "%e %M" -o "$O.time" "$S" review "$W/big.sql" --engine mysql --format json >"$O.big" || [ $? -le 2 ] || { echo "sluice review of the 20 MB file failed" >&2; exit 1; }
 [ -s "$O.big" ] || { echo "sluice review of the 20 MB file wrote nothing" >&2; exit 1; }
 big=$(tail -1 "$O.time")

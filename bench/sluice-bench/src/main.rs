@@ -294,7 +294,7 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// A sink that counts what its inner sink accepted (the file sink does not count).
+/// A sink that counts the row changes its inner sink accepted (the file sink does not count).
 struct Counted {
     inner: Box<dyn Sink>,
     delivered: Arc<std::sync::atomic::AtomicU64>,
@@ -307,7 +307,15 @@ impl Sink for Counted {
     ) -> futures_util::future::BoxFuture<'a, Result<Vec<sluice_pipeline::Rejected>, sluice_pipeline::SinkError>> {
         Box::pin(async move {
             let rejected = self.inner.deliver(records).await?;
-            self.delivered.fetch_add((records.len() - rejected.len()) as u64, Ordering::Relaxed);
+            // Row changes only: DDL events of the workload's tables are delivered too but are not rows.
+            let rows = records
+                .iter()
+                .enumerate()
+                .filter(|(i, r)| {
+                    !rejected.iter().any(|x| x.index == *i) && matches!(r, sluice_core::component::Record::Change(c) if c.op != sluice_core::Operation::Ddl)
+                })
+                .count();
+            self.delivered.fetch_add(rows as u64, Ordering::Relaxed);
             Ok(rejected)
         })
     }

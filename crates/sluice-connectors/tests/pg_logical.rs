@@ -195,7 +195,10 @@ fn lsn_ge(a: &str, b: &str) -> bool {
 async fn initial_snapshot_hands_off_to_the_slot_exactly() {
     let url = sluice_testkit::fresh_postgres_database("pgsnap").await;
     let c = pg(&url).await;
-    c.batch_execute("CREATE TABLE items (id bigserial PRIMARY KEY, v numeric); INSERT INTO items (v) SELECT g FROM generate_series(1, 5000) g;").await.unwrap();
+    const BEFORE: usize = 50_000;
+    c.batch_execute(&format!("CREATE TABLE items (id bigserial PRIMARY KEY, v numeric); INSERT INTO items (v) SELECT g FROM generate_series(1, {BEFORE}) g;"))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sink = Collect::default();
     let status = Arc::new(PipelineStatus::default());
@@ -223,13 +226,28 @@ async fn initial_snapshot_hands_off_to_the_slot_exactly() {
     };
     let stop = CancellationToken::new();
     let handle = tokio::spawn(p.run(stop.clone()));
-    // Writes race the snapshot: each row must arrive exactly once, from one side or the other.
-    for _ in 0..50 {
+    // Writes race the snapshot. Those committed after the first snapshot row was delivered and before the
+    // last one are written while the snapshot runs, after its consistent point: they must come through the
+    // stream, once. Their v is -1, so they can be told apart afterwards.
+    let snapshot_rows = || changes(&sink).iter().filter(|e| e.op == Operation::Snapshot).count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while snapshot_rows() == 0 {
+        assert!(Instant::now() < deadline, "the snapshot never started; error: {:?}", status.last_error.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut during = 0;
+    while snapshot_rows() < BEFORE {
+        c.batch_execute("INSERT INTO items (v) SELECT -1 FROM generate_series(1, 100)").await.unwrap();
+        during += 100;
+    }
+    // And more after it, for the hand-off.
+    for _ in 0..20 {
         c.batch_execute("INSERT INTO items (v) SELECT g FROM generate_series(1, 100) g").await.unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while changes(&sink).len() < 10_000 {
-        assert!(Instant::now() < deadline, "got {} of 10,000 rows; error: {:?}", changes(&sink).len(), status.last_error.lock().unwrap());
+    let total = BEFORE + during + 2_000;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while changes(&sink).len() < total {
+        assert!(Instant::now() < deadline, "got {} of {total} rows; error: {:?}", changes(&sink).len(), status.last_error.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -241,10 +259,14 @@ async fn initial_snapshot_hands_off_to_the_slot_exactly() {
             _ => None,
         })
         .collect();
-    assert_eq!(ids.len(), 10_000);
-    assert_eq!(ch.len(), 10_000, "no row twice");
-    assert!(ch.iter().filter(|e| e.op == Operation::Snapshot).count() >= 5_000);
-    assert!(ch.iter().take_while(|e| e.op == Operation::Snapshot).count() >= 5_000, "the snapshot comes first");
+    assert_eq!(ids.len(), total);
+    assert_eq!(ch.len(), total, "no row twice");
+    assert!(during > 0, "no write happened while the snapshot ran, so the test proved nothing (the snapshot was too quick)");
+    let during_rows: Vec<_> = ch.iter().filter(|e| e.after.as_ref().and_then(|r| r.get("v")) == Some(&Value::Decimal("-1".into()))).collect();
+    assert_eq!(during_rows.len(), during, "every row written during the snapshot arrived");
+    assert!(during_rows.iter().all(|e| e.op == Operation::Insert), "rows written during the snapshot come through the stream");
+    assert_eq!(ch.iter().filter(|e| e.op == Operation::Snapshot).count(), BEFORE, "the snapshot holds exactly the rows before its point");
+    assert!(ch.iter().take_while(|e| e.op == Operation::Snapshot).count() == BEFORE, "the snapshot comes first");
     assert!(ch[0].after.as_ref().unwrap().columns.iter().any(|col| &*col.name == "id" && col.primary_key));
     stop.cancel();
     handle.await.unwrap().unwrap();
