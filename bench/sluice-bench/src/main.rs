@@ -23,6 +23,10 @@ use sluice_pipeline::status::PipelineStatus;
 use sluice_pipeline::{Pipeline, Sink};
 use tokio_util::sync::CancellationToken;
 
+// The same allocator as the `sluice` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use mysql_async::prelude::Queryable;
-use sluice_review::schema::{SchemaInfo, TableInfo};
+use sluice_core::catalog::{SchemaInfo, TableInfo};
 
 #[derive(Debug, thiserror::Error)]
 #[error("--schema-from: {0}")]
