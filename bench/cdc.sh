@@ -78,6 +78,7 @@ result=$(cat <<RESULT
 like for like (every full row rendered as text, into a file on tmpfs):
   sluice binlog -> file sink, JSON lines            ${j} s   ${jrate} rows/s
   mariadb-binlog --read-from-remote-server -v       ${m} s   ${mrate} rows/s   sluice/mariadb-binlog = $(awk -v a="$jrate" -v b="$mrate" 'BEGIN{printf "%.2f", a/b}')x (target >= 1.2x)
+  each run (s): sluice ${J[*]}; mariadb-binlog ${M[*]}
 shaping into metrics (no peer renders this):
   sluice binlog -> shape (3 metrics/row) -> blackhole ${s} s   ${srate} rows/s   ($(div "$srate" "$mrate")x mariadb-binlog -v)
 python-mysql-replication (parses rows, renders nothing) ${p} s   ${prate} rows/s   sluice full-row JSON/python = $(div "$jrate" "$prate")x (target >= 8x)
