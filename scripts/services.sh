@@ -59,7 +59,8 @@ mdb_cli() { mariadb --no-defaults -S "$MDB_DIR/mysqld.sock" -uroot "$@"; }
 mariadb_up() { mariadb-admin --no-defaults -h127.0.0.1 -P"$MARIADB_PORT" -u"$SVC_USER" -p"$SVC_PASS" ping; }
 
 mariadb_start() {
-  ensure_packages mariadb-server mariadb-client
+  # openssl makes the certificates of the TLS tests' private servers.
+  ensure_packages mariadb-server mariadb-client openssl
   if mariadb_up >/dev/null 2>&1; then return 0; fi
   mkdir -p "$MDB_DIR/binlog"
   local fresh=0

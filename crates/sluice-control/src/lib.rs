@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod pipelines;
 pub mod policy;
+pub mod review;
 pub mod routes;
 pub mod state;
 pub mod telemetry;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 use sluice_connectors::pipeline_file::{self, INSTANCE_URL_PREFIX, Loaded};
 use sluice_connectors::scope::Scope;
-use sluice_core::Engine;
 use sluice_core::egress::EgressPolicy;
+use sluice_core::{Engine, TlsMode};
 use sluice_pipeline::status::PipelineStatus;
 use sluice_store::Store;
 use sluice_store::pipelines::PipelineRecord;
@@ -74,7 +74,22 @@ pub(crate) async fn instance_url(store: &Store, id_or_name: &str, database: Opti
     };
     let database = database.or(rec.database.as_deref());
     Ok(match rec.engine {
-        Engine::Mysql | Engine::Mariadb => format!("mysql://{auth}{}:{}/{}", rec.host, rec.port, database.map(enc).unwrap_or_default()),
+        // mysql_async reads the TLS mode from the URL: the instance's mode is honoured, never dropped.
+        Engine::Mysql | Engine::Mariadb => {
+            let tls = match rec.tls_mode {
+                TlsMode::Disable => "",
+                TlsMode::Require => "?require_ssl=true&verify_ca=false&verify_identity=false",
+                TlsMode::VerifyFull => "?require_ssl=true&verify_ca=true&verify_identity=true",
+            };
+            format!("mysql://{auth}{}:{}/{}{tls}", rec.host, rec.port, database.map(enc).unwrap_or_default())
+        }
+        // The PostgreSQL source speaks no TLS yet: refuse rather than connect in plaintext.
+        Engine::Postgres if rec.tls_mode != TlsMode::Disable => {
+            return Err(format!(
+                "instance `{id_or_name}` requires TLS (tls_mode = {}), which the PostgreSQL source does not support yet; it will not connect in plaintext",
+                rec.tls_mode.as_str()
+            ));
+        }
         Engine::Postgres => format!("postgres://{auth}{}:{}/{}", rec.host, rec.port, enc(database.unwrap_or("postgres"))),
         Engine::Redis => return Err(format!("instance `{id_or_name}` is Redis, not a SQL database")),
     })

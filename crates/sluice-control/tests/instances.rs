@@ -181,3 +181,100 @@ async fn a_live_review_cannot_write_through_explain() {
     let written = sluice_testkit::mariadb_scalar(&format!("SELECT COUNT(*) FROM {db}.log")).await;
     assert_eq!(written.as_deref(), Some("0"), "the review wrote through a stored function");
 }
+
+/// A MariaDB that refuses plaintext (certificate made here): the instance check and live-schema review
+/// connect with TLS when the instance's `tls_mode` says so; `disable` is refused by the server, and
+/// `verify-full` refuses the server's self-signed certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_review_and_checks_honour_the_instance_tls_mode() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is needed to make the test certificate (Debian package openssl; scripts/services.sh installs it)");
+    assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let ssl_cert = format!("--ssl-cert={}", cert.display());
+    let ssl_key = format!("--ssl-key={}", key.display());
+    let server = sluice_testkit::PrivateMariadb::start_with(dir.path(), &[&ssl_cert, &ssl_key, "--require-secure-transport=ON"]);
+    let (host, port) = sluice_testkit::host_port(&server.url()).unwrap();
+    let app = TestApp::sqlite().await;
+    for (name, tls) in [("plain", "disable"), ("tls", "require"), ("verified", "verify-full")] {
+        let body = json!({"name": name, "engine": "mariadb", "host": host, "port": port, "username": "sluice", "password": "sluice", "environment": "test", "tls_mode": tls});
+        let created = app.admin(Method::POST, "/api/v1/instances", Some(body)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    }
+    let review = async |name: &str| {
+        let body = json!({"sql": "UPDATE no_such_table SET a = 1 WHERE id = 1;", "engine": "mariadb", "instance_id": name, "database": "app"});
+        app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Dba)), Some(body)).await
+    };
+    let ok = review("tls").await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.raw);
+    assert!(ok.raw.contains("schema-table-exists"), "the live schema was read over TLS: {}", ok.raw);
+    let check = app.admin(Method::POST, "/api/v1/instances/tls/check", None).await;
+    assert_eq!(check.body["ok"], true, "{}", check.raw);
+    // Plaintext is refused by the server; an unverifiable certificate by Sluice.
+    let plain = review("plain").await;
+    assert_eq!((plain.status, plain.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("instance_id")), "{}", plain.raw);
+    let check = app.admin(Method::POST, "/api/v1/instances/plain/check", None).await;
+    assert_eq!(check.body["ok"], false, "{}", check.raw);
+    let verified = review("verified").await;
+    assert_eq!(verified.status, StatusCode::BAD_REQUEST, "{}", verified.raw);
+    assert!(verified.raw.to_ascii_lowercase().contains("tls"), "{}", verified.raw);
+    let check = app.admin(Method::POST, "/api/v1/instances/verified/check", None).await;
+    assert_eq!(check.body["error"]["kind"], "tls_failure", "{}", check.raw);
+    drop(server);
+}
+
+/// A managed pipeline on a TLS-only MariaDB (`url = "instance:NAME"` with `tls_mode = require`) streams
+/// over TLS; one on a TLS PostgreSQL instance is refused instead of connecting in plaintext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_pipelines_connect_with_the_instance_tls_mode() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is needed to make the test certificate (Debian package openssl; scripts/services.sh installs it)");
+    assert!(made.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let ssl_cert = format!("--ssl-cert={}", cert.display());
+    let ssl_key = format!("--ssl-key={}", key.display());
+    let server = sluice_testkit::PrivateMariadb::start_with(dir.path(), &[&ssl_cert, &ssl_key, "--require-secure-transport=ON"]);
+    server.sql("CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))");
+    let (host, port) = sluice_testkit::host_port(&server.url()).unwrap();
+    let app = TestApp::sqlite().await;
+    let body = json!({"name": "tlsdb", "engine": "mariadb", "host": host, "port": port, "username": "sluice", "password": "sluice", "environment": "test", "tls_mode": "require"});
+    assert_eq!(app.admin(Method::POST, "/api/v1/instances", Some(body)).await.status, StatusCode::CREATED);
+    let spec = "[source]\ntype = \"mysql_binlog\"\nurl = \"instance:tlsdb\"\nserver_id = 4242\ninclude = [\"app.*\"]\n[sinks.f]\ntype = \"file\"\npath = \"out.jsonl\"\n";
+    let created = app.call(Method::POST, "/api/v1/pipelines", Some(app.token(Role::Dba)), Some(json!({"name": "tls", "spec": spec}))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let out = app.dir.path().join("pipelines").join(&id).join("out.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut n = 0;
+    while !std::fs::read_to_string(&out).is_ok_and(|t| t.contains("over-tls")) {
+        let status = app.admin(Method::GET, &format!("/api/v1/pipelines/{id}"), None).await;
+        assert!(std::time::Instant::now() < deadline, "no row arrived over TLS: {}", status.raw);
+        n += 1;
+        server.sql(&format!("INSERT INTO app.t VALUES ({n}, 'over-tls')"));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.admin(Method::POST, &format!("/api/v1/pipelines/{id}/stop"), None).await;
+    // PostgreSQL: the source has no TLS yet, so a TLS instance is refused by name, not used in plaintext.
+    let mut pg = service_instance(Service::Postgres, "pgtls", "sluice");
+    pg["tls_mode"] = json!("require");
+    assert_eq!(app.admin(Method::POST, "/api/v1/instances", Some(pg)).await.status, StatusCode::CREATED);
+    let spec = "[source]\ntype = \"pg_logical\"\nurl = \"instance:pgtls\"\ntables = [\"public.t\"]\n[sinks.f]\ntype = \"file\"\npath = \"out.jsonl\"\n";
+    let refused = app.call(Method::POST, "/api/v1/pipelines", Some(app.token(Role::Dba)), Some(json!({"name": "pgtls", "spec": spec, "start": false}))).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.raw);
+    assert!(refused.raw.contains("source.url") && refused.raw.contains("requires TLS"), "{}", refused.raw);
+    drop(server);
+}

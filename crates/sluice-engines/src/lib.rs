@@ -34,6 +34,88 @@ pub struct ConnectSpec {
     pub egress: Option<std::sync::Arc<sluice_core::egress::EgressPolicy>>,
 }
 
+impl ConnectSpec {
+    /// The one way any feature connects to a registered instance (the check, live-schema review, and
+    /// later execution, backups and collectors): its engine, address, user, TLS mode and database from the
+    /// registry, the password as a [`Secret`] end to end — never a URL string. Defaults: 5 s, no egress
+    /// policy; see [`with_timeout`](Self::with_timeout) and [`with_egress`](Self::with_egress).
+    pub fn from_instance(rec: &sluice_store::instances::InstanceRecord, password: Option<Secret<String>>) -> Self {
+        Self {
+            engine: rec.engine,
+            host: rec.host.clone(),
+            port: rec.port,
+            username: rec.username.clone(),
+            password,
+            tls_mode: rec.tls_mode,
+            database: rec.database.clone(),
+            timeout: Duration::from_secs(5),
+            egress: None,
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn with_egress(mut self, egress: std::sync::Arc<sluice_core::egress::EgressPolicy>) -> Self {
+        self.egress = Some(egress);
+        self
+    }
+
+    /// Another database of the same instance (`None` keeps the instance's own).
+    pub fn with_database(mut self, database: Option<&str>) -> Self {
+        if let Some(d) = database {
+            self.database = Some(d.to_string());
+        }
+        self
+    }
+
+    /// A connection given on the command line (`--schema-from`): `mysql://` / `mariadb://` /
+    /// `postgres://user:password@host:port/database`, with `?tls=disable|require|verify-full` (or libpq's
+    /// `sslmode=`; default `disable`, as `mysql` and `psql` default to plain connections here).
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        let engine = match parsed.scheme() {
+            "mysql" => Engine::Mysql,
+            "mariadb" => Engine::Mariadb,
+            "postgres" | "postgresql" => Engine::Postgres,
+            other => return Err(format!("`{other}://` is not mysql://, mariadb:// or postgres://")),
+        };
+        let host = parsed.host_str().ok_or("the URL names no host")?.trim_start_matches('[').trim_end_matches(']').to_string();
+        let decode = |s: &str| percent_decode(s);
+        let username = (!parsed.username().is_empty()).then(|| decode(parsed.username()));
+        let password = parsed.password().map(|p| Secret::new(decode(p)));
+        let database = parsed.path().trim_start_matches('/');
+        let mut tls_mode = TlsMode::Disable;
+        for (k, v) in parsed.query_pairs() {
+            if k == "tls" || k == "sslmode" {
+                tls_mode = match v.as_ref() {
+                    "disable" | "disabled" => TlsMode::Disable,
+                    "require" | "required" | "prefer" => TlsMode::Require,
+                    "verify-full" | "verify_identity" => TlsMode::VerifyFull,
+                    other => return Err(format!("`{k}={other}`: expected disable, require or verify-full")),
+                };
+            }
+        }
+        Ok(Self {
+            engine,
+            host,
+            port: parsed.port().unwrap_or(engine.default_port()),
+            username,
+            password,
+            tls_mode,
+            database: (!database.is_empty()).then(|| decode(database)),
+            timeout: Duration::from_secs(5),
+            egress: None,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
 /// Why a check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

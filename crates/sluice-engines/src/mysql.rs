@@ -41,6 +41,10 @@ pub(crate) fn classify(e: &MyError, spec: &ConnectSpec) -> CheckFailure {
             (FailureKind::TlsFailure, "TLS is required (tls_mode) but the server does not offer TLS".to_string())
         }
         MyError::Io(IoError::Tls(t)) => (FailureKind::TlsFailure, format!("TLS handshake failed: {t}")),
+        // With rustls, a refused certificate arrives as an io::Error that carries the rustls error.
+        MyError::Io(IoError::Io(io)) if io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) => {
+            (FailureKind::TlsFailure, format!("TLS handshake failed: {io}"))
+        }
         MyError::Io(IoError::Io(io)) => return socket_failure(io, &spec.host, spec.port),
         other => (FailureKind::Protocol, other.to_string()),
     };

@@ -58,10 +58,10 @@ fn is_tls_refusal(e: &tokio_postgres::Error) -> bool {
     e.code().is_none() && find_io_error(e).is_none() && !has_tls_error(e) && e.as_db_error().is_none() && !e.is_closed()
 }
 
-pub(crate) async fn probe(spec: &ConnectSpec) -> Result<Probed, CheckFailure> {
+/// A client connected as `spec` says, TLS mode honoured; its connection task runs until the client drops.
+pub(crate) async fn connect(spec: &ConnectSpec) -> Result<tokio_postgres::Client, CheckFailure> {
     let cfg = config(spec);
-    let t = Instant::now();
-    let client = match tls::client_config(spec.tls_mode) {
+    Ok(match tls::client_config(spec.tls_mode) {
         None => {
             let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| classify(&e, spec))?;
             tokio::spawn(async move {
@@ -77,7 +77,12 @@ pub(crate) async fn probe(spec: &ConnectSpec) -> Result<Probed, CheckFailure> {
             });
             client
         }
-    };
+    })
+}
+
+pub(crate) async fn probe(spec: &ConnectSpec) -> Result<Probed, CheckFailure> {
+    let t = Instant::now();
+    let client = connect(spec).await?;
     let connect = t.elapsed();
     let latency = best_of_three(|| async { client.simple_query("SELECT 1").await.map(|_| ()) }).await.map_err(|e| classify(&e, spec))?;
     let row = client

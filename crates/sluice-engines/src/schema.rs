@@ -10,10 +10,13 @@
 use std::collections::BTreeMap;
 
 use mysql_async::prelude::Queryable;
+use sluice_core::Engine;
+
+use crate::ConnectSpec;
 use sluice_core::catalog::{SchemaInfo, TableInfo};
 
 #[derive(Debug, thiserror::Error)]
-#[error("--schema-from: {0}")]
+#[error("{0}")]
 pub struct SchemaError(pub String);
 
 /// How long a whole collection may take unless the caller says otherwise.
@@ -24,30 +27,37 @@ const STATEMENT_LIMIT_SECS: u64 = 5;
 
 /// `statements`: (statement index, text) to EXPLAIN, from `sluice_review::explain_candidates`. The whole
 /// collection ends within `deadline`, or fails saying so.
-pub async fn collect(url: &str, statements: &[(usize, String)], deadline: std::time::Duration) -> Result<SchemaInfo, SchemaError> {
-    match tokio::time::timeout(deadline, collect_unbounded(url, statements)).await {
+pub async fn collect(spec: &ConnectSpec, statements: &[(usize, String)], deadline: std::time::Duration) -> Result<SchemaInfo, SchemaError> {
+    match tokio::time::timeout(deadline, collect_unbounded(spec, statements)).await {
         Ok(r) => r,
         Err(_) => Err(SchemaError(format!("reading the schema took longer than {deadline:?}; gave up"))),
     }
 }
 
-async fn collect_unbounded(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
-    if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-        mysql(&url.replacen("mariadb://", "mysql://", 1), statements).await
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        postgres(url, statements).await
-    } else {
-        Err(SchemaError("expected a mysql://… or postgres://… URL".into()))
+async fn collect_unbounded(spec: &ConnectSpec, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
+    if let Some(policy) = &spec.egress {
+        let addrs: Vec<_> = tokio::net::lookup_host((spec.host.as_str(), spec.port))
+            .await
+            .map_err(|e| SchemaError(format!("cannot resolve `{}`: {e}", spec.host)))?
+            .map(|a| a.ip())
+            .collect();
+        policy.check(&spec.host, &addrs).map_err(|e| SchemaError(e.to_string()))?;
+    }
+    match spec.engine {
+        Engine::Mysql | Engine::Mariadb => mysql(spec, statements).await,
+        Engine::Postgres => postgres(spec, statements).await,
+        Engine::Redis => Err(SchemaError("Redis has no SQL schema to review against".into())),
     }
 }
 
-async fn mysql(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
+async fn mysql(spec: &ConnectSpec, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
     let e = |what: &'static str| move |err: mysql_async::Error| SchemaError(format!("{what}: {err}"));
-    let opts = mysql_async::Opts::from_url(url).map_err(|err| SchemaError(format!("not a valid URL: {err}")))?;
-    if opts.db_name().is_none() {
-        return Err(SchemaError("name the database in the URL (mysql://user:pw@host:port/DB)".into()));
+    if spec.database.is_none() {
+        return Err(SchemaError("name the database to review against (mysql://user:pw@host:port/DB, or `database`)".into()));
     }
-    let mut c = mysql_async::Conn::new(mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false)).await.map_err(e("cannot connect"))?;
+    let mut c = mysql_async::Conn::new(crate::mysql::opts(spec))
+        .await
+        .map_err(|err| SchemaError(format!("cannot connect: {}", crate::mysql::classify(&err, spec).message)))?;
     c.query_drop("SET SESSION TRANSACTION READ ONLY").await.map_err(e("cannot make the session read-only"))?;
     // MariaDB's limit is in seconds, MySQL's (SELECT only) in milliseconds; each server knows one of them.
     if c.query_drop(format!("SET SESSION max_statement_time = {STATEMENT_LIMIT_SECS}")).await.is_err() {
@@ -130,11 +140,8 @@ async fn mysql(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, 
     Ok(info)
 }
 
-async fn postgres(url: &str, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
-    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|err| SchemaError(format!("cannot connect: {err}")))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+async fn postgres(spec: &ConnectSpec, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
+    let c = crate::postgres::connect(spec).await.map_err(|f| SchemaError(format!("cannot connect: {}", f.message)))?;
     let e = |what: &'static str| move |err: tokio_postgres::Error| SchemaError(format!("{what}: {err}"));
     c.batch_execute(&format!("SET default_transaction_read_only = on; SET statement_timeout = '{STATEMENT_LIMIT_SECS}s'"))
         .await

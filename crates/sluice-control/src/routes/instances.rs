@@ -332,17 +332,7 @@ async fn delete_instance(State(state): State<AppState>, caller: Caller, Path(id)
 async fn check_instance(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<CheckReport>, ApiError> {
     let rec = state.store.find_instance(&id).await.map_err(|e| caller.store_error(e))?;
     let password = state.store.instance_password(&rec.id).await.map_err(|e| caller.store_error(e))?;
-    let spec = ConnectSpec {
-        engine: rec.engine,
-        host: rec.host.clone(),
-        port: rec.port,
-        username: rec.username.clone(),
-        password,
-        tls_mode: rec.tls_mode,
-        database: rec.database.clone(),
-        timeout: state.settings.check_timeout,
-        egress: Some(state.settings.egress.clone()),
-    };
+    let spec = ConnectSpec::from_instance(&rec, password).with_timeout(state.settings.check_timeout).with_egress(state.settings.egress.clone());
     let report = sluice_engines::check(&spec).await;
     let result = if report.ok { "ok" } else { "failed" };
     metrics::counter!(INSTANCE_CHECKS_TOTAL, "engine" => rec.engine.as_str(), "result" => result).increment(1);

@@ -12,6 +12,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::policy::{Permission, allows};
 use crate::state::AppState;
+use sluice_engines::ConnectSpec;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(review))
@@ -47,28 +48,32 @@ async fn review(caller: Caller, State(state): State<AppState>, ApiJson(body): Ap
         None => sluice_review::Policy::default(),
         Some(text) => sluice_review::Policy::parse(text).map_err(|e| ApiError::invalid("policy", format!("policy: {e}")))?,
     };
-    let mut settings = policy.settings(body.env.as_deref());
-    if let Some(instance) = &body.instance_id {
-        if !allows(caller.principal.role, Permission::InstanceCheck) {
-            return Err(ApiError::Forbidden { permission: Permission::InstanceCheck.as_str() });
+    let settings = policy.settings(body.env.as_deref());
+    let live = match &body.instance_id {
+        None => None,
+        Some(instance) => {
+            if !allows(caller.principal.role, Permission::InstanceCheck) {
+                return Err(ApiError::Forbidden { permission: Permission::InstanceCheck.as_str() });
+            }
+            let rec = state
+                .store
+                .find_instance(instance)
+                .await
+                .map_err(|_| ApiError::invalid("instance_id", format!("instance_id: no registered instance `{instance}`")))?;
+            let password = state.store.instance_password(&rec.id).await.map_err(|e| caller.store_error(e))?;
+            Some(
+                ConnectSpec::from_instance(&rec, password)
+                    .with_database(body.database.as_deref())
+                    .with_timeout(state.settings.check_timeout)
+                    .with_egress(state.settings.egress.clone()),
+            )
         }
-        // The URL carries the decrypted password: it is used here and never logged or returned.
-        let url = crate::pipelines::instance_url(&state.store, instance, body.database.as_deref())
-            .await
-            .map_err(|e| ApiError::invalid("instance_id", format!("instance_id: {e}")))?;
-        let dml = sluice_review::explain_candidates(&body.sql, dialect);
-        let schema =
-            sluice_engines::schema::collect(&url, &dml, sluice_engines::schema::DEFAULT_DEADLINE.min(state.settings.check_timeout * 6)).await.map_err(|e| {
-                ApiError::invalid(
-                    "instance_id",
-                    format!("instance_id: cannot read the schema of `{instance}`: {}", crate::pipelines::redact_urls(&e.to_string())),
-                )
-            })?;
-        settings.schema = Some(schema);
-    }
-    // Review is CPU work: keep it off the async workers.
-    let result = tokio::task::spawn_blocking(move || sluice_review::review_with(&body.sql, dialect, &settings))
-        .await
-        .map_err(|_| ApiError::Internal { request_id: "-".into() })?;
+    };
+    let result = crate::review::run(body.sql, dialect, settings, live.as_ref()).await.map_err(|e| match e {
+        crate::review::ReviewError::Schema(e) => {
+            ApiError::invalid("instance_id", format!("instance_id: cannot read the schema of `{}`: {e}", body.instance_id.as_deref().unwrap_or("")))
+        }
+        crate::review::ReviewError::Aborted => ApiError::Internal { request_id: caller.request_id.clone() },
+    })?;
     Ok(Json(result))
 }

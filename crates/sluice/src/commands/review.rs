@@ -92,25 +92,28 @@ pub fn run(cmd: ReviewCmd) -> i32 {
                 }
             }
         };
-        let mut settings = settings.clone();
-        if let Some(url) = &cmd.schema_from {
-            let dml = sluice_review::explain_candidates(&sql, dialect);
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return 3;
-                }
-            };
-            match rt.block_on(sluice_engines::schema::collect(url, &dml, sluice_engines::schema::DEFAULT_DEADLINE)) {
-                Ok(schema) => settings.schema = Some(schema),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return 3;
-                }
+        let live = match cmd.schema_from.as_deref().map(sluice_engines::ConnectSpec::from_url) {
+            None => None,
+            Some(Ok(spec)) => Some(spec),
+            Some(Err(e)) => {
+                eprintln!("error: --schema-from: {e}");
+                return 3;
             }
-        }
-        let r = sluice_review::review_with(&sql, dialect, &settings);
+        };
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                return 3;
+            }
+        };
+        let r = match rt.block_on(sluice_control::review::run(sql.clone(), dialect, settings.clone(), live.as_ref())) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: --schema-from: {e}");
+                return 3;
+            }
+        };
         worst = worst.max(r.worst());
         match cmd.format {
             Format::Text => print!("{}", report::text(&name, &sql, &r.findings)),
