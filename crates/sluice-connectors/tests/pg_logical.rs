@@ -70,6 +70,15 @@ async fn confirmed_flush(c: &tokio_postgres::Client, slot: &str) -> Option<Strin
         .and_then(|r| r.get::<_, Option<String>>(0))
 }
 
+/// Waits until the pipeline has created its slot (it streams from then on).
+async fn wait_for_slot(c: &tokio_postgres::Client, slot: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while confirmed_flush(c, slot).await.is_none() {
+        assert!(Instant::now() < deadline, "slot {slot} never created");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_typed_changes_and_confirms_the_slot() {
     let url = sluice_testkit::fresh_postgres_database("pgsrc").await;
@@ -88,11 +97,7 @@ async fn streams_typed_changes_and_confirms_the_slot() {
     let status = Arc::new(PipelineStatus::default());
     let stop = CancellationToken::new();
     let handle = tokio::spawn(pipeline(&name, &url, dir.path(), sink.clone(), status.clone()).await.run(stop.clone()));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while confirmed_flush(&c, &slot).await.is_none() {
-        assert!(Instant::now() < deadline, "slot never created");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_slot(&c, &slot).await;
 
     let big = "x".repeat(100_000); // TOASTed
     c.execute("INSERT INTO items (host, amount, ok, at, doc) VALUES ('web1', 12.50, true, '2024-01-01 00:00:01+00', $1)", &[&big]).await.unwrap();
@@ -296,11 +301,7 @@ async fn values_json_lacks_arrive_exactly_on_the_wire() {
     let status = Arc::new(PipelineStatus::default());
     let stop = CancellationToken::new();
     let handle = tokio::spawn(pipeline(&name, &url, dir.path(), sink.clone(), status.clone()).await.run(stop.clone()));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while confirmed_flush(&c, &slot).await.is_none() {
-        assert!(Instant::now() < deadline, "slot never created");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_slot(&c, &slot).await;
     c.batch_execute(
         r#"SET TimeZone = 'UTC';
            INSERT INTO items VALUES

@@ -182,13 +182,10 @@ async fn a_live_review_cannot_write_through_explain() {
     assert_eq!(written.as_deref(), Some("0"), "the review wrote through a stored function");
 }
 
-/// A MariaDB that refuses plaintext (certificate made here): the instance check and live-schema review
-/// connect with TLS when the instance's `tls_mode` says so; `disable` is refused by the server, and
-/// `verify-full` refuses the server's self-signed certificate.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_review_and_checks_honour_the_instance_tls_mode() {
-    let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+/// A private MariaDB that refuses plaintext over TCP, with a self-signed certificate made here (under
+/// `dir`, beside the server's data).
+fn tls_only_mariadb(dir: &std::path::Path) -> sluice_testkit::PrivateMariadb {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let made = std::process::Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
         .arg(&key)
@@ -197,10 +194,18 @@ async fn live_review_and_checks_honour_the_instance_tls_mode() {
         .output()
         .expect("openssl is needed to make the test certificate (Debian package openssl; scripts/services.sh installs it)");
     assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
-    let dir = tempfile::tempdir().unwrap();
     let ssl_cert = format!("--ssl-cert={}", cert.display());
     let ssl_key = format!("--ssl-key={}", key.display());
-    let server = sluice_testkit::PrivateMariadb::start_with(dir.path(), &[&ssl_cert, &ssl_key, "--require-secure-transport=ON"]);
+    sluice_testkit::PrivateMariadb::start_with(dir, &[&ssl_cert, &ssl_key, "--require-secure-transport=ON"])
+}
+
+/// A MariaDB that refuses plaintext (certificate made here): the instance check and live-schema review
+/// connect with TLS when the instance's `tls_mode` says so; `disable` is refused by the server, and
+/// `verify-full` refuses the server's self-signed certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_review_and_checks_honour_the_instance_tls_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = tls_only_mariadb(dir.path());
     let (host, port) = sluice_testkit::host_port(&server.url()).unwrap();
     let app = TestApp::sqlite().await;
     for (name, tls) in [("plain", "disable"), ("tls", "require"), ("verified", "verify-full")] {
@@ -234,20 +239,8 @@ async fn live_review_and_checks_honour_the_instance_tls_mode() {
 /// over TLS; one on a TLS PostgreSQL instance is refused instead of connecting in plaintext.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managed_pipelines_connect_with_the_instance_tls_mode() {
-    let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is needed to make the test certificate (Debian package openssl; scripts/services.sh installs it)");
-    assert!(made.status.success());
     let dir = tempfile::tempdir().unwrap();
-    let ssl_cert = format!("--ssl-cert={}", cert.display());
-    let ssl_key = format!("--ssl-key={}", key.display());
-    let server = sluice_testkit::PrivateMariadb::start_with(dir.path(), &[&ssl_cert, &ssl_key, "--require-secure-transport=ON"]);
+    let server = tls_only_mariadb(dir.path());
     server.sql("CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))");
     let (host, port) = sluice_testkit::host_port(&server.url()).unwrap();
     let app = TestApp::sqlite().await;

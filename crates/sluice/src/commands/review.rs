@@ -29,7 +29,8 @@ pub struct ReviewCmd {
     /// The environment whose policy applies (`prod` is stricter by default, `dev` quieter).
     #[arg(long = "env")]
     pub environment: Option<String>,
-    /// A live database (read-only) for the schema-aware rules: mysql://user:pw@host:port/db or postgres://….
+    /// A live database (read-only) for the schema-aware rules: mysql://user:pw@host:port/db or postgres://…;
+    /// add `?tls=require` or `?tls=verify-full` for TLS.
     #[arg(long, env = "SLUICE_REVIEW_SCHEMA_FROM", hide_env_values = true)]
     pub schema_from: Option<String>,
     /// List the rules (with --format json for machine-readable output) and exit.
