@@ -43,6 +43,11 @@ impl Capture {
     /// Starts from "now" and calls `poke` (which writes something to the database) until a first change
     /// arrives, so everything written afterwards is captured.
     async fn start(db: &str, name: &str, mut poke: impl AsyncFnMut()) -> Self {
+        Self::start_with_snapshot(db, name, &[], async || poke().await).await
+    }
+
+    /// As [`start`](Self::start), reading an initial snapshot of `snapshot` tables first.
+    async fn start_with_snapshot(db: &str, name: &str, snapshot: &[&str], mut poke: impl AsyncFnMut()) -> Self {
         let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
         let dir = tempfile::tempdir().unwrap();
         let sink = Collect::default();
@@ -55,7 +60,7 @@ impl Capture {
                 start: StartFrom::default(),
                 include: vec![format!("{db}.*")],
                 exclude: vec![],
-                snapshot: vec![],
+                snapshot: snapshot.iter().map(|t| t.to_string()).collect(),
                 reconnect_max: "1s".into(),
             },
         )
@@ -252,5 +257,45 @@ async fn text_in_every_charset_and_bytes_arrive_as_the_server_selects_them() {
             }
         }
     }
+    cap.stop().await;
+}
+
+/// The snapshot hand-off, proved: rows written while the snapshot runs (after its first row arrived and
+/// before its last) come through the stream, once; the snapshot holds exactly the rows before its point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_written_during_the_snapshot_come_through_the_stream_once() {
+    const BEFORE: usize = 50_000;
+    let (url, db) = sluice_testkit::fresh_mariadb_database("snaprace").await;
+    let pool = mysql_async::Pool::new(url.as_str());
+    let mut c = pool.get_conn().await.unwrap();
+    c.query_drop("CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)").await.unwrap();
+    c.query_drop(format!("INSERT INTO t (v) SELECT seq FROM seq_1_to_{BEFORE}")).await.unwrap();
+    let table = format!("{db}.t");
+    let cap = Capture::start_with_snapshot(&db, "snaprace", &[&table], async || {}).await;
+    let snapshot_rows = || cap.sink.0.lock().unwrap().iter().filter(|e| e.op == Operation::Snapshot).count();
+    let mut during = 0;
+    while snapshot_rows() < BEFORE {
+        c.query_drop("INSERT INTO t (v) SELECT -1 FROM seq_1_to_100").await.unwrap();
+        during += 100;
+    }
+    for _ in 0..20 {
+        c.query_drop("INSERT INTO t (v) SELECT seq FROM seq_1_to_100").await.unwrap();
+    }
+    let total = BEFORE + during + 2_000;
+    let rows = || cap.sink.0.lock().unwrap().iter().filter(|e| &*e.table == "t" && e.op != Operation::Ddl).count();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rows() < total {
+        assert!(Instant::now() < deadline, "got {} of {total} rows", rows());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events: Vec<_> = cap.sink.0.lock().unwrap().iter().filter(|e| &*e.table == "t" && e.op != Operation::Ddl).cloned().collect();
+    let ids: std::collections::HashSet<String> = events.iter().filter_map(|e| e.after.as_ref()?.get("id").map(|v| v.to_string())).collect();
+    assert_eq!((ids.len(), events.len()), (total, total), "every row once");
+    assert!(during > 0, "no write happened while the snapshot ran, so the test proved nothing (the snapshot was too quick)");
+    let during_rows: Vec<_> = events.iter().filter(|e| e.after.as_ref().and_then(|r| r.get("v")) == Some(&Value::Int(-1))).collect();
+    assert_eq!(during_rows.len(), during, "every row written during the snapshot arrived");
+    assert!(during_rows.iter().all(|e| e.op == Operation::Insert), "rows written during the snapshot come through the stream");
+    assert_eq!(events.iter().filter(|e| e.op == Operation::Snapshot).count(), BEFORE, "the snapshot holds exactly the rows before its point");
     cap.stop().await;
 }
