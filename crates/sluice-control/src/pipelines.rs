@@ -75,6 +75,11 @@ pub(crate) async fn instance_url(store: &Store, id_or_name: &str, database: Opti
     let database = database.or(rec.database.as_deref());
     Ok(match rec.engine {
         // mysql_async reads the TLS mode from the URL: the instance's mode is honoured, never dropped.
+        Engine::Mysql | Engine::Mariadb if rec.tls_mode == TlsMode::VerifyFull && rec.tls_ca.is_some() => {
+            return Err(format!(
+                "instance `{id_or_name}` is verified against its own CA (tls_ca), which pipelines do not support yet; it will not connect unverified"
+            ));
+        }
         Engine::Mysql | Engine::Mariadb => {
             let tls = match rec.tls_mode {
                 TlsMode::Disable => "",

@@ -182,21 +182,43 @@ async fn a_live_review_cannot_write_through_explain() {
     assert_eq!(written.as_deref(), Some("0"), "the review wrote through a stored function");
 }
 
-/// A private MariaDB that refuses plaintext over TCP, with a self-signed certificate made here (under
-/// `dir`, beside the server's data).
-fn tls_only_mariadb(dir: &std::path::Path) -> sluice_testkit::PrivateMariadb {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
+/// Runs openssl with `args` (certificates for the TLS tests).
+fn openssl(args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
         .output()
-        .expect("openssl is needed to make the test certificate (Debian package openssl; scripts/services.sh installs it)");
-    assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
-    let ssl_cert = format!("--ssl-cert={}", cert.display());
-    let ssl_key = format!("--ssl-key={}", key.display());
-    sluice_testkit::PrivateMariadb::start_with(dir, &[&ssl_cert, &ssl_key, "--require-secure-transport=ON"])
+        .expect("openssl is needed to make the test certificates (Debian package openssl; scripts/services.sh installs it)");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A private MariaDB that refuses plaintext over TCP. Its certificate (for 127.0.0.1) is signed by a test CA
+/// made here, under `dir`; returns the server and the CA's PEM.
+fn tls_only_mariadb(dir: &std::path::Path) -> (sluice_testkit::PrivateMariadb, String) {
+    let p = |name: &str| dir.join(name).display().to_string();
+    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=sluice-test-ca", "-keyout", &p("ca.key"), "-out", &p("ca.pem")]);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &p("key.pem"), "-out", &p("leaf.csr")]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("leaf.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("cert.pem"),
+    ]);
+    let ssl_cert = format!("--ssl-cert={}", p("cert.pem"));
+    let ssl_key = format!("--ssl-key={}", p("key.pem"));
+    let server = sluice_testkit::PrivateMariadb::start_with(dir, &[&ssl_cert, &ssl_key, "--require-secure-transport=ON"]);
+    (server, std::fs::read_to_string(dir.join("ca.pem")).unwrap())
 }
 
 /// A MariaDB that refuses plaintext (certificate made here): the instance check and live-schema review
@@ -205,14 +227,20 @@ fn tls_only_mariadb(dir: &std::path::Path) -> sluice_testkit::PrivateMariadb {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_review_and_checks_honour_the_instance_tls_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let server = tls_only_mariadb(dir.path());
+    let (server, ca) = tls_only_mariadb(dir.path());
     let (host, port) = sluice_testkit::host_port(&server.url()).unwrap();
     let app = TestApp::sqlite().await;
-    for (name, tls) in [("plain", "disable"), ("tls", "require"), ("verified", "verify-full")] {
-        let body = json!({"name": name, "engine": "mariadb", "host": host, "port": port, "username": "sluice", "password": "sluice", "environment": "test", "tls_mode": tls});
+    for (name, tls, tls_ca) in
+        [("plain", "disable", None), ("tls", "require", None), ("verified", "verify-full", None), ("private-ca", "verify-full", Some(&ca))]
+    {
+        let body = json!({"name": name, "engine": "mariadb", "host": host, "port": port, "username": "sluice", "password": "sluice", "environment": "test", "tls_mode": tls, "tls_ca": tls_ca});
         let created = app.admin(Method::POST, "/api/v1/instances", Some(body)).await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
     }
+    let bad_ca =
+        json!({"name": "bad-ca", "engine": "mariadb", "host": host, "port": port, "username": "sluice", "environment": "test", "tls_ca": "not a certificate"});
+    let refused = app.admin(Method::POST, "/api/v1/instances", Some(bad_ca)).await;
+    assert_eq!((refused.status, refused.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("tls_ca")), "{}", refused.raw);
     let review = async |name: &str| {
         let body = json!({"sql": "UPDATE no_such_table SET a = 1 WHERE id = 1;", "engine": "mariadb", "instance_id": name, "database": "app"});
         app.call(Method::POST, "/api/v1/review", Some(app.token(Role::Dba)), Some(body)).await
@@ -232,6 +260,11 @@ async fn live_review_and_checks_honour_the_instance_tls_mode() {
     assert!(verified.raw.to_ascii_lowercase().contains("tls"), "{}", verified.raw);
     let check = app.admin(Method::POST, "/api/v1/instances/verified/check", None).await;
     assert_eq!(check.body["error"]["kind"], "tls_failure", "{}", check.raw);
+    // verify-full against the instance's own CA: the chain and the address are verified, and it works.
+    let private = review("private-ca").await;
+    assert_eq!(private.status, StatusCode::OK, "{}", private.raw);
+    let check = app.admin(Method::POST, "/api/v1/instances/private-ca/check", None).await;
+    assert_eq!(check.body["ok"], true, "{}", check.raw);
     drop(server);
 }
 
@@ -240,7 +273,7 @@ async fn live_review_and_checks_honour_the_instance_tls_mode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managed_pipelines_connect_with_the_instance_tls_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let server = tls_only_mariadb(dir.path());
+    let (server, _) = tls_only_mariadb(dir.path());
     server.sql("CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))");
     let (host, port) = sluice_testkit::host_port(&server.url()).unwrap();
     let app = TestApp::sqlite().await;

@@ -12,6 +12,8 @@ mod redis;
 pub mod schema;
 mod tls;
 
+pub use tls::parse_ca;
+
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -26,6 +28,8 @@ pub struct ConnectSpec {
     pub username: Option<String>,
     pub password: Option<Secret<String>>,
     pub tls_mode: TlsMode,
+    /// PEM CA certificates `verify-full` trusts instead of the web PKI roots.
+    pub tls_ca: Option<String>,
     /// Database to connect to (PostgreSQL: defaults to `postgres`; Redis: a number).
     pub database: Option<String>,
     /// Bound on the whole check: connect, authenticate, query.
@@ -47,6 +51,7 @@ impl ConnectSpec {
             username: rec.username.clone(),
             password,
             tls_mode: rec.tls_mode,
+            tls_ca: rec.tls_ca.clone(),
             database: rec.database.clone(),
             timeout: Duration::from_secs(5),
             egress: None,
@@ -105,6 +110,7 @@ impl ConnectSpec {
             username,
             password,
             tls_mode,
+            tls_ca: None,
             database: (!database.is_empty()).then(|| decode(database)),
             timeout: Duration::from_secs(5),
             egress: None,

@@ -27,7 +27,11 @@ pub(crate) fn opts(spec: &ConnectSpec) -> OptsBuilder {
     b = match spec.tls_mode {
         TlsMode::Disable => b.ssl_opts(None::<SslOpts>),
         TlsMode::Require => b.ssl_opts(Some(SslOpts::default().with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true))),
-        TlsMode::VerifyFull => b.ssl_opts(Some(SslOpts::default())),
+        TlsMode::VerifyFull => b.ssl_opts(Some(match &spec.tls_ca {
+            None => SslOpts::default(),
+            // Only the instance's CA, not the built-in roots.
+            Some(pem) => SslOpts::default().with_root_certs(vec![pem.as_bytes().to_vec().into()]).with_disable_built_in_roots(true),
+        })),
     };
     b
 }

@@ -61,7 +61,7 @@ fn is_tls_refusal(e: &tokio_postgres::Error) -> bool {
 /// A client connected as `spec` says, TLS mode honoured; its connection task runs until the client drops.
 pub(crate) async fn connect(spec: &ConnectSpec) -> Result<tokio_postgres::Client, CheckFailure> {
     let cfg = config(spec);
-    Ok(match tls::client_config(spec.tls_mode) {
+    Ok(match tls::client_config(spec.tls_mode, spec.tls_ca.as_deref()) {
         None => {
             let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| classify(&e, spec))?;
             tokio::spawn(async move {

@@ -19,6 +19,7 @@ fn spec_for(s: Service, engine: Engine, password: &str) -> ConnectSpec {
         },
         password: Some(Secret::new(password.to_string())),
         tls_mode: TlsMode::Disable,
+        tls_ca: None,
         database: match s {
             Service::Postgres => Some("sluice".into()),
             _ => None,
@@ -125,6 +126,7 @@ async fn closed_port_is_refused_for_every_engine() {
             username: Some("x".into()),
             password: None,
             tls_mode: TlsMode::Disable,
+            tls_ca: None,
             database: None,
             timeout: Duration::from_secs(5),
             egress: None,
@@ -160,6 +162,7 @@ async fn silent_server_is_timeout() {
             username: Some("x".into()),
             password: None,
             tls_mode: TlsMode::Disable,
+            tls_ca: None,
             database: None,
             timeout: Duration::from_millis(500),
             egress: None,

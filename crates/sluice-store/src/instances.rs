@@ -24,6 +24,8 @@ pub struct NewInstance {
     pub username: Option<String>,
     pub password: Option<Secret<String>>,
     pub tls_mode: TlsMode,
+    /// PEM CA certificates `verify-full` trusts instead of the web PKI roots.
+    pub tls_ca: Option<String>,
     pub database: Option<String>,
     pub environment: Environment,
     pub labels: BTreeMap<String, String>,
@@ -39,6 +41,7 @@ pub struct InstancePatch {
     pub username: Option<Option<String>>,
     pub password: Option<Option<Secret<String>>>,
     pub tls_mode: Option<TlsMode>,
+    pub tls_ca: Option<Option<String>>,
     pub database: Option<Option<String>>,
     pub environment: Option<Environment>,
     pub labels: Option<BTreeMap<String, String>>,
@@ -56,6 +59,8 @@ pub struct InstanceRecord {
     pub username: Option<String>,
     pub has_password: bool,
     pub tls_mode: TlsMode,
+    /// PEM CA certificates `verify-full` trusts instead of the web PKI roots (public, shown as stored).
+    pub tls_ca: Option<String>,
     pub database: Option<String>,
     pub environment: Environment,
     pub labels: BTreeMap<String, String>,
@@ -86,7 +91,7 @@ pub struct InstanceFilter {
 }
 
 const COLUMNS: &str = "id, name, engine, host, port, username, password_enc, tls_mode, database_name, \
-                       environment, labels, owner, created_at, updated_at, last_check";
+                       environment, labels, owner, created_at, updated_at, last_check, tls_ca";
 
 fn password_context(id: &str) -> String {
     format!("instance/{id}/password")
@@ -113,6 +118,7 @@ fn record(row: &AnyRow) -> Result<InstanceRecord, StoreError> {
         username: row.try_get("username")?,
         has_password: password_enc.is_some(),
         tls_mode: tls.parse().map_err(corrupt("instances.tls_mode"))?,
+        tls_ca: row.try_get("tls_ca")?,
         database: row.try_get("database_name")?,
         environment: env.parse().map_err(corrupt("instances.environment"))?,
         labels: serde_json::from_str(&labels).map_err(|_| StoreError::Corrupt { what: "instances.labels".into() })?,
@@ -130,7 +136,7 @@ impl Store {
         let password_enc = new.password.as_ref().map(|p| self.cipher().encrypt(&password_context(&id), p.expose().as_bytes()));
         let labels = serde_json::to_string(&new.labels).expect("string map serializes");
         let mut tx = self.begin_write().await?;
-        sqlx::query(&format!("INSERT INTO instances ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL)"))
+        sqlx::query(&format!("INSERT INTO instances ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, $15)"))
             .bind(&id)
             .bind(&new.name)
             .bind(new.engine.as_str())
@@ -145,6 +151,7 @@ impl Store {
             .bind(new.owner.clone())
             .bind(now)
             .bind(now)
+            .bind(new.tls_ca.clone())
             .execute(&mut *tx.tx)
             .await
             .map_err(|e| conflict_or(e, || format!("instance `{}`", new.name)))?;
@@ -284,6 +291,9 @@ impl Store {
         }
         if let Some(v) = patch.tls_mode {
             push("tls_mode", Some(v.as_str().to_string()), &mut sets);
+        }
+        if let Some(v) = &patch.tls_ca {
+            push("tls_ca", v.clone(), &mut sets);
         }
         if let Some(v) = &patch.database {
             push("database_name", v.clone(), &mut sets);

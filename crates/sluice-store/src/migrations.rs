@@ -21,9 +21,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("migrations/0001_foundation.postgres.sql"),
     },
     Migration { version: 2, name: "pipelines", common: include_str!("migrations/0002_pipelines.sql"), sqlite: "", postgres: "" },
+    Migration { version: 3, name: "instance_tls_ca", common: include_str!("migrations/0003_instance_tls_ca.sql"), sqlite: "", postgres: "" },
 ];
 
-pub(crate) const LATEST: i64 = 2;
+pub(crate) const LATEST: i64 = 3;
 
 impl Migration {
     pub fn sql_for(&self, backend: Backend) -> [&'static str; 2] {

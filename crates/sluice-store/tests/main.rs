@@ -46,6 +46,7 @@ fn instance(name: &str) -> NewInstance {
         username: Some("sluice".into()),
         password: Some(Secret::new("canary-Pa55-word-7731".into())),
         tls_mode: TlsMode::Disable,
+        tls_ca: None,
         database: None,
         environment: Environment::Dev,
         labels: BTreeMap::from([("team".into(), "payments".into())]),

@@ -43,6 +43,8 @@ pub struct CreateInstance {
     pub password: Option<String>,
     /// `disable` (default), `require` or `verify-full`.
     pub tls_mode: Option<TlsMode>,
+    /// PEM CA certificates that `verify-full` trusts instead of the web PKI roots (a private CA).
+    pub tls_ca: Option<String>,
     /// Default database (PostgreSQL: `postgres`; Redis: a number).
     pub database: Option<String>,
     pub environment: Environment,
@@ -65,6 +67,9 @@ pub struct UpdateInstance {
     #[schema(value_type = Option<String>, format = Password, write_only)]
     pub password: Option<Option<String>>,
     pub tls_mode: Option<TlsMode>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub tls_ca: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub database: Option<Option<String>>,
@@ -134,6 +139,13 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
+fn check_ca(pem: &str) -> Result<(), ApiError> {
+    if pem.len() > 64 * 1024 {
+        return Err(ApiError::invalid("tls_ca", "tls_ca: at most 64 KiB of PEM"));
+    }
+    sluice_engines::parse_ca(pem).map(|_| ()).map_err(|e| ApiError::invalid("tls_ca", format!("tls_ca: {e}")))
+}
+
 fn check_database(engine: Engine, db: &str) -> Result<(), ApiError> {
     if engine == Engine::Redis && db.parse::<u32>().is_err() {
         return Err(ApiError::invalid("database", "database: a Redis database is a number (0–15 by default)"));
@@ -162,6 +174,9 @@ impl CreateInstance {
         if let Some(d) = &self.database {
             check_database(self.engine, d)?;
         }
+        if let Some(ca) = &self.tls_ca {
+            check_ca(ca)?;
+        }
         if let Some(o) = &self.owner {
             check_text("owner", o, 128)?;
         }
@@ -174,6 +189,7 @@ impl CreateInstance {
             username: self.username,
             password: self.password.map(Secret::new),
             tls_mode: self.tls_mode.unwrap_or(TlsMode::Disable),
+            tls_ca: self.tls_ca,
             database: self.database,
             environment: self.environment,
             labels: self.labels,
@@ -205,6 +221,9 @@ impl UpdateInstance {
         if let Some(Some(d)) = &self.database {
             check_database(engine, d)?;
         }
+        if let Some(Some(ca)) = &self.tls_ca {
+            check_ca(ca)?;
+        }
         if let Some(Some(o)) = &self.owner {
             check_text("owner", o, 128)?;
         }
@@ -218,6 +237,7 @@ impl UpdateInstance {
             username: self.username,
             password: self.password.map(|p| p.map(Secret::new)),
             tls_mode: self.tls_mode,
+            tls_ca: self.tls_ca,
             database: self.database,
             environment: self.environment,
             labels: self.labels,
