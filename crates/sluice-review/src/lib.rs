@@ -4,6 +4,7 @@
 //!
 //! Pure: no I/O, no async. The CLI (`sluice review`) and the server call [`review`].
 
+mod code_words;
 pub mod docs;
 pub mod finding;
 pub mod policy;

@@ -473,3 +473,41 @@ mod explain_tests {
         assert_eq!(pg, vec![(0, "UPDATE t SET v = 1 WHERE id = 2".to_string())]);
     }
 }
+
+#[cfg(test)]
+mod text_scan_tests {
+    use super::*;
+
+    fn rules_fired(sql: &str) -> Vec<String> {
+        review(sql, SqlDialect::MySql).findings.into_iter().map(|f| f.rule).collect()
+    }
+
+    /// The false errors and silences of the issue: keywords inside identifiers, strings and comments.
+    #[test]
+    fn keywords_in_identifiers_strings_and_comments_are_not_options() {
+        let cars = rules_fired("CREATE TABLE cars (id INT PRIMARY KEY, engine VARCHAR(20)) ENGINE=InnoDB COMMENT 'cars';");
+        assert!(!cars.contains(&"require-innodb".to_string()), "{cars:?}");
+        let myisam = rules_fired("CREATE TABLE cars (id INT PRIMARY KEY, engine VARCHAR(20)) ENGINE=MyISAM COMMENT 'cars';");
+        assert!(myisam.contains(&"require-innodb".to_string()), "{myisam:?}");
+        let in_comment = rules_fired("CREATE TABLE t (id INT PRIMARY KEY /* ENGINE=MyISAM */) ENGINE=InnoDB COMMENT 't';");
+        assert!(!in_comment.contains(&"require-innodb".to_string()), "{in_comment:?}");
+        let name = rules_fired("CREATE TABLE t (id INT PRIMARY KEY, charset_name VARCHAR(10)) DEFAULT CHARSET=utf8mb4 COMMENT 't';");
+        assert!(!name.contains(&"charset-allow-list".to_string()), "{name:?}");
+        let latin = rules_fired("CREATE TABLE t (id INT PRIMARY KEY, n VARCHAR(10) CHARACTER SET latin1) COMMENT 't';");
+        assert!(latin.contains(&"charset-allow-list".to_string()), "a column's charset counts: {latin:?}");
+        let string = rules_fired("CREATE TABLE t (id INT PRIMARY KEY COMMENT 'no zerofill here') COMMENT 't';");
+        assert!(!string.contains(&"no-zerofill".to_string()), "{string:?}");
+        let block = rules_fired("ALTER TABLE orders MODIFY COLUMN block_algorithm VARCHAR(500);");
+        assert!(block.contains(&"alter-requires-online-algorithm".to_string()), "a column named block_algorithm is no ALGORITHM: {block:?}");
+        let online = rules_fired("ALTER TABLE orders MODIFY COLUMN note VARCHAR(500), ALGORITHM=INPLACE, LOCK=NONE;");
+        assert!(!online.contains(&"alter-requires-online-algorithm".to_string()), "{online:?}");
+        let col_comment = review_with(
+            "CREATE TABLE t (id INT PRIMARY KEY COMMENT 'the id');",
+            SqlDialect::MySql,
+            &crate::policy::Policy::parse("[levels]\nrequire-table-comment = \"warning\"\n").unwrap().settings(None),
+        );
+        assert!(col_comment.findings.iter().any(|f| f.rule == "require-table-comment"), "a column COMMENT is not the table's");
+        let auto = rules_fired("CREATE TABLE t (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY) COMMENT 'auto_increment=5';");
+        assert!(!auto.contains(&"no-auto-increment-initial-value".to_string()), "{auto:?}");
+    }
+}

@@ -28,8 +28,9 @@ rule!(
                     | AlterTableOperation::AddConstraint { .. }
             )
         });
-        let text = ctx.text.to_ascii_uppercase();
-        let online = text.contains("ALGORITHM") && text.contains("LOCK");
+        let code = crate::code_words::code(ctx.text, ctx.dialect);
+        let online =
+            !crate::code_words::option_values(&code, &["ALGORITHM"], true).is_empty() && !crate::code_words::option_values(&code, &["LOCK"], true).is_empty();
         if heavy && !online { vec![(None, None)] } else { vec![] }
     }
 );

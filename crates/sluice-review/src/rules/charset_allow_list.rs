@@ -5,25 +5,6 @@ use crate::rule::{Category, RuleMeta};
 /// Charsets allowed by default (policy: `[params.charset-allow-list] allowed = [...]`).
 const ALLOWED: &[&str] = &["utf8mb4", "binary", "ascii"];
 
-/// The values of `CHARSET=x`, `CHARACTER SET x`, `DEFAULT CHARSET x` in a statement's text.
-pub(crate) fn options_after(text: &str, keywords: &[&str]) -> Vec<String> {
-    let upper = text.to_ascii_uppercase();
-    let mut out = Vec::new();
-    for kw in keywords {
-        let mut from = 0;
-        while let Some(p) = upper[from..].find(kw) {
-            let at = from + p + kw.len();
-            let rest = text[at..].trim_start_matches([' ', '=']);
-            let word: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            if !word.is_empty() {
-                out.push(word.to_ascii_lowercase());
-            }
-            from = at;
-        }
-    }
-    out
-}
-
 rule!(
     CharsetAllowList,
     RuleMeta {
@@ -44,6 +25,9 @@ rule!(
             return vec![];
         }
         let allowed = ctx.settings.list(META.id, "allowed").unwrap_or_else(|| ALLOWED.iter().map(|s| s.to_string()).collect());
-        options_after(ctx.text, &["CHARSET", "CHARACTER SET"]).into_iter().filter(|c| !allowed.contains(c)).map(|c| (None, Some(c))).collect()
+        let code = crate::code_words::code(ctx.text, ctx.dialect);
+        let mut used = crate::code_words::option_values(&code, &["CHARSET"], false);
+        used.extend(crate::code_words::option_values(&code, &["CHARACTER", "SET"], false));
+        used.into_iter().filter(|c| !allowed.contains(c)).map(|c| (None, Some(c))).collect()
     }
 );

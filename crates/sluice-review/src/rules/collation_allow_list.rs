@@ -1,5 +1,4 @@
 use super::MYSQL;
-use super::charset_allow_list::options_after;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
@@ -25,6 +24,7 @@ rule!(
             Some(list) => list.iter().any(|a| a == c),
             None => c.starts_with("utf8mb4_") || c == "binary",
         };
-        options_after(ctx.text, &["COLLATE"]).into_iter().filter(|c| !ok(c)).map(|c| (None, Some(c))).collect()
+        let code = crate::code_words::code(ctx.text, ctx.dialect);
+        crate::code_words::option_values(&code, &["COLLATE"], false).into_iter().filter(|c| !ok(c)).map(|c| (None, Some(c))).collect()
     }
 );

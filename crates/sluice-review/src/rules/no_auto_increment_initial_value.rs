@@ -1,7 +1,6 @@
 use sqlparser::ast::Statement;
 
 use super::MYSQL;
-use super::charset_allow_list::options_after;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
@@ -22,9 +21,9 @@ rule!(
             return vec![];
         }
         // Table option `AUTO_INCREMENT=N` (the column attribute has no `=` and no number after it).
-        options_after(ctx.text, &["AUTO_INCREMENT="])
+        let code = crate::code_words::code(ctx.text, ctx.dialect);
+        crate::code_words::option_values(&code, &["AUTO_INCREMENT"], true)
             .into_iter()
-            .chain(options_after(ctx.text, &["AUTO_INCREMENT ="]))
             .filter(|v| v.parse::<u64>().is_ok_and(|n| n != 1))
             .map(|v| (None, Some(v)))
             .collect()

@@ -18,7 +18,11 @@ rule!(
     },
     |ctx| {
         match ctx.stmt {
-            Statement::CreateTable(_) | Statement::AlterTable(_) if ctx.text.to_ascii_uppercase().contains("ZEROFILL") => vec![(None, None)],
+            Statement::CreateTable(_) | Statement::AlterTable(_)
+                if crate::code_words::has_word(&crate::code_words::code(ctx.text, ctx.dialect), "ZEROFILL", false) =>
+            {
+                vec![(None, None)]
+            }
             _ => vec![],
         }
     }

@@ -1,7 +1,6 @@
 use sqlparser::ast::Statement;
 
 use super::MYSQL;
-use super::charset_allow_list::options_after;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
@@ -21,6 +20,7 @@ rule!(
         if !matches!(ctx.stmt, Statement::CreateTable(_) | Statement::AlterTable(_)) {
             return vec![];
         }
-        options_after(ctx.text, &["ENGINE"]).into_iter().filter(|e| e != "innodb").map(|e| (None, Some(e))).collect()
+        let code = crate::code_words::code(ctx.text, ctx.dialect);
+        crate::code_words::option_values(&code, &["ENGINE"], true).into_iter().filter(|e| e != "innodb").map(|e| (None, Some(e))).collect()
     }
 );

@@ -18,7 +18,12 @@ rule!(
     },
     |ctx| {
         match ctx.stmt {
-            Statement::CreateTable(t) if t.comment.is_none() && !ctx.text.to_ascii_uppercase().contains("COMMENT") => vec![(None, None)],
+            // The table's own COMMENT sits outside the column list; a column's COMMENT does not count.
+            Statement::CreateTable(t)
+                if t.comment.is_none() && !crate::code_words::has_word(&crate::code_words::code(ctx.text, ctx.dialect), "COMMENT", true) =>
+            {
+                vec![(None, None)]
+            }
             _ => vec![],
         }
     }
