@@ -20,7 +20,8 @@ file_rule!(
         for s in stmts {
             let u = &s.upper;
             if starts_with_words(u, &["SET"]) && u.contains("LOCK_TIMEOUT") {
-                set = true;
+                // `SET lock_timeout = 0` (or DEFAULT, which is 0) turns the limit off again.
+                set = lock_timeout_value(u).is_some_and(|v| !turns_off(&v));
             }
             let ddl = starts_with_words(u, &["ALTER", "TABLE"]) || (starts_with_words(u, &["CREATE"]) && u.contains(" INDEX ") && !u.contains("CONCURRENTLY"));
             if ddl && !set {
@@ -30,3 +31,37 @@ file_rule!(
         out
     }
 );
+
+/// The value after `LOCK_TIMEOUT [=|TO]` in an upper-cased SET statement, without quotes.
+fn lock_timeout_value(upper: &str) -> Option<String> {
+    let rest = &upper[upper.find("LOCK_TIMEOUT")? + "LOCK_TIMEOUT".len()..];
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix('=').or_else(|| rest.strip_prefix("TO ")).unwrap_or(rest).trim_start();
+    let value: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != ';').collect();
+    let value = value.trim_matches(|c| c == '\'' || c == '"').to_string();
+    (!value.is_empty()).then_some(value)
+}
+
+/// Whether a lock_timeout value disables the limit: 0 in any unit, or DEFAULT (PostgreSQL's default is 0).
+fn turns_off(value: &str) -> bool {
+    value == "DEFAULT" || value.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim().parse::<f64>().is_ok_and(|n| n == 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::SqlDialect;
+
+    fn fires(sql: &str) -> bool {
+        crate::review(sql, SqlDialect::Postgres).findings.iter().any(|f| f.rule == "require-lock-timeout")
+    }
+
+    #[test]
+    fn a_zero_or_default_lock_timeout_is_no_lock_timeout() {
+        assert!(!fires("SET lock_timeout = '2s';\nALTER TABLE orders ADD COLUMN note text;"));
+        assert!(!fires("SET LOCAL lock_timeout TO 500;\nALTER TABLE orders ADD COLUMN note text;"));
+        assert!(fires("SET lock_timeout = 0;\nALTER TABLE orders ADD COLUMN note text;"));
+        assert!(fires("SET lock_timeout = '0s';\nALTER TABLE orders ADD COLUMN note text;"));
+        assert!(fires("SET lock_timeout TO DEFAULT;\nALTER TABLE orders ADD COLUMN note text;"));
+        assert!(fires("SET lock_timeout = '2s';\nSET lock_timeout = 0;\nALTER TABLE orders ADD COLUMN note text;"), "turned off again");
+    }
+}
