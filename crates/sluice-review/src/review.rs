@@ -105,6 +105,8 @@ fn stmt_facts(stmt: &sqlparser::ast::Statement) -> StmtFacts {
             _ => None,
         },
         targets: rules::file::schema_table_exists::target_tables(stmt),
+        created_without_key: rules::file::require_primary_key::created_without_key(stmt),
+        adds_primary_key: rules::file::require_primary_key::adds_primary_key(stmt),
     }
 }
 

@@ -82,6 +82,10 @@ pub struct StmtFacts {
     pub altered_table: Option<String>,
     /// Tables the statement changes.
     pub targets: Vec<String>,
+    /// A table this CREATE TABLE makes without a primary key: (lower-cased name, name as written).
+    pub created_without_key: Option<(String, String)>,
+    /// The table (lower-cased) this ALTER TABLE gives a primary key.
+    pub adds_primary_key: Option<String>,
 }
 
 /// A rule over the whole file (statement order matters: `SET lock_timeout` before, `BEGIN` around), or over

@@ -88,7 +88,6 @@ mod prefer_timestamptz;
 mod require_column_comment;
 mod require_index_name;
 mod require_innodb;
-mod require_primary_key;
 mod require_table_comment;
 mod require_where_for_delete;
 mod require_where_for_update;
@@ -116,6 +115,7 @@ pub fn file_rules() -> Vec<&'static dyn crate::rule::FileRule> {
         &file::no_stored_procedures::NoStoredProcedures,
         &file::no_triggers::NoTriggers,
         &file::require_lock_timeout::RequireLockTimeout,
+        &file::require_primary_key::RequirePrimaryKey,
         &file::schema_table_exists::SchemaTableExists,
     ];
     v.sort_by_key(|r| r.meta().id);
@@ -197,7 +197,6 @@ pub fn all() -> Vec<&'static dyn Rule> {
         &require_column_comment::RequireColumnComment,
         &require_index_name::RequireIndexName,
         &require_innodb::RequireInnodb,
-        &require_primary_key::RequirePrimaryKey,
         &require_table_comment::RequireTableComment,
         &require_where_for_delete::RequireWhereForDelete,
         &require_where_for_update::RequireWhereForUpdate,

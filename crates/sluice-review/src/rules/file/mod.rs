@@ -28,4 +28,5 @@ pub(crate) mod no_reindex_without_concurrently;
 pub(crate) mod no_stored_procedures;
 pub(crate) mod no_triggers;
 pub(crate) mod require_lock_timeout;
+pub(crate) mod require_primary_key;
 pub mod schema_table_exists;
