@@ -55,7 +55,7 @@ impl Scope {
         Self { files: FileScope::Confined(ConfinedDir::new(dir)), egress: Some(egress), quote_remote: false, variables: Variables::Offered(offered) }
     }
 
-    /// Where the file named `name` by the key `key` goes; the error names what is wrong with it.
+    /// Where the file `name` (a key's value) goes; the error says what is wrong with it, for that key.
     pub fn file(&self, name: &str) -> Result<PathBuf, String> {
         match &self.files {
             FileScope::Free { base } => {

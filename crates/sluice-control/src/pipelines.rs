@@ -61,10 +61,9 @@ pub struct PipelineManager {
     running: Mutex<HashMap<String, Running>>,
 }
 
-/// Percent-encodes URL userinfo.
-/// A registered instance's connection URL with its stored credentials (never logged or returned).
-/// `database` overrides the instance's own database; a MySQL URL without either names none.
-pub(crate) async fn instance_url(store: &Store, id_or_name: &str, database: Option<&str>) -> Result<String, String> {
+/// A registered instance's connection URL with its stored credentials (never logged or returned), for
+/// the sources, which take URLs; its TLS mode is carried in the URL or the instance is refused.
+async fn instance_url(store: &Store, id_or_name: &str) -> Result<String, String> {
     let rec = store.find_instance(id_or_name).await.map_err(|_| format!("no registered instance `{id_or_name}`"))?;
     let password = store.instance_password(&rec.id).await.map_err(|e| format!("instance `{id_or_name}`: {e}"))?;
     let user = rec.username.clone().unwrap_or_default();
@@ -72,7 +71,7 @@ pub(crate) async fn instance_url(store: &Store, id_or_name: &str, database: Opti
         Some(p) => format!("{}:{}@", enc(&user), enc(p.expose())),
         None => format!("{}@", enc(&user)),
     };
-    let database = database.or(rec.database.as_deref());
+    let database = rec.database.as_deref();
     Ok(match rec.engine {
         // mysql_async reads the TLS mode from the URL: the instance's mode is honoured, never dropped.
         Engine::Mysql | Engine::Mariadb if rec.tls_mode == TlsMode::VerifyFull && rec.tls_ca.is_some() => {
@@ -153,7 +152,7 @@ impl PipelineManager {
         }
         let url = config.source.url_mut();
         if let Some(instance) = url.strip_prefix(INSTANCE_URL_PREFIX).map(str::to_string) {
-            *url = self.instance_url(&instance).await.map_err(|e| format!("`source.url`: {e}"))?;
+            *url = instance_url(&self.store, &instance).await.map_err(|e| format!("`source.url`: {e}"))?;
         }
         let loaded = pipeline_file::finish(config, virtual_path, scope).map_err(|e| e.to_string())?;
         let refused = loaded.check_egress().await;
@@ -161,10 +160,6 @@ impl PipelineManager {
             return Err(pipeline_file::LoadError::Invalid { file: name.to_string(), errors: refused }.to_string());
         }
         Ok(loaded)
-    }
-
-    async fn instance_url(&self, name: &str) -> Result<String, String> {
-        instance_url(&self.store, name, None).await
     }
 
     /// Starts a pipeline unless it runs already.

@@ -56,30 +56,28 @@ impl Serialize for Row {
     }
 }
 
-impl Row {
-    /// Names of the columns whose value in this image is `pick`ed, in column order.
-    fn columns_where(&self, pick: impl Fn(&Value) -> bool) -> impl Iterator<Item = &str> {
-        self.columns.iter().zip(&self.values).filter(move |(_, v)| pick(v)).map(|(c, _)| &*c.name)
-    }
-}
-
-/// Column names, each once, of either image whose value is `pick`ed.
-fn names(e: &ChangeEvent, pick: fn(&Value) -> bool) -> Vec<&str> {
-    let mut out: Vec<&str> = Vec::new();
+/// The columns, each once, of either image whose values are bytes, and those whose values were not sent;
+/// one pass over the values (this runs for every event a JSON sink writes).
+fn binary_and_unchanged(e: &ChangeEvent) -> (Vec<&str>, Vec<&str>) {
+    let (mut binary, mut unchanged): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
     for row in [&e.before, &e.after].into_iter().flatten() {
-        for name in row.columns_where(pick) {
-            if !out.contains(&name) {
-                out.push(name);
+        for (c, v) in row.columns.iter().zip(&row.values) {
+            let list = match v {
+                Value::Bytes(_) => &mut binary,
+                Value::Unchanged => &mut unchanged,
+                _ => continue,
+            };
+            if !list.contains(&&*c.name) {
+                list.push(&c.name);
             }
         }
     }
-    out
+    (binary, unchanged)
 }
 
 impl Serialize for ChangeEvent {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let binary = names(self, |v| matches!(v, Value::Bytes(_)));
-        let unchanged = names(self, |v| matches!(v, Value::Unchanged));
+        let (binary, unchanged) = binary_and_unchanged(self);
         let fields = 9 + usize::from(self.statement.is_some()) + usize::from(!binary.is_empty()) + usize::from(!unchanged.is_empty());
         let mut m = s.serialize_struct("ChangeEvent", fields)?;
         m.serialize_field("source", &*self.source)?;

@@ -35,14 +35,9 @@ pub async fn collect(spec: &ConnectSpec, statements: &[(usize, String)], deadlin
 }
 
 async fn collect_unbounded(spec: &ConnectSpec, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
-    if let Some(policy) = &spec.egress {
-        let addrs: Vec<_> = tokio::net::lookup_host((spec.host.as_str(), spec.port))
-            .await
-            .map_err(|e| SchemaError(format!("cannot resolve `{}`: {e}", spec.host)))?
-            .map(|a| a.ip())
-            .collect();
-        policy.check(&spec.host, &addrs).map_err(|e| SchemaError(e.to_string()))?;
-    }
+    // The check's own first step: the egress policy, then a plain connect that names refused, unreachable
+    // and timeout the same way for every engine.
+    crate::classify::tcp_probe(&spec.host, spec.port, spec.egress.as_deref()).await.map_err(|f| SchemaError(f.message))?;
     match spec.engine {
         Engine::Mysql | Engine::Mariadb => mysql(spec, statements).await,
         Engine::Postgres => postgres(spec, statements).await,
