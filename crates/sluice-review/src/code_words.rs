@@ -23,6 +23,9 @@ pub(crate) struct Code {
 /// The statement's code tokens (comments and whitespace dropped). A statement the tokenizer refuses
 /// yields nothing, so rules stay silent rather than guess.
 pub(crate) fn code(text: &str, dialect: SqlDialect) -> Vec<Code> {
+    // MySQL runs what `/*!NNNNN … */` holds: it is code.
+    let opened = if dialect == SqlDialect::MySql { crate::recover::open_versioned_comments(text) } else { std::borrow::Cow::Borrowed(text) };
+    let text = opened.as_ref();
     let tokens = match dialect {
         SqlDialect::MySql => Tokenizer::new(&MySqlDialect {}, text).tokenize(),
         SqlDialect::Postgres => Tokenizer::new(&PostgreSqlDialect {}, text).tokenize(),
@@ -87,6 +90,17 @@ pub(crate) fn option_values(code: &[Code], keyword: &[&str], table_level: bool) 
         }
     }
     out
+}
+
+/// The last part of the (possibly qualified) name starting at token `i`: `public.t` → `t`.
+pub(crate) fn name_at(code: &[Code], i: usize) -> Option<String> {
+    let mut last = code.get(i)?.value.clone();
+    let mut j = i + 1;
+    while code.get(j).is_some_and(|c| c.value == ".") {
+        last = code.get(j + 1)?.value.clone();
+        j += 2;
+    }
+    Some(last)
 }
 
 /// Whether the unquoted word `word` appears as code (not in a string, comment or quoted identifier).

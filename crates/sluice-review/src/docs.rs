@@ -1,20 +1,25 @@
 //! Rule documentation pages (`docs/rules/<id>.md`), generated from the rules' metadata so they cannot drift.
 
+use crate::SqlDialect;
 use crate::rule::RuleMeta;
-use crate::{SqlDialect, review};
 
 pub fn rule_page(m: &RuleMeta) -> String {
     let engines: Vec<&str> = m.engines.iter().map(|e| if *e == SqlDialect::MySql { "MySQL/MariaDB" } else { "PostgreSQL" }).collect();
     let dialect = m.engines[0];
-    let findings: Vec<String> =
-        review(m.bad, dialect).findings.iter().filter(|f| f.rule == m.id).map(|f| format!("- line {}, column {}: {}", f.line, f.column, f.message)).collect();
+    let findings: Vec<String> = crate::review_with(m.bad, dialect, &crate::Settings::for_examples(m))
+        .findings
+        .iter()
+        .filter(|f| f.rule == m.id)
+        .map(|f| format!("- line {}, column {}: {}", f.line, f.column, f.message))
+        .collect();
     format!(
-        "# {id}\n\n{summary}.\n\n| | |\n|---|---|\n| category | {category:?} |\n| engines | {engines} |\n| default level | {level} |\n\n**Instead:** {advice}.\n\n## Flagged\n\n```sql\n{bad}\n```\n\n{findings}\n\n## Clean\n\n```sql\n{good}\n```\n\nTurn it off or change its level in a policy file: `[levels] {id} = \"off\"` (see [../review.md](../review.md)); ignore one statement with `-- sluice:ignore {id}`.\n",
+        "# {id}\n\n{summary}.\n\n| | |\n|---|---|\n| category | {category:?} |\n| engines | {engines} |\n| default level | {level} |\n{params}\n**Instead:** {advice}.\n\n## Flagged\n\n```sql\n{bad}\n```\n\n{findings}\n\n## Clean\n\n```sql\n{good}\n```\n\nTurn it off or change its level in a policy file: `[levels] {id} = \"off\"` (see [../review.md](../review.md)); ignore one statement with `-- sluice:ignore {id}`.\n",
         id = m.id,
         summary = m.summary,
         category = m.category,
         engines = engines.join(", "),
-        level = m.level.as_str(),
+        level = if m.opt_in { format!("off (opt-in; {} when on)", m.level.as_str()) } else { m.level.as_str().to_string() },
+        params = params_table(m),
         advice = m.advice,
         bad = m.bad,
         good = m.good,
@@ -22,13 +27,30 @@ pub fn rule_page(m: &RuleMeta) -> String {
     )
 }
 
+/// The rule's parameters as a table (empty when it has none).
+fn params_table(m: &RuleMeta) -> String {
+    if m.params.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("\n`[params.{}]`:\n\n| parameter | value | default |\n|---|---|---|\n", m.id);
+    for p in m.params {
+        let kind = match p.kind {
+            crate::rule::ParamKind::Count => "positive integer",
+            crate::rule::ParamKind::Names => "list of names",
+            crate::rule::ParamKind::Pattern => "regex",
+        };
+        out.push_str(&format!("| `{}` | {kind} | `{}` |\n", p.name, p.default));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
 
     use super::rule_page;
+    use crate::SqlDialect;
     use crate::rules::all_meta;
-    use crate::{SqlDialect, review};
 
     /// Every rule has its page in docs/rules, equal to what the metadata generates.
     /// Regenerate with `SLUICE_UPDATE_DOCS=1 cargo nextest run -p sluice-review docs`.
@@ -68,7 +90,7 @@ mod tests {
         let mut out = String::new();
         for m in all_meta() {
             for d in m.engines {
-                for f in review(m.bad, *d).findings.iter().filter(|f| f.rule == m.id) {
+                for f in crate::review_with(m.bad, *d, &crate::Settings::for_examples(m)).findings.iter().filter(|f| f.rule == m.id) {
                     out.push_str(&format!("{:?} {}:{} {} {}\n", d, f.line, f.column, f.level.as_str(), f.rule));
                 }
             }

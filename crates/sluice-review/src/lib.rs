@@ -8,6 +8,7 @@ mod code_words;
 pub mod docs;
 pub mod finding;
 pub mod policy;
+mod recover;
 pub mod report;
 mod review;
 pub mod rule;

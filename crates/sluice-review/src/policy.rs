@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::finding::Level;
-use crate::rule::Category;
+use crate::rule::{Category, ParamKind, RuleMeta};
 use crate::rules;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -83,6 +83,34 @@ impl Settings {
         self.levels.get(id).copied().unwrap_or(Some(default))
     }
 
+    /// The level a rule runs at under these settings: the policy's, else its default (none for an opt-in rule).
+    pub fn level_of(&self, m: &RuleMeta) -> Option<Level> {
+        match self.levels.get(m.id) {
+            Some(l) => *l,
+            None => (!m.opt_in).then_some(m.level),
+        }
+    }
+
+    /// The settings a rule's bad and good examples are checked (and documented) with: the rule on at its
+    /// level, with its parameters' example values.
+    pub fn for_examples(m: &RuleMeta) -> Settings {
+        let mut s = Settings::default();
+        s.levels.insert(m.id.to_string(), Some(m.level));
+        let params: BTreeMap<String, toml::Value> = m
+            .params
+            .iter()
+            .filter(|p| !p.example.is_empty())
+            .map(|p| {
+                let v: toml::Table = toml::from_str(&format!("v = {}", p.example)).expect("a rule's example parameter is TOML");
+                (p.name.to_string(), v["v"].clone())
+            })
+            .collect();
+        if !params.is_empty() {
+            s.params.insert(m.id.to_string(), params);
+        }
+        s
+    }
+
     /// A naming rule's pattern: the policy's, or `default` (compiled once per process).
     pub fn pattern(&self, id: &str, default: &'static std::sync::LazyLock<regex::Regex>) -> &regex::Regex {
         self.patterns.get(id).unwrap_or(default)
@@ -99,9 +127,6 @@ impl Settings {
         self.params.get(id).and_then(|p| p.get(name)).and_then(|v| v.as_integer()).and_then(|i| usize::try_from(i).ok()).unwrap_or(default)
     }
 }
-
-/// The rules that take an `allowed` list.
-const ALLOW_LIST_RULES: &[&str] = &["charset-allow-list", "collation-allow-list"];
 
 impl Policy {
     pub fn parse(text: &str) -> Result<Self, PolicyError> {
@@ -122,20 +147,32 @@ impl Policy {
         }
         for (id, params) in &policy.params {
             check(format!("params.{id}"), id)?;
+            let meta = rules::all_meta().into_iter().find(|m| m.id == id).expect("checked above");
             for (name, v) in params {
-                match (name.as_str(), v) {
-                    ("max", toml::Value::Integer(i)) if *i >= 1 => {}
-                    ("allowed", toml::Value::Array(a)) if ALLOW_LIST_RULES.contains(&id.as_str()) && a.iter().all(|v| v.is_str()) => {}
-                    ("pattern", toml::Value::String(p)) => {
-                        regex::Regex::new(p)
-                            .map_err(|e| PolicyError::Invalid { path: format!("params.{id}.pattern"), message: format!("not a valid regex: {e}") })?;
-                    }
-                    _ => {
-                        return Err(PolicyError::Invalid {
-                            path: format!("params.{id}.{name}"),
-                            message: "parameters are `max` (a positive integer, limit rules), `pattern` (a regex, naming rules) and `allowed` (a list of names, charset-allow-list and collation-allow-list)".into(),
-                        });
-                    }
+                let path = format!("params.{id}.{name}");
+                let Some(param) = meta.params.iter().find(|p| p.name == name) else {
+                    let takes: Vec<String> = meta.params.iter().map(|p| format!("`{}`", p.name)).collect();
+                    let message = if takes.is_empty() { format!("`{id}` takes no parameters") } else { format!("`{id}` takes {}", takes.join(", ")) };
+                    return Err(PolicyError::Invalid { path, message });
+                };
+                let fits = match param.kind {
+                    ParamKind::Count => v.as_integer().is_some_and(|i| i >= 1),
+                    ParamKind::Names => v.as_array().is_some_and(|a| a.iter().all(|v| v.is_str())),
+                    ParamKind::Pattern => match v.as_str() {
+                        Some(p) => {
+                            regex::Regex::new(p).map_err(|e| PolicyError::Invalid { path: path.clone(), message: format!("not a valid regex: {e}") })?;
+                            true
+                        }
+                        None => false,
+                    },
+                };
+                if !fits {
+                    let want = match param.kind {
+                        ParamKind::Count => "a positive integer",
+                        ParamKind::Names => "a list of names",
+                        ParamKind::Pattern => "a regex string",
+                    };
+                    return Err(PolicyError::Invalid { path, message: format!("expected {want}") });
                 }
             }
         }
@@ -150,7 +187,7 @@ impl Policy {
                 Some("prod") if m.category == Category::MigrationSafety && m.level == Level::Warning => {
                     levels.insert(m.id.to_string(), Some(Level::Error));
                 }
-                Some("dev") if m.level == Level::Info => {
+                Some("dev") if m.level == Level::Info && !m.opt_in => {
                     levels.insert(m.id.to_string(), None);
                 }
                 _ => {}

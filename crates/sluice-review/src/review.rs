@@ -3,8 +3,6 @@
 use std::collections::BTreeSet;
 
 use sqlparser::ast::Statement;
-use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
-use sqlparser::parser::Parser;
 
 use crate::SqlDialect;
 use crate::finding::{Finding, Level};
@@ -61,40 +59,21 @@ fn error_position(message: &str) -> Option<(usize, usize)> {
     Some((line.trim().parse().ok()?, column.parse().ok()?))
 }
 
-/// Blanks (with spaces, so positions stay) words the parser does not accept but rules read from the source
-/// text: PostgreSQL's `DROP INDEX CONCURRENTLY`, MySQL's `ZEROFILL`.
-fn normalize_for_parser(text: &str, dialect: SqlDialect) -> std::borrow::Cow<'_, str> {
-    if dialect == SqlDialect::MySql {
-        let upper = text.to_ascii_uppercase();
-        if upper.contains("ZEROFILL") {
-            let mut s = text.to_string();
-            let mut from = 0;
-            while let Some(p) = upper[from..].find("ZEROFILL") {
-                let at = from + p;
-                s.replace_range(at..at + 8, "        ");
-                from = at + 8;
-            }
-            return std::borrow::Cow::Owned(s);
-        }
-    }
-    if dialect == SqlDialect::Postgres {
-        let upper = text.to_ascii_uppercase();
-        let head: Vec<&str> = upper.split_whitespace().take(3).collect();
-        if head == ["DROP", "INDEX", "CONCURRENTLY"]
-            && let Some(at) = upper.find("CONCURRENTLY")
-        {
-            let mut s = text.to_string();
-            s.replace_range(at..at + "CONCURRENTLY".len(), &" ".repeat("CONCURRENTLY".len()));
-            return std::borrow::Cow::Owned(s);
-        }
-    }
-    std::borrow::Cow::Borrowed(text)
-}
-
-fn stmt_facts(stmt: &sqlparser::ast::Statement) -> StmtFacts {
+fn stmt_facts(stmt: &sqlparser::ast::Statement, text: &str, dialect: SqlDialect) -> StmtFacts {
     use sqlparser::ast::Statement;
     let name = |n: &sqlparser::ast::ObjectName| rules::last_ident(n).to_ascii_lowercase();
+    let table_statement = matches!(stmt, Statement::CreateTable(_) | Statement::AlterTable(_));
+    let code = if table_statement { crate::code_words::code(text, dialect) } else { Vec::new() };
     StmtFacts {
+        engine: crate::code_words::option_values(&code, &["ENGINE"], true).pop(),
+        attaches_partition: match stmt {
+            Statement::AlterTable(a) => code
+                .windows(2)
+                .position(|w| w[0].word.as_deref() == Some("ATTACH") && w[1].word.as_deref() == Some("PARTITION") && w[0].depth == 0)
+                .and_then(|p| crate::code_words::name_at(&code, p + 2))
+                .map(|child| (name(&a.name), child.to_ascii_lowercase())),
+            _ => None,
+        },
         parsed: true,
         created_table: match stmt {
             Statement::CreateTable(t) => Some(name(&t.name)),
@@ -130,16 +109,12 @@ fn check_statement(
     fired: &mut Vec<(usize, String)>,
 ) -> StmtFacts {
     let text = piece.text(sql);
-    let for_parser = normalize_for_parser(text, dialect);
-    let result = match dialect {
-        SqlDialect::MySql => Parser::parse_sql(&MySqlDialect {}, &for_parser),
-        SqlDialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, &for_parser),
-    };
-    let statements = match result {
-        Ok(s) => s,
+    let statements = match crate::recover::parse(text, dialect) {
+        crate::recover::Parsed::Ast(s) => s,
         // Statements the parser does not read but text rules do: no parse-error noise.
-        Err(_) if understood_by_text_rules(text) => return StmtFacts::default(),
-        Err(e) => {
+        crate::recover::Parsed::Known => return StmtFacts::default(),
+        crate::recover::Parsed::Failed(_) if understood_by_text_rules(text) => return StmtFacts::default(),
+        crate::recover::Parsed::Failed(e) => {
             let message = e.to_string();
             let (line, column) = match error_position(&message) {
                 Some((1, c)) => (piece.line, piece.column + c.saturating_sub(1)),
@@ -166,7 +141,7 @@ fn check_statement(
             }
         }
     }
-    statements.first().map(stmt_facts).unwrap_or_default()
+    statements.first().map(|s| stmt_facts(s, text, dialect)).unwrap_or_default()
 }
 
 /// Statement kinds the text rules review (the parser of this sqlparser version does not read them).
@@ -226,7 +201,7 @@ pub fn explain_candidates(sql: &str, dialect: SqlDialect) -> Vec<(usize, String)
 fn reading_select(text: &str) -> Option<String> {
     use std::fmt::Write;
     let list = |items: &mut dyn Iterator<Item = String>| items.collect::<Vec<_>>().join(", ");
-    let statements = Parser::parse_sql(&MySqlDialect {}, &normalize_for_parser(text, SqlDialect::MySql)).ok()?;
+    let crate::recover::Parsed::Ast(statements) = crate::recover::parse(text, SqlDialect::MySql) else { return None };
     let [stmt] = statements.as_slice() else { return None };
     let (from, selection, order_by, limit) = match stmt {
         Statement::Update(u) => {
@@ -259,8 +234,9 @@ fn reading_select(text: &str) -> Option<String> {
 }
 
 pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Settings) -> Review {
-    let pieces = split(sql, dialect);
-    let on = |m: &crate::rule::RuleMeta| m.engines.contains(&dialect) && settings.level(m.id, m.level).is_some();
+    let split = crate::split::split_file(sql, dialect);
+    let pieces = split.pieces;
+    let on = |m: &crate::rule::RuleMeta| m.engines.contains(&dialect) && settings.level_of(m).is_some();
     let rules: Vec<_> = rules::all().into_iter().filter(|r| on(r.meta())).collect();
     let file_rules: Vec<_> = rules::file_rules().into_iter().filter(|r| on(r.meta())).collect();
     let mut findings = Vec::new();
@@ -281,7 +257,7 @@ pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Set
             Some(d) => format!("{} ({d}). {}", meta.summary, meta.advice),
             None => format!("{}. {}", meta.summary, meta.advice),
         };
-        let level = settings.level(meta.id, meta.level).unwrap_or(meta.level);
+        let level = settings.level_of(meta).unwrap_or(meta.level);
         findings.push(Finding { rule: meta.id.into(), level, message, line, column, statement: index });
     };
     // Parsing and statement rules are independent per statement: large files use every core.
@@ -325,7 +301,7 @@ pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Set
             while !text.is_char_boundary(head) {
                 head -= 1;
             }
-            StmtView { index, piece, upper: text[..head].to_ascii_uppercase(), facts }
+            StmtView { index, piece, text, upper: text[..head].to_ascii_uppercase(), facts }
         })
         .collect();
     let mut file_fired = Vec::new();
@@ -348,6 +324,18 @@ pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Set
                 statement: index,
             });
         }
+    }
+    if let Some((line, column, delimiter)) = split.open_delimiter {
+        findings.push(Finding {
+            rule: "delimiter-never-reset".into(),
+            level: Level::Warning,
+            message: format!(
+                "`DELIMITER {delimiter}` is never set back to `;`: the client sends the rest of the file as one packet, which the server runs only with multi-statements on; each statement in it was reviewed on its own"
+            ),
+            line,
+            column,
+            statement: 0,
+        });
     }
     findings.sort_by_key(|f| (f.line, f.column));
     Review { statements: pieces.len(), findings }

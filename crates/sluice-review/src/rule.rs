@@ -28,6 +28,50 @@ pub struct RuleMeta {
     pub advice: &'static str,
     pub bad: &'static str,
     pub good: &'static str,
+    /// Off unless a policy turns it on: the rule enforces a team's convention (a required column list, a
+    /// function deny-list) that no default can guess.
+    pub opt_in: bool,
+    /// The parameters the rule reads from `[params.<id>]`.
+    pub params: &'static [Param],
+}
+
+impl RuleMeta {
+    /// The fields most rules leave as they are (`..RuleMeta::DEFAULT`).
+    pub const DEFAULT: RuleMeta = RuleMeta {
+        id: "",
+        category: Category::StatementSafety,
+        engines: &[],
+        level: Level::Warning,
+        summary: "",
+        advice: "",
+        bad: "",
+        good: "",
+        opt_in: false,
+        params: &[],
+    };
+}
+
+/// What kind of value a parameter takes (checked when a policy is read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamKind {
+    /// A positive integer.
+    Count,
+    /// A list of names (compared case-insensitively).
+    Names,
+    /// A regular expression.
+    Pattern,
+}
+
+/// One parameter of a rule.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Param {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    /// What the rule uses without a policy value, as written in docs.
+    pub default: &'static str,
+    /// A TOML value the rule's bad and good examples are checked with (empty: the default).
+    pub example: &'static str,
 }
 
 /// What a rule sees of one statement.
@@ -69,6 +113,8 @@ pub fn ident_at(ident: &sqlparser::ast::Ident) -> At {
 pub struct StmtView<'a> {
     pub index: usize,
     pub piece: &'a Piece,
+    /// The statement's whole text (for token scans of statements the parser does not read).
+    pub text: &'a str,
     pub upper: String,
     pub facts: StmtFacts,
 }
@@ -86,6 +132,10 @@ pub struct StmtFacts {
     pub created_without_key: Option<(String, String)>,
     /// The table (lower-cased) this ALTER TABLE gives a primary key.
     pub adds_primary_key: Option<String>,
+    /// The table-level ENGINE this CREATE or ALTER TABLE sets (lower-cased), MySQL.
+    pub engine: Option<String>,
+    /// (parent, partition), lower-cased, of `ALTER TABLE parent ATTACH PARTITION partition …` (PostgreSQL).
+    pub attaches_partition: Option<(String, String)>,
 }
 
 /// A rule over the whole file (statement order matters: `SET lock_timeout` before, `BEGIN` around), or over

@@ -47,17 +47,89 @@ impl LineIndex {
     }
 }
 
+impl LineIndex {
+    /// The byte offset of a 1-based line and character column (clamped to the text).
+    pub fn offset(&self, sql: &str, line: usize, column: usize) -> usize {
+        let Some(start) = line.checked_sub(1).and_then(|l| self.starts.get(l)) else { return sql.len() };
+        sql[*start..].char_indices().nth(column.saturating_sub(1)).map(|(o, _)| start + o).unwrap_or(sql.len())
+    }
+}
+
 /// Line and column (1-based, characters) of a byte offset (one-off; `LineIndex` for many).
 pub fn position(sql: &str, offset: usize) -> (usize, usize) {
     LineIndex::new(sql).position(sql, offset)
 }
 
+/// A file's statements, and a `DELIMITER` line still in force at the end of the file (its line, column
+/// and delimiter) when one is.
+pub struct Split {
+    pub pieces: Vec<Piece>,
+    pub open_delimiter: OpenDelimiter,
+}
+
+/// A `DELIMITER` line still in force at the end of a file: its line, column and delimiter.
+pub type OpenDelimiter = Option<(usize, usize, String)>;
+
 pub fn split(sql: &str, dialect: SqlDialect) -> Vec<Piece> {
+    split_file(sql, dialect).pieces
+}
+
+/// Splits a file. Under a client `DELIMITER x`, a statement that carries no routine body (anything but
+/// CREATE PROCEDURE / FUNCTION / TRIGGER / EVENT and MariaDB's `BEGIN NOT ATOMIC`) still holds several
+/// `;`-separated statements: the client sends the text as one packet and the server runs each of them
+/// (multi-statements are on in the mysql client), so those are split again at `;` and reviewed one by one.
+pub fn split_file(sql: &str, dialect: SqlDialect) -> Split {
     let lines = LineIndex::new(sql);
+    let (raw, open_delimiter) = split_range(sql, &lines, 0, dialect, b";", true);
+    let mut pieces = Vec::with_capacity(raw.len());
+    for (piece, custom) in raw {
+        if custom && !carries_routine_body(piece.text(sql)) {
+            let sub = &sql[..piece.end];
+            let (parts, _) = split_range(sub, &lines, piece.start, dialect, b";", false);
+            let first = pieces.len();
+            for (part, _) in parts {
+                // A routine that starts inside the packet runs to its end (its body holds the `;`s).
+                if carries_routine_body(part.text(sql)) {
+                    pieces.push(Piece { end: piece.end, trailing: piece.trailing.clone(), ..part });
+                    break;
+                }
+                pieces.push(part);
+            }
+            if let Some(p) = pieces.get_mut(first) {
+                p.leading = piece.leading.clone();
+            }
+        } else {
+            pieces.push(piece);
+        }
+    }
+    Split { pieces, open_delimiter }
+}
+
+/// Whether a statement sent under a custom delimiter is one whose body holds `;` (a stored routine,
+/// trigger or event, or an anonymous compound statement).
+fn carries_routine_body(text: &str) -> bool {
+    let head = text.get(..text.len().min(400)).unwrap_or(text);
+    let upper = crate::recover::open_versioned_comments(head).to_ascii_uppercase();
+    let mut words = upper.split(|c: char| c.is_whitespace() || c == '(').filter(|w| !w.is_empty()).peekable();
+    match words.next() {
+        Some("BEGIN") => true,
+        Some("CREATE") => words
+            .find(|w| {
+                !matches!(*w, "OR" | "REPLACE" | "AGGREGATE" | "IF" | "NOT" | "EXISTS") && !w.starts_with("DEFINER") && !w.starts_with('`') && !w.contains('@')
+            })
+            .is_some_and(|w| matches!(w, "PROCEDURE" | "FUNCTION" | "TRIGGER" | "EVENT")),
+        _ => false,
+    }
+}
+
+/// Splits `sql[from..]` at `delimiter` (and at client `DELIMITER` lines when `delimiter_lines`); each piece
+/// says whether it ended under a delimiter other than `;`.
+fn split_range(sql: &str, lines: &LineIndex, from: usize, dialect: SqlDialect, first: &[u8], delimiter_lines: bool) -> (Vec<(Piece, bool)>, OpenDelimiter) {
     let b = sql.as_bytes();
     let mut pieces = Vec::new();
-    let mut delimiter: Vec<u8> = b";".to_vec();
-    let mut i = 0;
+    let mut delimiter: Vec<u8> = first.to_vec();
+    let mut delimiter_at: Option<(usize, usize)> = None;
+    let mut i = from;
     let mut stmt_start: Option<usize> = None;
     let mut leading = String::new();
     // Tracks where the line containing the previous statement's end is, for trailing comments.
@@ -65,11 +137,12 @@ pub fn split(sql: &str, dialect: SqlDialect) -> Vec<Piece> {
     while i < b.len() {
         let c = b[i];
         // MySQL client `DELIMITER x` at the start of a line (outside a statement).
-        if dialect == SqlDialect::MySql && stmt_start.is_none() && at_line_start && starts_with_ci(&b[i..], b"delimiter ") {
+        if delimiter_lines && dialect == SqlDialect::MySql && stmt_start.is_none() && at_line_start && starts_with_ci(&b[i..], b"delimiter ") {
             let line_end = b[i..].iter().position(|x| *x == b'\n').map(|p| i + p).unwrap_or(b.len());
             let new = sql[i + 10..line_end].trim();
             if !new.is_empty() {
                 delimiter = new.as_bytes().to_vec();
+                delimiter_at = Some(lines.position(sql, i));
             }
             i = line_end;
             continue;
@@ -86,7 +159,9 @@ pub fn split(sql: &str, dialect: SqlDialect) -> Vec<Piece> {
             i = end;
             continue;
         }
-        if c == b'/' && b.get(i + 1) == Some(&b'*') {
+        // MySQL runs what `/*!NNNNN … */` holds: it is code, not a comment.
+        let versioned = dialect == SqlDialect::MySql && b.get(i + 2) == Some(&b'!');
+        if c == b'/' && b.get(i + 1) == Some(&b'*') && !versioned {
             let end = block_comment_end(b, i, dialect);
             if stmt_start.is_none() {
                 leading.push_str(&sql[i..end]);
@@ -134,7 +209,7 @@ pub fn split(sql: &str, dialect: SqlDialect) -> Vec<Piece> {
                     i = e;
                 }
                 let (line, column) = lines.position(sql, start);
-                pieces.push(Piece { start, end, line, column, leading: std::mem::take(&mut leading), trailing });
+                pieces.push((Piece { start, end, line, column, leading: std::mem::take(&mut leading), trailing }, delimiter != b";"));
                 at_line_start = false;
             }
             _ => i += utf8_len(c),
@@ -144,10 +219,11 @@ pub fn split(sql: &str, dialect: SqlDialect) -> Vec<Piece> {
         let end = trim_end(b, start, b.len());
         if end > start {
             let (line, column) = lines.position(sql, start);
-            pieces.push(Piece { start, end, line, column, leading, trailing: String::new() });
+            pieces.push((Piece { start, end, line, column, leading, trailing: String::new() }, delimiter != b";"));
         }
     }
-    pieces
+    let open = (delimiter != b";").then(|| delimiter_at.map(|(l, c)| (l, c, String::from_utf8_lossy(&delimiter).into_owned()))).flatten();
+    (pieces, open)
 }
 
 fn utf8_len(first: u8) -> usize {
@@ -260,6 +336,20 @@ mod tests {
         let p = split(sql, SqlDialect::MySql);
         assert!(p[1].leading.contains("# note;"));
         assert_eq!(p[1].line, 5);
+    }
+
+    /// Cacti's installer sets `DELIMITER //` and never uses it: the client sends the rest as one packet and
+    /// the server runs each statement, so each is reviewed; a routine body stays whole.
+    #[test]
+    fn a_delimiter_never_reset_still_yields_each_statement() {
+        let sql =
+            "DELIMITER //\nSET @m = '';\nCREATE TABLE a (id INT PRIMARY KEY);\nCREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END//\nINSERT INTO a VALUES (1);";
+        let s = split_file(sql, SqlDialect::MySql);
+        let t: Vec<&str> = s.pieces.iter().map(|p| p.text(sql)).collect();
+        assert_eq!(t, ["SET @m = ''", "CREATE TABLE a (id INT PRIMARY KEY)", "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END", "INSERT INTO a VALUES (1)"]);
+        assert_eq!((s.pieces[1].line, s.pieces[1].column), (3, 1));
+        assert_eq!(s.open_delimiter, Some((1, 1, "//".to_string())));
+        assert!(split_file("DELIMITER //\nSELECT 1//\nDELIMITER ;\nSELECT 2;", SqlDialect::MySql).open_delimiter.is_none());
     }
 
     #[test]

@@ -15,6 +15,7 @@ rule!(
         advice: "Add it NOT VALID, then VALIDATE CONSTRAINT in a separate statement",
         bad: "ALTER TABLE orders ADD CONSTRAINT amount_positive CHECK (amount > 0);",
         good: "ALTER TABLE orders ADD CONSTRAINT amount_positive CHECK (amount > 0) NOT VALID;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::AlterTable(a) = ctx.stmt else { return vec![] };

@@ -15,6 +15,7 @@ rule!(
         advice: "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT … UNIQUE USING INDEX",
         bad: "ALTER TABLE users ADD CONSTRAINT uk_users_email UNIQUE (email);",
         good: "ALTER TABLE users ADD CONSTRAINT uk_users_email UNIQUE USING INDEX uk_users_email;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::AlterTable(a) = ctx.stmt else { return vec![] };

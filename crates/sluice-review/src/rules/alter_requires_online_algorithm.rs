@@ -15,6 +15,7 @@ rule!(
         advice: "Add ALGORITHM=INSTANT (or INPLACE), LOCK=NONE: the server then refuses instead of locking, and you can plan an online tool",
         bad: "ALTER TABLE orders MODIFY COLUMN note VARCHAR(500);",
         good: "ALTER TABLE orders MODIFY COLUMN note VARCHAR(500), ALGORITHM=INPLACE, LOCK=NONE;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::AlterTable(a) = ctx.stmt else { return vec![] };

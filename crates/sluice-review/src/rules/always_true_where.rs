@@ -28,6 +28,7 @@ rule!(
         advice: "Write the condition that selects the intended rows",
         bad: "DELETE FROM orders WHERE 1 = 1;",
         good: "DELETE FROM orders WHERE created_at < '2020-01-01';",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         if !matches!(ctx.stmt, Statement::Update(_) | Statement::Delete(_)) {

@@ -15,6 +15,7 @@ rule!(
         advice: "Declare it BIGINT UNSIGNED",
         bad: "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY);",
         good: "CREATE TABLE t (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

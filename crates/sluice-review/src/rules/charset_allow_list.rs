@@ -16,6 +16,8 @@ rule!(
         advice: "Use utf8mb4",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(20)) DEFAULT CHARSET=latin1;",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(20)) DEFAULT CHARSET=utf8mb4;",
+        params: &[crate::rule::Param { name: "allowed", kind: crate::rule::ParamKind::Names, default: "[\"utf8mb4\", \"binary\", \"ascii\"]", example: "" }],
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         if !matches!(

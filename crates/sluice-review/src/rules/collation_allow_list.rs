@@ -13,6 +13,8 @@ rule!(
         advice: "Use a utf8mb4 collation (utf8mb4_0900_ai_ci on MySQL 8, utf8mb4_unicode_ci on MariaDB)",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY) COLLATE=latin1_swedish_ci;",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY) COLLATE=utf8mb4_unicode_ci;",
+        params: &[crate::rule::Param { name: "allowed", kind: crate::rule::ParamKind::Names, default: "any collation of an allowed charset", example: "" }],
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         if !matches!(ctx.stmt, sqlparser::ast::Statement::CreateTable(_) | sqlparser::ast::Statement::AlterTable(_)) {

@@ -18,6 +18,8 @@ rule!(
         advice: "Name columns in lower snake_case",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, CreatedAt TIMESTAMP);",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY, created_at TIMESTAMP);",
+        params: &[crate::rule::Param { name: "pattern", kind: crate::rule::ParamKind::Pattern, default: "^[a-z][a-z0-9_]{0,62}$", example: "" }],
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let cols: Vec<&sqlparser::ast::ColumnDef> = match ctx.stmt {

@@ -15,6 +15,7 @@ rule!(
         advice: "Use CREATE INDEX CONCURRENTLY (outside a transaction block)",
         bad: "CREATE INDEX orders_customer_idx ON orders (customer_id);",
         good: "CREATE INDEX CONCURRENTLY orders_customer_idx ON orders (customer_id);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

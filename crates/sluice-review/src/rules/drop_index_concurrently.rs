@@ -15,6 +15,7 @@ rule!(
         advice: "Use DROP INDEX CONCURRENTLY (outside a transaction block)",
         bad: "DROP INDEX orders_customer_idx;",
         good: "DROP INDEX CONCURRENTLY orders_customer_idx;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

@@ -13,11 +13,13 @@ rule!(
         id: "foreign-key-name-pattern",
         category: Category::SchemaDesign,
         engines: BOTH,
-        level: Level::Info,
+        level: Level::Warning,
         summary: "the foreign key is unnamed or its name does not start with fk_",
         advice: "Name foreign keys fk_<table>_<referenced table>, so errors and drops can name them",
         bad: "ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id);",
         good: "ALTER TABLE orders ADD CONSTRAINT fk_orders_users FOREIGN KEY (user_id) REFERENCES users (id);",
+        params: &[crate::rule::Param { name: "pattern", kind: crate::rule::ParamKind::Pattern, default: "^fk_[a-z0-9_]+$", example: "" }],
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let re = ctx.settings.pattern(META.id, &DEFAULT);

@@ -16,6 +16,7 @@ rule!(
         advice: "Index the referencing columns (PostgreSQL does not do it for you)",
         bad: "CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint, CONSTRAINT fk_orders_users FOREIGN KEY (user_id) REFERENCES users (id));",
         good: "CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint, CONSTRAINT fk_orders_users FOREIGN KEY (user_id) REFERENCES users (id), UNIQUE (user_id, id));",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

@@ -13,11 +13,13 @@ rule!(
         id: "index-name-pattern",
         category: Category::SchemaDesign,
         engines: BOTH,
-        level: Level::Info,
+        level: Level::Warning,
         summary: "the index name does not follow idx_<table>_<columns>",
         advice: "Name indexes idx_<table>_<columns> so plans and errors say what they are",
         bad: "CREATE INDEX account ON orders (account_id);",
         good: "CREATE INDEX idx_orders_account ON orders (account_id);",
+        params: &[crate::rule::Param { name: "pattern", kind: crate::rule::ParamKind::Pattern, default: "^idx_[a-z0-9_]+$", example: "" }],
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let re = ctx.settings.pattern(META.id, &DEFAULT);

@@ -15,6 +15,7 @@ rule!(
         advice: "Name the columns: INSERT INTO t (a, b) VALUES (…)",
         bad: "INSERT INTO orders VALUES (1, 'new');",
         good: "INSERT INTO orders (id, status) VALUES (1, 'new');",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

@@ -15,6 +15,7 @@ rule!(
         advice: "List the selected columns",
         bad: "INSERT INTO orders_archive (id, status) SELECT * FROM orders;",
         good: "INSERT INTO orders_archive (id, status) SELECT id, status FROM orders;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::Insert(i) = ctx.stmt else { return vec![] };

@@ -18,6 +18,8 @@ rule!(
         advice: "Index the columns queries filter and sort on; a wide index is large and slow to maintain",
         bad: "CREATE INDEX idx_t_wide ON t (a, b, c, d, e, f);",
         good: "CREATE INDEX idx_t_ab ON t (a, b);",
+        params: &[crate::rule::Param { name: "max", kind: crate::rule::ParamKind::Count, default: "5", example: "" }],
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let max = ctx.settings.int(META.id, "max", MAX);

@@ -19,6 +19,8 @@ rule!(
         advice: "Drop indexes no query needs; combine overlapping ones",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, b INT, c INT, d INT, e INT, f INT, INDEX idx_a (a), INDEX idx_b (b), INDEX idx_c (c), INDEX idx_d (d), INDEX idx_e (e), INDEX idx_f (f));",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, INDEX idx_a (a));",
+        params: &[crate::rule::Param { name: "max", kind: crate::rule::ParamKind::Count, default: "5", example: "" }],
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let max = ctx.settings.int(META.id, "max", MAX);

@@ -16,6 +16,8 @@ rule!(
         advice: "Split it into batches of rows",
         bad: "INSERT INTO t (id, v) VALUES (1, 'a fairly long value that goes past a small limit');",
         good: "INSERT INTO t (id) VALUES (1);",
+        params: &[crate::rule::Param { name: "max", kind: crate::rule::ParamKind::Count, default: "1048576 (1 MiB)", example: "40" }],
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let max = ctx.settings.int(META.id, "max", MAX);

@@ -23,194 +23,148 @@ pub(crate) const BOTH: &[crate::SqlDialect] = &[crate::SqlDialect::MySql, crate:
 pub(crate) const MYSQL: &[crate::SqlDialect] = &[crate::SqlDialect::MySql];
 pub(crate) const POSTGRES: &[crate::SqlDialect] = &[crate::SqlDialect::Postgres];
 
-mod add_check_not_valid;
-mod add_foreign_key_not_valid;
-mod add_unique_constraint_using_index;
-mod alter_requires_online_algorithm;
-mod always_true_where;
-mod auto_increment_unsigned_bigint;
-mod charset_allow_list;
-mod collation_allow_list;
-mod column_name_pattern;
-mod create_index_concurrently;
-mod drop_index_concurrently;
-mod foreign_key_name_pattern;
-mod foreign_key_needs_index;
-mod index_name_pattern;
-mod insert_requires_column_list;
-mod insert_select_star;
-mod max_columns_per_index;
-mod max_columns_per_table;
-mod max_in_list;
-mod max_indexes_per_table;
-mod max_statement_size;
-mod no_alter_column_type;
-mod no_auto_increment_initial_value;
-mod no_blob_text_columns;
-mod no_change_primary_key;
-mod no_create_table_as_select;
-mod no_drop_column;
-mod no_drop_database;
-mod no_drop_table;
-mod no_duplicate_index;
-mod no_enum_columns;
-mod no_float_columns;
-mod no_float_for_money;
-mod no_foreign_keys;
-mod no_grant_all;
-mod no_insert_ignore;
-mod no_int_display_width;
-mod no_leading_wildcard_like;
-mod no_limit_without_order_by;
-mod no_money_type;
-mod no_multi_table_dml;
-mod no_on_delete_cascade;
-mod no_order_by_rand;
-mod no_redundant_index;
-mod no_rename_column;
-mod no_rename_table;
-mod no_replace_into;
-mod no_reserved_word_names;
-mod no_select_star;
-mod no_set_global;
-mod no_subquery_in_dml;
-mod no_truncate;
-mod no_vacuum_full;
-mod no_volatile_default;
-mod no_zerofill;
-mod not_null_requires_default;
-mod prefer_bigint_primary_key;
-mod prefer_identity_over_serial;
-mod prefer_jsonb_over_json;
-mod prefer_text_over_char;
-mod prefer_text_over_varchar;
-mod prefer_timestamptz;
-mod require_column_comment;
-mod require_index_name;
-mod require_innodb;
-mod require_table_comment;
-mod require_where_for_delete;
-mod require_where_for_update;
-mod schema_affected_rows;
-mod schema_alter_large_table;
-mod schema_column_exists;
-mod schema_column_type_narrowing;
-mod schema_dropped_column_referenced;
-mod schema_index_covers_predicate;
-mod set_not_null_on_existing_column;
-mod table_name_pattern;
-mod unique_key_name_pattern;
-
 pub mod file;
 
-/// Every file-level rule, in id order.
-pub fn file_rules() -> Vec<&'static dyn crate::rule::FileRule> {
-    let mut v: Vec<&'static dyn crate::rule::FileRule> = vec![
-        &file::concurrently_in_transaction::ConcurrentlyInTransaction,
-        &file::merge_alter_table::MergeAlterTable,
-        &file::no_cluster::NoCluster,
-        &file::no_lock_tables::NoLockTables,
-        &file::no_optimize_table::NoOptimizeTable,
-        &file::no_reindex_without_concurrently::NoReindexWithoutConcurrently,
-        &file::no_stored_procedures::NoStoredProcedures,
-        &file::no_triggers::NoTriggers,
-        &file::require_lock_timeout::RequireLockTimeout,
-        &file::require_primary_key::RequirePrimaryKey,
-        &file::schema_table_exists::SchemaTableExists,
-    ];
-    v.sort_by_key(|r| r.meta().id);
-    v
+/// The one list of rules: emits the statement rules' modules, `all()`, `file_rules()` and `RuleId`.
+macro_rules! registry {
+    (statement: [$($m:ident :: $t:ident),* $(,)?] file: [$($fm:ident :: $ft:ident),* $(,)?]) => {
+        $(mod $m;)*
+
+        /// Every rule by name: one variant per statement or file rule.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum RuleId {
+            $($t,)*
+            $($ft,)*
+        }
+
+        impl RuleId {
+            /// Every rule, statement rules first, in registry order.
+            pub const ALL: &[RuleId] = &[$(RuleId::$t,)* $(RuleId::$ft,)*];
+
+            pub fn meta(self) -> &'static crate::rule::RuleMeta {
+                use crate::rule::{FileRule as _, Rule as _};
+                match self {
+                    $(RuleId::$t => $m::$t.meta(),)*
+                    $(RuleId::$ft => file::$fm::$ft.meta(),)*
+                }
+            }
+        }
+
+        /// Every statement rule, in id order.
+        pub fn all() -> Vec<&'static dyn Rule> {
+            let mut v: Vec<&'static dyn Rule> = vec![$(&$m::$t,)*];
+            v.sort_by_key(|r| r.meta().id);
+            v
+        }
+
+        /// Every file-level rule, in id order.
+        pub fn file_rules() -> Vec<&'static dyn crate::rule::FileRule> {
+            let mut v: Vec<&'static dyn crate::rule::FileRule> = vec![$(&file::$fm::$ft,)*];
+            v.sort_by_key(|r| r.meta().id);
+            v
+        }
+    };
+}
+
+registry! {
+    statement: [
+        add_check_not_valid::AddCheckNotValid,
+        add_foreign_key_not_valid::AddForeignKeyNotValid,
+        add_unique_constraint_using_index::AddUniqueConstraintUsingIndex,
+        alter_requires_online_algorithm::AlterRequiresOnlineAlgorithm,
+        always_true_where::AlwaysTrueWhere,
+        auto_increment_unsigned_bigint::AutoIncrementUnsignedBigint,
+        charset_allow_list::CharsetAllowList,
+        collation_allow_list::CollationAllowList,
+        column_name_pattern::ColumnNamePattern,
+        create_index_concurrently::CreateIndexConcurrently,
+        drop_index_concurrently::DropIndexConcurrently,
+        foreign_key_name_pattern::ForeignKeyNamePattern,
+        foreign_key_needs_index::ForeignKeyNeedsIndex,
+        index_name_pattern::IndexNamePattern,
+        insert_requires_column_list::InsertRequiresColumnList,
+        insert_select_star::InsertSelectStar,
+        max_columns_per_index::MaxColumnsPerIndex,
+        max_columns_per_table::MaxColumnsPerTable,
+        max_in_list::MaxInList,
+        max_indexes_per_table::MaxIndexesPerTable,
+        max_statement_size::MaxStatementSize,
+        no_alter_column_type::NoAlterColumnType,
+        no_auto_increment_initial_value::NoAutoIncrementInitialValue,
+        no_blob_text_columns::NoBlobTextColumns,
+        no_change_primary_key::NoChangePrimaryKey,
+        no_create_table_as_select::NoCreateTableAsSelect,
+        no_drop_column::NoDropColumn,
+        no_drop_database::NoDropDatabase,
+        no_drop_table::NoDropTable,
+        no_duplicate_index::NoDuplicateIndex,
+        no_enum_columns::NoEnumColumns,
+        no_float_columns::NoFloatColumns,
+        no_float_for_money::NoFloatForMoney,
+        no_foreign_keys::NoForeignKeys,
+        no_grant_all::NoGrantAll,
+        no_insert_ignore::NoInsertIgnore,
+        no_int_display_width::NoIntDisplayWidth,
+        no_leading_wildcard_like::NoLeadingWildcardLike,
+        no_limit_without_order_by::NoLimitWithoutOrderBy,
+        no_money_type::NoMoneyType,
+        no_multi_table_dml::NoMultiTableDml,
+        no_on_delete_cascade::NoOnDeleteCascade,
+        no_order_by_rand::NoOrderByRand,
+        no_redundant_index::NoRedundantIndex,
+        no_rename_column::NoRenameColumn,
+        no_rename_table::NoRenameTable,
+        no_replace_into::NoReplaceInto,
+        no_reserved_word_names::NoReservedWordNames,
+        no_select_star::NoSelectStar,
+        no_set_global::NoSetGlobal,
+        no_subquery_in_dml::NoSubqueryInDml,
+        no_truncate::NoTruncate,
+        no_vacuum_full::NoVacuumFull,
+        no_volatile_default::NoVolatileDefault,
+        no_zerofill::NoZerofill,
+        not_null_requires_default::NotNullRequiresDefault,
+        prefer_bigint_primary_key::PreferBigintPrimaryKey,
+        prefer_identity_over_serial::PreferIdentityOverSerial,
+        prefer_jsonb_over_json::PreferJsonbOverJson,
+        prefer_text_over_char::PreferTextOverChar,
+        prefer_text_over_varchar::PreferTextOverVarchar,
+        prefer_timestamptz::PreferTimestamptz,
+        require_column_comment::RequireColumnComment,
+        require_index_name::RequireIndexName,
+        require_table_comment::RequireTableComment,
+        require_where_for_delete::RequireWhereForDelete,
+        require_where_for_update::RequireWhereForUpdate,
+        schema_affected_rows::SchemaAffectedRows,
+        schema_alter_large_table::SchemaAlterLargeTable,
+        schema_column_exists::SchemaColumnExists,
+        schema_column_type_narrowing::SchemaColumnTypeNarrowing,
+        schema_dropped_column_referenced::SchemaDroppedColumnReferenced,
+        schema_index_covers_predicate::SchemaIndexCoversPredicate,
+        set_not_null_on_existing_column::SetNotNullOnExistingColumn,
+        table_name_pattern::TableNamePattern,
+        unique_key_name_pattern::UniqueKeyNamePattern,
+    ]
+    file: [
+        concurrently_in_transaction::ConcurrentlyInTransaction,
+        merge_alter_table::MergeAlterTable,
+        no_cluster::NoCluster,
+        no_lock_tables::NoLockTables,
+        no_optimize_table::NoOptimizeTable,
+        no_reindex_without_concurrently::NoReindexWithoutConcurrently,
+        no_stored_procedures::NoStoredProcedures,
+        no_triggers::NoTriggers,
+        require_lock_timeout::RequireLockTimeout,
+        require_innodb::RequireInnodb,
+        require_primary_key::RequirePrimaryKey,
+        schema_table_exists::SchemaTableExists,
+    ]
 }
 
 /// The metadata of every rule (statement and file rules), in id order.
 pub fn all_meta() -> Vec<&'static crate::rule::RuleMeta> {
-    let mut v: Vec<_> = all().iter().map(|r| r.meta()).chain(file_rules().iter().map(|r| r.meta())).collect();
+    let mut v: Vec<_> = RuleId::ALL.iter().map(|r| r.meta()).collect();
     v.sort_by_key(|m| m.id);
-    v
-}
-
-/// Every rule, in id order.
-pub fn all() -> Vec<&'static dyn Rule> {
-    let mut v: Vec<&'static dyn Rule> = vec![
-        &add_check_not_valid::AddCheckNotValid,
-        &add_foreign_key_not_valid::AddForeignKeyNotValid,
-        &add_unique_constraint_using_index::AddUniqueConstraintUsingIndex,
-        &alter_requires_online_algorithm::AlterRequiresOnlineAlgorithm,
-        &always_true_where::AlwaysTrueWhere,
-        &auto_increment_unsigned_bigint::AutoIncrementUnsignedBigint,
-        &charset_allow_list::CharsetAllowList,
-        &collation_allow_list::CollationAllowList,
-        &column_name_pattern::ColumnNamePattern,
-        &create_index_concurrently::CreateIndexConcurrently,
-        &drop_index_concurrently::DropIndexConcurrently,
-        &foreign_key_name_pattern::ForeignKeyNamePattern,
-        &foreign_key_needs_index::ForeignKeyNeedsIndex,
-        &index_name_pattern::IndexNamePattern,
-        &insert_requires_column_list::InsertRequiresColumnList,
-        &insert_select_star::InsertSelectStar,
-        &max_columns_per_index::MaxColumnsPerIndex,
-        &max_columns_per_table::MaxColumnsPerTable,
-        &max_in_list::MaxInList,
-        &max_indexes_per_table::MaxIndexesPerTable,
-        &max_statement_size::MaxStatementSize,
-        &no_alter_column_type::NoAlterColumnType,
-        &no_auto_increment_initial_value::NoAutoIncrementInitialValue,
-        &no_blob_text_columns::NoBlobTextColumns,
-        &no_change_primary_key::NoChangePrimaryKey,
-        &no_create_table_as_select::NoCreateTableAsSelect,
-        &no_drop_column::NoDropColumn,
-        &no_drop_database::NoDropDatabase,
-        &no_drop_table::NoDropTable,
-        &no_duplicate_index::NoDuplicateIndex,
-        &no_enum_columns::NoEnumColumns,
-        &no_float_columns::NoFloatColumns,
-        &no_float_for_money::NoFloatForMoney,
-        &no_foreign_keys::NoForeignKeys,
-        &no_grant_all::NoGrantAll,
-        &no_insert_ignore::NoInsertIgnore,
-        &no_int_display_width::NoIntDisplayWidth,
-        &no_leading_wildcard_like::NoLeadingWildcardLike,
-        &no_limit_without_order_by::NoLimitWithoutOrderBy,
-        &no_money_type::NoMoneyType,
-        &no_multi_table_dml::NoMultiTableDml,
-        &no_on_delete_cascade::NoOnDeleteCascade,
-        &no_order_by_rand::NoOrderByRand,
-        &no_redundant_index::NoRedundantIndex,
-        &no_rename_column::NoRenameColumn,
-        &no_rename_table::NoRenameTable,
-        &no_replace_into::NoReplaceInto,
-        &no_reserved_word_names::NoReservedWordNames,
-        &no_select_star::NoSelectStar,
-        &no_set_global::NoSetGlobal,
-        &no_subquery_in_dml::NoSubqueryInDml,
-        &no_truncate::NoTruncate,
-        &no_vacuum_full::NoVacuumFull,
-        &no_volatile_default::NoVolatileDefault,
-        &no_zerofill::NoZerofill,
-        &not_null_requires_default::NotNullRequiresDefault,
-        &prefer_bigint_primary_key::PreferBigintPrimaryKey,
-        &prefer_identity_over_serial::PreferIdentityOverSerial,
-        &prefer_jsonb_over_json::PreferJsonbOverJson,
-        &prefer_text_over_char::PreferTextOverChar,
-        &prefer_text_over_varchar::PreferTextOverVarchar,
-        &prefer_timestamptz::PreferTimestamptz,
-        &require_column_comment::RequireColumnComment,
-        &require_index_name::RequireIndexName,
-        &require_innodb::RequireInnodb,
-        &require_table_comment::RequireTableComment,
-        &require_where_for_delete::RequireWhereForDelete,
-        &require_where_for_update::RequireWhereForUpdate,
-        &schema_affected_rows::SchemaAffectedRows,
-        &schema_alter_large_table::SchemaAlterLargeTable,
-        &schema_column_exists::SchemaColumnExists,
-        &schema_column_type_narrowing::SchemaColumnTypeNarrowing,
-        &schema_dropped_column_referenced::SchemaDroppedColumnReferenced,
-        &schema_index_covers_predicate::SchemaIndexCoversPredicate,
-        &set_not_null_on_existing_column::SetNotNullOnExistingColumn,
-        &table_name_pattern::TableNamePattern,
-        &unique_key_name_pattern::UniqueKeyNamePattern,
-    ];
-    v.sort_by_key(|r| r.meta().id);
     v
 }
 
@@ -269,16 +223,7 @@ mod tests {
             assert!(seen.insert(m.id), "duplicate {}", m.id);
             assert!(m.id.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", m.id);
             for d in m.engines {
-                let settings = if m.id.starts_with("schema-") {
-                    fixture_settings()
-                } else if m.id == "max-statement-size" {
-                    // The default limit is 1 MiB; the examples are checked against a small one.
-                    let mut s = crate::Settings::default();
-                    s.params.insert(m.id.into(), [("max".to_string(), toml::Value::Integer(40))].into_iter().collect());
-                    s
-                } else {
-                    crate::Settings::default()
-                };
+                let settings = if m.id.starts_with("schema-") { fixture_settings() } else { crate::Settings::for_examples(m) };
                 let review = |sql: &str, d: crate::SqlDialect| crate::review_with(sql, d, &settings);
                 let bad = review(m.bad, *d);
                 assert!(bad.findings.iter().any(|f| f.rule == m.id), "{} does not fire on its bad example ({d:?}): {:?}", m.id, bad.findings);

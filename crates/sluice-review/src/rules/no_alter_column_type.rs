@@ -15,6 +15,7 @@ rule!(
         advice: "Add a new column of the new type, backfill in batches, switch, then drop the old column",
         bad: "ALTER TABLE orders ALTER COLUMN amount TYPE numeric(14,2);",
         good: "ALTER TABLE orders ADD COLUMN amount_v2 numeric(14,2);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::AlterTable(a) = ctx.stmt else { return vec![] };

@@ -15,6 +15,7 @@ rule!(
         advice: "Leave AUTO_INCREMENT out of the definition",
         bad: "CREATE TABLE t (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT=1000;",
         good: "CREATE TABLE t (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         if !matches!(ctx.stmt, Statement::CreateTable(_)) {

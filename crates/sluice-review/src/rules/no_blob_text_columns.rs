@@ -15,11 +15,12 @@ rule!(
         id: "no-blob-text-columns",
         category: Category::SchemaDesign,
         engines: MYSQL,
-        level: Level::Info,
+        level: Level::Warning,
         summary: "TEXT/BLOB columns are stored off-page, cannot have defaults (before 8.0.13) and slow sorts and temporary tables",
         advice: "Use VARCHAR with a limit when one fits; keep large objects in object storage",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, body LONGTEXT);",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY, body VARCHAR(2000));",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

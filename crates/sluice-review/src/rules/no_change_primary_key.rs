@@ -15,6 +15,7 @@ rule!(
         advice: "Add a new unique key instead, or plan the change as a table copy with an online tool",
         bad: "ALTER TABLE orders DROP PRIMARY KEY, ADD PRIMARY KEY (order_no);",
         good: "ALTER TABLE orders ADD CONSTRAINT uk_orders_no UNIQUE (order_no);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::AlterTable(a) = ctx.stmt else { return vec![] };

@@ -15,6 +15,7 @@ rule!(
         advice: "CREATE TABLE with its keys, then INSERT … SELECT in batches",
         bad: "CREATE TABLE orders_copy AS SELECT id, status FROM orders;",
         good: "CREATE TABLE orders_copy (id BIGINT PRIMARY KEY, status VARCHAR(16));",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

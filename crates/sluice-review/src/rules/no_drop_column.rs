@@ -15,6 +15,7 @@ rule!(
         advice: "Stop using the column in the application first, back it up, then drop it in a later release",
         bad: "ALTER TABLE orders DROP COLUMN legacy_code;",
         good: "ALTER TABLE orders ADD COLUMN note TEXT;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::AlterTable(a) = ctx.stmt else { return vec![] };

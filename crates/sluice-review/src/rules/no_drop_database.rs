@@ -15,6 +15,7 @@ rule!(
         advice: "Do this outside change review, with a backup and a named approver",
         bad: "DROP DATABASE shop;",
         good: "SELECT 1;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

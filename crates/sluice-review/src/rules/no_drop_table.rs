@@ -15,6 +15,7 @@ rule!(
         advice: "Rename it first and drop it after a grace period, or back it up; acknowledge with an ignore comment",
         bad: "DROP TABLE old_orders;",
         good: "ALTER TABLE old_orders RENAME TO old_orders_deprecated;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

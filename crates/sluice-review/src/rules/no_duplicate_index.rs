@@ -32,6 +32,7 @@ rule!(
         advice: "Keep one of them",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, UNIQUE (a), UNIQUE (a));",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, UNIQUE (a));",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

@@ -15,6 +15,7 @@ rule!(
         advice: "Use a lookup table with a foreign key, or a VARCHAR with a CHECK constraint",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, status ENUM('new','paid'));",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY, status VARCHAR(16));",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

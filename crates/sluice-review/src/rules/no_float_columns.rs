@@ -10,11 +10,12 @@ rule!(
         id: "no-float-columns",
         category: Category::SchemaDesign,
         engines: MYSQL,
-        level: Level::Info,
+        level: Level::Warning,
         summary: "FLOAT stores about 7 significant digits and compares unexpectedly (0.1 + 0.2 != 0.3)",
         advice: "Use DOUBLE for measurements or DECIMAL for exact values",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, ratio FLOAT);",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY, ratio DOUBLE);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

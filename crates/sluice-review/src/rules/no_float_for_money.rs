@@ -32,6 +32,7 @@ rule!(
         advice: "Use DECIMAL/NUMERIC with a fixed scale, or integer cents",
         bad: "CREATE TABLE orders (id BIGINT PRIMARY KEY, total_amount DOUBLE PRECISION);",
         good: "CREATE TABLE orders (id BIGINT PRIMARY KEY, total_amount DECIMAL(12,2));",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

@@ -10,11 +10,12 @@ rule!(
         id: "no-foreign-keys",
         category: Category::SchemaDesign,
         engines: MYSQL,
-        level: Level::Info,
+        level: Level::Warning,
         summary: "foreign keys make online schema changes and sharding harder on MySQL (online tools must rebuild them)",
         advice: "Keep referential checks in the application where your policy says so; turn this rule off otherwise",
         bad: "CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT, CONSTRAINT fk_orders_users FOREIGN KEY (user_id) REFERENCES users (id));",
         good: "CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let is_fk = |c: &TableConstraint| matches!(c, TableConstraint::ForeignKey(_));

@@ -13,6 +13,7 @@ rule!(
         advice: "Grant the privileges the role needs (SELECT, INSERT, UPDATE, DELETE on named objects)",
         bad: "GRANT ALL PRIVILEGES ON orders TO app;",
         good: "GRANT SELECT, INSERT ON orders TO app;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

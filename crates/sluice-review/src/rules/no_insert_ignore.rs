@@ -15,6 +15,7 @@ rule!(
         advice: "Handle duplicates with ON DUPLICATE KEY UPDATE and let other errors fail",
         bad: "INSERT IGNORE INTO t (id) VALUES (1);",
         good: "INSERT INTO t (id) VALUES (1) ON DUPLICATE KEY UPDATE id = id;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

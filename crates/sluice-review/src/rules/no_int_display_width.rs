@@ -29,6 +29,7 @@ rule!(
         advice: "Write INT or BIGINT without a width",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, n INT(11));",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY, n INT);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

@@ -34,6 +34,7 @@ rule!(
         advice: "Anchor the pattern at the start, or use a full-text or trigram index",
         bad: "SELECT id FROM users WHERE email LIKE '%@example.com';",
         good: "SELECT id FROM users WHERE email LIKE 'alice%';",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let mut found = Vec::new();

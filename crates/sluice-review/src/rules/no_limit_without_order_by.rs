@@ -15,6 +15,7 @@ rule!(
         advice: "Add ORDER BY on a unique key, or select the rows by key",
         bad: "DELETE FROM logs WHERE level = 'debug' LIMIT 1000;",
         good: "DELETE FROM logs WHERE level = 'debug' ORDER BY id LIMIT 1000;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

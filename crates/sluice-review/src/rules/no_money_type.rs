@@ -15,6 +15,7 @@ rule!(
         advice: "Use numeric with a scale, plus a currency column if needed",
         bad: "CREATE TABLE t (id bigint PRIMARY KEY, price money);",
         good: "CREATE TABLE t (id bigint PRIMARY KEY, price numeric(12,2));",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

@@ -15,6 +15,7 @@ rule!(
         advice: "Select the keys first, then change one table by key",
         bad: "UPDATE orders SET status = 1 FROM users WHERE users.id = orders.user_id AND users.banned;",
         good: "DELETE FROM orders WHERE user_id IN (1, 2, 3);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

@@ -15,6 +15,7 @@ rule!(
         advice: "Delete children explicitly, in batches, or use RESTRICT",
         bad: "ALTER TABLE orders ADD CONSTRAINT fk_orders_users FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE;",
         good: "ALTER TABLE orders ADD CONSTRAINT fk_orders_users FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE RESTRICT;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let cascades = |c: &TableConstraint| matches!(c, TableConstraint::ForeignKey(fk) if fk.on_delete == Some(ReferentialAction::Cascade));

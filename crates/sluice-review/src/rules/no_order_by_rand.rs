@@ -19,6 +19,7 @@ rule!(
         advice: "Pick random keys in the application, or sample with TABLESAMPLE on PostgreSQL",
         bad: "SELECT id FROM products ORDER BY RAND() LIMIT 5;",
         good: "SELECT id FROM products WHERE id IN (3, 17, 42);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::Query(q) = ctx.stmt else { return vec![] };

@@ -16,6 +16,7 @@ rule!(
         advice: "Drop the shorter index",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, b INT, INDEX idx_t_a (a), INDEX idx_t_ab (a, b));",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, b INT, INDEX idx_t_ab (a, b));",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

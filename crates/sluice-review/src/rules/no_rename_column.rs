@@ -15,6 +15,7 @@ rule!(
         advice: "Add the new column, write both, backfill, switch readers, then drop the old one",
         bad: "ALTER TABLE orders RENAME COLUMN amount TO total;",
         good: "ALTER TABLE orders ADD COLUMN total DECIMAL(12,2);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::AlterTable(a) = ctx.stmt else { return vec![] };

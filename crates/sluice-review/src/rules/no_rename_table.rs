@@ -15,6 +15,7 @@ rule!(
         advice: "Create a view under the old name during the transition, or migrate readers first",
         bad: "ALTER TABLE orders RENAME TO purchases;",
         good: "CREATE VIEW purchases AS SELECT * FROM orders;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

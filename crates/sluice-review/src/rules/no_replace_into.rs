@@ -15,6 +15,7 @@ rule!(
         advice: "Use INSERT … ON DUPLICATE KEY UPDATE",
         bad: "REPLACE INTO settings (k, v) VALUES ('a', '1');",
         good: "INSERT INTO settings (k, v) VALUES ('a', '1') ON DUPLICATE KEY UPDATE v = VALUES(v);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

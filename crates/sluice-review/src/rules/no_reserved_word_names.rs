@@ -102,6 +102,7 @@ rule!(
         advice: "Choose another name (order → order_no, rank → position)",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, rank INT);",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY, order_no INT);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

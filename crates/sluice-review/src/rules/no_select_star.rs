@@ -10,11 +10,12 @@ rule!(
         id: "no-select-star",
         category: Category::StatementSafety,
         engines: BOTH,
-        level: Level::Info,
+        level: Level::Warning,
         summary: "SELECT * reads every column, including ones added later",
         advice: "List the columns the change needs",
         bad: "SELECT * FROM orders WHERE id = 1;",
         good: "SELECT id, status FROM orders WHERE id = 1;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::Query(q) = ctx.stmt else { return vec![] };

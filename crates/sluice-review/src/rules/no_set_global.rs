@@ -15,6 +15,7 @@ rule!(
         advice: "Change server settings through the configuration (and a restart or SET PERSIST in a change of its own)",
         bad: "SET GLOBAL max_connections = 5000;",
         good: "SET SESSION sql_mode = 'STRICT_ALL_TABLES';",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

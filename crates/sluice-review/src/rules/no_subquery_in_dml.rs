@@ -27,6 +27,7 @@ rule!(
         advice: "Select the keys first, then change by key (or use a join with care)",
         bad: "DELETE FROM orders WHERE user_id IN (SELECT id FROM users WHERE banned = 1);",
         good: "DELETE FROM orders WHERE user_id IN (3, 5, 8);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         if !matches!(ctx.stmt, Statement::Update(_) | Statement::Delete(_)) {

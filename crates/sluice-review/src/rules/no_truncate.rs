@@ -15,6 +15,7 @@ rule!(
         advice: "Delete in batches with a WHERE clause, or take a backup first and acknowledge with an ignore comment",
         bad: "TRUNCATE TABLE sessions;",
         good: "DELETE FROM sessions WHERE expires_at < '2024-01-01';",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

@@ -15,6 +15,7 @@ rule!(
         advice: "Use plain VACUUM, or pg_repack for an online rewrite",
         bad: "VACUUM FULL orders;",
         good: "VACUUM orders;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

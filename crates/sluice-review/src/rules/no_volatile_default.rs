@@ -17,6 +17,7 @@ rule!(
         advice: "Add the column without a default (or with a constant), set the default afterwards, and backfill in batches",
         bad: "ALTER TABLE orders ADD COLUMN token uuid DEFAULT gen_random_uuid();",
         good: "ALTER TABLE orders ADD COLUMN token uuid;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::AlterTable(a) = ctx.stmt else { return vec![] };

@@ -15,6 +15,7 @@ rule!(
         advice: "Store the number and pad it when displaying (LPAD)",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY, code INT(6) ZEROFILL);",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY, code INT);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

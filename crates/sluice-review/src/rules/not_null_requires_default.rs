@@ -15,6 +15,7 @@ rule!(
         advice: "Give the column a DEFAULT, or add it nullable, backfill, then set NOT NULL",
         bad: "ALTER TABLE orders ADD COLUMN region VARCHAR(8) NOT NULL;",
         good: "ALTER TABLE orders ADD COLUMN region VARCHAR(8) NOT NULL DEFAULT 'eu';",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::AlterTable(a) = ctx.stmt else { return vec![] };

@@ -29,6 +29,7 @@ rule!(
         advice: "Use BIGINT for surrogate keys",
         bad: "CREATE TABLE t (id INT PRIMARY KEY);",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

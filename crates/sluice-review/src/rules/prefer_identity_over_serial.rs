@@ -15,6 +15,7 @@ rule!(
         advice: "Use BIGINT GENERATED ALWAYS AS IDENTITY",
         bad: "CREATE TABLE t (id serial PRIMARY KEY);",
         good: "CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

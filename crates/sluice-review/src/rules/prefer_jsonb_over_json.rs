@@ -15,6 +15,7 @@ rule!(
         advice: "Use jsonb unless key order or duplicate keys must be kept",
         bad: "CREATE TABLE t (id bigint PRIMARY KEY, doc json);",
         good: "CREATE TABLE t (id bigint PRIMARY KEY, doc jsonb);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

@@ -15,6 +15,7 @@ rule!(
         advice: "Use text (with a CHECK on length if needed)",
         bad: "CREATE TABLE t (id bigint PRIMARY KEY, code char(3));",
         good: "CREATE TABLE t (id bigint PRIMARY KEY, code text);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

@@ -10,11 +10,12 @@ rule!(
         id: "prefer-text-over-varchar",
         category: Category::SchemaDesign,
         engines: POSTGRES,
-        level: Level::Info,
+        level: Level::Warning,
         summary: "varchar(n) on PostgreSQL is text with a length check that a later change must rewrite the table to widen",
         advice: "Use text, with a CHECK constraint if a limit matters",
         bad: "CREATE TABLE t (id bigint PRIMARY KEY, name varchar(100));",
         good: "CREATE TABLE t (id bigint PRIMARY KEY, name text);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

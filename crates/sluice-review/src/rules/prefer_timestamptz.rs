@@ -19,6 +19,7 @@ rule!(
         advice: "Use timestamptz (timestamp with time zone)",
         bad: "CREATE TABLE t (id bigint PRIMARY KEY, created_at timestamp);",
         good: "CREATE TABLE t (id bigint PRIMARY KEY, created_at timestamptz);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

@@ -10,11 +10,12 @@ rule!(
         id: "require-column-comment",
         category: Category::SchemaDesign,
         engines: MYSQL,
-        level: Level::Info,
+        level: Level::Warning,
         summary: "the column has no COMMENT",
         advice: "Say what the column holds: COMMENT 'order total in cents'",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY COMMENT 'key', total BIGINT) COMMENT 'orders';",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY COMMENT 'key', total BIGINT COMMENT 'total in cents') COMMENT 'orders';",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };

@@ -15,6 +15,7 @@ rule!(
         advice: "Name it: CREATE INDEX idx_<table>_<columns> ON …",
         bad: "CREATE INDEX ON orders (user_id);",
         good: "CREATE INDEX idx_orders_user ON orders (user_id);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

@@ -10,11 +10,12 @@ rule!(
         id: "require-table-comment",
         category: Category::SchemaDesign,
         engines: MYSQL,
-        level: Level::Info,
+        level: Level::Warning,
         summary: "the table has no COMMENT",
         advice: "Say what the table is for: CREATE TABLE … COMMENT 'customer orders'",
         bad: "CREATE TABLE t (id BIGINT PRIMARY KEY);",
         good: "CREATE TABLE t (id BIGINT PRIMARY KEY) COMMENT 'customer orders';",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

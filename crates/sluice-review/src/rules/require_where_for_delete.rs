@@ -15,6 +15,7 @@ rule!(
         advice: "Add a WHERE clause; to empty a table on purpose, say so with an ignore comment",
         bad: "DELETE FROM orders;",
         good: "DELETE FROM orders WHERE id = 42;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

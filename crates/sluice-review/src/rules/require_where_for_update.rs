@@ -15,6 +15,7 @@ rule!(
         advice: "Add a WHERE clause that selects the rows to change",
         bad: "UPDATE orders SET status = 'paid';",
         good: "UPDATE orders SET status = 'paid' WHERE id = 42;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         match ctx.stmt {

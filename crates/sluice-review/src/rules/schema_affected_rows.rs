@@ -17,6 +17,8 @@ rule!(
         advice: "Split it into batches by key range (schema-aware: needs --schema-from; limit: [params.schema-affected-rows] max)",
         bad: "DELETE FROM orders WHERE status = 'old';",
         good: "SELECT 1;\nDELETE FROM orders WHERE id = 1;",
+        params: &[crate::rule::Param { name: "max", kind: crate::rule::ParamKind::Count, default: "10000", example: "" }],
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Some(schema) = &ctx.settings.schema else { return vec![] };

@@ -20,6 +20,8 @@ rule!(
         advice: "Use an online schema-change tool or an instant/concurrent form, in a maintenance window (schema-aware: needs --schema-from)",
         bad: "ALTER TABLE orders ADD COLUMN note2 TEXT;",
         good: "ALTER TABLE small_table ADD COLUMN note2 TEXT;",
+        params: &[crate::rule::Param { name: "max", kind: crate::rule::ParamKind::Count, default: "1000000 rows", example: "" }],
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Some(schema) = &ctx.settings.schema else { return vec![] };

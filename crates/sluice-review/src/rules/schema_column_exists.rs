@@ -44,6 +44,7 @@ rule!(
         advice: "Check the column name (schema-aware: needs --schema-from)",
         bad: "UPDATE orders SET colour = 'red' WHERE id = 1;",
         good: "UPDATE orders SET status = 'paid' WHERE id = 1;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Some(schema) = &ctx.settings.schema else { return vec![] };

@@ -33,6 +33,7 @@ rule!(
         advice: "Check the longest stored value first; keep the width or widen it (schema-aware: needs --schema-from)",
         bad: "ALTER TABLE orders MODIFY COLUMN status VARCHAR(8);",
         good: "ALTER TABLE orders MODIFY COLUMN status VARCHAR(64);",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Some(schema) = &ctx.settings.schema else { return vec![] };

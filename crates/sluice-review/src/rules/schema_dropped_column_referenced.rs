@@ -16,6 +16,7 @@ rule!(
         advice: "Change or drop the view or foreign key first (schema-aware: needs --schema-from)",
         bad: "ALTER TABLE orders DROP COLUMN user_id;",
         good: "ALTER TABLE orders DROP COLUMN note;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Some(schema) = &ctx.settings.schema else { return vec![] };

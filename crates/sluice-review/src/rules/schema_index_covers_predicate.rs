@@ -53,6 +53,7 @@ rule!(
         advice: "Filter on an indexed column, or add an index first (schema-aware: needs --schema-from)",
         bad: "UPDATE orders SET status = 'paid' WHERE note = 'x';",
         good: "UPDATE orders SET status = 'paid' WHERE id = 1;",
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let Some(schema) = &ctx.settings.schema else { return vec![] };

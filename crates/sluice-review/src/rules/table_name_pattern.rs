@@ -18,6 +18,8 @@ rule!(
         advice: "Name tables in lower snake_case; mixed case needs quoting forever",
         bad: "CREATE TABLE OrderItems (id BIGINT PRIMARY KEY);",
         good: "CREATE TABLE order_items (id BIGINT PRIMARY KEY);",
+        params: &[crate::rule::Param { name: "pattern", kind: crate::rule::ParamKind::Pattern, default: "^[a-z][a-z0-9_]{0,62}$", example: "" }],
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let re = ctx.settings.pattern(META.id, &DEFAULT);

@@ -13,11 +13,13 @@ rule!(
         id: "unique-key-name-pattern",
         category: Category::SchemaDesign,
         engines: BOTH,
-        level: Level::Info,
+        level: Level::Warning,
         summary: "the unique key's name does not start with uk_",
         advice: "Name unique keys uk_<table>_<columns>",
         bad: "CREATE UNIQUE INDEX email ON users (email);",
         good: "CREATE UNIQUE INDEX uk_users_email ON users (email);",
+        params: &[crate::rule::Param { name: "pattern", kind: crate::rule::ParamKind::Pattern, default: "^(uk|uq)_[a-z0-9_]+$", example: "" }],
+        ..RuleMeta::DEFAULT
     },
     |ctx| {
         let re = ctx.settings.pattern(META.id, &DEFAULT);

@@ -13,6 +13,7 @@ file_rule!(
         advice: "Run it outside BEGIN … COMMIT (migration tools: mark the migration as non-transactional)",
         bad: "BEGIN;\nCREATE INDEX CONCURRENTLY idx_t_a ON t (a);\nCOMMIT;",
         good: "CREATE INDEX CONCURRENTLY idx_t_a ON t (a);",
+        ..RuleMeta::DEFAULT
     },
     |stmts, _dialect| {
         let mut in_tx = false;

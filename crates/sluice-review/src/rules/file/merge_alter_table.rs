@@ -15,6 +15,7 @@ file_rule!(
         advice: "Merge the changes into one ALTER TABLE with comma-separated operations",
         bad: "ALTER TABLE orders ADD COLUMN a INT;\nALTER TABLE orders ADD COLUMN b INT;",
         good: "ALTER TABLE orders ADD COLUMN a INT, ADD COLUMN b INT;",
+        ..RuleMeta::DEFAULT
     },
     |stmts, _dialect| {
         let mut seen: HashMap<String, usize> = HashMap::new();

@@ -19,14 +19,15 @@ macro_rules! file_rule {
     };
 }
 
-pub(crate) mod concurrently_in_transaction;
-pub(crate) mod merge_alter_table;
-pub(crate) mod no_cluster;
-pub(crate) mod no_lock_tables;
-pub(crate) mod no_optimize_table;
-pub(crate) mod no_reindex_without_concurrently;
-pub(crate) mod no_stored_procedures;
-pub(crate) mod no_triggers;
-pub(crate) mod require_lock_timeout;
-pub(crate) mod require_primary_key;
+pub mod concurrently_in_transaction;
+pub mod merge_alter_table;
+pub mod no_cluster;
+pub mod no_lock_tables;
+pub mod no_optimize_table;
+pub mod no_reindex_without_concurrently;
+pub mod no_stored_procedures;
+pub mod no_triggers;
+pub mod require_innodb;
+pub mod require_lock_timeout;
+pub mod require_primary_key;
 pub mod schema_table_exists;

@@ -13,6 +13,7 @@ file_rule!(
         advice: "Use pg_repack to reorder a table online",
         bad: "CLUSTER orders USING orders_pkey;",
         good: "ANALYZE orders;",
+        ..RuleMeta::DEFAULT
     },
     |stmts, _dialect| { stmts.iter().filter(|s| starts_with_words(&s.upper, &["CLUSTER"])).map(|s| (s.index, None, None)).collect() }
 );

@@ -13,6 +13,7 @@ file_rule!(
         advice: "Rely on row locks inside a transaction; if a lock is truly needed, keep it short and set a timeout",
         bad: "LOCK TABLES orders WRITE;",
         good: "SELECT id FROM orders WHERE id = 1 FOR UPDATE;",
+        ..RuleMeta::DEFAULT
     },
     |stmts, _dialect| {
         stmts

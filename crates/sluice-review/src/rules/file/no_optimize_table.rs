@@ -13,6 +13,7 @@ file_rule!(
         advice: "Run it in a maintenance window, or with an online schema-change tool",
         bad: "OPTIMIZE TABLE orders;",
         good: "ANALYZE TABLE orders;",
+        ..RuleMeta::DEFAULT
     },
     |stmts, _dialect| { stmts.iter().filter(|s| starts_with_words(&s.upper, &["OPTIMIZE"])).map(|s| (s.index, None, None)).collect() }
 );

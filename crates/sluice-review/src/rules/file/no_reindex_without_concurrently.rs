@@ -13,6 +13,7 @@ file_rule!(
         advice: "Use REINDEX … CONCURRENTLY (PostgreSQL 12+)",
         bad: "REINDEX INDEX orders_pkey;",
         good: "REINDEX INDEX CONCURRENTLY orders_pkey;",
+        ..RuleMeta::DEFAULT
     },
     |stmts, _dialect| {
         stmts.iter().filter(|s| starts_with_words(&s.upper, &["REINDEX"]) && !s.upper.contains("CONCURRENTLY")).map(|s| (s.index, None, None)).collect()

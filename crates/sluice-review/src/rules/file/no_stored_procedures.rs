@@ -8,11 +8,12 @@ file_rule!(
         id: "no-stored-procedures",
         category: Category::SchemaDesign,
         engines: BOTH,
-        level: Level::Info,
+        level: Level::Warning,
         summary: "stored procedures and functions keep logic where reviews, tests and deploys rarely look",
         advice: "Keep business logic in the application unless your policy says otherwise",
         bad: "CREATE PROCEDURE purge_old() BEGIN DELETE FROM logs WHERE id < 10; END;",
         good: "DELETE FROM logs WHERE id < 10;",
+        ..RuleMeta::DEFAULT
     },
     |stmts, _dialect| {
         stmts

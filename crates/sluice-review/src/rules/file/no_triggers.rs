@@ -13,6 +13,7 @@ file_rule!(
         advice: "Do the work in the application or with change capture",
         bad: "CREATE TRIGGER t_audit AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION audit();",
         good: "CREATE TABLE order_audit (id bigint PRIMARY KEY);",
+        ..RuleMeta::DEFAULT
     },
     |stmts, _dialect| {
         stmts

@@ -13,6 +13,7 @@ file_rule!(
         advice: "Start the migration with SET lock_timeout = '2s' (and retry on timeout)",
         bad: "ALTER TABLE orders ADD COLUMN note text;",
         good: "SET lock_timeout = '2s';\nALTER TABLE orders ADD COLUMN note text;",
+        ..RuleMeta::DEFAULT
     },
     |stmts, _dialect| {
         let mut set = false;

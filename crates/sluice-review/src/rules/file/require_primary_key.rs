@@ -20,13 +20,23 @@ file_rule!(
         advice: "Add a primary key: replication, change capture and online schema changes need one to find rows",
         bad: "CREATE TABLE events (name VARCHAR(50), at TIMESTAMP);",
         good: "CREATE TABLE events (id BIGINT PRIMARY KEY, name VARCHAR(50));",
+        ..RuleMeta::DEFAULT
     },
     |stmts, _dialect| {
         let mut out = Vec::new();
+        // Tables the file gives a key: created with one, or keyed by a later ALTER.
+        let keyed = |table: &str, before: usize| {
+            stmts.iter().take(before).any(|s| s.facts.created_table.as_deref() == Some(table) && s.facts.created_without_key.is_none())
+                || stmts.iter().any(|s| s.facts.adds_primary_key.as_deref() == Some(table))
+        };
         for (k, s) in stmts.iter().enumerate() {
             let Some((table, shown)) = &s.facts.created_without_key else { continue };
             let keyed_later = stmts[k + 1..].iter().any(|later| later.facts.adds_primary_key.as_deref() == Some(table.as_str()));
-            if !keyed_later {
+            // A partition attached to a keyed table has the parent's key (PostgreSQL builds its index).
+            let attached_to_keyed = stmts[k + 1..]
+                .iter()
+                .any(|later| later.facts.attaches_partition.as_ref().is_some_and(|(parent, child)| child == table && keyed(parent, stmts.len())));
+            if !keyed_later && !attached_to_keyed {
                 out.push((s.index, None, Some(shown.clone())));
             }
         }
@@ -87,5 +97,17 @@ mod tests {
             "a key before the table is not its key"
         );
         assert_eq!(fires("CREATE TABLE t (id INT);", SqlDialect::Postgres), 1);
+    }
+
+    /// pagila's partitions: each is created bare and attached to a parent that has the key.
+    #[test]
+    fn a_partition_attached_to_a_keyed_parent_has_its_key() {
+        let parent = "CREATE TABLE public.payment (id int NOT NULL, at date NOT NULL, PRIMARY KEY (at, id)) PARTITION BY RANGE (at);\n";
+        let part = "CREATE TABLE public.payment_p1 (id int NOT NULL, at date NOT NULL);\n";
+        let attach = "ALTER TABLE ONLY public.payment ATTACH PARTITION public.payment_p1 FOR VALUES FROM ('2022-01-01') TO ('2022-02-01');";
+        assert_eq!(fires(&format!("{parent}{part}{attach}"), SqlDialect::Postgres), 0);
+        let bare_parent = "CREATE TABLE public.payment (id int NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);\n";
+        assert_eq!(fires(&format!("{bare_parent}{part}{attach}"), SqlDialect::Postgres), 2, "a keyless parent gives no key");
+        assert_eq!(fires(&format!("{parent}{part}"), SqlDialect::Postgres), 1, "never attached");
     }
 }

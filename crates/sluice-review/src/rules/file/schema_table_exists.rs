@@ -39,6 +39,7 @@ file_rule!(
         advice: "Check the table name and the database the change is meant for (schema-aware: needs --schema-from)",
         bad: "UPDATE no_such_table SET a = 1 WHERE id = 1;",
         good: "CREATE TABLE fresh (id BIGINT PRIMARY KEY);\nINSERT INTO fresh (id) VALUES (1);",
+        ..RuleMeta::DEFAULT
     },
     |stmts, _dialect, settings| {
         let Some(schema) = &settings.schema else { return vec![] };
