@@ -175,7 +175,7 @@ fn prepare(text: &str, dialect: SqlDialect) -> Cow<'_, str> {
                     changed = true;
                 }
                 // A column's `CHARSET x` (the parser reads only `CHARACTER SET x`).
-                Some("CHARSET") if t.depth >= 1 && word(i.wrapping_sub(1)) != Some("DEFAULT") => {
+                Some("CHARSET") if word(i.wrapping_sub(1)) != Some("DEFAULT") && (t.depth >= 1 || (first == "ALTER" && in_column_op(&toks, i))) => {
                     let mut end = i + 1;
                     if toks.get(end).is_some_and(|t| matches!(t.token, Token::Eq)) {
                         end += 1;
@@ -233,6 +233,13 @@ fn prepare(text: &str, dialect: SqlDialect) -> Cow<'_, str> {
         out.replace_range(at..at + 1, " JOIN");
     }
     Cow::Owned(out)
+}
+
+/// Whether token `i` of an ALTER TABLE sits inside an ADD / MODIFY / CHANGE column operation (not first in it).
+fn in_column_op(toks: &[Tok], i: usize) -> bool {
+    let op_start = (0..i).rev().find(|k| toks[*k].depth == 0 && matches!(toks[*k].token, Token::Comma)).map(|k| k + 1);
+    let op_start = op_start.unwrap_or_else(|| alter_parts(toks).map(|(start, _)| start).unwrap_or(i));
+    op_start < i && matches!(toks[op_start].word.as_deref(), Some("ADD" | "MODIFY" | "CHANGE"))
 }
 
 /// Whether token `i` follows a character type (`VARCHAR(10) BINARY`, `CHAR BINARY`, `TEXT BINARY`).
@@ -498,6 +505,7 @@ mod tests {
             (MySql, "ALTER TABLE t ADD COLUMN (a INT, b INT NOT NULL DEFAULT 0)"),
             (MySql, "ALTER TABLE t TRUNCATE PARTITION p0"),
             (MySql, "CREATE TABLE t (a VARCHAR(10) CHARSET latin1)"),
+            (MySql, "ALTER TABLE t ADD COLUMN a varchar(255) CHARSET ascii, CHARSET utf8mb4"),
             (MySql, "ALTER DATABASE d CHARACTER SET utf8mb4"),
             (MySql, "CREATE EVENT e ON SCHEDULE EVERY 1 HOUR DO DELETE FROM t"),
             (MySql, "CREATE TABLE t (id INT) PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (10))"),

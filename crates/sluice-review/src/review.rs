@@ -104,6 +104,7 @@ fn check_statement(
     dialect: SqlDialect,
     settings: &crate::policy::Settings,
     rules: &[&'static dyn crate::rule::Rule],
+    created: &std::collections::HashMap<String, usize>,
     push: &PushFinding<'_>,
     findings: &mut Vec<Finding>,
     fired: &mut Vec<(usize, String)>,
@@ -134,7 +135,7 @@ fn check_statement(
         }
     };
     for stmt in &statements {
-        let ctx = Ctx { stmt, dialect, piece, text, settings, index };
+        let ctx = Ctx { stmt, dialect, piece, text, settings, index, created };
         for rule in rules {
             for (at, detail) in rule.check(&ctx) {
                 push(findings, fired, index, rule.meta(), at, detail);
@@ -260,6 +261,15 @@ pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Set
         let level = settings.level_of(meta).unwrap_or(meta.level);
         findings.push(Finding { rule: meta.id.into(), level, message, line, column, statement: index });
     };
+    // Tables the file creates (first creation wins), from each statement's first words.
+    let mut created = std::collections::HashMap::new();
+    for (index, piece) in pieces.iter().enumerate() {
+        let text = piece.text(sql);
+        let head = text.get(..text.len().min(200)).unwrap_or(text);
+        if let Some(name) = crate::rule::created_table_name(&head.to_ascii_uppercase(), head) {
+            created.entry(name).or_insert(index);
+        }
+    }
     // Parsing and statement rules are independent per statement: large files use every core.
     let threads = if pieces.len() < 512 { 1 } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8) };
     let chunk = pieces.len().div_ceil(threads.max(1)).max(1);
@@ -268,14 +278,14 @@ pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Set
             .chunks(chunk)
             .enumerate()
             .map(|(c, part)| {
-                let (rules, push) = (&rules, &push);
+                let (rules, push, created) = (&rules, &push, &created);
                 scope.spawn(move || {
                     let mut findings = Vec::new();
                     let mut fired = Vec::new();
                     let mut facts = Vec::with_capacity(part.len());
                     for (offset, piece) in part.iter().enumerate() {
                         let index = c * chunk + offset;
-                        facts.push(check_statement(sql, piece, index, dialect, settings, rules, push, &mut findings, &mut fired));
+                        facts.push(check_statement(sql, piece, index, dialect, settings, rules, created, push, &mut findings, &mut fired));
                     }
                     (findings, fired, facts)
                 })

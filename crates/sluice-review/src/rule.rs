@@ -85,6 +85,44 @@ pub struct Ctx<'a> {
     pub settings: &'a crate::policy::Settings,
     /// The statement's index in the file.
     pub index: usize,
+    /// Tables the file creates: lower-cased name → index of the creating statement.
+    pub created: &'a std::collections::HashMap<String, usize>,
+}
+
+impl Ctx<'_> {
+    /// Whether the file created this table before this statement: it is new and empty, so what locks or
+    /// rewrites a large table costs nothing here.
+    pub fn is_new_table(&self, name: &sqlparser::ast::ObjectName) -> bool {
+        let table = crate::rules::last_ident(name).to_ascii_lowercase();
+        self.created.get(&table).is_some_and(|at| *at < self.index)
+    }
+}
+
+/// The table a statement creates, read from its first words (`CREATE [TEMP|UNLOGGED] TABLE [IF NOT
+/// EXISTS] name`), lower-cased and unquoted, last part of a qualified name.
+pub fn created_table_name(upper_head: &str, text: &str) -> Option<String> {
+    let mut words = upper_head.split(|c: char| c.is_whitespace() || c == '(').filter(|w| !w.is_empty());
+    if words.next() != Some("CREATE") {
+        return None;
+    }
+    let mut skipped = 1;
+    for w in words.by_ref() {
+        skipped += 1;
+        match w {
+            "GLOBAL" | "LOCAL" | "TEMP" | "TEMPORARY" | "UNLOGGED" | "OR" | "REPLACE" => continue,
+            "TABLE" => break,
+            _ => return None,
+        }
+    }
+    let mut rest = text.split(|c: char| c.is_whitespace() || c == '(').filter(|w| !w.is_empty()).skip(skipped);
+    let mut name = rest.next()?;
+    if name.eq_ignore_ascii_case("IF") {
+        rest.next();
+        rest.next();
+        name = rest.next()?;
+    }
+    let last = name.rsplit('.').next()?;
+    Some(last.trim_matches(|c| c == '"' || c == '`').to_ascii_lowercase())
 }
 
 /// A place a rule points at: `None` means the statement's start.

@@ -1,8 +1,8 @@
-use sqlparser::ast::{AlterTableOperation, Statement, TableConstraint};
+use sqlparser::ast::{AlterTableOperation, ColumnOption, Statement, TableConstraint};
 
 use super::POSTGRES;
 use crate::finding::Level;
-use crate::rule::{Category, RuleMeta};
+use crate::rule::{Category, RuleMeta, ident_at};
 
 rule!(
     AddForeignKeyNotValid,
@@ -19,10 +19,21 @@ rule!(
     },
     |ctx| {
         let Statement::AlterTable(a) = ctx.stmt else { return vec![] };
-        a.operations
+        if ctx.is_new_table(&a.name) {
+            return vec![];
+        }
+        let mut out: Vec<_> = a
+            .operations
             .iter()
             .filter(|o| matches!(o, AlterTableOperation::AddConstraint { constraint: TableConstraint::ForeignKey(_), not_valid: false }))
             .map(|_| (None, None))
-            .collect()
+            .collect();
+        // `ADD COLUMN c int REFERENCES t (id)`: the constraint is validated as it is added.
+        for c in super::columns::columns(ctx.stmt) {
+            if c.how == super::columns::How::Add && c.has(|o| matches!(o, ColumnOption::ForeignKey(_))) {
+                out.push((ident_at(c.name), Some(format!("{} REFERENCES …", c.name))));
+            }
+        }
+        out
     }
 );

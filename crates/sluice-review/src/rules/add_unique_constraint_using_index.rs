@@ -1,8 +1,8 @@
-use sqlparser::ast::{AlterTableOperation, Statement, TableConstraint};
+use sqlparser::ast::{AlterTableOperation, ColumnOption, Statement, TableConstraint};
 
 use super::POSTGRES;
 use crate::finding::Level;
-use crate::rule::{Category, RuleMeta};
+use crate::rule::{Category, RuleMeta, ident_at};
 
 rule!(
     AddUniqueConstraintUsingIndex,
@@ -19,10 +19,21 @@ rule!(
     },
     |ctx| {
         let Statement::AlterTable(a) = ctx.stmt else { return vec![] };
-        a.operations
+        if ctx.is_new_table(&a.name) {
+            return vec![];
+        }
+        let mut out: Vec<_> = a
+            .operations
             .iter()
             .filter(|o| matches!(o, AlterTableOperation::AddConstraint { constraint: TableConstraint::Unique(_) | TableConstraint::PrimaryKey(_), .. }))
             .map(|_| (None, None))
-            .collect()
+            .collect();
+        // `ADD COLUMN c text UNIQUE` / `… SERIAL PRIMARY KEY`: the index is built as the column is added.
+        for c in super::columns::columns(ctx.stmt) {
+            if c.how == super::columns::How::Add && c.has(|o| matches!(o, ColumnOption::Unique(_) | ColumnOption::PrimaryKey(_))) {
+                out.push((ident_at(c.name), Some(c.name.value.clone())));
+            }
+        }
+        out
     }
 );

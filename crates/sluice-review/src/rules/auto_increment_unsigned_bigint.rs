@@ -1,4 +1,4 @@
-use sqlparser::ast::{DataType, Statement};
+use sqlparser::ast::DataType;
 
 use super::MYSQL;
 use crate::finding::Level;
@@ -18,12 +18,11 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-        t.columns
-            .iter()
-            .filter(|c| c.options.iter().any(|o| o.option.to_string().eq_ignore_ascii_case("AUTO_INCREMENT")))
+        super::columns::columns(ctx.stmt)
+            .into_iter()
+            .filter(|c| c.has(|o| o.to_string().eq_ignore_ascii_case("AUTO_INCREMENT")))
             .filter(|c| !matches!(c.data_type, DataType::BigIntUnsigned(_)))
-            .map(|c| (crate::rule::ident_at(&c.name), Some(format!("{} is {}", c.name, c.data_type))))
+            .map(|c| (crate::rule::ident_at(c.name), Some(format!("{} is {}", c.name, c.data_type))))
             .collect()
     }
 );

@@ -23,6 +23,7 @@ pub(crate) const BOTH: &[crate::SqlDialect] = &[crate::SqlDialect::MySql, crate:
 pub(crate) const MYSQL: &[crate::SqlDialect] = &[crate::SqlDialect::MySql];
 pub(crate) const POSTGRES: &[crate::SqlDialect] = &[crate::SqlDialect::Postgres];
 
+pub(crate) mod columns;
 pub mod file;
 
 /// The one list of rules: emits the statement rules' modules, `all()`, `file_rules()` and `RuleId`.

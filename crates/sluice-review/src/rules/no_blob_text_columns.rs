@@ -1,4 +1,3 @@
-use sqlparser::ast::Statement;
 
 use super::MYSQL;
 use crate::finding::Level;
@@ -23,7 +22,7 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-        t.columns.iter().filter(|c| is_lob(&c.data_type.to_string())).map(|c| (ident_at(&c.name), Some(c.name.value.clone()))).collect()
+        super::columns::columns(ctx.stmt)
+            .into_iter().filter(|c| is_lob(&c.data_type.to_string())).map(|c| (ident_at(c.name), Some(c.name.value.clone()))).collect()
     }
 );

@@ -1,4 +1,4 @@
-use sqlparser::ast::{DataType, Statement};
+use sqlparser::ast::DataType;
 
 use super::BOTH;
 use crate::finding::Level;
@@ -35,11 +35,10 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-        t.columns
-            .iter()
-            .filter(|c| is_float(&c.data_type) && MONEY_WORDS.iter().any(|w| c.name.value.to_ascii_lowercase().contains(w)))
-            .map(|c| (crate::rule::ident_at(&c.name), Some(c.name.to_string())))
+        super::columns::columns(ctx.stmt)
+            .into_iter()
+            .filter(|c| is_float(c.data_type) && MONEY_WORDS.iter().any(|w| c.name.value.to_ascii_lowercase().contains(w)))
+            .map(|c| (crate::rule::ident_at(c.name), Some(c.name.to_string())))
             .collect()
     }
 );

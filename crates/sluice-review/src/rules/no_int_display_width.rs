@@ -1,4 +1,4 @@
-use sqlparser::ast::{DataType, Statement};
+use sqlparser::ast::DataType;
 
 use super::MYSQL;
 use crate::finding::Level;
@@ -32,7 +32,7 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-        t.columns.iter().filter(|c| has_width(&c.data_type)).map(|c| (ident_at(&c.name), Some(format!("{} {}", c.name, c.data_type)))).collect()
+        super::columns::columns(ctx.stmt)
+            .into_iter().filter(|c| has_width(c.data_type)).map(|c| (ident_at(c.name), Some(format!("{} {}", c.name, c.data_type)))).collect()
     }
 );

@@ -7,8 +7,9 @@ use crate::rule::{Category, RuleMeta, span_of};
 fn leading_wildcards<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
     match e {
         Expr::Like { pattern, .. } | Expr::ILike { pattern, .. } => {
+            // MySQL reads `"%x"` as a string too (without ANSI_QUOTES).
             if let Expr::Value(v) = pattern.as_ref()
-                && let Value::SingleQuotedString(s) = &v.value
+                && let Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) = &v.value
                 && (s.starts_with('%') || s.starts_with('_'))
             {
                 out.push(e);

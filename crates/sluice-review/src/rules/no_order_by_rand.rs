@@ -8,6 +8,13 @@ fn is_random(e: &Expr) -> bool {
     matches!(e, Expr::Function(f) if { let n = f.name.to_string().to_ascii_lowercase(); n == "rand" || n == "random" })
 }
 
+fn query_order(q: &sqlparser::ast::Query) -> &[sqlparser::ast::OrderByExpr] {
+    match q.order_by.as_ref().map(|o| &o.kind) {
+        Some(OrderByKind::Expressions(list)) => list,
+        _ => &[],
+    }
+}
+
 rule!(
     NoOrderByRand,
     RuleMeta {
@@ -22,11 +29,14 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let Statement::Query(q) = ctx.stmt else { return vec![] };
-        let Some(ob) = &q.order_by else { return vec![] };
-        match &ob.kind {
-            OrderByKind::Expressions(list) => list.iter().filter(|o| is_random(&o.expr)).map(|o| (span_of(&o.expr), None)).collect(),
-            _ => vec![],
-        }
+        let list: &[sqlparser::ast::OrderByExpr] = match ctx.stmt {
+            Statement::Query(q) => query_order(q),
+            // INSERT … SELECT … ORDER BY RAND(), and MySQL's DELETE/UPDATE … ORDER BY RAND() LIMIT n.
+            Statement::Insert(i) => i.source.as_deref().map(query_order).unwrap_or(&[]),
+            Statement::Delete(d) => &d.order_by,
+            Statement::Update(u) => &u.order_by,
+            _ => &[],
+        };
+        list.iter().filter(|o| is_random(&o.expr)).map(|o| (span_of(&o.expr), None)).collect()
     }
 );

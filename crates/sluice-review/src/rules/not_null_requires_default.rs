@@ -1,4 +1,4 @@
-use sqlparser::ast::{AlterTableOperation, ColumnOption, Statement};
+use sqlparser::ast::ColumnOption;
 
 use super::BOTH;
 use crate::finding::Level;
@@ -18,25 +18,23 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let Statement::AlterTable(a) = ctx.stmt else { return vec![] };
-        a.operations
-            .iter()
-            .filter_map(|o| match o {
-                AlterTableOperation::AddColumn { column_def, .. } => {
-                    let not_null = column_def.options.iter().any(|o| matches!(o.option, ColumnOption::NotNull));
-                    // Values come from somewhere: a DEFAULT, a generated or identity column, AUTO_INCREMENT, serial.
-                    let filled = column_def.options.iter().any(|o| match &o.option {
-                        ColumnOption::Default(_) | ColumnOption::Generated { .. } | ColumnOption::Identity(_) => true,
-                        ColumnOption::DialectSpecific(tokens) => tokens.iter().any(|t| t.to_string().eq_ignore_ascii_case("AUTO_INCREMENT")),
-                        _ => false,
-                    }) || column_def.data_type.to_string().to_ascii_lowercase().contains("serial");
-                    let what = match ctx.dialect {
-                        crate::SqlDialect::Postgres => "PostgreSQL refuses it on a table with rows",
-                        crate::SqlDialect::MySql => "MySQL/MariaDB fill the existing rows with 0 or '' unless in strict mode",
-                    };
-                    (not_null && !filled).then(|| (ident_at(&column_def.name), Some(format!("{}: {what}", column_def.name.value))))
-                }
-                _ => None,
+        super::columns::columns(ctx.stmt)
+            .into_iter()
+            // A table created earlier in the file has no rows to fill.
+            .filter(|c| c.how == super::columns::How::Add && !ctx.is_new_table(c.table))
+            .filter_map(|c| {
+                let not_null = c.has(|o| matches!(o, ColumnOption::NotNull));
+                // Values come from somewhere: a DEFAULT, a generated or identity column, AUTO_INCREMENT, serial.
+                let filled = c.has(|o| match o {
+                    ColumnOption::Default(_) | ColumnOption::Generated { .. } | ColumnOption::Identity(_) => true,
+                    ColumnOption::DialectSpecific(tokens) => tokens.iter().any(|t| t.to_string().eq_ignore_ascii_case("AUTO_INCREMENT")),
+                    _ => false,
+                }) || c.data_type.to_string().to_ascii_lowercase().contains("serial");
+                let what = match ctx.dialect {
+                    crate::SqlDialect::Postgres => "PostgreSQL refuses it on a table with rows",
+                    crate::SqlDialect::MySql => "MySQL/MariaDB fill the existing rows with 0 or '' unless in strict mode",
+                };
+                (not_null && !filled).then(|| (ident_at(c.name), Some(format!("{}: {what}", c.name.value))))
             })
             .collect()
     }
@@ -56,6 +54,8 @@ mod tests {
         assert!(!fires("ALTER TABLE t ADD COLUMN id bigserial NOT NULL;", SqlDialect::Postgres));
         assert!(!fires("ALTER TABLE t ADD COLUMN id bigint NOT NULL GENERATED ALWAYS AS IDENTITY;", SqlDialect::Postgres));
         assert!(fires("ALTER TABLE t ADD COLUMN region VARCHAR(8) NOT NULL;", SqlDialect::MySql));
+        assert!(!fires("CREATE TABLE t (id INT PRIMARY KEY);\nALTER TABLE t ADD COLUMN region VARCHAR(8) NOT NULL;", SqlDialect::MySql), "a table new in the file is empty");
+        assert!(fires("ALTER TABLE t ADD COLUMN region VARCHAR(8) NOT NULL;\nCREATE TABLE t2 (id INT PRIMARY KEY);", SqlDialect::MySql));
         let pg = crate::review("ALTER TABLE t ADD COLUMN region text NOT NULL;", SqlDialect::Postgres);
         assert!(pg.findings.iter().any(|f| f.rule == "not-null-requires-default" && f.message.contains("PostgreSQL") && !f.message.contains("MySQL")));
     }

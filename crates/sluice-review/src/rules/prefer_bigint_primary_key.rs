@@ -1,4 +1,4 @@
-use sqlparser::ast::{ColumnOption, DataType, Statement};
+use sqlparser::ast::DataType;
 
 use super::BOTH;
 use crate::finding::Level;
@@ -32,11 +32,10 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-        t.columns
-            .iter()
-            .filter(|c| small_int(&c.data_type) && c.options.iter().any(|o| matches!(o.option, ColumnOption::PrimaryKey(_))))
-            .map(|c| (ident_at(&c.name), Some(format!("{} {}", c.name, c.data_type))))
+        super::columns::columns(ctx.stmt)
+            .into_iter()
+            .filter(|c| small_int(c.data_type) && c.is_primary_key())
+            .map(|c| (ident_at(c.name), Some(format!("{} {}", c.name, c.data_type))))
             .collect()
     }
 );

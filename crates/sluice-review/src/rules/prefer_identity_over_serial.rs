@@ -1,4 +1,4 @@
-use sqlparser::ast::{DataType, Statement};
+use sqlparser::ast::DataType;
 
 use super::POSTGRES;
 use crate::finding::Level;
@@ -18,11 +18,10 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-        t.columns
-        .iter()
-        .filter(|c| matches!(&c.data_type, DataType::Custom(n, _) if matches!(n.to_string().to_ascii_lowercase().as_str(), "serial" | "bigserial" | "smallserial" | "serial4" | "serial8" | "serial2")))
-        .map(|c| (crate::rule::ident_at(&c.name), Some(c.name.to_string())))
+        super::columns::columns(ctx.stmt)
+            .into_iter()
+        .filter(|c| matches!(c.data_type, DataType::Custom(n, _) if matches!(n.to_string().to_ascii_lowercase().as_str(), "serial" | "bigserial" | "smallserial" | "serial4" | "serial8" | "serial2")))
+        .map(|c| (crate::rule::ident_at(c.name), Some(c.name.to_string())))
         .collect()
     }
 );

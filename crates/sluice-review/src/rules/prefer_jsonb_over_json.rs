@@ -1,4 +1,4 @@
-use sqlparser::ast::{DataType, Statement};
+use sqlparser::ast::DataType;
 
 use super::POSTGRES;
 use crate::finding::Level;
@@ -18,7 +18,7 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-        t.columns.iter().filter(|c| matches!(c.data_type, DataType::JSON)).map(|c| (ident_at(&c.name), Some(c.name.value.clone()))).collect()
+        super::columns::columns(ctx.stmt)
+            .into_iter().filter(|c| matches!(c.data_type, DataType::JSON)).map(|c| (ident_at(c.name), Some(c.name.value.clone()))).collect()
     }
 );

@@ -1,4 +1,4 @@
-use sqlparser::ast::{DataType, Statement};
+use sqlparser::ast::DataType;
 
 use super::POSTGRES;
 use crate::finding::Level;
@@ -18,11 +18,10 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-        t.columns
-            .iter()
+        super::columns::columns(ctx.stmt)
+            .into_iter()
             .filter(|c| matches!(c.data_type, DataType::Char(_) | DataType::Character(_)))
-            .map(|c| (ident_at(&c.name), Some(c.name.value.clone())))
+            .map(|c| (ident_at(c.name), Some(c.name.value.clone())))
             .collect()
     }
 );

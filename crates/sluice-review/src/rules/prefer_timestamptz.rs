@@ -1,4 +1,4 @@
-use sqlparser::ast::{DataType, Statement, TimezoneInfo};
+use sqlparser::ast::{DataType, TimezoneInfo};
 
 use super::POSTGRES;
 use crate::finding::Level;
@@ -22,7 +22,10 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-        t.columns.iter().filter(|c| without_zone(&c.data_type)).map(|c| (crate::rule::ident_at(&c.name), Some(c.name.to_string()))).collect()
+        super::columns::columns(ctx.stmt)
+            .into_iter()
+            .filter(|c| without_zone(c.data_type))
+            .map(|c| (crate::rule::ident_at(c.name), Some(c.name.to_string())))
+            .collect()
     }
 );

@@ -1,4 +1,4 @@
-use sqlparser::ast::{ColumnOption, Statement};
+use sqlparser::ast::ColumnOption;
 
 use super::MYSQL;
 use crate::finding::Level;
@@ -18,11 +18,10 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
-        t.columns
-            .iter()
-            .filter(|c| !c.options.iter().any(|o| matches!(o.option, ColumnOption::Comment(_))))
-            .map(|c| (ident_at(&c.name), Some(c.name.value.clone())))
+        super::columns::columns(ctx.stmt)
+            .into_iter()
+            .filter(|c| !c.has(|o| matches!(o, ColumnOption::Comment(_))))
+            .map(|c| (ident_at(c.name), Some(c.name.value.clone())))
             .collect()
     }
 );

@@ -23,11 +23,22 @@ rule!(
     },
     |ctx| {
         let re = ctx.settings.pattern(META.id, &DEFAULT);
+        // The names a statement gives tables: CREATE TABLE, RENAME TABLE a TO b, ALTER TABLE … RENAME TO b.
+        let mut names: Vec<&sqlparser::ast::ObjectName> = Vec::new();
         match ctx.stmt {
-            Statement::CreateTable(t) if !re.is_match(&last_ident(&t.name)) => {
-                vec![(None, Some(format!("{} does not match {}", last_ident(&t.name), re.as_str())))]
-            }
-            _ => vec![],
+            Statement::CreateTable(t) => names.push(&t.name),
+            Statement::RenameTable(list) => names.extend(list.iter().map(|r| &r.new_name)),
+            Statement::AlterTable(a) => names.extend(a.operations.iter().filter_map(|o| match o {
+                sqlparser::ast::AlterTableOperation::RenameTable { table_name: sqlparser::ast::RenameTableNameKind::To(n) | sqlparser::ast::RenameTableNameKind::As(n) } => Some(n),
+                _ => None,
+            })),
+            _ => {}
         }
+        names
+            .into_iter()
+            .map(|n| last_ident(n))
+            .filter(|n| !re.is_match(n))
+            .map(|n| (None, Some(format!("{n} does not match {}", re.as_str()))))
+            .collect()
     }
 );

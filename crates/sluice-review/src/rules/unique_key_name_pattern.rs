@@ -24,16 +24,21 @@ rule!(
     |ctx| {
         let re = ctx.settings.pattern(META.id, &DEFAULT);
         let bad = |n: &str| !re.is_match(n);
+        let unique_name = |c: &TableConstraint| match c {
+            TableConstraint::Unique(u) => u.name.as_ref().or(u.index_name.as_ref()).filter(|n| bad(&n.value)).map(|n| (None, Some(n.value.clone()))),
+            _ => None,
+        };
         match ctx.stmt {
             Statement::CreateIndex(ci) if ci.unique => match &ci.name {
                 Some(n) if bad(&last_ident(n)) => vec![(None, Some(last_ident(n)))],
                 _ => vec![],
             },
-            Statement::CreateTable(t) => t
-                .constraints
+            Statement::CreateTable(t) => t.constraints.iter().filter_map(unique_name).collect(),
+            Statement::AlterTable(a) => a
+                .operations
                 .iter()
-                .filter_map(|c| match c {
-                    TableConstraint::Unique(u) => u.name.as_ref().or(u.index_name.as_ref()).filter(|n| bad(&n.value)).map(|n| (None, Some(n.value.clone()))),
+                .filter_map(|o| match o {
+                    sqlparser::ast::AlterTableOperation::AddConstraint { constraint, .. } => unique_name(constraint),
                     _ => None,
                 })
                 .collect(),

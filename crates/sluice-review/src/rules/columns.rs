@@ -1,0 +1,86 @@
+//! The columns a statement introduces or retypes, whatever the statement's form: CREATE TABLE's column
+//! list, ALTER TABLE's ADD COLUMN, MySQL's MODIFY and CHANGE, and PostgreSQL's ALTER COLUMN … TYPE. Type and
+//! column-option rules read this so that a migration's `ALTER TABLE … ADD COLUMN c char` is held to the same
+//! rule as a `CREATE TABLE`.
+
+use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, ColumnOption, DataType, Ident, ObjectName, Statement};
+
+/// How the statement touches the column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum How {
+    /// In a CREATE TABLE: the table is new.
+    Create,
+    /// ALTER TABLE … ADD COLUMN.
+    Add,
+    /// MODIFY / CHANGE (MySQL: the whole definition is restated).
+    Redefine,
+    /// ALTER COLUMN … [SET DATA] TYPE (PostgreSQL: only the type; no options).
+    Retype,
+}
+
+pub(crate) struct Column<'a> {
+    pub table: &'a ObjectName,
+    pub name: &'a Ident,
+    pub data_type: &'a DataType,
+    pub options: Vec<&'a ColumnOption>,
+    pub how: How,
+}
+
+impl Column<'_> {
+    pub fn has(&self, f: impl Fn(&ColumnOption) -> bool) -> bool {
+        self.options.iter().any(|o| f(o))
+    }
+
+    pub fn is_primary_key(&self) -> bool {
+        self.has(|o| matches!(o, ColumnOption::PrimaryKey(_)))
+    }
+
+    pub fn default(&self) -> Option<&sqlparser::ast::Expr> {
+        self.options.iter().find_map(|o| match o {
+            ColumnOption::Default(e) => Some(e),
+            _ => None,
+        })
+    }
+}
+
+pub(crate) fn columns(stmt: &Statement) -> Vec<Column<'_>> {
+    let mut out = Vec::new();
+    match stmt {
+        Statement::CreateTable(t) => {
+            for c in &t.columns {
+                out.push(Column {
+                    table: &t.name,
+                    name: &c.name,
+                    data_type: &c.data_type,
+                    options: c.options.iter().map(|o| &o.option).collect(),
+                    how: How::Create,
+                });
+            }
+        }
+        Statement::AlterTable(a) => {
+            for op in &a.operations {
+                match op {
+                    AlterTableOperation::AddColumn { column_def: c, .. } => out.push(Column {
+                        table: &a.name,
+                        name: &c.name,
+                        data_type: &c.data_type,
+                        options: c.options.iter().map(|o| &o.option).collect(),
+                        how: How::Add,
+                    }),
+                    AlterTableOperation::ModifyColumn { col_name, data_type, options, .. } => {
+                        out.push(Column { table: &a.name, name: col_name, data_type, options: options.iter().collect(), how: How::Redefine })
+                    }
+                    AlterTableOperation::ChangeColumn { new_name, data_type, options, .. } => {
+                        out.push(Column { table: &a.name, name: new_name, data_type, options: options.iter().collect(), how: How::Redefine })
+                    }
+                    AlterTableOperation::AlterColumn { column_name, op: AlterColumnOperation::SetDataType { data_type, .. } } => {
+                        out.push(Column { table: &a.name, name: column_name, data_type, options: Vec::new(), how: How::Retype })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
