@@ -66,6 +66,7 @@ fn stmt_facts(stmt: &sqlparser::ast::Statement, text: &str, dialect: SqlDialect)
     let code = if table_statement { crate::code_words::code(text, dialect) } else { Vec::new() };
     StmtFacts {
         engine: crate::code_words::option_values(&code, &["ENGINE"], true).pop(),
+        indexes: rules::file::no_duplicate_index::indexes_of(stmt),
         attaches_partition: match stmt {
             Statement::AlterTable(a) => code
                 .windows(2)
@@ -113,7 +114,15 @@ fn check_statement(
     let statements = match crate::recover::parse(text, dialect) {
         crate::recover::Parsed::Ast(s) => s,
         // Statements the parser does not read but text rules do: no parse-error noise.
-        crate::recover::Parsed::Known => return StmtFacts::default(),
+        crate::recover::Parsed::Known => {
+            let ctx = crate::rule::UnparsedCtx { text, dialect, settings };
+            for rule in rules {
+                for (at, detail) in rule.check_unparsed(&ctx) {
+                    push(findings, fired, index, rule.meta(), at, detail);
+                }
+            }
+            return StmtFacts::default();
+        }
         crate::recover::Parsed::Failed(_) if understood_by_text_rules(text) => return StmtFacts::default(),
         crate::recover::Parsed::Failed(e) => {
             let message = e.to_string();

@@ -132,6 +132,18 @@ pub trait Rule: Sync {
     fn meta(&self) -> &'static RuleMeta;
     /// Returns the places (and optional extra detail) where the rule fires.
     fn check(&self, ctx: &Ctx<'_>) -> Vec<(At, Option<String>)>;
+    /// The same check over a statement kind servers accept that the parser has no grammar for (`ALTER
+    /// DATABASE`, `CREATE EVENT`, …), from its tokens; most rules have nothing to say there.
+    fn check_unparsed(&self, _ctx: &UnparsedCtx<'_>) -> Vec<(At, Option<String>)> {
+        Vec::new()
+    }
+}
+
+/// What a rule sees of a statement the parser does not read.
+pub struct UnparsedCtx<'a> {
+    pub text: &'a str,
+    pub dialect: SqlDialect,
+    pub settings: &'a crate::policy::Settings,
 }
 
 /// The span of a node, for rules that point inside a statement.
@@ -174,6 +186,8 @@ pub struct StmtFacts {
     pub engine: Option<String>,
     /// (parent, partition), lower-cased, of `ALTER TABLE parent ATTACH PARTITION partition …` (PostgreSQL).
     pub attaches_partition: Option<(String, String)>,
+    /// Indexes the statement gives tables: (lower-cased table, lower-cased columns).
+    pub indexes: Vec<(String, Vec<String>)>,
 }
 
 /// A rule over the whole file (statement order matters: `SET lock_timeout` before, `BEGIN` around), or over

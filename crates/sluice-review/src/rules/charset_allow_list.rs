@@ -5,6 +5,24 @@ use crate::rule::{Category, RuleMeta};
 /// Charsets allowed by default (policy: `[params.charset-allow-list] allowed = [...]`).
 const ALLOWED: &[&str] = &["utf8mb4", "binary", "ascii"];
 
+/// The charsets a statement names that the policy does not allow.
+fn used(text: &str, dialect: crate::SqlDialect, settings: &crate::Settings) -> Vec<(crate::rule::At, Option<String>)> {
+        let allowed = settings.list(META.id, "allowed").unwrap_or_else(|| ALLOWED.iter().map(|s| s.to_string()).collect());
+        let code = crate::code_words::code(text, dialect);
+        let mut used = crate::code_words::option_values(&code, &["CHARSET"], false);
+        used.extend(crate::code_words::option_values(&code, &["CHARACTER", "SET"], false));
+    // `CONVERT TO CHARACTER SET x` (the TO makes the option reader take it for a name).
+    for (i, w) in code.windows(4).enumerate() {
+        let words: Vec<Option<&str>> = w.iter().map(|c| c.word.as_deref()).collect();
+        if words == [Some("CONVERT"), Some("TO"), Some("CHARACTER"), Some("SET")]
+            && let Some(v) = code.get(i + 4)
+        {
+            used.push(v.value.to_ascii_lowercase());
+        }
+    }
+        used.into_iter().filter(|c| !allowed.contains(c)).map(|c| (None, Some(c))).collect()
+}
+
 rule!(
     CharsetAllowList,
     RuleMeta {
@@ -26,10 +44,24 @@ rule!(
         ) {
             return vec![];
         }
-        let allowed = ctx.settings.list(META.id, "allowed").unwrap_or_else(|| ALLOWED.iter().map(|s| s.to_string()).collect());
-        let code = crate::code_words::code(ctx.text, ctx.dialect);
-        let mut used = crate::code_words::option_values(&code, &["CHARSET"], false);
-        used.extend(crate::code_words::option_values(&code, &["CHARACTER", "SET"], false));
-        used.into_iter().filter(|c| !allowed.contains(c)).map(|c| (None, Some(c))).collect()
+        used(ctx.text, ctx.dialect, ctx.settings)
+    },
+    unparsed: |u| {
+        // ALTER DATABASE / ALTER SCHEMA (MySQL's defaults for new tables).
+        let code = crate::code_words::code(u.text, u.dialect);
+        let w = |i: usize| code.get(i).and_then(|c| c.word.as_deref());
+        if w(0) == Some("ALTER") && matches!(w(1), Some("DATABASE" | "SCHEMA")) { used(u.text, u.dialect, u.settings) } else { vec![] }
     }
 );
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn alter_database_and_alter_column_forms() {
+        let fired = |sql: &str| crate::review(sql, crate::SqlDialect::MySql).findings.iter().filter(|f| f.rule == "charset-allow-list").count();
+        assert_eq!(fired("ALTER DATABASE d CHARACTER SET latin1;"), 1);
+        assert_eq!(fired("ALTER TABLE t ADD COLUMN a VARCHAR(5) CHARSET latin1;"), 1);
+        assert_eq!(fired("ALTER TABLE t CONVERT TO CHARACTER SET latin1;"), 1);
+        assert_eq!(fired("ALTER DATABASE d CHARACTER SET utf8mb4; -- CHARSET latin1"), 0);
+    }
+}

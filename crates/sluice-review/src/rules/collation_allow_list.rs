@@ -2,6 +2,18 @@ use super::MYSQL;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
+/// The collations a statement names that the policy does not allow.
+fn used(text: &str, dialect: crate::SqlDialect, settings: &crate::Settings) -> Vec<(crate::rule::At, Option<String>)> {
+        // Default: every utf8mb4 collation and binary; a policy's `allowed` list replaces that.
+        let allowed = settings.list(META.id, "allowed");
+        let ok = |c: &str| match &allowed {
+            Some(list) => list.iter().any(|a| a == c),
+            None => c.starts_with("utf8mb4_") || c == "binary",
+        };
+        let code = crate::code_words::code(text, dialect);
+        crate::code_words::option_values(&code, &["COLLATE"], false).into_iter().filter(|c| !ok(c)).map(|c| (None, Some(c))).collect()
+}
+
 rule!(
     CollationAllowList,
     RuleMeta {
@@ -20,13 +32,23 @@ rule!(
         if !matches!(ctx.stmt, sqlparser::ast::Statement::CreateTable(_) | sqlparser::ast::Statement::AlterTable(_)) {
             return vec![];
         }
-        // Default: every utf8mb4 collation and binary; a policy's `allowed` list replaces that.
-        let allowed = ctx.settings.list(META.id, "allowed");
-        let ok = |c: &str| match &allowed {
-            Some(list) => list.iter().any(|a| a == c),
-            None => c.starts_with("utf8mb4_") || c == "binary",
-        };
-        let code = crate::code_words::code(ctx.text, ctx.dialect);
-        crate::code_words::option_values(&code, &["COLLATE"], false).into_iter().filter(|c| !ok(c)).map(|c| (None, Some(c))).collect()
+        used(ctx.text, ctx.dialect, ctx.settings)
+    },
+    unparsed: |u| {
+        // ALTER DATABASE / ALTER SCHEMA (MySQL's defaults for new tables).
+        let code = crate::code_words::code(u.text, u.dialect);
+        let w = |i: usize| code.get(i).and_then(|c| c.word.as_deref());
+        if w(0) == Some("ALTER") && matches!(w(1), Some("DATABASE" | "SCHEMA")) { used(u.text, u.dialect, u.settings) } else { vec![] }
     }
 );
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn alter_database_form() {
+        let fired = |sql: &str| crate::review(sql, crate::SqlDialect::MySql).findings.iter().filter(|f| f.rule == "collation-allow-list").count();
+        assert_eq!(fired("ALTER DATABASE test COLLATE latin1_bin;"), 1);
+        assert_eq!(fired("ALTER TABLE t MODIFY a VARCHAR(5) COLLATE latin1_bin;"), 1);
+        assert_eq!(fired("ALTER DATABASE test COLLATE utf8mb4_bin; /* COLLATE latin1_bin */"), 0);
+    }
+}

@@ -4,6 +4,21 @@ use crate::rule::Rule;
 
 /// Declares a rule: a unit struct, its static metadata, and its check.
 macro_rules! rule {
+    ($ty:ident, $meta:expr, |$ctx:ident| $body:block, unparsed: |$u:ident| $ubody:block) => {
+        pub struct $ty;
+
+        static META: $crate::rule::RuleMeta = $meta;
+
+        impl $crate::rule::Rule for $ty {
+            fn meta(&self) -> &'static $crate::rule::RuleMeta {
+                &META
+            }
+
+            fn check(&self, $ctx: &$crate::rule::Ctx<'_>) -> Vec<($crate::rule::At, Option<String>)> $body
+
+            fn check_unparsed(&self, $u: &$crate::rule::UnparsedCtx<'_>) -> Vec<($crate::rule::At, Option<String>)> $ubody
+        }
+    };
     ($ty:ident, $meta:expr, |$ctx:ident| $body:block) => {
         pub struct $ty;
 
@@ -98,7 +113,6 @@ registry! {
         no_drop_column::NoDropColumn,
         no_drop_database::NoDropDatabase,
         no_drop_table::NoDropTable,
-        no_duplicate_index::NoDuplicateIndex,
         no_enum_columns::NoEnumColumns,
         no_float_columns::NoFloatColumns,
         no_float_for_money::NoFloatForMoney,
@@ -145,6 +159,36 @@ registry! {
         set_not_null_on_existing_column::SetNotNullOnExistingColumn,
         table_name_pattern::TableNamePattern,
         unique_key_name_pattern::UniqueKeyNamePattern,
+        no_drop_not_null::NoDropNotNull,
+        no_duplicate_columns::NoDuplicateColumns,
+        identifier_too_long::IdentifierTooLong,
+        require_concurrent_partition_detach::RequireConcurrentPartitionDetach,
+        require_enum_value_ordering::RequireEnumValueOrdering,
+        no_create_domain_constraint::NoCreateDomainConstraint,
+        prefer_bigint::PreferBigint,
+        max_char_length::MaxCharLength,
+        max_varchar_length::MaxVarcharLength,
+        max_on_update_timestamp_columns::MaxOnUpdateTimestampColumns,
+        no_change_column_type::NoChangeColumnType,
+        no_change_column_order::NoChangeColumnOrder,
+        no_duplicate_index_columns::NoDuplicateIndexColumns,
+        integer_primary_key::IntegerPrimaryKey,
+        auto_increment_column_name::AutoIncrementColumnName,
+        no_commit::NoCommit,
+        no_order_by_in_dml::NoOrderByInDml,
+        max_insert_rows::MaxInsertRows,
+        no_equal_null::NoEqualNull,
+        require_where_for_select::RequireWhereForSelect,
+        function_deny_list::FunctionDenyList,
+        invalid_default_for_type::InvalidDefaultForType,
+        text_blob_not_null::TextBlobNotNull,
+        column_required::ColumnRequired,
+        no_nullable_columns::NoNullableColumns,
+        column_require_default::ColumnRequireDefault,
+        no_create_view::NoCreateView,
+        no_partitioned_tables::NoPartitionedTables,
+        require_max_execution_time::RequireMaxExecutionTime,
+        require_table_schema::RequireTableSchema,
     ]
     file: [
         concurrently_in_transaction::ConcurrentlyInTransaction,
@@ -157,8 +201,16 @@ registry! {
         no_triggers::NoTriggers,
         require_lock_timeout::RequireLockTimeout,
         require_innodb::RequireInnodb,
+        no_duplicate_index::NoDuplicateIndex,
         require_primary_key::RequirePrimaryKey,
         schema_table_exists::SchemaTableExists,
+        no_uncommitted_transaction::NoUncommittedTransaction,
+        no_nested_transaction::NoNestedTransaction,
+        require_statement_timeout::RequireStatementTimeout,
+        no_mixed_ddl_dml::NoMixedDdlDml,
+        no_create_event::NoCreateEvent,
+        no_alter_domain_add_constraint::NoAlterDomainAddConstraint,
+        prefer_robust_stmts::PreferRobustStmts,
     ]
 }
 

@@ -1,7 +1,7 @@
 use sqlparser::ast::Statement;
 
 use super::MYSQL;
-use super::no_duplicate_index::index_columns;
+use super::columns::index_columns;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 

@@ -36,7 +36,7 @@ rule!(
         }
         names
             .into_iter()
-            .map(|n| last_ident(n))
+            .map(last_ident)
             .filter(|n| !re.is_match(n))
             .map(|n| (None, Some(format!("{n} does not match {}", re.as_str()))))
             .collect()

@@ -21,13 +21,21 @@ macro_rules! file_rule {
 
 pub mod concurrently_in_transaction;
 pub mod merge_alter_table;
+pub mod no_alter_domain_add_constraint;
 pub mod no_cluster;
+pub mod no_create_event;
+pub mod no_duplicate_index;
 pub mod no_lock_tables;
+pub mod no_mixed_ddl_dml;
+pub mod no_nested_transaction;
 pub mod no_optimize_table;
 pub mod no_reindex_without_concurrently;
 pub mod no_stored_procedures;
 pub mod no_triggers;
+pub mod no_uncommitted_transaction;
+pub mod prefer_robust_stmts;
 pub mod require_innodb;
 pub mod require_lock_timeout;
 pub mod require_primary_key;
+pub mod require_statement_timeout;
 pub mod schema_table_exists;

@@ -22,7 +22,7 @@ file_rule!(
             let u = &s.upper;
             if starts_with_words(u, &["SET"]) && u.contains("LOCK_TIMEOUT") {
                 // `SET lock_timeout = 0` (or DEFAULT, which is 0) turns the limit off again.
-                set = lock_timeout_value(u).is_some_and(|v| !turns_off(&v));
+                set = setting_value(u, "LOCK_TIMEOUT").is_some_and(|v| !turns_off(&v));
             }
             let ddl = starts_with_words(u, &["ALTER", "TABLE"]) || (starts_with_words(u, &["CREATE"]) && u.contains(" INDEX ") && !u.contains("CONCURRENTLY"));
             if ddl && !set {
@@ -33,9 +33,9 @@ file_rule!(
     }
 );
 
-/// The value after `LOCK_TIMEOUT [=|TO]` in an upper-cased SET statement, without quotes.
-fn lock_timeout_value(upper: &str) -> Option<String> {
-    let rest = &upper[upper.find("LOCK_TIMEOUT")? + "LOCK_TIMEOUT".len()..];
+/// The value after `NAME [=|TO]` (an upper-cased setting name) in an upper-cased SET statement, without quotes.
+pub(crate) fn setting_value(upper: &str, name: &str) -> Option<String> {
+    let rest = &upper[upper.find(name)? + name.len()..];
     let rest = rest.trim_start();
     let rest = rest.strip_prefix('=').or_else(|| rest.strip_prefix("TO ")).unwrap_or(rest).trim_start();
     let value: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != ';').collect();
@@ -44,7 +44,7 @@ fn lock_timeout_value(upper: &str) -> Option<String> {
 }
 
 /// Whether a lock_timeout value disables the limit: 0 in any unit, or DEFAULT (PostgreSQL's default is 0).
-fn turns_off(value: &str) -> bool {
+pub(crate) fn turns_off(value: &str) -> bool {
     value == "DEFAULT" || value.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim().parse::<f64>().is_ok_and(|n| n == 0.0)
 }
 
