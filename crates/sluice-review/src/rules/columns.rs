@@ -101,3 +101,42 @@ pub(crate) fn index_columns(t: &sqlparser::ast::CreateTable) -> Vec<Vec<String>>
     out.retain(|c| !c.is_empty());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::SqlDialect::{self, MySql, Postgres};
+
+    /// Each column rule holds ALTER TABLE's ADD / MODIFY / CHANGE / ALTER COLUMN TYPE to what it holds CREATE
+    /// TABLE to (the issue: migrations introduce types with ALTER).
+    #[test]
+    fn column_rules_apply_to_the_alter_forms() {
+        let cases: &[(&str, SqlDialect, &str)] = &[
+            ("prefer-text-over-char", Postgres, "ALTER TABLE t ADD COLUMN c char;"),
+            ("prefer-text-over-char", Postgres, "ALTER TABLE t ALTER COLUMN c TYPE char(2);"),
+            ("prefer-timestamptz", Postgres, "ALTER TABLE app.users ALTER COLUMN created_ts TYPE timestamp;"),
+            ("prefer-timestamptz", Postgres, "ALTER TABLE t ADD COLUMN at timestamp without time zone;"),
+            ("prefer-text-over-varchar", Postgres, "ALTER TABLE t ADD COLUMN n varchar(20);"),
+            ("prefer-jsonb-over-json", Postgres, "ALTER TABLE t ADD COLUMN doc json;"),
+            ("prefer-identity-over-serial", Postgres, "ALTER TABLE t ADD COLUMN id serial;"),
+            ("no-money-type", Postgres, "ALTER TABLE t ADD COLUMN price money;"),
+            ("prefer-bigint-primary-key", Postgres, "ALTER TABLE a ADD COLUMN b integer PRIMARY KEY;"),
+            ("no-volatile-default", Postgres, "ALTER TABLE core_recipe ADD COLUMN foo integer DEFAULT uuid();"),
+            ("no-volatile-default", Postgres, "ALTER TABLE foo ADD COLUMN bar numeric GENERATED ALWAYS AS (bar + baz) STORED;"),
+            ("add-foreign-key-not-valid", Postgres, "ALTER TABLE emails ADD COLUMN user_id INT REFERENCES users (id);"),
+            ("add-unique-constraint-using-index", Postgres, "ALTER TABLE foo ADD COLUMN bar text UNIQUE;"),
+            ("add-unique-constraint-using-index", Postgres, "ALTER TABLE a ADD COLUMN b SERIAL PRIMARY KEY;"),
+            ("no-enum-columns", MySql, "ALTER TABLE t ADD COLUMN s ENUM('a', 'b');"),
+            ("no-float-columns", MySql, "ALTER TABLE t MODIFY c FLOAT;"),
+            ("no-float-for-money", MySql, "ALTER TABLE t CHANGE p price DOUBLE;"),
+            ("no-blob-text-columns", MySql, "ALTER TABLE t ADD COLUMN body LONGTEXT;"),
+            ("no-int-display-width", MySql, "ALTER TABLE t ADD COLUMN n INT(11);"),
+            ("auto-increment-unsigned-bigint", MySql, "ALTER TABLE t ADD COLUMN id INT AUTO_INCREMENT PRIMARY KEY;"),
+            ("require-column-comment", MySql, "ALTER TABLE t MODIFY c INT;"),
+            ("no-reserved-word-names", MySql, "ALTER TABLE t ADD COLUMN `order` INT;"),
+        ];
+        for (rule, d, sql) in cases {
+            let r = crate::review(sql, *d);
+            assert!(r.findings.iter().any(|f| f.rule == *rule), "{rule} misses the ALTER form ({d:?}) {sql}: {:?}", r.findings);
+        }
+    }
+}

@@ -19,7 +19,7 @@ rule!(
     },
     |ctx| {
         match ctx.stmt {
-            Statement::Drop { object_type: ObjectType::Index, .. } if !ctx.text.to_ascii_uppercase().contains("CONCURRENTLY") => vec![(None, None)],
+            Statement::Drop { object_type: ObjectType::Index, .. } if !crate::code_words::has_word(&crate::code_words::code(ctx.text, ctx.dialect), "CONCURRENTLY", true) => vec![(None, None)],
             _ => vec![],
         }
     }

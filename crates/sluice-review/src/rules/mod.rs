@@ -269,6 +269,33 @@ mod tests {
         crate::Settings { schema: Some(schema), ..Default::default() }
     }
 
+    /// Every rule's own bad example, put where no server reads it as code — in a comment, in a string
+    /// literal and as a quoted name — fires nothing: rules read code, never the inside of those.
+    #[test]
+    fn no_rule_fires_on_its_bad_example_inside_a_comment_a_string_or_a_quoted_name() {
+        for m in super::all_meta() {
+            // The size and name-length limits are about the text itself.
+            if matches!(m.id, "max-statement-size" | "identifier-too-long") {
+                continue;
+            }
+            for d in m.engines {
+                let settings = if m.id.starts_with("schema-") { fixture_settings() } else { crate::Settings::for_examples(m) };
+                let flat = m.bad.replace('\n', " ");
+                let quote = if *d == crate::SqlDialect::MySql { '`' } else { '"' };
+                let wrapped = [
+                    format!("SELECT 1 /* {} */ AS x;", m.bad.replace("*/", "* /")),
+                    format!("SELECT 1 AS x; -- {flat}"),
+                    format!("SELECT '{}' AS x;", flat.replace('\'', "''").replace('\\', "\\\\")),
+                    format!("SELECT 1 AS {quote}{}{quote};", flat.replace(quote, &format!("{quote}{quote}"))),
+                ];
+                for sql in wrapped {
+                    let r = crate::review_with(&sql, *d, &settings);
+                    assert!(!r.findings.iter().any(|f| f.rule == m.id), "{} fires on code that is not there ({d:?}): {sql}", m.id);
+                }
+            }
+        }
+    }
+
     #[test]
     fn ids_are_unique_kebab_case_and_every_rule_has_a_failing_and_a_clean_example() {
         let mut seen = HashSet::new();

@@ -20,7 +20,7 @@ rule!(
     |ctx| {
         match ctx.stmt {
             Statement::Set(_)
-                if ctx.text.to_ascii_uppercase().split_whitespace().nth(1).is_some_and(|w| w == "GLOBAL" || w == "PERSIST" || w.starts_with("@@GLOBAL")) =>
+                if crate::code_words::code(ctx.text, ctx.dialect).get(1).is_some_and(|c| matches!(c.word.as_deref(), Some("GLOBAL" | "PERSIST" | "PERSIST_ONLY")) || c.value.to_ascii_uppercase().starts_with("@@GLOBAL")) =>
             {
                 vec![(None, None)]
             }

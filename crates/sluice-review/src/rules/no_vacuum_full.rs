@@ -19,7 +19,7 @@ rule!(
     },
     |ctx| {
         match ctx.stmt {
-            Statement::Vacuum(_) if ctx.text.to_ascii_uppercase().split_whitespace().any(|w| w == "FULL") => vec![(None, None)],
+            Statement::Vacuum(_) if crate::code_words::has_word(&crate::code_words::code(ctx.text, ctx.dialect), "FULL", false) => vec![(None, None)],
             _ => vec![],
         }
     }

@@ -15,7 +15,7 @@ file_rule!(
         good: "CREATE INDEX CONCURRENTLY idx_t_a ON t (a);",
         ..RuleMeta::DEFAULT
     },
-    |stmts, _dialect| {
+    |stmts, dialect| {
         let mut in_tx = false;
         let mut out = Vec::new();
         for s in stmts {
@@ -26,7 +26,7 @@ file_rule!(
                 in_tx = false;
             } else if in_tx
                 && (starts_with_words(u, &["CREATE"]) || starts_with_words(u, &["DROP"]) || starts_with_words(u, &["REINDEX"]))
-                && u.contains("CONCURRENTLY")
+                && crate::code_words::has_word(&crate::code_words::code(s.text, dialect), "CONCURRENTLY", true)
             {
                 out.push((s.index, None, None));
             }

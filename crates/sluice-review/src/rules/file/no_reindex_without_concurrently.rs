@@ -15,7 +15,13 @@ file_rule!(
         good: "REINDEX INDEX CONCURRENTLY orders_pkey;",
         ..RuleMeta::DEFAULT
     },
-    |stmts, _dialect| {
-        stmts.iter().filter(|s| starts_with_words(&s.upper, &["REINDEX"]) && !s.upper.contains("CONCURRENTLY")).map(|s| (s.index, None, None)).collect()
+    |stmts, dialect| {
+        stmts
+            .iter()
+            .filter(|s| {
+                starts_with_words(&s.upper, &["REINDEX"]) && !crate::code_words::has_word(&crate::code_words::code(s.text, dialect), "CONCURRENTLY", false)
+            })
+            .map(|s| (s.index, None, None))
+            .collect()
     }
 );
