@@ -74,7 +74,8 @@ mod tests {
                 assert_eq!(on_disk, page, "{} is out of date: run with SLUICE_UPDATE_DOCS=1", path.display());
             }
             let engines: Vec<&str> = m.engines.iter().map(|e| if *e == SqlDialect::MySql { "mysql" } else { "postgres" }).collect();
-            index.push_str(&format!("| [{id}]({id}.md) | {} | {} | {} |\n", m.level.as_str(), engines.join(", "), m.summary, id = m.id));
+            let level = if m.opt_in { "opt-in" } else { m.level.as_str() };
+            index.push_str(&format!("| [{id}]({id}.md) | {level} | {} | {} |\n", engines.join(", "), m.summary, id = m.id));
         }
         let index_path = dir.join("README.md");
         if update {

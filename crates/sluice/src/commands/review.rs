@@ -144,7 +144,7 @@ fn list_rules(format: Format) {
         Format::Text => {
             for m in rules {
                 let engines: Vec<&str> = m.engines.iter().map(|e| if *e == SqlDialect::MySql { "mysql" } else { "postgres" }).collect();
-                println!("{:<34} {:<8} {:<15} {}", m.id, m.level.as_str(), engines.join(","), m.summary);
+                println!("{:<34} {:<8} {:<15} {}", m.id, if m.opt_in { "opt-in" } else { m.level.as_str() }, engines.join(","), m.summary);
             }
         }
     }

@@ -17,16 +17,27 @@ file_rule!(
     },
     |stmts, _dialect| {
         let mut set = false;
+        // One finding per unguarded stretch (at its first change), not one per statement: the fix is one SET.
+        let mut reported = false;
+        let mut created: std::collections::HashSet<&str> = std::collections::HashSet::new();
         let mut out = Vec::new();
         for s in stmts {
             let u = &s.upper;
             if starts_with_words(u, &["SET"]) && u.contains("LOCK_TIMEOUT") {
-                // `SET lock_timeout = 0` (or DEFAULT, which is 0) turns the limit off again.
+                // A zero (or DEFAULT, which is 0) turns the limit off again.
                 set = setting_value(u, "LOCK_TIMEOUT").is_some_and(|v| !turns_off(&v));
+                reported = false;
+            }
+            if let Some(t) = &s.facts.created_table {
+                created.insert(t.as_str());
             }
             let ddl = starts_with_words(u, &["ALTER", "TABLE"]) || (starts_with_words(u, &["CREATE"]) && u.contains(" INDEX ") && !u.contains("CONCURRENTLY"));
-            if ddl && !set {
+            // Tables created earlier in the file: nothing else holds a lock on them.
+            let target = s.facts.altered_table.as_deref().or_else(|| s.facts.indexes.first().map(|(t, _)| t.as_str()));
+            let new_table = target.is_some_and(|t| created.contains(t));
+            if ddl && !set && !new_table && !reported {
                 out.push((s.index, None, None));
+                reported = true;
             }
         }
         out
@@ -64,5 +75,13 @@ mod tests {
         assert!(fires("SET lock_timeout = '0s';\nALTER TABLE orders ADD COLUMN note text;"));
         assert!(fires("SET lock_timeout TO DEFAULT;\nALTER TABLE orders ADD COLUMN note text;"));
         assert!(fires("SET lock_timeout = '2s';\nSET lock_timeout = 0;\nALTER TABLE orders ADD COLUMN note text;"), "turned off again");
+    }
+
+    #[test]
+    fn once_per_unguarded_stretch_and_not_for_new_tables() {
+        let count = |sql: &str| crate::review(sql, SqlDialect::Postgres).findings.iter().filter(|f| f.rule == "require-lock-timeout").count();
+        assert_eq!(count("ALTER TABLE a ADD COLUMN x int;\nALTER TABLE b ADD COLUMN y int;\nCREATE INDEX idx_c ON c (z);"), 1);
+        assert_eq!(count("CREATE TABLE a (id int PRIMARY KEY);\nALTER TABLE ONLY a ADD CONSTRAINT a_u UNIQUE (id);\nCREATE INDEX idx_a ON a (id);"), 0);
+        assert_eq!(count("ALTER TABLE a ADD COLUMN x int;\nSET lock_timeout = '1s';\nSET lock_timeout = 0;\nALTER TABLE b ADD COLUMN y int;"), 2);
     }
 }

@@ -19,15 +19,27 @@ file_rule!(
     },
     |stmts, _dialect, _settings| {
         let mut set = false;
+        // One finding per unguarded stretch (at its first change), not one per statement: the fix is one SET.
+        let mut reported = false;
+        let mut created: std::collections::HashSet<&str> = std::collections::HashSet::new();
         let mut out = Vec::new();
         for s in stmts {
             let u = &s.upper;
             if starts_with_words(u, &["SET"]) && u.contains("STATEMENT_TIMEOUT") {
+                // A zero (or DEFAULT, which is 0) turns the limit off again.
                 set = setting_value(u, "STATEMENT_TIMEOUT").is_some_and(|v| !turns_off(&v));
+                reported = false;
+            }
+            if let Some(t) = &s.facts.created_table {
+                created.insert(t.as_str());
             }
             let ddl = starts_with_words(u, &["ALTER", "TABLE"]) || (starts_with_words(u, &["CREATE"]) && u.contains(" INDEX ") && !u.contains("CONCURRENTLY"));
-            if ddl && !set {
+            // Tables created earlier in the file: nothing else holds a lock on them.
+            let target = s.facts.altered_table.as_deref().or_else(|| s.facts.indexes.first().map(|(t, _)| t.as_str()));
+            let new_table = target.is_some_and(|t| created.contains(t));
+            if ddl && !set && !new_table && !reported {
                 out.push((s.index, None, None));
+                reported = true;
             }
         }
         out
