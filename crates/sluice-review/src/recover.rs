@@ -153,6 +153,17 @@ pub(crate) fn open_versioned_comments(text: &str) -> Cow<'_, str> {
 /// The position-keeping rewrites of words the parser does not accept but servers do.
 fn prepare(text: &str, dialect: SqlDialect) -> Cow<'_, str> {
     let text = if dialect == SqlDialect::MySql { open_versioned_comments(text) } else { Cow::Borrowed(text) };
+    // Tokenize only a statement that holds a word a rewrite is about (most do not).
+    let triggers: &[&[u8]] = match dialect {
+        SqlDialect::MySql => &[b"ZEROFILL", b"BINARY", b"CHARSET", b"USING", b"PARTITION", b","],
+        SqlDialect::Postgres => &[b"CONCURRENTLY", b"VIRTUAL", b"WITH"],
+    };
+    let upper = text.to_ascii_uppercase();
+    let has = |w: &[u8]| upper.contains(std::str::from_utf8(w).unwrap_or_default());
+    let head_is_update = text.trim_start().get(..6).is_some_and(|h| h.eq_ignore_ascii_case("UPDATE"));
+    if !triggers.iter().any(|w| if *w == b"," { head_is_update && has(w) } else { has(w) }) {
+        return text;
+    }
     let toks = tokens(&text, dialect);
     let word = |i: usize| toks.get(i).and_then(|t| t.word.as_deref());
     let mut s = text.as_bytes().to_vec();

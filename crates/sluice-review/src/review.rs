@@ -59,19 +59,20 @@ fn error_position(message: &str) -> Option<(usize, usize)> {
     Some((line.trim().parse().ok()?, column.parse().ok()?))
 }
 
-fn stmt_facts(stmt: &sqlparser::ast::Statement, text: &str, dialect: SqlDialect) -> StmtFacts {
+fn stmt_facts(stmt: &sqlparser::ast::Statement, ctx: &Ctx<'_>) -> StmtFacts {
     use sqlparser::ast::Statement;
     let name = |n: &sqlparser::ast::ObjectName| rules::last_ident(n).to_ascii_lowercase();
     let table_statement = matches!(stmt, Statement::CreateTable(_) | Statement::AlterTable(_));
-    let code = if table_statement { crate::code_words::code(text, dialect) } else { Vec::new() };
+    let code: &[crate::code_words::Code] = if table_statement { ctx.code() } else { &[] };
     StmtFacts {
-        engine: crate::code_words::option_values(&code, &["ENGINE"], true).pop(),
+        engine: crate::code_words::option_values(code, &["ENGINE"], true).pop(),
         indexes: rules::file::no_duplicate_index::indexes_of(stmt),
+        unguarded: rules::file::prefer_robust_stmts::unguarded(stmt),
         attaches_partition: match stmt {
             Statement::AlterTable(a) => code
                 .windows(2)
                 .position(|w| w[0].word.as_deref() == Some("ATTACH") && w[1].word.as_deref() == Some("PARTITION") && w[0].depth == 0)
-                .and_then(|p| crate::code_words::name_at(&code, p + 2))
+                .and_then(|p| crate::code_words::name_at(code, p + 2))
                 .map(|child| (name(&a.name), child.to_ascii_lowercase())),
             _ => None,
         },
@@ -146,15 +147,19 @@ fn check_statement(
             return StmtFacts::default();
         }
     };
+    let mut facts = None;
     for stmt in &statements {
-        let ctx = Ctx { stmt, dialect, piece, text, settings, index, created };
+        let ctx = Ctx { stmt, dialect, piece, text, settings, index, created, code: std::cell::OnceCell::new() };
         for rule in rules {
             for (at, detail) in rule.check(&ctx) {
                 push(findings, fired, index, rule.meta(), at, detail);
             }
         }
+        if facts.is_none() {
+            facts = Some(stmt_facts(stmt, &ctx));
+        }
     }
-    statements.first().map(|s| stmt_facts(s, text, dialect)).unwrap_or_default()
+    facts.unwrap_or_default()
 }
 
 /// Statement kinds the text rules review (the parser of this sqlparser version does not read them).

@@ -87,9 +87,16 @@ pub struct Ctx<'a> {
     pub index: usize,
     /// Tables the file creates: lower-cased name → index of the creating statement.
     pub created: &'a std::collections::HashMap<String, usize>,
+    /// The statement's code tokens, made once on first use and shared by the rules that read them.
+    pub(crate) code: std::cell::OnceCell<Vec<crate::code_words::Code>>,
 }
 
 impl Ctx<'_> {
+    /// The statement's code tokens (see `code_words`): tokenized once, however many rules ask.
+    pub(crate) fn code(&self) -> &[crate::code_words::Code] {
+        self.code.get_or_init(|| crate::code_words::code(self.text, self.dialect))
+    }
+
     /// Whether the file created this table before this statement: it is new and empty, so what locks or
     /// rewrites a large table costs nothing here.
     pub fn is_new_table(&self, name: &sqlparser::ast::ObjectName) -> bool {
@@ -188,6 +195,8 @@ pub struct StmtFacts {
     pub attaches_partition: Option<(String, String)>,
     /// Indexes the statement gives tables: (lower-cased table, lower-cased columns).
     pub indexes: Vec<(String, Vec<String>)>,
+    /// What the statement creates or drops without IF [NOT] EXISTS (`CREATE TABLE`, `ADD COLUMN`, …).
+    pub unguarded: Vec<&'static str>,
 }
 
 /// A rule over the whole file (statement order matters: `SET lock_timeout` before, `BEGIN` around), or over

@@ -6,11 +6,10 @@ use crate::rule::{Category, RuleMeta};
 const ALLOWED: &[&str] = &["utf8mb4", "binary", "ascii"];
 
 /// The charsets a statement names that the policy does not allow.
-fn used(text: &str, dialect: crate::SqlDialect, settings: &crate::Settings) -> Vec<(crate::rule::At, Option<String>)> {
+fn used(code: &[crate::code_words::Code], settings: &crate::Settings) -> Vec<(crate::rule::At, Option<String>)> {
         let allowed = settings.list(META.id, "allowed").unwrap_or_else(|| ALLOWED.iter().map(|s| s.to_string()).collect());
-        let code = crate::code_words::code(text, dialect);
-        let mut used = crate::code_words::option_values(&code, &["CHARSET"], false);
-        used.extend(crate::code_words::option_values(&code, &["CHARACTER", "SET"], false));
+            let mut used = crate::code_words::option_values(code, &["CHARSET"], false);
+        used.extend(crate::code_words::option_values(code, &["CHARACTER", "SET"], false));
     // `CONVERT TO CHARACTER SET x` (the TO makes the option reader take it for a name).
     for (i, w) in code.windows(4).enumerate() {
         let words: Vec<Option<&str>> = w.iter().map(|c| c.word.as_deref()).collect();
@@ -44,13 +43,13 @@ rule!(
         ) {
             return vec![];
         }
-        used(ctx.text, ctx.dialect, ctx.settings)
+        used(ctx.code(), ctx.settings)
     },
     unparsed: |u| {
         // ALTER DATABASE / ALTER SCHEMA (MySQL's defaults for new tables).
         let code = crate::code_words::code(u.text, u.dialect);
         let w = |i: usize| code.get(i).and_then(|c| c.word.as_deref());
-        if w(0) == Some("ALTER") && matches!(w(1), Some("DATABASE" | "SCHEMA")) { used(u.text, u.dialect, u.settings) } else { vec![] }
+        if w(0) == Some("ALTER") && matches!(w(1), Some("DATABASE" | "SCHEMA")) { used(&code, u.settings) } else { vec![] }
     }
 );
 

@@ -3,15 +3,14 @@ use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
 
 /// The collations a statement names that the policy does not allow.
-fn used(text: &str, dialect: crate::SqlDialect, settings: &crate::Settings) -> Vec<(crate::rule::At, Option<String>)> {
+fn used(code: &[crate::code_words::Code], settings: &crate::Settings) -> Vec<(crate::rule::At, Option<String>)> {
         // Default: every utf8mb4 collation and binary; a policy's `allowed` list replaces that.
         let allowed = settings.list(META.id, "allowed");
         let ok = |c: &str| match &allowed {
             Some(list) => list.iter().any(|a| a == c),
             None => c.starts_with("utf8mb4_") || c == "binary",
         };
-        let code = crate::code_words::code(text, dialect);
-        crate::code_words::option_values(&code, &["COLLATE"], false).into_iter().filter(|c| !ok(c)).map(|c| (None, Some(c))).collect()
+            crate::code_words::option_values(code, &["COLLATE"], false).into_iter().filter(|c| !ok(c)).map(|c| (None, Some(c))).collect()
 }
 
 rule!(
@@ -32,13 +31,13 @@ rule!(
         if !matches!(ctx.stmt, sqlparser::ast::Statement::CreateTable(_) | sqlparser::ast::Statement::AlterTable(_)) {
             return vec![];
         }
-        used(ctx.text, ctx.dialect, ctx.settings)
+        used(ctx.code(), ctx.settings)
     },
     unparsed: |u| {
         // ALTER DATABASE / ALTER SCHEMA (MySQL's defaults for new tables).
         let code = crate::code_words::code(u.text, u.dialect);
         let w = |i: usize| code.get(i).and_then(|c| c.word.as_deref());
-        if w(0) == Some("ALTER") && matches!(w(1), Some("DATABASE" | "SCHEMA")) { used(u.text, u.dialect, u.settings) } else { vec![] }
+        if w(0) == Some("ALTER") && matches!(w(1), Some("DATABASE" | "SCHEMA")) { used(&code, u.settings) } else { vec![] }
     }
 );
 

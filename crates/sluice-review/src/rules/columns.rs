@@ -43,6 +43,34 @@ impl Column<'_> {
     }
 }
 
+/// CHAR or VARCHAR, for the length rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Text {
+    Fixed,
+    Varying,
+}
+
+/// The CHAR (or VARCHAR) columns a statement declares longer than `max`, as findings at their names.
+pub(crate) fn longer_than(stmt: &Statement, kind: Text, max: u64) -> Vec<(crate::rule::At, Option<String>)> {
+    use sqlparser::ast::CharacterLength;
+    columns(stmt)
+        .into_iter()
+        .filter_map(|c| {
+            let length = match (kind, c.data_type) {
+                (Text::Fixed, DataType::Char(Some(l)) | DataType::Character(Some(l))) => l,
+                (Text::Varying, DataType::Varchar(Some(l)) | DataType::CharacterVarying(Some(l))) => l,
+                _ => return None,
+            };
+            match length {
+                CharacterLength::IntegerLength { length, .. } if *length > max => {
+                    Some((crate::rule::ident_at(c.name), Some(format!("{} {} > {max}", c.name, c.data_type))))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 pub(crate) fn columns(stmt: &Statement) -> Vec<Column<'_>> {
     let mut out = Vec::new();
     match stmt {

@@ -19,7 +19,7 @@ rule!(
     },
     |ctx| {
         match ctx.stmt {
-            Statement::Drop { object_type: ObjectType::Index, .. } if !crate::code_words::has_word(&crate::code_words::code(ctx.text, ctx.dialect), "CONCURRENTLY", true) => vec![(None, None)],
+            Statement::Drop { object_type: ObjectType::Index, .. } if !crate::code_words::has_word(ctx.code(), "CONCURRENTLY", true) => vec![(None, None)],
             _ => vec![],
         }
     }

@@ -1,6 +1,3 @@
-use sqlparser::ast::{CharacterLength, DataType};
-
-use crate::rule::ident_at;
 use super::BOTH;
 use crate::finding::Level;
 use crate::rule::{Category, RuleMeta};
@@ -21,16 +18,7 @@ rule!(
     },
     |ctx| {
         let max = ctx.settings.int(META.id, "max", 20) as u64;
-        super::columns::columns(ctx.stmt)
-            .into_iter()
-            .filter_map(|c| match c.data_type {
-                DataType::Char(Some(l)) | DataType::Character(Some(l)) => match l {
-                    CharacterLength::IntegerLength { length, .. } if *length > max => Some((ident_at(c.name), Some(format!("{} {} > {max}", c.name, c.data_type)))),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect()
+        super::columns::longer_than(ctx.stmt, super::columns::Text::Fixed, max)
     }
 );
 

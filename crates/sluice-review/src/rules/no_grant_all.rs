@@ -17,7 +17,7 @@ rule!(
     },
     |ctx| {
         match ctx.stmt {
-            sqlparser::ast::Statement::Grant(_) if crate::code_words::code(ctx.text, ctx.dialect).get(1).and_then(|c| c.word.as_deref()) == Some("ALL") => vec![(None, None)],
+            sqlparser::ast::Statement::Grant(_) if ctx.code().get(1).and_then(|c| c.word.as_deref()) == Some("ALL") => vec![(None, None)],
             _ => vec![],
         }
     }

@@ -21,7 +21,7 @@ rule!(
         if !matches!(ctx.stmt, Statement::CreateTable(_) | Statement::AlterTable(_)) {
             return vec![];
         }
-        let code = crate::code_words::code(ctx.text, ctx.dialect);
+        let code = ctx.code();
         let partitioned = code.windows(2).any(|w| w[0].depth == 0 && w[0].word.as_deref() == Some("PARTITION") && w[1].word.as_deref() == Some("BY"));
         if partitioned { vec![(None, None)] } else { vec![] }
     }

@@ -20,7 +20,7 @@ rule!(
     |ctx| {
         match ctx.stmt {
             Statement::Set(_)
-                if crate::code_words::code(ctx.text, ctx.dialect).get(1).is_some_and(|c| matches!(c.word.as_deref(), Some("GLOBAL" | "PERSIST" | "PERSIST_ONLY")) || c.value.to_ascii_uppercase().starts_with("@@GLOBAL")) =>
+                if ctx.code().get(1).is_some_and(|c| matches!(c.word.as_deref(), Some("GLOBAL" | "PERSIST" | "PERSIST_ONLY")) || c.value.to_ascii_uppercase().starts_with("@@GLOBAL")) =>
             {
                 vec![(None, None)]
             }

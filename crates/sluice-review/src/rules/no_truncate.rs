@@ -22,7 +22,7 @@ rule!(
             Statement::Truncate(_) => vec![(None, None)],
             // MySQL's `ALTER TABLE t TRUNCATE PARTITION p` empties the partition the same way.
             Statement::AlterTable(_) if ctx.dialect == crate::SqlDialect::MySql => {
-                let code = crate::code_words::code(ctx.text, ctx.dialect);
+                let code = ctx.code();
                 let truncates = code.windows(2).any(|w| w[0].depth == 0 && w[0].word.as_deref() == Some("TRUNCATE") && w[1].word.as_deref() == Some("PARTITION"));
                 if truncates { vec![(None, Some("TRUNCATE PARTITION".into()))] } else { vec![] }
             }

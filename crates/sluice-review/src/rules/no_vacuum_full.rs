@@ -19,7 +19,7 @@ rule!(
     },
     |ctx| {
         match ctx.stmt {
-            Statement::Vacuum(_) if crate::code_words::has_word(&crate::code_words::code(ctx.text, ctx.dialect), "FULL", false) => vec![(None, None)],
+            Statement::Vacuum(_) if crate::code_words::has_word(ctx.code(), "FULL", false) => vec![(None, None)],
             _ => vec![],
         }
     }

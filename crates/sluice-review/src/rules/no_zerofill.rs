@@ -20,7 +20,7 @@ rule!(
     |ctx| {
         match ctx.stmt {
             Statement::CreateTable(_) | Statement::AlterTable(_)
-                if crate::code_words::has_word(&crate::code_words::code(ctx.text, ctx.dialect), "ZEROFILL", false) =>
+                if crate::code_words::has_word(ctx.code(), "ZEROFILL", false) =>
             {
                 vec![(None, None)]
             }

@@ -21,7 +21,7 @@ rule!(
         match ctx.stmt {
             // The table's own COMMENT sits outside the column list; a column's COMMENT does not count.
             Statement::CreateTable(t)
-                if t.comment.is_none() && !crate::code_words::has_word(&crate::code_words::code(ctx.text, ctx.dialect), "COMMENT", true) =>
+                if t.comment.is_none() && !crate::code_words::has_word(ctx.code(), "COMMENT", true) =>
             {
                 vec![(None, None)]
             }

@@ -15,72 +15,37 @@ file_rule!(
         good: "ALTER TABLE orders ADD COLUMN IF NOT EXISTS note text;",
         ..RuleMeta::DEFAULT
     },
-    |stmts, dialect, _settings| {
+    |stmts, _dialect, _settings| {
         if stmts.iter().any(|s| crate::rules::file::no_uncommitted_transaction::tx_control(&s.upper) == Some(true)) {
             return vec![];
         }
-        let mut out = Vec::new();
-        for s in stmts {
-            let code = crate::code_words::code(s.text, dialect);
-            let w = |i: usize| code.get(i).and_then(|c| c.word.as_deref());
-            let guarded_at = |i: usize, exists: &[&str]| exists.iter().enumerate().all(|(k, e)| w(i + k) == Some(*e));
-            let mut fragile = Vec::new();
-            match (w(0), w(1)) {
-                (Some("CREATE"), _) => {
-                    // CREATE [UNIQUE] INDEX [CONCURRENTLY] / CREATE [UNLOGGED] TABLE, then IF NOT EXISTS.
-                    let mut i = 1;
-                    while matches!(w(i), Some("UNIQUE" | "UNLOGGED" | "TEMP" | "TEMPORARY")) {
-                        i += 1;
-                    }
-                    if matches!(w(i), Some("INDEX" | "TABLE")) {
-                        let mut j = i + 1;
-                        if w(j) == Some("CONCURRENTLY") {
-                            j += 1;
-                        }
-                        if !guarded_at(j, &["IF", "NOT", "EXISTS"]) {
-                            fragile.push(format!("CREATE {}", w(i).unwrap_or_default()));
-                        }
-                    }
-                }
-                (Some("DROP"), Some(kind @ ("TABLE" | "INDEX"))) => {
-                    let j = if w(2) == Some("CONCURRENTLY") { 3 } else { 2 };
-                    if !guarded_at(j, &["IF", "EXISTS"]) {
-                        fragile.push(format!("DROP {kind}"));
-                    }
-                }
-                (Some("ALTER"), Some("TABLE")) => {
-                    for (i, c) in code.iter().enumerate() {
-                        if c.depth != 0 {
-                            continue;
-                        }
-                        let j = if w(i + 1) == Some("COLUMN") { i + 2 } else { i + 1 };
-                        match c.word.as_deref() {
-                            Some("ADD")
-                                if !matches!(w(i + 1), Some("CONSTRAINT" | "PRIMARY" | "UNIQUE" | "FOREIGN" | "CHECK" | "EXCLUDE"))
-                                    && !guarded_at(j, &["IF", "NOT", "EXISTS"]) =>
-                            {
-                                fragile.push("ADD COLUMN".to_string())
-                            }
-                            Some("DROP")
-                                if !matches!(w(i + 1), Some("CONSTRAINT" | "DEFAULT" | "NOT" | "EXPRESSION" | "IDENTITY"))
-                                    && !guarded_at(j, &["IF", "EXISTS"]) =>
-                            {
-                                fragile.push("DROP COLUMN".to_string())
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                _ => {}
-            }
-            fragile.dedup();
-            if !fragile.is_empty() {
-                out.push((s.index, None, Some(fragile.join(", "))));
-            }
-        }
-        out
+        stmts.iter().filter(|s| !s.facts.unguarded.is_empty()).map(|s| (s.index, None, Some(s.facts.unguarded.join(", ")))).collect()
     }
 );
+
+/// What a statement creates or drops without IF [NOT] EXISTS, read from its AST.
+pub(crate) fn unguarded(stmt: &sqlparser::ast::Statement) -> Vec<&'static str> {
+    use sqlparser::ast::{AlterTableOperation, ObjectType, Statement};
+    let mut out = Vec::new();
+    match stmt {
+        Statement::CreateTable(t) if !t.if_not_exists && !t.temporary => out.push("CREATE TABLE"),
+        Statement::CreateIndex(ci) if !ci.if_not_exists => out.push("CREATE INDEX"),
+        Statement::Drop { object_type: ObjectType::Table, if_exists: false, .. } => out.push("DROP TABLE"),
+        Statement::Drop { object_type: ObjectType::Index, if_exists: false, .. } => out.push("DROP INDEX"),
+        Statement::AlterTable(a) => {
+            for op in &a.operations {
+                match op {
+                    AlterTableOperation::AddColumn { if_not_exists: false, .. } => out.push("ADD COLUMN"),
+                    AlterTableOperation::DropColumn { if_exists: false, .. } => out.push("DROP COLUMN"),
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    out.dedup();
+    out
+}
 
 #[cfg(test)]
 mod tests {

@@ -15,34 +15,39 @@ file_rule!(
         good: "SET lock_timeout = '2s';\nALTER TABLE orders ADD COLUMN note text;",
         ..RuleMeta::DEFAULT
     },
-    |stmts, _dialect| {
-        let mut set = false;
-        // One finding per unguarded stretch (at its first change), not one per statement: the fix is one SET.
-        let mut reported = false;
-        let mut created: std::collections::HashSet<&str> = std::collections::HashSet::new();
-        let mut out = Vec::new();
-        for s in stmts {
-            let u = &s.upper;
-            if starts_with_words(u, &["SET"]) && u.contains("LOCK_TIMEOUT") {
-                // A zero (or DEFAULT, which is 0) turns the limit off again.
-                set = setting_value(u, "LOCK_TIMEOUT").is_some_and(|v| !turns_off(&v));
-                reported = false;
-            }
-            if let Some(t) = &s.facts.created_table {
-                created.insert(t.as_str());
-            }
-            let ddl = starts_with_words(u, &["ALTER", "TABLE"]) || (starts_with_words(u, &["CREATE"]) && u.contains(" INDEX ") && !u.contains("CONCURRENTLY"));
-            // Tables created earlier in the file: nothing else holds a lock on them.
-            let target = s.facts.altered_table.as_deref().or_else(|| s.facts.indexes.first().map(|(t, _)| t.as_str()));
-            let new_table = target.is_some_and(|t| created.contains(t));
-            if ddl && !set && !new_table && !reported {
-                out.push((s.index, None, None));
-                reported = true;
-            }
-        }
-        out
-    }
+    |stmts, _dialect| { unguarded_stretches(stmts, "LOCK_TIMEOUT").into_iter().map(|i| (i, None, None)).collect() }
 );
+
+/// The first schema change of each stretch of the file run without a positive `setting` (`LOCK_TIMEOUT`,
+/// `STATEMENT_TIMEOUT`): one finding per stretch, since the fix is one SET. Changes to tables created earlier in
+/// the file do not count (nothing else holds a lock on them).
+pub(crate) fn unguarded_stretches(stmts: &[crate::rule::StmtView<'_>], setting: &str) -> Vec<usize> {
+    let mut set = false;
+    // One finding per unguarded stretch (at its first change), not one per statement: the fix is one SET.
+    let mut reported = false;
+    let mut created: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for s in stmts {
+        let u = &s.upper;
+        if starts_with_words(u, &["SET"]) && u.contains(setting) {
+            // A zero (or DEFAULT, which is 0) turns the limit off again.
+            set = setting_value(u, setting).is_some_and(|v| !turns_off(&v));
+            reported = false;
+        }
+        if let Some(t) = &s.facts.created_table {
+            created.insert(t.as_str());
+        }
+        let ddl = starts_with_words(u, &["ALTER", "TABLE"]) || (starts_with_words(u, &["CREATE"]) && u.contains(" INDEX ") && !u.contains("CONCURRENTLY"));
+        // Tables created earlier in the file: nothing else holds a lock on them.
+        let target = s.facts.altered_table.as_deref().or_else(|| s.facts.indexes.first().map(|(t, _)| t.as_str()));
+        let new_table = target.is_some_and(|t| created.contains(t));
+        if ddl && !set && !new_table && !reported {
+            out.push(s.index);
+            reported = true;
+        }
+    }
+    out
+}
 
 /// The value after `NAME [=|TO]` (an upper-cased setting name) in an upper-cased SET statement, without quotes.
 pub(crate) fn setting_value(upper: &str, name: &str) -> Option<String> {

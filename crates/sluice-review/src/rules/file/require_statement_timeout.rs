@@ -1,8 +1,8 @@
 use crate::finding::Level;
-use crate::rule::starts_with_words;
+
 use crate::rule::{Category, RuleMeta};
 use crate::rules::POSTGRES;
-use crate::rules::file::require_lock_timeout::{setting_value, turns_off};
+use crate::rules::file::require_lock_timeout::unguarded_stretches;
 
 file_rule!(
     RequireStatementTimeout,
@@ -17,33 +17,7 @@ file_rule!(
         good: "SET lock_timeout = '1s';\nSET statement_timeout = '5s';\nALTER TABLE orders ADD COLUMN note text;",
         ..RuleMeta::DEFAULT
     },
-    |stmts, _dialect, _settings| {
-        let mut set = false;
-        // One finding per unguarded stretch (at its first change), not one per statement: the fix is one SET.
-        let mut reported = false;
-        let mut created: std::collections::HashSet<&str> = std::collections::HashSet::new();
-        let mut out = Vec::new();
-        for s in stmts {
-            let u = &s.upper;
-            if starts_with_words(u, &["SET"]) && u.contains("STATEMENT_TIMEOUT") {
-                // A zero (or DEFAULT, which is 0) turns the limit off again.
-                set = setting_value(u, "STATEMENT_TIMEOUT").is_some_and(|v| !turns_off(&v));
-                reported = false;
-            }
-            if let Some(t) = &s.facts.created_table {
-                created.insert(t.as_str());
-            }
-            let ddl = starts_with_words(u, &["ALTER", "TABLE"]) || (starts_with_words(u, &["CREATE"]) && u.contains(" INDEX ") && !u.contains("CONCURRENTLY"));
-            // Tables created earlier in the file: nothing else holds a lock on them.
-            let target = s.facts.altered_table.as_deref().or_else(|| s.facts.indexes.first().map(|(t, _)| t.as_str()));
-            let new_table = target.is_some_and(|t| created.contains(t));
-            if ddl && !set && !new_table && !reported {
-                out.push((s.index, None, None));
-                reported = true;
-            }
-        }
-        out
-    }
+    |stmts, _dialect, _settings| { unguarded_stretches(stmts, "STATEMENT_TIMEOUT").into_iter().map(|i| (i, None, None)).collect() }
 );
 
 #[cfg(test)]
