@@ -31,7 +31,7 @@ rule!(
         });
         let code = ctx.code();
         let online =
-            !crate::code_words::option_values(&code, &["ALGORITHM"], true).is_empty() && !crate::code_words::option_values(&code, &["LOCK"], true).is_empty();
+            !crate::code_words::option_values(code, &["ALGORITHM"], true).is_empty() && !crate::code_words::option_values(code, &["LOCK"], true).is_empty();
         if heavy && !online { vec![(None, None)] } else { vec![] }
     }
 );

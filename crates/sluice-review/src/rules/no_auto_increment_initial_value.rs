@@ -23,7 +23,7 @@ rule!(
         }
         // Table option `AUTO_INCREMENT=N` (the column attribute has no `=` and no number after it).
         let code = ctx.code();
-        crate::code_words::option_values(&code, &["AUTO_INCREMENT"], true)
+        crate::code_words::option_values(code, &["AUTO_INCREMENT"], true)
             .into_iter()
             .filter(|v| v.parse::<u64>().is_ok_and(|n| n != 1))
             .map(|v| (None, Some(v)))

@@ -22,7 +22,7 @@ rule!(
         }
         let code = ctx.code();
         let detaches = code.windows(2).any(|w| w[0].depth == 0 && w[0].word.as_deref() == Some("DETACH") && w[1].word.as_deref() == Some("PARTITION"));
-        let concurrently = crate::code_words::has_word(&code, "CONCURRENTLY", true) || crate::code_words::has_word(&code, "FINALIZE", true);
+        let concurrently = crate::code_words::has_word(code, "CONCURRENTLY", true) || crate::code_words::has_word(code, "FINALIZE", true);
         if detaches && !concurrently { vec![(None, None)] } else { vec![] }
     }
 );
