@@ -324,7 +324,7 @@ pub fn review_with(sql: &str, dialect: SqlDialect, settings: &crate::policy::Set
         .enumerate()
         .map(|(index, (piece, facts))| {
             let text = piece.text(sql);
-            let mut head = text.len().min(512);
+            let mut head = text.len().min(256);
             while !text.is_char_boundary(head) {
                 head -= 1;
             }

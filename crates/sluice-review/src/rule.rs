@@ -164,7 +164,7 @@ pub fn ident_at(ident: &sqlparser::ast::Ident) -> At {
     (ident.span.start.line > 0).then_some(ident.span)
 }
 
-/// What a file-level rule sees of each statement: its head upper-cased (the first 512 bytes, enough for the
+/// What a file-level rule sees of each statement: its head upper-cased (the first 256 bytes, enough for the
 /// keywords text rules look at) and facts kept from its parse — the AST itself is dropped right after the
 /// statement rules ran, so memory stays flat on large files.
 pub struct StmtView<'a> {

@@ -81,6 +81,9 @@ pub fn split(sql: &str, dialect: SqlDialect) -> Vec<Piece> {
 pub fn split_file(sql: &str, dialect: SqlDialect) -> Split {
     let lines = LineIndex::new(sql);
     let (raw, open_delimiter) = split_range(sql, &lines, 0, dialect, b";", true);
+    if !raw.iter().any(|(_, custom)| *custom) {
+        return Split { pieces: raw.into_iter().map(|(p, _)| p).collect(), open_delimiter };
+    }
     let mut pieces = Vec::with_capacity(raw.len());
     for (piece, custom) in raw {
         if custom && !carries_routine_body(piece.text(sql)) {
