@@ -68,6 +68,8 @@ fn stmt_facts(stmt: &sqlparser::ast::Statement, ctx: &Ctx<'_>) -> StmtFacts {
         engine: crate::code_words::option_values(code, &["ENGINE"], true).pop(),
         indexes: rules::file::no_duplicate_index::indexes_of(stmt),
         unguarded: rules::file::prefer_robust_stmts::unguarded(stmt),
+        added_not_valid: rules::file::no_validate_in_same_transaction::added_not_valid(stmt),
+        validated: rules::file::no_validate_in_same_transaction::validated(stmt),
         attaches_partition: match stmt {
             Statement::AlterTable(a) => code
                 .windows(2)

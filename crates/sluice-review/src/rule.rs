@@ -197,6 +197,9 @@ pub struct StmtFacts {
     pub indexes: Vec<(String, Vec<String>)>,
     /// What the statement creates or drops without IF [NOT] EXISTS (`CREATE TABLE`, `ADD COLUMN`, …).
     pub unguarded: Vec<&'static str>,
+    /// Constraints (lower-cased names) this ALTER TABLE adds NOT VALID, and those it validates.
+    pub added_not_valid: Vec<String>,
+    pub validated: Vec<String>,
 }
 
 /// A rule over the whole file (statement order matters: `SET lock_timeout` before, `BEGIN` around), or over

@@ -211,6 +211,7 @@ registry! {
         no_create_event::NoCreateEvent,
         no_alter_domain_add_constraint::NoAlterDomainAddConstraint,
         prefer_robust_stmts::PreferRobustStmts,
+        no_validate_in_same_transaction::NoValidateInSameTransaction,
     ]
 }
 

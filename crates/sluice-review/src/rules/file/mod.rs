@@ -33,6 +33,7 @@ pub mod no_reindex_without_concurrently;
 pub mod no_stored_procedures;
 pub mod no_triggers;
 pub mod no_uncommitted_transaction;
+pub mod no_validate_in_same_transaction;
 pub mod prefer_robust_stmts;
 pub mod require_innodb;
 pub mod require_lock_timeout;
