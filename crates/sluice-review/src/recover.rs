@@ -147,7 +147,7 @@ pub(crate) fn open_versioned_comments(text: &str) -> Cow<'_, str> {
             _ => i += 1,
         }
     }
-    Cow::Owned(String::from_utf8(s).expect("only ASCII bytes were replaced"))
+    Cow::Owned(String::from_utf8_lossy(&s).into_owned())
 }
 
 /// The position-keeping rewrites of words the parser does not accept but servers do.
@@ -239,7 +239,7 @@ fn prepare(text: &str, dialect: SqlDialect) -> Cow<'_, str> {
     if !changed && replace.is_empty() {
         return text;
     }
-    let mut out = String::from_utf8(s).expect("only ASCII bytes were replaced");
+    let mut out = String::from_utf8_lossy(&s).into_owned();
     for at in replace.into_iter().rev() {
         out.replace_range(at..at + 1, " JOIN");
     }
@@ -363,7 +363,7 @@ fn alter_by_operation(text: &str, toks: &[Tok], dialect: SqlDialect) -> Option<R
             at = r.end;
         }
         blank(&mut s, at..text.len());
-        String::from_utf8(s).expect("only ASCII bytes were replaced")
+        String::from_utf8_lossy(&s).into_owned()
     };
     let mut base: Option<Statement> = None;
     let mut add = |stmt: Statement| match (&mut base, stmt) {
