@@ -360,3 +360,38 @@ async fn values_json_lacks_arrive_exactly_on_the_wire() {
     assert_eq!(upd3["unchanged"], serde_json::json!(["big"]));
     sluice_testkit::drop_replication_slots(&url).await;
 }
+
+/// A config table read for shaping keeps every value exact (a numeric past f64, a bigint past 2^53), the
+/// table's column order, and its primary key from the catalog (not a column that happens to be named `id`).
+#[tokio::test]
+async fn read_table_is_exact_ordered_and_keyed_by_the_catalog() {
+    use sluice_pipeline::Source as _;
+    let url = sluice_testkit::fresh_postgres_database("pgread").await;
+    let c = pg(&url).await;
+    c.batch_execute(
+        "CREATE TABLE metrics_config (name text NOT NULL, id bigint, ratio numeric(40,20), at timestamptz, doc jsonb, PRIMARY KEY (name));
+         INSERT INTO metrics_config VALUES ('cpu', 9007199254740993, 12345678901234567890.12345678901234567890, '2024-02-29 23:59:59.123456+02', '{\"k\": [1, 2]}');
+         INSERT INTO metrics_config (name) VALUES ('mem');",
+    )
+    .await
+    .unwrap();
+    let source = PgLogicalSource::new(
+        "pgread",
+        PgLogicalConfig { url: url.clone(), slot: None, publication: None, tables: vec![], snapshot: vec![], reconnect_max: "1s".into() },
+    )
+    .unwrap();
+    let mut rows = source.read_table("public", "metrics_config").await.unwrap();
+    rows.sort_by_key(|r| format!("{:?}", r.values[0]));
+    assert_eq!(rows.len(), 2);
+    let names: Vec<&str> = rows[0].columns.iter().map(|c| c.name.as_ref()).collect();
+    assert_eq!(names, ["name", "id", "ratio", "at", "doc"], "the table's column order");
+    let keys: Vec<bool> = rows[0].columns.iter().map(|c| c.primary_key).collect();
+    assert_eq!(keys, [true, false, false, false, false], "the catalog's key, not the column named id");
+    let v = &rows[0].values;
+    assert!(matches!(&v[0], Value::String(s) if s.as_ref() == "cpu"), "{:?}", v[0]);
+    assert!(matches!(v[1], Value::Int(9007199254740993)), "{:?}", v[1]);
+    assert!(matches!(&v[2], Value::Decimal(d) if d.as_ref() == "12345678901234567890.12345678901234567890"), "{:?}", v[2]);
+    assert!(matches!(v[3], Value::Timestamp(us) if us == 1_709_243_999_123_456), "{:?}", v[3]);
+    assert!(matches!(&v[4], Value::Json(_)), "{:?}", v[4]);
+    assert!(rows[1].values[1..].iter().all(|v| matches!(v, Value::Null)), "{:?}", rows[1].values);
+}

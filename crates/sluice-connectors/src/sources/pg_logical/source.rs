@@ -438,28 +438,35 @@ impl Source for PgLogicalSource {
                 Err(Stop::Retry(m)) => return Err(SourceError::new(format!("cannot read {database}.{table}: {m}"))),
                 Err(Stop::Shutdown) => return Err(SourceError::new("stopped")),
             };
-            let sql = format!("SELECT to_jsonb(t)::text FROM {}.{} t", quote_ident(database), quote_ident(table));
-            let rows = c.query(sql.as_str(), &[]).await.map_err(|e| SourceError::with_source(format!("cannot read {database}.{table}"), e))?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let text: String = r.get(0);
-                let obj: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(&text).map_err(|e| SourceError::with_source("unexpected row JSON", e))?;
-                let columns: Arc<[Column]> = obj.keys().map(|k| Column { name: k.as_str().into(), primary_key: k == "id" }).collect::<Vec<_>>().into();
-                let values = obj.values().map(json_value).collect();
-                out.push(Row { columns, values });
+            // Exact values: the server's text output of each column (DateStyle ISO, UTC, as the stream
+            // reads it) decoded by type, the same decoding as replicated rows, in the table's column order,
+            // with the primary key from the catalog.
+            let read = |e: tokio_postgres::Error| SourceError::with_source(format!("cannot read {database}.{table}"), e);
+            c.batch_execute("SET DateStyle = ISO; SET TimeZone = 'UTC'; SET extra_float_digits = 3").await.map_err(read)?;
+            let qualified = format!("{}.{}", quote_ident(database), quote_ident(table));
+            let sql = format!("SELECT * FROM {qualified}");
+            let stmt = c.prepare(&sql).await.map_err(read)?;
+            let keys: Vec<String> = c
+                .query(
+                    "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                     WHERE i.indrelid = $1::text::regclass AND i.indisprimary",
+                    &[&qualified],
+                )
+                .await
+                .map_err(read)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let columns: Arc<[Column]> =
+                stmt.columns().iter().map(|c| Column { name: c.name().into(), primary_key: keys.iter().any(|k| k == c.name()) }).collect::<Vec<_>>().into();
+            let oids: Vec<u32> = stmt.columns().iter().map(|c| c.type_().oid()).collect();
+            let mut out = Vec::new();
+            for m in c.simple_query(&sql).await.map_err(read)? {
+                let tokio_postgres::SimpleQueryMessage::Row(r) = m else { continue };
+                let values = (0..oids.len()).map(|i| r.get(i).map(|t| super::decode::typed(oids[i], t.as_bytes().to_vec())).unwrap_or(Value::Null)).collect();
+                out.push(Row { columns: columns.clone(), values });
             }
             Ok(out)
         })
-    }
-}
-
-fn json_value(v: &serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => n.as_i64().map(Value::Int).or_else(|| n.as_f64().map(Value::Float)).unwrap_or(Value::Null),
-        serde_json::Value::String(s) => Value::String(s.as_str().into()),
-        other => Value::Json(sluice_core::JsonText::from_value(other)),
     }
 }
