@@ -61,7 +61,19 @@ mariadb_up() { mariadb-admin --no-defaults -h127.0.0.1 -P"$MARIADB_PORT" -u"$SVC
 mariadb_start() {
   # openssl makes the certificates of the TLS tests' private servers.
   ensure_packages mariadb-server mariadb-client openssl
-  if mariadb_up >/dev/null 2>&1; then return 0; fi
+  if mariadb_up >/dev/null 2>&1; then
+    # A server left running from a checkout that was since deleted answers pings but cannot create a
+    # database: reuse a running server only while its data dir exists.
+    local dd tries=0
+    dd=$(mariadb --no-defaults -h127.0.0.1 -P"$MARIADB_PORT" -u"$SVC_USER" -p"$SVC_PASS" -N -e "SELECT @@datadir" 2>/dev/null || true)
+    if [ -n "$dd" ] && [ -d "$dd/mysql" ]; then return 0; fi
+    log "mariadb: the server on $MARIADB_PORT runs on a data dir that is gone (${dd:-unknown}); stopping it"
+    pkill -f -- "--port=$MARIADB_PORT" || true
+    while mariadb_up >/dev/null 2>&1; do
+      tries=$((tries + 1)); [ "$tries" -lt 100 ] || die "mariadb: the stale server on $MARIADB_PORT does not stop"
+      sleep 0.2
+    done
+  fi
   mkdir -p "$MDB_DIR/binlog"
   local fresh=0
   if [ ! -d "$MDB_DIR/data/mysql" ]; then
