@@ -9,13 +9,13 @@ file_rule!(
         category: Category::StatementSafety,
         engines: BOTH,
         level: Level::Warning,
-        summary: "the file mixes schema changes and data changes: DDL commits implicitly on MySQL, so a failure leaves the data half changed, and the two need different review and rollback",
+        summary: "the file mixes schema changes and data changes, which need different review, execution and rollback",
         advice: "Put schema changes and data changes in separate tickets or files",
         bad: "ALTER TABLE orders ADD COLUMN note TEXT;\nUPDATE orders SET note = '' WHERE id = 1;",
         good: "ALTER TABLE orders ADD COLUMN note TEXT;",
         ..RuleMeta::DEFAULT
     },
-    |stmts, _dialect, _settings| {
+    |stmts, dialect, _settings| {
         let kind = |u: &str| {
             let w = u.split_whitespace().next().unwrap_or("");
             if matches!(w, "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE") {
@@ -30,7 +30,14 @@ file_rule!(
         stmts
             .iter()
             .find(|s| kind(&s.upper) == Some(!first))
-            .map(|s| vec![(s.index, None, Some(if first { "data change after schema change" } else { "schema change after data change" }.to_string()))])
+            .map(|s| {
+                let order = if first { "data change after schema change" } else { "schema change after data change" };
+                let risk = match dialect {
+                    crate::SqlDialect::MySql => "MySQL/MariaDB commit each DDL implicitly, so a failure leaves the data half changed",
+                    crate::SqlDialect::Postgres => "in one transaction the DDL's locks are held while the data changes run",
+                };
+                vec![(s.index, None, Some(format!("{order}; {risk}")))]
+            })
             .unwrap_or_default()
     }
 );
