@@ -30,7 +30,7 @@ fn run(args: &[String]) -> Result<String, String> {
 
 fn new_rule(args: &[String]) -> Result<String, String> {
     let id = args.first().ok_or("new-rule needs a rule id, e.g. no-drop-sequence")?;
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_lowercase() || c == '-') || id.starts_with('-') || id.ends_with('-') {
+    if !id.chars().all(|c| c.is_ascii_lowercase() || c == '-') || id.split('-').any(str::is_empty) {
         return Err(format!("`{id}`: a rule id is kebab-case (a-z and -)"));
     }
     let file = args.iter().any(|a| a == "--file");
@@ -130,6 +130,7 @@ mod tests {
     #[test]
     fn ids_are_checked_and_the_source_names_the_rule() {
         assert!(super::new_rule(&["Bad_Name".into()]).is_err());
+        assert!(super::new_rule(&["no--gap".into()]).is_err(), "an empty segment");
         assert!(super::new_rule(&["ok".into(), "--engines".into(), "oracle".into()]).is_err());
         let src = super::source("no-thing", "NoThing", "POSTGRES", false);
         assert!(src.contains("id: \"no-thing\"") && src.contains("    NoThing,") && src.contains("engines: POSTGRES"));

@@ -92,6 +92,14 @@ pub(crate) fn option_values(code: &[Code], keyword: &[&str], table_level: bool) 
     out
 }
 
+/// The code tokens of an `ALTER DATABASE` / `ALTER SCHEMA` (MySQL's defaults for new tables), for the
+/// allow-list rules over statements sqlparser has no grammar for; `None` for any other statement.
+pub(crate) fn alter_database(text: &str, dialect: SqlDialect) -> Option<Vec<Code>> {
+    let code = code(text, dialect);
+    let w = |i: usize| code.get(i).and_then(|c| c.word.as_deref());
+    (w(0) == Some("ALTER") && matches!(w(1), Some("DATABASE" | "SCHEMA"))).then_some(code)
+}
+
 /// The last part of the (possibly qualified) name starting at token `i`: `public.t` → `t`.
 pub(crate) fn name_at(code: &[Code], i: usize) -> Option<String> {
     let mut last = code.get(i)?.value.clone();

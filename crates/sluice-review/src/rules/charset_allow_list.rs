@@ -46,10 +46,7 @@ rule!(
         used(ctx.code(), ctx.settings)
     },
     unparsed: |u| {
-        // ALTER DATABASE / ALTER SCHEMA (MySQL's defaults for new tables).
-        let code = crate::code_words::code(u.text, u.dialect);
-        let w = |i: usize| code.get(i).and_then(|c| c.word.as_deref());
-        if w(0) == Some("ALTER") && matches!(w(1), Some("DATABASE" | "SCHEMA")) { used(&code, u.settings) } else { vec![] }
+        crate::code_words::alter_database(u.text, u.dialect).map(|code| used(&code, u.settings)).unwrap_or_default()
     }
 );
 

@@ -1,4 +1,4 @@
-//! One rule per file. `all()` is the registry; ids are kebab-case and unique (tested).
+//! One rule per file, listed once in `registry!` below; ids are kebab-case and unique (tested).
 
 use crate::rule::Rule;
 
@@ -19,18 +19,9 @@ macro_rules! rule {
             fn check_unparsed(&self, $u: &$crate::rule::UnparsedCtx<'_>) -> Vec<($crate::rule::At, Option<String>)> $ubody
         }
     };
+    // Most rules have nothing to say about statements without a grammar.
     ($ty:ident, $meta:expr, |$ctx:ident| $body:block) => {
-        pub struct $ty;
-
-        static META: $crate::rule::RuleMeta = $meta;
-
-        impl $crate::rule::Rule for $ty {
-            fn meta(&self) -> &'static $crate::rule::RuleMeta {
-                &META
-            }
-
-            fn check(&self, $ctx: &$crate::rule::Ctx<'_>) -> Vec<($crate::rule::At, Option<String>)> $body
-        }
+        rule!($ty, $meta, |$ctx| $body, unparsed: |_u| { Vec::new() });
     };
 }
 
