@@ -106,7 +106,7 @@ async fn pipeline(
 ) -> Result<Pipeline> {
     let source = MysqlBinlogSource::new(
         "bench",
-        MysqlBinlogConfig { url: url.into(), server_id: 4343, start, include, exclude: vec![], snapshot: vec![], reconnect_max: "5s".into() },
+        MysqlBinlogConfig { url: url.into(), connection: None, server_id: 4343, start, include, exclude: vec![], snapshot: vec![], reconnect_max: "5s".into() },
     )
     .map_err(anyhow::Error::msg)?;
     Ok(Pipeline {
@@ -166,7 +166,15 @@ async fn main() -> Result<()> {
             let received = sink.received.clone();
             let source = PgLogicalSource::new(
                 "bench",
-                PgLogicalConfig { url, slot: Some(slot), publication: Some(publication), tables: vec![], snapshot: vec![], reconnect_max: "5s".into() },
+                PgLogicalConfig {
+                    url,
+                    connection: None,
+                    slot: Some(slot),
+                    publication: Some(publication),
+                    tables: vec![],
+                    snapshot: vec![],
+                    reconnect_max: "5s".into(),
+                },
             )
             .map_err(anyhow::Error::msg)?;
             let p = Pipeline {

@@ -63,17 +63,8 @@ pub enum SinkConfig {
 pub const INSTANCE_URL_PREFIX: &str = "instance:";
 
 impl SourceConfig {
-    /// The source's connection string, for resolving `instance:NAME` references.
-    pub fn url_mut(&mut self) -> &mut String {
-        match self {
-            #[cfg(feature = "source-mysql-binlog")]
-            SourceConfig::MysqlBinlog(c) => &mut c.url,
-            #[cfg(feature = "source-pg-logical")]
-            SourceConfig::PgLogical(c) => &mut c.url,
-        }
-    }
-
-    fn url(&self) -> &str {
+    /// The source's connection string as written: a URL, or `instance:NAME` for the control plane to resolve.
+    pub fn url(&self) -> &str {
         match self {
             #[cfg(feature = "source-mysql-binlog")]
             SourceConfig::MysqlBinlog(c) => &c.url,
@@ -82,13 +73,38 @@ impl SourceConfig {
         }
     }
 
-    fn default_port(&self) -> u16 {
+    /// Gives the source the typed connection its `instance:NAME` resolved to (password and TLS settings from
+    /// the registry, never a URL).
+    pub fn set_connection(&mut self, spec: sluice_engines::ConnectSpec) {
         match self {
+            #[cfg(feature = "source-mysql-binlog")]
+            SourceConfig::MysqlBinlog(c) => c.connection = Some(spec),
+            #[cfg(feature = "source-pg-logical")]
+            SourceConfig::PgLogical(c) => c.connection = Some(spec),
+        }
+    }
+
+    fn connection(&self) -> Option<&sluice_engines::ConnectSpec> {
+        match self {
+            #[cfg(feature = "source-mysql-binlog")]
+            SourceConfig::MysqlBinlog(c) => c.connection.as_ref(),
+            #[cfg(feature = "source-pg-logical")]
+            SourceConfig::PgLogical(c) => c.connection.as_ref(),
+        }
+    }
+
+    /// Host and port the source connects to, for the egress check before the pipeline starts.
+    fn endpoint(&self) -> Option<(String, u16)> {
+        if let Some(spec) = self.connection() {
+            return Some((spec.host.clone(), spec.port));
+        }
+        let default_port = match self {
             #[cfg(feature = "source-mysql-binlog")]
             SourceConfig::MysqlBinlog(_) => 3306,
             #[cfg(feature = "source-pg-logical")]
             SourceConfig::PgLogical(_) => 5432,
-        }
+        };
+        crate::scope::url_host_port(self.url(), default_port)
     }
 }
 
@@ -266,13 +282,8 @@ fn validate(c: &PipelineFile, scope: &Scope) -> Vec<FileError> {
     {
         err("name".into(), "use letters, digits, `.`, `_` or `-`".into());
     }
-    let url = match &c.source {
-        #[cfg(feature = "source-mysql-binlog")]
-        SourceConfig::MysqlBinlog(s) => &s.url,
-        #[cfg(feature = "source-pg-logical")]
-        SourceConfig::PgLogical(s) => &s.url,
-    };
-    if url.starts_with(INSTANCE_URL_PREFIX) {
+    let url = c.source.url();
+    if url.starts_with(INSTANCE_URL_PREFIX) && c.source.connection().is_none() {
         err("source.url".into(), format!("`{url}` names a registered instance: that works only for pipelines managed by `sluice serve`"));
     } else {
         match &c.source {
@@ -357,8 +368,7 @@ impl Loaded {
         if self.scope.egress.is_none() {
             return errors;
         }
-        let source = self.config.source.url();
-        match crate::scope::url_host_port(source, self.config.source.default_port()) {
+        match self.config.source.endpoint() {
             Some((host, port)) => {
                 if let Err(message) = self.scope.check_egress(&host, port).await {
                     errors.push(FileError { path: "source.url".into(), message });

@@ -55,6 +55,7 @@ impl Capture {
         let source = MysqlBinlogSource::new(
             name,
             MysqlBinlogConfig {
+                connection: None,
                 url: sluice_testkit::service(sluice_testkit::Service::Mariadb),
                 server_id: 20_000 + (std::process::id() + name.len() as u32 * 7919) % 10_000,
                 start: StartFrom::default(),

@@ -42,7 +42,15 @@ async fn pg(url: &str) -> tokio_postgres::Client {
 async fn pipeline(name: &str, url: &str, dir: &std::path::Path, sink: Collect, status: Arc<PipelineStatus>) -> Pipeline {
     let source = PgLogicalSource::new(
         name,
-        PgLogicalConfig { url: url.into(), slot: None, publication: None, tables: vec!["public.items".into()], snapshot: vec![], reconnect_max: "2s".into() },
+        PgLogicalConfig {
+            connection: None,
+            url: url.into(),
+            slot: None,
+            publication: None,
+            tables: vec!["public.items".into()],
+            snapshot: vec![],
+            reconnect_max: "2s".into(),
+        },
     )
     .unwrap();
     Pipeline {
@@ -170,7 +178,15 @@ async fn a_slot_of_another_database_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let source = PgLogicalSource::new(
         "p",
-        PgLogicalConfig { url: url_b.clone(), slot: Some(slot.clone()), publication: None, tables: vec![], snapshot: vec![], reconnect_max: "1s".into() },
+        PgLogicalConfig {
+            connection: None,
+            url: url_b.clone(),
+            slot: Some(slot.clone()),
+            publication: None,
+            tables: vec![],
+            snapshot: vec![],
+            reconnect_max: "1s".into(),
+        },
     )
     .unwrap();
     let p = Pipeline {
@@ -210,6 +226,7 @@ async fn initial_snapshot_hands_off_to_the_slot_exactly() {
     let source = PgLogicalSource::new(
         "snap",
         PgLogicalConfig {
+            connection: None,
             url: url.clone(),
             slot: None,
             publication: None,
@@ -377,7 +394,7 @@ async fn read_table_is_exact_ordered_and_keyed_by_the_catalog() {
     .unwrap();
     let source = PgLogicalSource::new(
         "pgread",
-        PgLogicalConfig { url: url.clone(), slot: None, publication: None, tables: vec![], snapshot: vec![], reconnect_max: "1s".into() },
+        PgLogicalConfig { connection: None, url: url.clone(), slot: None, publication: None, tables: vec![], snapshot: vec![], reconnect_max: "1s".into() },
     )
     .unwrap();
     let mut rows = source.read_table("public", "metrics_config").await.unwrap();

@@ -10,8 +10,9 @@ use std::time::Duration;
 use serde::Serialize;
 use sluice_connectors::pipeline_file::{self, INSTANCE_URL_PREFIX, Loaded};
 use sluice_connectors::scope::Scope;
+use sluice_core::Engine;
 use sluice_core::egress::EgressPolicy;
-use sluice_core::{Engine, TlsMode};
+use sluice_engines::ConnectSpec;
 use sluice_pipeline::status::PipelineStatus;
 use sluice_store::Store;
 use sluice_store::pipelines::PipelineRecord;
@@ -61,54 +62,23 @@ pub struct PipelineManager {
     running: Mutex<HashMap<String, Running>>,
 }
 
-/// A registered instance's connection URL with its stored credentials (never logged or returned), for
-/// the sources, which take URLs; its TLS mode is carried in the URL or the instance is refused.
-async fn instance_url(store: &Store, id_or_name: &str) -> Result<String, String> {
+/// The typed connection of a registered instance, with its stored password as a [`Secret`] and its TLS
+/// mode and CA, for a source that names it (`url = "instance:NAME"`). No URL is ever made of it, so the
+/// password cannot reach a message, a log line or the stored spec.
+///
+/// [`Secret`]: sluice_core::Secret
+async fn instance_connection(store: &Store, id_or_name: &str, egress: &Arc<EgressPolicy>) -> Result<ConnectSpec, String> {
     let rec = store.find_instance(id_or_name).await.map_err(|_| format!("no registered instance `{id_or_name}`"))?;
+    if rec.engine == Engine::Redis {
+        return Err(format!("instance `{id_or_name}` is Redis, not a SQL database"));
+    }
     let password = store.instance_password(&rec.id).await.map_err(|e| format!("instance `{id_or_name}`: {e}"))?;
-    let user = rec.username.clone().unwrap_or_default();
-    let auth = match &password {
-        Some(p) => format!("{}:{}@", enc(&user), enc(p.expose())),
-        None => format!("{}@", enc(&user)),
-    };
-    let database = rec.database.as_deref();
-    Ok(match rec.engine {
-        // mysql_async reads the TLS mode from the URL: the instance's mode is honoured, never dropped.
-        Engine::Mysql | Engine::Mariadb if rec.tls_mode == TlsMode::VerifyFull && rec.tls_ca.is_some() => {
-            return Err(format!(
-                "instance `{id_or_name}` is verified against its own CA (tls_ca), which pipelines do not support yet; it will not connect unverified"
-            ));
-        }
-        Engine::Mysql | Engine::Mariadb => {
-            let tls = match rec.tls_mode {
-                TlsMode::Disable => "",
-                TlsMode::Require => "?require_ssl=true&verify_ca=false&verify_identity=false",
-                TlsMode::VerifyFull => "?require_ssl=true&verify_ca=true&verify_identity=true",
-            };
-            format!("mysql://{auth}{}:{}/{}{tls}", rec.host, rec.port, database.map(enc).unwrap_or_default())
-        }
-        // The PostgreSQL source speaks no TLS yet: refuse rather than connect in plaintext.
-        Engine::Postgres if rec.tls_mode != TlsMode::Disable => {
-            return Err(format!(
-                "instance `{id_or_name}` requires TLS (tls_mode = {}), which the PostgreSQL source does not support yet; it will not connect in plaintext",
-                rec.tls_mode.as_str()
-            ));
-        }
-        Engine::Postgres => format!("postgres://{auth}{}:{}/{}", rec.host, rec.port, enc(database.unwrap_or("postgres"))),
-        Engine::Redis => return Err(format!("instance `{id_or_name}` is Redis, not a SQL database")),
-    })
+    Ok(ConnectSpec::from_instance(&rec, password).with_timeout(Duration::from_secs(10)).with_egress(egress.clone()))
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Replaces the password of every `scheme://user:password@` in a text with `***`.
+/// Replaces the password of every `scheme://user:password@` in a text with `***`: for URLs a user wrote into
+/// a spec themselves (shown back by the API, or quoted in an error). Registered instances' passwords never
+/// enter a URL (see [`instance_connection`]).
 pub fn redact_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -150,9 +120,9 @@ impl PipelineManager {
         if config.name.is_none() {
             config.name = Some(name.to_string());
         }
-        let url = config.source.url_mut();
-        if let Some(instance) = url.strip_prefix(INSTANCE_URL_PREFIX).map(str::to_string) {
-            *url = instance_url(&self.store, &instance).await.map_err(|e| format!("`source.url`: {e}"))?;
+        if let Some(instance) = config.source.url().strip_prefix(INSTANCE_URL_PREFIX).map(str::to_string) {
+            let spec = instance_connection(&self.store, &instance, &self.egress).await.map_err(|e| format!("`source.url`: {e}"))?;
+            config.source.set_connection(spec);
         }
         let loaded = pipeline_file::finish(config, virtual_path, scope).map_err(|e| e.to_string())?;
         let refused = loaded.check_egress().await;

@@ -182,43 +182,15 @@ async fn a_live_review_cannot_write_through_explain() {
     assert_eq!(written.as_deref(), Some("0"), "the review wrote through a stored function");
 }
 
-/// Runs openssl with `args` (certificates for the TLS tests).
-fn openssl(args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl is needed to make the test certificates (Debian package openssl; scripts/services.sh installs it)");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// A private MariaDB that refuses plaintext over TCP. Its certificate (for 127.0.0.1) is signed by a test CA
 /// made here, under `dir`; returns the server and the CA's PEM.
 fn tls_only_mariadb(dir: &std::path::Path) -> (sluice_testkit::PrivateMariadb, String) {
-    let p = |name: &str| dir.join(name).display().to_string();
-    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=sluice-test-ca", "-keyout", &p("ca.key"), "-out", &p("ca.pem")]);
-    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &p("key.pem"), "-out", &p("leaf.csr")]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &p("leaf.csr"),
-        "-CA",
-        &p("ca.pem"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &p("ext.cnf"),
-        "-out",
-        &p("cert.pem"),
-    ]);
-    let ssl_cert = format!("--ssl-cert={}", p("cert.pem"));
-    let ssl_key = format!("--ssl-key={}", p("key.pem"));
+    let certs = sluice_testkit::tls::make_certs(dir);
+    let p = |path: &std::path::Path| path.display().to_string();
+    let ssl_cert = format!("--ssl-cert={}", p(&certs.cert));
+    let ssl_key = format!("--ssl-key={}", p(&certs.key));
     let server = sluice_testkit::PrivateMariadb::start_with(dir, &[&ssl_cert, &ssl_key, "--require-secure-transport=ON"]);
-    (server, std::fs::read_to_string(dir.join("ca.pem")).unwrap())
+    (server, certs.ca_pem)
 }
 
 /// A MariaDB that refuses plaintext (certificate made here): the instance check and live-schema review
@@ -268,25 +240,49 @@ async fn live_review_and_checks_honour_the_instance_tls_mode() {
     drop(server);
 }
 
-/// A managed pipeline on a TLS-only MariaDB (`url = "instance:NAME"` with `tls_mode = require`) streams
-/// over TLS; one on a TLS PostgreSQL instance is refused instead of connecting in plaintext.
+/// The ids of the rows a file sink wrote (`after.id` of each line).
+fn delivered_ids(path: &std::path::Path) -> Vec<i64> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["after"]["id"].as_i64()).collect()
+}
+
+/// Polls a pipeline's status until `done` holds of it (30 s).
+async fn wait_for_status(app: &TestApp, id: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = app.admin(Method::GET, &format!("/api/v1/pipelines/{id}"), None).await;
+        if done(&status.body) {
+            return status.body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {}", status.raw);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates a managed pipeline from `spec` as a dba and returns its id.
+async fn create_pipeline(app: &TestApp, name: &str, spec: &str) -> String {
+    let created = app.call(Method::POST, "/api/v1/pipelines", Some(app.token(Role::Dba)), Some(json!({"name": name, "spec": spec}))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    created.body["id"].as_str().unwrap().to_string()
+}
+
+/// A managed pipeline on a TLS-only MariaDB (`url = "instance:NAME"`, `tls_mode = verify-full` against the
+/// instance's own CA) streams over verified TLS; the connection is typed, so no URL with the password exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn managed_pipelines_connect_with_the_instance_tls_mode() {
+async fn managed_mariadb_pipelines_connect_with_the_instance_tls_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _) = tls_only_mariadb(dir.path());
+    let (server, ca) = tls_only_mariadb(dir.path());
     server.sql("CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))");
     let (host, port) = sluice_testkit::host_port(&server.url()).unwrap();
     let app = TestApp::sqlite().await;
-    let body = json!({"name": "tlsdb", "engine": "mariadb", "host": host, "port": port, "username": "sluice", "password": "sluice", "environment": "test", "tls_mode": "require"});
+    let body = json!({"name": "tlsdb", "engine": "mariadb", "host": host, "port": port, "username": "sluice", "password": "sluice", "environment": "test", "tls_mode": "verify-full", "tls_ca": ca});
     assert_eq!(app.admin(Method::POST, "/api/v1/instances", Some(body)).await.status, StatusCode::CREATED);
     let spec = "[source]\ntype = \"mysql_binlog\"\nurl = \"instance:tlsdb\"\nserver_id = 4242\ninclude = [\"app.*\"]\n[sinks.f]\ntype = \"file\"\npath = \"out.jsonl\"\n";
-    let created = app.call(Method::POST, "/api/v1/pipelines", Some(app.token(Role::Dba)), Some(json!({"name": "tls", "spec": spec}))).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
-    let id = created.body["id"].as_str().unwrap().to_string();
+    let id = create_pipeline(&app, "tls", spec).await;
     let out = app.dir.path().join("pipelines").join(&id).join("out.jsonl");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut n = 0;
-    while !std::fs::read_to_string(&out).is_ok_and(|t| t.contains("over-tls")) {
+    while delivered_ids(&out).is_empty() {
         let status = app.admin(Method::GET, &format!("/api/v1/pipelines/{id}"), None).await;
         assert!(std::time::Instant::now() < deadline, "no row arrived over TLS: {}", status.raw);
         n += 1;
@@ -294,13 +290,82 @@ async fn managed_pipelines_connect_with_the_instance_tls_mode() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     app.admin(Method::POST, &format!("/api/v1/pipelines/{id}/stop"), None).await;
-    // PostgreSQL: the source has no TLS yet, so a TLS instance is refused by name, not used in plaintext.
-    let mut pg = service_instance(Service::Postgres, "pgtls", "sluice");
-    pg["tls_mode"] = json!("require");
-    assert_eq!(app.admin(Method::POST, "/api/v1/instances", Some(pg)).await.status, StatusCode::CREATED);
-    let spec = "[source]\ntype = \"pg_logical\"\nurl = \"instance:pgtls\"\ntables = [\"public.t\"]\n[sinks.f]\ntype = \"file\"\npath = \"out.jsonl\"\n";
-    let refused = app.call(Method::POST, "/api/v1/pipelines", Some(app.token(Role::Dba)), Some(json!({"name": "pgtls", "spec": spec, "start": false}))).await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.raw);
-    assert!(refused.raw.contains("source.url") && refused.raw.contains("requires TLS"), "{}", refused.raw);
     drop(server);
+}
+
+/// PostgreSQL that refuses plaintext (`hostssl` only; certificate made here): a managed pipeline with
+/// `verify-full` against the instance's CA streams over TLS, loses no row when its replication connection is
+/// cut mid-stream, and live review reads the schema over the same kind of connection; `disable` is refused
+/// by the server and `verify-full` without the CA by Sluice, each as a failed pipeline naming why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_postgres_pipelines_and_live_review_connect_with_verified_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = sluice_testkit::tls::make_certs(dir.path());
+    let server = sluice_testkit::tls::TlsOnlyPostgres::start(&certs);
+    server.sql("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)");
+    let app = TestApp::sqlite().await;
+    for (name, tls, ca) in [("pg-verified", "verify-full", Some(&certs.ca_pem)), ("pg-plain", "disable", None), ("pg-unverified", "verify-full", None)] {
+        let body = json!({"name": name, "engine": "postgres", "host": "127.0.0.1", "port": server.port, "username": "sluice", "password": "sluice",
+            "database": "app", "environment": "test", "tls_mode": tls, "tls_ca": ca});
+        assert_eq!(app.admin(Method::POST, "/api/v1/instances", Some(body)).await.status, StatusCode::CREATED);
+    }
+    let check = app.admin(Method::POST, "/api/v1/instances/pg-verified/check", None).await;
+    assert_eq!(check.body["ok"], true, "{}", check.raw);
+    let review = app
+        .call(
+            Method::POST,
+            "/api/v1/review",
+            Some(app.token(Role::Dba)),
+            Some(json!({"sql": "UPDATE no_such_table SET a = 1 WHERE id = 1;", "engine": "postgres", "instance_id": "pg-verified"})),
+        )
+        .await;
+    assert_eq!(review.status, StatusCode::OK, "{}", review.raw);
+    assert!(review.raw.contains("schema-table-exists"), "the live schema was read over verified TLS: {}", review.raw);
+
+    let spec = |instance: &str| {
+        format!("[source]\ntype = \"pg_logical\"\nurl = \"instance:{instance}\"\ntables = [\"public.t\"]\n[sinks.f]\ntype = \"file\"\npath = \"out.jsonl\"\n")
+    };
+    let id = create_pipeline(&app, "pgtls", &spec("pg-verified")).await;
+    let out = app.dir.path().join("pipelines").join(&id).join("out.jsonl");
+    // Streaming: the slot exists once the source is connected.
+    wait_for_status(&app, &id, "the pipeline did not connect", |_| server.sql("SELECT count(*) FROM pg_stat_replication") == "1").await;
+    for i in 1..=50 {
+        server.sql(&format!("INSERT INTO t VALUES ({i}, 'over-tls')"));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while delivered_ids(&out).len() < 50 {
+        assert!(std::time::Instant::now() < deadline, "only {} of 50 rows arrived over TLS", delivered_ids(&out).len());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Cut the replication connection mid-stream (the server ends the walsender) while rows keep coming.
+    server.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_replication");
+    for i in 51..=100 {
+        server.sql(&format!("INSERT INTO t VALUES ({i}, 'after-cut')"));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mut ids = delivered_ids(&out);
+        ids.sort();
+        ids.dedup();
+        if ids == (1..=100).collect::<Vec<_>>() {
+            break;
+        }
+        let status = app.admin(Method::GET, &format!("/api/v1/pipelines/{id}"), None).await;
+        assert!(std::time::Instant::now() < deadline, "after the cut, {} of 100 distinct rows arrived: {}", ids.len(), status.raw);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    app.admin(Method::POST, &format!("/api/v1/pipelines/{id}/stop"), None).await;
+
+    // Plaintext: the server's pg_hba.conf refuses it, and the pipeline stops with that reason.
+    let plain = create_pipeline(&app, "pgplain", &spec("pg-plain")).await;
+    let status = wait_for_status(&app, &plain, "a plaintext pipeline did not fail", |s| s["status"]["state"] == "failed").await;
+    let why = status["status"]["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(why.contains("pg_hba") || why.contains("no encryption"), "the refusal is named: {why}");
+    // verify-full without the instance's CA: the self-made certificate is not trusted by the web PKI roots.
+    let unverified = create_pipeline(&app, "pgunverified", &spec("pg-unverified")).await;
+    let status = wait_for_status(&app, &unverified, "an unverifiable pipeline did not fail", |s| s["status"]["state"] == "failed").await;
+    let why = status["status"]["last_error"].as_str().unwrap_or_default().to_ascii_lowercase();
+    assert!(why.contains("tls") && why.contains("certificate"), "the TLS failure is named: {why}");
+    let all = app.admin(Method::GET, "/api/v1/pipelines", None).await;
+    assert!(!all.raw.contains("sluice:sluice@"), "no connection string with the password anywhere: {}", all.raw);
 }

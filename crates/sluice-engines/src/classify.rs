@@ -40,23 +40,27 @@ pub(crate) fn socket_failure(e: &io::Error, host: &str, port: u16) -> CheckFailu
     CheckFailure { kind, message: format!("{host}:{port}: {what} ({e})") }
 }
 
-/// Whether a TLS error (a `rustls::Error`) is anywhere in the source chain. `io::Error` hides its payload
-/// from `source()`, so its inner error is inspected too.
+/// Whether a TLS error (a `rustls::Error`) is anywhere in the source chain.
 pub(crate) fn has_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    find_tls_error(e).is_some()
+}
+
+/// The first `rustls::Error` in the source chain (why a handshake failed: an unknown issuer, a name that
+/// does not match). `io::Error` hides its payload from `source()`, so its inner error is inspected too.
+pub(crate) fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        if err.is::<rustls::Error>() {
-            return true;
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t);
         }
         if let Some(io) = err.downcast_ref::<io::Error>()
-            && let Some(inner) = io.get_ref()
-            && inner.is::<rustls::Error>()
+            && let Some(t) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return true;
+            return Some(t);
         }
         cur = err.source();
     }
-    false
+    None
 }
 
 /// The first `io::Error` in the chain, if any.

@@ -6,6 +6,7 @@
 //! wrong, decided from error *types* (socket error kinds, server error codes, TLS error types), not text.
 
 mod classify;
+pub mod connect;
 mod mysql;
 mod postgres;
 mod redis;
@@ -101,6 +102,10 @@ impl ConnectSpec {
                     "verify-full" | "verify_identity" => TlsMode::VerifyFull,
                     other => return Err(format!("`{k}={other}`: expected disable, require or verify-full")),
                 };
+            } else {
+                // An ignored setting could be a TLS option spelt another tool's way (`ssl-mode=REQUIRED`),
+                // silently leaving the connection in plaintext.
+                return Err(format!("unknown URL parameter `{k}`: only `tls` (or `sslmode`) is read"));
             }
         }
         Ok(Self {
@@ -238,4 +243,24 @@ where
         best = best.min(t.elapsed());
     }
     Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_give_typed_connections_and_refuse_what_they_cannot_honour() {
+        let s = ConnectSpec::from_url("postgres://app:p%40ss@db.example:6432/orders?sslmode=verify-full").unwrap();
+        assert_eq!((s.engine, s.host.as_str(), s.port, s.tls_mode), (Engine::Postgres, "db.example", 6432, TlsMode::VerifyFull));
+        assert_eq!((s.username.as_deref(), s.database.as_deref()), (Some("app"), Some("orders")));
+        assert_eq!(s.password.as_ref().map(|p| p.expose().as_str()), Some("p@ss"));
+        assert!(!format!("{s:?}").contains("p@ss"), "Debug hides the password");
+        let m = ConnectSpec::from_url("mysql://u@127.0.0.1/?tls=require").unwrap();
+        assert_eq!((m.port, m.tls_mode, m.database), (3306, TlsMode::Require, None));
+        let unknown = ConnectSpec::from_url("mysql://u@h/?ssl-mode=REQUIRED").unwrap_err();
+        assert!(unknown.contains("ssl-mode"), "{unknown}");
+        assert!(ConnectSpec::from_url("mysql://u@h/?tls=maybe").unwrap_err().contains("tls=maybe"));
+        assert!(ConnectSpec::from_url("redis://h/").is_err());
+    }
 }

@@ -7,7 +7,7 @@ use sluice_core::TlsMode;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 
-use crate::classify::{find_io_error, has_tls_error, socket_failure};
+use crate::classify::{find_io_error, find_tls_error, has_tls_error, socket_failure};
 use crate::{CheckFailure, ConnectSpec, FailureKind, Probed, best_of_three, tls};
 
 pub(crate) fn config(spec: &ConnectSpec) -> tokio_postgres::Config {
@@ -34,13 +34,20 @@ pub(crate) fn classify(e: &tokio_postgres::Error, spec: &ConnectSpec) -> CheckFa
         if auth.contains(code) {
             return CheckFailure {
                 kind: FailureKind::AuthFailed,
-                message: format!("authentication failed for user `{}` (SQLSTATE {})", spec.username.as_deref().unwrap_or("postgres"), code.code()),
+                // The server's reason (a wrong password, or no pg_hba.conf line for this address and encryption)
+                // names no secret and tells the operator what to fix.
+                message: format!(
+                    "authentication failed for user `{}` (SQLSTATE {}): {}",
+                    spec.username.as_deref().unwrap_or("postgres"),
+                    code.code(),
+                    e.as_db_error().map(|d| d.message()).unwrap_or("refused")
+                ),
             };
         }
         return CheckFailure { kind: FailureKind::Protocol, message: format!("server refused: {e}") };
     }
-    if has_tls_error(e) {
-        return CheckFailure { kind: FailureKind::TlsFailure, message: format!("TLS handshake failed: {e}") };
+    if let Some(t) = find_tls_error(e) {
+        return CheckFailure { kind: FailureKind::TlsFailure, message: format!("TLS handshake failed: {t}") };
     }
     if spec.tls_mode != TlsMode::Disable && is_tls_refusal(e) {
         return CheckFailure { kind: FailureKind::TlsFailure, message: "TLS is required (tls_mode) but the server does not offer TLS".to_string() };
@@ -60,7 +67,16 @@ fn is_tls_refusal(e: &tokio_postgres::Error) -> bool {
 
 /// A client connected as `spec` says, TLS mode honoured; its connection task runs until the client drops.
 pub(crate) async fn connect(spec: &ConnectSpec) -> Result<tokio_postgres::Client, CheckFailure> {
-    let cfg = config(spec);
+    connect_to(spec, None).await
+}
+
+/// As [`connect`], dialling `addr` when given (an address already checked against the egress policy) while
+/// the host name stays what TLS verifies.
+pub(crate) async fn connect_to(spec: &ConnectSpec, addr: Option<std::net::IpAddr>) -> Result<tokio_postgres::Client, CheckFailure> {
+    let mut cfg = config(spec);
+    if let Some(ip) = addr {
+        cfg.hostaddr(ip);
+    }
     Ok(match tls::client_config(spec.tls_mode, spec.tls_ca.as_deref()) {
         None => {
             let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| classify(&e, spec))?;

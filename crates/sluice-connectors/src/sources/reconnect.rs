@@ -15,6 +15,18 @@ pub(crate) enum Stop {
     Fatal(SourceError),
 }
 
+impl Stop {
+    /// How a failed connect ends the attempt, by the failure's kind: credentials, TLS verification and the
+    /// egress policy do not fix themselves, so they stop the pipeline; the rest is retried.
+    pub fn from_connect(f: sluice_engines::CheckFailure, doing: &str) -> Self {
+        use sluice_engines::FailureKind as K;
+        match f.kind {
+            K::AuthFailed | K::TlsFailure | K::EgressDenied => Stop::Fatal(SourceError::new(format!("cannot {doing}: {}", f.message))),
+            K::Unreachable | K::Refused | K::Timeout | K::Protocol => Stop::Retry(format!("cannot {doing}: {}", f.message)),
+        }
+    }
+}
+
 /// 200 ms, doubling to `max`.
 pub(crate) struct Backoff {
     pause: Duration,

@@ -4,9 +4,13 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MysqlBinlogConfig {
-    /// `mysql://user:password@host:port/`. The user needs REPLICATION SLAVE (REPLICA), REPLICATION CLIENT,
-    /// and SELECT on the config table.
+    /// `mysql://user:password@host:port/[?tls=disable|require|verify-full]`, or (managed pipelines)
+    /// `instance:NAME`. The user needs REPLICATION SLAVE (REPLICA), REPLICATION CLIENT, and SELECT on the
+    /// config table.
     pub url: String,
+    /// The typed connection `instance:NAME` resolves to, set by the control plane (never read from a file).
+    #[serde(skip)]
+    pub connection: Option<sluice_engines::ConnectSpec>,
     /// This replica's server id; unique among the server's replicas (default 4242).
     #[serde(default = "default_server_id")]
     pub server_id: u32,

@@ -10,7 +10,8 @@ use mysql_async::binlog::events::{Event, EventData, RowsEventData};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, Opts};
 use sluice_core::change::{Column, Row};
-use sluice_core::{ChangeEvent, Operation, Position, Value};
+use sluice_core::{ChangeEvent, Engine, Operation, Position, Value};
+use sluice_engines::ConnectSpec;
 use sluice_pipeline::{Source, SourceError, SourceItem};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,7 @@ const AUTH_CODES: &[u16] = &[1044, 1045, 1698];
 pub struct MysqlBinlogSource {
     name: Arc<str>,
     config: MysqlBinlogConfig,
+    connection: ConnectSpec,
     opts: Opts,
     reconnect_max: Duration,
     /// Captured whatever `include` says: shaping reads it from the stream.
@@ -42,10 +44,11 @@ pub(super) use crate::sources::reconnect::Stop;
 
 impl MysqlBinlogSource {
     pub fn new(name: &str, config: MysqlBinlogConfig) -> Result<Self, String> {
-        let opts = Opts::from_url(&config.url).map_err(|e| format!("`url` is not a valid mysql:// URL: {e}"))?;
+        let connection = crate::sources::connection(&config.url, config.connection.as_ref(), &[Engine::Mysql, Engine::Mariadb])?;
+        let opts = Opts::from(sluice_engines::connect::mysql_opts(&connection));
         let reconnect_max = humantime::parse_duration(&config.reconnect_max)
             .map_err(|e| format!("`reconnect_max`: `{}` is not a duration like `30s`: {e}", config.reconnect_max))?;
-        Ok(Self { name: name.into(), config, opts, reconnect_max, config_table: None })
+        Ok(Self { name: name.into(), config, connection, opts, reconnect_max, config_table: None })
     }
 
     pub fn with_config_table(mut self, table: Option<(String, String)>) -> Self {
@@ -78,8 +81,11 @@ impl MysqlBinlogSource {
             && !self.config.exclude.iter().any(|p| glob_match(p, &full))
     }
 
+    /// A connection through the egress policy (checked at every connect), TLS as the spec says.
     pub(super) async fn connect(&self) -> Result<Conn, Stop> {
-        Conn::new(self.opts.clone()).await.map_err(|e| classify(&e, "connect"))
+        let failed = |f| Stop::from_connect(f, "connect");
+        sluice_engines::connect::resolve(&self.connection).await.map_err(failed)?;
+        Conn::new(self.opts.clone()).await.map_err(|e| failed(sluice_engines::connect::mysql_failure(&e, &self.connection)))
     }
 
     /// The position to start from when there is no checkpoint.
@@ -116,14 +122,14 @@ impl MysqlBinlogSource {
 
     /// Names the oldest binlog still on the server, for the purged-position error.
     async fn oldest_binlog(&self) -> String {
-        let Ok(mut conn) = Conn::new(self.opts.clone()).await else { return "unknown".into() };
+        let Ok(mut conn) = self.connect().await else { return "unknown".into() };
         let logs: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await.unwrap_or_default();
         let _ = conn.disconnect().await;
         logs.first().and_then(|r| r.get::<String, _>(0)).map(|f| format!("{f}:4")).unwrap_or_else(|| "unknown".into())
     }
 
     async fn column_names(&self, db: &str, table: &str) -> Option<Vec<String>> {
-        let mut conn = Conn::new(self.opts.clone()).await.ok()?;
+        let mut conn = self.connect().await.ok()?;
         let names: Vec<String> = conn
             .exec("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", (db, table))
             .await
@@ -488,7 +494,12 @@ impl Source for MysqlBinlogSource {
 
     fn read_table<'a>(&'a self, database: &'a str, table: &'a str) -> BoxFuture<'a, Result<Vec<Row>, SourceError>> {
         Box::pin(async move {
-            let mut conn = Conn::new(self.opts.clone()).await.map_err(|e| SourceError::with_source(format!("cannot connect to read {database}.{table}"), e))?;
+            let mut conn = match self.connect().await {
+                Ok(c) => c,
+                Err(Stop::Fatal(e)) => return Err(e),
+                Err(Stop::Retry(why)) => return Err(SourceError::new(format!("cannot read {database}.{table}: {why}"))),
+                Err(Stop::Shutdown) => return Err(SourceError::new("stopped")),
+            };
             let q = format!("SELECT * FROM `{}`.`{}`", database.replace('`', "``"), table.replace('`', "``"));
             let rows: Vec<mysql_async::Row> = conn.query(q).await.map_err(|e| SourceError::with_source(format!("cannot read {database}.{table}"), e))?;
             let _ = conn.disconnect().await;

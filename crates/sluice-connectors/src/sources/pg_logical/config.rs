@@ -4,9 +4,13 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PgLogicalConfig {
-    /// `postgres://user:password@host:port/database`. The user needs the REPLICATION attribute (or superuser),
-    /// and owner rights or superuser to create the publication.
+    /// `postgres://user:password@host:port/database[?sslmode=disable|require|verify-full]`, or (managed
+    /// pipelines) `instance:NAME`. The user needs the REPLICATION attribute (or superuser), and owner rights
+    /// or superuser to create the publication.
     pub url: String,
+    /// The typed connection `instance:NAME` resolves to, set by the control plane (never read from a file).
+    #[serde(skip)]
+    pub connection: Option<sluice_engines::ConnectSpec>,
     /// Replication slot; created (pgoutput) when missing. Default: `sluice_<pipeline name>_<database>`.
     pub slot: Option<String>,
     /// Publication; created when missing. Default: `sluice_<pipeline name>_<database>`.
@@ -25,31 +29,6 @@ pub struct PgLogicalConfig {
 
 fn default_reconnect_max() -> String {
     "30s".into()
-}
-
-/// Parts of a postgres:// URL.
-#[derive(Debug, Clone)]
-pub(crate) struct PgUrl {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub password: String,
-    pub database: String,
-}
-
-impl PgUrl {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let cfg: tokio_postgres::Config = url.parse().map_err(|e| format!("`url` is not a valid postgres:// URL: {e}"))?;
-        let host = match cfg.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            _ => return Err("`url` needs a TCP host".into()),
-        };
-        let port = cfg.get_ports().first().copied().unwrap_or(5432);
-        let user = cfg.get_user().ok_or("`url` needs a user name")?.to_string();
-        let password = cfg.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
-        let database = cfg.get_dbname().unwrap_or(&user).to_string();
-        Ok(Self { host, port, user, password, database })
-    }
 }
 
 /// `ident` quoted for SQL.

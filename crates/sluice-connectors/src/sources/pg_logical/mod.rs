@@ -9,6 +9,7 @@
 mod config;
 mod decode;
 mod source;
+mod tls_relay;
 mod toast;
 
 pub use config::PgLogicalConfig;

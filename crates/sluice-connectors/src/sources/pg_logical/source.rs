@@ -4,14 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use pgwire_replication::{Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
+use pgwire_replication::{Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent};
 use sluice_core::change::{Column, Row};
-use sluice_core::{ChangeEvent, Operation, Position, Value};
+use sluice_core::{ChangeEvent, Engine, Operation, Position, TlsMode, Value};
+use sluice_engines::ConnectSpec;
 use sluice_pipeline::{Source, SourceError, SourceItem};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::config::{PgLogicalConfig, PgUrl, quote_ident, valid_name};
+use super::config::{PgLogicalConfig, quote_ident, valid_name};
 use super::decode::{self, Message, Relations};
 use super::toast::ToastCache;
 
@@ -21,7 +22,9 @@ const PG_EPOCH_UNIX_SECS: i64 = 946_684_800;
 pub struct PgLogicalSource {
     name: Arc<str>,
     config: PgLogicalConfig,
-    url: PgUrl,
+    connection: ConnectSpec,
+    /// The database streamed (the connection's, else libpq's default: the user name).
+    database: String,
     slot: String,
     publication: String,
     reconnect_max: Duration,
@@ -35,10 +38,13 @@ fn pg_time_ms(micros: i64) -> i64 {
 
 impl PgLogicalSource {
     pub fn new(pipeline: &str, config: PgLogicalConfig) -> Result<Self, String> {
-        let url = PgUrl::parse(&config.url)?;
+        let connection = crate::sources::connection(&config.url, config.connection.as_ref(), &[Engine::Postgres])?;
+        let user = connection.username.clone().unwrap_or_else(|| "postgres".into());
+        let database = connection.database.clone().unwrap_or_else(|| user.clone());
+        let connection = ConnectSpec { username: Some(user), ..connection }.with_database(Some(&database));
         // Slots are cluster-wide: the default names the database too, so pipelines of the same name on two
         // databases of one server do not collide.
-        let mut default = format!("sluice_{}_{}", pipeline, url.database).to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+        let mut default = format!("sluice_{}_{}", pipeline, database).to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
         default.truncate(63);
         let slot = config.slot.clone().unwrap_or_else(|| default.clone());
         let publication = config.publication.clone().unwrap_or(default);
@@ -55,15 +61,39 @@ impl PgLogicalSource {
         }
         let reconnect_max = humantime::parse_duration(&config.reconnect_max)
             .map_err(|e| format!("`reconnect_max`: `{}` is not a duration like `30s`: {e}", config.reconnect_max))?;
-        Ok(Self { name: pipeline.into(), config, url, slot, publication, reconnect_max })
+        Ok(Self { name: pipeline.into(), config, connection, database, slot, publication, reconnect_max })
     }
 
     async fn admin(&self) -> Result<tokio_postgres::Client, Stop> {
-        let (client, conn) = tokio_postgres::connect(&self.config.url, tokio_postgres::NoTls).await.map_err(|e| classify_pg(&e, "connect"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(client)
+        sluice_engines::connect::postgres_client(&self.connection).await.map_err(|f| Stop::from_connect(f, "connect"))
+    }
+
+    /// The replication connection's settings and, for a TLS instance, the relay it goes through (see
+    /// `tls_relay.rs`); the relay must live as long as the client.
+    async fn replication_config(&self, start: Lsn) -> Result<(ReplicationConfig, Option<super::tls_relay::Relay>), Stop> {
+        let spec = &self.connection;
+        let user = spec.username.as_deref().unwrap_or("postgres");
+        // The driver takes the password as a plain String; this is the one place it is exposed.
+        let password = spec.password.as_ref().map(|p| p.expose().as_str()).unwrap_or("");
+        let (cfg, relay) = if spec.tls_mode == TlsMode::Disable {
+            // The address the egress policy allowed, not the name resolved again by the driver.
+            let addr = sluice_engines::connect::resolve(spec).await.map_err(|f| Stop::from_connect(f, "connect for replication"))?;
+            let cfg =
+                ReplicationConfig::new(addr.ip().to_string(), user, password, &self.database, &self.slot, self.publication.as_str()).with_port(addr.port());
+            (cfg, None)
+        } else {
+            let tls = sluice_engines::connect::postgres_tls(spec).await.map_err(|f| Stop::from_connect(f, "connect for replication"))?;
+            let relay = super::tls_relay::Relay::start(tls, spec.port).map_err(|e| Stop::Retry(format!("cannot open the replication relay socket: {e}")))?;
+            let dir = relay.socket_dir().to_string_lossy().into_owned();
+            let cfg = ReplicationConfig::unix(dir, relay.port(), user, password, &self.database, &self.slot, self.publication.as_str());
+            (cfg, Some(relay))
+        };
+        let cfg = cfg
+            .with_start_lsn(start)
+            .with_status_interval(Duration::from_secs(1))
+            .with_options("-c datestyle=ISO -c TimeZone=UTC -c extra_float_digits=3")
+            .with_application_name(format!("sluice-{}", self.name));
+        Ok((cfg, relay))
     }
 
     /// Creates the publication and the slot when missing; refuses a lost slot or a wrong plugin. A missing
@@ -234,13 +264,7 @@ impl PgLogicalSource {
             c.query_one("SELECT pg_drop_replication_slot($1)", &[&self.slot]).await.map_err(|e| classify_pg(&e, "drop the unfinished snapshot's slot"))?;
         }
         let start = Lsn(pos.unwrap_or(0));
-        let cfg = ReplicationConfig::new(&self.url.host, &self.url.user, &self.url.password, &self.url.database, &self.slot, self.publication.as_str())
-            .with_port(self.url.port)
-            .with_tls(TlsConfig::disabled())
-            .with_start_lsn(start)
-            .with_status_interval(Duration::from_secs(1))
-            .with_options("-c datestyle=ISO -c TimeZone=UTC -c extra_float_digits=3")
-            .with_application_name(format!("sluice-{}", self.name));
+        let (cfg, _relay) = self.replication_config(start).await?;
         let mut client = if want_snapshot {
             // The slot is created on the replication connection itself, which exports a snapshot that stays
             // valid until this connection runs its next command (START_REPLICATION).
