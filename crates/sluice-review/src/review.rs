@@ -66,7 +66,8 @@ fn stmt_facts(stmt: &sqlparser::ast::Statement, ctx: &Ctx<'_>) -> StmtFacts {
     let code: &[crate::code_words::Code] = if table_statement { ctx.code() } else { &[] };
     StmtFacts {
         engine: crate::code_words::option_values(code, &["ENGINE"], true).pop(),
-        indexes: rules::file::no_duplicate_index::indexes_of(stmt),
+        indexes: rules::indexes::new_indexes(stmt),
+        foreign_keys: rules::indexes::new_foreign_keys(stmt),
         unguarded: rules::file::prefer_robust_stmts::unguarded(stmt),
         added_not_valid: rules::file::no_validate_in_same_transaction::added_not_valid(stmt),
         validated: rules::file::no_validate_in_same_transaction::validated(stmt),

@@ -193,8 +193,10 @@ pub struct StmtFacts {
     pub engine: Option<String>,
     /// (parent, partition), lower-cased, of `ALTER TABLE parent ATTACH PARTITION partition …` (PostgreSQL).
     pub attaches_partition: Option<(String, String)>,
-    /// Indexes the statement gives tables: (lower-cased table, lower-cased columns).
-    pub indexes: Vec<(String, Vec<String>)>,
+    /// Indexes and keys the statement gives tables.
+    pub indexes: Vec<crate::rules::indexes::NewIndex>,
+    /// Foreign keys the statement adds: (lower-cased table, lower-cased columns).
+    pub foreign_keys: Vec<(String, Vec<String>)>,
     /// What the statement creates or drops without IF [NOT] EXISTS (`CREATE TABLE`, `ADD COLUMN`, …).
     pub unguarded: Vec<&'static str>,
     /// Constraints (lower-cased names) this ALTER TABLE adds NOT VALID, and those it validates.

@@ -22,22 +22,26 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        let cols: Vec<&sqlparser::ast::ColumnDef> = match ctx.stmt {
-            Statement::CreateTable(t) => t.columns.iter().collect(),
+        // Every name a column gets: CREATE TABLE, ADD COLUMN, CHANGE (a new name), RENAME COLUMN.
+        let names: Vec<&sqlparser::ast::Ident> = match ctx.stmt {
+            Statement::CreateTable(t) => t.columns.iter().map(|c| &c.name).collect(),
             Statement::AlterTable(a) => a
                 .operations
                 .iter()
                 .filter_map(|o| match o {
-                    AlterTableOperation::AddColumn { column_def, .. } => Some(column_def),
+                    AlterTableOperation::AddColumn { column_def, .. } => Some(&column_def.name),
+                    AlterTableOperation::ChangeColumn { new_name, .. } => Some(new_name),
+                    AlterTableOperation::RenameColumn { new_column_name, .. } => Some(new_column_name),
                     _ => None,
                 })
                 .collect(),
             _ => vec![],
         };
         let re = ctx.settings.pattern(META.id, &DEFAULT);
-        cols.into_iter()
-            .filter(|c| !re.is_match(&c.name.value))
-            .map(|c| (ident_at(&c.name), Some(format!("{} does not match {}", c.name.value, re.as_str()))))
+        names
+            .into_iter()
+            .filter(|n| !re.is_match(&n.value))
+            .map(|n| (ident_at(n), Some(format!("{} does not match {}", n.value, re.as_str()))))
             .collect()
     }
 );

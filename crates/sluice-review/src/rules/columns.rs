@@ -113,23 +113,6 @@ pub(crate) fn columns(stmt: &Statement) -> Vec<Column<'_>> {
     out
 }
 
-/// Each index of a CREATE TABLE as its column list (lowercased).
-pub(crate) fn index_columns(t: &sqlparser::ast::CreateTable) -> Vec<Vec<String>> {
-    let cols = |c: &[sqlparser::ast::IndexColumn]| c.iter().map(|ic| ic.column.expr.to_string().to_ascii_lowercase()).collect::<Vec<_>>();
-    let mut out: Vec<Vec<String>> = t
-        .constraints
-        .iter()
-        .filter_map(|c| match c {
-            sqlparser::ast::TableConstraint::Index(i) => Some(cols(&i.columns)),
-            sqlparser::ast::TableConstraint::Unique(u) => Some(cols(&u.columns)),
-            sqlparser::ast::TableConstraint::PrimaryKey(p) => Some(cols(&p.columns)),
-            _ => None,
-        })
-        .collect();
-    out.retain(|c| !c.is_empty());
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use crate::SqlDialect::{self, MySql, Postgres};

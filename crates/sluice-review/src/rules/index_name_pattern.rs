@@ -1,6 +1,4 @@
-use sqlparser::ast::Statement;
-
-use super::{BOTH, last_ident};
+use super::BOTH;
 use crate::finding::Level;
 
 /// Default pattern; a policy sets another with `[params.<id>] pattern = "regex"`.
@@ -23,12 +21,13 @@ rule!(
     },
     |ctx| {
         let re = ctx.settings.pattern(META.id, &DEFAULT);
-        match ctx.stmt {
-            Statement::CreateIndex(ci) if !ci.unique => match &ci.name {
-                Some(n) if !re.is_match(&last_ident(n)) => vec![(None, Some(format!("{} does not match {}", last_ident(n), re.as_str())))],
-                _ => vec![],
-            },
-            _ => vec![],
-        }
+        // Every plain index the statement makes: CREATE INDEX, an index inside CREATE TABLE, ALTER TABLE … ADD INDEX.
+        crate::rules::indexes::new_indexes(ctx.stmt)
+            .into_iter()
+            .filter(|ix| ix.kind == crate::rules::indexes::IndexKind::Plain)
+            .filter_map(|ix| ix.name)
+            .filter(|n| !re.is_match(n))
+            .map(|n| (None, Some(format!("{n} does not match {}", re.as_str()))))
+            .collect()
     }
 );

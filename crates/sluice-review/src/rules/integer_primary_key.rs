@@ -24,6 +24,14 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
+        // A column declared as the key in ALTER TABLE (ADD COLUMN … PRIMARY KEY, MODIFY/CHANGE … PRIMARY KEY).
+        if let Statement::AlterTable(_) = ctx.stmt {
+            return crate::rules::columns::columns(ctx.stmt)
+                .into_iter()
+                .filter(|c| c.is_primary_key() && !integer(c.data_type))
+                .map(|c| (ident_at(c.name), Some(format!("{} {}", c.name, c.data_type))))
+                .collect();
+        }
         let Statement::CreateTable(t) = ctx.stmt else { return vec![] };
         let keyed: Vec<String> = t
             .constraints

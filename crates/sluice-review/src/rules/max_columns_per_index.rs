@@ -1,4 +1,3 @@
-use sqlparser::ast::{Statement, TableConstraint};
 
 use super::BOTH;
 use crate::finding::Level;
@@ -23,18 +22,10 @@ rule!(
     },
     |ctx| {
         let max = ctx.settings.int(META.id, "max", MAX);
-        match ctx.stmt {
-            Statement::CreateIndex(ci) if ci.columns.len() > max => vec![(None, Some(format!("{} columns", ci.columns.len())))],
-            Statement::CreateTable(t) => t
-                .constraints
-                .iter()
-                .filter_map(|c| match c {
-                    TableConstraint::Index(i) if i.columns.len() > max => Some((None, Some(format!("{} columns", i.columns.len())))),
-                    TableConstraint::Unique(u) if u.columns.len() > max => Some((None, Some(format!("{} columns", u.columns.len())))),
-                    _ => None,
-                })
-                .collect(),
-            _ => vec![],
-        }
+        crate::rules::indexes::new_indexes(ctx.stmt)
+            .into_iter()
+            .filter(|ix| ix.kind != crate::rules::indexes::IndexKind::Primary && ix.columns.len() > max)
+            .map(|ix| (None, Some(format!("{} columns", ix.columns.len()))))
+            .collect()
     }
 );

@@ -31,6 +31,7 @@ pub(crate) const POSTGRES: &[crate::SqlDialect] = &[crate::SqlDialect::Postgres]
 
 pub(crate) mod columns;
 pub mod file;
+pub(crate) mod indexes;
 
 /// The one list of rules: emits the statement rules' modules, `all()`, `file_rules()` and `RuleId`.
 macro_rules! registry {
@@ -87,14 +88,12 @@ registry! {
         create_index_concurrently::CreateIndexConcurrently,
         drop_index_concurrently::DropIndexConcurrently,
         foreign_key_name_pattern::ForeignKeyNamePattern,
-        foreign_key_needs_index::ForeignKeyNeedsIndex,
         index_name_pattern::IndexNamePattern,
         insert_requires_column_list::InsertRequiresColumnList,
         insert_select_star::InsertSelectStar,
         max_columns_per_index::MaxColumnsPerIndex,
         max_columns_per_table::MaxColumnsPerTable,
         max_in_list::MaxInList,
-        max_indexes_per_table::MaxIndexesPerTable,
         max_statement_size::MaxStatementSize,
         no_alter_column_type::NoAlterColumnType,
         no_auto_increment_initial_value::NoAutoIncrementInitialValue,
@@ -117,7 +116,6 @@ registry! {
         no_multi_table_dml::NoMultiTableDml,
         no_on_delete_cascade::NoOnDeleteCascade,
         no_order_by_rand::NoOrderByRand,
-        no_redundant_index::NoRedundantIndex,
         no_rename_column::NoRenameColumn,
         no_rename_table::NoRenameTable,
         no_replace_into::NoReplaceInto,
@@ -182,6 +180,9 @@ registry! {
         require_table_schema::RequireTableSchema,
     ]
     file: [
+        foreign_key_needs_index::ForeignKeyNeedsIndex,
+        max_indexes_per_table::MaxIndexesPerTable,
+        no_redundant_index::NoRedundantIndex,
         concurrently_in_transaction::ConcurrentlyInTransaction,
         merge_alter_table::MergeAlterTable,
         no_cluster::NoCluster,
@@ -286,6 +287,55 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The rules beyond column types that a migration can trip with ALTER TABLE (or a later statement on a
+    /// table of the same file) hold those forms to what they hold CREATE TABLE / CREATE INDEX to. The column
+    /// rules have their own table (`columns::tests`).
+    #[test]
+    fn rules_apply_to_the_alter_forms() {
+        use crate::SqlDialect::{MySql, Postgres};
+        let wide: Vec<String> = (1..=50).map(|i| format!("c{i} INT")).collect();
+        let wide = format!("CREATE TABLE w (id BIGINT PRIMARY KEY, {});\nALTER TABLE w ADD COLUMN c51 INT;", wide.join(", "));
+        let many_indexes = "CREATE TABLE m (id BIGINT PRIMARY KEY, a INT, b INT, c INT, d INT, e INT, f INT);\n\
+             ALTER TABLE m ADD INDEX idx_m_a (a), ADD INDEX idx_m_b (b), ADD INDEX idx_m_c (c);\n\
+             ALTER TABLE m ADD INDEX idx_m_d (d), ADD INDEX idx_m_e (e), ADD INDEX idx_m_f (f);";
+        let cases: Vec<(&str, crate::SqlDialect, String)> = vec![
+            ("column-name-pattern", MySql, "ALTER TABLE t ADD COLUMN CreatedAt TIMESTAMP;".into()),
+            ("column-name-pattern", Postgres, "ALTER TABLE t RENAME COLUMN a TO \"CreatedAt\";".into()),
+            ("index-name-pattern", MySql, "ALTER TABLE orders ADD INDEX account (account_id);".into()),
+            ("unique-key-name-pattern", MySql, "ALTER TABLE users ADD UNIQUE KEY email (email);".into()),
+            ("unique-key-name-pattern", Postgres, "ALTER TABLE users ADD CONSTRAINT email UNIQUE (email);".into()),
+            ("require-index-name", MySql, "ALTER TABLE orders ADD INDEX (user_id);".into()),
+            ("no-foreign-keys", MySql, "ALTER TABLE orders ADD CONSTRAINT fk_orders_users FOREIGN KEY (user_id) REFERENCES users (id);".into()),
+            (
+                "foreign-key-needs-index",
+                Postgres,
+                "ALTER TABLE orders ADD CONSTRAINT fk_orders_users FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;".into(),
+            ),
+            ("max-columns-per-index", MySql, "ALTER TABLE t ADD INDEX idx_t_wide (a, b, c, d, e, f);".into()),
+            ("max-indexes-per-table", MySql, many_indexes.into()),
+            (
+                "no-redundant-index",
+                MySql,
+                "CREATE TABLE r (id BIGINT PRIMARY KEY, a INT, b INT, INDEX idx_r_ab (a, b));\nALTER TABLE r ADD INDEX idx_r_a (a);".into(),
+            ),
+            ("no-auto-increment-initial-value", MySql, "ALTER TABLE t AUTO_INCREMENT = 1000;".into()),
+            ("max-columns-per-table", MySql, wide),
+            ("no-partitioned-tables", MySql, "ALTER TABLE t PARTITION BY HASH (id) PARTITIONS 4;".into()),
+            ("integer-primary-key", MySql, "ALTER TABLE t ADD COLUMN code VARCHAR(36) PRIMARY KEY;".into()),
+            ("no-duplicate-columns", MySql, "ALTER TABLE t ADD COLUMN a INT, ADD COLUMN a INT;".into()),
+            ("require-column-comment", MySql, "ALTER TABLE t ADD COLUMN n INT;".into()),
+        ];
+        let mut missed = Vec::new();
+        for (rule, d, sql) in &cases {
+            let m = super::all_meta().into_iter().find(|m| m.id == *rule).unwrap_or_else(|| panic!("no rule {rule}"));
+            let r = crate::review_with(sql, *d, &crate::Settings::for_examples(m));
+            if !r.findings.iter().any(|f| f.rule == *rule) {
+                missed.push(format!("{rule} ({d:?}): {sql}"));
+            }
+        }
+        assert!(missed.is_empty(), "rules that miss their ALTER form:\n{}", missed.join("\n"));
     }
 
     #[test]

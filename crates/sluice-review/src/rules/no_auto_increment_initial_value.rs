@@ -18,7 +18,7 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        if !matches!(ctx.stmt, Statement::CreateTable(_)) {
+        if !matches!(ctx.stmt, Statement::CreateTable(_) | Statement::AlterTable(_)) {
             return vec![];
         }
         // Table option `AUTO_INCREMENT=N` (the column attribute has no `=` and no number after it).

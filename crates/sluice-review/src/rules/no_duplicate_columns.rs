@@ -29,6 +29,14 @@ rule!(
                 .map(|n| n.to_string().to_ascii_lowercase())
                 .collect(),
             Statement::CreateTable(t) => t.columns.iter().map(|c| c.name.value.to_ascii_lowercase()).collect(),
+            Statement::AlterTable(a) => a
+                .operations
+                .iter()
+                .filter_map(|o| match o {
+                    sqlparser::ast::AlterTableOperation::AddColumn { column_def, .. } => Some(column_def.name.value.to_ascii_lowercase()),
+                    _ => None,
+                })
+                .collect(),
             _ => return vec![],
         };
         let mut seen = std::collections::HashSet::new();

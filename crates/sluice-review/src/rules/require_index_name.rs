@@ -1,4 +1,3 @@
-use sqlparser::ast::Statement;
 
 use super::BOTH;
 use crate::finding::Level;
@@ -18,9 +17,13 @@ rule!(
         ..RuleMeta::DEFAULT
     },
     |ctx| {
-        match ctx.stmt {
-            Statement::CreateIndex(ci) if ci.name.is_none() => vec![(None, None)],
-            _ => vec![],
-        }
+        use crate::rules::indexes::IndexKind;
+        // CREATE [UNIQUE] INDEX without a name, and plain indexes left unnamed inside CREATE or ALTER TABLE.
+        // (A key or a unique constraint inside a table definition is named by its constraint.)
+        crate::rules::indexes::new_indexes(ctx.stmt)
+            .into_iter()
+            .filter(|ix| ix.name.is_none() && (ix.standalone || ix.kind == IndexKind::Plain))
+            .map(|ix| (None, Some(format!("{} ({})", ix.table, ix.columns.join(", ")))))
+            .collect()
     }
 );

@@ -20,6 +20,8 @@ macro_rules! file_rule {
 }
 
 pub mod concurrently_in_transaction;
+pub mod foreign_key_needs_index;
+pub mod max_indexes_per_table;
 pub mod merge_alter_table;
 pub mod no_alter_domain_add_constraint;
 pub mod no_cluster;
@@ -29,6 +31,7 @@ pub mod no_lock_tables;
 pub mod no_mixed_ddl_dml;
 pub mod no_nested_transaction;
 pub mod no_optimize_table;
+pub mod no_redundant_index;
 pub mod no_reindex_without_concurrently;
 pub mod no_stored_procedures;
 pub mod no_triggers;

@@ -28,42 +28,18 @@ file_rule!(
         }
         let mut out = Vec::new();
         for s in stmts {
-            for (table, cols) in &s.facts.indexes {
-                let list = seen.entry(table.clone()).or_default();
-                if list.contains(cols) {
-                    out.push((s.index, None, Some(format!("{table} ({})", cols.join(", ")))));
+            for ix in &s.facts.indexes {
+                let list = seen.entry(ix.table.clone()).or_default();
+                if list.contains(&ix.columns) {
+                    out.push((s.index, None, Some(format!("{} ({})", ix.table, ix.columns.join(", ")))));
                 } else {
-                    list.push(cols.clone());
+                    list.push(ix.columns.clone());
                 }
             }
         }
         out
     }
 );
-
-/// The indexes a statement gives tables: (lower-cased table, lower-cased columns).
-pub(crate) fn indexes_of(stmt: &sqlparser::ast::Statement) -> Vec<(String, Vec<String>)> {
-    use sqlparser::ast::{AlterTableOperation, Statement, TableConstraint};
-    let name = |n: &sqlparser::ast::ObjectName| crate::rules::last_ident(n).to_ascii_lowercase();
-    let cols = |c: &[sqlparser::ast::IndexColumn]| c.iter().map(|ic| ic.column.expr.to_string().to_ascii_lowercase()).collect::<Vec<_>>();
-    match stmt {
-        Statement::CreateTable(t) => crate::rules::columns::index_columns(t).into_iter().map(|c| (name(&t.name), c)).collect(),
-        Statement::CreateIndex(ci) => vec![(name(&ci.table_name), cols(&ci.columns))],
-        Statement::AlterTable(a) => a
-            .operations
-            .iter()
-            .filter_map(|o| match o {
-                AlterTableOperation::AddConstraint { constraint: TableConstraint::Index(i), .. } => Some(cols(&i.columns)),
-                AlterTableOperation::AddConstraint { constraint: TableConstraint::Unique(u), .. } => Some(cols(&u.columns)),
-                AlterTableOperation::AddConstraint { constraint: TableConstraint::PrimaryKey(p), .. } => Some(cols(&p.columns)),
-                _ => None,
-            })
-            .filter(|c| !c.is_empty())
-            .map(|c| (name(&a.name), c))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -39,7 +39,7 @@ pub(crate) fn unguarded_stretches(stmts: &[crate::rule::StmtView<'_>], setting: 
         }
         let ddl = starts_with_words(u, &["ALTER", "TABLE"]) || (starts_with_words(u, &["CREATE"]) && u.contains(" INDEX ") && !u.contains("CONCURRENTLY"));
         // Tables created earlier in the file: nothing else holds a lock on them.
-        let target = s.facts.altered_table.as_deref().or_else(|| s.facts.indexes.first().map(|(t, _)| t.as_str()));
+        let target = s.facts.altered_table.as_deref().or_else(|| s.facts.indexes.first().map(|i| i.table.as_str()));
         let new_table = target.is_some_and(|t| created.contains(t));
         if ddl && !set && !new_table && !reported {
             out.push(s.index);
