@@ -11,6 +11,7 @@ pub mod domain;
 pub mod egress;
 pub mod interpolate;
 pub mod secret;
+pub mod ticket;
 pub mod wire;
 
 pub use change::{ChangeEvent, Column, JsonText, Operation, Position, Row, Value};
