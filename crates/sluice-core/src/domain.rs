@@ -124,3 +124,44 @@ mod tests {
         assert_eq!(err.to_string(), "unknown Engine `oracle`, expected one of: mysql, mariadb, postgres, redis");
     }
 }
+
+string_enum! {
+    /// A member's role inside one project (global `admin` and `auditor` stay global).
+    ProjectRole {
+        /// Manages the project: members, instances, flows; approves as owner.
+        Owner => "owner",
+        /// Operates the project's databases: overrides review errors with a reason, runs tickets.
+        Dba => "dba",
+        /// Writes and submits tickets.
+        Developer => "developer",
+        /// Approves tickets at the stages that name approvers.
+        Approver => "approver",
+        /// Reads the project's tickets.
+        Viewer => "viewer",
+    }
+}
+
+string_enum! {
+    /// What a change ticket does.
+    TicketKind {
+        Ddl => "ddl",
+        Dml => "dml",
+        /// A SELECT streamed to a file, masked.
+        DataExport => "data_export",
+        /// Redis commands from an allow-list.
+        RedisCommand => "redis_command",
+    }
+}
+
+string_enum! {
+    /// How a ticket is executed.
+    ExecMode {
+        /// Inside a transaction that is rolled back: affected rows, plans and findings; nothing changes.
+        DryRun => "dry_run",
+        Direct => "direct",
+        /// The before-image of every changed row is kept and turned into a rollback ticket.
+        Backup => "backup",
+        /// UPDATE/DELETE in primary-key chunks, committed and checkpointed per chunk.
+        Batched => "batched",
+    }
+}

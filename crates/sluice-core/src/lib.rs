@@ -15,6 +15,6 @@ pub mod ticket;
 pub mod wire;
 
 pub use change::{ChangeEvent, Column, JsonText, Operation, Position, Row, Value};
-pub use domain::{Engine, Environment, Role, TlsMode};
+pub use domain::{Engine, Environment, ExecMode, ProjectRole, Role, TicketKind, TlsMode};
 pub use interpolate::{InterpolateError, interpolate};
 pub use secret::Secret;

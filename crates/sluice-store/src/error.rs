@@ -28,6 +28,11 @@ pub enum StoreError {
     Conflict { what: String },
     #[error("{what} not found")]
     NotFound { what: String },
+    #[error(transparent)]
+    Transition(#[from] sluice_core::ticket::InvalidTransition),
+    /// A compare-and-set lost: someone else changed the row first (a racing approval, a second `run`).
+    #[error("{what} changed meanwhile; read it again")]
+    Stale { what: String },
     #[error("a stored secret could not be decrypted ({context})")]
     Decrypt {
         context: String,

@@ -11,6 +11,8 @@ mod error;
 pub mod instances;
 mod migrations;
 pub mod pipelines;
+pub mod projects;
+pub mod tickets;
 pub mod users;
 
 use std::path::{Path, PathBuf};

@@ -22,9 +22,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 2, name: "pipelines", common: include_str!("migrations/0002_pipelines.sql"), sqlite: "", postgres: "" },
     Migration { version: 3, name: "instance_tls_ca", common: include_str!("migrations/0003_instance_tls_ca.sql"), sqlite: "", postgres: "" },
+    Migration { version: 4, name: "projects_tickets", common: include_str!("migrations/0004_projects_tickets.sql"), sqlite: "", postgres: "" },
 ];
 
-pub(crate) const LATEST: i64 = 3;
+pub(crate) const LATEST: i64 = 4;
 
 impl Migration {
     pub fn sql_for(&self, backend: Backend) -> [&'static str; 2] {

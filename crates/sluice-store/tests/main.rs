@@ -61,7 +61,18 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(reopen_checks_key, users_and_tokens, instances_crud, audit_chain_detects_tampering, pages_read_their_writes);
+both_backends!(
+    reopen_checks_key,
+    users_and_tokens,
+    instances_crud,
+    audit_chain_detects_tampering,
+    pages_read_their_writes,
+    projects_and_members,
+    tickets_move_only_as_the_state_machine_says,
+    approvals_count_once_per_actor_and_revision,
+    racing_events_take_effect_once,
+    tickets_filter_and_page
+);
 
 async fn reopen_checks_key(f: Fixture) {
     let Fixture { store, location, key, _dir } = f;
@@ -249,4 +260,223 @@ async fn pages_read_their_writes(f: Fixture) {
     s.delete_instance(&ids[0], &entry("instance.delete")).await.unwrap();
     let again: serde_json::Value = serde_json::from_str(&s.instance_page(&page(None, None)).await.unwrap().items[0]).unwrap();
     assert_eq!(again["name"], "p-1");
+}
+
+mod tickets_support {
+    use super::*;
+    use sluice_core::{ExecMode, TicketKind};
+    use sluice_store::tickets::{NewTicket, Target};
+
+    pub async fn project_with_instance(store: &Store, name: &str) -> (String, String) {
+        let p = store.create_project(name, "", &entry("project.create")).await.unwrap();
+        let i = store.create_instance(instance(&format!("{name}-db")), &entry("instance.create")).await.unwrap();
+        store.add_project_instance(&p.id, &i.id, &entry("project.instance.add")).await.unwrap();
+        (p.id, i.id)
+    }
+
+    pub fn new_ticket(project: &str, instance: &str, creator: &str, key: Option<&str>) -> NewTicket {
+        NewTicket {
+            project_id: project.into(),
+            kind: TicketKind::Dml,
+            title: "fix statuses".into(),
+            description: String::new(),
+            mode: ExecMode::Backup,
+            statements: "UPDATE orders SET status = 'x' WHERE id = 1;".into(),
+            targets: vec![Target { instance_id: instance.into(), database: Some("shop".into()) }],
+            run_at: None,
+            rollback_of: None,
+            creator: creator.into(),
+            idempotency_key: key.map(str::to_string),
+        }
+    }
+}
+
+async fn projects_and_members(f: Fixture) {
+    use sluice_core::ProjectRole;
+    let s = &f.store;
+    let (project, inst) = tickets_support::project_with_instance(s, "payments").await;
+    let dup = s.create_project("payments", "", &entry("project.create")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
+    let ann = s.create_user("ann", Role::Developer, &entry("user.create")).await.unwrap();
+    s.set_member(&project, &ann.id, ProjectRole::Developer, &entry("project.member.set")).await.unwrap();
+    assert_eq!(s.member_role(&project, &ann.id).await.unwrap(), Some(ProjectRole::Developer));
+    // Setting again changes the role; there is one membership.
+    s.set_member(&project, &ann.id, ProjectRole::Owner, &entry("project.member.set")).await.unwrap();
+    let members = s.members(&project).await.unwrap();
+    assert_eq!((members.len(), members[0].role, members[0].user_name.as_str()), (1, ProjectRole::Owner, "ann"));
+    assert_eq!(s.list_projects(Some(&ann.id)).await.unwrap().len(), 1);
+    let other = s.create_project("search", "", &entry("project.create")).await.unwrap();
+    assert_eq!(s.list_projects(Some(&ann.id)).await.unwrap().len(), 1, "only her projects");
+    assert_eq!(s.list_projects(None).await.unwrap().len(), 2);
+    assert!(s.project_has_instance(&project, &inst).await.unwrap());
+    assert!(!s.project_has_instance(&other.id, &inst).await.unwrap());
+    s.remove_member(&project, &ann.id, &entry("project.member.remove")).await.unwrap();
+    assert_eq!(s.member_role(&project, &ann.id).await.unwrap(), None);
+}
+
+async fn tickets_move_only_as_the_state_machine_says(f: Fixture) {
+    use sluice_core::ticket::{TicketEvent as E, TicketState as S};
+    use sluice_store::tickets::Act;
+    let s = &f.store;
+    let (project, inst) = tickets_support::project_with_instance(s, "p1").await;
+    let new = tickets_support::new_ticket(&project, &inst, "user:ann", Some("req-1"));
+    let (t, created) = s.create_ticket(&new, &entry("ticket.create")).await.unwrap();
+    assert!(created);
+    assert_eq!((t.state, t.revision, t.targets.len()), (S::Draft, 1, 1));
+    assert_eq!(t.statements_sha256, sluice_store::tickets::statements_sha256(&new.statements));
+    // The same idempotency key from the same creator: the same ticket, no second one.
+    let (again, created) = s.create_ticket(&new, &entry("ticket.create")).await.unwrap();
+    assert!(!created);
+    assert_eq!(again.id, t.id);
+    let act = |event, revision| Act { event, actor: "user:ann", reason: Some("because"), revision };
+    let t = s.ticket_event(&t.id, &act(E::Submit, 1), &entry("ticket.submit")).await.unwrap();
+    assert_eq!(t.state, S::Reviewing);
+    // Not allowed from reviewing: refused, nothing changes.
+    let refused = s.ticket_event(&t.id, &act(E::Start, 1), &entry("ticket.run")).await;
+    assert!(matches!(refused, Err(StoreError::Transition(_))), "{refused:?}");
+    let t = s.ticket_event(&t.id, &act(E::Reviewed, 1), &entry("ticket.review")).await.unwrap();
+    assert_eq!(t.state, S::PendingApproval);
+    // An edit: back to review, a new revision; an event about the old revision is stale.
+    let mut edited = new.clone();
+    edited.statements = "UPDATE orders SET status = 'y' WHERE id = 1;".into();
+    let t = s.edit_ticket(&t.id, &edited, 1, &entry("ticket.edit")).await.unwrap();
+    assert_eq!((t.state, t.revision), (S::Reviewing, 2));
+    assert_eq!(t.statements_sha256, sluice_store::tickets::statements_sha256(&edited.statements));
+    let stale = s.ticket_event(&t.id, &act(E::Reviewed, 1), &entry("ticket.review")).await;
+    assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?}");
+    let t = s.ticket_event(&t.id, &act(E::Cancel, 2), &entry("ticket.cancel")).await.unwrap();
+    assert_eq!(t.state, S::Cancelled);
+    let history = s.ticket_history(&t.id).await.unwrap();
+    let kinds: Vec<&str> = history.iter().map(|h| h.kind.as_str()).collect();
+    assert_eq!(kinds, ["created", "submit", "reviewed", "edit", "cancel"]);
+    assert_eq!(history[1].reason.as_deref(), Some("because"));
+    assert_eq!((history[4].from_state, history[4].to_state), (Some(S::Reviewing), Some(S::Cancelled)));
+    // Every change is in the audit log.
+    let mut audited = s.list_audit(None, 1000).await.unwrap();
+    audited.reverse();
+    let actions: Vec<&str> = audited.iter().map(|e| e.action.as_str()).filter(|a| a.starts_with("ticket.")).collect();
+    assert_eq!(actions, ["ticket.create", "ticket.submit", "ticket.review", "ticket.edit", "ticket.cancel"]);
+}
+
+async fn approvals_count_once_per_actor_and_revision(f: Fixture) {
+    use sluice_core::ticket::{TicketEvent as E, TicketState as S};
+    use sluice_store::tickets::{Act, Approval};
+    let s = &f.store;
+    let (project, inst) = tickets_support::project_with_instance(s, "p2").await;
+    let (t, _) = s.create_ticket(&tickets_support::new_ticket(&project, &inst, "user:ann", None), &entry("ticket.create")).await.unwrap();
+    for e in [E::Submit, E::Reviewed] {
+        s.ticket_event(&t.id, &Act { event: e, actor: "user:ann", reason: None, revision: 1 }, &entry("ticket.x")).await.unwrap();
+    }
+    let approve = |actor: &'static str, stage, quorum, last_stage, revision| Approval { actor, revision, stage, quorum, last_stage, comment: Some("ok") };
+    // Stage 1 needs two approvals.
+    let (t1, complete) = s.approve_ticket(&t.id, &approve("user:bob", 1, 2, false, 1), &entry("ticket.approve")).await.unwrap();
+    assert!(!complete);
+    assert_eq!(t1.state, S::PendingApproval);
+    let twice = s.approve_ticket(&t.id, &approve("user:bob", 1, 2, false, 1), &entry("ticket.approve")).await;
+    assert!(matches!(twice, Err(StoreError::Conflict { .. })), "a second approval by the same person does not count: {twice:?}");
+    let (_, complete) = s.approve_ticket(&t.id, &approve("user:cid", 1, 2, false, 1), &entry("ticket.approve")).await.unwrap();
+    assert!(complete);
+    assert_eq!(s.stage_approvals(&t.id, 1, 1).await.unwrap(), ["user:bob", "user:cid"]);
+    // An edit now: approvals of revision 1 no longer count.
+    let mut edited = tickets_support::new_ticket(&project, &inst, "user:ann", None);
+    edited.statements.push_str(" -- changed");
+    let t2 = s.edit_ticket(&t.id, &edited, 1, &entry("ticket.edit")).await.unwrap();
+    assert!(s.stage_approvals(&t.id, 2, 1).await.unwrap().is_empty());
+    let old = s.approve_ticket(&t.id, &approve("user:dan", 1, 1, true, 1), &entry("ticket.approve")).await;
+    assert!(matches!(old, Err(StoreError::Stale { .. })), "an approval of the old revision: {old:?}");
+    let early = s.approve_ticket(&t.id, &approve("user:dan", 1, 1, true, 2), &entry("ticket.approve")).await;
+    assert!(matches!(early, Err(StoreError::Transition(_))), "not pending approval yet: {early:?}");
+    s.ticket_event(&t.id, &Act { event: E::Reviewed, actor: "user:ann", reason: None, revision: t2.revision }, &entry("ticket.review")).await.unwrap();
+    let (done, complete) = s.approve_ticket(&t.id, &approve("user:dan", 1, 1, true, 2), &entry("ticket.approve")).await.unwrap();
+    assert!(complete);
+    assert_eq!(done.state, S::Approved);
+}
+
+async fn racing_events_take_effect_once(f: Fixture) {
+    use sluice_core::ticket::{TicketEvent as E, TicketState as S};
+    use sluice_store::tickets::{Act, Approval};
+    let s = &f.store;
+    let (project, inst) = tickets_support::project_with_instance(s, "p3").await;
+    let (t, _) = s.create_ticket(&tickets_support::new_ticket(&project, &inst, "user:ann", None), &entry("ticket.create")).await.unwrap();
+    for e in [E::Submit, E::Reviewed] {
+        s.ticket_event(&t.id, &Act { event: e, actor: "user:ann", reason: None, revision: 1 }, &entry("ticket.x")).await.unwrap();
+    }
+    // Two approvers of a two-person final stage, at once, eight times over each: the ticket is approved by
+    // exactly one completing approval, and each person counted once.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (s, id) = (s.clone(), t.id.clone());
+        tasks.push(tokio::spawn(async move {
+            let actor = if i % 2 == 0 { "user:bob" } else { "user:cid" };
+            s.approve_ticket(&id, &Approval { actor, revision: 1, stage: 1, quorum: 2, last_stage: true, comment: None }, &entry("ticket.approve")).await
+        }));
+    }
+    let mut completed = 0;
+    for task in tasks {
+        if let Ok((_, true)) = task.await.unwrap() {
+            completed += 1;
+        }
+    }
+    assert_eq!(completed, 1);
+    let t = s.get_ticket(&t.id).await.unwrap();
+    assert_eq!(t.state, S::Approved);
+    let history = s.ticket_history(&t.id).await.unwrap();
+    assert_eq!(history.iter().filter(|h| h.kind == "approval").count(), 2);
+    assert_eq!(history.iter().filter(|h| h.kind == "approve_final").count(), 1);
+    // Two `run`s at once: one starts it.
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, id) = (s.clone(), t.id.clone());
+            tokio::spawn(async move { s.ticket_event(&id, &Act { event: E::Start, actor: "user:dba", reason: None, revision: 1 }, &entry("ticket.run")).await })
+        })
+        .collect();
+    let mut started = 0;
+    for r in runs {
+        if r.await.unwrap().is_ok() {
+            started += 1;
+        }
+    }
+    assert_eq!(started, 1);
+}
+
+async fn tickets_filter_and_page(f: Fixture) {
+    use sluice_core::ticket::{TicketEvent as E, TicketState as S};
+    use sluice_store::tickets::{Act, TicketFilter};
+    let s = &f.store;
+    let (pa, ia) = tickets_support::project_with_instance(s, "pa").await;
+    let (pb, ib) = tickets_support::project_with_instance(s, "pb").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let (t, _) = s
+            .create_ticket(&tickets_support::new_ticket(&pa, &ia, if i % 2 == 0 { "user:ann" } else { "user:bob" }, None), &entry("ticket.create"))
+            .await
+            .unwrap();
+        ids.push(t.id);
+    }
+    let tb = s.create_ticket(&tickets_support::new_ticket(&pb, &ib, "user:ann", None), &entry("ticket.create")).await.unwrap().0.id;
+    s.ticket_event(&ids[0], &Act { event: E::Submit, actor: "user:ann", reason: None, revision: 1 }, &entry("ticket.submit")).await.unwrap();
+    let list = |f: TicketFilter| async move { s.list_tickets(&TicketFilter { limit: 100, ..f }).await.unwrap().into_iter().map(|t| t.id).collect::<Vec<_>>() };
+    assert_eq!(list(TicketFilter::default()).await.len(), 6);
+    assert_eq!(list(TicketFilter { projects: Some(vec![pb.clone()]), ..Default::default() }).await, [tb.clone()], "scoped to the caller's projects");
+    assert!(list(TicketFilter { projects: Some(vec![]), ..Default::default() }).await.is_empty(), "no project, no tickets");
+    assert_eq!(list(TicketFilter { state: Some(S::Reviewing), ..Default::default() }).await, [ids[0].clone()]);
+    assert_eq!(list(TicketFilter { creator: Some("user:bob".into()), ..Default::default() }).await.len(), 2);
+    assert_eq!(list(TicketFilter { instance: Some(ib.clone()), ..Default::default() }).await, [tb.clone()]);
+    assert_eq!(list(TicketFilter { project: Some(pa.clone()), ..Default::default() }).await.len(), 5);
+    assert!(list(TicketFilter { approver: Some("user:cid".into()), ..Default::default() }).await.is_empty());
+    // Cursor pages: two at a time, in id order, every ticket once.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.list_tickets(&TicketFilter { after: after.clone(), limit: 2, ..Default::default() }).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|t| t.id.clone());
+        seen.extend(page.into_iter().map(|t| t.id));
+    }
+    let mut all = ids.clone();
+    all.push(tb);
+    all.sort();
+    assert_eq!(seen, all);
 }

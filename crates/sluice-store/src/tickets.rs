@@ -1,0 +1,473 @@
+//! Change tickets: their statements, targets, state and history. Every state change is the state machine's
+//! (`sluice_core::ticket::next`) applied inside one write transaction as a compare-and-set on the state and
+//! revision the caller read, with its history event and audit entry in the same transaction: of two racing
+//! events at most one takes effect, and none without its record.
+//!
+//! A ticket's `revision` grows with every edit; approvals are recorded against one revision, so an edit
+//! (which sends the ticket back to review) leaves no approval standing.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sluice_core::ticket::{TicketEvent, TicketState, next};
+use sluice_core::{ExecMode, TicketKind};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::audit::{AuditEntry, append};
+use crate::error::conflict_or;
+use crate::{Backend, Store, StoreError, WriteTx, new_id, now_ms};
+
+/// One database a ticket runs against; a ticket may fan out to several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Target {
+    pub instance_id: String,
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub project_id: String,
+    pub kind: TicketKind,
+    pub title: String,
+    pub description: String,
+    pub mode: ExecMode,
+    pub statements: String,
+    pub targets: Vec<Target>,
+    pub run_at: Option<i64>,
+    pub rollback_of: Option<String>,
+    /// `user:<name>`.
+    pub creator: String,
+    /// The same key from the same creator returns the first ticket instead of making a second.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TicketRecord {
+    pub id: String,
+    pub project_id: String,
+    pub kind: TicketKind,
+    pub title: String,
+    pub description: String,
+    pub state: TicketState,
+    pub mode: ExecMode,
+    pub statements: String,
+    /// SHA-256 of `statements`: what was approved is what runs.
+    pub statements_sha256: String,
+    pub revision: i64,
+    pub run_at: Option<i64>,
+    pub rollback_of: Option<String>,
+    pub creator: String,
+    pub targets: Vec<Target>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One entry of a ticket's history: a transition, an approval, an override or a comment.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TicketHistory {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    /// `created`, an event name (`submit`, `reject`, …), `approval`, `override` or `comment`.
+    pub kind: String,
+    pub from_state: Option<TicketState>,
+    pub to_state: Option<TicketState>,
+    /// The ticket's revision when it happened.
+    pub revision: i64,
+    pub reason: Option<String>,
+}
+
+/// Filters of the ticket list; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    /// Only these projects (the caller's); `None` is every project (global roles).
+    pub projects: Option<Vec<String>>,
+    pub state: Option<TicketState>,
+    pub kind: Option<TicketKind>,
+    pub project: Option<String>,
+    pub instance: Option<String>,
+    pub creator: Option<String>,
+    /// Tickets this actor (`user:<name>`) approved.
+    pub approver: Option<String>,
+    /// Cursor: ids after this one.
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+pub fn statements_sha256(statements: &str) -> String {
+    hex::encode(Sha256::digest(statements.as_bytes()))
+}
+
+fn parse<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, StoreError> {
+    text.parse().map_err(|_| StoreError::Corrupt { what: what.to_string() })
+}
+
+fn state(text: &str) -> Result<TicketState, StoreError> {
+    TicketState::parse(text).ok_or_else(|| StoreError::Corrupt { what: "tickets.state".into() })
+}
+
+fn ticket(row: &AnyRow, targets: Vec<Target>) -> Result<TicketRecord, StoreError> {
+    Ok(TicketRecord {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        kind: parse(&row.try_get::<String, _>("kind")?, "tickets.kind")?,
+        title: row.try_get("title")?,
+        description: row.try_get("description")?,
+        state: state(&row.try_get::<String, _>("state")?)?,
+        mode: parse(&row.try_get::<String, _>("mode")?, "tickets.mode")?,
+        statements: row.try_get("statements")?,
+        statements_sha256: row.try_get("statements_sha256")?,
+        revision: row.try_get("revision")?,
+        run_at: row.try_get("run_at")?,
+        rollback_of: row.try_get("rollback_of")?,
+        creator: row.try_get("creator")?,
+        targets,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// What a caller asks of [`Store::ticket_event`]: the event, who, why, and the revision they read (an event
+/// about an older revision than the ticket's is refused as stale).
+#[derive(Debug, Clone)]
+pub struct Act<'a> {
+    pub event: TicketEvent,
+    pub actor: &'a str,
+    pub reason: Option<&'a str>,
+    pub revision: i64,
+}
+
+impl Store {
+    /// Makes a ticket in `draft`. With an idempotency key already used by the same creator, returns that
+    /// ticket unchanged (and `false`).
+    pub async fn create_ticket(&self, t: &NewTicket, audit: &AuditEntry) -> Result<(TicketRecord, bool), StoreError> {
+        if let Some(key) = &t.idempotency_key
+            && let Some(id) = self.ticket_by_key(&t.creator, key).await?
+        {
+            return Ok((self.get_ticket(&id).await?, false));
+        }
+        let id = new_id();
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO tickets (id, project_id, kind, title, description, state, mode, statements, statements_sha256, revision, run_at, \
+             rollback_of, creator, idempotency_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(&id)
+        .bind(&t.project_id)
+        .bind(t.kind.as_str())
+        .bind(&t.title)
+        .bind(&t.description)
+        .bind(TicketState::Draft.as_str())
+        .bind(t.mode.as_str())
+        .bind(&t.statements)
+        .bind(statements_sha256(&t.statements))
+        .bind(t.run_at)
+        .bind(&t.rollback_of)
+        .bind(&t.creator)
+        .bind(&t.idempotency_key)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx.tx)
+        .await
+        .map_err(|e| conflict_or(e, || "a ticket with this idempotency key".to_string()))?;
+        for (seq, target) in t.targets.iter().enumerate() {
+            sqlx::query("INSERT INTO ticket_targets (ticket_id, seq, instance_id, database_name, state) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&id)
+                .bind(seq as i64)
+                .bind(&target.instance_id)
+                .bind(&target.database)
+                .bind("pending")
+                .execute(&mut *tx.tx)
+                .await?;
+        }
+        history(&mut tx, &id, &t.creator, "created", None, Some(TicketState::Draft), 1, None).await?;
+        append(&mut tx, &AuditEntry { target: Some(format!("ticket/{id}")), ..audit.clone() }).await?;
+        tx.commit().await?;
+        Ok((self.get_ticket(&id).await?, true))
+    }
+
+    async fn ticket_by_key(&self, creator: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT id FROM tickets WHERE creator = $1 AND idempotency_key = $2").bind(creator).bind(key).fetch_optional(self.pool()).await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("id")?),
+            None => None,
+        })
+    }
+
+    pub async fn get_ticket(&self, id: &str) -> Result<TicketRecord, StoreError> {
+        let row = sqlx::query("SELECT * FROM tickets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: format!("ticket {id}") })?;
+        let targets = self.ticket_targets(id).await?;
+        ticket(&row, targets)
+    }
+
+    async fn ticket_targets(&self, id: &str) -> Result<Vec<Target>, StoreError> {
+        let rows =
+            sqlx::query("SELECT instance_id, database_name FROM ticket_targets WHERE ticket_id = $1 ORDER BY seq").bind(id).fetch_all(self.pool()).await?;
+        rows.iter().map(|r| Ok(Target { instance_id: r.try_get("instance_id")?, database: r.try_get("database_name")? })).collect()
+    }
+
+    /// A page of tickets, newest id last, after the cursor.
+    pub async fn list_tickets(&self, f: &TicketFilter) -> Result<Vec<TicketRecord>, StoreError> {
+        let mut sql = String::from("SELECT t.* FROM tickets t WHERE t.id > $1");
+        let mut binds: Vec<String> = vec![f.after.clone().unwrap_or_default()];
+        let bind = |v: String, binds: &mut Vec<String>| {
+            binds.push(v);
+            format!("${}", binds.len())
+        };
+        if let Some(projects) = &f.projects {
+            if projects.is_empty() {
+                return Ok(Vec::new());
+            }
+            let marks: Vec<String> = projects.iter().map(|p| bind(p.clone(), &mut binds)).collect();
+            sql.push_str(&format!(" AND t.project_id IN ({})", marks.join(", ")));
+        }
+        if let Some(s) = f.state {
+            sql.push_str(&format!(" AND t.state = {}", bind(s.as_str().into(), &mut binds)));
+        }
+        if let Some(k) = f.kind {
+            sql.push_str(&format!(" AND t.kind = {}", bind(k.as_str().into(), &mut binds)));
+        }
+        if let Some(p) = &f.project {
+            sql.push_str(&format!(" AND t.project_id = {}", bind(p.clone(), &mut binds)));
+        }
+        if let Some(c) = &f.creator {
+            sql.push_str(&format!(" AND t.creator = {}", bind(c.clone(), &mut binds)));
+        }
+        if let Some(i) = &f.instance {
+            sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM ticket_targets g WHERE g.ticket_id = t.id AND g.instance_id = {})", bind(i.clone(), &mut binds)));
+        }
+        if let Some(a) = &f.approver {
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id AND e.kind = 'approval' AND e.actor = {})",
+                bind(a.clone(), &mut binds)
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY t.id LIMIT {}", f.limit.clamp(1, 1000)));
+        let mut q = sqlx::query(&sql);
+        for b in &binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let targets = self.ticket_targets(&id).await?;
+            out.push(ticket(row, targets)?);
+        }
+        Ok(out)
+    }
+
+    /// Applies one state-machine event as a compare-and-set on the state and revision it reads.
+    pub async fn ticket_event(&self, id: &str, act: &Act<'_>, audit: &AuditEntry) -> Result<TicketRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let (from, revision) = lock_ticket(&mut tx, id).await?;
+        if revision != act.revision {
+            return Err(StoreError::Stale { what: format!("ticket {id} (revision {revision}, not {})", act.revision) });
+        }
+        let to = next(from, act.event)?;
+        set_state(&mut tx, id, from, to, revision, revision).await?;
+        history(&mut tx, id, act.actor, act.event.as_str(), Some(from), Some(to), revision, act.reason).await?;
+        append(&mut tx, &AuditEntry { target: Some(format!("ticket/{id}")), ..audit.clone() }).await?;
+        tx.commit().await?;
+        self.get_ticket(id).await
+    }
+
+    /// New statements (and targets, title, description, mode, time): the ticket goes back to review with a
+    /// new revision, so no earlier approval counts.
+    pub async fn edit_ticket(&self, id: &str, edit: &NewTicket, revision: i64, audit: &AuditEntry) -> Result<TicketRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let (from, current) = lock_ticket(&mut tx, id).await?;
+        if current != revision {
+            return Err(StoreError::Stale { what: format!("ticket {id} (revision {current}, not {revision})") });
+        }
+        let to = next(from, TicketEvent::Edit)?;
+        set_state(&mut tx, id, from, to, current, current + 1).await?;
+        sqlx::query("UPDATE tickets SET title = $1, description = $2, mode = $3, statements = $4, statements_sha256 = $5, run_at = $6 WHERE id = $7")
+            .bind(&edit.title)
+            .bind(&edit.description)
+            .bind(edit.mode.as_str())
+            .bind(&edit.statements)
+            .bind(statements_sha256(&edit.statements))
+            .bind(edit.run_at)
+            .bind(id)
+            .execute(&mut *tx.tx)
+            .await?;
+        sqlx::query("DELETE FROM ticket_targets WHERE ticket_id = $1").bind(id).execute(&mut *tx.tx).await?;
+        for (seq, target) in edit.targets.iter().enumerate() {
+            sqlx::query("INSERT INTO ticket_targets (ticket_id, seq, instance_id, database_name, state) VALUES ($1, $2, $3, $4, $5)")
+                .bind(id)
+                .bind(seq as i64)
+                .bind(&target.instance_id)
+                .bind(&target.database)
+                .bind("pending")
+                .execute(&mut *tx.tx)
+                .await?;
+        }
+        history(&mut tx, id, &edit.creator, "edit", Some(from), Some(to), current + 1, None).await?;
+        append(&mut tx, &AuditEntry { target: Some(format!("ticket/{id}")), ..audit.clone() }).await?;
+        tx.commit().await?;
+        self.get_ticket(id).await
+    }
+
+    /// Records `actor`'s approval of `stage` at `revision` and, when that completes the stage's `quorum`,
+    /// moves the ticket on (`approve_final` when it was the last stage). Under the ticket's row lock, so
+    /// racing approvals are counted one after the other; the same actor's second approval of a stage at
+    /// a revision is refused. Returns the ticket and whether the stage is now complete.
+    pub async fn approve_ticket(&self, id: &str, approval: &Approval<'_>, audit: &AuditEntry) -> Result<(TicketRecord, bool), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let (from, revision) = lock_ticket(&mut tx, id).await?;
+        if revision != approval.revision {
+            return Err(StoreError::Stale { what: format!("ticket {id} (revision {revision}, not {})", approval.revision) });
+        }
+        if from != TicketState::PendingApproval {
+            return Err(sluice_core::ticket::InvalidTransition { state: from, event: TicketEvent::ApproveStage }.into());
+        }
+        let stage_tag = format!("stage {}", approval.stage);
+        let before: Vec<String> =
+            sqlx::query("SELECT actor FROM ticket_events WHERE ticket_id = $1 AND kind = 'approval' AND revision = $2 AND reason LIKE $3")
+                .bind(id)
+                .bind(revision)
+                .bind(format!("{stage_tag}:%"))
+                .fetch_all(&mut *tx.tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("actor"))
+                .collect::<Result<_, _>>()?;
+        if before.iter().any(|a| a == approval.actor) {
+            return Err(StoreError::Conflict { what: format!("{}'s approval of {stage_tag} at revision {revision}", approval.actor) });
+        }
+        let reason = format!("{stage_tag}: {}", approval.comment.unwrap_or(""));
+        history(&mut tx, id, approval.actor, "approval", Some(from), Some(from), revision, Some(&reason)).await?;
+        let complete = before.len() as i64 + 1 >= approval.quorum;
+        if complete {
+            let event = if approval.last_stage { TicketEvent::ApproveFinal } else { TicketEvent::ApproveStage };
+            let to = next(from, event)?;
+            set_state(&mut tx, id, from, to, revision, revision).await?;
+            history(&mut tx, id, approval.actor, event.as_str(), Some(from), Some(to), revision, Some(&stage_tag)).await?;
+        }
+        append(&mut tx, &AuditEntry { target: Some(format!("ticket/{id}")), ..audit.clone() }).await?;
+        tx.commit().await?;
+        Ok((self.get_ticket(id).await?, complete))
+    }
+
+    /// The approvals recorded for `stage` at `revision`: who approved.
+    pub async fn stage_approvals(&self, id: &str, revision: i64, stage: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT actor FROM ticket_events WHERE ticket_id = $1 AND kind = 'approval' AND revision = $2 AND reason LIKE $3 ORDER BY seq")
+            .bind(id)
+            .bind(revision)
+            .bind(format!("stage {stage}:%"))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("actor")?)).collect()
+    }
+
+    /// A comment, or an override (`kind = "override"`: a dba accepting error findings, with the reason).
+    pub async fn ticket_note(&self, id: &str, actor: &str, kind: &str, text: &str, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let (state, revision) = lock_ticket(&mut tx, id).await?;
+        history(&mut tx, id, actor, kind, Some(state), Some(state), revision, Some(text)).await?;
+        append(&mut tx, &AuditEntry { target: Some(format!("ticket/{id}")), ..audit.clone() }).await?;
+        tx.commit().await
+    }
+
+    pub async fn ticket_history(&self, id: &str) -> Result<Vec<TicketHistory>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM ticket_events WHERE ticket_id = $1 ORDER BY seq").bind(id).fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                let opt_state = |col: &str| -> Result<Option<TicketState>, StoreError> {
+                    match r.try_get::<Option<String>, _>(col)? {
+                        Some(s) => Ok(Some(state(&s)?)),
+                        None => Ok(None),
+                    }
+                };
+                Ok(TicketHistory {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    kind: r.try_get("kind")?,
+                    from_state: opt_state("from_state")?,
+                    to_state: opt_state("to_state")?,
+                    revision: r.try_get("revision")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// An approval as [`Store::approve_ticket`] records it.
+#[derive(Debug, Clone)]
+pub struct Approval<'a> {
+    pub actor: &'a str,
+    pub revision: i64,
+    /// 1-based stage of the ticket's flow.
+    pub stage: i64,
+    /// Approvals the stage needs.
+    pub quorum: i64,
+    pub last_stage: bool,
+    pub comment: Option<&'a str>,
+}
+
+/// Reads the ticket's state and revision, holding its row for the transaction (PostgreSQL `FOR UPDATE`;
+/// SQLite has one writer at a time already).
+async fn lock_ticket(tx: &mut WriteTx<'_>, id: &str) -> Result<(TicketState, i64), StoreError> {
+    let sql = match tx.backend {
+        Backend::Postgres => "SELECT state, revision FROM tickets WHERE id = $1 FOR UPDATE",
+        Backend::Sqlite => "SELECT state, revision FROM tickets WHERE id = $1",
+    };
+    let row = sqlx::query(sql).bind(id).fetch_optional(&mut *tx.tx).await?.ok_or_else(|| StoreError::NotFound { what: format!("ticket {id}") })?;
+    Ok((state(&row.try_get::<String, _>("state")?)?, row.try_get("revision")?))
+}
+
+/// The compare-and-set: changes nothing unless the ticket is still `from` at `revision`.
+async fn set_state(tx: &mut WriteTx<'_>, id: &str, from: TicketState, to: TicketState, revision: i64, new_revision: i64) -> Result<(), StoreError> {
+    let n = sqlx::query("UPDATE tickets SET state = $1, revision = $2, updated_at = $3 WHERE id = $4 AND state = $5 AND revision = $6")
+        .bind(to.as_str())
+        .bind(new_revision)
+        .bind(now_ms())
+        .bind(id)
+        .bind(from.as_str())
+        .bind(revision)
+        .execute(&mut *tx.tx)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::Stale { what: format!("ticket {id}") });
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn history(
+    tx: &mut WriteTx<'_>,
+    id: &str,
+    actor: &str,
+    kind: &str,
+    from: Option<TicketState>,
+    to: Option<TicketState>,
+    revision: i64,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    let seq: i64 =
+        sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM ticket_events WHERE ticket_id = $1").bind(id).fetch_one(&mut *tx.tx).await?.try_get("n")?;
+    sqlx::query(
+        "INSERT INTO ticket_events (ticket_id, seq, at, actor, kind, from_state, to_state, revision, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id)
+    .bind(seq)
+    .bind(now_ms())
+    .bind(actor)
+    .bind(kind)
+    .bind(from.map(|s| s.as_str()))
+    .bind(to.map(|s| s.as_str()))
+    .bind(revision)
+    .bind(reason)
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
