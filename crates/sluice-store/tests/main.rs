@@ -457,11 +457,11 @@ async fn tickets_filter_and_page(f: Fixture) {
     s.ticket_event(&ids[0], &Act { event: E::Submit, actor: "user:ann", reason: None, revision: 1 }, &entry("ticket.submit")).await.unwrap();
     let list = |f: TicketFilter| async move { s.list_tickets(&TicketFilter { limit: 100, ..f }).await.unwrap().into_iter().map(|t| t.id).collect::<Vec<_>>() };
     assert_eq!(list(TicketFilter::default()).await.len(), 6);
-    assert_eq!(list(TicketFilter { projects: Some(vec![pb.clone()]), ..Default::default() }).await, [tb.clone()], "scoped to the caller's projects");
+    assert_eq!(list(TicketFilter { projects: Some(vec![pb.clone()]), ..Default::default() }).await, [tb.as_str()], "scoped to the caller's projects");
     assert!(list(TicketFilter { projects: Some(vec![]), ..Default::default() }).await.is_empty(), "no project, no tickets");
-    assert_eq!(list(TicketFilter { state: Some(S::Reviewing), ..Default::default() }).await, [ids[0].clone()]);
+    assert_eq!(list(TicketFilter { state: Some(S::Reviewing), ..Default::default() }).await, [ids[0].as_str()]);
     assert_eq!(list(TicketFilter { creator: Some("user:bob".into()), ..Default::default() }).await.len(), 2);
-    assert_eq!(list(TicketFilter { instance: Some(ib.clone()), ..Default::default() }).await, [tb.clone()]);
+    assert_eq!(list(TicketFilter { instance: Some(ib.clone()), ..Default::default() }).await, [tb.as_str()]);
     assert_eq!(list(TicketFilter { project: Some(pa.clone()), ..Default::default() }).await.len(), 5);
     assert!(list(TicketFilter { approver: Some("user:cid".into()), ..Default::default() }).await.is_empty());
     // Cursor pages: two at a time, in id order, every ticket once.
