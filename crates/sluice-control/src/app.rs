@@ -44,6 +44,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::audit::router())
         .merge(routes::pipelines::router())
         .merge(routes::review::router())
+        .merge(routes::projects::router())
+        .merge(routes::tickets::router())
 }
 
 /// Builds the whole application.

@@ -26,6 +26,14 @@ pub enum ApiError {
     Conflict {
         what: String,
     },
+    /// 409: the caller acted on what they read, and it changed meanwhile (a racing approval, an edit).
+    Stale {
+        what: String,
+    },
+    /// 409: the ticket's state does not allow this (approving an approved ticket, cancelling a rejected one).
+    InvalidTransition {
+        message: String,
+    },
     /// 415: the body is not JSON.
     UnsupportedMediaType,
     /// 500: details go to the log, never to the client.
@@ -45,7 +53,7 @@ impl ApiError {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::Stale { .. } | ApiError::InvalidTransition { .. } => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,6 +100,8 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden { permission } => ("forbidden".into(), format!("your role does not allow `{permission}`"), None, None),
             ApiError::NotFound { what } => ("not_found".into(), format!("{what} not found"), None, None),
             ApiError::Conflict { what } => ("conflict".into(), format!("{what} already exists"), None, None),
+            ApiError::InvalidTransition { message } => ("invalid_transition".into(), message, None, None),
+            ApiError::Stale { what } => ("stale".into(), format!("{what} changed meanwhile: read it again"), None, None),
             ApiError::UnsupportedMediaType => {
                 ("unsupported_media_type".into(), "send the body as JSON with `Content-Type: application/json`".into(), None, None)
             }

@@ -13,6 +13,7 @@ pub mod review;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod tickets;
 
 pub use app::{app, openapi};
 pub use state::{ApiSettings, AppState};

@@ -19,6 +19,12 @@ pub enum Permission {
     UserAdmin,
     PipelineRead,
     PipelineWrite,
+    /// Projects the caller belongs to (the handler scopes what is seen).
+    ProjectRead,
+    ProjectAdmin,
+    /// Tickets of the caller's projects (the handler scopes; the project role decides each action).
+    TicketRead,
+    TicketWrite,
 }
 
 impl Permission {
@@ -33,6 +39,10 @@ impl Permission {
             Permission::UserAdmin => "user.admin",
             Permission::PipelineRead => "pipeline.read",
             Permission::PipelineWrite => "pipeline.write",
+            Permission::ProjectRead => "project.read",
+            Permission::ProjectAdmin => "project.admin",
+            Permission::TicketRead => "ticket.read",
+            Permission::TicketWrite => "ticket.write",
         }
     }
 }
@@ -43,7 +53,10 @@ pub fn allows(role: Role, p: Permission) -> bool {
     use Permission::*;
     use Role::*;
     match p {
-        Public | Authenticated | InstanceRead | PipelineRead => true,
+        Public | Authenticated | InstanceRead | PipelineRead | ProjectRead | TicketRead => true,
+        // Every role may act on tickets through its project role, except the read-only auditor.
+        TicketWrite => !matches!(role, Auditor),
+        ProjectAdmin => matches!(role, Admin),
         InstanceWrite | InstanceCheck | PipelineWrite => matches!(role, Admin | Dba),
         AuditRead => matches!(role, Admin | Auditor),
         UserAdmin => matches!(role, Admin),
@@ -88,6 +101,21 @@ routes! {
     POST   "/api/v1/pipelines/{id}/start"      => PipelineWrite, "pipeline.start";
     POST   "/api/v1/pipelines/{id}/stop"       => PipelineWrite, "pipeline.stop";
     POST   "/api/v1/review"                    => Authenticated, "review.run";
+    GET    "/api/v1/projects"                  => ProjectRead,   "project.list";
+    POST   "/api/v1/projects"                  => ProjectAdmin,  "project.create";
+    GET    "/api/v1/projects/{id}"             => ProjectRead,   "project.read";
+    PUT    "/api/v1/projects/{id}/members/{user}" => ProjectAdmin, "project.member.set";
+    DELETE "/api/v1/projects/{id}/members/{user}" => ProjectAdmin, "project.member.remove";
+    POST   "/api/v1/projects/{id}/instances"   => ProjectAdmin,  "project.instance.add";
+    GET    "/api/v1/tickets"                   => TicketRead,    "ticket.list";
+    POST   "/api/v1/tickets"                   => TicketWrite,   "ticket.create";
+    GET    "/api/v1/tickets/{id}"              => TicketRead,    "ticket.read";
+    POST   "/api/v1/tickets/{id}/submit"       => TicketWrite,   "ticket.submit";
+    POST   "/api/v1/tickets/{id}/approve"      => TicketWrite,   "ticket.approve";
+    POST   "/api/v1/tickets/{id}/reject"       => TicketWrite,   "ticket.reject";
+    POST   "/api/v1/tickets/{id}/cancel"       => TicketWrite,   "ticket.cancel";
+    POST   "/api/v1/tickets/{id}/comments"     => TicketWrite,   "ticket.comment";
+    POST   "/api/v1/tickets/{id}/override"     => TicketWrite,   "ticket.override";
     GET    "/api/v1/audit"                     => AuditRead,     "audit.list";
     GET    "/api/v1/audit/verify"              => AuditRead,     "audit.verify";
     GET    "/api/v1/users"                     => UserAdmin,     "user.list";

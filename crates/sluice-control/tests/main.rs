@@ -8,3 +8,4 @@ mod pipelines;
 mod route_auth;
 mod secrets;
 mod support;
+mod tickets;

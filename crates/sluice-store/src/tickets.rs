@@ -400,6 +400,89 @@ impl Store {
     }
 }
 
+/// The review of one target at one revision.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TargetReview {
+    pub target_seq: i64,
+    pub errors: i64,
+    pub warnings: i64,
+    /// The review report (statements and findings) as JSON.
+    #[schema(value_type = Object)]
+    pub review: serde_json::Value,
+}
+
+impl Store {
+    /// Stores the reviews of a ticket in `reviewing` at `revision` and moves it on: `auto_approved` when an
+    /// auto-approval rule matched, else to pending approval. Stale (and nothing stored) when the ticket was
+    /// edited or cancelled while the review ran.
+    pub async fn finish_review(
+        &self,
+        id: &str,
+        revision: i64,
+        reviews: &[TargetReview],
+        auto_approved: bool,
+        actor: &str,
+        audit: &AuditEntry,
+    ) -> Result<TicketRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let (from, current) = lock_ticket(&mut tx, id).await?;
+        if current != revision || from != TicketState::Reviewing {
+            return Err(StoreError::Stale { what: format!("ticket {id} (now {from} at revision {current})") });
+        }
+        let now = now_ms();
+        for r in reviews {
+            sqlx::query("INSERT INTO ticket_reviews (ticket_id, revision, target_seq, errors, warnings, review, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(id)
+                .bind(revision)
+                .bind(r.target_seq)
+                .bind(r.errors)
+                .bind(r.warnings)
+                .bind(r.review.to_string())
+                .bind(now)
+                .execute(&mut *tx.tx)
+                .await?;
+        }
+        let event = if auto_approved { TicketEvent::AutoApproved } else { TicketEvent::Reviewed };
+        let to = next(from, event)?;
+        set_state(&mut tx, id, from, to, revision, revision).await?;
+        let summary = format!("{} error(s), {} warning(s)", reviews.iter().map(|r| r.errors).sum::<i64>(), reviews.iter().map(|r| r.warnings).sum::<i64>());
+        history(&mut tx, id, actor, event.as_str(), Some(from), Some(to), revision, Some(&summary)).await?;
+        append(&mut tx, &AuditEntry { target: Some(format!("ticket/{id}")), ..audit.clone() }).await?;
+        tx.commit().await?;
+        self.get_ticket(id).await
+    }
+
+    /// The reviews of the ticket's `revision`, by target.
+    pub async fn ticket_reviews(&self, id: &str, revision: i64) -> Result<Vec<TargetReview>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM ticket_reviews WHERE ticket_id = $1 AND revision = $2 ORDER BY target_seq")
+            .bind(id)
+            .bind(revision)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.try_get("review")?;
+                Ok(TargetReview {
+                    target_seq: r.try_get("target_seq")?,
+                    errors: r.try_get("errors")?,
+                    warnings: r.try_get("warnings")?,
+                    review: serde_json::from_str(&text).map_err(|_| StoreError::Corrupt { what: "ticket_reviews.review".into() })?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a dba overrode the error findings of `revision` (an `override` note at that revision).
+    pub async fn ticket_overridden(&self, id: &str, revision: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT 1 AS one FROM ticket_events WHERE ticket_id = $1 AND revision = $2 AND kind = 'override'")
+            .bind(id)
+            .bind(revision)
+            .fetch_optional(self.pool())
+            .await?
+            .is_some())
+    }
+}
+
 /// An approval as [`Store::approve_ticket`] records it.
 #[derive(Debug, Clone)]
 pub struct Approval<'a> {

@@ -108,6 +108,16 @@ impl Store {
         user(&row)
     }
 
+    /// A user by id or name.
+    pub async fn find_user(&self, id_or_name: &str) -> Result<UserRecord, StoreError> {
+        let row = sqlx::query("SELECT id FROM users WHERE id = $1 OR name = $1 ORDER BY id LIMIT 1")
+            .bind(id_or_name)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: format!("user {id_or_name}") })?;
+        self.get_user(&row.try_get::<String, _>("id")?).await
+    }
+
     pub async fn user_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(self.pool()).await?.try_get("n")?)
     }

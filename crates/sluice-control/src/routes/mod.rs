@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod instances;
 pub mod pipelines;
+pub mod projects;
 pub mod review;
 pub mod system;
+pub mod tickets;
 pub mod users;

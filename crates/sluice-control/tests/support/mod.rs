@@ -91,6 +91,13 @@ impl TestApp {
         Answer { status, body, raw }
     }
 
+    /// A new user with a global role and a token: (user id, token).
+    pub async fn user(&self, name: &str, role: Role) -> (String, String) {
+        let u = self.store.create_user(name, role, &setup_entry()).await.unwrap();
+        let (_, t) = self.store.create_token(&u.id, "test", None, None, &setup_entry()).await.unwrap();
+        (u.id, t.expose().clone())
+    }
+
     pub async fn admin(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Answer {
         self.call(method, path, Some(self.token(Role::Admin)), body).await
     }

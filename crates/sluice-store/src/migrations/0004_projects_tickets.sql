@@ -68,3 +68,14 @@ CREATE TABLE ticket_events (
     PRIMARY KEY (ticket_id, seq)
 );
 CREATE INDEX ticket_events_actor ON ticket_events(actor, kind);
+
+CREATE TABLE ticket_reviews (
+    ticket_id TEXT NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
+    revision BIGINT NOT NULL,
+    target_seq BIGINT NOT NULL,
+    errors BIGINT NOT NULL,
+    warnings BIGINT NOT NULL,
+    review TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (ticket_id, revision, target_seq)
+);

@@ -1,0 +1,397 @@
+//! `/api/v1/tickets`: change tickets, scoped by project (see `crate::tickets` for who may do what).
+//! Every action names the revision the caller read; an action about an older revision is a 409.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sluice_core::ticket::{TicketEvent, TicketState};
+use sluice_core::{ExecMode, Role, TicketKind};
+use sluice_store::tickets::{Act, Approval, NewTicket, Target, TargetReview, TicketFilter, TicketHistory, TicketRecord};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use crate::tickets::{Access, DEFAULT_QUORUM, actor, forbidden, visible_ticket};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tickets, create_ticket))
+        .routes(routes!(get_ticket))
+        .routes(routes!(submit_ticket))
+        .routes(routes!(approve_ticket))
+        .routes(routes!(reject_ticket))
+        .routes(routes!(cancel_ticket))
+        .routes(routes!(comment_ticket))
+        .routes(routes!(override_ticket))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetIn {
+    /// Instance id or name; it must belong to the ticket's project.
+    pub instance: String,
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTicket {
+    /// Project id or name.
+    pub project: String,
+    pub kind: TicketKind,
+    pub title: String,
+    pub description: Option<String>,
+    /// Default `direct`.
+    pub mode: Option<ExecMode>,
+    pub statements: String,
+    /// One or more databases; each gets its own task.
+    pub targets: Vec<TargetIn>,
+    /// Unix milliseconds to run at.
+    pub run_at: Option<i64>,
+    /// The same key again from the same user returns the first ticket (200) instead of a second one.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketAction {
+    /// The revision the caller read (the ticket's `revision`).
+    pub revision: i64,
+    /// Why (required to reject, cancel and override).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentIn {
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    #[serde(flatten)]
+    pub ticket: TicketRecord,
+    /// The reviews of the current revision, by target.
+    pub reviews: Vec<TargetReview>,
+    /// Whether a dba accepted this revision's error findings.
+    pub overridden: bool,
+    pub history: Vec<TicketHistory>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketPage {
+    pub items: Vec<TicketRecord>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next_after: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    pub state: Option<TicketState>,
+    pub kind: Option<TicketKind>,
+    /// Project id.
+    pub project: Option<String>,
+    /// Instance id.
+    pub instance: Option<String>,
+    /// `user:<name>`.
+    pub creator: Option<String>,
+    /// `user:<name>` of someone who approved.
+    pub approver: Option<String>,
+    pub after: Option<String>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+}
+
+const MAX_STATEMENTS: usize = 512 * 1024;
+
+async fn view(state: &AppState, caller: &Caller, t: TicketRecord) -> Result<TicketView, ApiError> {
+    let reviews = state.store.ticket_reviews(&t.id, t.revision).await.map_err(|e| caller.store_error(e))?;
+    let overridden = state.store.ticket_overridden(&t.id, t.revision).await.map_err(|e| caller.store_error(e))?;
+    let history = state.store.ticket_history(&t.id).await.map_err(|e| caller.store_error(e))?;
+    Ok(TicketView { ticket: t, reviews, overridden, history })
+}
+
+fn store_error(caller: &Caller, e: sluice_store::StoreError) -> ApiError {
+    match e {
+        sluice_store::StoreError::Transition(t) => ApiError::InvalidTransition { message: t.to_string() },
+        sluice_store::StoreError::Stale { what } => ApiError::Stale { what },
+        other => caller.store_error(other),
+    }
+}
+
+/// Tickets the caller can see (their projects'; all for admins and auditors), filtered, in id order.
+#[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", params(ListQuery),
+    responses((status = 200, body = TicketPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+async fn list_tickets(State(state): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<TicketPage>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit", "limit: 1–200"));
+    }
+    let projects = match caller.principal.role {
+        Role::Admin | Role::Auditor => None,
+        _ => Some(state.store.list_projects(Some(&caller.principal.user_id)).await.map_err(|e| caller.store_error(e))?.into_iter().map(|p| p.id).collect()),
+    };
+    let filter = TicketFilter {
+        projects,
+        state: q.state,
+        kind: q.kind,
+        project: q.project,
+        instance: q.instance,
+        creator: q.creator,
+        approver: q.approver,
+        after: q.after,
+        limit: limit + 1,
+    };
+    let mut items = state.store.list_tickets(&filter).await.map_err(|e| caller.store_error(e))?;
+    let next_after = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|t| t.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(TicketPage { items, next_after }))
+}
+
+/// Create a ticket in `draft` (submit it to review it). Needs owner, dba or developer in the project.
+#[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", request_body = CreateTicket,
+    responses((status = 201, body = TicketRecord), (status = 200, description = "the idempotency key was used before: that ticket", body = TicketRecord),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn create_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateTicket>,
+) -> Result<(StatusCode, Json<TicketRecord>), ApiError> {
+    let project = state.store.get_project(&body.project).await.map_err(|_| ApiError::invalid("project", format!("project: no project `{}`", body.project)))?;
+    let access = crate::tickets::access(&state, &caller, &project.id)
+        .await
+        .map_err(|_| ApiError::invalid("project", format!("project: no project `{}`", body.project)))?;
+    if !access.may_write_tickets() {
+        return Err(forbidden("ticket.write in this project"));
+    }
+    if body.title.trim().is_empty() || body.title.len() > 200 {
+        return Err(ApiError::invalid("title", "title: 1–200 characters"));
+    }
+    if body.statements.trim().is_empty() || body.statements.len() > MAX_STATEMENTS {
+        return Err(ApiError::invalid("statements", "statements: 1 byte to 512 KiB of text"));
+    }
+    if body.targets.is_empty() || body.targets.len() > 50 {
+        return Err(ApiError::invalid("targets", "targets: 1–50 databases"));
+    }
+    let mut targets = Vec::new();
+    for (i, t) in body.targets.iter().enumerate() {
+        let field = format!("targets[{i}].instance");
+        let inst =
+            state.store.find_instance(&t.instance).await.map_err(|_| ApiError::invalid(field.clone(), format!("{field}: no instance `{}`", t.instance)))?;
+        if !state.store.project_has_instance(&project.id, &inst.id).await.map_err(|e| caller.store_error(e))? {
+            return Err(ApiError::invalid(field.clone(), format!("{field}: instance `{}` is not in project `{}`", inst.name, project.name)));
+        }
+        targets.push(Target { instance_id: inst.id, database: t.database.clone() });
+    }
+    let new = NewTicket {
+        project_id: project.id,
+        kind: body.kind,
+        title: body.title,
+        description: body.description.unwrap_or_default(),
+        mode: body.mode.unwrap_or(ExecMode::Direct),
+        statements: body.statements,
+        targets,
+        run_at: body.run_at,
+        rollback_of: None,
+        creator: actor(&caller),
+        idempotency_key: body.idempotency_key,
+    };
+    let entry = caller.audit_entry("ok", Some(serde_json::json!({ "title": new.title, "kind": new.kind })));
+    let (t, created) = state.store.create_ticket(&new, &entry).await.map_err(|e| store_error(&caller, e))?;
+    if created {
+        caller.audited();
+    }
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(t)))
+}
+
+#[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets", params(("id" = String, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn get_ticket(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<TicketView>, ApiError> {
+    let (t, _) = visible_ticket(&state, &caller, &id).await?;
+    Ok(Json(view(&state, &caller, t).await?))
+}
+
+/// Submit a draft (or resubmit after an edit): the review runs against every target with the policy of its
+/// environment, then the ticket waits for approval (or is auto-approved: every target in dev, no findings).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/submit", tag = "tickets", request_body = TicketAction, params(("id" = String, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn submit_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TicketAction>,
+) -> Result<Json<TicketView>, ApiError> {
+    let (t, access) = visible_ticket(&state, &caller, &id).await?;
+    if !(access.is_operator() || (access.may_write_tickets() && t.creator == actor(&caller))) {
+        return Err(forbidden("ticket.submit: the creator, or an owner or dba of the project"));
+    }
+    let me = actor(&caller);
+    let act = Act { event: TicketEvent::Submit, actor: &me, reason: body.reason.as_deref(), revision: body.revision };
+    let t = state.store.ticket_event(&t.id, &act, &caller.audit_entry("ok", None)).await.map_err(|e| store_error(&caller, e))?;
+    caller.audited();
+    let (reviews, auto) = crate::tickets::review_targets(&state, &caller, &t).await?;
+    let t = state
+        .store
+        .finish_review(&t.id, t.revision, &reviews, auto, "sluice", &caller.audit_entry("ok", Some(serde_json::json!({ "step": "review" }))))
+        .await
+        .map_err(|e| store_error(&caller, e))?;
+    Ok(Json(view(&state, &caller, t).await?))
+}
+
+/// Approve the current stage. Not by the ticket's creator; refused while the review has error findings
+/// that no dba has overridden.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/approve", tag = "tickets", request_body = TicketAction, params(("id" = String, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn approve_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TicketAction>,
+) -> Result<Json<TicketView>, ApiError> {
+    let (t, access) = visible_ticket(&state, &caller, &id).await?;
+    if !access.may_approve() {
+        return Err(forbidden("ticket.approve: an owner, dba or approver of the project"));
+    }
+    let me = actor(&caller);
+    if t.creator == me {
+        return Err(forbidden("ticket.approve: nobody approves their own ticket"));
+    }
+    let errors: i64 = state.store.ticket_reviews(&t.id, body.revision).await.map_err(|e| caller.store_error(e))?.iter().map(|r| r.errors).sum();
+    if errors > 0 && !state.store.ticket_overridden(&t.id, body.revision).await.map_err(|e| caller.store_error(e))? {
+        return Err(ApiError::Invalid {
+            code: "review_errors",
+            message: format!("the review found {errors} error(s): fix the statements, or a dba of the project overrides with a reason (POST …/override)"),
+            field: None,
+        });
+    }
+    let approval = Approval { actor: &me, revision: body.revision, stage: 1, quorum: DEFAULT_QUORUM, last_stage: true, comment: body.reason.as_deref() };
+    let (t, _) = state.store.approve_ticket(&t.id, &approval, &caller.audit_entry("ok", None)).await.map_err(|e| store_error(&caller, e))?;
+    caller.audited();
+    Ok(Json(view(&state, &caller, t).await?))
+}
+
+async fn simple_event(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    event: TicketEvent,
+    body: &TicketAction,
+    allowed: impl Fn(Access, &TicketRecord) -> bool,
+    what: &'static str,
+) -> Result<Json<TicketView>, ApiError> {
+    let (t, access) = visible_ticket(state, caller, id).await?;
+    if !allowed(access, &t) {
+        return Err(forbidden(what));
+    }
+    if body.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(ApiError::invalid("reason", "reason: say why"));
+    }
+    let me = actor(caller);
+    let act = Act { event, actor: &me, reason: body.reason.as_deref(), revision: body.revision };
+    let t = state
+        .store
+        .ticket_event(&t.id, &act, &caller.audit_entry("ok", Some(serde_json::json!({ "reason": body.reason }))))
+        .await
+        .map_err(|e| store_error(caller, e))?;
+    caller.audited();
+    Ok(Json(view(state, caller, t).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/reject", tag = "tickets", request_body = TicketAction, params(("id" = String, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn reject_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TicketAction>,
+) -> Result<Json<TicketView>, ApiError> {
+    simple_event(&state, &caller, &id, TicketEvent::Reject, &body, |a, _| a.may_approve(), "ticket.reject: an owner, dba or approver of the project").await
+}
+
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/cancel", tag = "tickets", request_body = TicketAction, params(("id" = String, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn cancel_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TicketAction>,
+) -> Result<Json<TicketView>, ApiError> {
+    let me = actor(&caller);
+    simple_event(
+        &state,
+        &caller,
+        &id,
+        TicketEvent::Cancel,
+        &body,
+        |a, t| a.is_operator() || (a.may_write_tickets() && t.creator == me),
+        "ticket.cancel: the creator, or an owner or dba of the project",
+    )
+    .await
+}
+
+/// A comment on the ticket (any member but viewers).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/comments", tag = "tickets", request_body = CommentIn, params(("id" = String, Path, description = "ticket id")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn comment_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CommentIn>,
+) -> Result<StatusCode, ApiError> {
+    let (t, access) = visible_ticket(&state, &caller, &id).await?;
+    if !access.may_comment() {
+        return Err(forbidden("ticket.comment: a member of the project other than a viewer"));
+    }
+    if body.text.trim().is_empty() || body.text.len() > 10_000 {
+        return Err(ApiError::invalid("text", "text: 1–10,000 characters"));
+    }
+    state.store.ticket_note(&t.id, &actor(&caller), "comment", &body.text, &caller.audit_entry("ok", None)).await.map_err(|e| store_error(&caller, e))?;
+    caller.audited();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Accept the current revision's error findings, with a reason (an owner or dba of the project); recorded
+/// in the ticket's history and the audit log. An edit makes a new revision, which needs its own override.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/override", tag = "tickets", request_body = TicketAction, params(("id" = String, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn override_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TicketAction>,
+) -> Result<Json<TicketView>, ApiError> {
+    let (t, access) = visible_ticket(&state, &caller, &id).await?;
+    if !access.is_operator() {
+        return Err(forbidden("ticket.override: an owner or dba of the project"));
+    }
+    let Some(reason) = body.reason.as_deref().filter(|r| !r.trim().is_empty()) else {
+        return Err(ApiError::invalid("reason", "reason: say why the findings are accepted"));
+    };
+    if t.revision != body.revision {
+        return Err(ApiError::Stale { what: format!("ticket {} (revision {}, not {})", t.id, t.revision, body.revision) });
+    }
+    state
+        .store
+        .ticket_note(&t.id, &actor(&caller), "override", reason, &caller.audit_entry("ok", Some(serde_json::json!({ "reason": reason }))))
+        .await
+        .map_err(|e| store_error(&caller, e))?;
+    caller.audited();
+    let t = state.store.get_ticket(&t.id).await.map_err(|e| caller.store_error(e))?;
+    Ok(Json(view(&state, &caller, t).await?))
+}

@@ -1,0 +1,154 @@
+//! Tickets through the API: project scope, review in the loop, overrides, approvals that count once and
+//! never by their own author, idempotent creation, stale actions refused.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use sluice_core::Role;
+
+use crate::support::TestApp;
+
+/// Project `a` with a prod MariaDB and a dev PostgreSQL, project `b` with its own instance, and members:
+/// returns the app and the tokens of (developer of a, approver of a, dba of a, developer of b, viewer of a).
+async fn setup() -> (TestApp, [String; 5]) {
+    let app = TestApp::sqlite().await;
+    for (name, engine, env) in [("prod-db", "mariadb", "prod"), ("dev-db", "postgres", "dev"), ("b-db", "mariadb", "prod")] {
+        // Reviews run without connecting: the address need not answer.
+        let body = json!({"name": name, "engine": engine, "host": "db.invalid", "port": 3306, "username": "app", "environment": env});
+        assert_eq!(app.admin(Method::POST, "/api/v1/instances", Some(body)).await.status, StatusCode::CREATED);
+    }
+    for p in ["a", "b"] {
+        let r = app.admin(Method::POST, "/api/v1/projects", Some(json!({"name": p}))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    }
+    for (p, i) in [("a", "prod-db"), ("a", "dev-db"), ("b", "b-db")] {
+        let r = app.admin(Method::POST, &format!("/api/v1/projects/{p}/instances"), Some(json!({"instance": i}))).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.raw);
+    }
+    let mut tokens = Vec::new();
+    // Global roles say nothing inside a project: the developer of b is a global dba, and still sees nothing of a.
+    for (name, global, project, role) in [
+        ("dev-a", Role::Developer, "a", "developer"),
+        ("appr-a", Role::Viewer, "a", "approver"),
+        ("dba-a", Role::Developer, "a", "dba"),
+        ("dev-b", Role::Dba, "b", "developer"),
+        ("view-a", Role::Developer, "a", "viewer"),
+    ] {
+        let (_, token) = app.user(name, global).await;
+        let r = app.admin(Method::PUT, &format!("/api/v1/projects/{project}/members/{name}"), Some(json!({"role": role}))).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.raw);
+        tokens.push(token);
+    }
+    (app, tokens.try_into().unwrap())
+}
+
+fn ticket(sql: &str, instance: &str, key: Option<&str>) -> serde_json::Value {
+    json!({"project": "a", "kind": "dml", "title": "fix statuses", "statements": sql, "targets": [{"instance": instance, "database": "shop"}], "idempotency_key": key})
+}
+
+#[tokio::test]
+async fn a_ticket_goes_through_review_override_and_approval_within_its_project() {
+    let (app, [dev, appr, dba, dev_b, viewer]) = setup().await;
+    let call = |token: &str, method: Method, path: &str, body: Option<serde_json::Value>| {
+        let token = token.to_string();
+        let path = path.to_string();
+        let app = &app;
+        async move { app.call(method, &path, Some(&token), body).await }
+    };
+    // Created once for one idempotency key.
+    let created = call(&dev, Method::POST, "/api/v1/tickets", Some(ticket("DELETE FROM orders;", "prod-db", Some("k1")))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    assert_eq!(created.body["state"], "draft");
+    let again = call(&dev, Method::POST, "/api/v1/tickets", Some(ticket("DELETE FROM orders;", "prod-db", Some("k1")))).await;
+    assert_eq!((again.status, again.body["id"].as_str()), (StatusCode::OK, Some(id.as_str())));
+    // Another project's member: the ticket does not exist for them, and they cannot use a's instances.
+    for (m, path, body) in [
+        (Method::GET, format!("/api/v1/tickets/{id}"), None),
+        (Method::POST, format!("/api/v1/tickets/{id}/approve"), Some(json!({"revision": 1}))),
+        (Method::POST, format!("/api/v1/tickets/{id}/cancel"), Some(json!({"revision": 1, "reason": "mine now"}))),
+        (Method::GET, "/api/v1/projects/a".to_string(), None),
+    ] {
+        let r = call(&dev_b, m.clone(), &path, body).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{m} {path} by a member of b: {}", r.raw);
+    }
+    let listed = call(&dev_b, Method::GET, "/api/v1/tickets", None).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 0, "{}", listed.raw);
+    let foreign = call(&dev_b, Method::POST, "/api/v1/tickets", Some(ticket("SELECT 1;", "prod-db", None))).await;
+    assert_eq!((foreign.status, foreign.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("project")), "{}", foreign.raw);
+    let mut wrong_instance = ticket("SELECT 1;", "b-db", None);
+    wrong_instance["project"] = json!("a");
+    let r = call(&dev, Method::POST, "/api/v1/tickets", Some(wrong_instance)).await;
+    assert_eq!((r.status, r.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("targets[0].instance")), "{}", r.raw);
+    // A viewer of the project reads but cannot create.
+    assert_eq!(call(&viewer, Method::GET, &format!("/api/v1/tickets/{id}"), None).await.status, StatusCode::OK);
+    assert_eq!(call(&viewer, Method::POST, "/api/v1/tickets", Some(ticket("SELECT 1;", "prod-db", None))).await.status, StatusCode::FORBIDDEN);
+
+    // Submit: the review runs with the prod policy and finds the DELETE without WHERE.
+    let submitted = call(&dev, Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(json!({"revision": 1}))).await;
+    assert_eq!(submitted.status, StatusCode::OK, "{}", submitted.raw);
+    assert_eq!(submitted.body["state"], "pending_approval");
+    let errors = submitted.body["reviews"][0]["errors"].as_i64().unwrap();
+    assert!(errors > 0, "{}", submitted.raw);
+    assert!(submitted.raw.contains("require-where-for-delete"), "{}", submitted.raw);
+    // Error findings block approval until a dba of the project overrides them with a reason.
+    let blocked = call(&appr, Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(json!({"revision": 1}))).await;
+    assert_eq!((blocked.status, blocked.body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("review_errors")), "{}", blocked.raw);
+    let by_dev = call(&dev, Method::POST, &format!("/api/v1/tickets/{id}/override"), Some(json!({"revision": 1, "reason": "intended"}))).await;
+    assert_eq!(by_dev.status, StatusCode::FORBIDDEN, "{}", by_dev.raw);
+    let no_reason = call(&dba, Method::POST, &format!("/api/v1/tickets/{id}/override"), Some(json!({"revision": 1}))).await;
+    assert_eq!((no_reason.status, no_reason.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("reason")));
+    let overridden =
+        call(&dba, Method::POST, &format!("/api/v1/tickets/{id}/override"), Some(json!({"revision": 1, "reason": "the table is a staging copy"}))).await;
+    assert_eq!((overridden.status, overridden.body["overridden"].as_bool()), (StatusCode::OK, Some(true)), "{}", overridden.raw);
+    // The author cannot approve their own ticket; a stale revision is refused; then one approval completes it.
+    assert_eq!(call(&dev, Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(json!({"revision": 1}))).await.status, StatusCode::FORBIDDEN);
+    let stale = call(&appr, Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(json!({"revision": 0}))).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.raw);
+    let approved = call(&appr, Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(json!({"revision": 1, "reason": "ok"}))).await;
+    assert_eq!((approved.status, approved.body["state"].as_str()), (StatusCode::OK, Some("approved")), "{}", approved.raw);
+    let twice = call(&dba, Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(json!({"revision": 1}))).await;
+    assert_eq!(twice.status, StatusCode::CONFLICT, "approving an approved ticket: {}", twice.raw);
+    let kinds: Vec<&str> = approved.body["history"].as_array().unwrap().iter().filter_map(|h| h["kind"].as_str()).collect();
+    assert_eq!(kinds, ["created", "submit", "reviewed", "override", "approval", "approve_final"]);
+    // The list filters by state and approver, scoped to the caller's projects.
+    let by_approver = call(&dev, Method::GET, "/api/v1/tickets?approver=user:appr-a&state=approved", None).await;
+    assert_eq!(by_approver.body["items"].as_array().unwrap().len(), 1, "{}", by_approver.raw);
+    // Every step is in the audit log with its actor.
+    let audit = app.admin(Method::GET, "/api/v1/audit?limit=200", None).await;
+    for (action, actor) in [("ticket.create", "user:dev-a"), ("ticket.override", "user:dba-a"), ("ticket.approve", "user:appr-a")] {
+        assert!(
+            audit.body["items"].as_array().unwrap().iter().any(|e| e["action"] == action && e["actor"] == actor && e["outcome"] == "ok"),
+            "{action} by {actor} audited: {}",
+            audit.raw
+        );
+    }
+}
+
+#[tokio::test]
+async fn dev_tickets_without_findings_are_auto_approved_and_nobody_approves_their_own() {
+    let (app, [_dev, _appr, dba, _dev_b, _viewer]) = setup().await;
+    let created = app.call(Method::POST, "/api/v1/tickets", Some(&dba), Some(ticket("UPDATE items SET price = 2 WHERE id = 7;", "dev-db", None))).await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let submitted = app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dba), Some(json!({"revision": 1}))).await;
+    assert_eq!(submitted.body["state"], "approved", "dev + no findings: auto-approved: {}", submitted.raw);
+    // On prod, a dba's own ticket waits for somebody else.
+    let created = app.call(Method::POST, "/api/v1/tickets", Some(&dba), Some(ticket("UPDATE items SET price = 2 WHERE id = 7;", "prod-db", None))).await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let submitted = app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dba), Some(json!({"revision": 1}))).await;
+    assert_eq!(submitted.body["state"], "pending_approval", "{}", submitted.raw);
+    let own = app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(&dba), Some(json!({"revision": 1}))).await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.raw);
+    // Reject and cancel need a reason; a rejected ticket cannot be cancelled.
+    let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/reject"), Some(app.token(Role::Admin)), Some(json!({"revision": 1}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r =
+        app.call(Method::POST, &format!("/api/v1/tickets/{id}/reject"), Some(app.token(Role::Admin)), Some(json!({"revision": 1, "reason": "not now"}))).await;
+    assert_eq!(r.body["state"], "rejected", "{}", r.raw);
+    let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/cancel"), Some(&dba), Some(json!({"revision": 1, "reason": "moot"}))).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("invalid_transition")), "{}", r.raw);
+    // An auditor reads every ticket and changes none.
+    let auditor = app.call(Method::GET, &format!("/api/v1/tickets/{id}"), Some(app.token(Role::Auditor)), None).await;
+    assert_eq!(auditor.status, StatusCode::OK);
+    let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/comments"), Some(app.token(Role::Auditor)), Some(json!({"text": "hm"}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
