@@ -46,6 +46,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::review::router())
         .merge(routes::projects::router())
         .merge(routes::tickets::router())
+        .merge(routes::flows::router())
 }
 
 /// Builds the whole application.

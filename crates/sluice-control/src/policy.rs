@@ -25,6 +25,8 @@ pub enum Permission {
     /// Tickets of the caller's projects (the handler scopes; the project role decides each action).
     TicketRead,
     TicketWrite,
+    FlowRead,
+    FlowAdmin,
 }
 
 impl Permission {
@@ -43,6 +45,8 @@ impl Permission {
             Permission::ProjectAdmin => "project.admin",
             Permission::TicketRead => "ticket.read",
             Permission::TicketWrite => "ticket.write",
+            Permission::FlowRead => "flow.read",
+            Permission::FlowAdmin => "flow.admin",
         }
     }
 }
@@ -53,10 +57,10 @@ pub fn allows(role: Role, p: Permission) -> bool {
     use Permission::*;
     use Role::*;
     match p {
-        Public | Authenticated | InstanceRead | PipelineRead | ProjectRead | TicketRead => true,
+        Public | Authenticated | InstanceRead | PipelineRead | ProjectRead | TicketRead | FlowRead => true,
         // Every role may act on tickets through its project role, except the read-only auditor.
         TicketWrite => !matches!(role, Auditor),
-        ProjectAdmin => matches!(role, Admin),
+        ProjectAdmin | FlowAdmin => matches!(role, Admin),
         InstanceWrite | InstanceCheck | PipelineWrite => matches!(role, Admin | Dba),
         AuditRead => matches!(role, Admin | Auditor),
         UserAdmin => matches!(role, Admin),
@@ -116,6 +120,11 @@ routes! {
     POST   "/api/v1/tickets/{id}/cancel"       => TicketWrite,   "ticket.cancel";
     POST   "/api/v1/tickets/{id}/comments"     => TicketWrite,   "ticket.comment";
     POST   "/api/v1/tickets/{id}/override"     => TicketWrite,   "ticket.override";
+    GET    "/api/v1/flows"                     => FlowRead,      "flow.list";
+    POST   "/api/v1/flows"                     => FlowAdmin,     "flow.create";
+    GET    "/api/v1/flows/{id}"                => FlowRead,      "flow.read";
+    PUT    "/api/v1/flows/{id}"                => FlowAdmin,     "flow.update";
+    DELETE "/api/v1/flows/{id}"                => FlowAdmin,     "flow.delete";
     GET    "/api/v1/audit"                     => AuditRead,     "audit.list";
     GET    "/api/v1/audit/verify"              => AuditRead,     "audit.verify";
     GET    "/api/v1/users"                     => UserAdmin,     "user.list";

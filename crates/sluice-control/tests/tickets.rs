@@ -152,3 +152,40 @@ async fn dev_tickets_without_findings_are_auto_approved_and_nobody_approves_thei
     let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/comments"), Some(app.token(Role::Auditor)), Some(json!({"text": "hm"}))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+/// A stored two-stage flow (prod + error findings → a dba, then the project owner): each stage admits only
+/// whom it names, in order, and the ticket is approved when the last one completes.
+#[tokio::test]
+async fn a_two_stage_flow_routes_prod_tickets_with_errors() {
+    let (app, [dev, appr, dba, _dev_b, _viewer]) = setup().await;
+    let (_, owner) = app.user("owner-a", Role::Developer).await;
+    assert_eq!(app.admin(Method::PUT, "/api/v1/projects/a/members/owner-a", Some(json!({"role": "owner"}))).await.status, StatusCode::NO_CONTENT);
+    let flow = json!({"name": "prod-errors", "priority": 1, "when": {"environments": ["prod"], "review": ["errors"]},
+        "stages": [{"name": "dba", "roles": ["dba"], "quorum": {"kind": "any"}}, {"name": "owner", "roles": ["owner"], "quorum": {"kind": "any"}}]});
+    let by_dev = app.call(Method::POST, "/api/v1/flows", Some(&dev), Some(flow.clone())).await;
+    assert_eq!(by_dev.status, StatusCode::FORBIDDEN, "only admins edit flows");
+    let mut bad = flow.clone();
+    bad["stages"][1]["quorum"] = json!({"kind": "all"});
+    let r = app.admin(Method::POST, "/api/v1/flows", Some(bad)).await;
+    assert_eq!((r.status, r.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("stages[1].quorum")), "{}", r.raw);
+    assert_eq!(app.admin(Method::POST, "/api/v1/flows", Some(flow)).await.status, StatusCode::CREATED);
+
+    let created = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(ticket("DELETE FROM orders;", "prod-db", None))).await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let t = app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
+    assert_eq!(t.body["flow"]["name"], "prod-errors", "{}", t.raw);
+    app.call(Method::POST, &format!("/api/v1/tickets/{id}/override"), Some(&dba), Some(json!({"revision": 1, "reason": "reviewed by hand"}))).await;
+    let approve = async |token: &str| app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(token), Some(json!({"revision": 1}))).await;
+    assert_eq!(approve(&appr).await.status, StatusCode::FORBIDDEN, "stage 1 names dbas, not approvers");
+    assert_eq!(approve(&owner).await.status, StatusCode::FORBIDDEN, "stage 2 is not reached yet");
+    let one = approve(&dba).await;
+    assert_eq!((one.status, one.body["state"].as_str()), (StatusCode::OK, Some("pending_approval")), "{}", one.raw);
+    assert_eq!(approve(&dba).await.status, StatusCode::FORBIDDEN, "stage 2 names owners");
+    let two = approve(&owner).await;
+    assert_eq!(two.body["state"], "approved", "{}", two.raw);
+    // A prod ticket without errors does not match the flow: the built-in single approval applies.
+    let created = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(ticket("UPDATE items SET price = 2 WHERE id = 7;", "prod-db", None))).await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let t = app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
+    assert_eq!(t.body["flow"]["name"], "built-in: one approval", "{}", t.raw);
+}

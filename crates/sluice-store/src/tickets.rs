@@ -58,6 +58,9 @@ pub struct TicketRecord {
     pub rollback_of: Option<String>,
     pub creator: String,
     pub targets: Vec<Target>,
+    /// The approval flow chosen when this revision was reviewed (JSON), if it has been.
+    #[schema(value_type = Option<Object>)]
+    pub flow: Option<serde_json::Value>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -122,6 +125,10 @@ fn ticket(row: &AnyRow, targets: Vec<Target>) -> Result<TicketRecord, StoreError
         rollback_of: row.try_get("rollback_of")?,
         creator: row.try_get("creator")?,
         targets,
+        flow: match row.try_get::<Option<String>, _>("flow")? {
+            Some(text) => Some(serde_json::from_str(&text).map_err(|_| StoreError::Corrupt { what: "tickets.flow".into() })?),
+            None => None,
+        },
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -287,16 +294,18 @@ impl Store {
         }
         let to = next(from, TicketEvent::Edit)?;
         set_state(&mut tx, id, from, to, current, current + 1).await?;
-        sqlx::query("UPDATE tickets SET title = $1, description = $2, mode = $3, statements = $4, statements_sha256 = $5, run_at = $6 WHERE id = $7")
-            .bind(&edit.title)
-            .bind(&edit.description)
-            .bind(edit.mode.as_str())
-            .bind(&edit.statements)
-            .bind(statements_sha256(&edit.statements))
-            .bind(edit.run_at)
-            .bind(id)
-            .execute(&mut *tx.tx)
-            .await?;
+        sqlx::query(
+            "UPDATE tickets SET title = $1, description = $2, mode = $3, statements = $4, statements_sha256 = $5, run_at = $6, flow = NULL WHERE id = $7",
+        )
+        .bind(&edit.title)
+        .bind(&edit.description)
+        .bind(edit.mode.as_str())
+        .bind(&edit.statements)
+        .bind(statements_sha256(&edit.statements))
+        .bind(edit.run_at)
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?;
         sqlx::query("DELETE FROM ticket_targets WHERE ticket_id = $1").bind(id).execute(&mut *tx.tx).await?;
         for (seq, target) in edit.targets.iter().enumerate() {
             sqlx::query("INSERT INTO ticket_targets (ticket_id, seq, instance_id, database_name, state) VALUES ($1, $2, $3, $4, $5)")
@@ -338,6 +347,9 @@ impl Store {
                 .iter()
                 .map(|r| r.try_get("actor"))
                 .collect::<Result<_, _>>()?;
+        if before.len() as i64 >= approval.quorum {
+            return Err(StoreError::Stale { what: format!("ticket {id} ({stage_tag} is already approved)") });
+        }
         if before.iter().any(|a| a == approval.actor) {
             return Err(StoreError::Conflict { what: format!("{}'s approval of {stage_tag} at revision {revision}", approval.actor) });
         }
@@ -420,6 +432,7 @@ impl Store {
         id: &str,
         revision: i64,
         reviews: &[TargetReview],
+        flow: &serde_json::Value,
         auto_approved: bool,
         actor: &str,
         audit: &AuditEntry,
@@ -442,6 +455,7 @@ impl Store {
                 .execute(&mut *tx.tx)
                 .await?;
         }
+        sqlx::query("UPDATE tickets SET flow = $1 WHERE id = $2").bind(flow.to_string()).bind(id).execute(&mut *tx.tx).await?;
         let event = if auto_approved { TicketEvent::AutoApproved } else { TicketEvent::Reviewed };
         let to = next(from, event)?;
         set_state(&mut tx, id, from, to, revision, revision).await?;
@@ -553,4 +567,93 @@ async fn history(
     .execute(&mut *tx.tx)
     .await?;
     Ok(())
+}
+
+/// An approval flow as stored: its definition is the control plane's (JSON), ordered by `priority`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FlowRecord {
+    pub id: String,
+    pub name: String,
+    pub priority: i64,
+    #[schema(value_type = Object)]
+    pub definition: serde_json::Value,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn flow_record(row: &AnyRow) -> Result<FlowRecord, StoreError> {
+    let text: String = row.try_get("definition")?;
+    Ok(FlowRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        priority: row.try_get("priority")?,
+        definition: serde_json::from_str(&text).map_err(|_| StoreError::Corrupt { what: "approval_flows.definition".into() })?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_flow(&self, name: &str, priority: i64, definition: &serde_json::Value, audit: &AuditEntry) -> Result<FlowRecord, StoreError> {
+        let id = new_id();
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO approval_flows (id, name, priority, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&id)
+            .bind(name)
+            .bind(priority)
+            .bind(definition.to_string())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx.tx)
+            .await
+            .map_err(|e| conflict_or(e, || format!("flow `{name}`")))?;
+        append(&mut tx, &AuditEntry { target: Some(format!("flow/{id}")), ..audit.clone() }).await?;
+        tx.commit().await?;
+        self.get_flow(&id).await
+    }
+
+    pub async fn get_flow(&self, id_or_name: &str) -> Result<FlowRecord, StoreError> {
+        let row = sqlx::query("SELECT * FROM approval_flows WHERE id = $1 OR name = $1 ORDER BY id LIMIT 1")
+            .bind(id_or_name)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: format!("flow {id_or_name}") })?;
+        flow_record(&row)
+    }
+
+    pub async fn list_flows(&self) -> Result<Vec<FlowRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM approval_flows ORDER BY priority, name").fetch_all(self.pool()).await?;
+        rows.iter().map(flow_record).collect()
+    }
+
+    pub async fn update_flow(&self, id: &str, name: &str, priority: i64, definition: &serde_json::Value, audit: &AuditEntry) -> Result<FlowRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("UPDATE approval_flows SET name = $1, priority = $2, definition = $3, updated_at = $4 WHERE id = $5")
+            .bind(name)
+            .bind(priority)
+            .bind(definition.to_string())
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx.tx)
+            .await
+            .map_err(|e| conflict_or(e, || format!("flow `{name}`")))?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound { what: format!("flow {id}") });
+        }
+        append(&mut tx, &AuditEntry { target: Some(format!("flow/{id}")), ..audit.clone() }).await?;
+        tx.commit().await?;
+        self.get_flow(id).await
+    }
+
+    pub async fn delete_flow(&self, id: &str, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM approval_flows WHERE id = $1").bind(id).execute(&mut *tx.tx).await?.rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound { what: format!("flow {id}") });
+        }
+        append(&mut tx, &AuditEntry { target: Some(format!("flow/{id}")), ..audit.clone() }).await?;
+        tx.commit().await
+    }
 }

@@ -16,7 +16,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
-use crate::tickets::{Access, DEFAULT_QUORUM, actor, forbidden, visible_ticket};
+use crate::tickets::{Access, actor, forbidden, visible_ticket};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -241,17 +241,17 @@ async fn submit_ticket(
     let act = Act { event: TicketEvent::Submit, actor: &me, reason: body.reason.as_deref(), revision: body.revision };
     let t = state.store.ticket_event(&t.id, &act, &caller.audit_entry("ok", None)).await.map_err(|e| store_error(&caller, e))?;
     caller.audited();
-    let (reviews, auto) = crate::tickets::review_targets(&state, &caller, &t).await?;
-    let t = state
-        .store
-        .finish_review(&t.id, t.revision, &reviews, auto, "sluice", &caller.audit_entry("ok", Some(serde_json::json!({ "step": "review" }))))
-        .await
-        .map_err(|e| store_error(&caller, e))?;
+    let (reviews, flow) = crate::tickets::review_targets(&state, &caller, &t).await?;
+    let flow_json = serde_json::to_value(&flow).map_err(|_| ApiError::Internal { request_id: caller.request_id.clone() })?;
+    let entry = caller.audit_entry("ok", Some(serde_json::json!({ "step": "review", "flow": flow.name })));
+    let t =
+        state.store.finish_review(&t.id, t.revision, &reviews, &flow_json, flow.auto_approve, "sluice", &entry).await.map_err(|e| store_error(&caller, e))?;
     Ok(Json(view(&state, &caller, t).await?))
 }
 
-/// Approve the current stage. Not by the ticket's creator; refused while the review has error findings
-/// that no dba has overridden.
+/// Approve the current stage of the ticket's flow, as someone that stage admits (its roles or users; global
+/// admins any stage). Never by the ticket's author unless the flow allows it; refused while the review has
+/// error findings that no dba has overridden.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/approve", tag = "tickets", request_body = TicketAction, params(("id" = String, Path, description = "ticket id")),
     responses((status = 200, body = TicketView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -262,23 +262,53 @@ async fn approve_ticket(
     ApiJson(body): ApiJson<TicketAction>,
 ) -> Result<Json<TicketView>, ApiError> {
     let (t, access) = visible_ticket(&state, &caller, &id).await?;
-    if !access.may_approve() {
-        return Err(forbidden("ticket.approve: an owner, dba or approver of the project"));
+    if matches!(access, Access::Auditor) {
+        return Err(forbidden("ticket.approve: auditors read only"));
     }
+    if t.revision != body.revision {
+        return Err(ApiError::Stale { what: format!("ticket {} (revision {}, not {})", t.id, t.revision, body.revision) });
+    }
+    if t.state != TicketState::PendingApproval {
+        return Err(ApiError::InvalidTransition { message: format!("a ticket that is {} cannot be approved", t.state) });
+    }
+    let flow = crate::tickets::recorded_flow(&caller, &t)?;
     let me = actor(&caller);
-    if t.creator == me {
+    if t.creator == me && !flow.self_approval {
         return Err(forbidden("ticket.approve: nobody approves their own ticket"));
     }
-    let errors: i64 = state.store.ticket_reviews(&t.id, body.revision).await.map_err(|e| caller.store_error(e))?.iter().map(|r| r.errors).sum();
-    if errors > 0 && !state.store.ticket_overridden(&t.id, body.revision).await.map_err(|e| caller.store_error(e))? {
+    let errors: i64 = state.store.ticket_reviews(&t.id, t.revision).await.map_err(|e| caller.store_error(e))?.iter().map(|r| r.errors).sum();
+    if errors > 0 && !state.store.ticket_overridden(&t.id, t.revision).await.map_err(|e| caller.store_error(e))? {
         return Err(ApiError::Invalid {
             code: "review_errors",
             message: format!("the review found {errors} error(s): fix the statements, or a dba of the project overrides with a reason (POST …/override)"),
             field: None,
         });
     }
-    let approval = Approval { actor: &me, revision: body.revision, stage: 1, quorum: DEFAULT_QUORUM, last_stage: true, comment: body.reason.as_deref() };
-    let (t, _) = state.store.approve_ticket(&t.id, &approval, &caller.audit_entry("ok", None)).await.map_err(|e| store_error(&caller, e))?;
+    let mut counts = Vec::new();
+    for k in 1..=flow.stages.len() {
+        counts.push(state.store.stage_approvals(&t.id, t.revision, k as i64).await.map_err(|e| caller.store_error(e))?.len() as i64);
+    }
+    let Some(k) = crate::tickets::flow::current_stage(&flow, &counts) else {
+        return Err(ApiError::InvalidTransition { message: "every stage is approved already".into() });
+    };
+    let stage = &flow.stages[k - 1];
+    let role = match access {
+        Access::Member(r) => Some(r),
+        _ => None,
+    };
+    if !stage.admits(&caller.principal.user_name, role, matches!(access, Access::Admin)) {
+        return Err(forbidden("ticket.approve: the current stage names other roles or users"));
+    }
+    let approval = Approval {
+        actor: &me,
+        revision: t.revision,
+        stage: k as i64,
+        quorum: stage.needed(),
+        last_stage: k == flow.stages.len(),
+        comment: body.reason.as_deref(),
+    };
+    let entry = caller.audit_entry("ok", Some(serde_json::json!({ "stage": stage.name, "flow": flow.name })));
+    let (t, _) = state.store.approve_ticket(&t.id, &approval, &entry).await.map_err(|e| store_error(&caller, e))?;
     caller.audited();
     Ok(Json(view(&state, &caller, t).await?))
 }

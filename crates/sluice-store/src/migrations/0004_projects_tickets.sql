@@ -37,6 +37,7 @@ CREATE TABLE tickets (
     rollback_of TEXT REFERENCES tickets(id),
     creator TEXT NOT NULL,
     idempotency_key TEXT,
+    flow TEXT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     UNIQUE (creator, idempotency_key)
@@ -78,4 +79,13 @@ CREATE TABLE ticket_reviews (
     review TEXT NOT NULL,
     at BIGINT NOT NULL,
     PRIMARY KEY (ticket_id, revision, target_seq)
+);
+
+CREATE TABLE approval_flows (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    priority BIGINT NOT NULL,
+    definition TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
 );

@@ -3,6 +3,8 @@
 //! atomically. Global `admin` may do everything and `auditor` may read everything; everyone else acts
 //! through their role in the ticket's project, and a project they are not in does not exist for them (404).
 
+pub mod flow;
+
 use sluice_core::{Engine, ProjectRole, Role};
 use sluice_review::Level;
 use sluice_store::tickets::{TargetReview, TicketRecord};
@@ -71,34 +73,45 @@ pub fn actor(caller: &Caller) -> String {
     format!("user:{}", caller.principal.user_name)
 }
 
-/// The default flow until flows are configured: one stage, one approval by an owner, dba or approver of the
-/// project who is not the ticket's creator.
-pub const DEFAULT_QUORUM: i64 = 1;
-
-/// Reviews every target of the ticket with the rules for its engine and the policy of its environment.
-/// Redis targets have no SQL review (their commands are checked when Redis tickets run).
-pub async fn review_targets(state: &AppState, caller: &Caller, t: &TicketRecord) -> Result<(Vec<TargetReview>, bool), ApiError> {
+/// Reviews every target of the ticket with the rules for its engine and the policy of its environment, and
+/// chooses the approval flow for the result. Redis targets have no SQL review (their commands are checked
+/// when Redis tickets run).
+pub async fn review_targets(state: &AppState, caller: &Caller, t: &TicketRecord) -> Result<(Vec<TargetReview>, flow::FlowSpec), ApiError> {
+    let internal = || ApiError::Internal { request_id: caller.request_id.clone() };
     let mut out = Vec::new();
-    let mut all_quiet_dev = true;
+    let mut environments = Vec::new();
     for (seq, target) in t.targets.iter().enumerate() {
         let rec = state.store.get_instance(&target.instance_id).await.map_err(|e| caller.store_error(e))?;
-        all_quiet_dev &= rec.environment == sluice_core::Environment::Dev;
+        environments.push(rec.environment);
         let dialect = match rec.engine {
-            Engine::Mysql => sluice_review::SqlDialect::MySql,
-            Engine::Mariadb => sluice_review::SqlDialect::MySql,
+            Engine::Mysql | Engine::Mariadb => sluice_review::SqlDialect::MySql,
             Engine::Postgres => sluice_review::SqlDialect::Postgres,
             Engine::Redis => continue,
         };
         let settings = sluice_review::Policy::default().settings(Some(rec.environment.as_str()));
-        let review = crate::review::run(t.statements.clone(), dialect, settings, None)
-            .await
-            .map_err(|_| ApiError::Internal { request_id: caller.request_id.clone() })?;
+        let review = crate::review::run(t.statements.clone(), dialect, settings, None).await.map_err(|_| internal())?;
         let count = |l: Level| review.findings.iter().filter(|f| f.level == l).count() as i64;
-        let (errors, warnings) = (count(Level::Error), count(Level::Warning));
-        all_quiet_dev &= errors == 0 && warnings == 0;
-        let json = serde_json::to_value(&review).map_err(|_| ApiError::Internal { request_id: caller.request_id.clone() })?;
-        out.push(TargetReview { target_seq: seq as i64, errors, warnings, review: json });
+        let json = serde_json::to_value(&review).map_err(|_| internal())?;
+        out.push(TargetReview { target_seq: seq as i64, errors: count(Level::Error), warnings: count(Level::Warning), review: json });
     }
-    // Auto-approval: every target is a dev instance and the review found nothing to warn about.
-    Ok((out, all_quiet_dev && !t.targets.is_empty()))
+    let outcome = if out.iter().any(|r| r.errors > 0) {
+        flow::ReviewOutcome::Errors
+    } else if out.iter().any(|r| r.warnings > 0) {
+        flow::ReviewOutcome::Warnings
+    } else {
+        flow::ReviewOutcome::Clean
+    };
+    let project = state.store.get_project(&t.project_id).await.map_err(|e| caller.store_error(e))?;
+    let facts = flow::TicketFacts { environment: flow::highest(environments), kind: t.kind, project: &project.name, review: outcome };
+    let configured: Vec<flow::FlowSpec> =
+        state.store.list_flows().await.map_err(|e| caller.store_error(e))?.into_iter().filter_map(|f| serde_json::from_value(f.definition).ok()).collect();
+    Ok((out, flow::choose(&configured, &facts)))
+}
+
+/// The ticket's flow as recorded at review.
+pub fn recorded_flow(caller: &Caller, t: &TicketRecord) -> Result<flow::FlowSpec, ApiError> {
+    let Some(json) = &t.flow else {
+        return Err(ApiError::InvalidTransition { message: format!("ticket {} has not been reviewed at revision {}", t.id, t.revision) });
+    };
+    serde_json::from_value(json.clone()).map_err(|_| ApiError::Internal { request_id: caller.request_id.clone() })
 }
