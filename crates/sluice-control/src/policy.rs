@@ -114,6 +114,7 @@ routes! {
     GET    "/api/v1/tickets"                   => TicketRead,    "ticket.list";
     POST   "/api/v1/tickets"                   => TicketWrite,   "ticket.create";
     GET    "/api/v1/tickets/{id}"              => TicketRead,    "ticket.read";
+    PATCH  "/api/v1/tickets/{id}"              => TicketWrite,   "ticket.edit";
     POST   "/api/v1/tickets/{id}/submit"       => TicketWrite,   "ticket.submit";
     POST   "/api/v1/tickets/{id}/approve"      => TicketWrite,   "ticket.approve";
     POST   "/api/v1/tickets/{id}/reject"       => TicketWrite,   "ticket.reject";

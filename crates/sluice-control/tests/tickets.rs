@@ -189,3 +189,40 @@ async fn a_two_stage_flow_routes_prod_tickets_with_errors() {
     let t = app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
     assert_eq!(t.body["flow"]["name"], "built-in: one approval", "{}", t.raw);
 }
+
+/// An edit after a stage was approved: a new revision, back to review, and no approval or override of the
+/// old revision counts; an action naming the old revision is refused as stale.
+#[tokio::test]
+async fn an_edit_clears_every_approval_and_override() {
+    let (app, [dev, appr, dba, _dev_b, _viewer]) = setup().await;
+    let flow = json!({"name": "two", "stages": [{"name": "one", "roles": ["approver"], "quorum": {"kind": "any"}}, {"name": "two", "roles": ["dba"], "quorum": {"kind": "any"}}]});
+    assert_eq!(app.admin(Method::POST, "/api/v1/flows", Some(flow)).await.status, StatusCode::CREATED);
+    let created = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(ticket("DELETE FROM orders;", "prod-db", None))).await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
+    app.call(Method::POST, &format!("/api/v1/tickets/{id}/override"), Some(&dba), Some(json!({"revision": 1, "reason": "ok"}))).await;
+    let one = app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(&appr), Some(json!({"revision": 1}))).await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.raw);
+    let edited = app
+        .call(Method::PATCH, &format!("/api/v1/tickets/{id}"), Some(&dev), Some(json!({"revision": 1, "statements": "DELETE FROM orders WHERE id = 9;"})))
+        .await;
+    assert_eq!(
+        (edited.status, edited.body["state"].as_str(), edited.body["revision"].as_i64()),
+        (StatusCode::OK, Some("reviewing"), Some(2)),
+        "{}",
+        edited.raw
+    );
+    assert_eq!(edited.body["overridden"], false);
+    assert!(edited.body["flow"].is_null());
+    let stale = app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(&dba), Some(json!({"revision": 1}))).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.raw);
+    let again = app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 2}))).await;
+    assert_eq!(again.body["state"], "pending_approval", "{}", again.raw);
+    assert_eq!(again.body["reviews"][0]["errors"], 0, "the new statement has a WHERE");
+    // Stage one again: the approver's approval of revision 1 does not count.
+    let skip = app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(&dba), Some(json!({"revision": 2}))).await;
+    assert_eq!(skip.status, StatusCode::FORBIDDEN, "stage one needs the approver again: {}", skip.raw);
+    // Someone outside the ticket's authors cannot edit it.
+    let by_approver = app.call(Method::PATCH, &format!("/api/v1/tickets/{id}"), Some(&appr), Some(json!({"revision": 2, "title": "mine"}))).await;
+    assert_eq!(by_approver.status, StatusCode::FORBIDDEN);
+}

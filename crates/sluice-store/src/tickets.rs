@@ -423,20 +423,22 @@ pub struct TargetReview {
     pub review: serde_json::Value,
 }
 
+/// What a finished review hands the store: the revision reviewed, the reviews per target, the approval flow
+/// chosen (JSON) and whether it approves at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Reviewed<'a> {
+    pub revision: i64,
+    pub reviews: &'a [TargetReview],
+    pub flow: &'a serde_json::Value,
+    pub auto_approved: bool,
+}
+
 impl Store {
     /// Stores the reviews of a ticket in `reviewing` at `revision` and moves it on: `auto_approved` when an
     /// auto-approval rule matched, else to pending approval. Stale (and nothing stored) when the ticket was
     /// edited or cancelled while the review ran.
-    pub async fn finish_review(
-        &self,
-        id: &str,
-        revision: i64,
-        reviews: &[TargetReview],
-        flow: &serde_json::Value,
-        auto_approved: bool,
-        actor: &str,
-        audit: &AuditEntry,
-    ) -> Result<TicketRecord, StoreError> {
+    pub async fn finish_review(&self, id: &str, done: &Reviewed<'_>, actor: &str, audit: &AuditEntry) -> Result<TicketRecord, StoreError> {
+        let Reviewed { revision, reviews, flow, auto_approved } = *done;
         let mut tx = self.begin_write().await?;
         let (from, current) = lock_ticket(&mut tx, id).await?;
         if current != revision || from != TicketState::Reviewing {

@@ -42,6 +42,11 @@ impl Client {
         self.send(method, path, None).await.map(|_| ())
     }
 
+    /// Sends a body and expects no answer body (204).
+    pub async fn call_no_content(&self, method: Method, path: &str, body: serde_json::Value) -> Result<()> {
+        self.send(method, path, Some(body)).await.map(|_| ())
+    }
+
     async fn send(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<reqwest::Response> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);

@@ -32,6 +32,12 @@ enum Command {
     Pipeline(commands::pipeline::PipelineCmd),
     /// Manage registered database instances on a running server.
     Instance(commands::instance::InstanceCmd),
+    /// Change tickets on a running server: create, review, approve, reject, cancel.
+    Ticket(commands::ticket::TicketCmd),
+    /// Projects: their members and instances (admin).
+    Project(commands::ticket::ProjectCmd),
+    /// Approval flows (admin).
+    Flow(commands::ticket::FlowCmd),
     /// Manage users on a running server (admin).
     User(commands::user::UserCmd),
     /// Manage API tokens on a running server (admin).
@@ -125,6 +131,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Instance(cmd) => commands::instance::run(cmd).await,
         Command::Pipeline(cmd) => commands::pipeline::run(cmd).await,
+        Command::Ticket(cmd) => commands::ticket::run_ticket(cmd).await,
+        Command::Project(cmd) => commands::ticket::run_project(cmd).await,
+        Command::Flow(cmd) => commands::ticket::run_flow(cmd).await,
         Command::User(cmd) => commands::user::run_user(cmd).await,
         Command::Token(cmd) => commands::user::run_token(cmd).await,
         Command::Audit(cmd) => commands::audit::run(cmd).await,

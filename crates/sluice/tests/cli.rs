@@ -421,3 +421,39 @@ fn a_closed_stdout_pipe_ends_quietly_instead_of_panicking() {
     assert!(!stderr.contains("panicked"), "sluice panicked on a closed pipe: {stderr}");
     assert!(out.status.success(), "the pipeline should succeed: {stderr}");
 }
+
+/// The ticket commands as a team uses them: an admin sets up a project, a developer files a ticket from a
+/// SQL file (reviewed on submit), an approver approves it; the developer cannot approve their own.
+#[test]
+fn ticket_commands_create_review_and_approve() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let ok = |o: Output| {
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    ok(cli(&server, &["instance", "add", "shopdb", "--engine", "mariadb", "--host", "db.invalid", "--user", "app", "--env", "prod"]));
+    ok(cli(&server, &["project", "create", "shop"]));
+    ok(cli(&server, &["project", "add-instance", "shop", "shopdb"]));
+    let mut tokens = Vec::new();
+    for (name, role) in [("dev", "developer"), ("appr", "approver")] {
+        let out = ok(cli(&server, &["user", "add", name, "--role", "developer", "--with-token", "cli"]));
+        tokens.push(out.lines().find_map(|l| l.strip_prefix("token (shown once): ")).expect("a token").trim().to_string());
+        ok(cli(&server, &["project", "add-member", "shop", name, role]));
+    }
+    let as_user = |token: &str, args: &[&str]| Command::new(BIN).args(args).env("SLUICE_SERVER", &server.url).env("SLUICE_TOKEN", token).output().unwrap();
+    std::fs::write(dir.path().join("fix.sql"), "UPDATE orders SET status = 'paid' WHERE id = 42;\n").unwrap();
+    let file = dir.path().join("fix.sql").display().to_string();
+    let created = as_user(&tokens[0], &["ticket", "create", "--project", "shop", "--instance", "shopdb", "--db", "shop", "--file", &file]);
+    let out = text(&created);
+    assert!(created.status.success() && out.contains("is pending_approval"), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap().to_string();
+    let own = as_user(&tokens[0], &["ticket", "approve", &id]);
+    assert!(!own.status.success() && text(&own).contains("own ticket"), "{}", text(&own));
+    let approved = as_user(&tokens[1], &["ticket", "approve", &id, "--comment", "looks right"]);
+    assert!(approved.status.success() && text(&approved).contains("is approved"), "{}", text(&approved));
+    let list = as_user(&tokens[0], &["ticket", "list", "--state", "approved"]);
+    assert!(text(&list).contains(&id), "{}", text(&list));
+    let show = as_user(&tokens[1], &["ticket", "show", &id]);
+    assert!(text(&show).contains("\"approve_final\""), "{}", text(&show));
+}

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sluice_core::ticket::{TicketEvent, TicketState};
 use sluice_core::{ExecMode, Role, TicketKind};
-use sluice_store::tickets::{Act, Approval, NewTicket, Target, TargetReview, TicketFilter, TicketHistory, TicketRecord};
+use sluice_store::tickets::{Act, Approval, NewTicket, Reviewed, Target, TargetReview, TicketFilter, TicketHistory, TicketRecord};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,7 +21,7 @@ use crate::tickets::{Access, actor, forbidden, visible_ticket};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_tickets, create_ticket))
-        .routes(routes!(get_ticket))
+        .routes(routes!(get_ticket, edit_ticket))
         .routes(routes!(submit_ticket))
         .routes(routes!(approve_ticket))
         .routes(routes!(reject_ticket))
@@ -64,6 +64,20 @@ pub struct TicketAction {
     pub revision: i64,
     /// Why (required to reject, cancel and override).
     pub reason: Option<String>,
+}
+
+/// A new version of the ticket: every approval is cleared and it is reviewed again.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditTicket {
+    /// The revision the caller read.
+    pub revision: i64,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub mode: Option<ExecMode>,
+    pub statements: Option<String>,
+    pub targets: Option<Vec<TargetIn>>,
+    pub run_at: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -125,6 +139,39 @@ fn store_error(caller: &Caller, e: sluice_store::StoreError) -> ApiError {
     }
 }
 
+fn check_fields(title: &str, statements: &str, targets: usize) -> Result<(), ApiError> {
+    if title.trim().is_empty() || title.len() > 200 {
+        return Err(ApiError::invalid("title", "title: 1–200 characters"));
+    }
+    if statements.trim().is_empty() || statements.len() > MAX_STATEMENTS {
+        return Err(ApiError::invalid("statements", "statements: 1 byte to 512 KiB of text"));
+    }
+    if targets == 0 || targets > 50 {
+        return Err(ApiError::invalid("targets", "targets: 1–50 databases"));
+    }
+    Ok(())
+}
+
+/// Each target's instance, which must belong to the project.
+async fn resolve_targets(
+    state: &AppState,
+    caller: &Caller,
+    project: &sluice_store::projects::ProjectRecord,
+    targets: &[TargetIn],
+) -> Result<Vec<Target>, ApiError> {
+    let mut out = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let field = format!("targets[{i}].instance");
+        let inst =
+            state.store.find_instance(&t.instance).await.map_err(|_| ApiError::invalid(field.clone(), format!("{field}: no instance `{}`", t.instance)))?;
+        if !state.store.project_has_instance(&project.id, &inst.id).await.map_err(|e| caller.store_error(e))? {
+            return Err(ApiError::invalid(field.clone(), format!("{field}: instance `{}` is not in project `{}`", inst.name, project.name)));
+        }
+        out.push(Target { instance_id: inst.id, database: t.database.clone() });
+    }
+    Ok(out)
+}
+
 /// Tickets the caller can see (their projects'; all for admins and auditors), filtered, in id order.
 #[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", params(ListQuery),
     responses((status = 200, body = TicketPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
@@ -175,15 +222,7 @@ async fn create_ticket(
     if !access.may_write_tickets() {
         return Err(forbidden("ticket.write in this project"));
     }
-    if body.title.trim().is_empty() || body.title.len() > 200 {
-        return Err(ApiError::invalid("title", "title: 1–200 characters"));
-    }
-    if body.statements.trim().is_empty() || body.statements.len() > MAX_STATEMENTS {
-        return Err(ApiError::invalid("statements", "statements: 1 byte to 512 KiB of text"));
-    }
-    if body.targets.is_empty() || body.targets.len() > 50 {
-        return Err(ApiError::invalid("targets", "targets: 1–50 databases"));
-    }
+    check_fields(&body.title, &body.statements, body.targets.len())?;
     let mut targets = Vec::new();
     for (i, t) in body.targets.iter().enumerate() {
         let field = format!("targets[{i}].instance");
@@ -222,6 +261,46 @@ async fn get_ticket(State(state): State<AppState>, caller: Caller, Path(id): Pat
     Ok(Json(view(&state, &caller, t).await?))
 }
 
+/// Change a ticket before it runs (the creator, or an owner or dba of the project): a new revision, back to
+/// review; approvals and overrides of earlier revisions no longer count. Submit it again to review it.
+#[utoipa::path(patch, path = "/api/v1/tickets/{id}", tag = "tickets", request_body = EditTicket, params(("id" = String, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn edit_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EditTicket>,
+) -> Result<Json<TicketView>, ApiError> {
+    let (t, access) = visible_ticket(&state, &caller, &id).await?;
+    if !(access.is_operator() || (access.may_write_tickets() && t.creator == actor(&caller))) {
+        return Err(forbidden("ticket.edit: the creator, or an owner or dba of the project"));
+    }
+    let project = state.store.get_project(&t.project_id).await.map_err(|e| caller.store_error(e))?;
+    let targets = match &body.targets {
+        Some(list) => resolve_targets(&state, &caller, &project, list).await?,
+        None => t.targets.clone(),
+    };
+    let edit = NewTicket {
+        project_id: t.project_id.clone(),
+        kind: t.kind,
+        title: body.title.unwrap_or(t.title),
+        description: body.description.unwrap_or(t.description),
+        mode: body.mode.unwrap_or(t.mode),
+        statements: body.statements.unwrap_or(t.statements),
+        targets,
+        run_at: body.run_at.or(t.run_at),
+        rollback_of: t.rollback_of,
+        creator: actor(&caller),
+        idempotency_key: None,
+    };
+    check_fields(&edit.title, &edit.statements, edit.targets.len())?;
+    let entry = caller.audit_entry("ok", Some(serde_json::json!({ "from_revision": body.revision })));
+    let t = state.store.edit_ticket(&t.id, &edit, body.revision, &entry).await.map_err(|e| store_error(&caller, e))?;
+    caller.audited();
+    Ok(Json(view(&state, &caller, t).await?))
+}
+
 /// Submit a draft (or resubmit after an edit): the review runs against every target with the policy of its
 /// environment, then the ticket waits for approval (or is auto-approved: every target in dev, no findings).
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/submit", tag = "tickets", request_body = TicketAction, params(("id" = String, Path, description = "ticket id")),
@@ -238,14 +317,24 @@ async fn submit_ticket(
         return Err(forbidden("ticket.submit: the creator, or an owner or dba of the project"));
     }
     let me = actor(&caller);
-    let act = Act { event: TicketEvent::Submit, actor: &me, reason: body.reason.as_deref(), revision: body.revision };
-    let t = state.store.ticket_event(&t.id, &act, &caller.audit_entry("ok", None)).await.map_err(|e| store_error(&caller, e))?;
-    caller.audited();
+    // A draft is submitted; a ticket sent back to review by an edit is reviewed as it stands.
+    let t = if t.state == TicketState::Reviewing && t.revision == body.revision {
+        t
+    } else {
+        let act = Act { event: TicketEvent::Submit, actor: &me, reason: body.reason.as_deref(), revision: body.revision };
+        let t = state.store.ticket_event(&t.id, &act, &caller.audit_entry("ok", None)).await.map_err(|e| store_error(&caller, e))?;
+        caller.audited();
+        t
+    };
     let (reviews, flow) = crate::tickets::review_targets(&state, &caller, &t).await?;
     let flow_json = serde_json::to_value(&flow).map_err(|_| ApiError::Internal { request_id: caller.request_id.clone() })?;
     let entry = caller.audit_entry("ok", Some(serde_json::json!({ "step": "review", "flow": flow.name })));
-    let t =
-        state.store.finish_review(&t.id, t.revision, &reviews, &flow_json, flow.auto_approve, "sluice", &entry).await.map_err(|e| store_error(&caller, e))?;
+    let t = state
+        .store
+        .finish_review(&t.id, &Reviewed { revision: t.revision, reviews: &reviews, flow: &flow_json, auto_approved: flow.auto_approve }, "sluice", &entry)
+        .await
+        .map_err(|e| store_error(&caller, e))?;
+    caller.audited();
     Ok(Json(view(&state, &caller, t).await?))
 }
 

@@ -236,7 +236,7 @@ mod tests {
             when: Conditions { kinds: vec![TicketKind::Ddl], projects: vec!["shop".into()], ..Default::default() },
             ..prod_errors_flow()
         };
-        assert_ne!(choose(&[ddl_only.clone()], &facts(Environment::Prod, ReviewOutcome::Errors)).name, "ddl");
+        assert_ne!(choose(std::slice::from_ref(&ddl_only), &facts(Environment::Prod, ReviewOutcome::Errors)).name, "ddl");
         let mut ddl = facts(Environment::Prod, ReviewOutcome::Errors);
         ddl.kind = TicketKind::Ddl;
         assert_eq!(choose(&[ddl_only], &ddl).name, "ddl");

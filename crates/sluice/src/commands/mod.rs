@@ -5,6 +5,7 @@ pub mod instance;
 pub mod pipeline;
 pub mod review;
 pub mod run;
+pub mod ticket;
 pub mod user;
 
 /// Prints rows as aligned columns.
