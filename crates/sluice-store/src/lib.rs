@@ -9,6 +9,7 @@ mod cache;
 pub mod crypto;
 mod error;
 pub mod instances;
+pub mod jobs;
 mod migrations;
 pub mod pipelines;
 pub mod projects;

@@ -514,7 +514,7 @@ pub struct Approval<'a> {
 
 /// Reads the ticket's state and revision, holding its row for the transaction (PostgreSQL `FOR UPDATE`;
 /// SQLite has one writer at a time already).
-async fn lock_ticket(tx: &mut WriteTx<'_>, id: &str) -> Result<(TicketState, i64), StoreError> {
+pub(crate) async fn lock_ticket(tx: &mut WriteTx<'_>, id: &str) -> Result<(TicketState, i64), StoreError> {
     let sql = match tx.backend {
         Backend::Postgres => "SELECT state, revision FROM tickets WHERE id = $1 FOR UPDATE",
         Backend::Sqlite => "SELECT state, revision FROM tickets WHERE id = $1",
@@ -524,7 +524,7 @@ async fn lock_ticket(tx: &mut WriteTx<'_>, id: &str) -> Result<(TicketState, i64
 }
 
 /// The compare-and-set: changes nothing unless the ticket is still `from` at `revision`.
-async fn set_state(tx: &mut WriteTx<'_>, id: &str, from: TicketState, to: TicketState, revision: i64, new_revision: i64) -> Result<(), StoreError> {
+pub(crate) async fn set_state(tx: &mut WriteTx<'_>, id: &str, from: TicketState, to: TicketState, revision: i64, new_revision: i64) -> Result<(), StoreError> {
     let n = sqlx::query("UPDATE tickets SET state = $1, revision = $2, updated_at = $3 WHERE id = $4 AND state = $5 AND revision = $6")
         .bind(to.as_str())
         .bind(new_revision)
@@ -542,7 +542,7 @@ async fn set_state(tx: &mut WriteTx<'_>, id: &str, from: TicketState, to: Ticket
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn history(
+pub(crate) async fn history(
     tx: &mut WriteTx<'_>,
     id: &str,
     actor: &str,

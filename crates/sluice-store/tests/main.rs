@@ -71,7 +71,8 @@ both_backends!(
     tickets_move_only_as_the_state_machine_says,
     approvals_count_once_per_actor_and_revision,
     racing_events_take_effect_once,
-    tickets_filter_and_page
+    tickets_filter_and_page,
+    jobs_lease_run_and_settle_their_ticket
 );
 
 async fn reopen_checks_key(f: Fixture) {
@@ -479,4 +480,72 @@ async fn tickets_filter_and_page(f: Fixture) {
     all.push(tb);
     all.sort();
     assert_eq!(seen, all);
+}
+
+async fn approved_ticket(s: &Store, project: &str, instances: &[&str]) -> sluice_store::tickets::TicketRecord {
+    use sluice_core::ticket::TicketEvent as E;
+    use sluice_store::tickets::{Act, Approval, Target};
+    let mut new = tickets_support::new_ticket(project, instances[0], "user:ann", None);
+    new.targets = instances.iter().map(|i| Target { instance_id: i.to_string(), database: None }).collect();
+    let (t, _) = s.create_ticket(&new, &entry("ticket.create")).await.unwrap();
+    for e in [E::Submit, E::Reviewed] {
+        s.ticket_event(&t.id, &Act { event: e, actor: "user:ann", reason: None, revision: 1 }, &entry("ticket.x")).await.unwrap();
+    }
+    s.approve_ticket(&t.id, &Approval { actor: "user:bob", revision: 1, stage: 1, quorum: 1, last_stage: true, comment: None }, &entry("ticket.approve")).await.unwrap();
+    s.get_ticket(&t.id).await.unwrap()
+}
+
+async fn jobs_lease_run_and_settle_their_ticket(f: Fixture) {
+    use sluice_core::ticket::TicketState as S;
+    use sluice_store::jobs::JobState;
+    let s = &f.store;
+    let (project, inst) = tickets_support::project_with_instance(s, "pj").await;
+    let other = s.create_instance(instance("pj-db2"), &entry("instance.create")).await.unwrap();
+    s.add_project_instance(&project, &other.id, &entry("project.instance.add")).await.unwrap();
+    let t = approved_ticket(s, &project, &[&inst, &other.id]).await;
+    // The hash must be the approved statements'.
+    let wrong = s.start_ticket(&t.id, 1, "0000", "user:dba", 0, &entry("ticket.run")).await;
+    assert!(matches!(wrong, Err(StoreError::Stale { .. })), "{wrong:?}");
+    // Eight racing runs: one starts it, with one job per target.
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, id, sha) = (s.clone(), t.id.clone(), t.statements_sha256.clone());
+            tokio::spawn(async move { s.start_ticket(&id, 1, &sha, "user:dba", 0, &entry("ticket.run")).await })
+        })
+        .collect();
+    let mut started = Vec::new();
+    for r in runs {
+        if let Ok(jobs) = r.await.unwrap() {
+            started.push(jobs);
+        }
+    }
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].len(), 2);
+    assert_eq!(s.get_ticket(&t.id).await.unwrap().state, S::Running);
+    // Per instance one at a time: a second ticket on the first instance waits while its job runs.
+    let t2 = approved_ticket(s, &project, &[&inst]).await;
+    s.start_ticket(&t2.id, 1, &t2.statements_sha256, "user:dba", 0, &entry("ticket.run")).await.unwrap();
+    let a = s.lease_job("w1", 60_000, 1).await.unwrap().unwrap();
+    let b = s.lease_job("w2", 60_000, 1).await.unwrap().unwrap();
+    assert_ne!(a.instance_id, b.instance_id, "one job per instance at a time");
+    assert!(s.lease_job("w3", 60_000, 1).await.unwrap().is_none(), "the third job's instance is busy");
+    assert!(s.heartbeat(&a.id, "w1", 60_000).await.unwrap());
+    assert!(!s.heartbeat(&a.id, "w2", 60_000).await.unwrap(), "not w2's lease");
+    s.finish_job(&a.id, "w1", true, "ok", &entry("job.finish")).await.unwrap();
+    assert_eq!(s.get_ticket(&a.ticket_id).await.unwrap().state, S::Running, "one target still runs");
+    assert!(matches!(s.finish_job(&a.id, "w1", true, "ok", &entry("job.finish")).await, Err(StoreError::Stale { .. })), "finished once");
+    // b's server dies: its lease runs out, and the next lease call declares it unknown and fails its ticket.
+    sqlx::query("UPDATE jobs SET lease_until = 1 WHERE id = $1").bind(&b.id).execute(s.pool()).await.unwrap();
+    let c = s.lease_job("w3", 60_000, 1).await.unwrap().expect("the waiting job is free to run now");
+    let b = s.get_job(&b.id).await.unwrap();
+    assert_eq!(b.state, JobState::Unknown);
+    assert!(b.outcome.unwrap().contains("unknown"));
+    assert!(!s.heartbeat(&b.id, "w2", 60_000).await.unwrap(), "a dead lease cannot be revived");
+    let tickets: Vec<_> = [a.ticket_id.clone(), c.ticket_id.clone()].into_iter().collect();
+    let first = s.get_ticket(&tickets[0]).await.unwrap();
+    assert_eq!(first.state, S::Failed, "{first:?}");
+    s.finish_job(&c.id, "w3", true, "ok", &entry("job.finish")).await.unwrap();
+    assert_eq!(s.get_ticket(&c.ticket_id).await.unwrap().state, S::Done);
+    let history = s.ticket_history(&c.ticket_id).await.unwrap();
+    assert_eq!(history.last().unwrap().kind, "succeed");
 }

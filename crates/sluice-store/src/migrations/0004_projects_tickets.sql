@@ -89,3 +89,32 @@ CREATE TABLE approval_flows (
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
+
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    ticket_id TEXT NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
+    target_seq BIGINT NOT NULL,
+    instance_id TEXT NOT NULL,
+    revision BIGINT NOT NULL,
+    priority BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    not_before BIGINT NOT NULL,
+    outcome TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (ticket_id, revision, target_seq)
+);
+CREATE INDEX jobs_ready ON jobs(state, priority, not_before);
+CREATE INDEX jobs_instance ON jobs(instance_id, state);
+
+CREATE TABLE job_statements (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    idx BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    affected_rows BIGINT,
+    error TEXT,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (job_id, idx)
+);
