@@ -33,8 +33,10 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown:
         }
     });
     state.pipelines.resume_all().await;
+    let worker = tickets::exec::spawn_worker(state.clone(), shutdown.clone());
     let pipelines = state.pipelines.clone();
     let served = axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
     pipelines.shutdown_all().await;
+    let _ = worker.await;
     served
 }

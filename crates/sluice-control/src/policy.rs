@@ -121,6 +121,7 @@ routes! {
     POST   "/api/v1/tickets/{id}/cancel"       => TicketWrite,   "ticket.cancel";
     POST   "/api/v1/tickets/{id}/comments"     => TicketWrite,   "ticket.comment";
     POST   "/api/v1/tickets/{id}/override"     => TicketWrite,   "ticket.override";
+    POST   "/api/v1/tickets/{id}/run"          => TicketWrite,   "ticket.run";
     GET    "/api/v1/flows"                     => FlowRead,      "flow.list";
     POST   "/api/v1/flows"                     => FlowAdmin,     "flow.create";
     GET    "/api/v1/flows/{id}"                => FlowRead,      "flow.read";

@@ -41,6 +41,8 @@ pub struct AppState {
     /// Token id → when its `last_used_at` was last written, so it is written about once a minute, not on
     /// every request.
     pub(crate) token_touched: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Wakes the execution worker when a ticket starts.
+    pub(crate) exec_wake: crate::tickets::exec::Wake,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
             routes: Arc::new(routes),
             metrics: crate::telemetry::prometheus_handle(),
             token_touched: Arc::new(Mutex::new(HashMap::new())),
+            exec_wake: Arc::default(),
         }
     }
 }

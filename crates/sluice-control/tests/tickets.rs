@@ -226,3 +226,109 @@ async fn an_edit_clears_every_approval_and_override() {
     let by_approver = app.call(Method::PATCH, &format!("/api/v1/tickets/{id}"), Some(&appr), Some(json!({"revision": 2, "title": "mine"}))).await;
     assert_eq!(by_approver.status, StatusCode::FORBIDDEN);
 }
+
+/// A project `x` holding a real test instance (`db`), with a developer, an approver and a dba: returns
+/// the app and their tokens.
+async fn real_project(instance: serde_json::Value) -> (TestApp, [String; 3]) {
+    let app = TestApp::sqlite().await;
+    let r = app.admin(Method::POST, "/api/v1/instances", Some(instance)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    app.admin(Method::POST, "/api/v1/projects", Some(json!({"name": "x"}))).await;
+    app.admin(Method::POST, "/api/v1/projects/x/instances", Some(json!({"instance": "db"}))).await;
+    let mut tokens = Vec::new();
+    for (name, role) in [("xdev", "developer"), ("xappr", "approver"), ("xdba", "dba")] {
+        let (_, token) = app.user(name, Role::Developer).await;
+        app.admin(Method::PUT, &format!("/api/v1/projects/x/members/{name}"), Some(json!({"role": role}))).await;
+        tokens.push(token);
+    }
+    (app, tokens.try_into().unwrap())
+}
+
+/// Creates, submits and approves a ticket; returns its id.
+async fn approved(app: &TestApp, dev: &str, appr: &str, sql: &str, database: &str, mode: &str) -> String {
+    let body = json!({"project": "x", "kind": "dml", "mode": mode, "title": "t", "statements": sql, "targets": [{"instance": "db", "database": database}]});
+    let created = app.call(Method::POST, "/api/v1/tickets", Some(dev), Some(body)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let s = app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(dev), Some(json!({"revision": 1}))).await;
+    assert_eq!(s.body["state"], "pending_approval", "{}", s.raw);
+    let a = app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(appr), Some(json!({"revision": 1}))).await;
+    assert_eq!(a.body["state"], "approved", "{}", a.raw);
+    id
+}
+
+/// Waits (30 s) for the ticket to leave `running`, and returns it.
+async fn finished(app: &TestApp, id: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let t = app.admin(Method::GET, &format!("/api/v1/tickets/{id}"), None).await;
+        if t.body["state"] != "running" && t.body["state"] != "approved" {
+            return t.body;
+        }
+        assert!(std::time::Instant::now() < deadline, "the ticket did not finish: {}", t.raw);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn statement_states(t: &serde_json::Value) -> Vec<(String, Option<i64>)> {
+    t["jobs"][0]["statements"].as_array().unwrap().iter().map(|s| (s["state"].as_str().unwrap().to_string(), s["affected_rows"].as_i64())).collect()
+}
+
+/// MariaDB, direct: a two-statement DML ticket commits both in one transaction; a ticket whose second
+/// statement fails commits nothing and says which statement failed and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_tickets_run_on_mariadb_all_or_nothing() {
+    let (_, db) = sluice_testkit::fresh_mariadb_database("tix").await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT NOT NULL)")).await;
+    sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t VALUES (1, 0), (2, 0), (3, 0)")).await;
+    let mut instance = crate::support::service_instance(sluice_testkit::Service::Mariadb, "db", "sluice");
+    instance["environment"] = json!("prod");
+    let (app, [dev, appr, dba]) = real_project(instance).await;
+    let id = approved(&app, &dev, &appr, "UPDATE t SET v = 1 WHERE id = 1;\nUPDATE t SET v = 2 WHERE id IN (2, 3);", &db, "direct").await;
+    let by_dev = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dev), Some(json!({"revision": 1}))).await;
+    assert_eq!(by_dev.status, StatusCode::FORBIDDEN, "developers do not run tickets");
+    let run = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 1}))).await;
+    assert_eq!(run.status, StatusCode::ACCEPTED, "{}", run.raw);
+    let again = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 1}))).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "a second run: {}", again.raw);
+    let t = finished(&app, &id).await;
+    assert_eq!(t["state"], "done", "{t}");
+    assert_eq!(statement_states(&t), [("committed".into(), Some(1)), ("committed".into(), Some(2))]);
+    assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT GROUP_CONCAT(v ORDER BY id) FROM {db}.t")).await.as_deref(), Some("1,2,2"));
+
+    let id = approved(&app, &dev, &appr, "UPDATE t SET v = 9 WHERE id = 3;\nUPDATE no_such_table SET v = 1 WHERE id = 1;", &db, "direct").await;
+    app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 1}))).await;
+    let t = finished(&app, &id).await;
+    assert_eq!(t["state"], "failed", "{t}");
+    let states = statement_states(&t);
+    assert_eq!((states[0].0.as_str(), states[1].0.as_str()), ("rolled_back", "failed"), "{t}");
+    let outcome = t["jobs"][0]["outcome"].as_str().unwrap();
+    assert!(outcome.contains("statement 2 failed") && outcome.contains("no_such_table") && outcome.contains("rolled back"), "{outcome}");
+    assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT v FROM {db}.t WHERE id = 3")).await.as_deref(), Some("2"), "nothing committed");
+    // Modes not built yet are refused before anything runs.
+    let id = approved(&app, &dev, &appr, "UPDATE t SET v = 5 WHERE id = 1;", &db, "batched").await;
+    let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 1}))).await;
+    assert_eq!((r.status, r.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("mode")), "{}", r.raw);
+}
+
+/// PostgreSQL, dry-run: the affected rows of each statement, and the table is byte for byte what it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_change_nothing_on_postgres() {
+    let url = sluice_testkit::fresh_postgres_database("tixdry").await;
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL); INSERT INTO t SELECT g, 0 FROM generate_series(1, 10) g;").await.unwrap();
+    let checksum = async || -> String { client.query_one("SELECT md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM t", &[]).await.unwrap().get(0) };
+    let before = checksum().await;
+    let mut instance = crate::support::service_instance(sluice_testkit::Service::Postgres, "db", "sluice");
+    instance["database"] = json!(database);
+    let (app, [dev, appr, dba]) = real_project(instance).await;
+    let id = approved(&app, &dev, &appr, "UPDATE t SET v = 1 WHERE id <= 4;\nDELETE FROM t WHERE id = 10;", &database, "dry_run").await;
+    let run = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 1}))).await;
+    assert_eq!(run.status, StatusCode::ACCEPTED, "{}", run.raw);
+    let t = finished(&app, &id).await;
+    assert_eq!(t["state"], "done", "{t}");
+    assert_eq!(statement_states(&t), [("rolled_back".into(), Some(4)), ("rolled_back".into(), Some(1))]);
+    assert_eq!(checksum().await, before, "a dry run changed the table");
+}

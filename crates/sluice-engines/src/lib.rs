@@ -7,6 +7,7 @@
 
 mod classify;
 pub mod connect;
+pub mod execute;
 mod mysql;
 mod postgres;
 mod redis;

@@ -88,20 +88,21 @@ fn job(row: &AnyRow) -> Result<JobRecord, StoreError> {
     })
 }
 
-const UNKNOWN: &str = "the server running it stopped before it finished: whether its statements committed is unknown; check the target, then cancel or re-file the ticket";
+const UNKNOWN: &str =
+    "the server running it stopped before it finished: whether its statements committed is unknown; check the target, then cancel or re-file the ticket";
 
 impl Store {
     /// Starts an approved (or scheduled) ticket: `start` and one queued job per target, in one transaction
     /// under the ticket's row lock, so of two racing `run`s one starts it and the other is refused. The
     /// statements' hash must still be the approved one.
-    pub async fn start_ticket(&self, id: &str, revision: i64, approved_sha256: &str, actor: &str, priority: i64, audit: &AuditEntry) -> Result<Vec<JobRecord>, StoreError> {
+    pub async fn start_ticket(&self, id: &str, revision: i64, actor: &str, priority: i64, audit: &AuditEntry) -> Result<Vec<JobRecord>, StoreError> {
         let mut tx = self.begin_write().await?;
         let (from, current) = crate::tickets::lock_ticket(&mut tx, id).await?;
         if current != revision {
             return Err(StoreError::Stale { what: format!("ticket {id} (revision {current}, not {revision})") });
         }
-        let row = sqlx::query("SELECT statements_sha256 FROM tickets WHERE id = $1").bind(id).fetch_one(&mut *tx.tx).await?;
-        if row.try_get::<String, _>("statements_sha256")? != approved_sha256 {
+        let row = sqlx::query("SELECT statements_sha256, approved_sha256 FROM tickets WHERE id = $1").bind(id).fetch_one(&mut *tx.tx).await?;
+        if row.try_get::<Option<String>, _>("approved_sha256")?.as_deref() != Some(row.try_get::<String, _>("statements_sha256")?.as_str()) {
             return Err(StoreError::Stale { what: format!("ticket {id}'s statements (they are not the ones approved)") });
         }
         let to = next(from, TicketEvent::Start)?;
@@ -139,7 +140,11 @@ impl Store {
     }
 
     pub async fn get_job(&self, id: &str) -> Result<JobRecord, StoreError> {
-        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1").bind(id).fetch_optional(self.pool()).await?.ok_or_else(|| StoreError::NotFound { what: format!("job {id}") })?;
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: format!("job {id}") })?;
         job(&row)
     }
 
@@ -153,7 +158,8 @@ impl Store {
     pub async fn lease_job(&self, owner: &str, lease_ms: i64, per_instance: i64) -> Result<Option<JobRecord>, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let expired = sqlx::query("SELECT id, ticket_id, revision FROM jobs WHERE state = 'running' AND lease_until < $1").bind(now).fetch_all(&mut *tx.tx).await?;
+        let expired =
+            sqlx::query("SELECT id, ticket_id, revision FROM jobs WHERE state = 'running' AND lease_until < $1").bind(now).fetch_all(&mut *tx.tx).await?;
         for e in &expired {
             let (job_id, ticket_id, revision): (String, String, i64) = (e.try_get("id")?, e.try_get("ticket_id")?, e.try_get("revision")?);
             sqlx::query("UPDATE jobs SET state = 'unknown', outcome = $1, updated_at = $2 WHERE id = $3 AND state = 'running'")
@@ -231,7 +237,15 @@ impl Store {
     pub async fn job_statements(&self, job_id: &str) -> Result<Vec<StatementResult>, StoreError> {
         let rows = sqlx::query("SELECT * FROM job_statements WHERE job_id = $1 ORDER BY idx").bind(job_id).fetch_all(self.pool()).await?;
         rows.iter()
-            .map(|r| Ok(StatementResult { idx: r.try_get("idx")?, state: r.try_get("state")?, affected_rows: r.try_get("affected_rows")?, error: r.try_get("error")?, at: r.try_get("at")? }))
+            .map(|r| {
+                Ok(StatementResult {
+                    idx: r.try_get("idx")?,
+                    state: r.try_get("state")?,
+                    affected_rows: r.try_get("affected_rows")?,
+                    error: r.try_get("error")?,
+                    at: r.try_get("at")?,
+                })
+            })
             .collect()
     }
 
@@ -240,15 +254,17 @@ impl Store {
     pub async fn finish_job(&self, job_id: &str, owner: &str, ok: bool, outcome: &str, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         let state = if ok { JobState::Done } else { JobState::Failed };
-        let n = sqlx::query("UPDATE jobs SET state = $1, outcome = $2, lease_until = NULL, updated_at = $3 WHERE id = $4 AND lease_owner = $5 AND state = 'running'")
-            .bind(state.as_str())
-            .bind(outcome)
-            .bind(now_ms())
-            .bind(job_id)
-            .bind(owner)
-            .execute(&mut *tx.tx)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE jobs SET state = $1, outcome = $2, lease_until = NULL, updated_at = $3 WHERE id = $4 AND lease_owner = $5 AND state = 'running'",
+        )
+        .bind(state.as_str())
+        .bind(outcome)
+        .bind(now_ms())
+        .bind(job_id)
+        .bind(owner)
+        .execute(&mut *tx.tx)
+        .await?
+        .rows_affected();
         if n == 0 {
             return Err(StoreError::Stale { what: format!("job {job_id} (its lease was lost)") });
         }

@@ -51,8 +51,10 @@ pub struct TicketRecord {
     pub state: TicketState,
     pub mode: ExecMode,
     pub statements: String,
-    /// SHA-256 of `statements`: what was approved is what runs.
+    /// SHA-256 of `statements`.
     pub statements_sha256: String,
+    /// The hash of the statements when the ticket was approved; a run needs it to equal `statements_sha256`.
+    pub approved_sha256: Option<String>,
     pub revision: i64,
     pub run_at: Option<i64>,
     pub rollback_of: Option<String>,
@@ -120,6 +122,7 @@ fn ticket(row: &AnyRow, targets: Vec<Target>) -> Result<TicketRecord, StoreError
         mode: parse(&row.try_get::<String, _>("mode")?, "tickets.mode")?,
         statements: row.try_get("statements")?,
         statements_sha256: row.try_get("statements_sha256")?,
+        approved_sha256: row.try_get("approved_sha256")?,
         revision: row.try_get("revision")?,
         run_at: row.try_get("run_at")?,
         rollback_of: row.try_get("rollback_of")?,
@@ -525,7 +528,9 @@ pub(crate) async fn lock_ticket(tx: &mut WriteTx<'_>, id: &str) -> Result<(Ticke
 
 /// The compare-and-set: changes nothing unless the ticket is still `from` at `revision`.
 pub(crate) async fn set_state(tx: &mut WriteTx<'_>, id: &str, from: TicketState, to: TicketState, revision: i64, new_revision: i64) -> Result<(), StoreError> {
-    let n = sqlx::query("UPDATE tickets SET state = $1, revision = $2, updated_at = $3 WHERE id = $4 AND state = $5 AND revision = $6")
+    // Reaching `approved` pins the statements approved: a run checks the ticket still holds exactly those.
+    let pin = if to == TicketState::Approved { ", approved_sha256 = statements_sha256" } else { "" };
+    let n = sqlx::query(&format!("UPDATE tickets SET state = $1, revision = $2, updated_at = $3{pin} WHERE id = $4 AND state = $5 AND revision = $6"))
         .bind(to.as_str())
         .bind(new_revision)
         .bind(now_ms())
@@ -657,5 +662,63 @@ impl Store {
         }
         append(&mut tx, &AuditEntry { target: Some(format!("flow/{id}")), ..audit.clone() }).await?;
         tx.commit().await
+    }
+}
+
+impl Store {
+    /// Scheduled tickets whose time has come.
+    pub async fn due_tickets(&self, now: i64) -> Result<Vec<TicketRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM tickets WHERE state = 'scheduled' AND (run_at IS NULL OR run_at <= $1) ORDER BY run_at, id")
+            .bind(now)
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(self.get_ticket(&r.try_get::<String, _>("id")?).await?);
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// The review right before running found other findings than were approved: the ticket goes back to
+    /// approval under a new revision (so no earlier approval counts) with the new reviews and flow.
+    pub async fn findings_changed(&self, id: &str, done: &Reviewed<'_>, audit: &AuditEntry) -> Result<TicketRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let (from, current) = lock_ticket(&mut tx, id).await?;
+        if current != done.revision {
+            return Err(StoreError::Stale { what: format!("ticket {id} (revision {current}, not {})", done.revision) });
+        }
+        let to = next(from, TicketEvent::FindingsChanged)?;
+        let revision = current + 1;
+        set_state(&mut tx, id, from, to, current, revision).await?;
+        sqlx::query("UPDATE tickets SET flow = $1, approved_sha256 = NULL WHERE id = $2").bind(done.flow.to_string()).bind(id).execute(&mut *tx.tx).await?;
+        let now = now_ms();
+        for r in done.reviews {
+            sqlx::query("INSERT INTO ticket_reviews (ticket_id, revision, target_seq, errors, warnings, review, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(id)
+                .bind(revision)
+                .bind(r.target_seq)
+                .bind(r.errors)
+                .bind(r.warnings)
+                .bind(r.review.to_string())
+                .bind(now)
+                .execute(&mut *tx.tx)
+                .await?;
+        }
+        history(
+            &mut tx,
+            id,
+            "sluice",
+            TicketEvent::FindingsChanged.as_str(),
+            Some(from),
+            Some(to),
+            revision,
+            Some("the review before running found other findings"),
+        )
+        .await?;
+        append(&mut tx, &AuditEntry { target: Some(format!("ticket/{id}")), ..audit.clone() }).await?;
+        tx.commit().await?;
+        self.get_ticket(id).await
     }
 }

@@ -491,7 +491,9 @@ async fn approved_ticket(s: &Store, project: &str, instances: &[&str]) -> sluice
     for e in [E::Submit, E::Reviewed] {
         s.ticket_event(&t.id, &Act { event: e, actor: "user:ann", reason: None, revision: 1 }, &entry("ticket.x")).await.unwrap();
     }
-    s.approve_ticket(&t.id, &Approval { actor: "user:bob", revision: 1, stage: 1, quorum: 1, last_stage: true, comment: None }, &entry("ticket.approve")).await.unwrap();
+    s.approve_ticket(&t.id, &Approval { actor: "user:bob", revision: 1, stage: 1, quorum: 1, last_stage: true, comment: None }, &entry("ticket.approve"))
+        .await
+        .unwrap();
     s.get_ticket(&t.id).await.unwrap()
 }
 
@@ -503,14 +505,18 @@ async fn jobs_lease_run_and_settle_their_ticket(f: Fixture) {
     let other = s.create_instance(instance("pj-db2"), &entry("instance.create")).await.unwrap();
     s.add_project_instance(&project, &other.id, &entry("project.instance.add")).await.unwrap();
     let t = approved_ticket(s, &project, &[&inst, &other.id]).await;
-    // The hash must be the approved statements'.
-    let wrong = s.start_ticket(&t.id, 1, "0000", "user:dba", 0, &entry("ticket.run")).await;
+    // What was approved is pinned: the hash of the statements at approval.
+    assert_eq!(t.approved_sha256.as_deref(), Some(t.statements_sha256.as_str()));
+    // Statements changed behind the API's back (not through an edit) are refused at run time.
+    sqlx::query("UPDATE tickets SET statements_sha256 = 'x' WHERE id = $1").bind(&t.id).execute(s.pool()).await.unwrap();
+    let wrong = s.start_ticket(&t.id, 1, "user:dba", 0, &entry("ticket.run")).await;
     assert!(matches!(wrong, Err(StoreError::Stale { .. })), "{wrong:?}");
+    sqlx::query("UPDATE tickets SET statements_sha256 = approved_sha256 WHERE id = $1").bind(&t.id).execute(s.pool()).await.unwrap();
     // Eight racing runs: one starts it, with one job per target.
     let runs: Vec<_> = (0..8)
         .map(|_| {
-            let (s, id, sha) = (s.clone(), t.id.clone(), t.statements_sha256.clone());
-            tokio::spawn(async move { s.start_ticket(&id, 1, &sha, "user:dba", 0, &entry("ticket.run")).await })
+            let (s, id) = (s.clone(), t.id.clone());
+            tokio::spawn(async move { s.start_ticket(&id, 1, "user:dba", 0, &entry("ticket.run")).await })
         })
         .collect();
     let mut started = Vec::new();
@@ -524,7 +530,7 @@ async fn jobs_lease_run_and_settle_their_ticket(f: Fixture) {
     assert_eq!(s.get_ticket(&t.id).await.unwrap().state, S::Running);
     // Per instance one at a time: a second ticket on the first instance waits while its job runs.
     let t2 = approved_ticket(s, &project, &[&inst]).await;
-    s.start_ticket(&t2.id, 1, &t2.statements_sha256, "user:dba", 0, &entry("ticket.run")).await.unwrap();
+    s.start_ticket(&t2.id, 1, "user:dba", 0, &entry("ticket.run")).await.unwrap();
     let a = s.lease_job("w1", 60_000, 1).await.unwrap().unwrap();
     let b = s.lease_job("w2", 60_000, 1).await.unwrap().unwrap();
     assert_ne!(a.instance_id, b.instance_id, "one job per instance at a time");

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sluice_core::ticket::{TicketEvent, TicketState};
 use sluice_core::{ExecMode, Role, TicketKind};
+use sluice_store::jobs::{JobRecord, StatementResult};
 use sluice_store::tickets::{Act, Approval, NewTicket, Reviewed, Target, TargetReview, TicketFilter, TicketHistory, TicketRecord};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -28,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_ticket))
         .routes(routes!(comment_ticket))
         .routes(routes!(override_ticket))
+        .routes(routes!(run_ticket))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -95,6 +97,15 @@ pub struct TicketView {
     /// Whether a dba accepted this revision's error findings.
     pub overridden: bool,
     pub history: Vec<TicketHistory>,
+    /// Execution: one job per target (and per run), with what happened to each statement.
+    pub jobs: Vec<JobView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    #[serde(flatten)]
+    pub job: JobRecord,
+    pub statements: Vec<StatementResult>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,7 +139,12 @@ async fn view(state: &AppState, caller: &Caller, t: TicketRecord) -> Result<Tick
     let reviews = state.store.ticket_reviews(&t.id, t.revision).await.map_err(|e| caller.store_error(e))?;
     let overridden = state.store.ticket_overridden(&t.id, t.revision).await.map_err(|e| caller.store_error(e))?;
     let history = state.store.ticket_history(&t.id).await.map_err(|e| caller.store_error(e))?;
-    Ok(TicketView { ticket: t, reviews, overridden, history })
+    let mut jobs = Vec::new();
+    for job in state.store.ticket_jobs(&t.id).await.map_err(|e| caller.store_error(e))? {
+        let statements = state.store.job_statements(&job.id).await.map_err(|e| caller.store_error(e))?;
+        jobs.push(JobView { job, statements });
+    }
+    Ok(TicketView { ticket: t, reviews, overridden, history, jobs })
 }
 
 fn store_error(caller: &Caller, e: sluice_store::StoreError) -> ApiError {
@@ -513,4 +529,44 @@ async fn override_ticket(
     caller.audited();
     let t = state.store.get_ticket(&t.id).await.map_err(|e| caller.store_error(e))?;
     Ok(Json(view(&state, &caller, t).await?))
+}
+
+/// Run an approved ticket now (an owner or dba of the project), or schedule it when its `run_at` is ahead.
+/// The review runs again first: other findings than were approved send it back to approval (409). Runs
+/// `dry_run` and `direct` tickets; the other modes are refused until they are built.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/run", tag = "tickets", request_body = TicketAction, params(("id" = String, Path, description = "ticket id")),
+    responses((status = 202, body = TicketView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn run_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TicketAction>,
+) -> Result<(StatusCode, Json<TicketView>), ApiError> {
+    let (t, access) = visible_ticket(&state, &caller, &id).await?;
+    if !access.is_operator() {
+        return Err(forbidden("ticket.run: an owner or dba of the project"));
+    }
+    if t.revision != body.revision {
+        return Err(ApiError::Stale { what: format!("ticket {} (revision {}, not {})", t.id, t.revision, body.revision) });
+    }
+    use crate::tickets::StartError;
+    match crate::tickets::start(&state, &t, &actor(&caller)).await {
+        Ok(_) => {}
+        Err(StartError::Mode(m)) => return Err(ApiError::invalid("mode", format!("mode: `{}` is not available yet (dry_run and direct are)", m.as_str()))),
+        Err(StartError::FindingsChanged) => {
+            caller.audited();
+            return Err(ApiError::InvalidTransition {
+                message: "the review before running found other findings than were approved: the ticket waits for approval again".into(),
+            });
+        }
+        Err(StartError::Review(e)) => {
+            tracing::error!(request_id = %caller.request_id, error = %e, "review before running failed");
+            return Err(ApiError::Internal { request_id: caller.request_id.clone() });
+        }
+        Err(StartError::Store(e)) => return Err(store_error(&caller, e)),
+    }
+    caller.audited();
+    let t = state.store.get_ticket(&t.id).await.map_err(|e| caller.store_error(e))?;
+    Ok((StatusCode::ACCEPTED, Json(view(&state, &caller, t).await?)))
 }

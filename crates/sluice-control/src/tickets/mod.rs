@@ -3,6 +3,7 @@
 //! atomically. Global `admin` may do everything and `auditor` may read everything; everyone else acts
 //! through their role in the ticket's project, and a project they are not in does not exist for them (404).
 
+pub mod exec;
 pub mod flow;
 
 use sluice_core::{Engine, ProjectRole, Role};
@@ -77,11 +78,18 @@ pub fn actor(caller: &Caller) -> String {
 /// chooses the approval flow for the result. Redis targets have no SQL review (their commands are checked
 /// when Redis tickets run).
 pub async fn review_targets(state: &AppState, caller: &Caller, t: &TicketRecord) -> Result<(Vec<TargetReview>, flow::FlowSpec), ApiError> {
-    let internal = || ApiError::Internal { request_id: caller.request_id.clone() };
+    review_now(state, t).await.map_err(|e| {
+        tracing::error!(request_id = %caller.request_id, error = %e, "ticket review failed");
+        ApiError::Internal { request_id: caller.request_id.clone() }
+    })
+}
+
+/// [`review_targets`] without a caller (the scheduler's runs): errors as text.
+pub async fn review_now(state: &AppState, t: &TicketRecord) -> Result<(Vec<TargetReview>, flow::FlowSpec), String> {
     let mut out = Vec::new();
     let mut environments = Vec::new();
     for (seq, target) in t.targets.iter().enumerate() {
-        let rec = state.store.get_instance(&target.instance_id).await.map_err(|e| caller.store_error(e))?;
+        let rec = state.store.get_instance(&target.instance_id).await.map_err(|e| e.to_string())?;
         environments.push(rec.environment);
         let dialect = match rec.engine {
             Engine::Mysql | Engine::Mariadb => sluice_review::SqlDialect::MySql,
@@ -89,9 +97,9 @@ pub async fn review_targets(state: &AppState, caller: &Caller, t: &TicketRecord)
             Engine::Redis => continue,
         };
         let settings = sluice_review::Policy::default().settings(Some(rec.environment.as_str()));
-        let review = crate::review::run(t.statements.clone(), dialect, settings, None).await.map_err(|_| internal())?;
+        let review = crate::review::run(t.statements.clone(), dialect, settings, None).await.map_err(|e| e.to_string())?;
         let count = |l: Level| review.findings.iter().filter(|f| f.level == l).count() as i64;
-        let json = serde_json::to_value(&review).map_err(|_| internal())?;
+        let json = serde_json::to_value(&review).map_err(|e| e.to_string())?;
         out.push(TargetReview { target_seq: seq as i64, errors: count(Level::Error), warnings: count(Level::Warning), review: json });
     }
     let outcome = if out.iter().any(|r| r.errors > 0) {
@@ -101,10 +109,10 @@ pub async fn review_targets(state: &AppState, caller: &Caller, t: &TicketRecord)
     } else {
         flow::ReviewOutcome::Clean
     };
-    let project = state.store.get_project(&t.project_id).await.map_err(|e| caller.store_error(e))?;
+    let project = state.store.get_project(&t.project_id).await.map_err(|e| e.to_string())?;
     let facts = flow::TicketFacts { environment: flow::highest(environments), kind: t.kind, project: &project.name, review: outcome };
     let configured: Vec<flow::FlowSpec> =
-        state.store.list_flows().await.map_err(|e| caller.store_error(e))?.into_iter().filter_map(|f| serde_json::from_value(f.definition).ok()).collect();
+        state.store.list_flows().await.map_err(|e| e.to_string())?.into_iter().filter_map(|f| serde_json::from_value(f.definition).ok()).collect();
     Ok((out, flow::choose(&configured, &facts)))
 }
 
@@ -114,4 +122,70 @@ pub fn recorded_flow(caller: &Caller, t: &TicketRecord) -> Result<flow::FlowSpec
         return Err(ApiError::InvalidTransition { message: format!("ticket {} has not been reviewed at revision {}", t.id, t.revision) });
     };
     serde_json::from_value(json.clone()).map_err(|_| ApiError::Internal { request_id: caller.request_id.clone() })
+}
+
+/// What a review found, for comparing two reviews of the same statements: per target, the rule and level
+/// of every finding, in order.
+fn findings_key(reviews: &[TargetReview]) -> Vec<(i64, Vec<(String, String)>)> {
+    reviews
+        .iter()
+        .map(|r| {
+            let findings = r.review["findings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| (f["rule"].as_str().unwrap_or("").to_string(), f["level"].as_str().unwrap_or("").to_string()))
+                .collect();
+            (r.target_seq, findings)
+        })
+        .collect()
+}
+
+/// Starts an approved or scheduled ticket: the review runs again first, and changed findings send it back to
+/// approval (new revision) instead; a ticket with a time still ahead is scheduled instead. Only the modes
+/// built so far run (dry_run, direct).
+pub async fn start(state: &AppState, t: &TicketRecord, actor: &str) -> Result<&'static str, StartError> {
+    use sluice_core::ExecMode;
+    use sluice_core::ticket::{TicketEvent, TicketState};
+    if !matches!(t.mode, ExecMode::DryRun | ExecMode::Direct) {
+        return Err(StartError::Mode(t.mode));
+    }
+    let audit = |action: &str| sluice_store::audit::AuditEntry {
+        actor: actor.to_string(),
+        action: action.to_string(),
+        target: None,
+        outcome: "ok".into(),
+        detail: None,
+        request_id: None,
+    };
+    if t.state == TicketState::Approved && t.run_at.is_some_and(|at| at > sluice_store::now_ms()) {
+        state.store.ticket_event(&t.id, &exec::act(TicketEvent::Schedule, actor, None, t.revision), &audit("ticket.schedule")).await?;
+        return Ok("scheduled");
+    }
+    let before = state.store.ticket_reviews(&t.id, t.revision).await?;
+    let (now, flow) = review_now(state, t).await.map_err(StartError::Review)?;
+    if findings_key(&before) != findings_key(&now) {
+        let flow = serde_json::to_value(&flow).map_err(|e| StartError::Review(e.to_string()))?;
+        let done = sluice_store::tickets::Reviewed { revision: t.revision, reviews: &now, flow: &flow, auto_approved: false };
+        state.store.findings_changed(&t.id, &done, &audit("ticket.findings_changed")).await?;
+        return Err(StartError::FindingsChanged);
+    }
+    state.store.start_ticket(&t.id, t.revision, actor, 0, &audit("ticket.run")).await?;
+    exec::wake(state);
+    Ok("running")
+}
+
+/// Why a ticket did not start.
+#[derive(Debug)]
+pub enum StartError {
+    Mode(sluice_core::ExecMode),
+    FindingsChanged,
+    Review(String),
+    Store(sluice_store::StoreError),
+}
+
+impl From<sluice_store::StoreError> for StartError {
+    fn from(e: sluice_store::StoreError) -> Self {
+        StartError::Store(e)
+    }
 }

@@ -19,6 +19,14 @@ pub struct TestApp {
     /// A token per role.
     pub tokens: HashMap<Role, String>,
     pub dir: tempfile::TempDir,
+    /// Stops the ticket execution worker when the app is dropped.
+    stop_worker: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop_worker.cancel();
+    }
 }
 
 pub struct Answer {
@@ -61,7 +69,9 @@ impl TestApp {
             tokens.insert(*role, t.expose().clone());
         }
         let state = AppState::new(store.clone(), settings);
-        TestApp { router: app(state), store, tokens, dir }
+        let stop_worker = tokio_util::sync::CancellationToken::new();
+        sluice_control::tickets::exec::spawn_worker(state.clone(), stop_worker.clone());
+        TestApp { router: app(state), store, tokens, dir, stop_worker }
     }
 
     pub fn token(&self, role: Role) -> &str {

@@ -32,6 +32,7 @@ CREATE TABLE tickets (
     mode TEXT NOT NULL,
     statements TEXT NOT NULL,
     statements_sha256 TEXT NOT NULL,
+    approved_sha256 TEXT,
     revision BIGINT NOT NULL,
     run_at BIGINT,
     rollback_of TEXT REFERENCES tickets(id),

@@ -1,0 +1,165 @@
+//! The execution worker: starts scheduled tickets whose time has come, leases queued jobs, runs each
+//! target's statements (`sluice_engines::execute`) while a heartbeat keeps the lease, and records what
+//! happened to every statement before ending the job. One worker per server; several servers share the
+//! queue through the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_core::ExecMode;
+use sluice_core::ticket::TicketEvent;
+use sluice_engines::ConnectSpec;
+use sluice_engines::execute::ExecReport;
+use sluice_store::audit::AuditEntry;
+use sluice_store::jobs::{JobRecord, StatementResult};
+use sluice_store::tickets::Act;
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+
+/// How long a lease lasts without a heartbeat; heartbeats come three times as often.
+const LEASE_MS: i64 = 30_000;
+/// Jobs at a time on one instance.
+const PER_INSTANCE: i64 = 1;
+
+fn entry(action: &str, detail: Option<serde_json::Value>) -> AuditEntry {
+    AuditEntry { actor: "sluice".into(), action: action.into(), target: None, outcome: "ok".into(), detail, request_id: None }
+}
+
+/// Runs until `shutdown`: polls every second, or at once when woken (a ticket was started).
+pub fn spawn_worker(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let owner = format!("server-{}", sluice_store::new_id());
+        loop {
+            start_due(&state).await;
+            loop {
+                match state.store.lease_job(&owner, LEASE_MS, PER_INSTANCE).await {
+                    Ok(Some(job)) => run_job(&state, &owner, job).await,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot lease a job");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = state.exec_wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    })
+}
+
+/// Starts scheduled tickets whose time has come (their review is run again first; see `start`).
+async fn start_due(state: &AppState) {
+    let Ok(due) = state.store.due_tickets(sluice_store::now_ms()).await else { return };
+    for t in due {
+        if let Err(e) = super::start(state, &t, "sluice (schedule)").await {
+            tracing::warn!(ticket = %t.id, error = ?e, "a scheduled ticket did not start");
+        }
+    }
+}
+
+async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
+    let heartbeat = {
+        let (store, id, owner) = (state.store.clone(), job.id.clone(), owner.to_string());
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = s.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)) => {}
+                }
+                if !store.heartbeat(&id, &owner, LEASE_MS).await.unwrap_or(false) {
+                    tracing::error!(job = %id, "lost the lease of a running job");
+                    return;
+                }
+            }
+        });
+        (stop, task)
+    };
+    let (ok, outcome, results) = match execute(state, &job).await {
+        Ok(report) => {
+            let results = results_of(&report);
+            let committed = report.statements.iter().filter(|s| s.outcome == sluice_engines::execute::Outcome::Committed).count();
+            let failed = report.statements.iter().find(|s| s.outcome == sluice_engines::execute::Outcome::Failed);
+            let outcome = match failed {
+                None => format!(
+                    "{} statement(s) ran{}",
+                    report.statements.len(),
+                    if report.transactional { " in one transaction" } else { ", each committed on its own" }
+                ),
+                Some(f) => format!(
+                    "statement {} failed: {}; {committed} committed{}",
+                    f.idx + 1,
+                    f.error.as_deref().unwrap_or(""),
+                    if report.transactional { " (the transaction was rolled back)" } else { "" }
+                ),
+            };
+            (report.ok(), outcome, results)
+        }
+        Err(message) => (false, message, Vec::new()),
+    };
+    heartbeat.0.cancel();
+    let _ = heartbeat.1.await;
+    if !results.is_empty()
+        && let Err(e) = state.store.record_statements(&job.id, &results).await
+    {
+        tracing::error!(job = %job.id, error = %e, "cannot record statement results");
+    }
+    let audit = entry(if ok { "job.done" } else { "job.failed" }, Some(serde_json::json!({ "job": job.id, "outcome": outcome })));
+    if let Err(e) = state.store.finish_job(&job.id, owner, ok, &outcome, &audit).await {
+        tracing::error!(job = %job.id, error = %e, "cannot finish a job");
+    }
+}
+
+fn results_of(report: &ExecReport) -> Vec<StatementResult> {
+    let now = sluice_store::now_ms();
+    report
+        .statements
+        .iter()
+        .map(|s| StatementResult {
+            idx: s.idx as i64,
+            state: s.outcome.as_str().to_string(),
+            affected_rows: s.affected_rows.map(|n| n as i64),
+            error: s.error.clone(),
+            at: now,
+        })
+        .collect()
+}
+
+/// Connects to the job's target and runs the ticket's statements in the ticket's mode.
+async fn execute(state: &AppState, job: &JobRecord) -> Result<ExecReport, String> {
+    let t = state.store.get_ticket(&job.ticket_id).await.map_err(|e| e.to_string())?;
+    let target = t.targets.get(job.target_seq as usize).ok_or("the ticket has no such target")?;
+    let rec = state.store.get_instance(&target.instance_id).await.map_err(|e| e.to_string())?;
+    let password = state.store.instance_password(&rec.id).await.map_err(|e| e.to_string())?;
+    let spec = ConnectSpec::from_instance(&rec, password)
+        .with_database(target.database.as_deref())
+        .with_timeout(Duration::from_secs(10))
+        .with_egress(state.settings.egress.clone());
+    let dialect = match rec.engine {
+        sluice_core::Engine::Postgres => sluice_review::SqlDialect::Postgres,
+        _ => sluice_review::SqlDialect::MySql,
+    };
+    let statements: Vec<String> = sluice_review::split::split(&t.statements, dialect).iter().map(|p| p.text(&t.statements).to_string()).collect();
+    let dry_run = match t.mode {
+        ExecMode::DryRun => true,
+        ExecMode::Direct => false,
+        other => return Err(format!("mode {} is not available yet", other.as_str())),
+    };
+    sluice_engines::execute::run(&spec, &statements, dry_run).await.map_err(|f| f.message)
+}
+
+/// Wakes the worker (a ticket was just started).
+pub fn wake(state: &AppState) {
+    state.exec_wake.notify_one();
+}
+
+pub(crate) type Wake = Arc<tokio::sync::Notify>;
+
+pub(crate) fn act<'a>(event: TicketEvent, actor: &'a str, reason: Option<&'a str>, revision: i64) -> Act<'a> {
+    Act { event, actor, reason, revision }
+}

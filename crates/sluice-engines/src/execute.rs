@@ -1,0 +1,253 @@
+//! Running a ticket's statements on one database, saying exactly what happened to each.
+//!
+//! - When every statement can run inside a transaction (DML on MySQL/MariaDB; everything but the few
+//!   statements PostgreSQL refuses in a transaction block), they run in **one transaction**: all commit, or
+//!   none (a failure rolls the earlier ones back, and the rest are not run).
+//! - Otherwise (MySQL/MariaDB DDL commits implicitly; `CREATE INDEX CONCURRENTLY`, `VACUUM` … cannot run in a
+//!   transaction on PostgreSQL) each statement commits on its own, in order, and the first failure stops
+//!   the rest: the report says which committed. Tickets say so before they are approved.
+//! - A **dry run** runs them in a transaction that is rolled back: the affected rows of each, and nothing
+//!   changes. It refuses, before running anything, statements that would commit on their own.
+
+use mysql_async::prelude::Queryable;
+use serde::Serialize;
+use sluice_core::Engine;
+
+use crate::{CheckFailure, ConnectSpec};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Committed,
+    /// Ran, then undone: a dry run, or a transaction a later statement failed.
+    RolledBack,
+    Failed,
+    NotRun,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Committed => "committed",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Failed => "failed",
+            Outcome::NotRun => "not_run",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementOutcome {
+    pub idx: usize,
+    pub outcome: Outcome,
+    pub affected_rows: Option<u64>,
+    /// The server's error, for the failed statement.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecReport {
+    /// The statements ran in one transaction (all or nothing).
+    pub transactional: bool,
+    pub statements: Vec<StatementOutcome>,
+}
+
+impl ExecReport {
+    pub fn ok(&self) -> bool {
+        !self.statements.iter().any(|s| s.outcome == Outcome::Failed)
+    }
+}
+
+/// The first word of a statement, upper-cased, past comments and whitespace.
+fn first_words(sql: &str, n: usize) -> Vec<String> {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map(|(_, t)| t).unwrap_or("").trim_start();
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map(|(_, t)| t).unwrap_or("").trim_start();
+        } else {
+            break;
+        }
+    }
+    rest.split(|c: char| c.is_whitespace() || c == '(' || c == ';').filter(|w| !w.is_empty()).take(n).map(|w| w.to_ascii_uppercase()).collect()
+}
+
+/// Whether the statement can run inside a transaction that a later ROLLBACK undoes.
+pub fn transactional(engine: Engine, sql: &str) -> bool {
+    let words = first_words(sql, 4);
+    let first = words.first().map(String::as_str).unwrap_or("");
+    match engine {
+        // MySQL/MariaDB commit implicitly before and after DDL, and for administrative statements.
+        Engine::Mysql | Engine::Mariadb => matches!(first, "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "SELECT" | "WITH" | "SET" | "DO" | "VALUES"),
+        Engine::Postgres => {
+            let concurrently = words.iter().any(|w| w == "CONCURRENTLY");
+            !(concurrently
+                || matches!(first, "VACUUM" | "CLUSTER" | "CHECKPOINT")
+                || (first == "CREATE" || first == "DROP") && words.get(1).is_some_and(|w| w == "DATABASE" || w == "TABLESPACE")
+                || first == "ALTER" && words.get(1).is_some_and(|w| w == "SYSTEM"))
+        }
+        Engine::Redis => false,
+    }
+}
+
+/// Runs `statements` on the spec's database (see the module doc for how).
+pub async fn run(spec: &ConnectSpec, statements: &[String], dry_run: bool) -> Result<ExecReport, CheckFailure> {
+    let all_transactional = statements.iter().all(|s| transactional(spec.engine, s));
+    if dry_run && let Some(i) = statements.iter().position(|s| !transactional(spec.engine, s)) {
+        return Err(CheckFailure {
+            kind: crate::FailureKind::Protocol,
+            message: format!("statement {} cannot be dry-run: it commits on its own on {}, so it could not be undone", i + 1, spec.engine),
+        });
+    }
+    match spec.engine {
+        Engine::Mysql | Engine::Mariadb => run_mysql(spec, statements, dry_run, all_transactional).await,
+        Engine::Postgres => run_postgres(spec, statements, dry_run, all_transactional).await,
+        Engine::Redis => Err(CheckFailure { kind: crate::FailureKind::Protocol, message: "Redis tickets run commands, not SQL".into() }),
+    }
+}
+
+/// Builds the report from how far a run got: `done` statements ran (with their affected rows), `failed`
+/// is the one that failed (if any).
+fn report(n: usize, done: Vec<u64>, failed: Option<String>, transactional: bool, kept: bool) -> ExecReport {
+    let ran = done.len();
+    let statements = (0..n)
+        .map(|idx| {
+            let (outcome, affected_rows, error) = if idx < ran {
+                (if kept && (failed.is_none() || !transactional) { Outcome::Committed } else { Outcome::RolledBack }, Some(done[idx]), None)
+            } else if idx == ran && failed.is_some() {
+                (Outcome::Failed, None, failed.clone())
+            } else {
+                (Outcome::NotRun, None, None)
+            };
+            StatementOutcome { idx, outcome, affected_rows, error }
+        })
+        .collect();
+    ExecReport { transactional, statements }
+}
+
+async fn run_mysql(spec: &ConnectSpec, statements: &[String], dry_run: bool, in_tx: bool) -> Result<ExecReport, CheckFailure> {
+    crate::connect::resolve(spec).await?;
+    let mut conn = mysql_async::Conn::new(crate::mysql::opts(spec)).await.map_err(|e| crate::mysql::classify(&e, spec))?;
+    let mut done = Vec::new();
+    let mut failed = None;
+    if in_tx {
+        conn.query_drop("START TRANSACTION").await.map_err(|e| crate::mysql::classify(&e, spec))?;
+    }
+    for s in statements {
+        match conn.query_iter(s.as_str()).await {
+            Ok(result) => {
+                let affected = result.affected_rows();
+                // Drain any rows (a SELECT) so the connection is ready for the next statement.
+                let _ = result.drop_result().await;
+                done.push(affected);
+            }
+            Err(e) => {
+                failed = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let kept = if in_tx {
+        if dry_run || failed.is_some() {
+            conn.query_drop("ROLLBACK").await.map_err(|e| crate::mysql::classify(&e, spec))?;
+            false
+        } else {
+            match conn.query_drop("COMMIT").await {
+                Ok(()) => true,
+                Err(e) => {
+                    // The commit itself failed: nothing was kept; the last statement carries the error.
+                    let n = done.len();
+                    let mut r = report(statements.len(), done, None, true, false);
+                    if let Some(last) = r.statements.get_mut(n.saturating_sub(1)) {
+                        last.outcome = Outcome::Failed;
+                        last.error = Some(format!("COMMIT failed: {e}"));
+                    }
+                    let _ = conn.disconnect().await;
+                    return Ok(r);
+                }
+            }
+        }
+    } else {
+        true
+    };
+    let _ = conn.disconnect().await;
+    Ok(report(statements.len(), done, failed, in_tx, kept))
+}
+
+async fn run_postgres(spec: &ConnectSpec, statements: &[String], dry_run: bool, in_tx: bool) -> Result<ExecReport, CheckFailure> {
+    let client = crate::connect::postgres_client(spec).await?;
+    let q = |e: tokio_postgres::Error| crate::postgres::classify(&e, spec);
+    let mut done = Vec::new();
+    let mut failed = None;
+    if in_tx {
+        client.batch_execute("BEGIN").await.map_err(q)?;
+    }
+    for s in statements {
+        // The simple protocol: a statement as written, with its own row count.
+        match client.simple_query(s).await {
+            Ok(messages) => {
+                let affected = messages
+                    .iter()
+                    .rev()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                        _ => None,
+                    })
+                    .unwrap_or(0);
+                done.push(affected);
+            }
+            Err(e) => {
+                failed = Some(e.as_db_error().map(|d| format!("{}: {}", d.code().code(), d.message())).unwrap_or_else(|| e.to_string()));
+                break;
+            }
+        }
+    }
+    let kept = if in_tx {
+        if dry_run || failed.is_some() {
+            client.batch_execute("ROLLBACK").await.map_err(q)?;
+            false
+        } else {
+            client.batch_execute("COMMIT").await.map_err(q)?;
+            true
+        }
+    } else {
+        true
+    };
+    Ok(report(statements.len(), done, failed, in_tx, kept))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_runs_in_a_transaction() {
+        for s in ["UPDATE t SET a = 1", "  -- why\n delete from t where id = 1", "/* x */ INSERT INTO t VALUES (1)", "WITH x AS (SELECT 1) SELECT * FROM x"] {
+            assert!(transactional(Engine::Mariadb, s), "{s}");
+        }
+        for s in ["ALTER TABLE t ADD COLUMN c INT", "CREATE INDEX i ON t (a)", "TRUNCATE t", "CALL p()"] {
+            assert!(!transactional(Engine::Mariadb, s), "{s}");
+        }
+        for s in ["ALTER TABLE t ADD COLUMN c int", "CREATE INDEX i ON t (a)", "UPDATE t SET a = 1", "TRUNCATE t"] {
+            assert!(transactional(Engine::Postgres, s), "{s}");
+        }
+        for s in ["CREATE INDEX CONCURRENTLY i ON t (a)", "VACUUM t", "CREATE DATABASE x", "ALTER SYSTEM SET x = 1", "DROP INDEX CONCURRENTLY i"] {
+            assert!(!transactional(Engine::Postgres, s), "{s}");
+        }
+    }
+
+    #[test]
+    fn reports_say_what_committed() {
+        let r = report(3, vec![1, 2], Some("boom".into()), true, false);
+        let o: Vec<Outcome> = r.statements.iter().map(|s| s.outcome).collect();
+        assert_eq!(o, [Outcome::RolledBack, Outcome::RolledBack, Outcome::Failed]);
+        let r = report(3, vec![1], Some("boom".into()), false, true);
+        let o: Vec<Outcome> = r.statements.iter().map(|s| s.outcome).collect();
+        assert_eq!(o, [Outcome::Committed, Outcome::Failed, Outcome::NotRun]);
+        assert!(!r.ok());
+        let r = report(2, vec![1, 5], None, true, true);
+        assert!(r.ok() && r.statements.iter().all(|s| s.outcome == Outcome::Committed));
+        assert_eq!(r.statements[1].affected_rows, Some(5));
+    }
+}
