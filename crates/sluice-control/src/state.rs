@@ -21,12 +21,14 @@ pub struct ApiSettings {
     pub pipeline_env: Arc<BTreeMap<String, String>>,
     /// Where managed pipelines and instance checks may connect.
     pub egress: Arc<EgressPolicy>,
+    /// How long a running ticket job is this server's without a heartbeat.
+    pub exec_lease: Duration,
 }
 
 impl ApiSettings {
     /// Defaults around a data dir: 5 s checks, no offered variables, the default egress policy.
     pub fn new(data_dir: std::path::PathBuf) -> Self {
-        Self { check_timeout: Duration::from_secs(5), data_dir, pipeline_env: Arc::default(), egress: Arc::default() }
+        Self { check_timeout: Duration::from_secs(5), data_dir, pipeline_env: Arc::default(), egress: Arc::default(), exec_lease: Duration::from_secs(30) }
     }
 }
 

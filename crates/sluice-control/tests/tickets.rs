@@ -332,3 +332,52 @@ async fn dry_runs_change_nothing_on_postgres() {
     assert_eq!(statement_states(&t), [("rolled_back".into(), Some(4)), ("rolled_back".into(), Some(1))]);
     assert_eq!(checksum().await, before, "a dry run changed the table");
 }
+
+/// A ticket with a time ahead is scheduled, not run, and runs when its time comes; a scheduled ticket
+/// cancelled before then never runs. The schedule lives in the store, so a restart does not lose it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_tickets_run_at_their_time_and_cancelled_ones_never() {
+    let (_, db) = sluice_testkit::fresh_mariadb_database("tixsched").await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT NOT NULL)")).await;
+    sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t VALUES (1, 0), (2, 0)")).await;
+    let (app, [dev, appr, dba]) = real_project(crate::support::service_instance(sluice_testkit::Service::Mariadb, "db", "sluice")).await;
+    let at = |ms: i64| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 + ms;
+    let mut ids = Vec::new();
+    for row in [1, 2] {
+        let id = approved(&app, &dev, &appr, &format!("UPDATE t SET v = 7 WHERE id = {row};"), &db, "direct").await;
+        let edited = app.call(Method::PATCH, &format!("/api/v1/tickets/{id}"), Some(&dev), Some(json!({"revision": 1, "run_at": at(1500)}))).await;
+        assert_eq!(edited.status, StatusCode::OK, "{}", edited.raw);
+        app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 2}))).await;
+        let a = app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(&appr), Some(json!({"revision": 2}))).await;
+        assert_eq!(a.body["state"], "approved", "{}", a.raw);
+        let run = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 2}))).await;
+        assert_eq!((run.status, run.body["state"].as_str()), (StatusCode::ACCEPTED, Some("scheduled")), "{}", run.raw);
+        ids.push(id);
+    }
+    let cancel = app.call(Method::POST, &format!("/api/v1/tickets/{}/cancel", ids[1]), Some(&dba), Some(json!({"revision": 2, "reason": "not needed"}))).await;
+    assert_eq!(cancel.body["state"], "cancelled", "{}", cancel.raw);
+    assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT v FROM {db}.t WHERE id = 1")).await.as_deref(), Some("0"), "not before its time");
+    let t = finished(&app, &ids[0]).await;
+    // `finished` returns once the ticket leaves approved/running: a scheduled one is polled on.
+    let t = if t["state"] == "scheduled" {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let t = app.admin(Method::GET, &format!("/api/v1/tickets/{}", ids[0]), None).await.body;
+            if t["state"] == "done" || t["state"] == "failed" {
+                break t;
+            }
+            assert!(std::time::Instant::now() < deadline, "the scheduled ticket never ran: {t}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    } else {
+        t
+    };
+    assert_eq!(t["state"], "done", "{t}");
+    assert_eq!(
+        sluice_testkit::mariadb_scalar(&format!("SELECT GROUP_CONCAT(v ORDER BY id) FROM {db}.t")).await.as_deref(),
+        Some("7,0"),
+        "the cancelled one never ran"
+    );
+    let history: Vec<&str> = t["history"].as_array().unwrap().iter().filter_map(|h| h["actor"].as_str()).collect();
+    assert!(history.contains(&"sluice (schedule)"), "started by the schedule: {history:?}");
+}

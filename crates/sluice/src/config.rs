@@ -27,6 +27,17 @@ pub struct FileConfig {
     pub pipelines: PipelinesConfig,
     #[serde(default)]
     pub egress: EgressConfig,
+    #[serde(default)]
+    pub tickets: TicketsConfig,
+}
+
+/// `[tickets]`: how this server executes tickets.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketsConfig {
+    /// How long a running job is this server's without a heartbeat (default `30s`). A server that dies
+    /// while running one loses it after this long; the job is then declared unknown, never re-run.
+    pub lease: Option<String>,
 }
 
 /// `[pipelines]`: what pipelines managed through the API may use.
@@ -100,6 +111,7 @@ pub struct ServeSettings {
     /// Offered variables with their values at start.
     pub pipeline_env: BTreeMap<String, String>,
     pub egress: EgressPolicy,
+    pub exec_lease: Duration,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -153,6 +165,13 @@ impl FileConfig {
         if check_timeout.is_zero() || check_timeout > Duration::from_secs(300) {
             return Err(invalid("api.check_timeout", "must be between 1ms and 300s".into()));
         }
+        let exec_lease = match &self.tickets.lease {
+            None => Duration::from_secs(30),
+            Some(t) => humantime::parse_duration(t).map_err(|e| invalid("tickets.lease", format!("`{t}` is not a duration like `30s`: {e}")))?,
+        };
+        if exec_lease < Duration::from_secs(1) || exec_lease > Duration::from_secs(3600) {
+            return Err(invalid("tickets.lease", "must be between 1s and 1h".into()));
+        }
         let mut pipeline_env = BTreeMap::new();
         for (i, name) in self.pipelines.env.iter().enumerate() {
             let key = format!("pipelines.env[{i}]");
@@ -180,6 +199,7 @@ impl FileConfig {
             check_timeout,
             pipeline_env,
             egress,
+            exec_lease,
         })
     }
 }

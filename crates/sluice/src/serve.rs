@@ -60,6 +60,7 @@ pub async fn run(settings: ServeSettings) -> Result<()> {
             data_dir: settings.data_dir.clone(),
             pipeline_env: std::sync::Arc::new(settings.pipeline_env.clone()),
             egress: std::sync::Arc::new(settings.egress.clone()),
+            exec_lease: settings.exec_lease,
         },
     );
     sluice_control::serve(listener, state, shutdown).await.context("server failed")?;

@@ -27,10 +27,16 @@ fn free_port() -> u16 {
 
 /// Starts `sluice serve` and waits (with a deadline) for its "listening" line.
 fn start(data_dir: &Path) -> Server {
+    start_with(data_dir, &[])
+}
+
+/// As [`start`], with extra arguments (`--config FILE`).
+fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
     let port = free_port();
     let mut child = Command::new(BIN)
         .args(["serve", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("SLUICE_ADMIN_TOKEN", ADMIN)
         .env_remove("SLUICE_MASTER_KEY")
@@ -456,4 +462,95 @@ fn ticket_commands_create_review_and_approve() {
     assert!(text(&list).contains(&id), "{}", text(&list));
     let show = as_user(&tokens[1], &["ticket", "show", &id]);
     assert!(text(&show).contains("\"approve_final\""), "{}", text(&show));
+}
+
+/// `kill -9` of the server while a ticket's statement runs: after a restart the job is declared unknown
+/// (its server died mid-run, so whether it committed cannot be known) and its ticket fails with that
+/// reason; the statement is never run a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_whose_server_dies_mid_run_is_never_run_twice() {
+    let (_, db) = sluice_testkit::fresh_mariadb_database("tixkill").await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT NOT NULL)")).await;
+    sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t VALUES (1, 0)")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, "[tickets]\nlease = \"2s\"\n").unwrap();
+    let data = dir.path().join("data");
+    let cfg = config.display().to_string();
+    let mut server = start_with(&data, &["--config", &cfg]);
+    let ok = |o: Output| {
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    let url = sluice_testkit::service(sluice_testkit::Service::Mariadb);
+    let (host, port) = sluice_testkit::host_port(&url).unwrap();
+    ok(cli(
+        &server,
+        &[
+            "instance",
+            "add",
+            "db",
+            "--engine",
+            "mariadb",
+            "--host",
+            &host,
+            "--port",
+            &port.to_string(),
+            "--user",
+            "sluice",
+            "--password-env",
+            "DEMO_PW",
+            "--env",
+            "prod",
+        ],
+    ));
+    ok(cli(&server, &["project", "create", "p"]));
+    ok(cli(&server, &["project", "add-instance", "p", "db"]));
+    let out = ok(cli(&server, &["user", "add", "appr", "--role", "developer", "--with-token", "cli"]));
+    let appr = out.lines().find_map(|l| l.strip_prefix("token (shown once): ")).unwrap().trim().to_string();
+    ok(cli(&server, &["project", "add-member", "p", "appr", "approver"]));
+    // The statement takes 3 s, long enough to kill the server in the middle of it.
+    std::fs::write(dir.path().join("slow.sql"), "UPDATE t SET v = v + 1 WHERE id = 1 AND SLEEP(3) = 0;\n").unwrap();
+    let file = dir.path().join("slow.sql").display().to_string();
+    let created = ok(cli(&server, &["ticket", "create", "--project", "p", "--instance", "db", "--db", &db, "--file", &file]));
+    let id = created.split_whitespace().nth(1).unwrap().to_string();
+    // SLEEP() is an error finding; the admin accepts it for this test.
+    ok(cli(&server, &["ticket", "override", &id, "--reason", "a deliberately slow statement"]));
+    let approved = Command::new(BIN).args(["ticket", "approve", &id]).env("SLUICE_SERVER", &server.url).env("SLUICE_TOKEN", &appr).output().unwrap();
+    assert!(approved.status.success(), "{}", text(&approved));
+    let run = ok(cli(&server, &["ticket", "run", &id]));
+    assert!(run.contains("is running"), "{run}");
+    // Wait until the statement is executing on the server, then kill -9.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sluice_testkit::mariadb_scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE t SET v = v + 1%'").await.as_deref()
+        != Some("1")
+    {
+        assert!(Instant::now() < deadline, "the ticket's statement never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    // Restarted: after the lease runs out the job is unknown and the ticket failed, naming why.
+    let server = start_with(&data, &["--config", &cfg]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let t = loop {
+        let t = reqwest_get(&server.url, &format!("/api/v1/tickets/{id}")).await;
+        if t["state"] == "failed" {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "the dead job was never settled: {t}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(t["jobs"][0]["state"], "unknown", "{t}");
+    assert!(t["jobs"][0]["outcome"].as_str().unwrap().contains("unknown"), "{t}");
+    // Well past the statement's own time: it ran at most once (the killed client's transaction may have
+    // been rolled back, so 0 or 1), never twice.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let v = sluice_testkit::mariadb_scalar(&format!("SELECT v FROM {db}.t WHERE id = 1")).await.unwrap();
+    assert!(v == "0" || v == "1", "the statement ran {v} times");
+    assert_eq!(reqwest_get(&server.url, &format!("/api/v1/tickets/{id}")).await["jobs"].as_array().unwrap().len(), 1, "no second job");
+}
+
+async fn reqwest_get(base: &str, path: &str) -> serde_json::Value {
+    reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap()
 }

@@ -17,10 +17,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 
-/// How long a lease lasts without a heartbeat; heartbeats come three times as often.
-const LEASE_MS: i64 = 30_000;
 /// Jobs at a time on one instance.
 const PER_INSTANCE: i64 = 1;
+
+/// The lease in milliseconds; heartbeats come three times as often.
+fn lease_ms(state: &AppState) -> i64 {
+    state.settings.exec_lease.as_millis() as i64
+}
 
 fn entry(action: &str, detail: Option<serde_json::Value>) -> AuditEntry {
     AuditEntry { actor: "sluice".into(), action: action.into(), target: None, outcome: "ok".into(), detail, request_id: None }
@@ -33,7 +36,7 @@ pub fn spawn_worker(state: AppState, shutdown: CancellationToken) -> tokio::task
         loop {
             start_due(&state).await;
             loop {
-                match state.store.lease_job(&owner, LEASE_MS, PER_INSTANCE).await {
+                match state.store.lease_job(&owner, lease_ms(&state), PER_INSTANCE).await {
                     Ok(Some(job)) => run_job(&state, &owner, job).await,
                     Ok(None) => break,
                     Err(e) => {
@@ -62,6 +65,7 @@ async fn start_due(state: &AppState) {
 }
 
 async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
+    let lease = lease_ms(state);
     let heartbeat = {
         let (store, id, owner) = (state.store.clone(), job.id.clone(), owner.to_string());
         let stop = CancellationToken::new();
@@ -70,9 +74,9 @@ async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
             loop {
                 tokio::select! {
                     _ = s.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)) => {}
+                    _ = tokio::time::sleep(Duration::from_millis(lease as u64 / 3)) => {}
                 }
-                if !store.heartbeat(&id, &owner, LEASE_MS).await.unwrap_or(false) {
+                if !store.heartbeat(&id, &owner, lease).await.unwrap_or(false) {
                     tracing::error!(job = %id, "lost the lease of a running job");
                     return;
                 }

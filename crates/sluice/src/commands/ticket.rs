@@ -90,6 +90,10 @@ pub enum TicketAction {
         id: String,
         text: String,
     },
+    /// Run an approved ticket now, or schedule it when its time is ahead (owner or dba of the project).
+    Run {
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +240,7 @@ pub async fn run_ticket(cmd: TicketCmd) -> Result<i32> {
         TicketAction::Reject { id, reason } => println!("{}", summary(&act(&id, "reject", Some(reason)).await?)),
         TicketAction::Cancel { id, reason } => println!("{}", summary(&act(&id, "cancel", Some(reason)).await?)),
         TicketAction::Override { id, reason } => println!("{}", summary(&act(&id, "override", Some(reason)).await?)),
+        TicketAction::Run { id } => println!("{}", summary(&act(&id, "run", None).await?)),
         TicketAction::Comment { id, text } => {
             c.call_no_content(Method::POST, &format!("/api/v1/tickets/{}/comments", urlencode(&id)), json!({ "text": text })).await?;
             println!("commented on {id}");
