@@ -62,6 +62,15 @@ enum Cmd {
         #[arg(long)]
         rows: u64,
     },
+    /// A ticket of N single-row UPDATE statements: the review (the ticket's submit) and a dry run on the
+    /// target (its statements in a transaction that is rolled back), timed apart. `--url` names a MariaDB
+    /// database holding table `t (id INT PRIMARY KEY, v INT)`.
+    TicketDryRun {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 400_000)]
+        statements: usize,
+    },
     /// One 1,000,000-row transaction through shaping into the blackhole sink; prints peak RSS.
     Bigtx {
         #[arg(long)]
@@ -206,6 +215,27 @@ async fn main() -> Result<()> {
                 status.events_in.load(Ordering::Relaxed),
                 received.load(Ordering::Relaxed),
                 rows as f64 / secs
+            );
+        }
+        Cmd::TicketDryRun { url, statements } => {
+            let sql: String = (0..statements).map(|i| format!("UPDATE t SET v = v + 1 WHERE id = {};\n", i % 1000 + 1)).collect();
+            let t0 = Instant::now();
+            let review = sluice_review::review(&sql, sluice_review::SqlDialect::MySql);
+            let review_s = t0.elapsed().as_secs_f64();
+            let pieces: Vec<String> = sluice_review::split::split(&sql, sluice_review::SqlDialect::MySql).iter().map(|p| p.text(&sql).to_string()).collect();
+            anyhow::ensure!(pieces.len() == statements, "split {} statements, expected {statements}", pieces.len());
+            let spec = sluice_engines::ConnectSpec::from_url(&url).map_err(anyhow::Error::msg)?.with_timeout(Duration::from_secs(30));
+            let t1 = Instant::now();
+            let report = sluice_engines::execute::run(&spec, &pieces, true).await.map_err(|f| anyhow::anyhow!(f.message))?;
+            let dry_s = t1.elapsed().as_secs_f64();
+            let affected: u64 = report.statements.iter().filter_map(|s| s.affected_rows).sum();
+            anyhow::ensure!(report.ok() && affected == statements as u64, "dry run: ok {} affected {affected}", report.ok());
+            println!(
+                "sluice statements={statements} findings={} review_s={review_s:.3} review_per_s={:.0} dry_run_s={dry_s:.3} dry_run_per_s={:.0} total_s={:.3}",
+                review.findings.len(),
+                statements as f64 / review_s,
+                statements as f64 / dry_s,
+                review_s + dry_s
             );
         }
         Cmd::Bigtx { url, rows } => {

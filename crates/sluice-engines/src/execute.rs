@@ -134,14 +134,12 @@ async fn run_mysql(spec: &ConnectSpec, statements: &[String], dry_run: bool, in_
     if in_tx {
         conn.query_drop("START TRANSACTION").await.map_err(|e| crate::mysql::classify(&e, spec))?;
     }
+    // One statement per round trip, so each one's affected rows and error are its own. (Multi-statement
+    // packets would save round trips, but mysql_async does not step through a batch's OK results one by
+    // one, so a failure could not be pinned to its statement.)
     for s in statements {
-        match conn.query_iter(s.as_str()).await {
-            Ok(result) => {
-                let affected = result.affected_rows();
-                // Drain any rows (a SELECT) so the connection is ready for the next statement.
-                let _ = result.drop_result().await;
-                done.push(affected);
-            }
+        match conn.query_drop(s.as_str()).await {
+            Ok(()) => done.push(conn.affected_rows()),
             Err(e) => {
                 failed = Some(e.to_string());
                 break;

@@ -263,13 +263,25 @@ impl Store {
             q = q.bind(b);
         }
         let rows = q.fetch_all(self.pool()).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: String = row.try_get("id")?;
-            let targets = self.ticket_targets(&id).await?;
-            out.push(ticket(row, targets)?);
+        // Every page's targets in one query, not one per ticket.
+        let ids: Vec<String> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
+        let mut targets: std::collections::HashMap<String, Vec<Target>> = std::collections::HashMap::new();
+        if !ids.is_empty() {
+            let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+            let sql =
+                format!("SELECT ticket_id, instance_id, database_name FROM ticket_targets WHERE ticket_id IN ({}) ORDER BY ticket_id, seq", marks.join(", "));
+            let mut q = sqlx::query(&sql);
+            for id in &ids {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                targets
+                    .entry(r.try_get("ticket_id")?)
+                    .or_default()
+                    .push(Target { instance_id: r.try_get("instance_id")?, database: r.try_get("database_name")? });
+            }
         }
-        Ok(out)
+        rows.iter().zip(&ids).map(|(row, id)| ticket(row, targets.remove(id).unwrap_or_default())).collect()
     }
 
     /// Applies one state-machine event as a compare-and-set on the state and revision it reads.
