@@ -181,16 +181,7 @@ impl Store {
         .execute(&mut *tx.tx)
         .await
         .map_err(|e| conflict_or(e, || "a ticket with this idempotency key".to_string()))?;
-        for (seq, target) in t.targets.iter().enumerate() {
-            sqlx::query("INSERT INTO ticket_targets (ticket_id, seq, instance_id, database_name, state) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&id)
-                .bind(seq as i64)
-                .bind(&target.instance_id)
-                .bind(&target.database)
-                .bind("pending")
-                .execute(&mut *tx.tx)
-                .await?;
-        }
+        insert_targets(&mut tx, &id, &t.targets).await?;
         history(&mut tx, &id, &t.creator, "created", None, Some(TicketState::Draft), 1, None).await?;
         append(&mut tx, &AuditEntry { target: Some(format!("ticket/{id}")), ..audit.clone() }).await?;
         tx.commit().await?;
@@ -322,16 +313,7 @@ impl Store {
         .execute(&mut *tx.tx)
         .await?;
         sqlx::query("DELETE FROM ticket_targets WHERE ticket_id = $1").bind(id).execute(&mut *tx.tx).await?;
-        for (seq, target) in edit.targets.iter().enumerate() {
-            sqlx::query("INSERT INTO ticket_targets (ticket_id, seq, instance_id, database_name, state) VALUES ($1, $2, $3, $4, $5)")
-                .bind(id)
-                .bind(seq as i64)
-                .bind(&target.instance_id)
-                .bind(&target.database)
-                .bind("pending")
-                .execute(&mut *tx.tx)
-                .await?;
-        }
+        insert_targets(&mut tx, id, &edit.targets).await?;
         history(&mut tx, id, &edit.creator, "edit", Some(from), Some(to), current + 1, None).await?;
         append(&mut tx, &AuditEntry { target: Some(format!("ticket/{id}")), ..audit.clone() }).await?;
         tx.commit().await?;
@@ -459,19 +441,7 @@ impl Store {
         if current != revision || from != TicketState::Reviewing {
             return Err(StoreError::Stale { what: format!("ticket {id} (now {from} at revision {current})") });
         }
-        let now = now_ms();
-        for r in reviews {
-            sqlx::query("INSERT INTO ticket_reviews (ticket_id, revision, target_seq, errors, warnings, review, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(id)
-                .bind(revision)
-                .bind(r.target_seq)
-                .bind(r.errors)
-                .bind(r.warnings)
-                .bind(r.review.to_string())
-                .bind(now)
-                .execute(&mut *tx.tx)
-                .await?;
-        }
+        insert_reviews(&mut tx, id, revision, reviews).await?;
         sqlx::query("UPDATE tickets SET flow = $1 WHERE id = $2").bind(flow.to_string()).bind(id).execute(&mut *tx.tx).await?;
         let event = if auto_approved { TicketEvent::AutoApproved } else { TicketEvent::Reviewed };
         let to = next(from, event)?;
@@ -554,6 +524,37 @@ pub(crate) async fn set_state(tx: &mut WriteTx<'_>, id: &str, from: TicketState,
         .rows_affected();
     if n == 0 {
         return Err(StoreError::Stale { what: format!("ticket {id}") });
+    }
+    Ok(())
+}
+
+async fn insert_targets(tx: &mut WriteTx<'_>, id: &str, targets: &[Target]) -> Result<(), StoreError> {
+    for (seq, target) in targets.iter().enumerate() {
+        sqlx::query("INSERT INTO ticket_targets (ticket_id, seq, instance_id, database_name, state) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(seq as i64)
+            .bind(&target.instance_id)
+            .bind(&target.database)
+            .bind("pending")
+            .execute(&mut *tx.tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert_reviews(tx: &mut WriteTx<'_>, id: &str, revision: i64, reviews: &[TargetReview]) -> Result<(), StoreError> {
+    let now = now_ms();
+    for r in reviews {
+        sqlx::query("INSERT INTO ticket_reviews (ticket_id, revision, target_seq, errors, warnings, review, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(id)
+            .bind(revision)
+            .bind(r.target_seq)
+            .bind(r.errors)
+            .bind(r.warnings)
+            .bind(r.review.to_string())
+            .bind(now)
+            .execute(&mut *tx.tx)
+            .await?;
     }
     Ok(())
 }
@@ -705,19 +706,7 @@ impl Store {
         let revision = current + 1;
         set_state(&mut tx, id, from, to, current, revision).await?;
         sqlx::query("UPDATE tickets SET flow = $1, approved_sha256 = NULL WHERE id = $2").bind(done.flow.to_string()).bind(id).execute(&mut *tx.tx).await?;
-        let now = now_ms();
-        for r in done.reviews {
-            sqlx::query("INSERT INTO ticket_reviews (ticket_id, revision, target_seq, errors, warnings, review, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(id)
-                .bind(revision)
-                .bind(r.target_seq)
-                .bind(r.errors)
-                .bind(r.warnings)
-                .bind(r.review.to_string())
-                .bind(now)
-                .execute(&mut *tx.tx)
-                .await?;
-        }
+        insert_reviews(&mut tx, id, revision, done.reviews).await?;
         history(
             &mut tx,
             id,
