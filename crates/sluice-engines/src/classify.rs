@@ -2,29 +2,7 @@
 
 use std::io;
 
-use sluice_core::egress::EgressPolicy;
-use tokio::net::{TcpStream, lookup_host};
-
 use crate::{CheckFailure, FailureKind};
-
-/// Resolves and connects once, mapping the socket error kind to a [`FailureKind`].
-pub(crate) async fn tcp_probe(host: &str, port: u16, egress: Option<&EgressPolicy>) -> Result<(), CheckFailure> {
-    let addrs: Vec<_> = lookup_host((host, port))
-        .await
-        .map_err(|e| CheckFailure { kind: FailureKind::Unreachable, message: format!("cannot resolve host `{host}`: {e}") })?
-        .collect();
-    if let Some(policy) = egress {
-        let ips: Vec<_> = addrs.iter().map(|a| a.ip()).collect();
-        policy.check(host, &ips).map_err(|e| CheckFailure { kind: FailureKind::EgressDenied, message: e.to_string() })?;
-    }
-    let Some(addr) = addrs.first() else {
-        return Err(CheckFailure { kind: FailureKind::Unreachable, message: format!("host `{host}` has no address") });
-    };
-    match TcpStream::connect(addr).await {
-        Ok(_) => Ok(()),
-        Err(e) => Err(socket_failure(&e, host, port)),
-    }
-}
 
 pub(crate) fn socket_failure(e: &io::Error, host: &str, port: u16) -> CheckFailure {
     let kind = match e.kind() {

@@ -223,7 +223,7 @@ pub async fn check(spec: &ConnectSpec) -> CheckReport {
 async fn probe(spec: &ConnectSpec) -> Result<Probed, CheckFailure> {
     // A plain TCP connect first: it tells refused, unreachable and timeout apart the same way for every
     // engine, before any driver wraps the socket error in its own type.
-    classify::tcp_probe(&spec.host, spec.port, spec.egress.as_deref()).await?;
+    connect::tcp(spec).await?;
     match spec.engine {
         Engine::Mysql | Engine::Mariadb => mysql::probe(spec).await,
         Engine::Postgres => postgres::probe(spec).await,

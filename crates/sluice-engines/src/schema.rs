@@ -37,7 +37,7 @@ pub async fn collect(spec: &ConnectSpec, statements: &[(usize, String)], deadlin
 async fn collect_unbounded(spec: &ConnectSpec, statements: &[(usize, String)]) -> Result<SchemaInfo, SchemaError> {
     // The check's own first step: the egress policy, then a plain connect that names refused, unreachable
     // and timeout the same way for every engine.
-    crate::classify::tcp_probe(&spec.host, spec.port, spec.egress.as_deref()).await.map_err(|f| SchemaError(f.message))?;
+    crate::connect::tcp(spec).await.map_err(|f| SchemaError(f.message))?;
     match spec.engine {
         Engine::Mysql | Engine::Mariadb => mysql(spec, statements).await,
         Engine::Postgres => postgres(spec, statements).await,

@@ -147,6 +147,14 @@ async fn view(state: &AppState, caller: &Caller, t: TicketRecord) -> Result<Tick
     Ok(TicketView { ticket: t, reviews, overridden, history, jobs })
 }
 
+/// The caller acts on the revision they read; an older one is stale (409).
+fn same_revision(t: &TicketRecord, revision: i64) -> Result<(), ApiError> {
+    if t.revision != revision {
+        return Err(ApiError::Stale { what: format!("ticket {} (revision {}, not {revision})", t.id, t.revision) });
+    }
+    Ok(())
+}
+
 fn store_error(caller: &Caller, e: sluice_store::StoreError) -> ApiError {
     match e {
         sluice_store::StoreError::Transition(t) => ApiError::InvalidTransition { message: t.to_string() },
@@ -370,9 +378,7 @@ async fn approve_ticket(
     if matches!(access, Access::Auditor) {
         return Err(forbidden("ticket.approve: auditors read only"));
     }
-    if t.revision != body.revision {
-        return Err(ApiError::Stale { what: format!("ticket {} (revision {}, not {})", t.id, t.revision, body.revision) });
-    }
+    same_revision(&t, body.revision)?;
     if t.state != TicketState::PendingApproval {
         return Err(ApiError::InvalidTransition { message: format!("a ticket that is {} cannot be approved", t.state) });
     }
@@ -518,9 +524,7 @@ async fn override_ticket(
     let Some(reason) = body.reason.as_deref().filter(|r| !r.trim().is_empty()) else {
         return Err(ApiError::invalid("reason", "reason: say why the findings are accepted"));
     };
-    if t.revision != body.revision {
-        return Err(ApiError::Stale { what: format!("ticket {} (revision {}, not {})", t.id, t.revision, body.revision) });
-    }
+    same_revision(&t, body.revision)?;
     state
         .store
         .ticket_note(&t.id, &actor(&caller), "override", reason, &caller.audit_entry("ok", Some(serde_json::json!({ "reason": reason }))))
@@ -547,9 +551,7 @@ async fn run_ticket(
     if !access.is_operator() {
         return Err(forbidden("ticket.run: an owner or dba of the project"));
     }
-    if t.revision != body.revision {
-        return Err(ApiError::Stale { what: format!("ticket {} (revision {}, not {})", t.id, t.revision, body.revision) });
-    }
+    same_revision(&t, body.revision)?;
     use crate::tickets::StartError;
     match crate::tickets::start(&state, &t, &actor(&caller)).await {
         Ok(_) => {}

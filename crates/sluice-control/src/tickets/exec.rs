@@ -7,12 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::ExecMode;
-use sluice_core::ticket::TicketEvent;
 use sluice_engines::ConnectSpec;
 use sluice_engines::execute::ExecReport;
 use sluice_store::audit::AuditEntry;
 use sluice_store::jobs::{JobRecord, StatementResult};
-use sluice_store::tickets::Act;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
@@ -163,7 +161,3 @@ pub fn wake(state: &AppState) {
 }
 
 pub(crate) type Wake = Arc<tokio::sync::Notify>;
-
-pub(crate) fn act<'a>(event: TicketEvent, actor: &'a str, reason: Option<&'a str>, revision: i64) -> Act<'a> {
-    Act { event, actor, reason, revision }
-}

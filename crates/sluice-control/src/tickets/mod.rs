@@ -159,7 +159,14 @@ pub async fn start(state: &AppState, t: &TicketRecord, actor: &str) -> Result<&'
         request_id: None,
     };
     if t.state == TicketState::Approved && t.run_at.is_some_and(|at| at > sluice_store::now_ms()) {
-        state.store.ticket_event(&t.id, &exec::act(TicketEvent::Schedule, actor, None, t.revision), &audit("ticket.schedule")).await?;
+        state
+            .store
+            .ticket_event(
+                &t.id,
+                &sluice_store::tickets::Act { event: TicketEvent::Schedule, actor, reason: None, revision: t.revision },
+                &audit("ticket.schedule"),
+            )
+            .await?;
         return Ok("scheduled");
     }
     let before = state.store.ticket_reviews(&t.id, t.revision).await?;
