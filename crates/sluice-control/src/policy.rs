@@ -122,6 +122,7 @@ routes! {
     POST   "/api/v1/tickets/{id}/comments"     => TicketWrite,   "ticket.comment";
     POST   "/api/v1/tickets/{id}/override"     => TicketWrite,   "ticket.override";
     POST   "/api/v1/tickets/{id}/run"          => TicketWrite,   "ticket.run";
+    POST   "/api/v1/tickets/{id}/rollback"     => TicketWrite,   "ticket.rollback";
     GET    "/api/v1/flows"                     => FlowRead,      "flow.list";
     POST   "/api/v1/flows"                     => FlowAdmin,     "flow.create";
     GET    "/api/v1/flows/{id}"                => FlowRead,      "flow.read";

@@ -1,6 +1,7 @@
 //! The control plane's integration suite: the real router over real stores and real database services.
 
 mod audit;
+mod backup_mode;
 mod bad_input;
 mod confinement;
 mod instances;

@@ -229,7 +229,7 @@ async fn an_edit_clears_every_approval_and_override() {
 
 /// A project `x` holding a real test instance (`db`), with a developer, an approver and a dba: returns
 /// the app and their tokens.
-async fn real_project(instance: serde_json::Value) -> (TestApp, [String; 3]) {
+pub(crate) async fn real_project(instance: serde_json::Value) -> (TestApp, [String; 3]) {
     let app = TestApp::sqlite().await;
     let r = app.admin(Method::POST, "/api/v1/instances", Some(instance)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
@@ -245,7 +245,7 @@ async fn real_project(instance: serde_json::Value) -> (TestApp, [String; 3]) {
 }
 
 /// Creates, submits and approves a ticket; returns its id.
-async fn approved(app: &TestApp, dev: &str, appr: &str, sql: &str, database: &str, mode: &str) -> String {
+pub(crate) async fn approved(app: &TestApp, dev: &str, appr: &str, sql: &str, database: &str, mode: &str) -> String {
     let body = json!({"project": "x", "kind": "dml", "mode": mode, "title": "t", "statements": sql, "targets": [{"instance": "db", "database": database}]});
     let created = app.call(Method::POST, "/api/v1/tickets", Some(dev), Some(body)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
@@ -258,7 +258,7 @@ async fn approved(app: &TestApp, dev: &str, appr: &str, sql: &str, database: &st
 }
 
 /// Waits (30 s) for the ticket to leave `running`, and returns it.
-async fn finished(app: &TestApp, id: &str) -> serde_json::Value {
+pub(crate) async fn finished(app: &TestApp, id: &str) -> serde_json::Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let t = app.admin(Method::GET, &format!("/api/v1/tickets/{id}"), None).await;
@@ -270,7 +270,7 @@ async fn finished(app: &TestApp, id: &str) -> serde_json::Value {
     }
 }
 
-fn statement_states(t: &serde_json::Value) -> Vec<(String, Option<i64>)> {
+pub(crate) fn statement_states(t: &serde_json::Value) -> Vec<(String, Option<i64>)> {
     t["jobs"][0]["statements"].as_array().unwrap().iter().map(|s| (s["state"].as_str().unwrap().to_string(), s["affected_rows"].as_i64())).collect()
 }
 

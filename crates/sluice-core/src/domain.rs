@@ -163,5 +163,8 @@ string_enum! {
         Backup => "backup",
         /// UPDATE/DELETE in primary-key chunks, committed and checkpointed per chunk.
         Batched => "batched",
+        /// A rollback ticket's script, in one transaction in which every statement must change exactly one
+        /// row (the row as the undone ticket left it); a row changed since fails the run and nothing changes.
+        Rollback => "rollback",
     }
 }

@@ -8,6 +8,10 @@
 //!   the rest: the report says which committed. Tickets say so before they are approved.
 //! - A **dry run** runs them in a transaction that is rolled back: the affected rows of each, and nothing
 //!   changes. It refuses, before running anything, statements that would commit on their own.
+//! - A **guarded** run (rollback tickets) is a transaction in which every INSERT, UPDATE and DELETE must
+//!   change exactly one row: the rollback script matches each row on the values the ticket left, so a
+//!   statement that changes none means the row was changed since. Any such statement rolls the whole
+//!   transaction back, and the report names each one.
 
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
@@ -91,25 +95,58 @@ pub fn transactional(engine: Engine, sql: &str) -> bool {
     }
 }
 
+/// How [`run`] treats the statements (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    DryRun,
+    Commit,
+    Guarded,
+}
+
+/// Whether the statement changes rows (the ones a guarded run counts).
+fn changes_rows(sql: &str) -> bool {
+    matches!(first_words(sql, 1).first().map(String::as_str), Some("INSERT" | "UPDATE" | "DELETE"))
+}
+
 /// Runs `statements` on the spec's database (see the module doc for how).
-pub async fn run(spec: &ConnectSpec, statements: &[String], dry_run: bool) -> Result<ExecReport, CheckFailure> {
+pub async fn run(spec: &ConnectSpec, statements: &[String], mode: RunMode) -> Result<ExecReport, CheckFailure> {
     let all_transactional = statements.iter().all(|s| transactional(spec.engine, s));
-    if dry_run && let Some(i) = statements.iter().position(|s| !transactional(spec.engine, s)) {
+    if mode != RunMode::Commit
+        && let Some(i) = statements.iter().position(|s| !transactional(spec.engine, s))
+    {
         return Err(CheckFailure {
             kind: crate::FailureKind::Protocol,
-            message: format!("statement {} cannot be dry-run: it commits on its own on {}, so it could not be undone", i + 1, spec.engine),
+            message: format!("statement {} cannot run in a transaction that may be undone: it commits on its own on {}", i + 1, spec.engine),
         });
     }
-    match spec.engine {
-        Engine::Mysql | Engine::Mariadb => run_mysql(spec, statements, dry_run, all_transactional).await,
-        Engine::Postgres => run_postgres(spec, statements, dry_run, all_transactional).await,
+    let mut report = match spec.engine {
+        Engine::Mysql | Engine::Mariadb => run_mysql(spec, statements, mode, all_transactional).await,
+        Engine::Postgres => run_postgres(spec, statements, mode, all_transactional).await,
         Engine::Redis => Err(CheckFailure { kind: crate::FailureKind::Protocol, message: "Redis tickets run commands, not SQL".into() }),
+    }?;
+    if mode == RunMode::Guarded {
+        mark_conflicts(&mut report, statements);
+    }
+    Ok(report)
+}
+
+/// The statements of a guarded run that did not change exactly one row.
+fn conflicts(done: &[u64], statements: &[String]) -> Vec<usize> {
+    done.iter().enumerate().filter(|(i, n)| **n != 1 && changes_rows(&statements[*i])).map(|(i, _)| i).collect()
+}
+
+fn mark_conflicts(report: &mut ExecReport, statements: &[String]) {
+    let done: Vec<u64> = report.statements.iter().map(|s| s.affected_rows.unwrap_or(1)).collect();
+    for i in conflicts(&done, statements) {
+        let s = &mut report.statements[i];
+        s.outcome = Outcome::Failed;
+        s.error = Some(format!("the row was changed since the ticket ran ({} rows match the values it left); nothing was overwritten", done[i]));
     }
 }
 
 /// Builds the report from how far a run got: `done` statements ran (with their affected rows), `failed`
 /// is the one that failed (if any).
-fn report(n: usize, done: Vec<u64>, failed: Option<String>, transactional: bool, kept: bool) -> ExecReport {
+pub(crate) fn report(n: usize, done: Vec<u64>, failed: Option<String>, transactional: bool, kept: bool) -> ExecReport {
     let ran = done.len();
     let statements = (0..n)
         .map(|idx| {
@@ -126,7 +163,7 @@ fn report(n: usize, done: Vec<u64>, failed: Option<String>, transactional: bool,
     ExecReport { transactional, statements }
 }
 
-async fn run_mysql(spec: &ConnectSpec, statements: &[String], dry_run: bool, in_tx: bool) -> Result<ExecReport, CheckFailure> {
+async fn run_mysql(spec: &ConnectSpec, statements: &[String], mode: RunMode, in_tx: bool) -> Result<ExecReport, CheckFailure> {
     crate::connect::resolve(spec).await?;
     let mut conn = mysql_async::Conn::new(crate::mysql::opts(spec)).await.map_err(|e| crate::mysql::classify(&e, spec))?;
     let mut done = Vec::new();
@@ -146,8 +183,9 @@ async fn run_mysql(spec: &ConnectSpec, statements: &[String], dry_run: bool, in_
             }
         }
     }
+    let undo = mode == RunMode::DryRun || (mode == RunMode::Guarded && !conflicts(&done, statements).is_empty());
     let kept = if in_tx {
-        if dry_run || failed.is_some() {
+        if undo || failed.is_some() {
             conn.query_drop("ROLLBACK").await.map_err(|e| crate::mysql::classify(&e, spec))?;
             false
         } else {
@@ -173,7 +211,7 @@ async fn run_mysql(spec: &ConnectSpec, statements: &[String], dry_run: bool, in_
     Ok(report(statements.len(), done, failed, in_tx, kept))
 }
 
-async fn run_postgres(spec: &ConnectSpec, statements: &[String], dry_run: bool, in_tx: bool) -> Result<ExecReport, CheckFailure> {
+async fn run_postgres(spec: &ConnectSpec, statements: &[String], mode: RunMode, in_tx: bool) -> Result<ExecReport, CheckFailure> {
     let client = crate::connect::postgres_client(spec).await?;
     let q = |e: tokio_postgres::Error| crate::postgres::classify(&e, spec);
     let mut done = Vec::new();
@@ -201,8 +239,9 @@ async fn run_postgres(spec: &ConnectSpec, statements: &[String], dry_run: bool, 
             }
         }
     }
+    let undo = mode == RunMode::DryRun || (mode == RunMode::Guarded && !conflicts(&done, statements).is_empty());
     let kept = if in_tx {
-        if dry_run || failed.is_some() {
+        if undo || failed.is_some() {
             client.batch_execute("ROLLBACK").await.map_err(q)?;
             false
         } else {

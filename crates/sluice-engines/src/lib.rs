@@ -5,12 +5,14 @@
 //! A check never returns an error: every failure is a [`CheckReport`] whose [`FailureKind`] says what went
 //! wrong, decided from error *types* (socket error kinds, server error codes, TLS error types), not text.
 
+pub mod capture;
 mod classify;
 pub mod connect;
 pub mod execute;
 mod mysql;
 mod postgres;
 mod redis;
+pub mod rollback;
 pub mod schema;
 mod tls;
 

@@ -15,6 +15,7 @@ pub mod rule;
 pub mod rules;
 pub mod schema;
 pub mod split;
+pub mod writes;
 
 pub use finding::{Finding, Level};
 pub use policy::{Policy, Settings};

@@ -249,9 +249,19 @@ impl Store {
             .collect()
     }
 
-    /// Ends a job this owner holds, and when it was the ticket's last, ends the ticket: `done` if every job
-    /// succeeded, else `failed`. Refused (stale) when the lease was lost meanwhile.
-    pub async fn finish_job(&self, job_id: &str, owner: &str, ok: bool, outcome: &str, audit: &AuditEntry) -> Result<(), StoreError> {
+    /// Ends a job this owner holds, keeping its target's backup (backup mode) in the same transaction, and
+    /// when it was the ticket's last, ends the ticket: `done` if every job succeeded, else `failed`; a
+    /// rollback ticket that ends `done` moves the ticket it undid to `rolled_back`. Refused (stale) when the
+    /// lease was lost meanwhile.
+    pub async fn finish_job(
+        &self,
+        job_id: &str,
+        owner: &str,
+        ok: bool,
+        outcome: &str,
+        backup: Option<&crate::backups::NewBackup>,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         let state = if ok { JobState::Done } else { JobState::Failed };
         let n = sqlx::query(
@@ -270,6 +280,9 @@ impl Store {
         }
         let row = sqlx::query("SELECT ticket_id, revision FROM jobs WHERE id = $1").bind(job_id).fetch_one(&mut *tx.tx).await?;
         let (ticket_id, revision): (String, i64) = (row.try_get("ticket_id")?, row.try_get("revision")?);
+        if let Some(b) = backup {
+            crate::backups::insert(&mut tx, &ticket_id, revision, b).await?;
+        }
         settle_ticket(&mut tx, &ticket_id, revision).await?;
         append(&mut tx, &AuditEntry { target: Some(format!("ticket/{ticket_id}")), ..audit.clone() }).await?;
         tx.commit().await
@@ -299,5 +312,17 @@ async fn settle_ticket(tx: &mut WriteTx<'_>, ticket_id: &str, revision: i64) -> 
     crate::tickets::set_state(tx, ticket_id, from, to, revision, revision).await?;
     let reason = if all_done { "every target done".to_string() } else { format!("targets: {}", states.join(", ")) };
     crate::tickets::history(tx, ticket_id, "sluice", event.as_str(), Some(from), Some(to), revision, Some(&reason)).await?;
+    if all_done {
+        let undone: Option<String> =
+            sqlx::query("SELECT rollback_of FROM tickets WHERE id = $1").bind(ticket_id).fetch_one(&mut *tx.tx).await?.try_get("rollback_of")?;
+        if let Some(orig) = undone {
+            let (ostate, orev) = crate::tickets::lock_ticket(tx, &orig).await?;
+            if let Ok(oto) = next(ostate, TicketEvent::RollBack) {
+                crate::tickets::set_state(tx, &orig, ostate, oto, orev, orev).await?;
+                let why = format!("undone by rollback ticket {ticket_id}");
+                crate::tickets::history(tx, &orig, "sluice", TicketEvent::RollBack.as_str(), Some(ostate), Some(oto), orev, Some(&why)).await?;
+            }
+        }
+    }
     Ok(())
 }

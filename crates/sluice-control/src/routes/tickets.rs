@@ -30,6 +30,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(comment_ticket))
         .routes(routes!(override_ticket))
         .routes(routes!(run_ticket))
+        .routes(routes!(rollback_ticket))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackIn {
+    /// The target whose changes to undo (its index in `targets`); needed when several ran in backup mode.
+    pub target: Option<i64>,
+    /// Overwrite rows changed since the ticket ran instead of refusing them (mode `direct`, not `rollback`).
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -99,6 +110,8 @@ pub struct TicketView {
     pub history: Vec<TicketHistory>,
     /// Execution: one job per target (and per run), with what happened to each statement.
     pub jobs: Vec<JobView>,
+    /// Backup mode: the before-images kept per target (their rows make the rollback ticket).
+    pub backups: Vec<sluice_store::backups::BackupMeta>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -144,7 +157,8 @@ async fn view(state: &AppState, caller: &Caller, t: TicketRecord) -> Result<Tick
         let statements = state.store.job_statements(&job.id).await.map_err(|e| caller.store_error(e))?;
         jobs.push(JobView { job, statements });
     }
-    Ok(TicketView { ticket: t, reviews, overridden, history, jobs })
+    let backups = state.store.ticket_backups(&t.id).await.map_err(|e| caller.store_error(e))?;
+    Ok(TicketView { ticket: t, reviews, overridden, history, jobs, backups })
 }
 
 /// The caller acts on the revision they read; an older one is stale (409).
@@ -247,6 +261,9 @@ async fn create_ticket(
         return Err(forbidden("ticket.write in this project"));
     }
     check_fields(&body.title, &body.statements, body.targets.len())?;
+    if body.mode == Some(ExecMode::Rollback) {
+        return Err(ApiError::invalid("mode", "mode: `rollback` is for the rollback tickets Sluice makes (POST /api/v1/tickets/{id}/rollback)"));
+    }
     let mut targets = Vec::new();
     for (i, t) in body.targets.iter().enumerate() {
         let field = format!("targets[{i}].instance");
@@ -350,16 +367,22 @@ async fn submit_ticket(
         caller.audited();
         t
     };
-    let (reviews, flow) = crate::tickets::review_targets(&state, &caller, &t).await?;
+    let t = review_and_record(&state, &caller, &t).await?;
+    Ok(Json(view(&state, &caller, t).await?))
+}
+
+/// Reviews a ticket in `reviewing` and records the result and the chosen flow.
+async fn review_and_record(state: &AppState, caller: &Caller, t: &TicketRecord) -> Result<TicketRecord, ApiError> {
+    let (reviews, flow) = crate::tickets::review_targets(state, caller, t).await?;
     let flow_json = serde_json::to_value(&flow).map_err(|_| ApiError::Internal { request_id: caller.request_id.clone() })?;
     let entry = caller.audit_entry("ok", Some(serde_json::json!({ "step": "review", "flow": flow.name })));
     let t = state
         .store
         .finish_review(&t.id, &Reviewed { revision: t.revision, reviews: &reviews, flow: &flow_json, auto_approved: flow.auto_approve }, "sluice", &entry)
         .await
-        .map_err(|e| store_error(&caller, e))?;
+        .map_err(|e| store_error(caller, e))?;
     caller.audited();
-    Ok(Json(view(&state, &caller, t).await?))
+    Ok(t)
 }
 
 /// Approve the current stage of the ticket's flow, as someone that stage admits (its roles or users; global
@@ -537,7 +560,7 @@ async fn override_ticket(
 
 /// Run an approved ticket now (an owner or dba of the project), or schedule it when its `run_at` is ahead.
 /// The review runs again first: other findings than were approved send it back to approval (409). Runs
-/// `dry_run` and `direct` tickets; the other modes are refused until they are built.
+/// `dry_run`, `direct`, `backup` and `rollback` tickets; the other modes are refused until they are built.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/run", tag = "tickets", request_body = TicketAction, params(("id" = String, Path, description = "ticket id")),
     responses((status = 202, body = TicketView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -555,7 +578,9 @@ async fn run_ticket(
     use crate::tickets::StartError;
     match crate::tickets::start(&state, &t, &actor(&caller)).await {
         Ok(_) => {}
-        Err(StartError::Mode(m)) => return Err(ApiError::invalid("mode", format!("mode: `{}` is not available yet (dry_run and direct are)", m.as_str()))),
+        Err(StartError::Mode(m)) => {
+            return Err(ApiError::invalid("mode", format!("mode: `{}` is not available yet (dry_run, direct, backup and rollback are)", m.as_str())));
+        }
         Err(StartError::FindingsChanged) => {
             caller.audited();
             return Err(ApiError::InvalidTransition {
@@ -571,4 +596,84 @@ async fn run_ticket(
     caller.audited();
     let t = state.store.get_ticket(&t.id).await.map_err(|e| caller.store_error(e))?;
     Ok((StatusCode::ACCEPTED, Json(view(&state, &caller, t).await?)))
+}
+
+/// Make the rollback ticket of a done or failed backup-mode ticket (any member who may write tickets): its
+/// statements undo, in reverse order, every row change the backup kept for one target, restoring only the
+/// columns the ticket changed. It is reviewed and then goes through the project's approval flow like any
+/// ticket. By default (mode `rollback`) a row changed since the ticket ran fails the whole rollback, naming
+/// the row; `force` overwrites such rows instead (mode `direct`). Asking again returns the same ticket.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/rollback", tag = "tickets", request_body = RollbackIn, params(("id" = String, Path, description = "ticket id")),
+    responses((status = 201, body = TicketView), (status = 200, description = "asked before: that rollback ticket", body = TicketView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn rollback_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RollbackIn>,
+) -> Result<(StatusCode, Json<TicketView>), ApiError> {
+    let (t, access) = visible_ticket(&state, &caller, &id).await?;
+    if !access.may_write_tickets() {
+        return Err(forbidden("ticket.write in this project"));
+    }
+    if t.mode != ExecMode::Backup || !matches!(t.state, TicketState::Done | TicketState::Failed) {
+        return Err(ApiError::InvalidTransition {
+            message: format!(
+                "ticket {} is a {} ticket in state {}: only a done or failed ticket run in backup mode has a rollback",
+                t.id,
+                t.mode.as_str(),
+                t.state
+            ),
+        });
+    }
+    let backups = state.store.ticket_backups(&t.id).await.map_err(|e| caller.store_error(e))?;
+    let seq = match (body.target, backups.as_slice()) {
+        (_, []) => return Err(ApiError::InvalidTransition { message: format!("ticket {} kept no backup (nothing it ran committed)", t.id) }),
+        (None, [one]) => one.target_seq,
+        (None, many) => {
+            let list: Vec<String> = many.iter().map(|b| b.target_seq.to_string()).collect();
+            return Err(ApiError::invalid("target", format!("target: the ticket kept backups of targets {}; name one", list.join(", "))));
+        }
+        (Some(n), list) if list.iter().any(|b| b.target_seq == n) => n,
+        (Some(n), _) => return Err(ApiError::invalid("target", format!("target: the ticket kept no backup of target {n}"))),
+    };
+    let target = t.targets.get(seq as usize).cloned().ok_or_else(|| ApiError::invalid("target", "target: no such target"))?;
+    let inst = state.store.get_instance(&target.instance_id).await.map_err(|e| caller.store_error(e))?;
+    let (tables, chunks) = state.store.backup_body(&t.id, seq).await.map_err(|e| caller.store_error(e))?;
+    let internal = |e: String| {
+        tracing::error!(request_id = %caller.request_id, error = %e, "cannot make a rollback script");
+        ApiError::Internal { request_id: caller.request_id.clone() }
+    };
+    let backup = crate::tickets::backup::from_store(&tables, &chunks).map_err(internal)?;
+    let guard = if body.force { sluice_engines::rollback::Guard::Forced } else { sluice_engines::rollback::Guard::Guarded };
+    let statements = crate::tickets::backup::script_text(inst.engine, &backup, guard).map_err(internal)?;
+    let new = NewTicket {
+        project_id: t.project_id.clone(),
+        kind: t.kind,
+        title: format!("Rollback of {}", t.title).chars().take(200).collect(),
+        description: format!(
+            "Undoes the {} row change(s) ticket {} made on target {seq}{}.",
+            backup.rows.len(),
+            t.id,
+            if body.force { ", overwriting rows changed since" } else { "; a row changed since fails it" }
+        ),
+        mode: if body.force { ExecMode::Direct } else { ExecMode::Rollback },
+        statements,
+        targets: vec![target],
+        run_at: None,
+        rollback_of: Some(t.id.clone()),
+        creator: actor(&caller),
+        idempotency_key: Some(format!("rollback:{}:{seq}:{}", t.id, if body.force { "forced" } else { "guarded" })),
+    };
+    let entry = caller.audit_entry("ok", Some(serde_json::json!({ "rollback_of": t.id, "target": seq, "force": body.force })));
+    let (r, created) = state.store.create_ticket(&new, &entry).await.map_err(|e| store_error(&caller, e))?;
+    if !created {
+        return Ok((StatusCode::OK, Json(view(&state, &caller, r).await?)));
+    }
+    caller.audited();
+    let me = actor(&caller);
+    let act = Act { event: TicketEvent::Submit, actor: &me, reason: Some("rollback"), revision: r.revision };
+    let r = state.store.ticket_event(&r.id, &act, &caller.audit_entry("ok", None)).await.map_err(|e| store_error(&caller, e))?;
+    let r = review_and_record(&state, &caller, &r).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &caller, r).await?)))
 }

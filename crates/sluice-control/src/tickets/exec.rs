@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sluice_core::ExecMode;
 use sluice_engines::ConnectSpec;
-use sluice_engines::execute::ExecReport;
+use sluice_engines::execute::{ExecReport, RunMode};
 use sluice_store::audit::AuditEntry;
 use sluice_store::jobs::{JobRecord, StatementResult};
 use tokio_util::sync::CancellationToken;
@@ -82,16 +82,24 @@ async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
         });
         (stop, task)
     };
-    let (ok, outcome, results) = match execute(state, &job).await {
-        Ok(report) => {
-            let results = results_of(&report);
+    let (ok, outcome, results, backup) = match execute(state, &job).await {
+        Ok(run) => {
+            let report = &run.report;
+            let results = results_of(report);
             let committed = report.statements.iter().filter(|s| s.outcome == sluice_engines::execute::Outcome::Committed).count();
-            let failed = report.statements.iter().find(|s| s.outcome == sluice_engines::execute::Outcome::Failed);
-            let outcome = match failed {
+            let failed: Vec<_> = report.statements.iter().filter(|s| s.outcome == sluice_engines::execute::Outcome::Failed).collect();
+            let mut outcome = match failed.first() {
                 None => format!(
                     "{} statement(s) ran{}",
                     report.statements.len(),
                     if report.transactional { " in one transaction" } else { ", each committed on its own" }
+                ),
+                Some(f) if failed.len() > 1 => format!(
+                    "{} statements failed, the first {}: {}; {committed} committed{}",
+                    failed.len(),
+                    f.idx + 1,
+                    f.error.as_deref().unwrap_or(""),
+                    if report.transactional { " (the transaction was rolled back)" } else { "" }
                 ),
                 Some(f) => format!(
                     "statement {} failed: {}; {committed} committed{}",
@@ -100,9 +108,18 @@ async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
                     if report.transactional { " (the transaction was rolled back)" } else { "" }
                 ),
             };
-            (report.ok(), outcome, results)
+            if let Some(b) = &run.backup {
+                outcome.push_str(&format!(
+                    "; backup of {} changed row(s) kept (POST /api/v1/tickets/{}/rollback makes its rollback ticket)",
+                    b.row_count, job.ticket_id
+                ));
+            }
+            if let Some(p) = &run.problem {
+                outcome.push_str(&format!("; {p}"));
+            }
+            (report.ok() && run.problem.is_none(), outcome, results, run.backup)
         }
-        Err(message) => (false, message, Vec::new()),
+        Err(message) => (false, message, Vec::new(), None),
     };
     heartbeat.0.cancel();
     let _ = heartbeat.1.await;
@@ -112,7 +129,7 @@ async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
         tracing::error!(job = %job.id, error = %e, "cannot record statement results");
     }
     let audit = entry(if ok { "job.done" } else { "job.failed" }, Some(serde_json::json!({ "job": job.id, "outcome": outcome })));
-    if let Err(e) = state.store.finish_job(&job.id, owner, ok, &outcome, &audit).await {
+    if let Err(e) = state.store.finish_job(&job.id, owner, ok, &outcome, backup.as_ref(), &audit).await {
         tracing::error!(job = %job.id, error = %e, "cannot finish a job");
     }
 }
@@ -132,8 +149,16 @@ fn results_of(report: &ExecReport) -> Vec<StatementResult> {
         .collect()
 }
 
+/// What running one target did.
+struct Executed {
+    report: ExecReport,
+    backup: Option<sluice_store::backups::NewBackup>,
+    /// Something that went wrong after the statements committed.
+    problem: Option<String>,
+}
+
 /// Connects to the job's target and runs the ticket's statements in the ticket's mode.
-async fn execute(state: &AppState, job: &JobRecord) -> Result<ExecReport, String> {
+async fn execute(state: &AppState, job: &JobRecord) -> Result<Executed, String> {
     let t = state.store.get_ticket(&job.ticket_id).await.map_err(|e| e.to_string())?;
     let target = t.targets.get(job.target_seq as usize).ok_or("the ticket has no such target")?;
     let rec = state.store.get_instance(&target.instance_id).await.map_err(|e| e.to_string())?;
@@ -147,12 +172,18 @@ async fn execute(state: &AppState, job: &JobRecord) -> Result<ExecReport, String
         _ => sluice_review::SqlDialect::MySql,
     };
     let statements: Vec<String> = sluice_review::split::split(&t.statements, dialect).iter().map(|p| p.text(&t.statements).to_string()).collect();
-    let dry_run = match t.mode {
-        ExecMode::DryRun => true,
-        ExecMode::Direct => false,
+    let mode = match t.mode {
+        ExecMode::DryRun => RunMode::DryRun,
+        ExecMode::Direct => RunMode::Commit,
+        ExecMode::Rollback => RunMode::Guarded,
+        ExecMode::Backup => {
+            let run = super::backup::run(&spec, &statements, dialect, job.target_seq).await?;
+            return Ok(Executed { report: run.report, backup: run.backup, problem: run.problem });
+        }
         other => return Err(format!("mode {} is not available yet", other.as_str())),
     };
-    sluice_engines::execute::run(&spec, &statements, dry_run).await.map_err(|f| f.message)
+    let report = sluice_engines::execute::run(&spec, &statements, mode).await.map_err(|f| f.message)?;
+    Ok(Executed { report, backup: None, problem: None })
 }
 
 /// Wakes the worker (a ticket was just started).

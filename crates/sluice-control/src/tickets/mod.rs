@@ -3,6 +3,7 @@
 //! atomically. Global `admin` may do everything and `auditor` may read everything; everyone else acts
 //! through their role in the ticket's project, and a project they are not in does not exist for them (404).
 
+pub mod backup;
 pub mod exec;
 pub mod flow;
 
@@ -143,11 +144,11 @@ fn findings_key(reviews: &[TargetReview]) -> Vec<(i64, Vec<(String, String)>)> {
 
 /// Starts an approved or scheduled ticket: the review runs again first, and changed findings send it back to
 /// approval (new revision) instead; a ticket with a time still ahead is scheduled instead. Only the modes
-/// built so far run (dry_run, direct).
+/// built so far run (dry_run, direct, backup, rollback).
 pub async fn start(state: &AppState, t: &TicketRecord, actor: &str) -> Result<&'static str, StartError> {
     use sluice_core::ExecMode;
     use sluice_core::ticket::{TicketEvent, TicketState};
-    if !matches!(t.mode, ExecMode::DryRun | ExecMode::Direct) {
+    if !matches!(t.mode, ExecMode::DryRun | ExecMode::Direct | ExecMode::Backup | ExecMode::Rollback) {
         return Err(StartError::Mode(t.mode));
     }
     let audit = |action: &str| sluice_store::audit::AuditEntry {

@@ -11,6 +11,8 @@ mod position;
 mod rowdecode;
 mod snapshot;
 mod source;
+mod transaction;
 
 pub use config::{MysqlBinlogConfig, StartFrom};
 pub use source::MysqlBinlogSource;
+pub use transaction::read_transaction;

@@ -1,0 +1,288 @@
+//! Backup-then-execute and rollback tickets on real MariaDB and PostgreSQL: a prod DML ticket through a
+//! two-stage flow, run in backup mode while another session writes the same table, and its rollback ticket
+//! restoring the exact prior rows (checksums); a rollback refusing rows changed since, a forced one
+//! overwriting them; setups where a backup could be wrong refused before anything runs.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::TestApp;
+use crate::tickets::{finished, real_project};
+
+/// A two-stage flow for prod DML: an approver, then a dba.
+async fn two_stage_flow(app: &TestApp) {
+    let flow = json!({"name": "prod-dml", "priority": 1, "when": {"environments": ["prod"], "kinds": ["dml"]},
+        "stages": [{"name": "review", "roles": ["approver"], "quorum": {"kind": "any"}}, {"name": "dba", "roles": ["dba"], "quorum": {"kind": "any"}}]});
+    let r = app.admin(Method::POST, "/api/v1/flows", Some(flow)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+}
+
+/// Through both stages (the dba overriding review errors first, if any): the ticket ends approved.
+async fn through_flow(app: &TestApp, id: &str, appr: &str, dba: &str) {
+    let t = app.admin(Method::GET, &format!("/api/v1/tickets/{id}"), None).await;
+    assert_eq!(t.body["state"], "pending_approval", "{}", t.raw);
+    assert_eq!(t.body["flow"]["name"], "prod-dml", "{}", t.raw);
+    let revision = t.body["revision"].as_i64().unwrap();
+    let errors: i64 = t.body["reviews"].as_array().unwrap().iter().map(|r| r["errors"].as_i64().unwrap()).sum();
+    if errors > 0 {
+        let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/override"), Some(dba), Some(json!({"revision": revision, "reason": "checked"}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    }
+    let one = app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(appr), Some(json!({"revision": revision}))).await;
+    assert_eq!(one.body["state"], "pending_approval", "stage 1 of 2: {}", one.raw);
+    let two = app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(dba), Some(json!({"revision": revision}))).await;
+    assert_eq!(two.body["state"], "approved", "{}", two.raw);
+}
+
+async fn create(app: &TestApp, dev: &str, sql: &str, database: &str) -> String {
+    let body =
+        json!({"project": "x", "kind": "dml", "mode": "backup", "title": "fix rows", "statements": sql, "targets": [{"instance": "db", "database": database}]});
+    let created = app.call(Method::POST, "/api/v1/tickets", Some(dev), Some(body)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let s = app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(dev), Some(json!({"revision": 1}))).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.raw);
+    id
+}
+
+async fn run(app: &TestApp, id: &str, dba: &str) -> serde_json::Value {
+    let t = app.admin(Method::GET, &format!("/api/v1/tickets/{id}"), None).await;
+    let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(dba), Some(json!({"revision": t.body["revision"]}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+    finished(app, id).await
+}
+
+/// Makes the rollback ticket of `id` and returns it.
+async fn rollback_of(app: &TestApp, id: &str, dev: &str, force: bool) -> serde_json::Value {
+    let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/rollback"), Some(dev), Some(json!({"force": force}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    assert_eq!(r.body["rollback_of"], id);
+    r.body
+}
+
+fn outcome(t: &serde_json::Value) -> String {
+    t["jobs"][0]["outcome"].as_str().unwrap_or("").to_string()
+}
+
+const MARIADB_CHECKSUM: &str = "SELECT MD5(GROUP_CONCAT(CONCAT_WS('|', id, IFNULL(HEX(s), 'N'), IFNULL(d, 'N'), IFNULL(dt, 'N'), IFNULL(ts, 'N'), IFNULL(f, 'N'), \
+     IFNULL(db, 'N'), IFNULL(HEX(b), 'N'), IFNULL(j, 'N'), IFNULL(e, 'N'), n, g) ORDER BY id SEPARATOR ';')) FROM {db}.t WHERE id < 1000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_ticket_on_mariadb_rolls_back_to_the_exact_rows_while_others_write() {
+    let (_, db) = sluice_testkit::fresh_mariadb_database("bkm").await;
+    sluice_testkit::mariadb_exec(&format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, s VARCHAR(60) NULL, d DECIMAL(14,4), dt DATETIME(6), ts TIMESTAMP(6) NULL DEFAULT NULL, f FLOAT, db DOUBLE, \
+         b BLOB, j JSON, e ENUM('a','b','c'), n INT NOT NULL DEFAULT 0, g INT AS (n * 2) VIRTUAL)"
+    ))
+    .await;
+    let mut values = Vec::new();
+    for i in 1..=60 {
+        let s = match i % 4 {
+            0 => "NULL".to_string(),
+            1 => format!("'it''s \\\\ row {i} é'"),
+            2 => format!("'line\\nbreak {i}'"),
+            _ => format!("'plain {i}'"),
+        };
+        values.push(format!(
+            "({i}, {s}, {i}.1234, '2024-02-29 12:34:56.{i:06}', FROM_UNIXTIME({}.25), {i}.1, {i}.0000001, X'00ff{i:02x}', '{{\"k\": {i}, \"s\": \"v\"}}', '{}', {i})",
+            1_700_000_000 + i,
+            ["a", "b", "c"][i % 3]
+        ));
+    }
+    sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t (id, s, d, dt, ts, f, db, b, j, e, n) VALUES {}", values.join(", "))).await;
+    let checksum = async || sluice_testkit::mariadb_scalar(&MARIADB_CHECKSUM.replace("{db}", &db)).await.unwrap();
+    let before = checksum().await;
+
+    let mut instance = crate::support::service_instance(sluice_testkit::Service::Mariadb, "db", "sluice");
+    instance["environment"] = json!("prod");
+    let (app, [dev, appr, dba]) = real_project(instance).await;
+    two_stage_flow(&app).await;
+
+    // Another session writes the same table all along: its rows must not enter the ticket's backup.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 1000;
+            while !stop.is_cancelled() {
+                sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t (id, s, n) VALUES ({i}, 'other', 1)")).await;
+                sluice_testkit::mariadb_exec(&format!("UPDATE {db}.t SET n = n + 1 WHERE id = 1000")).await;
+                i += 1;
+            }
+            i - 1000
+        })
+    };
+    let sql = "UPDATE t SET s = CONCAT(IFNULL(s, ''), '!'), n = n + 1, f = f * 2, ts = '2030-01-01 00:00:00.5' WHERE id <= 40;\n\
+               DELETE FROM t WHERE id BETWEEN 41 AND 50;\n\
+               INSERT INTO t (id, s, n) VALUES (500, 'new', 1), (501, NULL, 2);";
+    let id = create(&app, &dev, sql, &db).await;
+    through_flow(&app, &id, &appr, &dba).await;
+    let t = run(&app, &id, &dba).await;
+    assert_eq!(t["state"], "done", "{t}");
+    assert_eq!(t["backups"][0]["row_count"], 52, "40 updated, 10 deleted, 2 inserted: {t}");
+    assert!(outcome(&t).contains("backup of 52 changed row(s) kept"), "{}", outcome(&t));
+    assert_ne!(checksum().await, before, "the ticket changed the rows");
+
+    let rb = rollback_of(&app, &id, &dev, false).await;
+    let rid = rb["id"].as_str().unwrap().to_string();
+    assert_eq!(rb["mode"], "rollback");
+    let statements = rb["statements"].as_str().unwrap();
+    assert!(!statements.contains("'other'"), "another session's rows are not the ticket's: {statements}");
+    through_flow(&app, &rid, &appr, &dba).await;
+    let r = run(&app, &rid, &dba).await;
+    stop.cancel();
+    let others = writer.await.unwrap();
+    assert!(others > 0, "the other session wrote while the tickets ran");
+    assert_eq!(r["state"], "done", "{r}");
+    assert_eq!(checksum().await, before, "the rollback restored every row exactly");
+    let original = app.admin(Method::GET, &format!("/api/v1/tickets/{id}"), None).await;
+    assert_eq!(original.body["state"], "rolled_back", "{}", original.raw);
+    let kept = sluice_testkit::mariadb_scalar(&format!("SELECT COUNT(*) FROM {db}.t WHERE id >= 1000")).await.unwrap();
+    assert_eq!(kept, others.to_string(), "the other session's rows are untouched");
+    // Asking again returns the same rollback ticket; a rolled-back ticket has no second rollback.
+    let again = app.call(Method::POST, &format!("/api/v1/tickets/{id}/rollback"), Some(&dev), Some(json!({}))).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.raw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_refuses_rows_changed_since_unless_forced_on_mariadb() {
+    let (_, db) = sluice_testkit::fresh_mariadb_database("bkc").await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, n INT NOT NULL, note VARCHAR(20) NOT NULL DEFAULT '')")).await;
+    sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t (id, n) VALUES (1, 1), (2, 2), (3, 3), (4, 4), (5, 5)")).await;
+    let mut instance = crate::support::service_instance(sluice_testkit::Service::Mariadb, "db", "sluice");
+    instance["environment"] = json!("prod");
+    let (app, [dev, appr, dba]) = real_project(instance).await;
+    two_stage_flow(&app).await;
+    let id = create(&app, &dev, "UPDATE t SET n = n + 100 WHERE id <= 5;", &db).await;
+    through_flow(&app, &id, &appr, &dba).await;
+    assert_eq!(run(&app, &id, &dba).await["state"], "done");
+    // A colleague changes row 3's `n` (a column the ticket changed) and row 4's `note` (one it did not).
+    sluice_testkit::mariadb_exec(&format!("UPDATE {db}.t SET n = 777 WHERE id = 3")).await;
+    sluice_testkit::mariadb_exec(&format!("UPDATE {db}.t SET note = 'kept' WHERE id = 4")).await;
+    let state = async || sluice_testkit::mariadb_scalar(&format!("SELECT GROUP_CONCAT(CONCAT(id, ':', n, ':', note) ORDER BY id) FROM {db}.t")).await.unwrap();
+    let changed = state().await;
+
+    let rb = rollback_of(&app, &id, &dev, false).await;
+    let rid = rb["id"].as_str().unwrap().to_string();
+    through_flow(&app, &rid, &appr, &dba).await;
+    let r = run(&app, &rid, &dba).await;
+    assert_eq!(r["state"], "failed", "{r}");
+    let out = outcome(&r);
+    assert!(out.contains("changed since the ticket ran"), "{out}");
+    let failed: Vec<String> = r["jobs"][0]["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] == "failed")
+        .map(|s| rb["statements"].as_str().unwrap().split(";\n").nth(s["idx"].as_u64().unwrap() as usize).unwrap().lines().next().unwrap().to_string())
+        .collect();
+    assert_eq!(failed, [format!("-- {db}.t id=3")], "only row 3 conflicts; row 4's other column does not");
+    assert_eq!(state().await, changed, "a refused rollback changes nothing");
+    let original = app.admin(Method::GET, &format!("/api/v1/tickets/{id}"), None).await;
+    assert_eq!(original.body["state"], "done", "not rolled back");
+
+    let forced = rollback_of(&app, &id, &dev, true).await;
+    assert_eq!(forced["mode"], "direct");
+    let fid = forced["id"].as_str().unwrap().to_string();
+    through_flow(&app, &fid, &appr, &dba).await;
+    assert_eq!(run(&app, &fid, &dba).await["state"], "done");
+    assert_eq!(state().await, "1:1:,2:2:,3:3:,4:4:kept,5:5:", "forced: every ticket column restored, the colleague's note kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_mode_refuses_what_it_could_not_restore_before_running_anything() {
+    let (_, db) = sluice_testkit::fresh_mariadb_database("bkr").await;
+    for sql in [
+        "CREATE TABLE nopk (a INT, b INT)",
+        "INSERT INTO nopk VALUES (1, 1)",
+        "CREATE TABLE trg (id INT PRIMARY KEY, n INT)",
+        "INSERT INTO trg VALUES (1, 1)",
+        "CREATE TABLE trg_log (id INT AUTO_INCREMENT PRIMARY KEY, n INT)",
+        "CREATE TRIGGER trg_audit AFTER UPDATE ON trg FOR EACH ROW INSERT INTO trg_log (n) VALUES (NEW.n)",
+        "CREATE TABLE parent (id INT PRIMARY KEY)",
+        "INSERT INTO parent VALUES (1)",
+        "CREATE TABLE child (id INT PRIMARY KEY, p INT, CONSTRAINT child_parent FOREIGN KEY (p) REFERENCES parent (id) ON DELETE CASCADE)",
+        "INSERT INTO child VALUES (1, 1)",
+    ] {
+        sluice_testkit::mariadb_exec(&format!("USE {db}; {sql}")).await;
+    }
+    let mut instance = crate::support::service_instance(sluice_testkit::Service::Mariadb, "db", "sluice");
+    instance["environment"] = json!("prod");
+    let (app, [dev, appr, dba]) = real_project(instance).await;
+    two_stage_flow(&app).await;
+    for (sql, named) in [
+        ("UPDATE nopk SET b = 2 WHERE a = 1;", "has none"),
+        ("UPDATE trg SET n = 2 WHERE id = 1;", "trigger `trg_audit`"),
+        ("DELETE FROM parent WHERE id = 1;", "foreign key `child_parent`"),
+        ("UPDATE trg t JOIN parent p ON p.id = t.id SET t.n = 3;", "statement 1 cannot run in backup mode"),
+        ("UPDATE parent SET id = 5 WHERE id = 1;", "primary key column `id`"),
+    ] {
+        let id = create(&app, &dev, sql, &db).await;
+        through_flow(&app, &id, &appr, &dba).await;
+        let t = run(&app, &id, &dba).await;
+        assert_eq!(t["state"], "failed", "{sql}: {t}");
+        assert!(outcome(&t).contains(named), "{sql}: {}", outcome(&t));
+        assert!(t["jobs"][0]["statements"].as_array().unwrap().is_empty(), "nothing ran: {t}");
+    }
+    let unchanged = sluice_testkit::mariadb_scalar(&format!(
+        "SELECT CONCAT((SELECT b FROM {db}.nopk), (SELECT n FROM {db}.trg), (SELECT COUNT(*) FROM {db}.parent), (SELECT COUNT(*) FROM {db}.child), (SELECT COUNT(*) FROM {db}.trg_log))"
+    ))
+    .await;
+    assert_eq!(unchanged.as_deref(), Some("11110"), "no table changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_ticket_on_postgres_rolls_back_to_the_exact_rows() {
+    let url = sluice_testkit::fresh_postgres_database("bkp").await;
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "CREATE TABLE t (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, s text, d numeric(30,10), ts timestamptz, f real, j jsonb, js json, b bytea, arr int[],
+                 n int NOT NULL, g int GENERATED ALWAYS AS (n * 2) STORED);
+             INSERT INTO t (s, d, ts, f, j, js, b, arr, n)
+             SELECT CASE WHEN i % 3 = 0 THEN NULL ELSE 'it''s \\ row ' || i || ' é' END, 12345678901234567890.0123456789 + i, '2024-02-29 12:34:56.789+02'::timestamptz + i * interval '1 day',
+                    i + 0.1, jsonb_build_object('k', i, 'big', 12345678901234567890123), ('{\"raw\": ' || i || '}')::json, decode('00ff' || lpad(to_hex(i), 2, '0'), 'hex'), ARRAY[i, i + 1], i
+             FROM generate_series(1, 60) i;",
+        )
+        .await
+        .unwrap();
+    let checksum = async || -> String { client.query_one("SELECT md5(string_agg(t::text, ';' ORDER BY id)) FROM t", &[]).await.unwrap().get(0) };
+    let before = checksum().await;
+    let mut instance = crate::support::service_instance(sluice_testkit::Service::Postgres, "db", "sluice");
+    instance["database"] = json!(database);
+    instance["environment"] = json!("prod");
+    let (app, [dev, appr, dba]) = real_project(instance).await;
+    two_stage_flow(&app).await;
+    let sql = "UPDATE t SET s = coalesce(s, '') || '!', n = n + 1, f = f * 2, j = j || '{\"x\": 1}', arr = arr || 9 WHERE id <= 40;\n\
+               DELETE FROM t WHERE id BETWEEN 41 AND 50;\n\
+               INSERT INTO t (s, n) VALUES ('new', 1), (NULL, 2);";
+    let id = create(&app, &dev, sql, &database).await;
+    through_flow(&app, &id, &appr, &dba).await;
+    let t = run(&app, &id, &dba).await;
+    assert_eq!(t["state"], "done", "{t}");
+    assert_eq!(t["backups"][0]["row_count"], 52, "{t}");
+    assert_ne!(checksum().await, before);
+    let rb = rollback_of(&app, &id, &dev, false).await;
+    let rid = rb["id"].as_str().unwrap().to_string();
+    through_flow(&app, &rid, &appr, &dba).await;
+    let r = run(&app, &rid, &dba).await;
+    assert_eq!(r["state"], "done", "{r}");
+    assert_eq!(checksum().await, before, "the rollback restored every row exactly");
+    assert_eq!(app.admin(Method::GET, &format!("/api/v1/tickets/{id}"), None).await.body["state"], "rolled_back");
+
+    // Changed since: the guarded rollback refuses and changes nothing.
+    let id = create(&app, &dev, "UPDATE t SET n = n + 100 WHERE id <= 3;", &database).await;
+    through_flow(&app, &id, &appr, &dba).await;
+    assert_eq!(run(&app, &id, &dba).await["state"], "done");
+    client.batch_execute("UPDATE t SET n = 777 WHERE id = 2").await.unwrap();
+    let now = checksum().await;
+    let rb = rollback_of(&app, &id, &dev, false).await;
+    let rid = rb["id"].as_str().unwrap().to_string();
+    through_flow(&app, &rid, &appr, &dba).await;
+    let r = run(&app, &rid, &dba).await;
+    assert_eq!(r["state"], "failed", "{r}");
+    assert!(outcome(&r).contains("changed since"), "{}", outcome(&r));
+    assert_eq!(checksum().await, now);
+}
