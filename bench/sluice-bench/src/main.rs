@@ -226,7 +226,8 @@ async fn main() -> Result<()> {
             anyhow::ensure!(pieces.len() == statements, "split {} statements, expected {statements}", pieces.len());
             let spec = sluice_engines::ConnectSpec::from_url(&url).map_err(anyhow::Error::msg)?.with_timeout(Duration::from_secs(30));
             let t1 = Instant::now();
-            let report = sluice_engines::execute::run(&spec, &pieces, sluice_engines::execute::RunMode::DryRun).await.map_err(|f| anyhow::anyhow!(f.message))?;
+            let report =
+                sluice_engines::execute::run(&spec, &pieces, sluice_engines::execute::RunMode::DryRun).await.map_err(|f| anyhow::anyhow!(f.message))?;
             let dry_s = t1.elapsed().as_secs_f64();
             let affected: u64 = report.statements.iter().filter_map(|s| s.affected_rows).sum();
             anyhow::ensure!(report.ok() && affected == statements as u64, "dry run: ok {} affected {affected}", report.ok());

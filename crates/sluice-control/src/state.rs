@@ -23,12 +23,21 @@ pub struct ApiSettings {
     pub egress: Arc<EgressPolicy>,
     /// How long a running ticket job is this server's without a heartbeat.
     pub exec_lease: Duration,
+    /// Batched tickets' chunk size, pause and throttling limits.
+    pub batch: sluice_engines::batched::BatchLimits,
 }
 
 impl ApiSettings {
     /// Defaults around a data dir: 5 s checks, no offered variables, the default egress policy.
     pub fn new(data_dir: std::path::PathBuf) -> Self {
-        Self { check_timeout: Duration::from_secs(5), data_dir, pipeline_env: Arc::default(), egress: Arc::default(), exec_lease: Duration::from_secs(30) }
+        Self {
+            check_timeout: Duration::from_secs(5),
+            data_dir,
+            pipeline_env: Arc::default(),
+            egress: Arc::default(),
+            exec_lease: Duration::from_secs(30),
+            batch: Default::default(),
+        }
     }
 }
 

@@ -286,3 +286,53 @@ async fn a_backup_ticket_on_postgres_rolls_back_to_the_exact_rows() {
     assert!(outcome(&r).contains("changed since"), "{}", outcome(&r));
     assert_eq!(checksum().await, now);
 }
+
+/// Batched mode on PostgreSQL: every matching row once, in key ranges of the table's rows (chunks of
+/// 1,000), with the checkpoint in the target's `sluice_meta.ticket_progress`; a table without an integer
+/// key is refused before anything runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_tickets_run_in_key_ranges_on_postgres() {
+    let url = sluice_testkit::fresh_postgres_database("batchpg").await;
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "CREATE TABLE t (id bigint PRIMARY KEY, n int NOT NULL); INSERT INTO t SELECT g * 3, 0 FROM generate_series(1, 5500) g;
+             CREATE TABLE textkey (code text PRIMARY KEY, n int); INSERT INTO textkey VALUES ('a', 0);",
+        )
+        .await
+        .unwrap();
+    let mut instance = crate::support::service_instance(sluice_testkit::Service::Postgres, "db", "sluice");
+    instance["database"] = json!(database);
+    instance["environment"] = json!("prod");
+    let (app, [dev, appr, dba]) = real_project(instance).await;
+    two_stage_flow(&app).await;
+    let body = json!({"project": "x", "kind": "dml", "mode": "batched", "title": "bump", "statements": "UPDATE t SET n = n + 1 WHERE id % 2 = 0;",
+        "targets": [{"instance": "db", "database": database}]});
+    let id = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(body)).await.body["id"].as_str().unwrap().to_string();
+    app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
+    through_flow(&app, &id, &appr, &dba).await;
+    let t = run(&app, &id, &dba).await;
+    assert_eq!(t["state"], "done", "{t}");
+    let even: i64 = client.query_one("SELECT count(*) FROM t WHERE id % 2 = 0", &[]).await.unwrap().get(0);
+    assert_eq!(t["jobs"][0]["statements"][0]["affected_rows"].as_i64(), Some(even), "{t}");
+    let wrong: i64 = client.query_one("SELECT count(*) FROM t WHERE n <> CASE WHEN id % 2 = 0 THEN 1 ELSE 0 END", &[]).await.unwrap().get(0);
+    assert_eq!(wrong, 0, "every matching row once, no other row");
+    let (rows, chunks): (i64, i64) = {
+        let r = client.query_one("SELECT rows_done, chunks FROM sluice_meta.ticket_progress WHERE job LIKE $1", &[&format!("{id}:%")]).await.unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((rows, chunks), (even, 6), "5,500 rows in ranges of 1,000: six chunks");
+
+    let body = json!({"project": "x", "kind": "dml", "mode": "batched", "title": "text key", "statements": "UPDATE textkey SET n = 1 WHERE code = 'a';",
+        "targets": [{"instance": "db", "database": database}]});
+    let id = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(body)).await.body["id"].as_str().unwrap().to_string();
+    app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
+    through_flow(&app, &id, &appr, &dba).await;
+    let t = run(&app, &id, &dba).await;
+    assert_eq!(t["state"], "failed", "{t}");
+    assert!(outcome(&t).contains("integer primary key") && outcome(&t).contains("`code` is text"), "{}", outcome(&t));
+    let n: Option<i32> = client.query_one("SELECT n FROM textkey", &[]).await.unwrap().get(0);
+    assert_eq!(n, Some(0), "nothing ran");
+}

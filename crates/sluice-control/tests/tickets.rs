@@ -305,10 +305,6 @@ async fn direct_tickets_run_on_mariadb_all_or_nothing() {
     let outcome = t["jobs"][0]["outcome"].as_str().unwrap();
     assert!(outcome.contains("statement 2 failed") && outcome.contains("no_such_table") && outcome.contains("rolled back"), "{outcome}");
     assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT v FROM {db}.t WHERE id = 3")).await.as_deref(), Some("2"), "nothing committed");
-    // Modes not built yet are refused before anything runs.
-    let id = approved(&app, &dev, &appr, "UPDATE t SET v = 5 WHERE id = 1;", &db, "batched").await;
-    let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 1}))).await;
-    assert_eq!((r.status, r.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("mode")), "{}", r.raw);
 }
 
 /// PostgreSQL, dry-run: the affected rows of each statement, and the table is byte for byte what it was.

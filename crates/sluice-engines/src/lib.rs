@@ -5,6 +5,7 @@
 //! A check never returns an error: every failure is a [`CheckReport`] whose [`FailureKind`] says what went
 //! wrong, decided from error *types* (socket error kinds, server error codes, TLS error types), not text.
 
+pub mod batched;
 pub mod capture;
 mod classify;
 pub mod connect;

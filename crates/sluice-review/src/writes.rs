@@ -161,3 +161,100 @@ mod tests {
         }
     }
 }
+
+/// An UPDATE or DELETE that batched mode runs in primary-key ranges: the same statement with
+/// `AND key > lo AND key <= hi` added to its WHERE clause, one range per chunk.
+#[derive(Debug, Clone)]
+pub struct Batchable {
+    statement: Statement,
+    dialect: SqlDialect,
+    pub write: Write,
+}
+
+fn parse_one(sql: &str, dialect: SqlDialect) -> Result<Statement, String> {
+    let mut parsed = match dialect {
+        SqlDialect::MySql => Parser::parse_sql(&MySqlDialect {}, sql),
+        SqlDialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, sql),
+    }
+    .map_err(|e| format!("it does not parse: {e}"))?;
+    if parsed.len() != 1 {
+        return Err("it is not a single statement".into());
+    }
+    Ok(parsed.remove(0))
+}
+
+/// The statement as batched mode runs it, or why it cannot be split (not an UPDATE or DELETE of one
+/// table, or one with its own LIMIT or ORDER BY, whose rows depend on the order they are visited in).
+pub fn batchable(sql: &str, dialect: SqlDialect) -> Result<Batchable, String> {
+    let write = written_table(sql, dialect)?;
+    if write.op == WriteOp::Insert {
+        return Err("batched mode splits UPDATE and DELETE statements; an INSERT is one statement".into());
+    }
+    let statement = parse_one(sql, dialect)?;
+    let (limit, order) = match &statement {
+        Statement::Update(u) => (u.limit.is_some(), !u.order_by.is_empty()),
+        Statement::Delete(d) => (d.limit.is_some(), !d.order_by.is_empty()),
+        _ => (false, false),
+    };
+    if limit || order {
+        return Err("it has its own LIMIT or ORDER BY, which chunks by key would change".into());
+    }
+    Ok(Batchable { statement, dialect, write })
+}
+
+impl Batchable {
+    /// The statement limited to `lo < key <= hi` (either bound may be open).
+    pub fn chunk(&self, key: &str, lo: Option<i64>, hi: Option<i64>) -> Result<String, String> {
+        let col = match self.dialect {
+            SqlDialect::MySql => format!("`{}`.`{}`", self.write.alias.replace('`', "``"), key.replace('`', "``")),
+            SqlDialect::Postgres => format!("\"{}\".\"{}\"", self.write.alias.replace('"', "\"\""), key.replace('"', "\"\"")),
+        };
+        let mut bounds = Vec::new();
+        if let Some(lo) = lo {
+            bounds.push(format!("{col} > {lo}"));
+        }
+        if let Some(hi) = hi {
+            bounds.push(format!("{col} <= {hi}"));
+        }
+        if bounds.is_empty() {
+            return Ok(self.statement.to_string());
+        }
+        let text = bounds.join(" AND ");
+        let range = match self.dialect {
+            SqlDialect::MySql => Parser::new(&MySqlDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()),
+            SqlDialect::Postgres => Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()),
+        }
+        .map_err(|e| format!("cannot build the key range `{text}`: {e}"))?;
+        let mut s = self.statement.clone();
+        let selection = match &mut s {
+            Statement::Update(u) => &mut u.selection,
+            Statement::Delete(d) => &mut d.selection,
+            _ => return Err("not an UPDATE or DELETE".into()),
+        };
+        *selection = Some(match selection.take() {
+            None => range,
+            Some(w) => sqlparser::ast::Expr::BinaryOp {
+                left: Box::new(sqlparser::ast::Expr::Nested(Box::new(w))),
+                op: sqlparser::ast::BinaryOperator::And,
+                right: Box::new(range),
+            },
+        });
+        Ok(s.to_string())
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn chunks_add_the_key_range_to_the_where_clause() {
+        let b = batchable("UPDATE t SET v = v + 1 WHERE v < 10 OR v > 20", SqlDialect::MySql).unwrap();
+        assert_eq!(b.chunk("id", Some(1000), Some(2000)).unwrap(), "UPDATE t SET v = v + 1 WHERE (v < 10 OR v > 20) AND `t`.`id` > 1000 AND `t`.`id` <= 2000");
+        assert_eq!(b.chunk("id", None, Some(5)).unwrap(), "UPDATE t SET v = v + 1 WHERE (v < 10 OR v > 20) AND `t`.`id` <= 5");
+        let b = batchable("DELETE FROM public.t AS x", SqlDialect::Postgres).unwrap();
+        assert_eq!(b.chunk("id", Some(7), None).unwrap(), "DELETE FROM public.t AS x WHERE \"x\".\"id\" > 7");
+        assert!(batchable("UPDATE t SET v = 1 ORDER BY id LIMIT 10", SqlDialect::MySql).unwrap_err().contains("LIMIT"));
+        assert!(batchable("INSERT INTO t VALUES (1)", SqlDialect::MySql).unwrap_err().contains("INSERT"));
+    }
+}

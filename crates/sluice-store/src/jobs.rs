@@ -91,6 +91,8 @@ fn job(row: &AnyRow) -> Result<JobRecord, StoreError> {
 const UNKNOWN: &str =
     "the server running it stopped before it finished: whether its statements committed is unknown; check the target, then cancel or re-file the ticket";
 
+const RESUMED: &str = "its server stopped; queued again to resume at its next chunk (batched mode checkpoints every chunk in the target)";
+
 impl Store {
     /// Starts an approved (or scheduled) ticket: `start` and one queued job per target, in one transaction
     /// under the ticket's row lock, so of two racing `run`s one starts it and the other is refused. The
@@ -158,17 +160,32 @@ impl Store {
     pub async fn lease_job(&self, owner: &str, lease_ms: i64, per_instance: i64) -> Result<Option<JobRecord>, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let expired =
-            sqlx::query("SELECT id, ticket_id, revision FROM jobs WHERE state = 'running' AND lease_until < $1").bind(now).fetch_all(&mut *tx.tx).await?;
+        let expired = sqlx::query(
+            "SELECT j.id, j.ticket_id, j.revision, t.mode FROM jobs j JOIN tickets t ON t.id = j.ticket_id WHERE j.state = 'running' AND j.lease_until < $1",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx.tx)
+        .await?;
         for e in &expired {
-            let (job_id, ticket_id, revision): (String, String, i64) = (e.try_get("id")?, e.try_get("ticket_id")?, e.try_get("revision")?);
-            sqlx::query("UPDATE jobs SET state = 'unknown', outcome = $1, updated_at = $2 WHERE id = $3 AND state = 'running'")
-                .bind(UNKNOWN)
-                .bind(now)
-                .bind(&job_id)
-                .execute(&mut *tx.tx)
-                .await?;
-            settle_ticket(&mut tx, &ticket_id, revision).await?;
+            let (job_id, ticket_id, revision, mode): (String, String, i64, String) =
+                (e.try_get("id")?, e.try_get("ticket_id")?, e.try_get("revision")?, e.try_get("mode")?);
+            // A batched job checkpoints every chunk in the target's own transaction: it resumes. Any other
+            // job may or may not have committed: it is unknown, for a person to resolve.
+            let resumable = mode == sluice_core::ExecMode::Batched.as_str();
+            let (state, outcome) = if resumable { ("queued", RESUMED) } else { ("unknown", UNKNOWN) };
+            let n = sqlx::query(
+                "UPDATE jobs SET state = $1, outcome = $2, lease_owner = NULL, lease_until = NULL, updated_at = $3 WHERE id = $4 AND state = 'running' AND lease_until < $3",
+            )
+            .bind(state)
+            .bind(outcome)
+            .bind(now)
+            .bind(&job_id)
+            .execute(&mut *tx.tx)
+            .await?
+            .rows_affected();
+            if n == 1 && !resumable {
+                settle_ticket(&mut tx, &ticket_id, revision).await?;
+            }
         }
         let lock = if tx.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let candidate = sqlx::query(&format!(
@@ -200,13 +217,17 @@ impl Store {
         self.get_job(&id).await.map(Some)
     }
 
-    /// Extends the lease; `false` when it is no longer this owner's (expired and declared unknown).
-    pub async fn heartbeat(&self, job_id: &str, owner: &str, lease_ms: i64) -> Result<bool, StoreError> {
+    /// Extends the lease, recording the job's progress when given; `false` when it is no longer this
+    /// owner's (expired, and declared unknown or handed to another server).
+    pub async fn heartbeat(&self, job_id: &str, owner: &str, lease_ms: i64, progress: Option<&str>) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let n = sqlx::query("UPDATE jobs SET lease_until = $1, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND state = 'running' AND lease_until >= $2")
-            .bind(now + lease_ms)
-            .bind(now)
+        let n = sqlx::query(
+            "UPDATE jobs SET lease_until = $1, updated_at = $2, outcome = COALESCE($3, outcome) WHERE id = $4 AND lease_owner = $5 AND state = 'running' AND lease_until >= $2",
+        )
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(progress)
             .bind(job_id)
             .bind(owner)
             .execute(&mut *tx.tx)

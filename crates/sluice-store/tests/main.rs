@@ -535,8 +535,8 @@ async fn jobs_lease_run_and_settle_their_ticket(f: Fixture) {
     let b = s.lease_job("w2", 60_000, 1).await.unwrap().unwrap();
     assert_ne!(a.instance_id, b.instance_id, "one job per instance at a time");
     assert!(s.lease_job("w3", 60_000, 1).await.unwrap().is_none(), "the third job's instance is busy");
-    assert!(s.heartbeat(&a.id, "w1", 60_000).await.unwrap());
-    assert!(!s.heartbeat(&a.id, "w2", 60_000).await.unwrap(), "not w2's lease");
+    assert!(s.heartbeat(&a.id, "w1", 60_000, None).await.unwrap());
+    assert!(!s.heartbeat(&a.id, "w2", 60_000, None).await.unwrap(), "not w2's lease");
     s.finish_job(&a.id, "w1", true, "ok", None, &entry("job.finish")).await.unwrap();
     assert_eq!(s.get_ticket(&a.ticket_id).await.unwrap().state, S::Running, "one target still runs");
     assert!(matches!(s.finish_job(&a.id, "w1", true, "ok", None, &entry("job.finish")).await, Err(StoreError::Stale { .. })), "finished once");
@@ -546,7 +546,7 @@ async fn jobs_lease_run_and_settle_their_ticket(f: Fixture) {
     let b = s.get_job(&b.id).await.unwrap();
     assert_eq!(b.state, JobState::Unknown);
     assert!(b.outcome.unwrap().contains("unknown"));
-    assert!(!s.heartbeat(&b.id, "w2", 60_000).await.unwrap(), "a dead lease cannot be revived");
+    assert!(!s.heartbeat(&b.id, "w2", 60_000, None).await.unwrap(), "a dead lease cannot be revived");
     let tickets: Vec<_> = [a.ticket_id.clone(), c.ticket_id.clone()].into_iter().collect();
     let first = s.get_ticket(&tickets[0]).await.unwrap();
     assert_eq!(first.state, S::Failed, "{first:?}");

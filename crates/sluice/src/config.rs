@@ -36,8 +36,21 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct TicketsConfig {
     /// How long a running job is this server's without a heartbeat (default `30s`). A server that dies
-    /// while running one loses it after this long; the job is then declared unknown, never re-run.
+    /// while running one loses it after this long; the job is then declared unknown, never re-run
+    /// (batched jobs, which checkpoint every chunk in the target, are resumed by any server instead).
     pub lease: Option<String>,
+    /// Batched tickets: rows per chunk (default 1000).
+    pub batch_rows: Option<u64>,
+    /// Batched tickets: pause between chunks (default `0s`).
+    pub batch_pause: Option<String>,
+    /// Batched tickets wait while MySQL/MariaDB `Threads_running` is above this (default 64).
+    pub throttle_threads_running: Option<u64>,
+    /// Batched tickets wait while PostgreSQL has more active sessions than this (default 64).
+    pub throttle_active_sessions: Option<u64>,
+    /// Batched tickets wait while more PostgreSQL sessions than this wait on locks (default 16).
+    pub throttle_lock_waits: Option<u64>,
+    /// Batched tickets wait while a PostgreSQL replica's replay lag is above this (default `10s`).
+    pub throttle_replica_lag: Option<String>,
 }
 
 /// `[pipelines]`: what pipelines managed through the API may use.
@@ -112,6 +125,7 @@ pub struct ServeSettings {
     pub pipeline_env: BTreeMap<String, String>,
     pub egress: EgressPolicy,
     pub exec_lease: Duration,
+    pub batch: sluice_engines::batched::BatchLimits,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -172,6 +186,23 @@ impl FileConfig {
         if exec_lease < Duration::from_secs(1) || exec_lease > Duration::from_secs(3600) {
             return Err(invalid("tickets.lease", "must be between 1s and 1h".into()));
         }
+        let t = &self.tickets;
+        let duration = |key: &str, v: &Option<String>, default: Duration| match v {
+            None => Ok(default),
+            Some(text) => humantime::parse_duration(text).map_err(|e| invalid(key, format!("`{text}` is not a duration like `100ms`: {e}"))),
+        };
+        let defaults = sluice_engines::batched::BatchLimits::default();
+        let batch = sluice_engines::batched::BatchLimits {
+            rows: t.batch_rows.unwrap_or(defaults.rows),
+            pause: duration("tickets.batch_pause", &t.batch_pause, defaults.pause)?,
+            max_threads_running: t.throttle_threads_running.unwrap_or(defaults.max_threads_running),
+            max_active_sessions: t.throttle_active_sessions.unwrap_or(defaults.max_active_sessions),
+            max_lock_waits: t.throttle_lock_waits.unwrap_or(defaults.max_lock_waits),
+            max_replica_lag: duration("tickets.throttle_replica_lag", &t.throttle_replica_lag, defaults.max_replica_lag)?,
+        };
+        if !(1..=1_000_000).contains(&batch.rows) {
+            return Err(invalid("tickets.batch_rows", "must be between 1 and 1000000".into()));
+        }
         let mut pipeline_env = BTreeMap::new();
         for (i, name) in self.pipelines.env.iter().enumerate() {
             let key = format!("pipelines.env[{i}]");
@@ -200,6 +231,7 @@ impl FileConfig {
             pipeline_env,
             egress,
             exec_lease,
+            batch,
         })
     }
 }

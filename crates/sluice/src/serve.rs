@@ -61,6 +61,7 @@ pub async fn run(settings: ServeSettings) -> Result<()> {
             pipeline_env: std::sync::Arc::new(settings.pipeline_env.clone()),
             egress: std::sync::Arc::new(settings.egress.clone()),
             exec_lease: settings.exec_lease,
+            batch: settings.batch.clone(),
         },
     );
     sluice_control::serve(listener, state, shutdown).await.context("server failed")?;

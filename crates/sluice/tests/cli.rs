@@ -32,18 +32,19 @@ fn start(data_dir: &Path) -> Server {
 
 /// As [`start`], with extra arguments (`--config FILE`).
 fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+    start_keyed(data_dir, extra, None)
+}
+
+/// As [`start_with`], with the master key in `SLUICE_MASTER_KEY` (servers sharing a PostgreSQL store).
+fn start_keyed(data_dir: &Path, extra: &[&str], master_key: Option<&str>) -> Server {
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--data-dir"])
-        .arg(data_dir)
-        .args(extra)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("SLUICE_ADMIN_TOKEN", ADMIN)
-        .env_remove("SLUICE_MASTER_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--data-dir"]).arg(data_dir).args(extra).args(["--listen", &format!("127.0.0.1:{port}")]).env("SLUICE_ADMIN_TOKEN", ADMIN);
+    match master_key {
+        Some(k) => cmd.env("SLUICE_MASTER_KEY", k),
+        None => cmd.env_remove("SLUICE_MASTER_KEY"),
+    };
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -549,6 +550,86 @@ async fn a_ticket_whose_server_dies_mid_run_is_never_run_twice() {
     let v = sluice_testkit::mariadb_scalar(&format!("SELECT v FROM {db}.t WHERE id = 1")).await.unwrap();
     assert!(v == "0" || v == "1", "the statement ran {v} times");
     assert_eq!(reqwest_get(&server.url, &format!("/api/v1/tickets/{id}")).await["jobs"].as_array().unwrap().len(), 1, "no second job");
+}
+
+/// Two servers on one PostgreSQL store run a batched ticket: the one running it is killed with `kill -9`
+/// mid-way, the other takes the job over when its lease runs out and resumes at the next chunk (each chunk
+/// commits with its checkpoint in the target), so every row is updated exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_ticket_survives_kill_9_and_is_taken_over_by_the_other_server() {
+    const ROWS: u64 = 20_000;
+    let (_, db) = sluice_testkit::fresh_mariadb_database("batchkill").await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, n INT NOT NULL)")).await;
+    sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t SELECT seq, 0 FROM {db}.seq_1_to_{ROWS}")).await;
+    let store = sluice_testkit::fresh_postgres_database("batchstore").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, "[tickets]\nlease = \"2s\"\nbatch_rows = 200\nbatch_pause = \"30ms\"\n").unwrap();
+    let cfg = config.display().to_string();
+    let key = "33".repeat(32);
+    let args = ["--config", cfg.as_str(), "--store", store.as_str()];
+    let mut first = start_keyed(&dir.path().join("a"), &args, Some(&key));
+    let ok = |o: Output| {
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    let url = sluice_testkit::service(sluice_testkit::Service::Mariadb);
+    let (host, port) = sluice_testkit::host_port(&url).unwrap();
+    let port = port.to_string();
+    ok(cli(
+        &first,
+        &["instance", "add", "db", "--engine", "mariadb", "--host", &host, "--port", &port, "--user", "sluice", "--password-env", "DEMO_PW", "--env", "prod"],
+    ));
+    ok(cli(&first, &["project", "create", "p"]));
+    ok(cli(&first, &["project", "add-instance", "p", "db"]));
+    let out = ok(cli(&first, &["user", "add", "appr", "--role", "developer", "--with-token", "cli"]));
+    let appr = out.lines().find_map(|l| l.strip_prefix("token (shown once): ")).unwrap().trim().to_string();
+    ok(cli(&first, &["project", "add-member", "p", "appr", "approver"]));
+    std::fs::write(dir.path().join("all.sql"), "UPDATE t SET n = n + 1;\n").unwrap();
+    let file = dir.path().join("all.sql").display().to_string();
+    let created = ok(cli(&first, &["ticket", "create", "--project", "p", "--instance", "db", "--db", &db, "--file", &file, "--mode", "batched"]));
+    let id = created.split_whitespace().nth(1).unwrap().to_string();
+    // An UPDATE without WHERE is an error finding; batched mode is how such a change should run.
+    ok(cli(&first, &["ticket", "override", &id, "--reason", "every row, in chunks"]));
+    let approved = Command::new(BIN).args(["ticket", "approve", &id]).env("SLUICE_SERVER", &first.url).env("SLUICE_TOKEN", &appr).output().unwrap();
+    assert!(approved.status.success(), "{}", text(&approved));
+    ok(cli(&first, &["ticket", "run", &id]));
+    let done_rows = async || {
+        let exists = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'sluice_meta' AND TABLE_NAME = 'ticket_progress'";
+        if sluice_testkit::mariadb_scalar(exists).await.as_deref() != Some("1") {
+            return 0;
+        }
+        sluice_testkit::mariadb_scalar(&format!("SELECT rows_done FROM sluice_meta.ticket_progress WHERE job LIKE '{id}:%'"))
+            .await
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while done_rows().await < 2_000 {
+        assert!(Instant::now() < deadline, "the batched ticket never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = start_keyed(&dir.path().join("b"), &args, Some(&key));
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    let at_kill = done_rows().await;
+    assert!(at_kill < ROWS, "killed after it finished ({at_kill} rows): nothing was taken over");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let t = loop {
+        let t = reqwest_get(&second.url, &format!("/api/v1/tickets/{id}")).await;
+        if t["state"] != "running" {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "the other server never finished the job: {t}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(t["state"], "done", "{t}");
+    assert_eq!(t["jobs"].as_array().unwrap().len(), 1, "the same job, resumed: {t}");
+    let wrong = sluice_testkit::mariadb_scalar(&format!("SELECT COUNT(*) FROM {db}.t WHERE n <> 1")).await.unwrap();
+    assert_eq!(wrong, "0", "every row updated exactly once");
+    assert_eq!(done_rows().await, ROWS, "the checkpoint counts each row once");
+    let statements = t["jobs"][0]["statements"].as_array().unwrap();
+    assert_eq!(statements[0]["affected_rows"].as_u64(), Some(ROWS - at_kill), "the second server did exactly the rest: {t}");
 }
 
 async fn reqwest_get(base: &str, path: &str) -> serde_json::Value {

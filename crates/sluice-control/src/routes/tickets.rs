@@ -559,8 +559,7 @@ async fn override_ticket(
 }
 
 /// Run an approved ticket now (an owner or dba of the project), or schedule it when its `run_at` is ahead.
-/// The review runs again first: other findings than were approved send it back to approval (409). Runs
-/// `dry_run`, `direct`, `backup` and `rollback` tickets; the other modes are refused until they are built.
+/// The review runs again first: other findings than were approved send it back to approval (409).
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/run", tag = "tickets", request_body = TicketAction, params(("id" = String, Path, description = "ticket id")),
     responses((status = 202, body = TicketView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -578,9 +577,6 @@ async fn run_ticket(
     use crate::tickets::StartError;
     match crate::tickets::start(&state, &t, &actor(&caller)).await {
         Ok(_) => {}
-        Err(StartError::Mode(m)) => {
-            return Err(ApiError::invalid("mode", format!("mode: `{}` is not available yet (dry_run, direct, backup and rollback are)", m.as_str())));
-        }
         Err(StartError::FindingsChanged) => {
             caller.audited();
             return Err(ApiError::InvalidTransition {

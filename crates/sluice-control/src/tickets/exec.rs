@@ -64,8 +64,12 @@ async fn start_due(state: &AppState) {
 
 async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
     let lease = lease_ms(state);
+    // The run reports its progress here; the heartbeat records it with each lease renewal, and cancels
+    // the run when the lease is lost (another server may take a resumable job over).
+    let (progress_tx, progress_rx) = tokio::sync::watch::channel(None::<String>);
+    let lost = CancellationToken::new();
     let heartbeat = {
-        let (store, id, owner) = (state.store.clone(), job.id.clone(), owner.to_string());
+        let (store, id, owner, lost) = (state.store.clone(), job.id.clone(), owner.to_string(), lost.clone());
         let stop = CancellationToken::new();
         let s = stop.clone();
         let task = tokio::spawn(async move {
@@ -74,15 +78,18 @@ async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
                     _ = s.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_millis(lease as u64 / 3)) => {}
                 }
-                if !store.heartbeat(&id, &owner, lease).await.unwrap_or(false) {
+                let progress = progress_rx.borrow().clone();
+                if !store.heartbeat(&id, &owner, lease, progress.as_deref()).await.unwrap_or(false) {
                     tracing::error!(job = %id, "lost the lease of a running job");
+                    lost.cancel();
                     return;
                 }
             }
         });
         (stop, task)
     };
-    let (ok, outcome, results, backup) = match execute(state, &job).await {
+    let ctx = RunContext { progress: progress_tx, lost };
+    let (ok, outcome, results, backup) = match execute(state, &job, &ctx).await {
         Ok(run) => {
             let report = &run.report;
             let results = results_of(report);
@@ -157,8 +164,14 @@ struct Executed {
     problem: Option<String>,
 }
 
+/// What a run may use beside its job: where to report progress, and the signal that the lease was lost.
+struct RunContext {
+    progress: tokio::sync::watch::Sender<Option<String>>,
+    lost: CancellationToken,
+}
+
 /// Connects to the job's target and runs the ticket's statements in the ticket's mode.
-async fn execute(state: &AppState, job: &JobRecord) -> Result<Executed, String> {
+async fn execute(state: &AppState, job: &JobRecord, ctx: &RunContext) -> Result<Executed, String> {
     let t = state.store.get_ticket(&job.ticket_id).await.map_err(|e| e.to_string())?;
     let target = t.targets.get(job.target_seq as usize).ok_or("the ticket has no such target")?;
     let rec = state.store.get_instance(&target.instance_id).await.map_err(|e| e.to_string())?;
@@ -180,10 +193,65 @@ async fn execute(state: &AppState, job: &JobRecord) -> Result<Executed, String> 
             let run = super::backup::run(&spec, &statements, dialect, job.target_seq).await?;
             return Ok(Executed { report: run.report, backup: run.backup, problem: run.problem });
         }
-        other => return Err(format!("mode {} is not available yet", other.as_str())),
+        ExecMode::Batched => return batched(state, &spec, job, &statements, dialect, ctx).await,
     };
     let report = sluice_engines::execute::run(&spec, &statements, mode).await.map_err(|f| f.message)?;
     Ok(Executed { report, backup: None, problem: None })
+}
+
+/// Batched mode: each statement in key ranges, resumed from the target's checkpoint (see
+/// `sluice_engines::batched`).
+async fn batched(
+    state: &AppState,
+    spec: &ConnectSpec,
+    job: &JobRecord,
+    statements: &[String],
+    dialect: sluice_review::SqlDialect,
+    ctx: &RunContext,
+) -> Result<Executed, String> {
+    use sluice_engines::batched::{BatchStatement, Progress};
+    let mut plan = Vec::new();
+    for (i, s) in statements.iter().enumerate() {
+        let b = sluice_review::writes::batchable(s, dialect).map_err(|e| format!("statement {} cannot run in batched mode: {e}", i + 1))?;
+        let (schema, table) = (b.write.schema.clone(), b.write.table.clone());
+        plan.push(BatchStatement { schema, table, chunk: Box::new(move |key, lo, hi| b.chunk(key, lo, hi)) });
+    }
+    let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
+    let n = statements.len();
+    let relay = {
+        let out = ctx.progress.clone();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let p = rx.borrow().clone();
+                let text = format!(
+                    "running: statement {} of {n}, {} row(s) in {} chunk(s){}{}",
+                    (p.statement + 1).min(n),
+                    p.rows,
+                    p.chunks,
+                    if p.resumed { ", resumed from its checkpoint" } else { "" },
+                    if p.throttled_ms > 0 { format!(", {} ms throttled", p.throttled_ms) } else { String::new() }
+                );
+                out.send_replace(Some(text));
+            }
+        })
+    };
+    let key = format!("{}:{}:{}", job.ticket_id, job.revision, job.target_seq);
+    let result = sluice_engines::batched::run(spec, &key, &plan, &state.settings.batch, &tx, &ctx.lost).await;
+    drop(tx);
+    let _ = relay.await;
+    let report = result?;
+    let now_rows: Vec<sluice_engines::execute::StatementOutcome> = report
+        .rows_per_statement
+        .iter()
+        .enumerate()
+        .map(|(idx, n)| sluice_engines::execute::StatementOutcome {
+            idx,
+            outcome: sluice_engines::execute::Outcome::Committed,
+            affected_rows: Some(*n),
+            error: None,
+        })
+        .collect();
+    Ok(Executed { report: ExecReport { transactional: false, statements: now_rows }, backup: None, problem: None })
 }
 
 /// Wakes the worker (a ticket was just started).

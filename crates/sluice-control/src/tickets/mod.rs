@@ -143,14 +143,9 @@ fn findings_key(reviews: &[TargetReview]) -> Vec<(i64, Vec<(String, String)>)> {
 }
 
 /// Starts an approved or scheduled ticket: the review runs again first, and changed findings send it back to
-/// approval (new revision) instead; a ticket with a time still ahead is scheduled instead. Only the modes
-/// built so far run (dry_run, direct, backup, rollback).
+/// approval (new revision) instead; a ticket with a time still ahead is scheduled instead.
 pub async fn start(state: &AppState, t: &TicketRecord, actor: &str) -> Result<&'static str, StartError> {
-    use sluice_core::ExecMode;
     use sluice_core::ticket::{TicketEvent, TicketState};
-    if !matches!(t.mode, ExecMode::DryRun | ExecMode::Direct | ExecMode::Backup | ExecMode::Rollback) {
-        return Err(StartError::Mode(t.mode));
-    }
     let audit = |action: &str| sluice_store::audit::AuditEntry {
         actor: actor.to_string(),
         action: action.to_string(),
@@ -186,7 +181,6 @@ pub async fn start(state: &AppState, t: &TicketRecord, actor: &str) -> Result<&'
 /// Why a ticket did not start.
 #[derive(Debug)]
 pub enum StartError {
-    Mode(sluice_core::ExecMode),
     FindingsChanged,
     Review(String),
     Store(sluice_store::StoreError),
