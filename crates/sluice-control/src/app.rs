@@ -47,6 +47,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::projects::router())
         .merge(routes::tickets::router())
         .merge(routes::flows::router())
+        .merge(routes::channels::router())
 }
 
 /// Builds the whole application.

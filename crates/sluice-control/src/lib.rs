@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod notify;
 pub mod pipelines;
 pub mod policy;
 pub mod review;
@@ -34,9 +35,11 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown:
     });
     state.pipelines.resume_all().await;
     let worker = tickets::exec::spawn_worker(state.clone(), shutdown.clone());
+    let dispatcher = notify::spawn_dispatcher(state.clone(), shutdown.clone());
     let pipelines = state.pipelines.clone();
     let served = axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
     pipelines.shutdown_all().await;
     let _ = worker.await;
+    let _ = dispatcher.await;
     served
 }

@@ -27,6 +27,8 @@ pub enum Permission {
     TicketWrite,
     FlowRead,
     FlowAdmin,
+    ChannelRead,
+    ChannelAdmin,
 }
 
 impl Permission {
@@ -47,6 +49,8 @@ impl Permission {
             Permission::TicketWrite => "ticket.write",
             Permission::FlowRead => "flow.read",
             Permission::FlowAdmin => "flow.admin",
+            Permission::ChannelRead => "channel.read",
+            Permission::ChannelAdmin => "channel.admin",
         }
     }
 }
@@ -60,9 +64,9 @@ pub fn allows(role: Role, p: Permission) -> bool {
         Public | Authenticated | InstanceRead | PipelineRead | ProjectRead | TicketRead | FlowRead => true,
         // Every role may act on tickets through its project role, except the read-only auditor.
         TicketWrite => !matches!(role, Auditor),
-        ProjectAdmin | FlowAdmin => matches!(role, Admin),
+        ProjectAdmin | FlowAdmin | ChannelAdmin => matches!(role, Admin),
         InstanceWrite | InstanceCheck | PipelineWrite => matches!(role, Admin | Dba),
-        AuditRead => matches!(role, Admin | Auditor),
+        AuditRead | ChannelRead => matches!(role, Admin | Auditor),
         UserAdmin => matches!(role, Admin),
     }
 }
@@ -128,6 +132,12 @@ routes! {
     GET    "/api/v1/flows/{id}"                => FlowRead,      "flow.read";
     PUT    "/api/v1/flows/{id}"                => FlowAdmin,     "flow.update";
     DELETE "/api/v1/flows/{id}"                => FlowAdmin,     "flow.delete";
+    GET    "/api/v1/channels"                  => ChannelRead,   "channel.list";
+    POST   "/api/v1/channels"                  => ChannelAdmin,  "channel.create";
+    GET    "/api/v1/channels/{id}"             => ChannelRead,   "channel.read";
+    DELETE "/api/v1/channels/{id}"             => ChannelAdmin,  "channel.delete";
+    GET    "/api/v1/channels/{id}/deliveries"  => ChannelRead,   "channel.deliveries";
+    POST   "/api/v1/channels/{id}/test"        => ChannelAdmin,  "channel.test";
     GET    "/api/v1/audit"                     => AuditRead,     "audit.list";
     GET    "/api/v1/audit/verify"              => AuditRead,     "audit.verify";
     GET    "/api/v1/users"                     => UserAdmin,     "user.list";

@@ -5,6 +5,7 @@ mod backup_mode;
 mod bad_input;
 mod confinement;
 mod instances;
+mod notifications;
 mod pipelines;
 mod route_auth;
 mod secrets;

@@ -304,6 +304,13 @@ impl Store {
         if let Some(b) = backup {
             crate::backups::insert(&mut tx, &ticket_id, revision, b).await?;
         }
+        let t = sqlx::query("SELECT title, project_id FROM tickets WHERE id = $1").bind(&ticket_id).fetch_one(&mut *tx.tx).await?;
+        let project: String = t.try_get("project_id")?;
+        let payload = serde_json::json!({
+            "ticket": { "id": ticket_id, "title": t.try_get::<String, _>("title")?, "project_id": project, "revision": revision },
+            "job": { "id": job_id, "state": state.as_str(), "outcome": outcome },
+        });
+        crate::notify::emit(&mut tx, if ok { "job.done" } else { "job.failed" }, Some(&project), &payload).await?;
         settle_ticket(&mut tx, &ticket_id, revision).await?;
         append(&mut tx, &AuditEntry { target: Some(format!("ticket/{ticket_id}")), ..audit.clone() }).await?;
         tx.commit().await

@@ -12,6 +12,7 @@ mod error;
 pub mod instances;
 pub mod jobs;
 mod migrations;
+pub mod notify;
 pub mod pipelines;
 pub mod projects;
 pub mod tickets;

@@ -24,9 +24,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "instance_tls_ca", common: include_str!("migrations/0003_instance_tls_ca.sql"), sqlite: "", postgres: "" },
     Migration { version: 4, name: "projects_tickets", common: include_str!("migrations/0004_projects_tickets.sql"), sqlite: "", postgres: "" },
     Migration { version: 5, name: "ticket_backups", common: include_str!("migrations/0005_ticket_backups.sql"), sqlite: "", postgres: "" },
+    Migration { version: 6, name: "notifications", common: include_str!("migrations/0006_notifications.sql"), sqlite: "", postgres: "" },
 ];
 
-pub(crate) const LATEST: i64 = 5;
+pub(crate) const LATEST: i64 = 6;
 
 impl Migration {
     pub fn sql_for(&self, backend: Backend) -> [&'static str; 2] {

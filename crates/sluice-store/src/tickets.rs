@@ -586,6 +586,14 @@ pub(crate) async fn history(
     .bind(reason)
     .execute(&mut *tx.tx)
     .await?;
+    // Every step of a ticket's life is an event, in the same transaction.
+    let t = sqlx::query("SELECT title, project_id, state FROM tickets WHERE id = $1").bind(id).fetch_one(&mut *tx.tx).await?;
+    let project: String = t.try_get("project_id")?;
+    let payload = serde_json::json!({
+        "ticket": { "id": id, "title": t.try_get::<String, _>("title")?, "project_id": project, "state": t.try_get::<String, _>("state")?, "revision": revision },
+        "actor": actor, "from_state": from.map(|s| s.as_str()), "to_state": to.map(|s| s.as_str()), "reason": reason,
+    });
+    crate::notify::emit(tx, &format!("ticket.{kind}"), Some(&project), &payload).await?;
     Ok(())
 }
 

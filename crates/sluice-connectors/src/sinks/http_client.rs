@@ -37,25 +37,30 @@ pub(crate) fn build(url: &str, timeout: &str, batch_max: usize, scope: &Scope) -
         return Err("`batch_max` must be > 0".into());
     }
     let timeout = humantime::parse_duration(timeout).map_err(|e| format!("`timeout`: `{timeout}` is not a duration: {e}"))?;
+    let client = egress_client(&parsed, timeout, scope.egress.as_ref()).map_err(|e| format!("`url`: {e}"))?;
+    Ok(HttpTarget { client, url: url.to_string(), quote_remote: scope.quote_remote })
+}
+
+/// A client for `url` that applies the egress policy to every address it connects to (an address in the
+/// URL is checked here; names when they resolve), with no proxy (it would hide the destination) and no
+/// redirects (one could lead past the policy). Also used by the control plane's notification channels.
+pub fn egress_client(url: &reqwest::Url, timeout: Duration, egress: Option<&Arc<EgressPolicy>>) -> Result<reqwest::Client, String> {
     let mut builder =
         reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(5).min(timeout)).redirect(reqwest::redirect::Policy::none());
-    if let Some(policy) = &scope.egress {
-        // An address in the URL never goes through the resolver: check it here.
-        if let Some(host) = parsed.host() {
+    if let Some(policy) = egress {
+        if let Some(host) = url.host() {
             let ip = match host {
                 url::Host::Ipv4(a) => Some(std::net::IpAddr::V4(a)),
                 url::Host::Ipv6(a) => Some(std::net::IpAddr::V6(a)),
                 url::Host::Domain(_) => None,
             };
             if let Some(ip) = ip {
-                policy.check(&ip.to_string(), &[ip]).map_err(|e| format!("`url`: {e}"))?;
+                policy.check(&ip.to_string(), &[ip]).map_err(|e| e.to_string())?;
             }
         }
-        // Proxies would hide the real destination from the policy.
         builder = builder.no_proxy().dns_resolver(Arc::new(PolicyResolver(policy.clone())));
     }
-    let client = builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    Ok(HttpTarget { client, url: url.to_string(), quote_remote: scope.quote_remote })
+    builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 impl HttpTarget {

@@ -7,6 +7,6 @@ pub mod file;
 #[cfg(feature = "sink-http")]
 pub mod http;
 #[cfg(any(feature = "sink-falcon", feature = "sink-prom-remote-write", feature = "sink-http"))]
-mod http_client;
+pub mod http_client;
 #[cfg(feature = "sink-prom-remote-write")]
 pub mod prom_remote_write;

@@ -71,6 +71,7 @@ impl TestApp {
         let state = AppState::new(store.clone(), settings);
         let stop_worker = tokio_util::sync::CancellationToken::new();
         sluice_control::tickets::exec::spawn_worker(state.clone(), stop_worker.clone());
+        sluice_control::notify::spawn_dispatcher(state.clone(), stop_worker.clone());
         TestApp { router: app(state), store, tokens, dir, stop_worker }
     }
 

@@ -1,0 +1,66 @@
+//! Delivering the outbox: every server runs one dispatcher that leases due deliveries from the store,
+//! sends each in its channel's format (`formats`), and records the attempt: delivered, or retried with
+//! exponential backoff (1 s doubling to 15 min) until [`MAX_ATTEMPTS`](sluice_store::notify::MAX_ATTEMPTS),
+//! then left `failed`. Each channel receives its events in order. **At-least-once**: a server that dies mid-send leaves the lease to run out and the
+//! delivery is sent again, so receivers dedupe on the event id (`X-Sluice-Delivery`, the payload's `id`).
+//! Every request goes through the egress policy; answers are never logged beyond their status.
+
+pub mod formats;
+
+use std::time::Duration;
+
+use sluice_store::notify::{DueDelivery, MAX_ATTEMPTS};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+
+const LEASE_MS: i64 = 60_000;
+
+fn backoff_ms(attempts: i64) -> i64 {
+    (1000i64 << attempts.clamp(0, 20)).min(15 * 60 * 1000)
+}
+
+pub fn spawn_dispatcher(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let mut busy = false;
+            match state.store.lease_deliveries(50, LEASE_MS).await {
+                Ok(due) => {
+                    busy = !due.is_empty();
+                    for d in due {
+                        let result = send(&state, &d).await;
+                        let record = match result {
+                            Ok(()) => Ok(()),
+                            Err(e) if d.attempts + 1 >= MAX_ATTEMPTS => Err((e, None)),
+                            Err(e) => Err((e, Some(sluice_store::now_ms() + backoff_ms(d.attempts)))),
+                        };
+                        if let Err(e) = state.store.delivery_attempted(&d, record).await {
+                            tracing::error!(error = %e, "cannot record a delivery attempt");
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot lease deliveries"),
+            }
+            // Each channel gets one delivery per round (its oldest): go again at once while there is work.
+            let pause = if busy { Duration::ZERO } else { Duration::from_millis(500) };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    })
+}
+
+async fn send(state: &AppState, d: &DueDelivery) -> Result<(), String> {
+    let req = formats::request(&d.channel_kind, &d.url, d.secret.as_deref(), &d.event_kind, &d.payload, sluice_store::now_ms())?;
+    let url = reqwest::Url::parse(&req.url).map_err(|e| format!("bad URL: {e}"))?;
+    let client = sluice_connectors::sinks::http_client::egress_client(&url, Duration::from_secs(10), Some(&state.settings.egress))?;
+    let mut r = client.post(url);
+    for (k, v) in &req.headers {
+        r = r.header(*k, v);
+    }
+    let resp = r.body(req.body).send().await.map_err(|e| format!("cannot reach the channel: {}", e.without_url()))?;
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.unwrap_or_default();
+    formats::accepted(&d.channel_kind, status, &body)
+}
