@@ -19,9 +19,13 @@ async fn two_stage_flow(app: &TestApp) {
 
 /// Through both stages (the dba overriding review errors first, if any): the ticket ends approved.
 async fn through_flow(app: &TestApp, id: &str, appr: &str, dba: &str) {
+    through_flow_named(app, id, appr, dba, "prod-dml").await
+}
+
+async fn through_flow_named(app: &TestApp, id: &str, appr: &str, dba: &str, flow: &str) {
     let t = app.admin(Method::GET, &format!("/api/v1/tickets/{id}"), None).await;
     assert_eq!(t.body["state"], "pending_approval", "{}", t.raw);
-    assert_eq!(t.body["flow"]["name"], "prod-dml", "{}", t.raw);
+    assert_eq!(t.body["flow"]["name"], flow, "{}", t.raw);
     let revision = t.body["revision"].as_i64().unwrap();
     let errors: i64 = t.body["reviews"].as_array().unwrap().iter().map(|r| r["errors"].as_i64().unwrap()).sum();
     if errors > 0 {
@@ -335,4 +339,103 @@ async fn batched_tickets_run_in_key_ranges_on_postgres() {
     assert!(outcome(&t).contains("integer primary key") && outcome(&t).contains("`code` is text"), "{}", outcome(&t));
     let n: Option<i32> = client.query_one("SELECT n FROM textkey", &[]).await.unwrap().get(0);
     assert_eq!(n, Some(0), "nothing ran");
+}
+
+/// A Redis ticket: reviewed by the command allow-list; a dry run reports the keys each command touches and
+/// changes nothing; backup mode keeps every key's DUMP and TTL, and its rollback restores them byte for
+/// byte (a key the ticket created is deleted again); a key changed since makes the rollback refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_ticket_rolls_back_to_the_previous_values() {
+    let url = sluice_testkit::service(sluice_testkit::Service::Redis);
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut r = client.get_multiplexed_async_connection().await.unwrap();
+    let p = sluice_testkit::unique_name("rt");
+    let k = |s: &str| format!("{p}:{s}");
+    let _: () = redis::cmd("SET").arg(k("user:1")).arg("alice").arg("PX").arg(600_000).query_async(&mut r).await.unwrap();
+    let _: () = redis::cmd("HSET").arg(k("h")).arg("a").arg("1").arg("b").arg("2").query_async(&mut r).await.unwrap();
+    let _: () = redis::cmd("RPUSH").arg(k("list")).arg("x").arg("y").query_async(&mut r).await.unwrap();
+    for i in 1..=5 {
+        let _: () = redis::cmd("SET").arg(k(&format!("tmp:{i}"))).arg(format!("t{i}")).query_async(&mut r).await.unwrap();
+    }
+    let names = ["user:1", "h", "list", "new", "tmp:1", "tmp:2", "tmp:3", "tmp:4", "tmp:5"];
+    let dumps = async |r: &mut redis::aio::MultiplexedConnection| {
+        let mut out = Vec::new();
+        for n in names {
+            let d: Option<Vec<u8>> = redis::cmd("DUMP").arg(k(n)).query_async(r).await.unwrap();
+            out.push(d);
+        }
+        out
+    };
+    let before = dumps(&mut r).await;
+
+    let mut instance = crate::support::service_instance(sluice_testkit::Service::Redis, "db", "sluice");
+    instance["environment"] = json!("prod");
+    let (app, [dev, appr, dba]) = real_project(instance).await;
+    let flow = json!({"name": "prod-redis", "priority": 1, "when": {"environments": ["prod"], "kinds": ["redis_command"]},
+        "stages": [{"name": "review", "roles": ["approver"], "quorum": {"kind": "any"}}, {"name": "dba", "roles": ["dba"], "quorum": {"kind": "any"}}]});
+    assert_eq!(app.admin(Method::POST, "/api/v1/flows", Some(flow)).await.status, StatusCode::CREATED);
+    let ticket = async |mode: &str, commands: String| {
+        let body =
+            json!({"project": "x", "kind": "redis_command", "mode": mode, "title": "fix users", "statements": commands, "targets": [{"instance": "db"}]});
+        let c = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(body)).await;
+        assert_eq!(c.status, StatusCode::CREATED, "{}", c.raw);
+        let id = c.body["id"].as_str().unwrap().to_string();
+        let s = app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
+        (id, s.body)
+    };
+    // The allow-list: a FLUSHALL and an unbounded pattern delete are error findings.
+    let (_, reviewed) = ticket("direct", format!("FLUSHALL\nDEL MATCH {p}:*\n")).await;
+    let rules: Vec<&str> = reviewed["reviews"][0]["review"]["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules, ["redis-dangerous-command", "redis-unbounded-delete"], "{reviewed}");
+    let wrong_kind = app
+        .call(
+            Method::POST,
+            "/api/v1/tickets",
+            Some(&dev),
+            Some(json!({"project": "x", "kind": "dml", "title": "t", "statements": "UPDATE t SET a = 1;", "targets": [{"instance": "db"}]})),
+        )
+        .await;
+    assert_eq!((wrong_kind.status, wrong_kind.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("targets[0].instance")));
+
+    let commands = format!("SET {p}:user:1 bob\nHSET {p}:h a 9 c 3\nDEL {p}:list\nSET {p}:new \"hello world\"\nDEL MATCH {p}:tmp:* LIMIT 10\n");
+    let (id, _) = ticket("dry_run", commands.clone()).await;
+    through_flow_named(&app, &id, &appr, &dba, "prod-redis").await;
+    let t = run(&app, &id, &dba).await;
+    assert_eq!(t["state"], "done", "{t}");
+    let touched: Vec<i64> = t["jobs"][0]["statements"].as_array().unwrap().iter().map(|s| s["affected_rows"].as_i64().unwrap()).collect();
+    assert_eq!(touched, [1, 1, 1, 0, 5], "the existing keys each command touches");
+    assert_eq!(dumps(&mut r).await, before, "a dry run changes nothing");
+
+    let (id, _) = ticket("backup", commands).await;
+    through_flow_named(&app, &id, &appr, &dba, "prod-redis").await;
+    let t = run(&app, &id, &dba).await;
+    assert_eq!(t["state"], "done", "{t}");
+    let now: Option<String> = redis::cmd("GET").arg(k("user:1")).query_async(&mut r).await.unwrap();
+    assert_eq!(now.as_deref(), Some("bob"));
+    let left: Vec<String> = redis::cmd("KEYS").arg(k("tmp:*")).query_async(&mut r).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    let rb = rollback_of(&app, &id, &dev, false).await;
+    let rid = rb["id"].as_str().unwrap().to_string();
+    assert!(rb["statements"].as_str().unwrap().contains("# sluice:expect"), "{rb}");
+    through_flow_named(&app, &rid, &appr, &dba, "prod-redis").await;
+    let done = run(&app, &rid, &dba).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(dumps(&mut r).await, before, "every key is back byte for byte, and the new one is gone");
+    let ttl: i64 = redis::cmd("PTTL").arg(k("user:1")).query_async(&mut r).await.unwrap();
+    assert!(ttl > 0 && ttl <= 600_000, "the TTL is restored: {ttl}");
+    assert_eq!(app.admin(Method::GET, &format!("/api/v1/tickets/{id}"), None).await.body["state"], "rolled_back");
+
+    // Changed since: the rollback refuses and leaves the colleague's value.
+    let (id, _) = ticket("backup", format!("SET {p}:user:1 carol\n")).await;
+    through_flow_named(&app, &id, &appr, &dba, "prod-redis").await;
+    assert_eq!(run(&app, &id, &dba).await["state"], "done");
+    let _: () = redis::cmd("SET").arg(k("user:1")).arg("dave").query_async(&mut r).await.unwrap();
+    let rb = rollback_of(&app, &id, &dev, false).await;
+    let rid = rb["id"].as_str().unwrap().to_string();
+    through_flow_named(&app, &rid, &appr, &dba, "prod-redis").await;
+    let refused = run(&app, &rid, &dba).await;
+    assert_eq!(refused["state"], "failed", "{refused}");
+    assert!(outcome(&refused).contains("changed since") && outcome(&refused).contains("user:1"), "{}", outcome(&refused));
+    let v: Option<String> = redis::cmd("GET").arg(k("user:1")).query_async(&mut r).await.unwrap();
+    assert_eq!(v.as_deref(), Some("dave"));
 }

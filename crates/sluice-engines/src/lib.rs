@@ -13,6 +13,7 @@ pub mod execute;
 mod mysql;
 mod postgres;
 mod redis;
+pub mod redis_exec;
 pub mod rollback;
 pub mod schema;
 mod tls;

@@ -10,7 +10,7 @@ use sluice_core::TlsMode;
 use crate::classify::{find_io_error, has_tls_error, socket_failure};
 use crate::{CheckFailure, ConnectSpec, FailureKind, Probed, best_of_three};
 
-fn connection_info(spec: &ConnectSpec) -> Result<redis::ConnectionInfo, CheckFailure> {
+pub(crate) fn connection_info(spec: &ConnectSpec) -> Result<redis::ConnectionInfo, CheckFailure> {
     let addr = match spec.tls_mode {
         TlsMode::Disable => ConnectionAddr::Tcp(spec.host.clone(), spec.port),
         TlsMode::Require | TlsMode::VerifyFull => {
@@ -33,7 +33,7 @@ fn connection_info(spec: &ConnectSpec) -> Result<redis::ConnectionInfo, CheckFai
     Ok(info.set_redis_settings(redis_info))
 }
 
-fn classify(e: &redis::RedisError, spec: &ConnectSpec) -> CheckFailure {
+pub(crate) fn classify(e: &redis::RedisError, spec: &ConnectSpec) -> CheckFailure {
     if e.kind() == ErrorKind::AuthenticationFailed {
         return CheckFailure { kind: FailureKind::AuthFailed, message: "authentication failed (wrong user name or password)".to_string() };
     }

@@ -9,6 +9,7 @@ pub mod docs;
 pub mod finding;
 pub mod policy;
 mod recover;
+pub mod redis;
 pub mod report;
 mod review;
 pub mod rule;

@@ -190,12 +190,13 @@ fn check_fields(title: &str, statements: &str, targets: usize) -> Result<(), Api
     Ok(())
 }
 
-/// Each target's instance, which must belong to the project.
+/// Each target's instance, which must belong to the project and fit the ticket's kind (Redis or SQL).
 async fn resolve_targets(
     state: &AppState,
     caller: &Caller,
     project: &sluice_store::projects::ProjectRecord,
     targets: &[TargetIn],
+    kind: TicketKind,
 ) -> Result<Vec<Target>, ApiError> {
     let mut out = Vec::new();
     for (i, t) in targets.iter().enumerate() {
@@ -204,6 +205,12 @@ async fn resolve_targets(
             state.store.find_instance(&t.instance).await.map_err(|_| ApiError::invalid(field.clone(), format!("{field}: no instance `{}`", t.instance)))?;
         if !state.store.project_has_instance(&project.id, &inst.id).await.map_err(|e| caller.store_error(e))? {
             return Err(ApiError::invalid(field.clone(), format!("{field}: instance `{}` is not in project `{}`", inst.name, project.name)));
+        }
+        if (inst.engine == sluice_core::Engine::Redis) != (kind == TicketKind::RedisCommand) {
+            return Err(ApiError::invalid(
+                field.clone(),
+                format!("{field}: instance `{}` is {}; redis_command tickets go to Redis instances, other kinds to SQL ones", inst.name, inst.engine),
+            ));
         }
         out.push(Target { instance_id: inst.id, database: t.database.clone() });
     }
@@ -264,16 +271,7 @@ async fn create_ticket(
     if body.mode == Some(ExecMode::Rollback) {
         return Err(ApiError::invalid("mode", "mode: `rollback` is for the rollback tickets Sluice makes (POST /api/v1/tickets/{id}/rollback)"));
     }
-    let mut targets = Vec::new();
-    for (i, t) in body.targets.iter().enumerate() {
-        let field = format!("targets[{i}].instance");
-        let inst =
-            state.store.find_instance(&t.instance).await.map_err(|_| ApiError::invalid(field.clone(), format!("{field}: no instance `{}`", t.instance)))?;
-        if !state.store.project_has_instance(&project.id, &inst.id).await.map_err(|e| caller.store_error(e))? {
-            return Err(ApiError::invalid(field.clone(), format!("{field}: instance `{}` is not in project `{}`", inst.name, project.name)));
-        }
-        targets.push(Target { instance_id: inst.id, database: t.database.clone() });
-    }
+    let targets = resolve_targets(&state, &caller, &project, &body.targets, body.kind).await?;
     let new = NewTicket {
         project_id: project.id,
         kind: body.kind,
@@ -319,7 +317,7 @@ async fn edit_ticket(
     }
     let project = state.store.get_project(&t.project_id).await.map_err(|e| caller.store_error(e))?;
     let targets = match &body.targets {
-        Some(list) => resolve_targets(&state, &caller, &project, list).await?,
+        Some(list) => resolve_targets(&state, &caller, &project, list, t.kind).await?,
         None => t.targets.clone(),
     };
     let edit = NewTicket {
@@ -640,16 +638,21 @@ async fn rollback_ticket(
         tracing::error!(request_id = %caller.request_id, error = %e, "cannot make a rollback script");
         ApiError::Internal { request_id: caller.request_id.clone() }
     };
-    let backup = crate::tickets::backup::from_store(&tables, &chunks).map_err(internal)?;
-    let guard = if body.force { sluice_engines::rollback::Guard::Forced } else { sluice_engines::rollback::Guard::Guarded };
-    let statements = crate::tickets::backup::script_text(inst.engine, &backup, guard).map_err(internal)?;
+    let (statements, changes) = if inst.engine == sluice_core::Engine::Redis {
+        let images = crate::tickets::backup::redis_images(&chunks).map_err(internal)?;
+        (sluice_engines::redis_exec::rollback_script(&images, !body.force), images.len())
+    } else {
+        let backup = crate::tickets::backup::from_store(&tables, &chunks).map_err(internal)?;
+        let guard = if body.force { sluice_engines::rollback::Guard::Forced } else { sluice_engines::rollback::Guard::Guarded };
+        (crate::tickets::backup::script_text(inst.engine, &backup, guard).map_err(internal)?, backup.rows.len())
+    };
     let new = NewTicket {
         project_id: t.project_id.clone(),
         kind: t.kind,
         title: format!("Rollback of {}", t.title).chars().take(200).collect(),
         description: format!(
-            "Undoes the {} row change(s) ticket {} made on target {seq}{}.",
-            backup.rows.len(),
+            "Undoes the {} change(s) ticket {} made on target {seq}{}.",
+            changes,
             t.id,
             if body.force { ", overwriting rows changed since" } else { "; a row changed since fails it" }
         ),

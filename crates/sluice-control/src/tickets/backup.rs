@@ -133,3 +133,14 @@ pub fn script_text(engine: Engine, backup: &Backup, guard: Guard) -> Result<Stri
     }
     Ok(out)
 }
+
+/// A Redis ticket's stored key images.
+pub fn redis_images(chunks: &[String]) -> Result<Vec<sluice_engines::redis_exec::KeyImage>, String> {
+    let mut out = Vec::new();
+    for c in chunks {
+        for line in c.lines().filter(|l| !l.is_empty()) {
+            out.push(serde_json::from_str(line).map_err(|e| format!("a stored key image is unreadable: {e}"))?);
+        }
+    }
+    Ok(out)
+}

@@ -180,6 +180,9 @@ async fn execute(state: &AppState, job: &JobRecord, ctx: &RunContext) -> Result<
         .with_database(target.database.as_deref())
         .with_timeout(Duration::from_secs(10))
         .with_egress(state.settings.egress.clone());
+    if rec.engine == sluice_core::Engine::Redis {
+        return redis(&spec, &t, job.target_seq).await;
+    }
     let dialect = match rec.engine {
         sluice_core::Engine::Postgres => sluice_review::SqlDialect::Postgres,
         _ => sluice_review::SqlDialect::MySql,
@@ -197,6 +200,54 @@ async fn execute(state: &AppState, job: &JobRecord, ctx: &RunContext) -> Result<
     };
     let report = sluice_engines::execute::run(&spec, &statements, mode).await.map_err(|f| f.message)?;
     Ok(Executed { report, backup: None, problem: None })
+}
+
+/// A Redis ticket: its commands in one atomic script (see `sluice_engines::redis_exec`); backup mode keeps
+/// every named key's `DUMP` before and after; a rollback ticket's expectations must all hold first.
+async fn redis(spec: &ConnectSpec, t: &sluice_store::tickets::TicketRecord, target_seq: i64) -> Result<Executed, String> {
+    use sluice_engines::redis_exec::{RedisMode, RedisOp};
+    let (cmds, expects, findings) = sluice_review::redis::parse(&t.statements);
+    if let Some(f) = findings.iter().find(|f| f.rule == "parse-error") {
+        return Err(format!("line {}: {}", f.line, f.message));
+    }
+    let ops: Vec<RedisOp> = cmds
+        .iter()
+        .map(|c| RedisOp {
+            words: std::iter::once(c.name.clone().into_bytes()).chain(c.args.iter().cloned()).collect(),
+            keys: c.keys(),
+            pattern: c.pattern.as_ref().map(|(p, l)| (p.clone(), l.unwrap_or(u64::MAX))),
+        })
+        .collect();
+    let (mode, expects) = match t.mode {
+        ExecMode::DryRun => (RedisMode::DryRun, Vec::new()),
+        ExecMode::Direct => (RedisMode::Commit, Vec::new()),
+        ExecMode::Backup => (RedisMode::Backup, Vec::new()),
+        ExecMode::Rollback => (RedisMode::Commit, expects.into_iter().map(|e| (e.key, e.dump)).collect()),
+        ExecMode::Batched => return Err("Redis tickets are not batched: their commands run in one atomic script".into()),
+    };
+    let run = sluice_engines::redis_exec::run(spec, &ops, mode, &expects).await?;
+    if !run.conflicts.is_empty() {
+        let names: Vec<String> = run.conflicts.iter().take(20).map(|k| sluice_engines::redis_exec::word(k)).collect();
+        return Err(format!("{} key(s) changed since the ticket ran, so nothing was restored: {}", run.conflicts.len(), names.join(", ")));
+    }
+    let backup = if mode == RedisMode::Backup {
+        let mut body = String::new();
+        for img in &run.images {
+            body.push_str(&serde_json::to_string(img).map_err(|e| e.to_string())?);
+            body.push('\n');
+        }
+        Some(sluice_store::backups::NewBackup {
+            target_seq,
+            engine: "redis".into(),
+            tables: "[]".into(),
+            row_count: run.images.len() as i64,
+            position: None,
+            chunks: vec![body],
+        })
+    } else {
+        None
+    };
+    Ok(Executed { report: run.report, backup, problem: None })
 }
 
 /// Batched mode: each statement in key ranges, resumed from the target's checkpoint (see

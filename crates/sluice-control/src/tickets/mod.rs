@@ -76,8 +76,7 @@ pub fn actor(caller: &Caller) -> String {
 }
 
 /// Reviews every target of the ticket with the rules for its engine and the policy of its environment, and
-/// chooses the approval flow for the result. Redis targets have no SQL review (their commands are checked
-/// when Redis tickets run).
+/// chooses the approval flow for the result. Redis targets get the Redis command review.
 pub async fn review_targets(state: &AppState, caller: &Caller, t: &TicketRecord) -> Result<(Vec<TargetReview>, flow::FlowSpec), ApiError> {
     review_now(state, t).await.map_err(|e| {
         tracing::error!(request_id = %caller.request_id, error = %e, "ticket review failed");
@@ -93,12 +92,18 @@ pub async fn review_now(state: &AppState, t: &TicketRecord) -> Result<(Vec<Targe
         let rec = state.store.get_instance(&target.instance_id).await.map_err(|e| e.to_string())?;
         environments.push(rec.environment);
         let dialect = match rec.engine {
-            Engine::Mysql | Engine::Mariadb => sluice_review::SqlDialect::MySql,
-            Engine::Postgres => sluice_review::SqlDialect::Postgres,
-            Engine::Redis => continue,
+            Engine::Mysql | Engine::Mariadb => Some(sluice_review::SqlDialect::MySql),
+            Engine::Postgres => Some(sluice_review::SqlDialect::Postgres),
+            Engine::Redis => None,
         };
-        let settings = sluice_review::Policy::default().settings(Some(rec.environment.as_str()));
-        let review = crate::review::run(t.statements.clone(), dialect, settings, None).await.map_err(|e| e.to_string())?;
+        let review = match dialect {
+            Some(dialect) => {
+                let settings = sluice_review::Policy::default().settings(Some(rec.environment.as_str()));
+                crate::review::run(t.statements.clone(), dialect, settings, None).await.map_err(|e| e.to_string())?
+            }
+            // Redis commands: the allow-list, dangerous commands, unbounded deletes.
+            None => sluice_review::redis::review(&t.statements),
+        };
         let count = |l: Level| review.findings.iter().filter(|f| f.level == l).count() as i64;
         let json = serde_json::to_value(&review).map_err(|e| e.to_string())?;
         out.push(TargetReview { target_seq: seq as i64, errors: count(Level::Error), warnings: count(Level::Warning), review: json });
