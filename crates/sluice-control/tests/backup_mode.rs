@@ -439,3 +439,84 @@ async fn a_redis_ticket_rolls_back_to_the_previous_values() {
     let v: Option<String> = redis::cmd("GET").arg(k("user:1")).query_async(&mut r).await.unwrap();
     assert_eq!(v.as_deref(), Some("dave"));
 }
+
+/// DDL in backup mode: each statement's undo settled before it runs (an inverse, or a copy of the table
+/// for what has none), and the rollback ticket puts the schema and rows back, on both engines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ddl_ticket_in_backup_mode_rolls_back_its_schema_changes() {
+    let (_, db) = sluice_testkit::fresh_mariadb_database("bkddl").await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, a VARCHAR(10) NOT NULL)")).await;
+    sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t VALUES (1, 'x'), (2, 'y'), (3, 'z')")).await;
+    let shape = async || {
+        let cols = sluice_testkit::mariadb_scalar(&format!(
+            "SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, ' ', COLUMN_TYPE) ORDER BY ORDINAL_POSITION) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 't'"
+        ))
+        .await;
+        let idx = sluice_testkit::mariadb_scalar(&format!(
+            "SELECT COUNT(DISTINCT INDEX_NAME) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 't'"
+        ))
+        .await;
+        let rows = sluice_testkit::mariadb_scalar(&format!("SELECT GROUP_CONCAT(id ORDER BY id) FROM {db}.t")).await;
+        (cols, idx, rows)
+    };
+    let before = shape().await;
+    let mut instance = crate::support::service_instance(sluice_testkit::Service::Mariadb, "db", "sluice");
+    instance["environment"] = json!("prod");
+    let (app, [dev, appr, dba]) = real_project(instance).await;
+    let flow = json!({"name": "prod-dml", "priority": 1, "when": {"environments": ["prod"]},
+        "stages": [{"name": "review", "roles": ["approver"], "quorum": {"kind": "any"}}, {"name": "dba", "roles": ["dba"], "quorum": {"kind": "any"}}]});
+    assert_eq!(app.admin(Method::POST, "/api/v1/flows", Some(flow)).await.status, StatusCode::CREATED);
+    let sql = "ALTER TABLE t ADD COLUMN c INT NULL;\nCREATE INDEX t_a ON t (a);\nALTER TABLE t DROP COLUMN a;";
+    let body = json!({"project": "x", "kind": "ddl", "mode": "backup", "title": "reshape", "statements": sql, "targets": [{"instance": "db", "database": db}]});
+    let id = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(body)).await.body["id"].as_str().unwrap().to_string();
+    app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
+    through_flow(&app, &id, &appr, &dba).await;
+    let t = run(&app, &id, &dba).await;
+    assert_eq!(t["state"], "done", "{t}");
+    assert_ne!(shape().await, before);
+    let rb = rollback_of(&app, &id, &dev, false).await;
+    let script = rb["statements"].as_str().unwrap();
+    assert!(script.contains("RENAME TABLE sluice_backup.") && script.contains("DROP INDEX t_a ON t") && script.contains("DROP COLUMN c"), "{script}");
+    let rid = rb["id"].as_str().unwrap().to_string();
+    through_flow(&app, &rid, &appr, &dba).await;
+    let r = run(&app, &rid, &dba).await;
+    assert_eq!(r["state"], "done", "{r}");
+    assert_eq!(shape().await, before, "columns, indexes and rows are back");
+    let a = sluice_testkit::mariadb_scalar(&format!("SELECT GROUP_CONCAT(a ORDER BY id) FROM {db}.t")).await;
+    assert_eq!(a.as_deref(), Some("x,y,z"), "the dropped column's values are back");
+
+    // PostgreSQL: the same ticket; the copy brings the dropped column's rows back.
+    let url = sluice_testkit::fresh_postgres_database("bkddlpg").await;
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client.batch_execute("CREATE TABLE t (id int PRIMARY KEY, a text NOT NULL); INSERT INTO t VALUES (1, 'x'), (2, 'y');").await.unwrap();
+    let pg_shape = async || -> (String, String) {
+        let cols = client
+            .query_one("SELECT string_agg(column_name || ' ' || data_type, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 't' AND table_schema = 'public'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let rows = client.query_one("SELECT string_agg(t::text, ',' ORDER BY id) FROM t", &[]).await.unwrap().get(0);
+        (cols, rows)
+    };
+    let before = pg_shape().await;
+    let mut pg = crate::support::service_instance(sluice_testkit::Service::Postgres, "pg", "sluice");
+    pg["database"] = json!(database);
+    pg["environment"] = json!("prod");
+    assert_eq!(app.admin(Method::POST, "/api/v1/instances", Some(pg)).await.status, StatusCode::CREATED);
+    app.admin(Method::POST, "/api/v1/projects/x/instances", Some(json!({"instance": "pg"}))).await;
+    let body =
+        json!({"project": "x", "kind": "ddl", "mode": "backup", "title": "reshape", "statements": sql, "targets": [{"instance": "pg", "database": database}]});
+    let id = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(body)).await.body["id"].as_str().unwrap().to_string();
+    app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
+    through_flow(&app, &id, &appr, &dba).await;
+    assert_eq!(run(&app, &id, &dba).await["state"], "done");
+    assert_ne!(pg_shape().await, before);
+    let rb = rollback_of(&app, &id, &dev, false).await;
+    let rid = rb["id"].as_str().unwrap().to_string();
+    through_flow(&app, &rid, &appr, &dba).await;
+    let r = run(&app, &rid, &dba).await;
+    assert_eq!(r["state"], "done", "{r}");
+    assert_eq!(pg_shape().await, before);
+}

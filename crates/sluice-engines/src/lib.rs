@@ -9,6 +9,7 @@ pub mod batched;
 pub mod capture;
 mod classify;
 pub mod connect;
+pub mod ddl_backup;
 pub mod execute;
 mod mysql;
 mod postgres;
@@ -16,6 +17,7 @@ mod redis;
 pub mod redis_exec;
 pub mod rollback;
 pub mod schema;
+mod sqlconn;
 mod tls;
 
 pub use tls::parse_ca;

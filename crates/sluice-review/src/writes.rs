@@ -258,3 +258,102 @@ mod batch_tests {
         assert!(batchable("INSERT INTO t VALUES (1)", SqlDialect::MySql).unwrap_err().contains("INSERT"));
     }
 }
+
+/// How backup mode can undo one DDL statement: statements derived from it (ADD COLUMN → DROP COLUMN,
+/// CREATE INDEX → DROP INDEX, CREATE TABLE/VIEW → DROP), or, where none can be derived, copies of the
+/// tables it changes taken first (and put back by the rollback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DdlUndo {
+    Inverse(Vec<String>),
+    CopyTables(Vec<(Option<String>, String)>),
+}
+
+fn obj(name: &ObjectName) -> String {
+    name.to_string()
+}
+
+fn constraint_drop(c: &sqlparser::ast::TableConstraint, dialect: SqlDialect) -> Option<String> {
+    use sqlparser::ast::TableConstraint as T;
+    let name = |n: &Option<sqlparser::ast::Ident>| n.as_ref().map(|i| i.to_string());
+    match (c, dialect) {
+        (T::Index(i), SqlDialect::MySql) => name(&i.name).map(|n| format!("DROP INDEX {n}")),
+        (T::Unique(u), SqlDialect::MySql) => name(&u.name).or(name(&u.index_name)).map(|n| format!("DROP INDEX {n}")),
+        (T::ForeignKey(f), SqlDialect::MySql) => name(&f.name).map(|n| format!("DROP FOREIGN KEY {n}")),
+        (T::Check(k), SqlDialect::MySql) => name(&k.name).map(|n| format!("DROP CONSTRAINT {n}")),
+        (T::Unique(u), SqlDialect::Postgres) => name(&u.name).map(|n| format!("DROP CONSTRAINT {n}")),
+        (T::ForeignKey(f), SqlDialect::Postgres) => name(&f.name).map(|n| format!("DROP CONSTRAINT {n}")),
+        (T::Check(k), SqlDialect::Postgres) => name(&k.name).map(|n| format!("DROP CONSTRAINT {n}")),
+        _ => None,
+    }
+}
+
+/// The undo of one DDL statement, or why backup mode cannot undo it.
+pub fn ddl_undo(sql: &str, dialect: SqlDialect) -> Result<DdlUndo, String> {
+    use sqlparser::ast::{AlterTableOperation, ObjectType};
+    let statement = parse_one(sql, dialect)?;
+    let table_of = |n: &ObjectName| split_name(n);
+    Ok(match &statement {
+        Statement::CreateTable(ct) if !ct.if_not_exists => DdlUndo::Inverse(vec![format!("DROP TABLE {}", obj(&ct.name))]),
+        Statement::CreateView(v) if !v.or_replace => DdlUndo::Inverse(vec![format!("DROP VIEW {}", obj(&v.name))]),
+        Statement::CreateIndex(ci) if !ci.if_not_exists && !ci.concurrently => {
+            let name = ci.name.as_ref().ok_or("CREATE INDEX without a name: name it, so it can be dropped again")?;
+            DdlUndo::Inverse(vec![match dialect {
+                SqlDialect::MySql => format!("DROP INDEX {} ON {}", obj(name), obj(&ci.table_name)),
+                SqlDialect::Postgres => match (table_of(&ci.table_name)?.0, ident_parts(name).map(|p| p.len())) {
+                    // IF EXISTS: a table put back from a copy has the index under a generated name.
+                    (Some(schema), Some(1)) => format!("DROP INDEX IF EXISTS {schema}.{}", obj(name)),
+                    _ => format!("DROP INDEX IF EXISTS {}", obj(name)),
+                },
+            }])
+        }
+        Statement::AlterTable(at) => {
+            let mut undo = Vec::new();
+            for op in &at.operations {
+                let step = match op {
+                    AlterTableOperation::AddColumn { if_not_exists: false, column_def, .. } => Some(format!("DROP COLUMN {}", column_def.name)),
+                    AlterTableOperation::AddConstraint { constraint, .. } => constraint_drop(constraint, dialect),
+                    _ => None,
+                };
+                match step {
+                    Some(s) => undo.push(s),
+                    None => return Ok(DdlUndo::CopyTables(vec![table_of(&at.name)?])),
+                }
+            }
+            undo.reverse();
+            DdlUndo::Inverse(vec![format!("ALTER TABLE {} {}", obj(&at.name), undo.join(", "))])
+        }
+        Statement::Drop { object_type: ObjectType::Table, names, .. } => DdlUndo::CopyTables(names.iter().map(table_of).collect::<Result<_, _>>()?),
+        Statement::Truncate(t) => DdlUndo::CopyTables(t.table_names.iter().map(|n| table_of(&n.name)).collect::<Result<_, _>>()?),
+        Statement::CreateTable(_) | Statement::CreateView(_) | Statement::CreateIndex(_) => {
+            return Err(
+                "with IF NOT EXISTS, OR REPLACE or CONCURRENTLY, what it changes is known only when it runs, so it cannot be undone; drop that clause".into()
+            );
+        }
+        other => {
+            let word = other.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ").to_ascii_uppercase();
+            return Err(format!("{word} has no derived undo and no table to copy first"));
+        }
+    })
+}
+
+#[cfg(test)]
+mod ddl_tests {
+    use super::*;
+
+    #[test]
+    fn ddl_has_an_inverse_or_a_table_to_copy() {
+        let inv = |s: &str, d| match ddl_undo(s, d).unwrap() {
+            DdlUndo::Inverse(v) => v,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(inv("ALTER TABLE t ADD COLUMN c INT, ADD INDEX i_c (c)", SqlDialect::MySql), ["ALTER TABLE t DROP INDEX i_c, DROP COLUMN c"]);
+        assert_eq!(inv("CREATE INDEX i ON shop.t (a)", SqlDialect::MySql), ["DROP INDEX i ON shop.t"]);
+        assert_eq!(inv("CREATE INDEX i ON app.t (a)", SqlDialect::Postgres), ["DROP INDEX IF EXISTS app.i"]);
+        assert_eq!(inv("CREATE TABLE x (id INT PRIMARY KEY)", SqlDialect::MySql), ["DROP TABLE x"]);
+        assert_eq!(inv("ALTER TABLE t ADD CONSTRAINT t_fk FOREIGN KEY (a) REFERENCES u (id)", SqlDialect::Postgres), ["ALTER TABLE t DROP CONSTRAINT t_fk"]);
+        assert_eq!(ddl_undo("ALTER TABLE t DROP COLUMN c", SqlDialect::MySql).unwrap(), DdlUndo::CopyTables(vec![(None, "t".into())]));
+        assert_eq!(ddl_undo("DROP TABLE s.a, b", SqlDialect::Postgres).unwrap(), DdlUndo::CopyTables(vec![(Some("s".into()), "a".into()), (None, "b".into())]));
+        assert!(ddl_undo("CREATE INDEX CONCURRENTLY i ON t (a)", SqlDialect::Postgres).unwrap_err().contains("CONCURRENTLY"));
+        assert!(ddl_undo("CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql", SqlDialect::Postgres).is_err());
+    }
+}

@@ -638,7 +638,11 @@ async fn rollback_ticket(
         tracing::error!(request_id = %caller.request_id, error = %e, "cannot make a rollback script");
         ApiError::Internal { request_id: caller.request_id.clone() }
     };
-    let (statements, changes) = if inst.engine == sluice_core::Engine::Redis {
+    let (statements, changes) = if t.kind == TicketKind::Ddl {
+        let text = crate::tickets::backup::ddl_undo_text(&chunks).map_err(internal)?;
+        let n = text.lines().count();
+        (text, n)
+    } else if inst.engine == sluice_core::Engine::Redis {
         let images = crate::tickets::backup::redis_images(&chunks).map_err(internal)?;
         (sluice_engines::redis_exec::rollback_script(&images, !body.force), images.len())
     } else {
@@ -656,7 +660,8 @@ async fn rollback_ticket(
             t.id,
             if body.force { ", overwriting rows changed since" } else { "; a row changed since fails it" }
         ),
-        mode: if body.force { ExecMode::Direct } else { ExecMode::Rollback },
+        // DDL undo statements change no rows: nothing to guard.
+        mode: if body.force || t.kind == TicketKind::Ddl { ExecMode::Direct } else { ExecMode::Rollback },
         statements,
         targets: vec![target],
         run_at: None,

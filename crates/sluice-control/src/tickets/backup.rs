@@ -144,3 +144,44 @@ pub fn redis_images(chunks: &[String]) -> Result<Vec<sluice_engines::redis_exec:
     }
     Ok(out)
 }
+
+/// Backup mode for a DDL ticket: each statement's undo settled before it runs (`sluice_engines::ddl_backup`);
+/// the backup kept is the undo of what committed, in the order the rollback runs it.
+pub async fn run_ddl(
+    spec: &ConnectSpec,
+    statements: &[String],
+    dialect: SqlDialect,
+    ticket_id: &str,
+    target_seq: i64,
+) -> Result<(ExecReport, Option<NewBackup>), String> {
+    use sluice_engines::ddl_backup::DdlStep;
+    use sluice_review::writes::{DdlUndo, ddl_undo};
+    let steps = statements
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match ddl_undo(s, dialect) {
+            Ok(DdlUndo::Inverse(v)) => Ok(DdlStep::Inverse(v)),
+            Ok(DdlUndo::CopyTables(t)) => Ok(DdlStep::CopyTables(t)),
+            Err(e) => Err(format!("statement {} cannot run in backup mode: {e}", i + 1)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let tag: String = ticket_id.chars().filter(|c| c.is_ascii_hexdigit()).skip(8).take(12).collect();
+    let (report, undo) = sluice_engines::ddl_backup::run(spec, statements, &steps, &tag).await?;
+    let backup = (!undo.is_empty()).then(|| NewBackup {
+        target_seq,
+        engine: spec.engine.as_str().to_string(),
+        tables: "[]".into(),
+        row_count: undo.len() as i64,
+        position: None,
+        chunks: vec![serde_json::json!({ "ddl": undo }).to_string()],
+    });
+    Ok((report, backup))
+}
+
+/// A DDL ticket's stored undo statements.
+pub fn ddl_undo_text(chunks: &[String]) -> Result<String, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(chunks.first().map(String::as_str).unwrap_or("{}")).map_err(|e| format!("the stored undo is unreadable: {e}"))?;
+    let list = v["ddl"].as_array().ok_or("the stored undo holds no statements")?;
+    Ok(list.iter().filter_map(|s| s.as_str()).map(|s| format!("{s};\n")).collect())
+}

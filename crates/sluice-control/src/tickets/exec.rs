@@ -192,6 +192,10 @@ async fn execute(state: &AppState, job: &JobRecord, ctx: &RunContext) -> Result<
         ExecMode::DryRun => RunMode::DryRun,
         ExecMode::Direct => RunMode::Commit,
         ExecMode::Rollback => RunMode::Guarded,
+        ExecMode::Backup if t.kind == sluice_core::TicketKind::Ddl => {
+            let (report, backup) = super::backup::run_ddl(&spec, &statements, dialect, &t.id, job.target_seq).await?;
+            return Ok(Executed { report, backup, problem: None });
+        }
         ExecMode::Backup => {
             let run = super::backup::run(&spec, &statements, dialect, job.target_seq).await?;
             return Ok(Executed { report: run.report, backup: run.backup, problem: run.problem });
