@@ -83,7 +83,12 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let rid = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
+            tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri().path()), request_id = %rid)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The path as logs may show it: a download link's token is a secret, so it is left out.
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/api/v1/exports/") { "/api/v1/exports/{token}" } else { path }
 }

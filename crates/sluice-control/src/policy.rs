@@ -127,6 +127,8 @@ routes! {
     POST   "/api/v1/tickets/{id}/override"     => TicketWrite,   "ticket.override";
     POST   "/api/v1/tickets/{id}/run"          => TicketWrite,   "ticket.run";
     POST   "/api/v1/tickets/{id}/rollback"     => TicketWrite,   "ticket.rollback";
+    POST   "/api/v1/tickets/{id}/export-link"  => TicketWrite,   "ticket.export_link";
+    GET    "/api/v1/exports/{token}"           => TicketRead,    "export.download";
     GET    "/api/v1/flows"                     => FlowRead,      "flow.list";
     POST   "/api/v1/flows"                     => FlowAdmin,     "flow.create";
     GET    "/api/v1/flows/{id}"                => FlowRead,      "flow.read";

@@ -520,3 +520,90 @@ async fn a_ddl_ticket_in_backup_mode_rolls_back_its_schema_changes() {
     assert_eq!(r["state"], "done", "{r}");
     assert_eq!(pg_shape().await, before);
 }
+
+/// Data export: whatever the SELECT does to a sensitive column (alias, subquery, function, UNION, CTE,
+/// wrapper query, `*`), the file never holds its clear value (canaries); a view, whose lineage cannot be
+/// traced, is refused; the link works once, for its user only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_never_carry_a_masked_columns_clear_value() {
+    let (_, db) = sluice_testkit::fresh_mariadb_database("export").await;
+    for sql in [
+        "CREATE TABLE users (id INT PRIMARY KEY, name VARCHAR(40), email VARCHAR(80), password_hash VARCHAR(80), note VARCHAR(40))",
+        "INSERT INTO users VALUES (1, 'Ann, \"the\" admin', 'canary-7f3a@example.com', 'canarypw-9d1e', 'n1'), (2, 'Bob', 'bob@example.org', 'canarypw-2b7c', NULL), (3, 'Cy', NULL, NULL, 'n3')",
+        "CREATE VIEW contacts AS SELECT id, email AS contact FROM users",
+    ] {
+        sluice_testkit::mariadb_exec(&format!("USE {db}; {sql}")).await;
+    }
+    let instance = crate::support::service_instance(sluice_testkit::Service::Mariadb, "db", "sluice");
+    let (app, [dev, appr, dba]) = real_project(instance).await;
+    let export = async |sql: &str| -> (serde_json::Value, Option<String>) {
+        let body = json!({"project": "x", "kind": "data_export", "title": "export", "statements": sql, "targets": [{"instance": "db", "database": db}]});
+        let c = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(body)).await;
+        assert_eq!(c.status, StatusCode::CREATED, "{}", c.raw);
+        let id = c.body["id"].as_str().unwrap().to_string();
+        app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
+        let t = app.admin(Method::GET, &format!("/api/v1/tickets/{id}"), None).await;
+        if t.body["reviews"][0]["errors"].as_i64().unwrap_or(0) > 0 {
+            app.call(Method::POST, &format!("/api/v1/tickets/{id}/override"), Some(&dba), Some(json!({"revision": 1, "reason": "export"}))).await;
+        }
+        let a = app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(&appr), Some(json!({"revision": 1}))).await;
+        assert_eq!(a.body["state"], "approved", "{}", a.raw);
+        let t = run(&app, &id, &dba).await;
+        if t["state"] != "done" {
+            return (t, None);
+        }
+        let link = app.call(Method::POST, &format!("/api/v1/tickets/{id}/export-link"), Some(&dev), Some(json!({}))).await;
+        assert_eq!(link.status, StatusCode::CREATED, "{}", link.raw);
+        let url = link.body["url"].as_str().unwrap().to_string();
+        let got = app.call(Method::GET, &url, Some(&dev), None).await;
+        assert_eq!(got.status, StatusCode::OK, "{}", got.raw);
+        // Once only, and only for its user.
+        assert_eq!(app.call(Method::GET, &url, Some(&dev), None).await.status, StatusCode::NOT_FOUND, "a link works once");
+        (t, Some(got.raw))
+    };
+    let canaries = ["canary-7f3a", "canarypw-9d1e", "canarypw-2b7c", "bob@example.org"];
+    for sql in [
+        "SELECT id, name, email, password_hash FROM users ORDER BY id",
+        "SELECT email AS e, password_hash AS p FROM users",
+        "SELECT e FROM (SELECT email AS e FROM users) x",
+        "SELECT UPPER(email), CONCAT('pw:', password_hash) FROM users",
+        "SELECT name FROM users UNION ALL SELECT email FROM users UNION ALL SELECT password_hash FROM users",
+        "SELECT (SELECT email FROM users WHERE id = 1) AS x, (SELECT password_hash FROM users WHERE id = 2) AS y",
+        "WITH m AS (SELECT email AS mail, password_hash AS h FROM users) SELECT * FROM m",
+        "SELECT * FROM users",
+        "SELECT w.* FROM (SELECT * FROM (SELECT id, email, password_hash FROM users) a) w",
+    ] {
+        let (t, body) = export(sql).await;
+        let body = body.unwrap_or_else(|| panic!("{sql}: {t}"));
+        for c in canaries {
+            assert!(!body.to_lowercase().contains(&c.to_lowercase()), "{sql}: the export holds {c}:\n{body}");
+        }
+        assert!(t["exports"][0]["row_count"].as_i64().unwrap() > 0, "{sql}: {t}");
+    }
+    let (t, body) = export("SELECT id, name, email, password_hash FROM users ORDER BY id").await;
+    let body = body.unwrap();
+    assert_eq!(
+        body, "id,name,email,password_hash\r\n1,\"Ann, \"\"the\"\" admin\",c***@example.com,\r\n2,Bob,b***@example.org,\r\n3,Cy,,\r\n",
+        "RFC 4180, email partial, password null: {t}"
+    );
+    let (_, body) = export("-- sluice:export format=jsonl limit=2 mask=name:hash\nSELECT id, name, note FROM users ORDER BY id").await;
+    let lines: Vec<serde_json::Value> = body.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "the row limit");
+    assert_eq!(lines[0]["note"], "n1");
+    assert_eq!(lines[0]["name"].as_str().unwrap().len(), 64, "hashed: {}", lines[0]);
+    // A view hides its columns' lineage: refused, nothing exported.
+    let (t, body) = export("SELECT contact FROM contacts").await;
+    assert!(body.is_none() && t["state"] == "failed", "{t}");
+    assert!(t["jobs"][0]["outcome"].as_str().unwrap().contains("cannot be masked by lineage"), "{t}");
+    // Someone else's link, and no token: refused.
+    let (t, _) = export("SELECT id FROM users").await;
+    let id = t["id"].as_str().unwrap();
+    let link = app.call(Method::POST, &format!("/api/v1/tickets/{id}/export-link"), Some(&dev), Some(json!({}))).await;
+    let url = link.body["url"].as_str().unwrap();
+    assert_eq!(app.call(Method::GET, url, Some(&appr), None).await.status, StatusCode::NOT_FOUND, "another user's link");
+    assert_eq!(app.call(Method::GET, url, None, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.call(Method::GET, url, Some(&dev), None).await.status, StatusCode::OK, "still unused after the refusals");
+    let token = url.rsplit('/').next().unwrap();
+    let audit = app.admin(Method::GET, "/api/v1/audit?limit=500", None).await;
+    assert!(!audit.raw.contains(token), "the link's token is not in the audit log");
+}

@@ -11,6 +11,7 @@ mod classify;
 pub mod connect;
 pub mod ddl_backup;
 pub mod execute;
+pub mod export;
 mod mysql;
 mod postgres;
 mod redis;

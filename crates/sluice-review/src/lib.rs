@@ -7,6 +7,7 @@
 mod code_words;
 pub mod docs;
 pub mod finding;
+pub mod lineage;
 pub mod policy;
 mod recover;
 pub mod redis;

@@ -270,7 +270,7 @@ impl Store {
             .collect()
     }
 
-    /// Ends a job this owner holds, keeping its target's backup (backup mode) in the same transaction, and
+    /// Ends a job this owner holds, keeping its target's backup (backup mode) or export file (data export) in the same transaction, and
     /// when it was the ticket's last, ends the ticket: `done` if every job succeeded, else `failed`; a
     /// rollback ticket that ends `done` moves the ticket it undid to `rolled_back`. Refused (stale) when the
     /// lease was lost meanwhile.
@@ -281,6 +281,7 @@ impl Store {
         ok: bool,
         outcome: &str,
         backup: Option<&crate::backups::NewBackup>,
+        export: Option<&crate::exports::NewExport>,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
@@ -303,6 +304,9 @@ impl Store {
         let (ticket_id, revision): (String, i64) = (row.try_get("ticket_id")?, row.try_get("revision")?);
         if let Some(b) = backup {
             crate::backups::insert(&mut tx, &ticket_id, revision, b).await?;
+        }
+        if let Some(e) = export {
+            crate::exports::insert(&mut tx, &ticket_id, e).await?;
         }
         let t = sqlx::query("SELECT title, project_id FROM tickets WHERE id = $1").bind(&ticket_id).fetch_one(&mut *tx.tx).await?;
         let project: String = t.try_get("project_id")?;

@@ -9,6 +9,7 @@ pub mod backups;
 mod cache;
 pub mod crypto;
 mod error;
+pub mod exports;
 pub mod instances;
 pub mod jobs;
 mod migrations;

@@ -25,9 +25,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "projects_tickets", common: include_str!("migrations/0004_projects_tickets.sql"), sqlite: "", postgres: "" },
     Migration { version: 5, name: "ticket_backups", common: include_str!("migrations/0005_ticket_backups.sql"), sqlite: "", postgres: "" },
     Migration { version: 6, name: "notifications", common: include_str!("migrations/0006_notifications.sql"), sqlite: "", postgres: "" },
+    Migration { version: 7, name: "exports", common: include_str!("migrations/0007_exports.sql"), sqlite: "", postgres: "" },
 ];
 
-pub(crate) const LATEST: i64 = 6;
+pub(crate) const LATEST: i64 = 7;
 
 impl Migration {
     pub fn sql_for(&self, backend: Backend) -> [&'static str; 2] {

@@ -31,6 +31,25 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(override_ticket))
         .routes(routes!(run_ticket))
         .routes(routes!(rollback_ticket))
+        .routes(routes!(export_link))
+        .routes(routes!(download_export))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportLinkIn {
+    /// The target whose export to download (its index in `targets`); needed when there are several.
+    pub target: Option<i64>,
+    /// How long the link works, 60–3600 seconds (default 900).
+    pub ttl_seconds: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportLink {
+    /// `GET` it with your own token, once, before `expires_at`.
+    pub url: String,
+    pub expires_at: i64,
+    pub export: sluice_store::exports::ExportMeta,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -112,6 +131,8 @@ pub struct TicketView {
     pub jobs: Vec<JobView>,
     /// Backup mode: the before-images kept per target (their rows make the rollback ticket).
     pub backups: Vec<sluice_store::backups::BackupMeta>,
+    /// Data export: the file kept per target (row count, size, SHA-256, which columns were masked).
+    pub exports: Vec<sluice_store::exports::ExportMeta>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -158,7 +179,8 @@ async fn view(state: &AppState, caller: &Caller, t: TicketRecord) -> Result<Tick
         jobs.push(JobView { job, statements });
     }
     let backups = state.store.ticket_backups(&t.id).await.map_err(|e| caller.store_error(e))?;
-    Ok(TicketView { ticket: t, reviews, overridden, history, jobs, backups })
+    let exports = state.store.ticket_exports(&t.id).await.map_err(|e| caller.store_error(e))?;
+    Ok(TicketView { ticket: t, reviews, overridden, history, jobs, backups, exports })
 }
 
 /// The caller acts on the revision they read; an older one is stale (409).
@@ -680,4 +702,68 @@ async fn rollback_ticket(
     let r = state.store.ticket_event(&r.id, &act, &caller.audit_entry("ok", None)).await.map_err(|e| store_error(&caller, e))?;
     let r = review_and_record(&state, &caller, &r).await?;
     Ok((StatusCode::CREATED, Json(view(&state, &caller, r).await?)))
+}
+
+/// A download link for a done data-export ticket's file (its creator, or an owner or dba of the
+/// project): it works once, for the caller only, until it expires.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/export-link", tag = "tickets", request_body = ExportLinkIn, params(("id" = String, Path, description = "ticket id")),
+    responses((status = 201, body = ExportLink), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn export_link(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ExportLinkIn>,
+) -> Result<(StatusCode, Json<ExportLink>), ApiError> {
+    let (t, access) = visible_ticket(&state, &caller, &id).await?;
+    if !(access.is_operator() || (access.may_write_tickets() && t.creator == actor(&caller))) {
+        return Err(forbidden("ticket.export: the creator, or an owner or dba of the project"));
+    }
+    if t.kind != TicketKind::DataExport || t.state != TicketState::Done {
+        return Err(ApiError::InvalidTransition {
+            message: format!("ticket {} is a {} ticket in state {}: only a done data export has a file", t.id, t.kind.as_str(), t.state),
+        });
+    }
+    let ttl = body.ttl_seconds.unwrap_or(900);
+    if !(60..=3600).contains(&ttl) {
+        return Err(ApiError::invalid("ttl_seconds", "ttl_seconds: 60–3600"));
+    }
+    let exports = state.store.ticket_exports(&t.id).await.map_err(|e| caller.store_error(e))?;
+    let export = match (body.target, exports.as_slice()) {
+        (None, [one]) => one.clone(),
+        (Some(n), list) => {
+            list.iter().find(|e| e.target_seq == n).cloned().ok_or_else(|| ApiError::invalid("target", format!("target: no export of target {n}")))?
+        }
+        (None, []) => return Err(ApiError::InvalidTransition { message: "the ticket kept no export".into() }),
+        (None, _) => return Err(ApiError::invalid("target", "target: the ticket has several exports; name one")),
+    };
+    let token = sluice_store::users::generate_token().expose().clone();
+    let expires_at = sluice_store::now_ms() + ttl * 1000;
+    state
+        .store
+        .create_export_link(&sluice_store::users::hash_token(&token), &t.id, export.target_seq, &caller.principal.user_id, expires_at)
+        .await
+        .map_err(|e| caller.store_error(e))?;
+    Ok((StatusCode::CREATED, Json(ExportLink { url: format!("/api/v1/exports/{token}"), expires_at, export })))
+}
+
+/// Download an export through a link made for the caller. The first download uses the link up; an
+/// unknown, used, expired or someone else's link is a 404 (which of them is not said).
+#[utoipa::path(get, path = "/api/v1/exports/{token}", tag = "tickets", params(("token" = String, Path, description = "the link's token")),
+    responses((status = 200, description = "the file (text/csv or application/x-ndjson)"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn download_export(State(state): State<AppState>, caller: Caller, Path(token): Path<String>) -> Result<axum::response::Response, ApiError> {
+    let (meta, chunks) = state
+        .store
+        .take_export(&sluice_store::users::hash_token(&token), &caller.principal.user_id)
+        .await
+        .map_err(|_| ApiError::NotFound { what: "export link".into() })?;
+    let (kind, ext) = if meta.format == "jsonl" { ("application/x-ndjson", "jsonl") } else { ("text/csv; charset=utf-8", "csv") };
+    let body = chunks.concat();
+    axum::response::Response::builder()
+        .header("content-type", kind)
+        .header("content-disposition", format!("attachment; filename=\"ticket-{}-{}.{ext}\"", meta.ticket_id, meta.target_seq))
+        .header("x-sluice-export-sha256", meta.sha256)
+        .body(axum::body::Body::from(body))
+        .map_err(|_| ApiError::Internal { request_id: caller.request_id.clone() })
 }

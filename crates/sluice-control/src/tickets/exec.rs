@@ -89,7 +89,7 @@ async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
         (stop, task)
     };
     let ctx = RunContext { progress: progress_tx, lost };
-    let (ok, outcome, results, backup) = match execute(state, &job, &ctx).await {
+    let (ok, outcome, results, backup, export) = match execute(state, &job, &ctx).await {
         Ok(run) => {
             let report = &run.report;
             let results = results_of(report);
@@ -124,9 +124,15 @@ async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
             if let Some(p) = &run.problem {
                 outcome.push_str(&format!("; {p}"));
             }
-            (report.ok() && run.problem.is_none(), outcome, results, run.backup)
+            if let Some(e) = &run.export {
+                outcome.push_str(&format!(
+                    "; export of {} row(s), {} bytes kept (POST /api/v1/tickets/{}/export-link to download it once)",
+                    e.row_count, e.bytes, job.ticket_id
+                ));
+            }
+            (report.ok() && run.problem.is_none(), outcome, results, run.backup, run.export)
         }
-        Err(message) => (false, message, Vec::new(), None),
+        Err(message) => (false, message, Vec::new(), None, None),
     };
     heartbeat.0.cancel();
     let _ = heartbeat.1.await;
@@ -136,7 +142,7 @@ async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
         tracing::error!(job = %job.id, error = %e, "cannot record statement results");
     }
     let audit = entry(if ok { "job.done" } else { "job.failed" }, Some(serde_json::json!({ "job": job.id, "outcome": outcome })));
-    if let Err(e) = state.store.finish_job(&job.id, owner, ok, &outcome, backup.as_ref(), &audit).await {
+    if let Err(e) = state.store.finish_job(&job.id, owner, ok, &outcome, backup.as_ref(), export.as_ref(), &audit).await {
         tracing::error!(job = %job.id, error = %e, "cannot finish a job");
     }
 }
@@ -162,6 +168,8 @@ struct Executed {
     backup: Option<sluice_store::backups::NewBackup>,
     /// Something that went wrong after the statements committed.
     problem: Option<String>,
+    /// Data export: the file to keep.
+    export: Option<sluice_store::exports::NewExport>,
 }
 
 /// What a run may use beside its job: where to report progress, and the signal that the lease was lost.
@@ -183,6 +191,17 @@ async fn execute(state: &AppState, job: &JobRecord, ctx: &RunContext) -> Result<
     if rec.engine == sluice_core::Engine::Redis {
         return redis(&spec, &t, job.target_seq).await;
     }
+    if t.kind == sluice_core::TicketKind::DataExport {
+        let dialect = if rec.engine == sluice_core::Engine::Postgres { sluice_review::SqlDialect::Postgres } else { sluice_review::SqlDialect::MySql };
+        let (export, rows) = super::export::run(&spec, &t.statements, dialect, job.target_seq).await?;
+        let statements = vec![sluice_engines::execute::StatementOutcome {
+            idx: 0,
+            outcome: sluice_engines::execute::Outcome::Committed,
+            affected_rows: Some(rows),
+            error: None,
+        }];
+        return Ok(Executed { report: ExecReport { transactional: true, statements }, backup: None, problem: None, export: Some(export) });
+    }
     let dialect = match rec.engine {
         sluice_core::Engine::Postgres => sluice_review::SqlDialect::Postgres,
         _ => sluice_review::SqlDialect::MySql,
@@ -194,16 +213,16 @@ async fn execute(state: &AppState, job: &JobRecord, ctx: &RunContext) -> Result<
         ExecMode::Rollback => RunMode::Guarded,
         ExecMode::Backup if t.kind == sluice_core::TicketKind::Ddl => {
             let (report, backup) = super::backup::run_ddl(&spec, &statements, dialect, &t.id, job.target_seq).await?;
-            return Ok(Executed { report, backup, problem: None });
+            return Ok(Executed { report, backup, problem: None, export: None });
         }
         ExecMode::Backup => {
             let run = super::backup::run(&spec, &statements, dialect, job.target_seq).await?;
-            return Ok(Executed { report: run.report, backup: run.backup, problem: run.problem });
+            return Ok(Executed { report: run.report, backup: run.backup, problem: run.problem, export: None });
         }
         ExecMode::Batched => return batched(state, &spec, job, &statements, dialect, ctx).await,
     };
     let report = sluice_engines::execute::run(&spec, &statements, mode).await.map_err(|f| f.message)?;
-    Ok(Executed { report, backup: None, problem: None })
+    Ok(Executed { report, backup: None, problem: None, export: None })
 }
 
 /// A Redis ticket: its commands in one atomic script (see `sluice_engines::redis_exec`); backup mode keeps
@@ -251,7 +270,7 @@ async fn redis(spec: &ConnectSpec, t: &sluice_store::tickets::TicketRecord, targ
     } else {
         None
     };
-    Ok(Executed { report: run.report, backup, problem: None })
+    Ok(Executed { report: run.report, backup, problem: None, export: None })
 }
 
 /// Batched mode: each statement in key ranges, resumed from the target's checkpoint (see
@@ -306,7 +325,7 @@ async fn batched(
             error: None,
         })
         .collect();
-    Ok(Executed { report: ExecReport { transactional: false, statements: now_rows }, backup: None, problem: None })
+    Ok(Executed { report: ExecReport { transactional: false, statements: now_rows }, backup: None, problem: None, export: None })
 }
 
 /// Wakes the worker (a ticket was just started).

@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod exec;
+pub mod export;
 pub mod flow;
 
 use sluice_core::{Engine, ProjectRole, Role};
