@@ -91,6 +91,15 @@ fn job(row: &AnyRow) -> Result<JobRecord, StoreError> {
 const UNKNOWN: &str =
     "the server running it stopped before it finished: whether its statements committed is unknown; check the target, then cancel or re-file the ticket";
 
+/// How a job ended, and what it keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct JobEnd<'a> {
+    pub ok: bool,
+    pub outcome: &'a str,
+    pub backup: Option<&'a crate::backups::NewBackup>,
+    pub export: Option<&'a crate::exports::NewExport>,
+}
+
 const RESUMED: &str = "its server stopped; queued again to resume at its next chunk (batched mode checkpoints every chunk in the target)";
 
 impl Store {
@@ -274,16 +283,8 @@ impl Store {
     /// when it was the ticket's last, ends the ticket: `done` if every job succeeded, else `failed`; a
     /// rollback ticket that ends `done` moves the ticket it undid to `rolled_back`. Refused (stale) when the
     /// lease was lost meanwhile.
-    pub async fn finish_job(
-        &self,
-        job_id: &str,
-        owner: &str,
-        ok: bool,
-        outcome: &str,
-        backup: Option<&crate::backups::NewBackup>,
-        export: Option<&crate::exports::NewExport>,
-        audit: &AuditEntry,
-    ) -> Result<(), StoreError> {
+    pub async fn finish_job(&self, job_id: &str, owner: &str, end: &JobEnd<'_>, audit: &AuditEntry) -> Result<(), StoreError> {
+        let JobEnd { ok, outcome, backup, export } = *end;
         let mut tx = self.begin_write().await?;
         let state = if ok { JobState::Done } else { JobState::Failed };
         let n = sqlx::query(

@@ -537,9 +537,15 @@ async fn jobs_lease_run_and_settle_their_ticket(f: Fixture) {
     assert!(s.lease_job("w3", 60_000, 1).await.unwrap().is_none(), "the third job's instance is busy");
     assert!(s.heartbeat(&a.id, "w1", 60_000, None).await.unwrap());
     assert!(!s.heartbeat(&a.id, "w2", 60_000, None).await.unwrap(), "not w2's lease");
-    s.finish_job(&a.id, "w1", true, "ok", None, None, &entry("job.finish")).await.unwrap();
+    s.finish_job(&a.id, "w1", &sluice_store::jobs::JobEnd { ok: true, outcome: "ok", backup: None, export: None }, &entry("job.finish")).await.unwrap();
     assert_eq!(s.get_ticket(&a.ticket_id).await.unwrap().state, S::Running, "one target still runs");
-    assert!(matches!(s.finish_job(&a.id, "w1", true, "ok", None, None, &entry("job.finish")).await, Err(StoreError::Stale { .. })), "finished once");
+    assert!(
+        matches!(
+            s.finish_job(&a.id, "w1", &sluice_store::jobs::JobEnd { ok: true, outcome: "ok", backup: None, export: None }, &entry("job.finish")).await,
+            Err(StoreError::Stale { .. })
+        ),
+        "finished once"
+    );
     // b's server dies: its lease runs out, and the next lease call declares it unknown and fails its ticket.
     sqlx::query("UPDATE jobs SET lease_until = 1 WHERE id = $1").bind(&b.id).execute(s.pool()).await.unwrap();
     let c = s.lease_job("w3", 60_000, 1).await.unwrap().expect("the waiting job is free to run now");
@@ -550,7 +556,7 @@ async fn jobs_lease_run_and_settle_their_ticket(f: Fixture) {
     let tickets: Vec<_> = [a.ticket_id.clone(), c.ticket_id.clone()].into_iter().collect();
     let first = s.get_ticket(&tickets[0]).await.unwrap();
     assert_eq!(first.state, S::Failed, "{first:?}");
-    s.finish_job(&c.id, "w3", true, "ok", None, None, &entry("job.finish")).await.unwrap();
+    s.finish_job(&c.id, "w3", &sluice_store::jobs::JobEnd { ok: true, outcome: "ok", backup: None, export: None }, &entry("job.finish")).await.unwrap();
     assert_eq!(s.get_ticket(&c.ticket_id).await.unwrap().state, S::Done);
     let history = s.ticket_history(&c.ticket_id).await.unwrap();
     assert_eq!(history.last().unwrap().kind, "succeed");

@@ -10,7 +10,7 @@ use sluice_core::ExecMode;
 use sluice_engines::ConnectSpec;
 use sluice_engines::execute::{ExecReport, RunMode};
 use sluice_store::audit::AuditEntry;
-use sluice_store::jobs::{JobRecord, StatementResult};
+use sluice_store::jobs::{JobEnd, JobRecord, StatementResult};
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
@@ -142,7 +142,7 @@ async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
         tracing::error!(job = %job.id, error = %e, "cannot record statement results");
     }
     let audit = entry(if ok { "job.done" } else { "job.failed" }, Some(serde_json::json!({ "job": job.id, "outcome": outcome })));
-    if let Err(e) = state.store.finish_job(&job.id, owner, ok, &outcome, backup.as_ref(), export.as_ref(), &audit).await {
+    if let Err(e) = state.store.finish_job(&job.id, owner, &JobEnd { ok, outcome: &outcome, backup: backup.as_ref(), export: export.as_ref() }, &audit).await {
         tracing::error!(job = %job.id, error = %e, "cannot finish a job");
     }
 }
