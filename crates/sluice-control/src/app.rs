@@ -48,6 +48,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::tickets::router())
         .merge(routes::flows::router())
         .merge(routes::channels::router())
+        .merge(routes::windows::router())
 }
 
 /// Builds the whole application.

@@ -134,6 +134,9 @@ routes! {
     GET    "/api/v1/flows/{id}"                => FlowRead,      "flow.read";
     PUT    "/api/v1/flows/{id}"                => FlowAdmin,     "flow.update";
     DELETE "/api/v1/flows/{id}"                => FlowAdmin,     "flow.delete";
+    GET    "/api/v1/windows"                   => FlowRead,      "window.list";
+    POST   "/api/v1/windows"                   => FlowAdmin,     "window.create";
+    DELETE "/api/v1/windows/{id}"              => FlowAdmin,     "window.delete";
     GET    "/api/v1/channels"                  => ChannelRead,   "channel.list";
     POST   "/api/v1/channels"                  => ChannelAdmin,  "channel.create";
     GET    "/api/v1/channels/{id}"             => ChannelRead,   "channel.read";

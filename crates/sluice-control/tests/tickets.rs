@@ -377,3 +377,48 @@ async fn scheduled_tickets_run_at_their_time_and_cancelled_ones_never() {
     let history: Vec<&str> = t["history"].as_array().unwrap().iter().filter_map(|h| h["actor"].as_str()).collect();
     assert!(history.contains(&"sluice (schedule)"), "started by the schedule: {history:?}");
 }
+
+/// Maintenance windows: a run outside every window of a target is refused, naming the next opening; a
+/// ticket with its time inside one is scheduled; an instance's own window overrides its environment's.
+#[tokio::test]
+async fn maintenance_windows_refuse_runs_outside_them() {
+    let (app, [dev, appr, dba, _, _]) = setup().await;
+    let now_min = (sluice_store::now_ms() / 60_000) % 1440;
+    let hhmm = |m: i64| format!("{:02}:{:02}", m.rem_euclid(1440) / 60, m.rem_euclid(60));
+    let all = json!(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]);
+    // prod's window opens in two hours for an hour.
+    let w = json!({"name": "prod-night", "environment": "prod", "days": all, "start": hhmm(now_min + 120), "end": hhmm(now_min + 180)});
+    assert_eq!(app.call(Method::POST, "/api/v1/windows", Some(&dba), Some(w.clone())).await.status, StatusCode::FORBIDDEN, "admins define windows");
+    let bad = app
+        .admin(Method::POST, "/api/v1/windows", Some(json!({"name": "x", "environment": "prod", "days": ["someday"], "start": "01:00", "end": "02:00"})))
+        .await;
+    assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("days[0]")), "{}", bad.raw);
+    assert_eq!(app.admin(Method::POST, "/api/v1/windows", Some(w)).await.status, StatusCode::CREATED);
+    let approved = async |run_at: Option<i64>| {
+        let mut body = ticket("UPDATE items SET price = 2 WHERE id = 7;", "prod-db", None);
+        body["run_at"] = json!(run_at);
+        let id = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(body)).await.body["id"].as_str().unwrap().to_string();
+        app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
+        let a = app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(&appr), Some(json!({"revision": 1}))).await;
+        assert_eq!(a.body["state"], "approved", "{}", a.raw);
+        id
+    };
+    let id = approved(None).await;
+    let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 1}))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.raw);
+    let msg = r.body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("prod-night") && msg.contains("the next opens at"), "{msg}");
+    assert_eq!(app.admin(Method::GET, &format!("/api/v1/tickets/{id}"), None).await.body["state"], "approved", "refused, not changed");
+    // Its time inside the window: scheduled.
+    let inside = sluice_store::now_ms() + 150 * 60_000;
+    let id = approved(Some(inside)).await;
+    let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 1}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+    assert_eq!(r.body["state"], "scheduled");
+    // The instance's own window, open now, overrides the environment's.
+    let own = json!({"name": "prod-db-now", "instance": "prod-db", "days": all, "start": hhmm(now_min - 60), "end": hhmm(now_min + 60)});
+    assert_eq!(app.admin(Method::POST, "/api/v1/windows", Some(own)).await.status, StatusCode::CREATED);
+    let id = approved(None).await;
+    let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 1}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+}

@@ -18,6 +18,7 @@ pub mod pipelines;
 pub mod projects;
 pub mod tickets;
 pub mod users;
+pub mod windows;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -10,3 +10,4 @@ pub mod review;
 pub mod system;
 pub mod tickets;
 pub mod users;
+pub mod windows;

@@ -597,6 +597,7 @@ async fn run_ticket(
     use crate::tickets::StartError;
     match crate::tickets::start(&state, &t, &actor(&caller)).await {
         Ok(_) => {}
+        Err(StartError::Window(why)) => return Err(ApiError::InvalidTransition { message: why }),
         Err(StartError::FindingsChanged) => {
             caller.audited();
             return Err(ApiError::InvalidTransition {

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod exec;
 pub mod export;
 pub mod flow;
+pub mod windows;
 
 use sluice_core::{Engine, ProjectRole, Role};
 use sluice_review::Level;
@@ -160,6 +161,15 @@ pub async fn start(state: &AppState, t: &TicketRecord, actor: &str) -> Result<&'
         detail: None,
         request_id: None,
     };
+    let when = t.run_at.unwrap_or_else(sluice_store::now_ms).max(sluice_store::now_ms());
+    if let Some(why) = outside_windows(state, t, when).await? {
+        if t.state == TicketState::Scheduled {
+            // Its time came outside the windows (they changed since it was scheduled): cancelled, not run.
+            let act = sluice_store::tickets::Act { event: TicketEvent::Cancel, actor, reason: Some(&why), revision: t.revision };
+            state.store.ticket_event(&t.id, &act, &audit("ticket.cancel")).await?;
+        }
+        return Err(StartError::Window(why));
+    }
     if t.state == TicketState::Approved && t.run_at.is_some_and(|at| at > sluice_store::now_ms()) {
         state
             .store
@@ -184,9 +194,35 @@ pub async fn start(state: &AppState, t: &TicketRecord, actor: &str) -> Result<&'
     Ok("running")
 }
 
+/// Why the ticket may not run at `when`: a target whose maintenance windows are all closed then.
+async fn outside_windows(state: &AppState, t: &TicketRecord, when: i64) -> Result<Option<String>, StartError> {
+    for (seq, target) in t.targets.iter().enumerate() {
+        let inst = state.store.get_instance(&target.instance_id).await?;
+        let windows = state.store.windows_for(&inst.id, inst.environment.as_str()).await?;
+        if windows.is_empty() {
+            continue;
+        }
+        let defs: Vec<windows::WindowDef> = windows.iter().filter_map(|w| serde_json::from_value(w.definition.clone()).ok()).collect();
+        if defs.iter().any(|d| d.contains(when)) {
+            continue;
+        }
+        let names: Vec<&str> = windows.iter().map(|w| w.name.as_str()).collect();
+        let next = windows::next_open(&defs, when).map(windows::iso).unwrap_or_else(|| "never within 8 days".into());
+        return Ok(Some(format!(
+            "target {seq} ({}) may run only inside its maintenance windows ({}), and {} is outside them; the next opens at {next}: set run_at inside one",
+            inst.name,
+            names.join(", "),
+            windows::iso(when)
+        )));
+    }
+    Ok(None)
+}
+
 /// Why a ticket did not start.
 #[derive(Debug)]
 pub enum StartError {
+    /// Outside every maintenance window of a target.
+    Window(String),
     FindingsChanged,
     Review(String),
     Store(sluice_store::StoreError),
