@@ -47,6 +47,13 @@ impl Client {
         self.send(method, path, Some(body)).await.map(|_| ())
     }
 
+    /// A GET whose answer is a file: its bytes and headers.
+    pub async fn download(&self, path: &str) -> Result<(Vec<u8>, reqwest::header::HeaderMap)> {
+        let resp = self.send(Method::GET, path, None).await?;
+        let headers = resp.headers().clone();
+        Ok((resp.bytes().await.context("the download was cut")?.to_vec(), headers))
+    }
+
     async fn send(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<reqwest::Response> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);

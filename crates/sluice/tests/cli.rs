@@ -630,6 +630,25 @@ async fn a_batched_ticket_survives_kill_9_and_is_taken_over_by_the_other_server(
     assert_eq!(done_rows().await, ROWS, "the checkpoint counts each row once");
     let statements = t["jobs"][0]["statements"].as_array().unwrap();
     assert_eq!(statements[0]["affected_rows"].as_u64(), Some(ROWS - at_kill), "the second server did exactly the rest: {t}");
+
+    // The CLI on the surviving server: a batched ticket has no rollback; a data export runs (--wait) and
+    // downloads once, checked against its SHA-256.
+    let rb = cli(&second, &["ticket", "rollback", &id]);
+    assert!(!rb.status.success() && text(&rb).contains("backup mode"), "{}", text(&rb));
+    std::fs::write(dir.path().join("q.sql"), "-- sluice:export limit=3\nSELECT id, n FROM t ORDER BY id;\n").unwrap();
+    let q = dir.path().join("q.sql").display().to_string();
+    let created = ok(cli(&second, &["ticket", "create", "--project", "p", "--instance", "db", "--db", &db, "--file", &q, "--kind", "data_export"]));
+    let eid = created.split_whitespace().nth(1).unwrap().to_string();
+    let approved = Command::new(BIN).args(["ticket", "approve", &eid]).env("SLUICE_SERVER", &second.url).env("SLUICE_TOKEN", &appr).output().unwrap();
+    assert!(approved.status.success(), "{}", text(&approved));
+    let ran = ok(cli(&second, &["ticket", "run", &eid, "--wait"]));
+    assert!(ran.contains("is done") && ran.contains("export of 3 row(s)"), "{ran}");
+    let out = dir.path().join("export.csv");
+    let got = ok(cli(&second, &["ticket", "export", &eid, "--out", out.to_str().unwrap()]));
+    assert!(got.contains("3 rows"), "{got}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "id,n\r\n1,1\r\n2,1\r\n3,1\r\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
 }
 
 async fn reqwest_get(base: &str, path: &str) -> serde_json::Value {

@@ -37,7 +37,7 @@ pub enum TicketAction {
         /// ddl, dml, data_export, redis_command.
         #[arg(long, default_value = "dml")]
         kind: String,
-        /// dry_run, direct, backup, batched.
+        /// dry_run, direct, backup, batched (data exports and Redis tickets: direct, dry_run, backup).
         #[arg(long, default_value = "direct")]
         mode: String,
         /// Default: the file name.
@@ -93,6 +93,27 @@ pub enum TicketAction {
     /// Run an approved ticket now, or schedule it when its time is ahead (owner or dba of the project).
     Run {
         id: String,
+        /// Wait until it ends, showing its progress (a bar on a terminal, nothing otherwise).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Make the rollback ticket of a done or failed backup-mode ticket (it then goes through approval).
+    Rollback {
+        id: String,
+        /// The target to undo, when several ran in backup mode.
+        #[arg(long)]
+        target: Option<i64>,
+        /// Overwrite rows changed since the ticket ran instead of refusing them.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Download a done data export's file (through a single-use link made for you).
+    Export {
+        id: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        target: Option<i64>,
     },
 }
 
@@ -240,13 +261,83 @@ pub async fn run_ticket(cmd: TicketCmd) -> Result<i32> {
         TicketAction::Reject { id, reason } => println!("{}", summary(&act(&id, "reject", Some(reason)).await?)),
         TicketAction::Cancel { id, reason } => println!("{}", summary(&act(&id, "cancel", Some(reason)).await?)),
         TicketAction::Override { id, reason } => println!("{}", summary(&act(&id, "override", Some(reason)).await?)),
-        TicketAction::Run { id } => println!("{}", summary(&act(&id, "run", None).await?)),
+        TicketAction::Run { id, wait } => {
+            let t = act(&id, "run", None).await?;
+            println!("{}", summary(&t));
+            if wait && t["state"] == "running" {
+                let t = wait_for(&c, &id).await?;
+                println!("{}", summary(&t));
+                for j in t["jobs"].as_array().into_iter().flatten() {
+                    println!("  target {}: {} — {}", s(&j["target_seq"]), s(&j["state"]), s(&j["outcome"]));
+                }
+                if t["state"] != "done" {
+                    return Ok(1);
+                }
+            }
+        }
+        TicketAction::Rollback { id, target, force } => {
+            let t: Value =
+                c.call(Method::POST, &format!("/api/v1/tickets/{}/rollback", urlencode(&id)), Some(json!({ "target": target, "force": force }))).await?;
+            println!("{} (rollback of {id})", summary(&t));
+        }
+        TicketAction::Export { id, out, target } => {
+            let link: Value = c.call(Method::POST, &format!("/api/v1/tickets/{}/export-link", urlencode(&id)), Some(json!({ "target": target }))).await?;
+            let (body, headers) = c.download(&s(&link["url"])).await?;
+            let want = headers.get("x-sluice-export-sha256").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let got = {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(&body))
+            };
+            if want != got {
+                bail!("the download does not match the export's SHA-256 ({got} ≠ {want}); nothing written");
+            }
+            write_private(&out, &body)?;
+            println!("wrote {} ({} rows, {} bytes, sha256 {got})", out.display(), s(&link["export"]["row_count"]), body.len());
+        }
         TicketAction::Comment { id, text } => {
             c.call_no_content(Method::POST, &format!("/api/v1/tickets/{}/comments", urlencode(&id)), json!({ "text": text })).await?;
             println!("commented on {id}");
         }
     }
     Ok(0)
+}
+
+/// Polls the ticket until it leaves `running`, showing the first job's progress.
+async fn wait_for(c: &Client, id: &str) -> Result<Value> {
+    use std::io::IsTerminal;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        b
+    });
+    loop {
+        let t: Value = c.call(Method::GET, &format!("/api/v1/tickets/{}", urlencode(id)), None).await?;
+        if t["state"] != "running" {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            return Ok(t);
+        }
+        if let Some(b) = &bar {
+            let progress = t["jobs"].as_array().and_then(|j| j.last()).map(|j| s(&j["outcome"])).filter(|o| !o.is_empty()).unwrap_or_else(|| "running".into());
+            b.set_message(progress);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Writes a file only its owner can read (exports hold data).
+fn write_private(path: &std::path::Path, body: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(body).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub async fn run_project(cmd: ProjectCmd) -> Result<i32> {
