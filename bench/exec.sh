@@ -5,9 +5,15 @@
 #     (sluice-bench ticket-dry-run). goInception's users report about 5,000 statements/s checked and about
 #     50/s executed; no goInception build is available here, so those are quoted, not run.
 #   - GET /api/v1/tickets?limit=50 under wrk with 10,000 tickets, on the SQLite store and on the PostgreSQL store.
-# Targets: review + dry run of 400,000 statements < 60 s; list p99 < 20 ms and >= 10,000 req/s on both stores.
-# Not measured yet, because the modes are not built: batched update and rollback generation.
-# Usage: bench/exec.sh [STATEMENTS] [DURATION_SECONDS]
+#   - batched UPDATE of ROWS rows (default 1,000,000) in 1,000-row chunks, each committed with its checkpoint,
+#     throttling off, on MariaDB and on PostgreSQL (sluice-bench batched); every row checked updated once.
+#   - backup mode over the same ROWS rows in one transaction and the rollback script made from them: on
+#     MariaDB the rows are read back from the binlog (sluice-bench rollback-gen); on PostgreSQL they come
+#     back through RETURNING in the same transaction. No peer runs here (binlog2sql / goInception are not
+#     installable from the registries here).
+# Targets: batched >= 50,000 rows/s; rollback generation >= 200,000 rows/s; review + dry run of 400,000
+# statements < 60 s; list p99 < 20 ms and >= 10,000 req/s on both stores.
+# Usage: bench/exec.sh [STATEMENTS] [DURATION_SECONDS] [ROWS]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PEERS=${SLUICE_PEERS:-$ROOT/../shared/peers}
@@ -18,6 +24,7 @@ source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 STATEMENTS=${1:-400000}
 DURATION=${2:-15}
+ROWS=${3:-1000000}
 ./scripts/services.sh start mariadb postgres >&2
 # shellcheck disable=SC1091
 . target/services/env
@@ -37,6 +44,25 @@ after=$(mariadb --no-defaults -h127.0.0.1 -P3307 -usluice -psluice -N -e "CHECKS
 mariadb --no-defaults -h127.0.0.1 -P3307 -usluice -psluice -e "DROP DATABASE $DB"
 dry=$(cat "$OUT/dry.out")
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$dry"; }
+
+# --- batched update and rollback generation on both engines
+mdb() { mariadb --no-defaults -h127.0.0.1 -P3307 -usluice -psluice "$@"; }
+pg() { PGPASSWORD=sluice psql -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5433 -U sluice "$@"; }
+val() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" "$OUT/$1.out"; }
+DB=bench_batch_$(date +%s)
+mdb -e "CREATE DATABASE $DB; CREATE TABLE $DB.t (id INT PRIMARY KEY, v INT NOT NULL); INSERT INTO $DB.t SELECT seq, 0 FROM $DB.seq_1_to_$ROWS;"
+target/release/sluice-bench batched --url "${SLUICE_TEST_MARIADB_URL}$DB" >"$OUT/batched-mariadb.out"
+[ "$(mdb -N -e "SELECT COUNT(*) FROM $DB.t WHERE v <> 1")" = 0 ] || { echo "batched (MariaDB): not every row updated once" >&2; exit 1; }
+target/release/sluice-bench rollback-gen --url "${SLUICE_TEST_MARIADB_URL}$DB" >"$OUT/rbgen-mariadb.out"
+[ "$(mdb -N -e "SELECT COUNT(*) FROM $DB.t WHERE v <> 2")" = 0 ] || { echo "backup run (MariaDB): not every row updated" >&2; exit 1; }
+mdb -e "DROP DATABASE $DB"
+pg -d sluice -c "CREATE DATABASE $DB"
+pg -d "$DB" -c "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL); INSERT INTO t SELECT g, 0 FROM generate_series(1, $ROWS) g;"
+target/release/sluice-bench batched --url "postgres://sluice:sluice@127.0.0.1:5433/$DB" >"$OUT/batched-postgres.out"
+[ "$(pg -d "$DB" -At -c "SELECT count(*) FROM t WHERE v <> 1")" = 0 ] || { echo "batched (PostgreSQL): not every row updated once" >&2; exit 1; }
+target/release/sluice-bench rollback-gen --url "postgres://sluice:sluice@127.0.0.1:5433/$DB" >"$OUT/rbgen-postgres.out"
+[ "$(pg -d "$DB" -At -c "SELECT count(*) FROM t WHERE v <> 2")" = 0 ] || { echo "backup run (PostgreSQL): not every row updated" >&2; exit 1; }
+pg -d sluice -c "DROP DATABASE $DB"
 
 # --- the ticket list on both stores
 PORT=7791
@@ -78,6 +104,8 @@ result=$(cat <<RESULT
 == Ticket benchmarks ($(nproc) cores)
 one ticket of $STATEMENTS single-row UPDATEs (MariaDB): review $(field review_s) s ($(field review_per_s)/s), dry run $(field dry_run_s) s ($(field dry_run_per_s)/s), total $(field total_s) s (target < 60 s; wall with start-up $t s); the table's checksum unchanged
   goInception, as its users report it (not run here): ~5,000 statements/s checked, ~50/s executed
+batched UPDATE of $ROWS rows in 1,000-row chunks (checkpoint per chunk, throttling off): MariaDB $(val batched-mariadb rows_per_s) rows/s ($(val batched-mariadb seconds) s), PostgreSQL $(val batched-postgres rows_per_s) rows/s ($(val batched-postgres seconds) s) (target >= 50,000)
+backup mode, $ROWS rows in one UPDATE: MariaDB run $(val rbgen-mariadb run_s) s, rows read back from the binlog $(val rbgen-mariadb capture_s) s, script $(val rbgen-mariadb script_s) s: rollback generation $(val rbgen-mariadb generation_rows_per_s) rows/s; PostgreSQL run with RETURNING capture $(val rbgen-postgres run_s) s, script $(val rbgen-postgres script_s) s: generation $(val rbgen-postgres generation_rows_per_s) rows/s (target >= 200,000)
 $line_sqlite
 $line_pg
 (targets: p99 < 20 ms, >= 10,000 req/s)

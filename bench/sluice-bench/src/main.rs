@@ -71,6 +71,22 @@ enum Cmd {
         #[arg(long, default_value_t = 400_000)]
         statements: usize,
     },
+    /// Batched mode: `UPDATE t SET v = v + 1` over table `t (id INT PRIMARY KEY, v INT)` of the `--url`
+    /// database (MariaDB or PostgreSQL) in key ranges of `--chunk` rows, each committed with its checkpoint;
+    /// throttling off. Prints rows/s.
+    Batched {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        chunk: u64,
+    },
+    /// Backup mode: `UPDATE t SET v = v + 1` over the whole table in one transaction, its rows captured
+    /// (MariaDB: read back from the binlog; PostgreSQL: RETURNING in the same transaction), and the
+    /// rollback script made from them. Prints the run, the capture and the script generation apart.
+    RollbackGen {
+        #[arg(long)]
+        url: String,
+    },
     /// One 1,000,000-row transaction through shaping into the blackhole sink; prints peak RSS.
     Bigtx {
         #[arg(long)]
@@ -237,6 +253,78 @@ async fn main() -> Result<()> {
                 statements as f64 / review_s,
                 statements as f64 / dry_s,
                 review_s + dry_s
+            );
+        }
+        Cmd::Batched { url, chunk } => {
+            let spec = sluice_engines::ConnectSpec::from_url(&url).map_err(anyhow::Error::msg)?.with_timeout(Duration::from_secs(30));
+            let dialect = if spec.engine == sluice_core::Engine::Postgres { sluice_review::SqlDialect::Postgres } else { sluice_review::SqlDialect::MySql };
+            let b = sluice_review::writes::batchable("UPDATE t SET v = v + 1", dialect).map_err(anyhow::Error::msg)?;
+            let plan = vec![sluice_engines::batched::BatchStatement { schema: None, table: "t".into(), chunk: Box::new(move |k, lo, hi| b.chunk(k, lo, hi)) }];
+            let limits = sluice_engines::batched::BatchLimits {
+                rows: chunk,
+                max_threads_running: u64::MAX,
+                max_active_sessions: u64::MAX,
+                max_lock_waits: u64::MAX,
+                max_replica_lag: Duration::from_secs(u64::MAX / 4),
+                ..Default::default()
+            };
+            let (tx, _rx) = tokio::sync::watch::channel(Default::default());
+            let job = format!("bench-{}", std::process::id());
+            let t0 = Instant::now();
+            let r = sluice_engines::batched::run(&spec, &job, &plan, &limits, &tx, &CancellationToken::new()).await.map_err(anyhow::Error::msg)?;
+            let secs = t0.elapsed().as_secs_f64();
+            println!(
+                "sluice engine={} rows={} chunks={} seconds={secs:.3} rows_per_s={:.0}",
+                spec.engine,
+                r.progress.rows,
+                r.progress.chunks,
+                r.progress.rows as f64 / secs
+            );
+        }
+        Cmd::RollbackGen { url } => {
+            use sluice_engines::capture::{self, TableWrite};
+            use sluice_engines::rollback::{Backup, Guard, RowOp};
+            let spec = sluice_engines::ConnectSpec::from_url(&url).map_err(anyhow::Error::msg)?.with_timeout(Duration::from_secs(60));
+            let writes = vec![TableWrite { op: RowOp::Update, schema: None, table: "t".into(), alias: "t".into(), set_columns: vec!["v".into()] }];
+            let t0 = Instant::now();
+            let run = capture::run(&spec, &["UPDATE t SET v = v + 1".to_string()], &writes).await.map_err(anyhow::Error::msg)?;
+            let run_s = t0.elapsed().as_secs_f64();
+            anyhow::ensure!(run.report.ok(), "the run failed: {:?}", run.report);
+            let affected = run.affected();
+            let t1 = Instant::now();
+            let backup = match &run.mark {
+                Some(mark) => {
+                    let mut b = capture::MysqlBackupBuilder::new(run.tables.clone());
+                    sluice_connectors::sources::mysql_binlog::read_transaction(
+                        &spec,
+                        3_999_000_001,
+                        &mark.file,
+                        mark.pos,
+                        &mark.gtid,
+                        Duration::from_secs(60),
+                        |ev| b.push(ev),
+                    )
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                    b.finish()
+                }
+                None => Backup { tables: run.tables.clone(), rows: run.rows },
+            };
+            let capture_s = t1.elapsed().as_secs_f64();
+            let t2 = Instant::now();
+            let script = sluice_engines::rollback::script(spec.engine, &backup, Guard::Guarded).map_err(anyhow::Error::msg)?;
+            let script_s = t2.elapsed().as_secs_f64();
+            anyhow::ensure!(
+                backup.rows.len() as u64 == affected && script.len() as u64 >= affected,
+                "{} images, {} statements for {affected} rows",
+                backup.rows.len(),
+                script.len()
+            );
+            let generation = if run.mark.is_some() { capture_s + script_s } else { script_s };
+            println!(
+                "sluice engine={} rows={affected} run_s={run_s:.3} capture_s={capture_s:.3} script_s={script_s:.3} generation_rows_per_s={:.0}",
+                spec.engine,
+                affected as f64 / generation
             );
         }
         Cmd::Bigtx { url, rows } => {

@@ -25,6 +25,9 @@ pub struct ApiSettings {
     pub exec_lease: Duration,
     /// Batched tickets' chunk size, pause and throttling limits.
     pub batch: sluice_engines::batched::BatchLimits,
+    /// DDL tickets altering a MySQL/MariaDB table at least this large run through pt-online-schema-change
+    /// (`None`: online DDL off).
+    pub online_ddl_min_bytes: Option<u64>,
 }
 
 impl ApiSettings {
@@ -37,6 +40,7 @@ impl ApiSettings {
             egress: Arc::default(),
             exec_lease: Duration::from_secs(30),
             batch: Default::default(),
+            online_ddl_min_bytes: None,
         }
     }
 }

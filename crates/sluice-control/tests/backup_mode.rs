@@ -607,3 +607,38 @@ async fn exports_never_carry_a_masked_columns_clear_value() {
     let audit = app.admin(Method::GET, "/api/v1/audit?limit=500", None).await;
     assert!(!audit.raw.contains(token), "the link's token is not in the audit log");
 }
+
+/// Online DDL: with `online_ddl_min_bytes` at 0 every ALTER TABLE on MariaDB goes through
+/// pt-online-schema-change (installed by scripts/services.sh); the table keeps its rows and gains the
+/// column, and the job says how it ran. Other statements run as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_tables_are_altered_online_with_pt_online_schema_change() {
+    assert!(sluice_engines::online_ddl::tool().is_some(), "pt-online-schema-change (percona-toolkit) is missing: run ./scripts/services.sh start mariadb");
+    let (_, db) = sluice_testkit::fresh_mariadb_database("osc").await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, a VARCHAR(10) NOT NULL)")).await;
+    sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t SELECT seq, CONCAT('v', seq) FROM {db}.seq_1_to_5000")).await;
+    let instance = crate::support::service_instance(sluice_testkit::Service::Mariadb, "db", "sluice");
+    let (app, [dev, appr, dba]) = crate::tickets::real_project_with(instance, |s| s.online_ddl_min_bytes = Some(0)).await;
+    let body = json!({"project": "x", "kind": "ddl", "title": "add c", "statements": "ALTER TABLE t ADD COLUMN c INT NULL;\nCREATE TABLE u (id INT PRIMARY KEY);",
+        "targets": [{"instance": "db", "database": db}]});
+    let id = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(body)).await.body["id"].as_str().unwrap().to_string();
+    app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
+    let t = app.admin(Method::GET, &format!("/api/v1/tickets/{id}"), None).await;
+    if t.body["reviews"][0]["errors"].as_i64().unwrap_or(0) > 0 {
+        app.call(Method::POST, &format!("/api/v1/tickets/{id}/override"), Some(&dba), Some(json!({"revision": 1, "reason": "ddl"}))).await;
+    }
+    let a = app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(&appr), Some(json!({"revision": 1}))).await;
+    assert_eq!(a.body["state"], "approved", "{}", a.raw);
+    let t = run(&app, &id, &dba).await;
+    assert_eq!(t["state"], "done", "{t}");
+    assert!(outcome(&t).contains("online with pt-online-schema-change"), "{}", outcome(&t));
+    let cols = sluice_testkit::mariadb_scalar(&format!(
+        "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 't'"
+    ))
+    .await;
+    assert_eq!(cols.as_deref(), Some("id,a,c"));
+    let rows = sluice_testkit::mariadb_scalar(&format!("SELECT CONCAT(COUNT(*), ':', SUM(a = CONCAT('v', id))) FROM {db}.t")).await;
+    assert_eq!(rows.as_deref(), Some("5000:5000"), "every row kept");
+    let u = sluice_testkit::mariadb_scalar(&format!("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'u'")).await;
+    assert_eq!(u.as_deref(), Some("1"));
+}

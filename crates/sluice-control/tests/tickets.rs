@@ -230,7 +230,12 @@ async fn an_edit_clears_every_approval_and_override() {
 /// A project `x` holding a real test instance (`db`), with a developer, an approver and a dba: returns
 /// the app and their tokens.
 pub(crate) async fn real_project(instance: serde_json::Value) -> (TestApp, [String; 3]) {
-    let app = TestApp::sqlite().await;
+    real_project_with(instance, |_| {}).await
+}
+
+/// As [`real_project`], with the app's settings adjusted first.
+pub(crate) async fn real_project_with(instance: serde_json::Value, adjust: impl FnOnce(&mut sluice_control::ApiSettings)) -> (TestApp, [String; 3]) {
+    let app = TestApp::sqlite_with(adjust).await;
     let r = app.admin(Method::POST, "/api/v1/instances", Some(instance)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
     app.admin(Method::POST, "/api/v1/projects", Some(json!({"name": "x"}))).await;

@@ -13,6 +13,7 @@ pub mod ddl_backup;
 pub mod execute;
 pub mod export;
 mod mysql;
+pub mod online_ddl;
 mod postgres;
 mod redis;
 pub mod redis_exec;

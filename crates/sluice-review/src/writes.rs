@@ -357,3 +357,22 @@ mod ddl_tests {
         assert!(ddl_undo("CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql", SqlDialect::Postgres).is_err());
     }
 }
+
+/// An `ALTER TABLE`'s table and its operations as text (what an online schema change tool takes), or
+/// `None` for any other statement.
+pub fn alter_parts(sql: &str, dialect: SqlDialect) -> Option<(Option<String>, String, String)> {
+    let Statement::AlterTable(at) = parse_one(sql, dialect).ok()? else { return None };
+    let (schema, table) = split_name(&at.name).ok()?;
+    let ops = at.operations.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
+    Some((schema, table, ops))
+}
+
+#[cfg(test)]
+mod alter_tests {
+    #[test]
+    fn alter_parts_name_the_table_and_its_operations() {
+        let p = super::alter_parts("ALTER TABLE shop.t ADD COLUMN c INT NULL, ADD INDEX i_c (c)", crate::SqlDialect::MySql).unwrap();
+        assert_eq!(p, (Some("shop".into()), "t".into(), "ADD COLUMN c INT NULL, ADD INDEX i_c (c)".into()));
+        assert!(super::alter_parts("UPDATE t SET a = 1", crate::SqlDialect::MySql).is_none());
+    }
+}

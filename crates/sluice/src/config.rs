@@ -51,6 +51,9 @@ pub struct TicketsConfig {
     pub throttle_lock_waits: Option<u64>,
     /// Batched tickets wait while a PostgreSQL replica's replay lag is above this (default `10s`).
     pub throttle_replica_lag: Option<String>,
+    /// DDL tickets altering a MySQL/MariaDB table of at least this many bytes (data + indexes) run through
+    /// pt-online-schema-change; unset: online DDL off.
+    pub online_ddl_min_bytes: Option<u64>,
 }
 
 /// `[pipelines]`: what pipelines managed through the API may use.
@@ -126,6 +129,7 @@ pub struct ServeSettings {
     pub egress: EgressPolicy,
     pub exec_lease: Duration,
     pub batch: sluice_engines::batched::BatchLimits,
+    pub online_ddl_min_bytes: Option<u64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -232,6 +236,7 @@ impl FileConfig {
             egress,
             exec_lease,
             batch,
+            online_ddl_min_bytes: self.tickets.online_ddl_min_bytes,
         })
     }
 }

@@ -62,6 +62,7 @@ pub async fn run(settings: ServeSettings) -> Result<()> {
             egress: std::sync::Arc::new(settings.egress.clone()),
             exec_lease: settings.exec_lease,
             batch: settings.batch.clone(),
+            online_ddl_min_bytes: settings.online_ddl_min_bytes,
         },
     );
     sluice_control::serve(listener, state, shutdown).await.context("server failed")?;

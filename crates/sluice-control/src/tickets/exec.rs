@@ -121,6 +121,9 @@ async fn run_job(state: &AppState, owner: &str, job: JobRecord) {
                     b.row_count, job.ticket_id
                 ));
             }
+            for n in &run.notes {
+                outcome.push_str(&format!("; {n}"));
+            }
             if let Some(p) = &run.problem {
                 outcome.push_str(&format!("; {p}"));
             }
@@ -170,6 +173,8 @@ struct Executed {
     problem: Option<String>,
     /// Data export: the file to keep.
     export: Option<sluice_store::exports::NewExport>,
+    /// How statements ran, when it is worth saying (online DDL).
+    notes: Vec<String>,
 }
 
 /// What a run may use beside its job: where to report progress, and the signal that the lease was lost.
@@ -200,7 +205,7 @@ async fn execute(state: &AppState, job: &JobRecord, ctx: &RunContext) -> Result<
             affected_rows: Some(rows),
             error: None,
         }];
-        return Ok(Executed { report: ExecReport { transactional: true, statements }, backup: None, problem: None, export: Some(export) });
+        return Ok(Executed { report: ExecReport { transactional: true, statements }, backup: None, problem: None, export: Some(export), notes: Vec::new() });
     }
     let dialect = match rec.engine {
         sluice_core::Engine::Postgres => sluice_review::SqlDialect::Postgres,
@@ -209,20 +214,66 @@ async fn execute(state: &AppState, job: &JobRecord, ctx: &RunContext) -> Result<
     let statements: Vec<String> = sluice_review::split::split(&t.statements, dialect).iter().map(|p| p.text(&t.statements).to_string()).collect();
     let mode = match t.mode {
         ExecMode::DryRun => RunMode::DryRun,
+        ExecMode::Direct
+            if t.kind == sluice_core::TicketKind::Ddl && dialect == sluice_review::SqlDialect::MySql && state.settings.online_ddl_min_bytes.is_some() =>
+        {
+            return online_ddl(state, &spec, &statements, ctx).await;
+        }
         ExecMode::Direct => RunMode::Commit,
         ExecMode::Rollback => RunMode::Guarded,
         ExecMode::Backup if t.kind == sluice_core::TicketKind::Ddl => {
             let (report, backup) = super::backup::run_ddl(&spec, &statements, dialect, &t.id, job.target_seq).await?;
-            return Ok(Executed { report, backup, problem: None, export: None });
+            return Ok(Executed { report, backup, problem: None, export: None, notes: Vec::new() });
         }
         ExecMode::Backup => {
             let run = super::backup::run(&spec, &statements, dialect, job.target_seq).await?;
-            return Ok(Executed { report: run.report, backup: run.backup, problem: run.problem, export: None });
+            return Ok(Executed { report: run.report, backup: run.backup, problem: run.problem, export: None, notes: Vec::new() });
         }
         ExecMode::Batched => return batched(state, &spec, job, &statements, dialect, ctx).await,
     };
     let report = sluice_engines::execute::run(&spec, &statements, mode).await.map_err(|f| f.message)?;
-    Ok(Executed { report, backup: None, problem: None, export: None })
+    Ok(Executed { report, backup: None, problem: None, export: None, notes: Vec::new() })
+}
+
+/// A DDL ticket on MySQL/MariaDB with online DDL on: statement by statement, each `ALTER TABLE` of a table
+/// at least `online_ddl_min_bytes` large through pt-online-schema-change, the rest as usual (each DDL
+/// commits on its own anyway); the first failure stops the rest.
+async fn online_ddl(state: &AppState, spec: &ConnectSpec, statements: &[String], ctx: &RunContext) -> Result<Executed, String> {
+    use sluice_engines::execute::{Outcome, StatementOutcome};
+    let min = state.settings.online_ddl_min_bytes.unwrap_or(u64::MAX);
+    let mut outcomes: Vec<StatementOutcome> =
+        (0..statements.len()).map(|idx| StatementOutcome { idx, outcome: Outcome::NotRun, affected_rows: None, error: None }).collect();
+    let mut notes = Vec::new();
+    for (i, s) in statements.iter().enumerate() {
+        let big = match sluice_review::writes::alter_parts(s, sluice_review::SqlDialect::MySql) {
+            Some((schema, table, ops)) => match sluice_engines::online_ddl::table_bytes(spec, schema.as_deref(), &table).await? {
+                Some(n) if n >= min => Some((schema, table, ops, n)),
+                _ => None,
+            },
+            None => None,
+        };
+        let result = match big {
+            Some((schema, table, ops, n)) => {
+                let schema = schema.or_else(|| spec.database.clone()).ok_or("the ALTER names no database and the target has none")?;
+                sluice_engines::online_ddl::run(spec, &schema, &table, &ops, &ctx.progress).await.map(|note| {
+                    notes.push(format!("statement {}: {note} ({n} bytes)", i + 1));
+                    0
+                })
+            }
+            None => sluice_engines::execute::run(spec, std::slice::from_ref(s), RunMode::Commit).await.map_err(|f| f.message).and_then(|r| {
+                let st = &r.statements[0];
+                if st.outcome == Outcome::Failed { Err(st.error.clone().unwrap_or_default()) } else { Ok(st.affected_rows.unwrap_or(0)) }
+            }),
+        };
+        match result {
+            Ok(n) => outcomes[i] = StatementOutcome { idx: i, outcome: Outcome::Committed, affected_rows: Some(n), error: None },
+            Err(e) => {
+                outcomes[i] = StatementOutcome { idx: i, outcome: Outcome::Failed, affected_rows: None, error: Some(e) };
+                break;
+            }
+        }
+    }
+    Ok(Executed { report: ExecReport { transactional: false, statements: outcomes }, backup: None, problem: None, export: None, notes })
 }
 
 /// A Redis ticket: its commands in one atomic script (see `sluice_engines::redis_exec`); backup mode keeps
@@ -270,7 +321,7 @@ async fn redis(spec: &ConnectSpec, t: &sluice_store::tickets::TicketRecord, targ
     } else {
         None
     };
-    Ok(Executed { report: run.report, backup, problem: None, export: None })
+    Ok(Executed { report: run.report, backup, problem: None, export: None, notes: Vec::new() })
 }
 
 /// Batched mode: each statement in key ranges, resumed from the target's checkpoint (see
@@ -325,7 +376,7 @@ async fn batched(
             error: None,
         })
         .collect();
-    Ok(Executed { report: ExecReport { transactional: false, statements: now_rows }, backup: None, problem: None, export: None })
+    Ok(Executed { report: ExecReport { transactional: false, statements: now_rows }, backup: None, problem: None, export: None, notes: Vec::new() })
 }
 
 /// Wakes the worker (a ticket was just started).
