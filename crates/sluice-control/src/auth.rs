@@ -45,6 +45,15 @@ impl Caller {
         }
     }
 
+    /// The instances the caller may see: `None` for every instance (admin, dba and auditor hold global
+    /// roles over the registry), else those of the projects they are a member of.
+    pub async fn visible_instances(&self, store: &sluice_store::Store) -> Result<Option<std::collections::BTreeSet<String>>, ApiError> {
+        match self.principal.role {
+            sluice_core::Role::Admin | sluice_core::Role::Dba | sluice_core::Role::Auditor => Ok(None),
+            _ => store.member_instances(&self.principal.user_id).await.map(Some).map_err(|e| self.store_error(e)),
+        }
+    }
+
     /// Marks the call as audited by the handler, so the middleware does not record it a second time.
     pub fn audited(&self) {
         self.audited.store(true, Ordering::Release);

@@ -65,7 +65,7 @@ async fn crud_and_pagination_on_a_postgres_store() {
     let mut after = String::new();
     loop {
         let path = if after.is_empty() { "/api/v1/instances?limit=3".to_string() } else { format!("/api/v1/instances?limit=3&after={after}") };
-        let page = app.call(Method::GET, &path, Some(app.token(Role::Viewer)), None).await;
+        let page = app.call(Method::GET, &path, Some(app.token(Role::Auditor)), None).await;
         assert_eq!(page.status, StatusCode::OK);
         for i in page.body["items"].as_array().unwrap() {
             seen.push(i["name"].as_str().unwrap().to_string());

@@ -94,8 +94,11 @@ url = "{}"
     wait_for("the row written while stopped", async || falcon.samples().iter().any(|s| s["endpoint"] == "while-stopped")).await;
     assert!(falcon.count() > before);
 
-    let list = app.call(Method::GET, "/api/v1/pipelines", Some(app.token(Role::Viewer)), None).await;
+    let list = app.call(Method::GET, "/api/v1/pipelines", Some(app.token(Role::Auditor)), None).await;
     assert_eq!(list.body.as_array().unwrap().len(), 1);
+    // A viewer in no project sees no pipeline: they read the instances of their projects only.
+    let none = app.call(Method::GET, "/api/v1/pipelines", Some(app.token(Role::Viewer)), None).await;
+    assert_eq!(none.body.as_array().unwrap().len(), 0, "{}", none.raw);
     assert_eq!(app.admin(Method::DELETE, &format!("/api/v1/pipelines/{id}"), None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.admin(Method::GET, &format!("/api/v1/pipelines/{id}"), None).await.status, StatusCode::NOT_FOUND);
 }

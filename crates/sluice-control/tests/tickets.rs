@@ -427,3 +427,34 @@ async fn maintenance_windows_refuse_runs_outside_them() {
     let r = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 1}))).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
 }
+
+/// Instances and pipelines are project-scoped below the global dba role: a member sees their projects'
+/// instances (and the pipelines reading them) only; another project's instance is 404.
+#[tokio::test]
+async fn instances_and_pipelines_are_scoped_by_project() {
+    let (app, [dev, _appr, _dba, dev_b, _viewer]) = setup().await;
+    let names = |a: &crate::support::Answer| -> Vec<String> {
+        let mut v: Vec<String> = a.body["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect();
+        v.sort();
+        v
+    };
+    let mine = app.call(Method::GET, "/api/v1/instances", Some(&dev), None).await;
+    assert_eq!(names(&mine), ["dev-db", "prod-db"], "{}", mine.raw);
+    let b = app.admin(Method::GET, "/api/v1/instances/b-db", None).await;
+    assert_eq!(b.status, StatusCode::OK);
+    assert_eq!(app.call(Method::GET, "/api/v1/instances/b-db", Some(&dev), None).await.status, StatusCode::NOT_FOUND, "project b's instance");
+    assert_eq!(app.call(Method::GET, "/api/v1/instances/prod-db", Some(&dev), None).await.status, StatusCode::OK);
+    // dev-b holds the global dba role: the registry is theirs to run, so they see every instance.
+    assert_eq!(names(&app.call(Method::GET, "/api/v1/instances", Some(&dev_b), None).await).len(), 3);
+    assert_eq!(names(&app.call(Method::GET, "/api/v1/instances", Some(&dev), None).await), ["dev-db", "prod-db"]);
+    let local = json!({"name": "b-local", "engine": "mariadb", "host": "127.0.0.1", "port": 3307, "username": "app", "environment": "prod"});
+    assert_eq!(app.admin(Method::POST, "/api/v1/instances", Some(local)).await.status, StatusCode::CREATED);
+    app.admin(Method::POST, "/api/v1/projects/b/instances", Some(json!({"instance": "b-local"}))).await;
+    let spec = "[source]\ntype = \"mysql_binlog\"\nurl = \"instance:b-local\"\n\n[sinks.out]\ntype = \"blackhole\"\n";
+    let p = app.admin(Method::POST, "/api/v1/pipelines", Some(json!({"name": "bp", "spec": spec, "start": false}))).await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.raw);
+    let list = app.call(Method::GET, "/api/v1/pipelines", Some(&dev), None).await;
+    assert_eq!(list.body.as_array().unwrap().len(), 0, "a pipeline of project b's instance: {}", list.raw);
+    assert_eq!(app.call(Method::GET, "/api/v1/pipelines/bp", Some(&dev), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.admin(Method::GET, "/api/v1/pipelines", None).await.body.as_array().unwrap().len(), 1);
+}

@@ -136,11 +136,34 @@ pub fn script(engine: Engine, backup: &Backup, guard: Guard) -> Result<Vec<Strin
     if matches!(engine, Engine::Mysql | Engine::Mariadb) {
         out.push("SET time_zone = '+00:00'".to_string());
     }
-    for (n, row) in backup.rows.iter().enumerate().rev() {
+    // Rows are independent: large backups are rendered on every core, in slices put back newest first.
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let slice = backup.rows.len().div_ceil(threads).max(10_000);
+    let parts: Vec<Result<Vec<String>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            backup.rows.chunks(slice).enumerate().map(|(k, rows)| scope.spawn(move || undo_slice(engine, backup, rows, k * slice, guard))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("rendering the rollback panicked".into()))).collect()
+    });
+    for part in parts.into_iter().rev() {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+/// The undo statements of `rows` (starting at index `first` of the backup), newest first.
+fn undo_slice(engine: Engine, backup: &Backup, rows: &[RowChange], first: usize, guard: Guard) -> Result<Vec<String>, String> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate().rev() {
+        let n = first + i;
         let t = backup.tables.get(row.table).ok_or_else(|| format!("row {n} names table {} the backup does not list", row.table))?;
         // Generated columns follow the others; only the columns a statement can set are restored.
-        let writable = RowChange { changed: row.changed.iter().filter(|c| t.columns.contains(c)).cloned().collect(), ..row.clone() };
-        let row = &writable;
+        let writable: Vec<String>;
+        let row = if row.changed.iter().all(|c| t.columns.contains(c)) {
+            row
+        } else {
+            writable = row.changed.iter().filter(|c| t.columns.contains(c)).cloned().collect();
+            &RowChange { changed: writable, ..row.clone() }
+        };
         if row.op == RowOp::Update && row.changed.is_empty() {
             // Matched but left as it was: nothing to undo.
             continue;

@@ -166,4 +166,15 @@ impl Store {
             .await?
             .is_some())
     }
+
+    /// Ids of the instances in any project the user is a member of.
+    pub async fn member_instances(&self, user_id: &str) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT pi.instance_id FROM project_instances pi JOIN project_members pm ON pm.project_id = pi.project_id WHERE pm.user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| r.try_get("instance_id").map_err(StoreError::from)).collect()
+    }
 }

@@ -252,6 +252,19 @@ impl UpdateInstance {
     security(("bearer" = [])))]
 async fn list_instances(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListParams>) -> Result<Response, ApiError> {
     let limit = page_limit(q.limit, 50, 500)?;
+    if let Some(visible) = caller.visible_instances(&state.store).await? {
+        // Project members see their projects' instances only: a small set, paged here.
+        let filter = InstanceFilter { environment: q.environment, engine: q.engine, after: q.after, limit: i64::MAX };
+        let mut items: Vec<InstanceRecord> =
+            state.store.list_instances(&filter).await.map_err(|e| caller.store_error(e))?.into_iter().filter(|i| visible.contains(&i.id)).collect();
+        let next_after = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|i| i.id.clone())
+        } else {
+            None
+        };
+        return Ok(Json(serde_json::json!({ "items": items, "next_after": next_after })).into_response());
+    }
     let filter = InstanceFilter { environment: q.environment, engine: q.engine, after: q.after, limit };
     let page = state.store.instance_page(&filter).await.map_err(|e| caller.store_error(e))?;
     // The items are already rendered (see `Store::instance_page`): the body is assembled, not re-serialized.
@@ -294,7 +307,11 @@ async fn create_instance(
     responses((status = 200, body = InstanceRecord), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn get_instance(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<InstanceRecord>, ApiError> {
-    state.store.find_instance(&id).await.map(Json).map_err(|e| caller.store_error(e))
+    let rec = state.store.find_instance(&id).await.map_err(|e| caller.store_error(e))?;
+    if caller.visible_instances(&state.store).await?.is_some_and(|v| !v.contains(&rec.id)) {
+        return Err(ApiError::NotFound { what: format!("instance {id}") });
+    }
+    Ok(Json(rec))
 }
 
 /// Change an instance. Fields left out stay as they are.

@@ -71,7 +71,28 @@ fn spec_error(message: String) -> ApiError {
     responses((status = 200, body = Vec<PipelineView>), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 async fn list_pipelines(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<PipelineView>>, ApiError> {
     let all = state.store.list_pipelines().await.map_err(|e| caller.store_error(e))?;
-    Ok(Json(all.iter().map(|p| view(&state, p, false)).collect()))
+    let visible = caller.visible_instances(&state.store).await?;
+    let mut out = Vec::new();
+    for p in &all {
+        if may_see(&state, visible.as_ref(), p).await {
+            out.push(view(&state, p, false));
+        }
+    }
+    Ok(Json(out))
+}
+
+/// A project member (below dba) sees the pipelines that read an instance of their projects
+/// (`url = "instance:NAME"`), nothing else.
+async fn may_see(state: &AppState, visible: Option<&std::collections::BTreeSet<String>>, rec: &PipelineRecord) -> bool {
+    let Some(visible) = visible else { return true };
+    let source: Option<String> = toml::from_str::<toml::Value>(&rec.spec)
+        .ok()
+        .and_then(|v| v.get("source")?.get("url")?.as_str().map(str::to_string))
+        .and_then(|u| u.strip_prefix(sluice_connectors::pipeline_file::INSTANCE_URL_PREFIX).map(str::to_string));
+    match source {
+        Some(name) => state.store.find_instance(&name).await.is_ok_and(|i| visible.contains(&i.id)),
+        None => false,
+    }
 }
 
 /// Create (and by default start) a pipeline. The definition is validated first; nothing is stored when it
@@ -107,6 +128,9 @@ async fn create_pipeline(
     responses((status = 200, body = PipelineView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 async fn get_pipeline(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<PipelineView>, ApiError> {
     let rec = state.store.get_pipeline(&id).await.map_err(|e| caller.store_error(e))?;
+    if !may_see(&state, caller.visible_instances(&state.store).await?.as_ref(), &rec).await {
+        return Err(ApiError::NotFound { what: format!("pipeline {id}") });
+    }
     Ok(Json(view(&state, &rec, true)))
 }
 

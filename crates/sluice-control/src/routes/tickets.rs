@@ -669,9 +669,16 @@ async fn rollback_ticket(
         let images = crate::tickets::backup::redis_images(&chunks).map_err(internal)?;
         (sluice_engines::redis_exec::rollback_script(&images, !body.force), images.len())
     } else {
-        let backup = crate::tickets::backup::from_store(&tables, &chunks).map_err(internal)?;
         let guard = if body.force { sluice_engines::rollback::Guard::Forced } else { sluice_engines::rollback::Guard::Guarded };
-        (crate::tickets::backup::script_text(inst.engine, &backup, guard).map_err(internal)?, backup.rows.len())
+        // A large backup takes seconds to render: off the request threads.
+        let engine = inst.engine;
+        let made = tokio::task::spawn_blocking(move || -> Result<(String, usize), String> {
+            let backup = crate::tickets::backup::from_store(&tables, &chunks)?;
+            Ok((crate::tickets::backup::script_text(engine, &backup, guard)?, backup.rows.len()))
+        })
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+        made.map_err(internal)?
     };
     let new = NewTicket {
         project_id: t.project_id.clone(),
