@@ -9,6 +9,7 @@ pub mod component;
 pub mod confine;
 pub mod domain;
 pub mod egress;
+pub mod glob;
 pub mod interpolate;
 pub mod secret;
 pub mod ticket;

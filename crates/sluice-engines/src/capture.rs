@@ -155,17 +155,7 @@ async fn run_mysql(spec: &ConnectSpec, statements: &[String], writes: &[TableWri
     }
 
     conn.query_drop("START TRANSACTION").await.map_err(|e| fail("start the transaction", e))?;
-    let mut done = Vec::new();
-    let mut failed = None;
-    for s in statements {
-        match conn.query_drop(s.as_str()).await {
-            Ok(()) => done.push(conn.affected_rows()),
-            Err(e) => {
-                failed = Some(e.to_string());
-                break;
-            }
-        }
-    }
+    let (done, failed) = crate::execute::run_each(&mut conn, statements).await;
     let n = statements.len();
     if let Some(err) = failed {
         conn.query_drop("ROLLBACK").await.map_err(|e| fail("roll back", e))?;

@@ -163,26 +163,28 @@ pub(crate) fn report(n: usize, done: Vec<u64>, failed: Option<String>, transacti
     ExecReport { transactional, statements }
 }
 
-async fn run_mysql(spec: &ConnectSpec, statements: &[String], mode: RunMode, in_tx: bool) -> Result<ExecReport, CheckFailure> {
-    crate::connect::resolve(spec).await?;
-    let mut conn = mysql_async::Conn::new(crate::mysql::opts(spec)).await.map_err(|e| crate::mysql::classify(&e, spec))?;
-    let mut done = Vec::new();
-    let mut failed = None;
-    if in_tx {
-        conn.query_drop("START TRANSACTION").await.map_err(|e| crate::mysql::classify(&e, spec))?;
-    }
-    // One statement per round trip, so each one's affected rows and error are its own. (Multi-statement
-    // packets would save round trips, but mysql_async does not step through a batch's OK results one by
-    // one, so a failure could not be pinned to its statement.)
+/// Runs the statements in order on one connection: each one's affected rows, and the first error (which
+/// stops the rest). One statement per round trip, so each one's affected rows and error are its own.
+/// (Multi-statement packets would save round trips, but mysql_async does not step through a batch's OK
+/// results one by one, so a failure could not be pinned to its statement.)
+pub(crate) async fn run_each(conn: &mut mysql_async::Conn, statements: &[String]) -> (Vec<u64>, Option<String>) {
+    let mut done = Vec::with_capacity(statements.len());
     for s in statements {
         match conn.query_drop(s.as_str()).await {
             Ok(()) => done.push(conn.affected_rows()),
-            Err(e) => {
-                failed = Some(e.to_string());
-                break;
-            }
+            Err(e) => return (done, Some(e.to_string())),
         }
     }
+    (done, None)
+}
+
+async fn run_mysql(spec: &ConnectSpec, statements: &[String], mode: RunMode, in_tx: bool) -> Result<ExecReport, CheckFailure> {
+    crate::connect::resolve(spec).await?;
+    let mut conn = mysql_async::Conn::new(crate::mysql::opts(spec)).await.map_err(|e| crate::mysql::classify(&e, spec))?;
+    if in_tx {
+        conn.query_drop("START TRANSACTION").await.map_err(|e| crate::mysql::classify(&e, spec))?;
+    }
+    let (done, failed) = run_each(&mut conn, statements).await;
     let undo = mode == RunMode::DryRun || (mode == RunMode::Guarded && !conflicts(&done, statements).is_empty());
     let kept = if in_tx {
         if undo || failed.is_some() {

@@ -109,30 +109,7 @@ pub fn options(statements: &str) -> Result<(ExportOptions, String), String> {
     Ok((o, sql))
 }
 
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == t[ti] || p[pi] == '?') {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
+use sluice_core::glob::glob_match as glob;
 
 /// The strongest mask any source of the column calls for.
 fn mask_for(col: &OutputColumn, extra: &[(String, Mask)]) -> Option<Mask> {
