@@ -58,6 +58,9 @@ pub struct AppState {
     pub(crate) token_touched: Arc<Mutex<HashMap<String, Instant>>>,
     /// Wakes the execution worker when a ticket starts.
     pub(crate) exec_wake: crate::tickets::exec::Wake,
+    /// Rendered ticket-list pages, by caller scope and query, each with the tickets' generation it was read
+    /// at (see `Store::ticket_generation`): a page is served again only while no ticket changed since.
+    pub(crate) ticket_pages: Arc<Mutex<HashMap<String, (i64, axum::body::Bytes)>>>,
 }
 
 impl AppState {
@@ -71,6 +74,7 @@ impl AppState {
             metrics: crate::telemetry::prometheus_handle(),
             token_touched: Arc::new(Mutex::new(HashMap::new())),
             exec_wake: Arc::default(),
+            ticket_pages: Arc::default(),
         }
     }
 }

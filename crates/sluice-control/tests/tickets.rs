@@ -458,3 +458,25 @@ async fn instances_and_pipelines_are_scoped_by_project() {
     assert_eq!(app.call(Method::GET, "/api/v1/pipelines/bp", Some(&dev), None).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.admin(Method::GET, "/api/v1/pipelines", None).await.body.as_array().unwrap().len(), 1);
 }
+
+/// List pages are cached, and any change to a ticket makes the next list read afresh.
+#[tokio::test]
+async fn the_ticket_list_shows_every_change_at_once() {
+    let (app, [dev, appr, _, _, _]) = setup().await;
+    let id = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(ticket("UPDATE items SET price = 2 WHERE id = 7;", "prod-db", None))).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ids = async |q: &str| -> Vec<String> {
+        let page = app.call(Method::GET, &format!("/api/v1/tickets?{q}"), Some(&dev), None).await;
+        page.body["items"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ids("state=draft").await, [id.clone()]);
+    assert_eq!(ids("state=draft").await, [id.clone()], "the same page again");
+    app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
+    assert!(ids("state=draft").await.is_empty(), "submitted: no longer a draft");
+    assert_eq!(ids("state=pending_approval").await, [id.clone()]);
+    app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(&appr), Some(json!({"revision": 1}))).await;
+    assert!(ids("state=pending_approval").await.is_empty());
+    assert_eq!(ids("state=approved").await, [id]);
+}

@@ -27,9 +27,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, name: "notifications", common: include_str!("migrations/0006_notifications.sql"), sqlite: "", postgres: "" },
     Migration { version: 7, name: "exports", common: include_str!("migrations/0007_exports.sql"), sqlite: "", postgres: "" },
     Migration { version: 8, name: "maintenance_windows", common: include_str!("migrations/0008_maintenance_windows.sql"), sqlite: "", postgres: "" },
+    Migration { version: 9, name: "ticket_generation", common: include_str!("migrations/0009_ticket_generation.sql"), sqlite: "", postgres: "" },
 ];
 
-pub(crate) const LATEST: i64 = 8;
+pub(crate) const LATEST: i64 = 9;
 
 impl Migration {
     pub fn sql_for(&self, backend: Backend) -> [&'static str; 2] {

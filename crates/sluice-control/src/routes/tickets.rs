@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use sluice_core::ticket::{TicketEvent, TicketState};
 use sluice_core::{ExecMode, Role, TicketKind};
@@ -242,34 +243,55 @@ async fn resolve_targets(
 /// Tickets the caller can see (their projects'; all for admins and auditors), filtered, in id order.
 #[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", params(ListQuery),
     responses((status = 200, body = TicketPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-async fn list_tickets(State(state): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<TicketPage>, ApiError> {
+async fn list_tickets(State(state): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> Result<axum::response::Response, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit", "limit: 1–200"));
     }
-    let projects = match caller.principal.role {
+    let projects: Option<Vec<String>> = match caller.principal.role {
         Role::Admin | Role::Auditor => None,
         _ => Some(state.store.list_projects(Some(&caller.principal.user_id)).await.map_err(|e| caller.store_error(e))?.into_iter().map(|p| p.id).collect()),
     };
-    let filter = TicketFilter {
-        projects,
-        state: q.state,
-        kind: q.kind,
-        project: q.project,
-        instance: q.instance,
-        creator: q.creator,
-        approver: q.approver,
-        after: q.after,
-        limit: limit + 1,
+    // Read before the page: a page is never older than the generation it is cached under.
+    let generation = state.store.ticket_generation().await.map_err(|e| caller.store_error(e))?;
+    let key = serde_json::json!([projects, q.state, q.kind, q.project, q.instance, q.creator, q.approver, q.after, limit]).to_string();
+    let cached = state.ticket_pages.lock().expect("page cache").get(&key).filter(|(g, _)| *g == generation).map(|(_, b)| b.clone());
+    let body = match cached {
+        Some(b) => b,
+        None => {
+            let filter = TicketFilter {
+                projects,
+                state: q.state,
+                kind: q.kind,
+                project: q.project,
+                instance: q.instance,
+                creator: q.creator,
+                approver: q.approver,
+                after: q.after,
+                limit: limit + 1,
+            };
+            let mut items = state.store.list_tickets(&filter).await.map_err(|e| caller.store_error(e))?;
+            let next_after = if items.len() as i64 > limit {
+                items.truncate(limit as usize);
+                items.last().map(|t| t.id.clone())
+            } else {
+                None
+            };
+            let body = axum::body::Bytes::from(
+                serde_json::to_vec(&TicketPage { items, next_after }).map_err(|_| ApiError::Internal { request_id: caller.request_id.clone() })?,
+            );
+            let mut pages = state.ticket_pages.lock().expect("page cache");
+            if pages.len() >= 4096 {
+                pages.retain(|_, (g, _)| *g == generation);
+                if pages.len() >= 4096 {
+                    pages.clear();
+                }
+            }
+            pages.insert(key, (generation, body.clone()));
+            body
+        }
     };
-    let mut items = state.store.list_tickets(&filter).await.map_err(|e| caller.store_error(e))?;
-    let next_after = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|t| t.id.clone())
-    } else {
-        None
-    };
-    Ok(Json(TicketPage { items, next_after }))
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Create a ticket in `draft` (submit it to review it). Needs owner, dba or developer in the project.
