@@ -471,11 +471,11 @@ async fn the_ticket_list_shows_every_change_at_once() {
         let page = app.call(Method::GET, &format!("/api/v1/tickets?{q}"), Some(&dev), None).await;
         page.body["items"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect()
     };
-    assert_eq!(ids("state=draft").await, [id.clone()]);
-    assert_eq!(ids("state=draft").await, [id.clone()], "the same page again");
+    assert_eq!(ids("state=draft").await, std::slice::from_ref(&id));
+    assert_eq!(ids("state=draft").await, std::slice::from_ref(&id), "the same page again");
     app.call(Method::POST, &format!("/api/v1/tickets/{id}/submit"), Some(&dev), Some(json!({"revision": 1}))).await;
     assert!(ids("state=draft").await.is_empty(), "submitted: no longer a draft");
-    assert_eq!(ids("state=pending_approval").await, [id.clone()]);
+    assert_eq!(ids("state=pending_approval").await, std::slice::from_ref(&id));
     app.call(Method::POST, &format!("/api/v1/tickets/{id}/approve"), Some(&appr), Some(json!({"revision": 1}))).await;
     assert!(ids("state=pending_approval").await.is_empty());
     assert_eq!(ids("state=approved").await, [id]);
