@@ -222,3 +222,33 @@ async fn ticket_events_reach_every_channel_kind_in_its_vendors_format() {
     assert_eq!((first["state"].as_str(), first["attempts"].as_i64()), (Some("delivered"), Some(2)), "retried after the 503: {first}");
     assert!(first["last_error"].as_str().unwrap().contains("503"), "{first}");
 }
+
+/// A channel pointing where the egress policy refuses gets nothing: each attempt fails naming the policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_the_egress_policy_refuses_receives_nothing() {
+    let received: Shared = Arc::default();
+    let receiver = axum::Router::new().route("/hook", axum::routing::post(webhook)).with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let app = TestApp::sqlite_with(|s| {
+        s.egress = Arc::new(sluice_core::egress::EgressPolicy::from_lists(None, &["127.0.0.0/8".to_string()], false).unwrap());
+    })
+    .await;
+    let r = app.admin(Method::POST, "/api/v1/channels", Some(json!({"name": "hook", "kind": "webhook", "url": format!("{base}/hook")}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    assert_eq!(app.admin(Method::POST, "/api/v1/channels/hook/test", None).await.status, StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let d = loop {
+        let d = app.admin(Method::GET, "/api/v1/channels/hook/deliveries", None).await;
+        if d.body[0]["attempts"].as_i64().unwrap_or(0) >= 1 {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt: {}", d.raw);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(d.body[0]["state"], "pending", "retried later: {}", d.raw);
+    assert!(d.body[0]["last_error"].as_str().unwrap().contains("egress"), "{}", d.raw);
+    let g = received.lock().unwrap();
+    assert_eq!(g.webhook_calls, 0, "the receiver got nothing");
+}

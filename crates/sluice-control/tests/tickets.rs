@@ -457,6 +457,14 @@ async fn instances_and_pipelines_are_scoped_by_project() {
     assert_eq!(list.body.as_array().unwrap().len(), 0, "a pipeline of project b's instance: {}", list.raw);
     assert_eq!(app.call(Method::GET, "/api/v1/pipelines/bp", Some(&dev), None).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.admin(Method::GET, "/api/v1/pipelines", None).await.body.as_array().unwrap().len(), 1);
+    // Project b's ticket does not exist for a's developer: no rollback, no export link, no run.
+    let body = json!({"project": "b", "kind": "dml", "title": "b's", "statements": "UPDATE t SET a = 1 WHERE id = 1;", "targets": [{"instance": "b-db"}]});
+    let b_ticket = app.call(Method::POST, "/api/v1/tickets", Some(&dev_b), Some(body)).await;
+    let bid = b_ticket.body["id"].as_str().unwrap_or_else(|| panic!("{}", b_ticket.raw)).to_string();
+    for (action, body) in [("rollback", json!({})), ("export-link", json!({})), ("run", json!({"revision": 1}))] {
+        let r = app.call(Method::POST, &format!("/api/v1/tickets/{bid}/{action}"), Some(&dev), Some(body)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{action}: {}", r.raw);
+    }
 }
 
 /// List pages are cached, and any change to a ticket makes the next list read afresh.
