@@ -342,20 +342,30 @@ async fn settle_ticket(tx: &mut WriteTx<'_>, ticket_id: &str, revision: i64) -> 
     let all_done = states.iter().all(|s| s == "done");
     let event = if all_done { TicketEvent::Succeed } else { TicketEvent::Fail };
     let to = next(from, event)?;
+    // A rollback ticket that succeeds also ends the ticket it undid (its row locked before either is
+    // written).
+    let undone = if all_done {
+        let orig: Option<String> =
+            sqlx::query("SELECT rollback_of FROM tickets WHERE id = $1").bind(ticket_id).fetch_one(&mut *tx.tx).await?.try_get("rollback_of")?;
+        match orig {
+            Some(o) => {
+                let (ostate, orev) = crate::tickets::lock_ticket(tx, &o).await?;
+                Some((o, ostate, orev))
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
     crate::tickets::set_state(tx, ticket_id, from, to, revision, revision).await?;
     let reason = if all_done { "every target done".to_string() } else { format!("targets: {}", states.join(", ")) };
     crate::tickets::history(tx, ticket_id, "sluice", event.as_str(), Some(from), Some(to), revision, Some(&reason)).await?;
-    if all_done {
-        let undone: Option<String> =
-            sqlx::query("SELECT rollback_of FROM tickets WHERE id = $1").bind(ticket_id).fetch_one(&mut *tx.tx).await?.try_get("rollback_of")?;
-        if let Some(orig) = undone {
-            let (ostate, orev) = crate::tickets::lock_ticket(tx, &orig).await?;
-            if let Ok(oto) = next(ostate, TicketEvent::RollBack) {
-                crate::tickets::set_state(tx, &orig, ostate, oto, orev, orev).await?;
-                let why = format!("undone by rollback ticket {ticket_id}");
-                crate::tickets::history(tx, &orig, "sluice", TicketEvent::RollBack.as_str(), Some(ostate), Some(oto), orev, Some(&why)).await?;
-            }
-        }
+    if let Some((orig, ostate, orev)) = undone
+        && let Ok(oto) = next(ostate, TicketEvent::RollBack)
+    {
+        crate::tickets::set_state(tx, &orig, ostate, oto, orev, orev).await?;
+        let why = format!("undone by rollback ticket {ticket_id}");
+        crate::tickets::history(tx, &orig, "sluice", TicketEvent::RollBack.as_str(), Some(ostate), Some(oto), orev, Some(&why)).await?;
     }
     Ok(())
 }

@@ -108,11 +108,18 @@ pub struct Store {
 pub struct WriteTx<'a> {
     pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
     pub(crate) backend: Backend,
+    /// A ticket changed: the tickets' generation moves at commit.
+    pub(crate) tickets_changed: bool,
     _guard: Option<MutexGuard<'a, ()>>,
 }
 
 impl WriteTx<'_> {
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        if self.tickets_changed {
+            // Last, just before the commit: the generation row is the last lock any transaction takes, so
+            // it never waits on it while holding another.
+            sqlx::query("UPDATE ticket_generation SET gen = gen + 1 WHERE id = 1").execute(&mut *self.tx).await?;
+        }
         self.tx.commit().await?;
         Ok(())
     }
@@ -253,7 +260,7 @@ impl Store {
             Backend::Postgres => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(WriteTx { tx, backend: self.backend, _guard: guard })
+        Ok(WriteTx { tx, backend: self.backend, tickets_changed: false, _guard: guard })
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -591,9 +591,9 @@ pub(crate) async fn history(
     .bind(reason)
     .execute(&mut *tx.tx)
     .await?;
-    // Every change a ticket list could show moves the generation, in the same transaction: list pages
-    // cached under an older generation are never served again (any server of a shared store).
-    sqlx::query("UPDATE ticket_generation SET gen = gen + 1 WHERE id = 1").execute(&mut *tx.tx).await?;
+    // Every change a ticket list could show moves the generation, in the same transaction (at its commit):
+    // list pages cached under an older generation are never served again (any server of a shared store).
+    tx.tickets_changed = true;
     // Every step of a ticket's life is an event, in the same transaction.
     let t = sqlx::query("SELECT title, project_id, state FROM tickets WHERE id = $1").bind(id).fetch_one(&mut *tx.tx).await?;
     let project: String = t.try_get("project_id")?;
