@@ -310,6 +310,13 @@ async fn direct_tickets_run_on_mariadb_all_or_nothing() {
     let outcome = t["jobs"][0]["outcome"].as_str().unwrap();
     assert!(outcome.contains("statement 2 failed") && outcome.contains("no_such_table") && outcome.contains("rolled back"), "{outcome}");
     assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT v FROM {db}.t WHERE id = 3")).await.as_deref(), Some("2"), "nothing committed");
+    // A dry run on MariaDB: the plan of each statement (EXPLAIN FORMAT=JSON), and nothing changes.
+    let id = approved(&app, &dev, &appr, "UPDATE t SET v = 7 WHERE id = 1;", &db, "dry_run").await;
+    app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 1}))).await;
+    let t = finished(&app, &id).await;
+    let plan: serde_json::Value = serde_json::from_str(t["jobs"][0]["statements"][0]["plan"].as_str().unwrap()).unwrap();
+    assert!(plan["query_block"]["table"]["table_name"] == "t", "{plan}");
+    assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT v FROM {db}.t WHERE id = 1")).await.as_deref(), Some("1"));
 }
 
 /// PostgreSQL, dry-run: the affected rows of each statement, and the table is byte for byte what it was.
@@ -332,6 +339,11 @@ async fn dry_runs_change_nothing_on_postgres() {
     assert_eq!(t["state"], "done", "{t}");
     assert_eq!(statement_states(&t), [("rolled_back".into(), Some(4)), ("rolled_back".into(), Some(1))]);
     assert_eq!(checksum().await, before, "a dry run changed the table");
+    // Each statement's plan, as the server's EXPLAIN (FORMAT JSON).
+    for s in t["jobs"][0]["statements"].as_array().unwrap() {
+        let plan: serde_json::Value = serde_json::from_str(s["plan"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {s}"));
+        assert!(plan[0]["Plan"]["Node Type"].as_str().is_some_and(|n| n == "ModifyTable"), "{plan}");
+    }
 }
 
 /// A ticket with a time ahead is scheduled, not run, and runs when its time comes; a scheduled ticket

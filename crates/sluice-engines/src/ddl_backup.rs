@@ -91,7 +91,7 @@ pub async fn run(spec: &ConnectSpec, statements: &[String], steps: &[DdlStep], t
     let mut conn = Conn::open(spec).await?;
     let mut undo: Vec<Vec<String>> = Vec::new();
     let mut outcomes: Vec<StatementOutcome> =
-        (0..statements.len()).map(|idx| StatementOutcome { idx, outcome: Outcome::NotRun, affected_rows: None, error: None }).collect();
+        (0..statements.len()).map(|idx| StatementOutcome { idx, outcome: Outcome::NotRun, affected_rows: None, error: None, plan: None }).collect();
     for (i, (s, step)) in statements.iter().zip(steps).enumerate() {
         let inverse = match step {
             DdlStep::Inverse(v) => v.clone(),
@@ -101,7 +101,7 @@ pub async fn run(spec: &ConnectSpec, statements: &[String], steps: &[DdlStep], t
                     match copy(&mut conn, schema.as_deref(), table, &copy_name(table, tag, i + 1, n + 1)).await {
                         Ok(v) => back.extend(v),
                         Err(e) => {
-                            outcomes[i] = StatementOutcome { idx: i, outcome: Outcome::Failed, affected_rows: None, error: Some(e) };
+                            outcomes[i] = StatementOutcome { idx: i, outcome: Outcome::Failed, affected_rows: None, error: Some(e), plan: None };
                             undo.reverse();
                             return Ok((ExecReport { transactional: false, statements: outcomes }, undo.concat()));
                         }
@@ -112,11 +112,11 @@ pub async fn run(spec: &ConnectSpec, statements: &[String], steps: &[DdlStep], t
         };
         match conn.exec(s).await {
             Ok(n) => {
-                outcomes[i] = StatementOutcome { idx: i, outcome: Outcome::Committed, affected_rows: Some(n), error: None };
+                outcomes[i] = StatementOutcome { idx: i, outcome: Outcome::Committed, affected_rows: Some(n), error: None, plan: None };
                 undo.push(inverse);
             }
             Err(e) => {
-                outcomes[i] = StatementOutcome { idx: i, outcome: Outcome::Failed, affected_rows: None, error: Some(e) };
+                outcomes[i] = StatementOutcome { idx: i, outcome: Outcome::Failed, affected_rows: None, error: Some(e), plan: None };
                 break;
             }
         }

@@ -47,7 +47,13 @@ pub struct StatementOutcome {
     pub affected_rows: Option<u64>,
     /// The server's error, for the failed statement.
     pub error: Option<String>,
+    /// Dry runs: the server's plan for the statement (`EXPLAIN FORMAT=JSON`, `EXPLAIN (FORMAT JSON)`), for
+    /// the first [`EXPLAINED`] statements; the server's refusal to explain one, as text.
+    pub plan: Option<String>,
 }
+
+/// Statements of a dry run that get a plan (a round trip each; a ticket of 400,000 statements keeps its pace).
+pub const EXPLAINED: usize = 200;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ExecReport {
@@ -144,6 +150,13 @@ fn mark_conflicts(report: &mut ExecReport, statements: &[String]) {
     }
 }
 
+fn with_plans(mut r: ExecReport, plans: Vec<Option<String>>) -> ExecReport {
+    for (s, p) in r.statements.iter_mut().zip(plans) {
+        s.plan = p;
+    }
+    r
+}
+
 /// Builds the report from how far a run got: `done` statements ran (with their affected rows), `failed`
 /// is the one that failed (if any).
 pub(crate) fn report(n: usize, done: Vec<u64>, failed: Option<String>, transactional: bool, kept: bool) -> ExecReport {
@@ -157,7 +170,7 @@ pub(crate) fn report(n: usize, done: Vec<u64>, failed: Option<String>, transacti
             } else {
                 (Outcome::NotRun, None, None)
             };
-            StatementOutcome { idx, outcome, affected_rows, error }
+            StatementOutcome { idx, outcome, affected_rows, error, plan: None }
         })
         .collect();
     ExecReport { transactional, statements }
@@ -183,6 +196,17 @@ async fn run_mysql(spec: &ConnectSpec, statements: &[String], mode: RunMode, in_
     let mut conn = mysql_async::Conn::new(crate::mysql::opts(spec)).await.map_err(|e| crate::mysql::classify(&e, spec))?;
     if in_tx {
         conn.query_drop("START TRANSACTION").await.map_err(|e| crate::mysql::classify(&e, spec))?;
+    }
+    // Dry runs: each statement's plan, explained inside the transaction before any of them runs.
+    let mut plans = Vec::new();
+    if mode == RunMode::DryRun {
+        for st in statements.iter().take(EXPLAINED) {
+            let plan: Result<Option<String>, _> = conn.query_first(format!("EXPLAIN FORMAT=JSON {st}")).await;
+            plans.push(Some(match plan {
+                Ok(p) => p.unwrap_or_default(),
+                Err(e) => format!("not explained: {e}"),
+            }));
+        }
     }
     let (done, failed) = run_each(&mut conn, statements).await;
     let undo = mode == RunMode::DryRun || (mode == RunMode::Guarded && !conflicts(&done, statements).is_empty());
@@ -210,7 +234,7 @@ async fn run_mysql(spec: &ConnectSpec, statements: &[String], mode: RunMode, in_
         true
     };
     let _ = conn.disconnect().await;
-    Ok(report(statements.len(), done, failed, in_tx, kept))
+    Ok(with_plans(report(statements.len(), done, failed, in_tx, kept), plans))
 }
 
 async fn run_postgres(spec: &ConnectSpec, statements: &[String], mode: RunMode, in_tx: bool) -> Result<ExecReport, CheckFailure> {
@@ -220,6 +244,29 @@ async fn run_postgres(spec: &ConnectSpec, statements: &[String], mode: RunMode, 
     let mut failed = None;
     if in_tx {
         client.batch_execute("BEGIN").await.map_err(q)?;
+    }
+    let mut plans = Vec::new();
+    if mode == RunMode::DryRun {
+        // Each statement's plan, before any of them runs; a statement that cannot be explained (EXPLAIN
+        // takes DML and queries) says why, in a savepoint so the transaction survives the refusal.
+        for st in statements.iter().take(EXPLAINED) {
+            client.batch_execute("SAVEPOINT sluice_explain").await.map_err(q)?;
+            let plan = match client.simple_query(&format!("EXPLAIN (FORMAT JSON) {st}")).await {
+                Ok(m) => m
+                    .iter()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                        _ => None,
+                    })
+                    .unwrap_or_default(),
+                Err(e) => {
+                    client.batch_execute("ROLLBACK TO SAVEPOINT sluice_explain").await.map_err(q)?;
+                    format!("not explained: {}", e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()))
+                }
+            };
+            client.batch_execute("RELEASE SAVEPOINT sluice_explain").await.map_err(q)?;
+            plans.push(Some(plan));
+        }
     }
     for s in statements {
         // The simple protocol: a statement as written, with its own row count.
@@ -253,7 +300,7 @@ async fn run_postgres(spec: &ConnectSpec, statements: &[String], mode: RunMode, 
     } else {
         true
     };
-    Ok(report(statements.len(), done, failed, in_tx, kept))
+    Ok(with_plans(report(statements.len(), done, failed, in_tx, kept), plans))
 }
 
 #[cfg(test)]

@@ -186,7 +186,7 @@ pub async fn run(spec: &ConnectSpec, ops: &[RedisOp], mode: RedisMode, expects: 
         for (idx, op) in ops.iter().enumerate() {
             let existing: u64 =
                 if op.keys.is_empty() { 0 } else { redis::cmd("EXISTS").arg(&op.keys).query_async(&mut conn).await.map_err(|e| e.to_string())? };
-            statements.push(StatementOutcome { idx, outcome: Outcome::RolledBack, affected_rows: Some(existing), error: None });
+            statements.push(StatementOutcome { idx, outcome: Outcome::RolledBack, affected_rows: Some(existing), error: None, plan: None });
         }
         return Ok(RedisRun { report: ExecReport { transactional: false, statements }, images: Vec::new(), conflicts: Vec::new() });
     }
@@ -217,20 +217,20 @@ pub async fn run(spec: &ConnectSpec, ops: &[RedisOp], mode: RedisMode, expects: 
     let tag = parts.first().and_then(bytes).unwrap_or_default();
     let outcome = |ran: usize, counts: &[Value], failed: Option<(usize, String)>| {
         let mut statements: Vec<StatementOutcome> =
-            (0..n).map(|idx| StatementOutcome { idx, outcome: Outcome::NotRun, affected_rows: None, error: None }).collect();
+            (0..n).map(|idx| StatementOutcome { idx, outcome: Outcome::NotRun, affected_rows: None, error: None, plan: None }).collect();
         for (j, (idx, _)) in runnable.iter().enumerate() {
             if j < ran {
                 statements[*idx] =
-                    StatementOutcome { idx: *idx, outcome: Outcome::Committed, affected_rows: counts.get(j).map(|c| int(c) as u64), error: None };
+                    StatementOutcome { idx: *idx, outcome: Outcome::Committed, affected_rows: counts.get(j).map(|c| int(c) as u64), error: None, plan: None };
             } else if let Some((at, e)) = &failed
                 && j == *at
             {
-                statements[*idx] = StatementOutcome { idx: *idx, outcome: Outcome::Failed, affected_rows: None, error: Some(e.clone()) };
+                statements[*idx] = StatementOutcome { idx: *idx, outcome: Outcome::Failed, affected_rows: None, error: Some(e.clone()), plan: None };
             }
         }
         for (idx, op) in ops.iter().enumerate() {
             if op.pattern.is_some() && op.keys.is_empty() {
-                statements[idx] = StatementOutcome { idx, outcome: Outcome::Committed, affected_rows: Some(0), error: None };
+                statements[idx] = StatementOutcome { idx, outcome: Outcome::Committed, affected_rows: Some(0), error: None, plan: None };
             }
         }
         ExecReport { transactional: false, statements }
@@ -248,7 +248,7 @@ pub async fn run(spec: &ConnectSpec, ops: &[RedisOp], mode: RedisMode, expects: 
     match tag.as_slice() {
         b"conflict" => {
             let conflicts = items(parts.get(1).unwrap_or(&Value::Nil)).iter().filter_map(bytes).collect();
-            let statements = (0..n).map(|idx| StatementOutcome { idx, outcome: Outcome::NotRun, affected_rows: None, error: None }).collect();
+            let statements = (0..n).map(|idx| StatementOutcome { idx, outcome: Outcome::NotRun, affected_rows: None, error: None, plan: None }).collect();
             Ok(RedisRun { report: ExecReport { transactional: false, statements }, images: Vec::new(), conflicts })
         }
         b"failed" => {

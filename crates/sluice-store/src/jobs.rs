@@ -67,6 +67,8 @@ pub struct StatementResult {
     pub state: String,
     pub affected_rows: Option<i64>,
     pub error: Option<String>,
+    /// Dry runs: the server's plan (JSON), for the first statements.
+    pub plan: Option<String>,
     pub at: i64,
 }
 
@@ -251,12 +253,13 @@ impl Store {
         let mut tx = self.begin_write().await?;
         for r in results {
             sqlx::query("DELETE FROM job_statements WHERE job_id = $1 AND idx = $2").bind(job_id).bind(r.idx).execute(&mut *tx.tx).await?;
-            sqlx::query("INSERT INTO job_statements (job_id, idx, state, affected_rows, error, at) VALUES ($1, $2, $3, $4, $5, $6)")
+            sqlx::query("INSERT INTO job_statements (job_id, idx, state, affected_rows, error, plan, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(job_id)
                 .bind(r.idx)
                 .bind(&r.state)
                 .bind(r.affected_rows)
                 .bind(&r.error)
+                .bind(&r.plan)
                 .bind(r.at)
                 .execute(&mut *tx.tx)
                 .await?;
@@ -273,6 +276,7 @@ impl Store {
                     state: r.try_get("state")?,
                     affected_rows: r.try_get("affected_rows")?,
                     error: r.try_get("error")?,
+                    plan: r.try_get("plan")?,
                     at: r.try_get("at")?,
                 })
             })

@@ -160,6 +160,7 @@ fn results_of(report: &ExecReport) -> Vec<StatementResult> {
             state: s.outcome.as_str().to_string(),
             affected_rows: s.affected_rows.map(|n| n as i64),
             error: s.error.clone(),
+            plan: s.plan.clone(),
             at: now,
         })
         .collect()
@@ -204,6 +205,7 @@ async fn execute(state: &AppState, job: &JobRecord, ctx: &RunContext) -> Result<
             outcome: sluice_engines::execute::Outcome::Committed,
             affected_rows: Some(rows),
             error: None,
+            plan: None,
         }];
         return Ok(Executed { report: ExecReport { transactional: true, statements }, backup: None, problem: None, export: Some(export), notes: Vec::new() });
     }
@@ -242,7 +244,7 @@ async fn online_ddl(state: &AppState, spec: &ConnectSpec, statements: &[String],
     use sluice_engines::execute::{Outcome, StatementOutcome};
     let min = state.settings.online_ddl_min_bytes.unwrap_or(u64::MAX);
     let mut outcomes: Vec<StatementOutcome> =
-        (0..statements.len()).map(|idx| StatementOutcome { idx, outcome: Outcome::NotRun, affected_rows: None, error: None }).collect();
+        (0..statements.len()).map(|idx| StatementOutcome { idx, outcome: Outcome::NotRun, affected_rows: None, error: None, plan: None }).collect();
     let mut notes = Vec::new();
     for (i, s) in statements.iter().enumerate() {
         let big = match sluice_review::writes::alter_parts(s, sluice_review::SqlDialect::MySql) {
@@ -266,9 +268,9 @@ async fn online_ddl(state: &AppState, spec: &ConnectSpec, statements: &[String],
             }),
         };
         match result {
-            Ok(n) => outcomes[i] = StatementOutcome { idx: i, outcome: Outcome::Committed, affected_rows: Some(n), error: None },
+            Ok(n) => outcomes[i] = StatementOutcome { idx: i, outcome: Outcome::Committed, affected_rows: Some(n), error: None, plan: None },
             Err(e) => {
-                outcomes[i] = StatementOutcome { idx: i, outcome: Outcome::Failed, affected_rows: None, error: Some(e) };
+                outcomes[i] = StatementOutcome { idx: i, outcome: Outcome::Failed, affected_rows: None, error: Some(e), plan: None };
                 break;
             }
         }
@@ -374,6 +376,7 @@ async fn batched(
             outcome: sluice_engines::execute::Outcome::Committed,
             affected_rows: Some(*n),
             error: None,
+            plan: None,
         })
         .collect();
     Ok(Executed { report: ExecReport { transactional: false, statements: now_rows }, backup: None, problem: None, export: None, notes: Vec::new() })

@@ -1,0 +1,1 @@
+ALTER TABLE job_statements ADD COLUMN plan TEXT;
