@@ -33,7 +33,6 @@ pub struct NewBackup {
 
 pub(crate) async fn insert(tx: &mut WriteTx<'_>, ticket_id: &str, revision: i64, b: &NewBackup) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM ticket_backups WHERE ticket_id = $1 AND target_seq = $2").bind(ticket_id).bind(b.target_seq).execute(&mut *tx.tx).await?;
-    sqlx::query("DELETE FROM ticket_backup_chunks WHERE ticket_id = $1 AND target_seq = $2").bind(ticket_id).bind(b.target_seq).execute(&mut *tx.tx).await?;
     sqlx::query(
         "INSERT INTO ticket_backups (ticket_id, target_seq, revision, engine, tables, row_count, position, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -47,16 +46,7 @@ pub(crate) async fn insert(tx: &mut WriteTx<'_>, ticket_id: &str, revision: i64,
     .bind(now_ms())
     .execute(&mut *tx.tx)
     .await?;
-    for (i, body) in b.chunks.iter().enumerate() {
-        sqlx::query("INSERT INTO ticket_backup_chunks (ticket_id, target_seq, chunk, body) VALUES ($1, $2, $3, $4)")
-            .bind(ticket_id)
-            .bind(b.target_seq)
-            .bind(i as i64)
-            .bind(body)
-            .execute(&mut *tx.tx)
-            .await?;
-    }
-    Ok(())
+    crate::chunks::Chunks::Backup.replace(tx, ticket_id, b.target_seq, &b.chunks).await
 }
 
 impl Store {
@@ -91,14 +81,7 @@ impl Store {
             .fetch_optional(self.pool())
             .await?
             .ok_or_else(|| StoreError::NotFound { what: format!("backup of ticket {ticket_id} target {target_seq}") })?;
-        let chunks = sqlx::query("SELECT body FROM ticket_backup_chunks WHERE ticket_id = $1 AND target_seq = $2 ORDER BY chunk")
-            .bind(ticket_id)
-            .bind(target_seq)
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(|r| r.try_get("body"))
-            .collect::<Result<_, _>>()?;
+        let chunks = crate::chunks::Chunks::Backup.read(self.pool(), ticket_id, target_seq).await?;
         Ok((row.try_get("tables")?, chunks))
     }
 }

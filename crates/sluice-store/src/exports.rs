@@ -33,7 +33,6 @@ pub struct NewExport {
 }
 
 pub(crate) async fn insert(tx: &mut WriteTx<'_>, ticket_id: &str, e: &NewExport) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM ticket_export_chunks WHERE ticket_id = $1 AND target_seq = $2").bind(ticket_id).bind(e.target_seq).execute(&mut *tx.tx).await?;
     sqlx::query("DELETE FROM ticket_exports WHERE ticket_id = $1 AND target_seq = $2").bind(ticket_id).bind(e.target_seq).execute(&mut *tx.tx).await?;
     sqlx::query(
         "INSERT INTO ticket_exports (ticket_id, target_seq, format, row_count, bytes, sha256, masked, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -48,16 +47,7 @@ pub(crate) async fn insert(tx: &mut WriteTx<'_>, ticket_id: &str, e: &NewExport)
     .bind(now_ms())
     .execute(&mut *tx.tx)
     .await?;
-    for (i, body) in e.chunks.iter().enumerate() {
-        sqlx::query("INSERT INTO ticket_export_chunks (ticket_id, target_seq, chunk, body) VALUES ($1, $2, $3, $4)")
-            .bind(ticket_id)
-            .bind(e.target_seq)
-            .bind(i as i64)
-            .bind(body)
-            .execute(&mut *tx.tx)
-            .await?;
-    }
-    Ok(())
+    crate::chunks::Chunks::Export.replace(tx, ticket_id, e.target_seq, &e.chunks).await
 }
 
 fn meta(r: &sqlx::any::AnyRow) -> Result<ExportMeta, StoreError> {
@@ -122,14 +112,7 @@ impl Store {
             .fetch_optional(&mut *tx.tx)
             .await?
             .ok_or_else(gone)?;
-        let chunks = sqlx::query("SELECT body FROM ticket_export_chunks WHERE ticket_id = $1 AND target_seq = $2 ORDER BY chunk")
-            .bind(&ticket)
-            .bind(seq)
-            .fetch_all(&mut *tx.tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get("body"))
-            .collect::<Result<_, _>>()?;
+        let chunks = crate::chunks::Chunks::Export.read(&mut *tx.tx, &ticket, seq).await?;
         let m = meta(&m)?;
         tx.commit().await?;
         Ok((m, chunks))

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod backups;
 mod cache;
+mod chunks;
 pub mod crypto;
 mod error;
 pub mod exports;
