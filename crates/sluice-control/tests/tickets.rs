@@ -500,3 +500,94 @@ async fn the_ticket_list_shows_every_change_at_once() {
     assert!(ids("state=pending_approval").await.is_empty());
     assert_eq!(ids("state=approved").await, [id]);
 }
+
+/// A ticket's statements travel in multi-statement packets inside their transaction: across packets each
+/// statement keeps its own affected rows, a failure deep in the second packet is pinned to its statement
+/// (and undoes everything), statements that return rows go alone, and when the server's answers do not
+/// line up with the statements sent, the run starts over one statement at a time without applying any
+/// statement twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packed_statements_keep_their_own_results_on_mariadb() {
+    use sluice_engines::execute::{Outcome, RunMode, run};
+    let (url, db) = sluice_testkit::fresh_mariadb_database("pack").await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT NOT NULL, s VARCHAR(20) NOT NULL DEFAULT '')")).await;
+    sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t (id, v) SELECT seq, 0 FROM {db}.seq_1_to_100")).await;
+    let spec = sluice_engines::ConnectSpec::from_url(&url).unwrap();
+    // 2,500 statements: a SELECT among them, a `;` in a literal, a trailing comment; statement i touches
+    // rows 1..=(i % 3) (so 0, 1 or 2 rows), which tells each statement's count apart from its neighbours'.
+    let statements: Vec<String> = (0..2500)
+        .map(|i| match i {
+            700 => "SELECT * FROM t".to_string(),
+            701 => "UPDATE t SET s = 'a;b' WHERE id = 1 -- a comment".to_string(),
+            _ => format!("UPDATE t SET v = v + 1 WHERE id <= {}", i % 3),
+        })
+        .collect();
+    let expected = |i: usize| if i == 700 { 0 } else if i == 701 { 1 } else { (i % 3) as u64 };
+    let r = run(&spec, &statements, RunMode::DryRun).await.unwrap();
+    assert!(r.ok(), "{r:?}");
+    for (i, s) in r.statements.iter().enumerate() {
+        assert_eq!((s.outcome, s.affected_rows), (Outcome::RolledBack, Some(expected(i))), "statement {}", i + 1);
+    }
+    let sum_sql = format!("SELECT CONCAT(SUM(v), ':', MAX(s)) FROM {db}.t");
+    let sum = || sluice_testkit::mariadb_scalar(&sum_sql);
+    assert_eq!(sum().await.as_deref(), Some("0:"), "the dry run changed nothing");
+
+    // Statement 1,700 (in the second packet) fails: it and only it is named, the rest did not run.
+    let mut failing = statements.clone();
+    failing[1699] = "UPDATE t SET no_such_column = 1 WHERE id = 1".into();
+    let r = run(&spec, &failing, RunMode::Commit).await.unwrap();
+    let failed: Vec<usize> = r.statements.iter().filter(|s| s.outcome == Outcome::Failed).map(|s| s.idx).collect();
+    assert_eq!(failed, [1699], "{:?}", &r.statements[1695..1702]);
+    assert!(r.statements[1699].error.as_deref().unwrap().contains("no_such_column"), "{:?}", r.statements[1699]);
+    assert!(r.statements[..1699].iter().all(|s| s.outcome == Outcome::RolledBack) && r.statements[1700..].iter().all(|s| s.outcome == Outcome::NotRun));
+    assert_eq!(sum().await.as_deref(), Some("0:"), "a failed transactional run keeps nothing");
+
+    // One element that the server runs as two statements: the answers outnumber the statements, so the
+    // run starts over one at a time, and each row is updated exactly once.
+    let odd = vec!["UPDATE t SET v = v + 1 WHERE id = 1; UPDATE t SET v = v + 1 WHERE id = 2".to_string(), "UPDATE t SET v = v + 1 WHERE id = 3".to_string()];
+    let r = run(&spec, &odd, RunMode::Commit).await.unwrap();
+    assert!(r.ok(), "{r:?}");
+    let v = sluice_testkit::mariadb_scalar(&format!("SELECT GROUP_CONCAT(v ORDER BY id) FROM {db}.t WHERE id <= 4")).await;
+    assert_eq!(v.as_deref(), Some("1,1,1,0"));
+}
+
+/// The same on PostgreSQL, where a packet is one simple-protocol query: row counts per statement across
+/// packets, a failure in the second packet pinned to its statement by the one-at-a-time rerun, and an
+/// element holding two statements run once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packed_statements_keep_their_own_results_on_postgres() {
+    use sluice_engines::execute::{Outcome, RunMode, run};
+    let url = sluice_testkit::fresh_postgres_database("pack").await;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL, s text NOT NULL DEFAULT ''); INSERT INTO t (id, v) SELECT g, 0 FROM generate_series(1, 100) g;").await.unwrap();
+    let spec = sluice_engines::ConnectSpec::from_url(&url).unwrap();
+    let statements: Vec<String> = (0..2500)
+        .map(|i| match i {
+            700 => "SELECT * FROM t".to_string(),
+            701 => "UPDATE t SET s = 'a;b' WHERE id = 1 -- a comment".to_string(),
+            _ => format!("UPDATE t SET v = v + 1 WHERE id <= {}", i % 3),
+        })
+        .collect();
+    let expected = |i: usize| if i == 700 { 100 } else if i == 701 { 1 } else { (i % 3) as u64 };
+    let r = run(&spec, &statements, RunMode::DryRun).await.unwrap();
+    assert!(r.ok(), "{r:?}");
+    for (i, s) in r.statements.iter().enumerate() {
+        assert_eq!((s.outcome, s.affected_rows), (Outcome::RolledBack, Some(expected(i))), "statement {}", i + 1);
+    }
+    let sum = async || -> String { client.query_one("SELECT sum(v) || ':' || max(s) FROM t", &[]).await.unwrap().get(0) };
+    assert_eq!(sum().await, "0:");
+    let mut failing = statements.clone();
+    failing[1699] = "UPDATE t SET no_such_column = 1 WHERE id = 1".into();
+    let r = run(&spec, &failing, RunMode::Commit).await.unwrap();
+    let failed: Vec<usize> = r.statements.iter().filter(|s| s.outcome == Outcome::Failed).map(|s| s.idx).collect();
+    assert_eq!(failed, [1699]);
+    assert!(r.statements[1699].error.as_deref().unwrap().contains("no_such_column"), "{:?}", r.statements[1699]);
+    assert!(r.statements[..1699].iter().all(|s| s.outcome == Outcome::RolledBack) && r.statements[1700..].iter().all(|s| s.outcome == Outcome::NotRun));
+    assert_eq!(sum().await, "0:");
+    let odd = vec!["UPDATE t SET v = v + 1 WHERE id = 1; UPDATE t SET v = v + 1 WHERE id = 2".to_string(), "UPDATE t SET v = v + 1 WHERE id = 3".to_string()];
+    let r = run(&spec, &odd, RunMode::Commit).await.unwrap();
+    assert!(r.ok(), "{r:?}");
+    let v: String = client.query_one("SELECT string_agg(v::text, ',' ORDER BY id) FROM t WHERE id <= 4", &[]).await.unwrap().get(0);
+    assert_eq!(v, "1,1,1,0");
+}

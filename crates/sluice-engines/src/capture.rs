@@ -155,7 +155,7 @@ async fn run_mysql(spec: &ConnectSpec, statements: &[String], writes: &[TableWri
     }
 
     conn.query_drop("START TRANSACTION").await.map_err(|e| fail("start the transaction", e))?;
-    let (done, failed) = crate::execute::run_each(&mut conn, statements).await;
+    let (done, failed) = crate::execute::run_in_transaction(&mut conn, statements).await.map_err(|e| fail("run the statements", e))?;
     let n = statements.len();
     if let Some(err) = failed {
         conn.query_drop("ROLLBACK").await.map_err(|e| fail("roll back", e))?;

@@ -177,18 +177,123 @@ pub(crate) fn report(n: usize, done: Vec<u64>, failed: Option<String>, transacti
 }
 
 /// Runs the statements in order on one connection: each one's affected rows, and the first error (which
-/// stops the rest). One statement per round trip, so each one's affected rows and error are its own.
-/// (Multi-statement packets would save round trips, but mysql_async does not step through a batch's OK
-/// results one by one, so a failure could not be pinned to its statement.)
+/// stops the rest). One statement per round trip, so each one's affected rows and error are its own; this
+/// is how statements that commit on their own run.
 pub(crate) async fn run_each(conn: &mut mysql_async::Conn, statements: &[String]) -> (Vec<u64>, Option<String>) {
     let mut done = Vec::with_capacity(statements.len());
     for s in statements {
-        match conn.query_drop(s.as_str()).await {
-            Ok(()) => done.push(conn.affected_rows()),
-            Err(e) => return (done, Some(e.to_string())),
+        let (n, failed) = run_one(conn, s).await;
+        done.extend(n);
+        if failed.is_some() {
+            return (done, failed);
         }
     }
     (done, None)
+}
+
+async fn run_one(conn: &mut mysql_async::Conn, statement: &str) -> (Vec<u64>, Option<String>) {
+    match conn.query_drop(statement).await {
+        Ok(()) => (vec![conn.affected_rows()], None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    }
+}
+
+/// Most statements, and bytes, one multi-statement packet carries.
+const PACK_STATEMENTS: usize = 1000;
+const PACK_BYTES: usize = 1 << 20;
+
+/// Whether a statement may share a packet: it returns no rows (so each statement of the packet answers
+/// with exactly one OK or error, in order).
+fn packable(sql: &str) -> bool {
+    let words = first_words(sql, 1);
+    matches!(words.first().map(String::as_str), Some("INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "SET" | "DO")) && !mentions_returning(sql)
+}
+
+/// MariaDB's `INSERT/DELETE … RETURNING` answers with rows; such a statement goes alone.
+fn mentions_returning(sql: &str) -> bool {
+    sql.to_ascii_uppercase().contains("RETURNING")
+}
+
+/// Why a packet's answers cannot be taken as they came.
+enum Unpinned {
+    /// A statement failed: the server says which error, not which statement (mysql_async surfaces a later
+    /// statement's error only when the packet's answers are drained).
+    Failed(mysql_async::Error),
+    /// The answers did not line up one-to-one with the statements sent (the server split the text
+    /// differently, or a statement returned rows).
+    Misaligned,
+}
+
+/// Sends a packet of row-less statements and returns each one's affected rows, in order.
+async fn run_packet(conn: &mut mysql_async::Conn, pack: &[String]) -> Result<Vec<u64>, Unpinned> {
+    let text = pack.iter().map(|s| s.trim_end().trim_end_matches(';')).collect::<Vec<_>>().join("\n;\n");
+    let mut result = conn.query_iter(text).await.map_err(Unpinned::Failed)?;
+    let mut counts = Vec::with_capacity(pack.len());
+    let mut rows = 0usize;
+    loop {
+        counts.push(result.affected_rows());
+        if result.is_empty() || counts.len() > pack.len() {
+            break;
+        }
+        // Step into the next statement's answer.
+        result.for_each(|_| rows += 1).await.map_err(Unpinned::Failed)?;
+    }
+    // Drains what is left; a failed statement's error comes out here at the latest.
+    result.drop_result().await.map_err(Unpinned::Failed)?;
+    if rows > 0 || counts.len() != pack.len() {
+        return Err(Unpinned::Misaligned);
+    }
+    Ok(counts)
+}
+
+/// Runs the statements inside the transaction the connection has open, in multi-statement packets of up
+/// to [`PACK_STATEMENTS`]: one round trip per packet instead of one per statement. Each packet runs after
+/// a savepoint; when one fails or its answers do not line up with its statements, the packet is rolled
+/// back to that savepoint and its statements run again one per round trip, which pins each one's affected
+/// rows and the failure to its statement. Nothing of the packet was kept, so nothing runs twice.
+/// Statements that return rows go alone. Errors are those of the savepoints (a deadlock ends the whole
+/// transaction with its savepoints: then the statement's own error is returned).
+pub(crate) async fn run_in_transaction(conn: &mut mysql_async::Conn, statements: &[String]) -> Result<(Vec<u64>, Option<String>), mysql_async::Error> {
+    let mut done = Vec::with_capacity(statements.len());
+    let mut i = 0;
+    while i < statements.len() {
+        let mut end = i + 1;
+        let mut bytes = statements[i].len();
+        if packable(&statements[i]) {
+            while end < statements.len() && end - i < PACK_STATEMENTS && bytes + statements[end].len() <= PACK_BYTES && packable(&statements[end]) {
+                bytes += statements[end].len();
+                end += 1;
+            }
+        }
+        let pack = &statements[i..end];
+        if pack.len() == 1 {
+            let (n, failed) = run_one(conn, &pack[0]).await;
+            done.extend(n);
+            if failed.is_some() {
+                return Ok((done, failed));
+            }
+        } else {
+            conn.query_drop("SAVEPOINT sluice_packet").await?;
+            match run_packet(conn, pack).await {
+                Ok(counts) => done.extend(counts),
+                Err(why) => {
+                    if let Err(e) = conn.query_drop("ROLLBACK TO SAVEPOINT sluice_packet").await {
+                        return Err(match why {
+                            Unpinned::Failed(original) => original,
+                            Unpinned::Misaligned => e,
+                        });
+                    }
+                    let (n, failed) = run_each(conn, pack).await;
+                    done.extend(n);
+                    if failed.is_some() {
+                        return Ok((done, failed));
+                    }
+                }
+            }
+        }
+        i = end;
+    }
+    Ok((done, None))
 }
 
 async fn run_mysql(spec: &ConnectSpec, statements: &[String], mode: RunMode, in_tx: bool) -> Result<ExecReport, CheckFailure> {
@@ -208,7 +313,11 @@ async fn run_mysql(spec: &ConnectSpec, statements: &[String], mode: RunMode, in_
             }));
         }
     }
-    let (done, failed) = run_each(&mut conn, statements).await;
+    let (done, failed) = if in_tx {
+        run_in_transaction(&mut conn, statements).await.map_err(|e| crate::mysql::classify(&e, spec))?
+    } else {
+        run_each(&mut conn, statements).await
+    };
     let undo = mode == RunMode::DryRun || (mode == RunMode::Guarded && !conflicts(&done, statements).is_empty());
     let kept = if in_tx {
         if undo || failed.is_some() {
@@ -240,8 +349,6 @@ async fn run_mysql(spec: &ConnectSpec, statements: &[String], mode: RunMode, in_
 async fn run_postgres(spec: &ConnectSpec, statements: &[String], mode: RunMode, in_tx: bool) -> Result<ExecReport, CheckFailure> {
     let client = crate::connect::postgres_client(spec).await?;
     let q = |e: tokio_postgres::Error| crate::postgres::classify(&e, spec);
-    let mut done = Vec::new();
-    let mut failed = None;
     if in_tx {
         client.batch_execute("BEGIN").await.map_err(q)?;
     }
@@ -268,26 +375,7 @@ async fn run_postgres(spec: &ConnectSpec, statements: &[String], mode: RunMode, 
             plans.push(Some(plan));
         }
     }
-    for s in statements {
-        // The simple protocol: a statement as written, with its own row count.
-        match client.simple_query(s).await {
-            Ok(messages) => {
-                let affected = messages
-                    .iter()
-                    .rev()
-                    .find_map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
-                        _ => None,
-                    })
-                    .unwrap_or(0);
-                done.push(affected);
-            }
-            Err(e) => {
-                failed = Some(e.as_db_error().map(|d| format!("{}: {}", d.code().code(), d.message())).unwrap_or_else(|| e.to_string()));
-                break;
-            }
-        }
-    }
+    let (done, failed) = if in_tx { pg_run_in_transaction(&client, statements).await.map_err(q)? } else { pg_run_each(&client, statements).await };
     let undo = mode == RunMode::DryRun || (mode == RunMode::Guarded && !conflicts(&done, statements).is_empty());
     let kept = if in_tx {
         if undo || failed.is_some() {
@@ -301,6 +389,79 @@ async fn run_postgres(spec: &ConnectSpec, statements: &[String], mode: RunMode, 
         true
     };
     Ok(with_plans(report(statements.len(), done, failed, in_tx, kept), plans))
+}
+
+fn pg_error(e: &tokio_postgres::Error) -> String {
+    e.as_db_error().map(|d| format!("{}: {}", d.code().code(), d.message())).unwrap_or_else(|| e.to_string())
+}
+
+/// The row counts of a simple-protocol answer, one per statement it ran.
+fn pg_counts(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One statement per round trip, in the simple protocol (a statement as written, with its own row count);
+/// the first error stops the rest. This is how statements that cannot run in a transaction block run.
+async fn pg_run_each(client: &tokio_postgres::Client, statements: &[String]) -> (Vec<u64>, Option<String>) {
+    let mut done = Vec::with_capacity(statements.len());
+    for s in statements {
+        match client.simple_query(s).await {
+            Ok(messages) => done.push(pg_counts(&messages).last().copied().unwrap_or(0)),
+            Err(e) => return (done, Some(pg_error(&e))),
+        }
+    }
+    (done, None)
+}
+
+/// Runs the statements inside the open transaction block in packets of up to [`PACK_STATEMENTS`]: one
+/// simple-protocol query holding several statements answers with one row count per statement, in order.
+/// Each packet runs after a savepoint; a failing packet answers with its error alone, so then (and when the
+/// counts do not line up with the statements) the packet is rolled back to the savepoint and its statements
+/// run again one per round trip, which pins the failure to its statement. Nothing of the packet was kept,
+/// so nothing runs twice. Errors are those of the savepoints.
+async fn pg_run_in_transaction(client: &tokio_postgres::Client, statements: &[String]) -> Result<(Vec<u64>, Option<String>), tokio_postgres::Error> {
+    let mut done = Vec::with_capacity(statements.len());
+    let mut i = 0;
+    while i < statements.len() {
+        let mut end = i + 1;
+        let mut bytes = statements[i].len();
+        while end < statements.len() && end - i < PACK_STATEMENTS && bytes + statements[end].len() <= PACK_BYTES {
+            bytes += statements[end].len();
+            end += 1;
+        }
+        let pack = &statements[i..end];
+        let counts = if pack.len() == 1 {
+            None
+        } else {
+            client.batch_execute("SAVEPOINT sluice_packet").await?;
+            let text = pack.iter().map(|s| s.trim_end().trim_end_matches(';')).collect::<Vec<_>>().join("\n;\n");
+            match client.simple_query(&text).await {
+                Ok(messages) if pg_counts(&messages).len() == pack.len() => Some(pg_counts(&messages)),
+                _ => {
+                    client.batch_execute("ROLLBACK TO SAVEPOINT sluice_packet").await?;
+                    None
+                }
+            }
+        };
+        match counts {
+            Some(c) => done.extend(c),
+            None => {
+                let (n, failed) = pg_run_each(client, pack).await;
+                done.extend(n);
+                if failed.is_some() {
+                    return Ok((done, failed));
+                }
+            }
+        }
+        i = end;
+    }
+    Ok((done, None))
 }
 
 #[cfg(test)]
