@@ -60,7 +60,7 @@ pub struct AppState {
     pub(crate) exec_wake: crate::tickets::exec::Wake,
     /// Rendered ticket-list pages, by caller scope and query, each with the tickets' generation it was read
     /// at (see `Store::ticket_generation`): a page is served again only while no ticket changed since.
-    pub(crate) ticket_pages: Arc<Mutex<HashMap<String, (i64, axum::body::Bytes)>>>,
+    pub(crate) ticket_pages: Arc<Mutex<HashMap<String, (u64, axum::body::Bytes)>>>,
 }
 
 impl AppState {

@@ -522,7 +522,15 @@ async fn packed_statements_keep_their_own_results_on_mariadb() {
             _ => format!("UPDATE t SET v = v + 1 WHERE id <= {}", i % 3),
         })
         .collect();
-    let expected = |i: usize| if i == 700 { 0 } else if i == 701 { 1 } else { (i % 3) as u64 };
+    let expected = |i: usize| {
+        if i == 700 {
+            0
+        } else if i == 701 {
+            1
+        } else {
+            (i % 3) as u64
+        }
+    };
     let r = run(&spec, &statements, RunMode::DryRun).await.unwrap();
     assert!(r.ok(), "{r:?}");
     for (i, s) in r.statements.iter().enumerate() {
@@ -569,7 +577,15 @@ async fn packed_statements_keep_their_own_results_on_postgres() {
             _ => format!("UPDATE t SET v = v + 1 WHERE id <= {}", i % 3),
         })
         .collect();
-    let expected = |i: usize| if i == 700 { 100 } else if i == 701 { 1 } else { (i % 3) as u64 };
+    let expected = |i: usize| {
+        if i == 700 {
+            100
+        } else if i == 701 {
+            1
+        } else {
+            (i % 3) as u64
+        }
+    };
     let r = run(&spec, &statements, RunMode::DryRun).await.unwrap();
     assert!(r.ok(), "{r:?}");
     for (i, s) in r.statements.iter().enumerate() {

@@ -10,7 +10,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::{AuditEntry, append};
-use crate::cache::CachedInstance;
+use crate::cache::{CachedInstance, Changes};
 use crate::error::conflict_or;
 use crate::{Store, StoreError, new_id, now_ms};
 
@@ -156,8 +156,8 @@ impl Store {
             .await
             .map_err(|e| conflict_or(e, || format!("instance `{}`", new.name)))?;
         append(&mut tx, &AuditEntry { target: Some(format!("instance/{id}")), ..audit.clone() }).await?;
+        tx.changed(Changes { registry: true, ..Changes::default() });
         tx.commit().await?;
-        self.cache.clear_registry();
         self.get_instance(&id).await
     }
 
@@ -329,8 +329,8 @@ impl Store {
             return Err(StoreError::NotFound { what: format!("instance {id}") });
         }
         append(&mut tx, &AuditEntry { target: Some(format!("instance/{id}")), ..audit.clone() }).await?;
+        tx.changed(Changes { registry: true, ..Changes::default() });
         tx.commit().await?;
-        self.cache.clear_registry();
         self.get_instance(id).await
     }
 
@@ -341,8 +341,8 @@ impl Store {
             return Err(StoreError::NotFound { what: format!("instance {id}") });
         }
         append(&mut tx, &AuditEntry { target: Some(format!("instance/{id}")), ..audit.clone() }).await?;
+        tx.changed(Changes { registry: true, ..Changes::default() });
         tx.commit().await?;
-        self.cache.clear_registry();
         Ok(())
     }
 
@@ -354,8 +354,8 @@ impl Store {
             return Err(StoreError::NotFound { what: format!("instance {id}") });
         }
         append(&mut tx, &AuditEntry { target: Some(format!("instance/{id}")), ..audit.clone() }).await?;
+        tx.changed(Changes { registry: true, ..Changes::default() });
         tx.commit().await?;
-        self.cache.clear_registry();
         Ok(())
     }
 }

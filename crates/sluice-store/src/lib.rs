@@ -8,6 +8,7 @@ pub mod audit;
 pub mod backups;
 mod cache;
 mod chunks;
+mod coherence;
 pub mod crypto;
 mod error;
 pub mod exports;
@@ -29,6 +30,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Connection, Row};
 use tokio::sync::{Mutex, MutexGuard};
 
+pub use crate::cache::Changes;
 pub use crate::crypto::{KeySource, MasterKey, SecretCipher};
 pub use crate::error::StoreError;
 
@@ -103,25 +105,35 @@ pub struct Store {
     /// between this process's tasks into an orderly queue. PostgreSQL needs no such lock.
     write_lock: Arc<Mutex<()>>,
     pub(crate) cache: Arc<cache::ReadCache>,
+    /// The PostgreSQL store's cache listener; it stops when the last clone of the store is dropped.
+    _listener: Option<Arc<coherence::Listener>>,
 }
 
 /// A write transaction. Dropping it without [`WriteTx::commit`] rolls back.
 pub struct WriteTx<'a> {
     pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
     pub(crate) backend: Backend,
-    /// A ticket changed: the tickets' generation moves at commit.
-    pub(crate) tickets_changed: bool,
+    cache: Arc<cache::ReadCache>,
+    /// What the transaction may make stale in the read caches (see `cache`).
+    changes: Changes,
     _guard: Option<MutexGuard<'a, ()>>,
 }
 
 impl WriteTx<'_> {
+    /// Marks what this transaction changes that a read cache may hold: this process clears it right after
+    /// the commit, and on PostgreSQL the commit notifies every other server.
+    pub(crate) fn changed(&mut self, c: Changes) {
+        self.changes =
+            Changes { tokens: self.changes.tokens || c.tokens, registry: self.changes.registry || c.registry, tickets: self.changes.tickets || c.tickets };
+    }
+
     pub async fn commit(mut self) -> Result<(), StoreError> {
-        if self.tickets_changed {
-            // Last, just before the commit: the generation row is the last lock any transaction takes, so
-            // it never waits on it while holding another.
-            sqlx::query("UPDATE ticket_generation SET gen = gen + 1 WHERE id = 1").execute(&mut *self.tx).await?;
+        if self.backend == Backend::Postgres && self.changes.any() {
+            // Delivered to the listeners when (and only if) the transaction commits.
+            sqlx::query(&format!("NOTIFY {}, '{}'", coherence::CHANNEL, self.changes.payload())).execute(&mut *self.tx).await?;
         }
         self.tx.commit().await?;
+        self.cache.apply(self.changes);
         Ok(())
     }
 }
@@ -137,8 +149,9 @@ pub struct OpenOptions {
     pub location: StoreLocation,
     pub key: KeySource,
     pub max_connections: u32,
-    /// Serve token and registry reads from memory (SQLite only; see `cache`). Only for a process that is the
-    /// store's single writer, as `sluice serve` is.
+    /// Serve token and registry reads and the tickets' generation from memory (see `cache`): on SQLite only
+    /// in the process that is the store's single writer, as `sluice serve` is; on PostgreSQL while this
+    /// process listens for the other servers' changes.
     pub read_cache: bool,
 }
 
@@ -220,7 +233,8 @@ impl Store {
             .await
             .map_err(|source| StoreError::Connect { location: location.clone(), source })?;
         let cache = Arc::new(cache::ReadCache::new(backend == Backend::Sqlite && opts.read_cache));
-        let store = Store { pool, backend, cipher, location, write_lock: Arc::new(Mutex::new(())), cache };
+        let listener = (backend == Backend::Postgres && opts.read_cache).then(|| coherence::spawn(&url, pool.clone(), cache.clone()));
+        let store = Store { pool, backend, cipher, location, write_lock: Arc::new(Mutex::new(())), cache, _listener: listener.map(Arc::new) };
         let from = match inspection {
             Inspection::Empty => 0,
             Inspection::Sluice { version, .. } => version,
@@ -261,7 +275,7 @@ impl Store {
             Backend::Postgres => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(WriteTx { tx, backend: self.backend, tickets_changed: false, _guard: guard })
+        Ok(WriteTx { tx, backend: self.backend, cache: self.cache.clone(), changes: Changes::default(), _guard: guard })
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -14,6 +14,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::{AuditEntry, append};
+use crate::cache::Changes;
 use crate::error::conflict_or;
 use crate::{Backend, Store, StoreError, WriteTx, new_id, now_ms};
 
@@ -196,9 +197,10 @@ impl Store {
         })
     }
 
-    /// The tickets' generation: it moves with every change of any ticket.
-    pub async fn ticket_generation(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT gen FROM ticket_generation WHERE id = 1").fetch_one(self.pool()).await?.try_get("gen")?)
+    /// The tickets' generation, which moves with every change of any ticket, while this process's caches
+    /// are coherent (see `cache`); `None` when they are not, and a page must be read from the store.
+    pub fn ticket_generation(&self) -> Option<u64> {
+        self.cache.tickets_generation()
     }
 
     pub async fn get_ticket(&self, id: &str) -> Result<TicketRecord, StoreError> {
@@ -593,7 +595,7 @@ pub(crate) async fn history(
     .await?;
     // Every change a ticket list could show moves the generation, in the same transaction (at its commit):
     // list pages cached under an older generation are never served again (any server of a shared store).
-    tx.tickets_changed = true;
+    tx.changed(Changes { tickets: true, ..Changes::default() });
     // Every step of a ticket's life is an event, in the same transaction.
     let t = sqlx::query("SELECT title, project_id, state FROM tickets WHERE id = $1").bind(id).fetch_one(&mut *tx.tx).await?;
     let project: String = t.try_get("project_id")?;

@@ -10,7 +10,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::{AuditEntry, append};
-use crate::cache::CachedPrincipal;
+use crate::cache::{CachedPrincipal, Changes};
 use crate::error::conflict_or;
 use crate::{Store, StoreError, new_id, now_ms};
 
@@ -132,8 +132,8 @@ impl Store {
             return Err(StoreError::NotFound { what: format!("user {id}") });
         }
         append(&mut tx, &AuditEntry { target: Some(format!("user/{id}")), ..audit.clone() }).await?;
+        tx.changed(Changes { tokens: true, ..Changes::default() });
         tx.commit().await?;
-        self.cache.clear_tokens();
         Ok(())
     }
 
@@ -193,8 +193,8 @@ impl Store {
             return Err(StoreError::NotFound { what: format!("token {id}") });
         }
         append(&mut tx, &AuditEntry { target: Some(format!("token/{id}")), ..audit.clone() }).await?;
+        tx.changed(Changes { tokens: true, ..Changes::default() });
         tx.commit().await?;
-        self.cache.clear_tokens();
         Ok(())
     }
 
@@ -207,6 +207,7 @@ impl Store {
         let entry = match self.cache.token(&hash) {
             Some(hit) => hit,
             None => {
+                let generation = self.cache.tokens_generation();
                 let row = sqlx::query(
                     "SELECT t.id AS token_id, t.expires_at, u.id AS user_id, u.name, u.role \
                      FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
@@ -225,7 +226,7 @@ impl Store {
                     },
                     expires_at: row.try_get("expires_at")?,
                 };
-                self.cache.put_token(hash, entry.clone());
+                self.cache.put_token(generation, hash, entry.clone());
                 entry
             }
         };

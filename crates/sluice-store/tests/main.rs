@@ -561,3 +561,56 @@ async fn jobs_lease_run_and_settle_their_ticket(f: Fixture) {
     let history = s.ticket_history(&c.ticket_id).await.unwrap();
     assert_eq!(history.last().unwrap().kind, "succeed");
 }
+
+/// Polls `check` until it holds, for up to ten seconds; the caches of another server follow a write
+/// when its notification arrives, which is soon but not at once.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(std::time::Instant::now() < until, "after 10 s: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Two servers on one PostgreSQL store, both serving from their read caches: a token revoked, a ticket
+/// changed or an instance added on one is seen by the other once the commit's notification arrives; a
+/// change that was never announced (the listener was away) does not survive the listener coming back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_servers_keep_each_others_caches_coherent() {
+    let a = fixture(Kind::Postgres).await;
+    let b = Store::open(OpenOptions { location: a.location.clone(), key: a.key.clone(), max_connections: 4, read_cache: true }).await.unwrap().store;
+    for (name, s) in [("a", &a.store), ("b", &b)] {
+        eventually(&format!("server {name}'s caches come on"), async || s.ticket_generation().is_some()).await;
+    }
+    let u = a.store.create_user("carol", Role::Developer, &entry("user.create")).await.unwrap();
+    let (tok, clear) = a.store.create_token(&u.id, "ci", None, None, &entry("token.create")).await.unwrap();
+    assert!(b.authenticate(clear.expose()).await.unwrap().is_some(), "b resolves (and caches) the token");
+    a.store.delete_token(&tok.id, &entry("token.delete")).await.unwrap();
+    assert!(a.store.authenticate(clear.expose()).await.unwrap().is_none(), "the server that revoked it refuses it at once");
+    eventually("b refuses the revoked token", async || b.authenticate(clear.expose()).await.unwrap().is_none()).await;
+
+    let before = b.ticket_generation().unwrap();
+    let (project, inst) = tickets_support::project_with_instance(&a.store, "coh").await;
+    let listed = |s: &Store| {
+        let s = s.clone();
+        async move { s.instance_page(&InstanceFilter { limit: 50, after: None, environment: None, engine: None }).await.unwrap().items.len() }
+    };
+    assert_eq!(listed(&b).await, 1, "b lists (and caches) the registry");
+    a.store.create_ticket(&tickets_support::new_ticket(&project, &inst, &u.id, None), &entry("ticket.create")).await.unwrap();
+    eventually("b's tickets generation moves", async || b.ticket_generation().is_some_and(|g| g != before)).await;
+    a.store.create_instance(instance("coh-second"), &entry("instance.create")).await.unwrap();
+    eventually("b lists the new instance", async || listed(&b).await == 2).await;
+
+    // A change nobody announced (as if made while the listener was away): b's cache still holds the old
+    // token; once b's listener is cut and comes back, the cache starts empty and the token is refused.
+    let (_, clear) = a.store.create_token(&u.id, "ci2", None, None, &entry("token.create")).await.unwrap();
+    assert!(b.authenticate(clear.expose()).await.unwrap().is_some());
+    sqlx::query("DELETE FROM api_tokens WHERE name = 'ci2'").execute(a.store.pool()).await.unwrap();
+    assert!(b.authenticate(clear.expose()).await.unwrap().is_some(), "an unannounced change is not seen through the cache");
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sluice-cache-listener' AND datname = current_database()")
+        .execute(a.store.pool())
+        .await
+        .unwrap();
+    eventually("b refuses the token after its listener came back", async || b.authenticate(clear.expose()).await.unwrap().is_none()).await;
+    eventually("b's caches come back on", async || b.ticket_generation().is_some()).await;
+}

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ServeSettings;
 
 /// Where the store and its key are, from the settings and environment.
-/// `read_cache`: only for the single writer of a SQLite store (`serve`, which holds the data dir's lock).
+/// `read_cache`: for `serve` (the single writer of a SQLite store, which holds the data dir's lock; on PostgreSQL the caches follow the other servers' writes through LISTEN/NOTIFY).
 pub fn store_options(data_dir: &std::path::Path, store: Option<&str>, max_connections: u32, read_cache: bool) -> OpenOptions {
     let key = match std::env::var("SLUICE_MASTER_KEY") {
         Ok(k) if !k.is_empty() => KeySource::Env(Secret::new(k)),

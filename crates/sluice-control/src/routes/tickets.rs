@@ -252,10 +252,12 @@ async fn list_tickets(State(state): State<AppState>, caller: Caller, Query(q): Q
         Role::Admin | Role::Auditor => None,
         _ => Some(state.store.list_projects(Some(&caller.principal.user_id)).await.map_err(|e| caller.store_error(e))?.into_iter().map(|p| p.id).collect()),
     };
-    // Read before the page: a page is never older than the generation it is cached under.
-    let generation = state.store.ticket_generation().await.map_err(|e| caller.store_error(e))?;
+    // Read before the page: a page is never older than the generation it is cached under. Without one (the
+    // store's caches are not coherent here) every page is read from the store.
+    let generation = state.store.ticket_generation();
     let key = serde_json::json!([projects, q.state, q.kind, q.project, q.instance, q.creator, q.approver, q.after, limit]).to_string();
-    let cached = state.ticket_pages.lock().expect("page cache").get(&key).filter(|(g, _)| *g == generation).map(|(_, b)| b.clone());
+    let cached =
+        generation.and_then(|generation| state.ticket_pages.lock().expect("page cache").get(&key).filter(|(g, _)| *g == generation).map(|(_, b)| b.clone()));
     let body = match cached {
         Some(b) => b,
         None => {
@@ -280,14 +282,16 @@ async fn list_tickets(State(state): State<AppState>, caller: Caller, Query(q): Q
             let body = axum::body::Bytes::from(
                 serde_json::to_vec(&TicketPage { items, next_after }).map_err(|_| ApiError::Internal { request_id: caller.request_id.clone() })?,
             );
-            let mut pages = state.ticket_pages.lock().expect("page cache");
-            if pages.len() >= 4096 {
-                pages.retain(|_, (g, _)| *g == generation);
+            if let Some(generation) = generation {
+                let mut pages = state.ticket_pages.lock().expect("page cache");
                 if pages.len() >= 4096 {
-                    pages.clear();
+                    pages.retain(|_, (g, _)| *g == generation);
+                    if pages.len() >= 4096 {
+                        pages.clear();
+                    }
                 }
+                pages.insert(key, (generation, body.clone()));
             }
-            pages.insert(key, (generation, body.clone()));
             body
         }
     };
