@@ -6,16 +6,18 @@
 #   scripts/services.sh stop   [NAME…]
 #   scripts/services.sh status [NAME…]   exit 1 when any named service is down
 #
-# NAME is one of: mariadb postgres redis prometheus (default: all). `start` is idempotent: when everything is
+# NAME is one of: mariadb mariadb-replica postgres redis prometheus (default: all). `start` is idempotent: when everything is
 # up it returns at once. It writes target/services/env, which exports the URLs the tests read:
-#   SLUICE_TEST_MARIADB_URL  SLUICE_TEST_POSTGRES_URL  SLUICE_TEST_REDIS_URL  SLUICE_TEST_PROMETHEUS_URL
+#   SLUICE_TEST_MARIADB_URL  SLUICE_TEST_MARIADB_REPLICA_URL  SLUICE_TEST_POSTGRES_URL  SLUICE_TEST_REDIS_URL
+#   SLUICE_TEST_PROMETHEUS_URL
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BASE="${SLUICE_SERVICES_DIR:-$ROOT/target/services}"
-ALL=(mariadb postgres redis prometheus)
+ALL=(mariadb mariadb-replica postgres redis prometheus)
 
 MARIADB_PORT=3307
+MARIADB_REPLICA_PORT=3308
 POSTGRES_PORT=5433
 REDIS_PORT=6380
 PROMETHEUS_PORT=9095
@@ -109,6 +111,66 @@ mariadb_stop() {
   pid=$(cat "$pidf")
   if kill -0 "$pid" 2>/dev/null; then
     log "mariadb: stopping pid $pid"
+    kill "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$pidf"
+}
+
+# ---------------------------------------------------------------- MariaDB replica of the above
+# A GTID replica on its own port, for what watches replicas (batched tickets' lag throttle). It applies
+# only databases named `lagtest_*` (tests create them): the rest of the primary's traffic passes by.
+# `report_host`/`report_port` make the primary list it in SHOW SLAVE HOSTS. Re-pointed at the primary's
+# current position whenever it is not replicating (a fresh primary, say).
+MDBR_DIR=$BASE/mariadb-replica
+mdbr_cli() { mariadb --no-defaults -S "$MDBR_DIR/mysqld.sock" -uroot "$@"; }
+mariadb_replica_up() {
+  [ "$(mariadb --no-defaults -h127.0.0.1 -P"$MARIADB_REPLICA_PORT" -u"$SVC_USER" -p"$SVC_PASS" -N -e \
+    "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'SLAVE_RUNNING'" 2>/dev/null)" = ON ]
+}
+
+mariadb_replica_start() {
+  mariadb_up >/dev/null 2>&1 || mariadb_start
+  if ! mdbr_cli -e "SELECT 1" >/dev/null 2>&1; then
+    mkdir -p "$MDBR_DIR"
+    if [ ! -d "$MDBR_DIR/data/mysql" ]; then
+      log "mariadb-replica: initialising $MDBR_DIR/data"
+      rm -rf "$MDBR_DIR/data"
+      mariadb-install-db --no-defaults --datadir="$MDBR_DIR/data" --user=root \
+        --auth-root-authentication-method=socket >"$MDBR_DIR/install.log" 2>&1 \
+        || die "mariadb-install-db (replica) failed; see $MDBR_DIR/install.log"
+    fi
+    log "mariadb-replica: starting on 127.0.0.1:$MARIADB_REPLICA_PORT"
+    setsid mariadbd --no-defaults --datadir="$MDBR_DIR/data" --user=root \
+      --port="$MARIADB_REPLICA_PORT" --bind-address=127.0.0.1 --socket="$MDBR_DIR/mysqld.sock" \
+      --pid-file="$MDBR_DIR/mariadbd.pid" --log-error="$MDBR_DIR/error.log" --skip-name-resolve \
+      --server-id=2 --report-host=127.0.0.1 --report-port="$MARIADB_REPLICA_PORT" \
+      --replicate-wild-do-table='lagtest\_%.%' --skip-log-bin --innodb-buffer-pool-size=64M \
+      --innodb-flush-log-at-trx-commit=2 </dev/null >/dev/null 2>&1 &
+    wait_for mariadb-replica-socket mdbr_cli -e "SELECT 1" \
+      || { tail -20 "$MDBR_DIR/error.log" >&2; die "mariadb-replica did not start; see $MDBR_DIR/error.log"; }
+    mdbr_cli -e "CREATE USER IF NOT EXISTS '$SVC_USER'@'127.0.0.1' IDENTIFIED BY '$SVC_PASS';
+                 GRANT ALL PRIVILEGES ON *.* TO '$SVC_USER'@'127.0.0.1' WITH GRANT OPTION;"
+  fi
+  if ! mariadb_replica_up; then
+    local pos
+    pos=$(mdb_cli -N -e "SELECT @@gtid_current_pos")
+    log "mariadb-replica: replicating from 127.0.0.1:$MARIADB_PORT at GTID '$pos'"
+    mdbr_cli -e "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL gtid_slave_pos = '$pos';
+                 CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$MARIADB_PORT, MASTER_USER='$SVC_USER',
+                   MASTER_PASSWORD='$SVC_PASS', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
+                 START SLAVE;"
+    wait_for mariadb-replica mariadb_replica_up || { mdbr_cli -e "SHOW SLAVE STATUS\G" >&2 || true; die "mariadb-replica does not replicate"; }
+  fi
+}
+
+mariadb-replica_start() { mariadb_replica_start; }
+mariadb-replica_stop() {
+  local pidf=$MDBR_DIR/mariadbd.pid pid
+  [ -f "$pidf" ] || return 0
+  pid=$(cat "$pidf")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "mariadb-replica: stopping pid $pid"
     kill "$pid"
     while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
   fi
@@ -251,6 +313,7 @@ write_env() {
   cat >"$BASE/env.tmp" <<ENV
 # Written by scripts/services.sh; source it to reach the test services.
 export SLUICE_TEST_MARIADB_URL=mysql://$SVC_USER:$SVC_PASS@127.0.0.1:$MARIADB_PORT/
+export SLUICE_TEST_MARIADB_REPLICA_URL=mysql://$SVC_USER:$SVC_PASS@127.0.0.1:$MARIADB_REPLICA_PORT/
 export SLUICE_TEST_POSTGRES_URL=postgres://$SVC_USER:$SVC_PASS@127.0.0.1:$POSTGRES_PORT/$SVC_USER
 export SLUICE_TEST_REDIS_URL=redis://:$SVC_PASS@127.0.0.1:$REDIS_PORT/
 export SLUICE_TEST_PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
@@ -261,6 +324,7 @@ ENV
 status_of() {
   case $1 in
     mariadb) mariadb_up ;;
+    mariadb-replica) mariadb_replica_up ;;
     postgres) postgres_up ;;
     redis) redis_up ;;
     prometheus) prometheus_up ;;

@@ -265,7 +265,7 @@ async fn main() -> Result<()> {
                 max_threads_running: u64::MAX,
                 max_active_sessions: u64::MAX,
                 max_lock_waits: u64::MAX,
-                max_replica_lag: Duration::from_secs(u64::MAX / 4),
+                max_replica_lag: None,
                 ..Default::default()
             };
             let (tx, _rx) = tokio::sync::watch::channel(Default::default());

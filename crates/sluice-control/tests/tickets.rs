@@ -607,3 +607,60 @@ async fn packed_statements_keep_their_own_results_on_postgres() {
     let v: String = client.query_one("SELECT string_agg(v::text, ',' ORDER BY id) FROM t WHERE id <= 4", &[]).await.unwrap().get(0);
     assert_eq!(v, "1,1,1,0");
 }
+
+/// Batched runs on MariaDB watch the replicas the primary lists: while the replica's SQL thread is
+/// stopped, no chunk runs and the progress says which replica it waits for; once it replicates again the
+/// run finishes, every row updated once, on the primary and (replicated) on the replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_runs_wait_for_a_stopped_mariadb_replica() {
+    use mysql_async::prelude::Queryable;
+    use sluice_engines::batched::{BatchLimits, BatchStatement, Progress, run};
+    let replica_url = sluice_testkit::service(sluice_testkit::Service::MariadbReplica);
+    let (url, db) = sluice_testkit::fresh_mariadb_database("lagtest").await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT NOT NULL)")).await;
+    sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t SELECT seq, 0 FROM {db}.seq_1_to_50")).await;
+    let mut replica = mysql_async::Conn::from_url(replica_url.as_str()).await.unwrap_or_else(|e| panic!("test service `mariadb-replica`: {e}"));
+    let replicated = format!("SELECT COUNT(*) FROM {db}.t WHERE v = 1");
+    let mut waited = 0;
+    while replica.query_first::<u64, _>(format!("SELECT COUNT(*) FROM {db}.t")).await.ok().flatten() != Some(50) {
+        waited += 1;
+        assert!(waited < 500, "the replica never received {db}.t");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    replica.query_drop("STOP SLAVE SQL_THREAD").await.unwrap();
+
+    let spec = sluice_engines::ConnectSpec::from_url(&url).unwrap();
+    let b = sluice_review::writes::batchable("UPDATE t SET v = v + 1", sluice_review::SqlDialect::MySql).unwrap();
+    let plan = vec![BatchStatement { schema: None, table: "t".into(), chunk: Box::new(move |k, lo, hi| b.chunk(k, lo, hi)) }];
+    let limits = BatchLimits { rows: 10, ..BatchLimits::default() };
+    let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
+    let job = sluice_testkit::unique_name("lag");
+    let handle = tokio::spawn(async move { run(&spec, &job, &plan, &limits, &tx, &tokio_util::sync::CancellationToken::new()).await });
+    let waiting = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            rx.changed().await.unwrap();
+            let p = rx.borrow().clone();
+            if let Some(w) = p.waiting_for {
+                break (w, p.chunks);
+            }
+        }
+    })
+    .await
+    .expect("the run never said it waits");
+    assert!(waiting.0.contains("replica 127.0.0.1:3308 is not replicating"), "{waiting:?}");
+    assert_eq!(waiting.1, 0, "no chunk runs while the replica is stopped");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(rx.borrow().chunks, 0, "still waiting");
+    assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT COUNT(*) FROM {db}.t WHERE v <> 0")).await.as_deref(), Some("0"));
+    replica.query_drop("START SLAVE SQL_THREAD").await.unwrap();
+    let report = tokio::time::timeout(std::time::Duration::from_secs(30), handle).await.expect("the run finishes").unwrap().unwrap();
+    assert_eq!((report.progress.rows, report.progress.chunks), (50, 6), "five full chunks and the open-ended last one");
+    assert!(report.progress.throttled_ms > 0);
+    assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT COUNT(*) FROM {db}.t WHERE v = 1")).await.as_deref(), Some("50"));
+    let mut waited = 0;
+    while replica.query_first::<u64, _>(replicated.as_str()).await.ok().flatten() != Some(50) {
+        waited += 1;
+        assert!(waited < 500, "the replica never applied the chunks");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

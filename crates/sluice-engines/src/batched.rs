@@ -7,8 +7,15 @@
 //!
 //! Ranges are of the table's rows by key (`key > lo AND key <= hi`, `hi` the N-th key after `lo`), whatever
 //! the statement's WHERE keeps, so a chunk locks at most N rows. Between chunks the run pauses, and waits
-//! while the server is busy: `Threads_running` (MySQL/MariaDB) or active sessions, lock waits and replica
-//! replay lag (PostgreSQL) above their limits. Batched mode needs a single-column integer primary key.
+//! while the server is busy: `Threads_running` (MySQL/MariaDB) or active sessions and lock waits
+//! (PostgreSQL) above their limits, or a replica behind by more than the lag limit. PostgreSQL reports its
+//! replicas' replay lag itself (`pg_stat_replication`). A MySQL/MariaDB primary does not, so the run finds
+//! the replicas the primary lists (`SHOW SLAVE HOSTS`, which names those that set `report_host`), connects
+//! to each with the instance's own credentials, TLS mode and egress policy, and reads its
+//! `Seconds_Behind_Master` before every chunk, as pt-online-schema-change does; a replica that is not
+//! replicating (a thread stopped, lag unknown) counts as behind. A listed replica that cannot be reached, or
+//! does not say where it listens, fails the run before its first chunk, naming it (turn the lag check off
+//! with `throttle_replica_lag = "off"`). Batched mode needs a single-column integer primary key.
 
 use std::time::Duration;
 
@@ -30,8 +37,8 @@ pub struct BatchLimits {
     pub max_active_sessions: u64,
     /// PostgreSQL sessions waiting on a lock above this waits.
     pub max_lock_waits: u64,
-    /// PostgreSQL replicas' replay lag above this waits.
-    pub max_replica_lag: Duration,
+    /// A replica behind by more than this waits; `None` checks no replica.
+    pub max_replica_lag: Option<Duration>,
 }
 
 impl Default for BatchLimits {
@@ -42,7 +49,7 @@ impl Default for BatchLimits {
             max_threads_running: 64,
             max_active_sessions: 64,
             max_lock_waits: 16,
-            max_replica_lag: Duration::from_secs(10),
+            max_replica_lag: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -68,6 +75,8 @@ pub struct Progress {
     pub resumed: bool,
     /// Time spent waiting for the server to be less busy.
     pub throttled_ms: u64,
+    /// While the run waits: why (which limit, which replica).
+    pub waiting_for: Option<String>,
 }
 
 /// What the run did per statement: rows changed.
@@ -169,28 +178,127 @@ async fn read_progress(conn: &mut Conn, job: &str, lock: bool) -> Result<(usize,
     Ok((num(0) as usize, p.get(1).and_then(|s| s.parse().ok()), num(2), num(3)))
 }
 
-/// Waits while the server is busier than the limits allow; returns the time waited.
-async fn throttle(conn: &mut Conn, limits: &BatchLimits, cancel: &CancellationToken) -> Result<u64, String> {
-    let started = std::time::Instant::now();
-    loop {
-        let busy = if conn.is_pg() {
-            let active: u64 = conn.scalar("SELECT count(*) FROM pg_stat_activity WHERE state = 'active'").await?.and_then(|s| s.parse().ok()).unwrap_or(0);
-            let waits: u64 =
-                conn.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").await?.and_then(|s| s.parse().ok()).unwrap_or(0);
+/// A MySQL/MariaDB replica whose lag the run watches.
+struct Replica {
+    name: String,
+    conn: mysql_async::Conn,
+}
+
+/// The replicas a MySQL/MariaDB primary lists, connected (see the module doc).
+async fn mysql_replicas(conn: &mut Conn, spec: &ConnectSpec) -> Result<Vec<Replica>, String> {
+    let Conn::My(c) = conn else { return Ok(Vec::new()) };
+    // MySQL 8.4 dropped the old spelling; MariaDB and older MySQL have only it.
+    let hosts: Vec<mysql_async::Row> = match c.query("SHOW SLAVE HOSTS").await {
+        Ok(rows) => rows,
+        Err(_) => c.query("SHOW REPLICAS").await.map_err(|e| format!("cannot list the server's replicas (SHOW SLAVE HOSTS): {e}"))?,
+    };
+    let mut out = Vec::new();
+    for row in hosts {
+        let id: u64 = row.get_opt(0).and_then(Result::ok).unwrap_or(0);
+        let host: String = row.get_opt(1).and_then(Result::ok).unwrap_or_default();
+        let port: u16 = row.get_opt(2).and_then(Result::ok).unwrap_or(0);
+        let off = "or turn the replica lag check off with [tickets] throttle_replica_lag = \"off\"";
+        if host.is_empty() || port == 0 {
+            return Err(format!(
+                "replica server_id {id} does not say where it listens (set report_host and report_port on it), so its lag cannot be watched; {off}"
+            ));
+        }
+        let name = format!("{host}:{port}");
+        let replica_spec = ConnectSpec { host, port, database: None, ..spec.clone() };
+        crate::connect::resolve(&replica_spec)
+            .await
+            .map_err(|f| format!("cannot reach replica {name} (server_id {id}) to watch its lag: {}; {off}", f.message))?;
+        let rc = mysql_async::Conn::new(crate::mysql::opts(&replica_spec)).await.map_err(|e| {
+            format!("cannot reach replica {name} (server_id {id}) to watch its lag: {}; {off}", crate::mysql::classify(&e, &replica_spec).message)
+        })?;
+        out.push(Replica { name, conn: rc });
+    }
+    Ok(out)
+}
+
+/// Why a MySQL/MariaDB replica holds the run back, if it does: not replicating, or too far behind.
+async fn replica_behind(r: &mut Replica, max: Duration) -> Result<Option<String>, String> {
+    let rows: Vec<mysql_async::Row> = match r.conn.query("SHOW ALL SLAVES STATUS").await {
+        Ok(rows) => rows,
+        Err(_) => r.conn.query("SHOW SLAVE STATUS").await.map_err(|e| format!("cannot read replica {}'s status: {e}", r.name))?,
+    };
+    if rows.is_empty() {
+        return Ok(Some(format!("replica {} has no replication configured", r.name)));
+    }
+    for row in rows {
+        let text = |col: &str| row.get_opt::<Option<String>, _>(col).and_then(Result::ok).flatten();
+        let io = text("Slave_IO_Running").unwrap_or_default();
+        let sql = text("Slave_SQL_Running").unwrap_or_default();
+        let lag = text("Seconds_Behind_Master").and_then(|v| v.parse::<u64>().ok());
+        match lag {
+            _ if io != "Yes" || sql != "Yes" => return Ok(Some(format!("replica {} is not replicating (IO thread {io}, SQL thread {sql})", r.name))),
+            None => return Ok(Some(format!("replica {}'s lag is unknown", r.name))),
+            Some(s) if Duration::from_secs(s) > max => return Ok(Some(format!("replica {} is {s} s behind (limit {} s)", r.name, max.as_secs()))),
+            Some(_) => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Why the server is too busy for the next chunk, if it is.
+async fn busy(conn: &mut Conn, replicas: &mut [Replica], limits: &BatchLimits) -> Result<Option<String>, String> {
+    if conn.is_pg() {
+        let active: u64 = conn.scalar("SELECT count(*) FROM pg_stat_activity WHERE state = 'active'").await?.and_then(|s| s.parse().ok()).unwrap_or(0);
+        if active > limits.max_active_sessions {
+            return Ok(Some(format!("{active} active sessions (limit {})", limits.max_active_sessions)));
+        }
+        let waits: u64 = conn.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").await?.and_then(|s| s.parse().ok()).unwrap_or(0);
+        if waits > limits.max_lock_waits {
+            return Ok(Some(format!("{waits} sessions waiting on locks (limit {})", limits.max_lock_waits)));
+        }
+        if let Some(max) = limits.max_replica_lag {
             let lag: f64 = conn
                 .scalar("SELECT COALESCE(EXTRACT(EPOCH FROM max(replay_lag)), 0) FROM pg_stat_replication")
                 .await?
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0.0);
-            active > limits.max_active_sessions || waits > limits.max_lock_waits || lag > limits.max_replica_lag.as_secs_f64()
-        } else {
-            let row = match conn {
-                Conn::My(c) => c.query_first::<(String, u64), _>("SHOW GLOBAL STATUS LIKE 'Threads_running'").await.map_err(|e| e.to_string())?,
-                Conn::Pg(_) => None,
-            };
-            row.is_some_and(|(_, n)| n > limits.max_threads_running)
-        };
-        if !busy || cancel.is_cancelled() {
+            if lag > max.as_secs_f64() {
+                return Ok(Some(format!("a replica replays {lag:.1} s behind (limit {} s)", max.as_secs())));
+            }
+        }
+        return Ok(None);
+    }
+    let row = match conn {
+        Conn::My(c) => c.query_first::<(String, u64), _>("SHOW GLOBAL STATUS LIKE 'Threads_running'").await.map_err(|e| e.to_string())?,
+        Conn::Pg(_) => None,
+    };
+    if let Some((_, n)) = row
+        && n > limits.max_threads_running
+    {
+        return Ok(Some(format!("Threads_running is {n} (limit {})", limits.max_threads_running)));
+    }
+    if let Some(max) = limits.max_replica_lag {
+        for r in replicas.iter_mut() {
+            if let Some(why) = replica_behind(r, max).await? {
+                return Ok(Some(why));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Waits while the server is busier than the limits allow, saying why in `progress`; returns the time
+/// waited.
+async fn throttle(
+    conn: &mut Conn,
+    replicas: &mut [Replica],
+    limits: &BatchLimits,
+    progress: &tokio::sync::watch::Sender<Progress>,
+    cancel: &CancellationToken,
+) -> Result<u64, String> {
+    let started = std::time::Instant::now();
+    loop {
+        let why = busy(conn, replicas, limits).await?;
+        let waiting = why.as_ref().map(|w| format!("waiting: {w}"));
+        if progress.borrow().waiting_for != waiting {
+            progress.send_modify(|p| p.waiting_for = waiting);
+        }
+        if why.is_none() || cancel.is_cancelled() {
             return Ok(started.elapsed().as_millis() as u64);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -212,6 +320,7 @@ pub async fn run(
         keys.push(integer_key(&mut conn, s.schema.as_deref(), &s.table).await?);
     }
     ensure_progress(&mut conn, job).await?;
+    let mut replicas = if limits.max_replica_lag.is_some() { mysql_replicas(&mut conn, spec).await? } else { Vec::new() };
     let (mut stmt, mut last, mut rows, mut chunks) = read_progress(&mut conn, job, false).await?;
     let resumed = stmt > 0 || last.is_some();
     let mut per_statement = vec![0u64; statements.len()];
@@ -221,7 +330,7 @@ pub async fn run(
         if cancel.is_cancelled() {
             return Err(format!("stopped at statement {} after key {:?}; run it again to resume", stmt + 1, last));
         }
-        throttled_ms += throttle(&mut conn, limits, cancel).await?;
+        throttled_ms += throttle(&mut conn, &mut replicas, limits, progress, cancel).await?;
         let (key, table) = &keys[stmt];
         let begin = if conn.is_pg() { "BEGIN" } else { "START TRANSACTION" };
         conn.exec(begin).await?;
@@ -268,10 +377,13 @@ pub async fn run(
         chunks += 1;
         stmt = next_stmt;
         last = next_last;
-        progress.send_replace(Progress { statement: stmt, last_key: last, rows, chunks, resumed, throttled_ms });
+        progress.send_replace(Progress { statement: stmt, last_key: last, rows, chunks, resumed, throttled_ms, waiting_for: None });
         if !limits.pause.is_zero() && stmt < statements.len() {
             tokio::time::sleep(limits.pause).await;
         }
     }
-    Ok(BatchReport { rows_per_statement: per_statement, progress: Progress { statement: stmt, last_key: last, rows, chunks, resumed, throttled_ms } })
+    Ok(BatchReport {
+        rows_per_statement: per_statement,
+        progress: Progress { statement: stmt, last_key: last, rows, chunks, resumed, throttled_ms, waiting_for: None },
+    })
 }

@@ -16,6 +16,8 @@ pub mod tls;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     Mariadb,
+    /// A GTID replica of `Mariadb` that applies only databases named `lagtest_*`.
+    MariadbReplica,
     Postgres,
     Redis,
     Prometheus,
@@ -25,6 +27,7 @@ impl Service {
     pub fn env_var(self) -> &'static str {
         match self {
             Service::Mariadb => "SLUICE_TEST_MARIADB_URL",
+            Service::MariadbReplica => "SLUICE_TEST_MARIADB_REPLICA_URL",
             Service::Postgres => "SLUICE_TEST_POSTGRES_URL",
             Service::Redis => "SLUICE_TEST_REDIS_URL",
             Service::Prometheus => "SLUICE_TEST_PROMETHEUS_URL",
@@ -34,6 +37,7 @@ impl Service {
     pub fn name(self) -> &'static str {
         match self {
             Service::Mariadb => "mariadb",
+            Service::MariadbReplica => "mariadb-replica",
             Service::Postgres => "postgres",
             Service::Redis => "redis",
             Service::Prometheus => "prometheus",

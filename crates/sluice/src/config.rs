@@ -49,7 +49,7 @@ pub struct TicketsConfig {
     pub throttle_active_sessions: Option<u64>,
     /// Batched tickets wait while more PostgreSQL sessions than this wait on locks (default 16).
     pub throttle_lock_waits: Option<u64>,
-    /// Batched tickets wait while a PostgreSQL replica's replay lag is above this (default `10s`).
+    /// Batched tickets wait while a replica is further behind than this (default `10s`; `off`: watch no replica).
     pub throttle_replica_lag: Option<String>,
     /// DDL tickets altering a MySQL/MariaDB table of at least this many bytes (data + indexes) run through
     /// pt-online-schema-change; unset: online DDL off.
@@ -202,7 +202,10 @@ impl FileConfig {
             max_threads_running: t.throttle_threads_running.unwrap_or(defaults.max_threads_running),
             max_active_sessions: t.throttle_active_sessions.unwrap_or(defaults.max_active_sessions),
             max_lock_waits: t.throttle_lock_waits.unwrap_or(defaults.max_lock_waits),
-            max_replica_lag: duration("tickets.throttle_replica_lag", &t.throttle_replica_lag, defaults.max_replica_lag)?,
+            max_replica_lag: match t.throttle_replica_lag.as_deref() {
+                Some("off") => None,
+                _ => Some(duration("tickets.throttle_replica_lag", &t.throttle_replica_lag, defaults.max_replica_lag.unwrap_or_default())?),
+            },
         };
         if !(1..=1_000_000).contains(&batch.rows) {
             return Err(invalid("tickets.batch_rows", "must be between 1 and 1000000".into()));

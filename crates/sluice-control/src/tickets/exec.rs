@@ -351,12 +351,13 @@ async fn batched(
             while rx.changed().await.is_ok() {
                 let p = rx.borrow().clone();
                 let text = format!(
-                    "running: statement {} of {n}, {} row(s) in {} chunk(s){}{}",
+                    "running: statement {} of {n}, {} row(s) in {} chunk(s){}{}{}",
                     (p.statement + 1).min(n),
                     p.rows,
                     p.chunks,
                     if p.resumed { ", resumed from its checkpoint" } else { "" },
-                    if p.throttled_ms > 0 { format!(", {} ms throttled", p.throttled_ms) } else { String::new() }
+                    if p.throttled_ms > 0 { format!(", {} ms throttled", p.throttled_ms) } else { String::new() },
+                    p.waiting_for.map(|w| format!("; {w}")).unwrap_or_default()
                 );
                 out.send_replace(Some(text));
             }
