@@ -501,6 +501,34 @@ async fn the_ticket_list_shows_every_change_at_once() {
     assert_eq!(ids("state=approved").await, [id]);
 }
 
+/// 2,500 statements: a SELECT among them (statement 701), a `;` in a literal and a trailing comment (702);
+/// statement i touches rows 1..=(i % 3), so 0, 1 or 2 rows, which tells each statement's count apart from
+/// its neighbours'.
+fn packed_statements() -> Vec<String> {
+    (0..2500)
+        .map(|i| match i {
+            700 => "SELECT * FROM t".to_string(),
+            701 => "UPDATE t SET s = 'a;b' WHERE id = 1 -- a comment".to_string(),
+            _ => format!("UPDATE t SET v = v + 1 WHERE id <= {}", i % 3),
+        })
+        .collect()
+}
+
+/// A dry run of [`packed_statements`] reports each statement's own count (the SELECT's is `select_rows`).
+async fn dry_run_counts_each_statement(spec: &sluice_engines::ConnectSpec, statements: &[String], select_rows: u64) {
+    use sluice_engines::execute::{Outcome, RunMode, run};
+    let r = run(spec, statements, RunMode::DryRun).await.unwrap();
+    assert!(r.ok(), "{r:?}");
+    for (i, s) in r.statements.iter().enumerate() {
+        let expected = match i {
+            700 => select_rows,
+            701 => 1,
+            _ => (i % 3) as u64,
+        };
+        assert_eq!((s.outcome, s.affected_rows), (Outcome::RolledBack, Some(expected)), "statement {}", i + 1);
+    }
+}
+
 /// A ticket's statements travel in multi-statement packets inside their transaction: across packets each
 /// statement keeps its own affected rows, a failure deep in the second packet is pinned to its statement
 /// (and undoes everything), statements that return rows go alone, and when the server's answers do not
@@ -513,29 +541,8 @@ async fn packed_statements_keep_their_own_results_on_mariadb() {
     sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT NOT NULL, s VARCHAR(20) NOT NULL DEFAULT '')")).await;
     sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t (id, v) SELECT seq, 0 FROM {db}.seq_1_to_100")).await;
     let spec = sluice_engines::ConnectSpec::from_url(&url).unwrap();
-    // 2,500 statements: a SELECT among them, a `;` in a literal, a trailing comment; statement i touches
-    // rows 1..=(i % 3) (so 0, 1 or 2 rows), which tells each statement's count apart from its neighbours'.
-    let statements: Vec<String> = (0..2500)
-        .map(|i| match i {
-            700 => "SELECT * FROM t".to_string(),
-            701 => "UPDATE t SET s = 'a;b' WHERE id = 1 -- a comment".to_string(),
-            _ => format!("UPDATE t SET v = v + 1 WHERE id <= {}", i % 3),
-        })
-        .collect();
-    let expected = |i: usize| {
-        if i == 700 {
-            0
-        } else if i == 701 {
-            1
-        } else {
-            (i % 3) as u64
-        }
-    };
-    let r = run(&spec, &statements, RunMode::DryRun).await.unwrap();
-    assert!(r.ok(), "{r:?}");
-    for (i, s) in r.statements.iter().enumerate() {
-        assert_eq!((s.outcome, s.affected_rows), (Outcome::RolledBack, Some(expected(i))), "statement {}", i + 1);
-    }
+    let statements = packed_statements();
+    dry_run_counts_each_statement(&spec, &statements, 0).await;
     let sum_sql = format!("SELECT CONCAT(SUM(v), ':', MAX(s)) FROM {db}.t");
     let sum = || sluice_testkit::mariadb_scalar(&sum_sql);
     assert_eq!(sum().await.as_deref(), Some("0:"), "the dry run changed nothing");
@@ -570,27 +577,8 @@ async fn packed_statements_keep_their_own_results_on_postgres() {
     tokio::spawn(conn);
     client.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL, s text NOT NULL DEFAULT ''); INSERT INTO t (id, v) SELECT g, 0 FROM generate_series(1, 100) g;").await.unwrap();
     let spec = sluice_engines::ConnectSpec::from_url(&url).unwrap();
-    let statements: Vec<String> = (0..2500)
-        .map(|i| match i {
-            700 => "SELECT * FROM t".to_string(),
-            701 => "UPDATE t SET s = 'a;b' WHERE id = 1 -- a comment".to_string(),
-            _ => format!("UPDATE t SET v = v + 1 WHERE id <= {}", i % 3),
-        })
-        .collect();
-    let expected = |i: usize| {
-        if i == 700 {
-            100
-        } else if i == 701 {
-            1
-        } else {
-            (i % 3) as u64
-        }
-    };
-    let r = run(&spec, &statements, RunMode::DryRun).await.unwrap();
-    assert!(r.ok(), "{r:?}");
-    for (i, s) in r.statements.iter().enumerate() {
-        assert_eq!((s.outcome, s.affected_rows), (Outcome::RolledBack, Some(expected(i))), "statement {}", i + 1);
-    }
+    let statements = packed_statements();
+    dry_run_counts_each_statement(&spec, &statements, 100).await;
     let sum = async || -> String { client.query_one("SELECT sum(v) || ':' || max(s) FROM t", &[]).await.unwrap().get(0) };
     assert_eq!(sum().await, "0:");
     let mut failing = statements.clone();

@@ -13,9 +13,11 @@
 //! the replicas the primary lists (`SHOW SLAVE HOSTS`, which names those that set `report_host`), connects
 //! to each with the instance's own credentials, TLS mode and egress policy, and reads its
 //! `Seconds_Behind_Master` before every chunk, as pt-online-schema-change does; a replica that is not
-//! replicating (a thread stopped, lag unknown) counts as behind. A listed replica that cannot be reached, or
-//! does not say where it listens, fails the run before its first chunk, naming it (turn the lag check off
-//! with `throttle_replica_lag = "off"`). Batched mode needs a single-column integer primary key.
+//! replicating (a thread stopped, lag unknown) counts as behind. A listed replica that cannot be reached
+//! fails the run before its first chunk, naming it (turn the lag check off with
+//! `throttle_replica_lag = "off"`). Entries without an address are binlog readers (change capture registers
+//! the same way) or replicas without `report_host`: they cannot be reached, and are passed over. Batched
+//! mode needs a single-column integer primary key.
 
 use std::time::Duration;
 
@@ -199,9 +201,10 @@ async fn mysql_replicas(conn: &mut Conn, spec: &ConnectSpec) -> Result<Vec<Repli
         let port: u16 = row.get_opt(2).and_then(Result::ok).unwrap_or(0);
         let off = "or turn the replica lag check off with [tickets] throttle_replica_lag = \"off\"";
         if host.is_empty() || port == 0 {
-            return Err(format!(
-                "replica server_id {id} does not say where it listens (set report_host and report_port on it), so its lag cannot be watched; {off}"
-            ));
+            // Binlog readers (change capture: Debezium, canal, Sluice's own pipelines) register too, without
+            // an address; a replica that sets no report_host cannot be told apart from them, nor reached.
+            tracing::info!(server_id = id, "a registered replica names no report_host/report_port: its lag is not watched");
+            continue;
         }
         let name = format!("{host}:{port}");
         let replica_spec = ConnectSpec { host, port, database: None, ..spec.clone() };

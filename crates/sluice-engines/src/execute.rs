@@ -214,6 +214,20 @@ fn mentions_returning(sql: &str) -> bool {
     sql.to_ascii_uppercase().contains("RETURNING")
 }
 
+/// Where the packet that starts at statement `i` ends: as many statements as fit in [`PACK_STATEMENTS`] and
+/// [`PACK_BYTES`], all `packable` (a statement that is not goes alone).
+fn pack_end(statements: &[String], i: usize, packable: impl Fn(&str) -> bool) -> usize {
+    let mut end = i + 1;
+    let mut bytes = statements[i].len();
+    if packable(&statements[i]) {
+        while end < statements.len() && end - i < PACK_STATEMENTS && bytes + statements[end].len() <= PACK_BYTES && packable(&statements[end]) {
+            bytes += statements[end].len();
+            end += 1;
+        }
+    }
+    end
+}
+
 /// Why a packet's answers cannot be taken as they came.
 enum Unpinned {
     /// A statement failed: the server says which error, not which statement (mysql_async surfaces a later
@@ -257,14 +271,7 @@ pub(crate) async fn run_in_transaction(conn: &mut mysql_async::Conn, statements:
     let mut done = Vec::with_capacity(statements.len());
     let mut i = 0;
     while i < statements.len() {
-        let mut end = i + 1;
-        let mut bytes = statements[i].len();
-        if packable(&statements[i]) {
-            while end < statements.len() && end - i < PACK_STATEMENTS && bytes + statements[end].len() <= PACK_BYTES && packable(&statements[end]) {
-                bytes += statements[end].len();
-                end += 1;
-            }
-        }
+        let end = pack_end(statements, i, packable);
         let pack = &statements[i..end];
         if pack.len() == 1 {
             let (n, failed) = run_one(conn, &pack[0]).await;
@@ -429,12 +436,7 @@ async fn pg_run_in_transaction(client: &tokio_postgres::Client, statements: &[St
     let mut done = Vec::with_capacity(statements.len());
     let mut i = 0;
     while i < statements.len() {
-        let mut end = i + 1;
-        let mut bytes = statements[i].len();
-        while end < statements.len() && end - i < PACK_STATEMENTS && bytes + statements[end].len() <= PACK_BYTES {
-            bytes += statements[end].len();
-            end += 1;
-        }
+        let end = pack_end(statements, i, |_| true);
         let pack = &statements[i..end];
         let counts = if pack.len() == 1 {
             None

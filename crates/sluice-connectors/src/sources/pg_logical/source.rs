@@ -410,18 +410,39 @@ fn classify_pg(e: &tokio_postgres::Error, doing: &str) -> Stop {
     }
 }
 
+/// The SQLSTATE of a replication-protocol server error. pgwire-replication 0.5 hands an ErrorResponse over
+/// as text only, formatted `"{message} (SQLSTATE {code})"` (`ErrorFields::to_error_string` in its
+/// `src/protocol/messages.rs`), so the code is read back here, in one place, and nowhere else looks at the
+/// text. `None` when the server sent no code.
+pub(crate) fn wire_sqlstate(message: &str) -> Option<&str> {
+    let (_, code) = message.strip_suffix(')')?.rsplit_once("(SQLSTATE ")?;
+    (code.len() == 5 && code.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())).then_some(code)
+}
+
 fn classify_wire(e: PgWireError, slot: &str) -> Stop {
-    match &e {
-        PgWireError::Auth(_) => Stop::Fatal(SourceError::with_source("the server refused the replication login", e)),
-        // SQLSTATE 42704 (undefined_object): the slot was dropped under us.
-        PgWireError::Server(m) if m.contains("42704") || m.contains("does not exist") => Stop::Fatal(SourceError::with_source(
+    let code = match &e {
+        PgWireError::Auth(_) => return Stop::Fatal(SourceError::with_source("the server refused the replication login", e)),
+        PgWireError::Server(m) => wire_sqlstate(m),
+        _ => None,
+    };
+    match code {
+        // undefined_object: the slot was dropped under us.
+        Some("42704") => Stop::Fatal(SourceError::with_source(
             format!("replication slot `{slot}` does not exist (dropped?); start again to recreate it (with a snapshot)"),
             e,
         )),
-        PgWireError::Server(m) if m.contains("55000") || m.contains("can no longer") || m.contains("invalidated") => {
-            Stop::Fatal(SourceError::with_source(format!("replication slot `{slot}` is invalidated; changes since its last confirmed position are gone"), e))
-        }
-        PgWireError::Server(m) if m.contains("55006") => Stop::Retry(format!("replication slot `{slot}` is in use by another connection: {e}")),
+        // object_not_in_prerequisite_state: an invalidated slot ("can no longer get changes"), or a server
+        // no longer set up for logical decoding. Neither passes by itself.
+        Some("55000") => Stop::Fatal(SourceError::with_source(
+            format!(
+                "replication slot `{slot}` cannot be used (invalidated: changes since its last confirmed position are gone; or the server is not set up for logical decoding)"
+            ),
+            e,
+        )),
+        // object_in_use: another connection streams from the slot; it may let go.
+        Some("55006") => Stop::Retry(format!("replication slot `{slot}` is in use by another connection: {e}")),
+        // Class 28, invalid authorization; 42501, insufficient privilege: retrying does not fix them.
+        Some(c) if c.starts_with("28") || c == "42501" => Stop::Fatal(SourceError::with_source("the server refused the replication connection", e)),
         _ => Stop::Retry(e.to_string()),
     }
 }
@@ -492,5 +513,22 @@ impl Source for PgLogicalSource {
             }
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod sqlstate_tests {
+    use super::wire_sqlstate;
+
+    #[test]
+    fn reads_the_code_pgwire_replication_appends() {
+        assert_eq!(wire_sqlstate("replication slot \"s\" does not exist (SQLSTATE 42704)"), Some("42704"));
+        assert_eq!(wire_sqlstate("error (SQLSTATE 55006)"), Some("55006"));
+        assert_eq!(wire_sqlstate("x (SQLSTATE 0A000)"), Some("0A000"));
+        // A message that only mentions a code, or none: no code.
+        assert_eq!(wire_sqlstate("slot (SQLSTATE 42704) was dropped"), None);
+        assert_eq!(wire_sqlstate("unknown server error"), None);
+        assert_eq!(wire_sqlstate("bad (SQLSTATE 4270)"), None);
+        assert_eq!(wire_sqlstate("bad (SQLSTATE 42704x)"), None);
     }
 }
