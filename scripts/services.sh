@@ -6,21 +6,33 @@
 #   scripts/services.sh stop   [NAME…]
 #   scripts/services.sh status [NAME…]   exit 1 when any named service is down
 #
-# NAME is one of: mariadb mariadb-replica postgres redis prometheus (default: all). `start` is idempotent: when everything is
+# NAME is one of: mariadb mariadb-replica postgres redis prometheus nats rabbitmq mosquitto vsftpd sshd (default: all). `start` is idempotent: when everything is
 # up it returns at once. It writes target/services/env, which exports the URLs the tests read:
 #   SLUICE_TEST_MARIADB_URL  SLUICE_TEST_MARIADB_REPLICA_URL  SLUICE_TEST_POSTGRES_URL  SLUICE_TEST_REDIS_URL
-#   SLUICE_TEST_PROMETHEUS_URL
+#   SLUICE_TEST_PROMETHEUS_URL  SLUICE_TEST_NATS_URL  SLUICE_TEST_AMQP_URL  SLUICE_TEST_MQTT_URL  SLUICE_TEST_FTP_URL
+#   SLUICE_TEST_SFTP_URL  SLUICE_TEST_SFTP_KEY (the private key the SFTP user logs in with)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BASE="${SLUICE_SERVICES_DIR:-$ROOT/target/services}"
-ALL=(mariadb mariadb-replica postgres redis prometheus)
+ALL=(mariadb mariadb-replica postgres redis prometheus nats rabbitmq mosquitto vsftpd sshd)
 
 MARIADB_PORT=3307
 MARIADB_REPLICA_PORT=3308
 POSTGRES_PORT=5433
 REDIS_PORT=6380
 PROMETHEUS_PORT=9095
+NATS_PORT=4223
+RABBITMQ_PORT=5673
+RABBITMQ_DIST_PORT=25673
+RABBITMQ_EPMD_PORT=4370
+MOSQUITTO_PORT=1884
+FTP_PORT=2121
+FTP_PASV_MIN=30100
+FTP_PASV_MAX=30199
+SSHD_PORT=2222
+# The system user FTP and SFTP tests log in as (its home is the drop folder; test-only password).
+DROP_USER=sluicedrop
 # Test-only credentials of test-only instances bound to 127.0.0.1.
 SVC_USER=sluice
 SVC_PASS=sluice
@@ -293,6 +305,191 @@ prometheus_start() {
 
 prometheus_stop() { stop_pidfile prometheus "$PROM_DIR/prometheus.pid"; }
 
+# ---------------------------------------------------------------- NATS (JetStream on)
+NATS_DIR=$BASE/nats
+nats_up() { curl -fsS "http://127.0.0.1:$((NATS_PORT + 1000))/healthz?js-enabled-only=true" | grep -q ok; }
+
+nats_start() {
+  ensure_packages nats-server curl
+  if nats_up >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$NATS_DIR/js"
+  log "nats: starting on 127.0.0.1:$NATS_PORT (JetStream in $NATS_DIR/js)"
+  setsid nats-server -a 127.0.0.1 -p "$NATS_PORT" -m "$((NATS_PORT + 1000))" -js -sd "$NATS_DIR/js" \
+    --user "$SVC_USER" --pass "$SVC_PASS" -P "$NATS_DIR/nats.pid" -l "$NATS_DIR/nats.log" </dev/null >/dev/null 2>&1 &
+  wait_for nats nats_up || { tail -20 "$NATS_DIR/nats.log" >&2; die "nats did not start"; }
+}
+
+nats_stop() { stop_pidfile nats "$NATS_DIR/nats.pid"; }
+
+# ---------------------------------------------------------------- RabbitMQ
+# Run through its own start script as root (the Debian wrapper would switch to the rabbitmq user, who may
+# not reach this checkout), with its own node name, ports, epmd port, cookie and data dir.
+RMQ_DIR=$BASE/rabbitmq
+rmq_env() {
+  env HOME="$RMQ_DIR" RABBITMQ_NODENAME="sluice@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+    RABBITMQ_NODE_PORT="$RABBITMQ_PORT" RABBITMQ_DIST_PORT="$RABBITMQ_DIST_PORT" ERL_EPMD_PORT="$RABBITMQ_EPMD_PORT" \
+    ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_MNESIA_BASE="$RMQ_DIR/mnesia" RABBITMQ_LOG_BASE="$RMQ_DIR/log" \
+    RABBITMQ_CONFIG_FILE="$RMQ_DIR/rabbitmq" RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/enabled_plugins" \
+    RABBITMQ_PID_FILE="$RMQ_DIR/rabbitmq.pid" "$@"
+}
+rabbitmq_up() { rmq_env /usr/lib/rabbitmq/bin/rabbitmq-diagnostics -q check_port_connectivity; }
+
+rabbitmq_start() {
+  ensure_packages rabbitmq-server
+  if rabbitmq_up >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$RMQ_DIR/mnesia" "$RMQ_DIR/log"
+  printf '[].\n' >"$RMQ_DIR/enabled_plugins"
+  cat >"$RMQ_DIR/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:$RABBITMQ_PORT
+default_user = $SVC_USER
+default_pass = $SVC_PASS
+loopback_users = none
+CONF
+  if [ ! -f "$RMQ_DIR/.erlang.cookie" ]; then
+    head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$RMQ_DIR/.erlang.cookie"
+    chmod 400 "$RMQ_DIR/.erlang.cookie"
+  fi
+  log "rabbitmq: starting on 127.0.0.1:$RABBITMQ_PORT"
+  rmq_env setsid /usr/lib/rabbitmq/bin/rabbitmq-server </dev/null >"$RMQ_DIR/server.out" 2>&1 &
+  # The broker takes a while to boot on a small machine.
+  local i
+  for ((i = 0; i < 600; i++)); do
+    if rabbitmq_up >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  tail -20 "$RMQ_DIR/server.out" >&2
+  die "rabbitmq did not start; see $RMQ_DIR/log"
+}
+
+rabbitmq_stop() {
+  rabbitmq_up >/dev/null 2>&1 || return 0
+  log "rabbitmq: stopping"
+  rmq_env /usr/lib/rabbitmq/bin/rabbitmqctl -q stop >/dev/null 2>&1 || true
+}
+
+# ---------------------------------------------------------------- Mosquitto (MQTT)
+MQ_DIR=$BASE/mosquitto
+mosquitto_up() { mosquitto_pub -h 127.0.0.1 -p "$MOSQUITTO_PORT" -u "$SVC_USER" -P "$SVC_PASS" -t sluice/ping -m ping -q 1; }
+
+mosquitto_start() {
+  ensure_packages mosquitto mosquitto-clients
+  if mosquitto_up >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$MQ_DIR/data"
+  : >"$MQ_DIR/passwd"
+  mosquitto_passwd -b "$MQ_DIR/passwd" "$SVC_USER" "$SVC_PASS"
+  cat >"$MQ_DIR/mosquitto.conf" <<CONF
+listener $MOSQUITTO_PORT 127.0.0.1
+# Stay the user that started it: the data dir is in this checkout.
+user root
+allow_anonymous false
+password_file $MQ_DIR/passwd
+persistence true
+persistence_location $MQ_DIR/data/
+pid_file $MQ_DIR/mosquitto.pid
+log_dest file $MQ_DIR/mosquitto.log
+max_queued_messages 100000
+CONF
+  log "mosquitto: starting on 127.0.0.1:$MOSQUITTO_PORT"
+  setsid mosquitto -c "$MQ_DIR/mosquitto.conf" </dev/null >/dev/null 2>&1 &
+  wait_for mosquitto mosquitto_up || { tail -20 "$MQ_DIR/mosquitto.log" >&2; die "mosquitto did not start"; }
+}
+
+mosquitto_stop() { stop_pidfile mosquitto "$MQ_DIR/mosquitto.pid"; }
+
+# ---------------------------------------------------------------- the drop user (FTP and SFTP)
+# A system user whose home is the folder third parties fetch files from; FTP logs in with its password,
+# SFTP with a key made here.
+drop_user() {
+  if ! id "$DROP_USER" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/bash "$DROP_USER"
+  fi
+  echo "$DROP_USER:$SVC_PASS" | chpasswd
+  local home
+  home=$(getent passwd "$DROP_USER" | cut -d: -f6)
+  mkdir -p "$home/drop"
+  chown "$DROP_USER:$DROP_USER" "$home/drop"
+}
+
+# ---------------------------------------------------------------- vsftpd (FTP)
+FTP_DIR=$BASE/vsftpd
+vsftpd_up() { curl -fsS --max-time 5 "ftp://$DROP_USER:$SVC_PASS@127.0.0.1:$FTP_PORT/"; }
+
+vsftpd_start() {
+  ensure_packages vsftpd curl
+  drop_user
+  if vsftpd_up >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$FTP_DIR/empty"
+  cat >"$FTP_DIR/vsftpd.conf" <<CONF
+listen=YES
+listen_address=127.0.0.1
+listen_port=$FTP_PORT
+background=NO
+anonymous_enable=NO
+local_enable=YES
+write_enable=YES
+local_umask=022
+pasv_enable=YES
+pasv_address=127.0.0.1
+pasv_min_port=$FTP_PASV_MIN
+pasv_max_port=$FTP_PASV_MAX
+secure_chroot_dir=$FTP_DIR/empty
+pam_service_name=vsftpd
+userlist_enable=NO
+seccomp_sandbox=NO
+xferlog_enable=YES
+xferlog_file=$FTP_DIR/xfer.log
+vsftpd_log_file=$FTP_DIR/vsftpd.log
+CONF
+  log "vsftpd: starting on 127.0.0.1:$FTP_PORT"
+  setsid /usr/sbin/vsftpd "$FTP_DIR/vsftpd.conf" </dev/null >"$FTP_DIR/server.out" 2>&1 &
+  echo $! >"$FTP_DIR/vsftpd.pid"
+  wait_for vsftpd vsftpd_up || { tail -20 "$FTP_DIR/server.out" >&2; die "vsftpd did not start"; }
+}
+
+vsftpd_stop() { stop_pidfile vsftpd "$FTP_DIR/vsftpd.pid"; }
+
+# ---------------------------------------------------------------- OpenSSH (SFTP, key authentication)
+SSHD_DIR=$BASE/sshd
+sshd_up() {
+  sftp -q -b - -i "$SSHD_DIR/client_key" -P "$SSHD_PORT" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -o BatchMode=yes "$DROP_USER@127.0.0.1" <<<"ls drop"
+}
+
+sshd_start() {
+  ensure_packages openssh-server openssh-sftp-server openssh-client
+  drop_user
+  mkdir -p "$SSHD_DIR"
+  [ -f "$SSHD_DIR/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$SSHD_DIR/host_key"
+  [ -f "$SSHD_DIR/client_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$SSHD_DIR/client_key" -C sluice-test
+  local home
+  home=$(getent passwd "$DROP_USER" | cut -d: -f6)
+  mkdir -p "$home/.ssh"
+  cp "$SSHD_DIR/client_key.pub" "$home/.ssh/authorized_keys"
+  chown -R "$DROP_USER:$DROP_USER" "$home/.ssh"
+  chmod 700 "$home/.ssh"
+  chmod 600 "$home/.ssh/authorized_keys"
+  if sshd_up >/dev/null 2>&1; then return 0; fi
+  mkdir -p /run/sshd
+  cat >"$SSHD_DIR/sshd_config" <<CONF
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $SSHD_DIR/host_key
+PidFile $SSHD_DIR/sshd.pid
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin no
+AllowUsers $DROP_USER
+UsePAM no
+Subsystem sftp internal-sftp
+CONF
+  log "sshd: starting on 127.0.0.1:$SSHD_PORT (SFTP, key authentication)"
+  /usr/sbin/sshd -f "$SSHD_DIR/sshd_config" -E "$SSHD_DIR/sshd.log"
+  wait_for sshd sshd_up || { tail -20 "$SSHD_DIR/sshd.log" >&2; die "sshd did not start"; }
+}
+
+sshd_stop() { stop_pidfile sshd "$SSHD_DIR/sshd.pid"; }
+
 # ---------------------------------------------------------------- env file
 write_env() {
   mkdir -p "$BASE"
@@ -303,6 +500,12 @@ export SLUICE_TEST_MARIADB_REPLICA_URL=mysql://$SVC_USER:$SVC_PASS@127.0.0.1:$MA
 export SLUICE_TEST_POSTGRES_URL=postgres://$SVC_USER:$SVC_PASS@127.0.0.1:$POSTGRES_PORT/$SVC_USER
 export SLUICE_TEST_REDIS_URL=redis://:$SVC_PASS@127.0.0.1:$REDIS_PORT/
 export SLUICE_TEST_PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
+export SLUICE_TEST_NATS_URL=nats://$SVC_USER:$SVC_PASS@127.0.0.1:$NATS_PORT
+export SLUICE_TEST_AMQP_URL=amqp://$SVC_USER:$SVC_PASS@127.0.0.1:$RABBITMQ_PORT/%2f
+export SLUICE_TEST_MQTT_URL=mqtt://$SVC_USER:$SVC_PASS@127.0.0.1:$MOSQUITTO_PORT
+export SLUICE_TEST_FTP_URL=ftp://$DROP_USER:$SVC_PASS@127.0.0.1:$FTP_PORT/drop
+export SLUICE_TEST_SFTP_URL=sftp://$DROP_USER@127.0.0.1:$SSHD_PORT/drop
+export SLUICE_TEST_SFTP_KEY=$SSHD_DIR/client_key
 ENV
   mv "$BASE/env.tmp" "$BASE/env"
 }
@@ -314,6 +517,11 @@ status_of() {
     postgres) postgres_up ;;
     redis) redis_up ;;
     prometheus) prometheus_up ;;
+    nats) nats_up ;;
+    rabbitmq) rabbitmq_up ;;
+    mosquitto) mosquitto_up ;;
+    vsftpd) vsftpd_up ;;
+    sshd) sshd_up ;;
   esac
 }
 

@@ -131,15 +131,24 @@ async fn pipeline(
 ) -> Result<Pipeline> {
     let source = MysqlBinlogSource::new(
         "bench",
-        MysqlBinlogConfig { url: url.into(), connection: None, server_id: 4343, start, include, exclude: vec![], snapshot: vec![], reconnect_max: "5s".into() },
+        MysqlBinlogConfig {
+            url: url.into(),
+            connection: None,
+            server_id: 4343,
+            start,
+            include,
+            exclude: vec![],
+            snapshot: vec![],
+            reconnect_max: Duration::from_secs(5),
+        },
     )
     .map_err(anyhow::Error::msg)?;
     Ok(Pipeline {
         name: "bench".into(),
         source: Box::new(source),
-        shaper: match rules {
-            None => None,
-            Some(rules) => Some(Shaper::new(&ShapeSettings { rules, config_table: None, deletes: false }).map_err(|e| anyhow::anyhow!("{e:?}"))?),
+        transforms: match rules {
+            None => Vec::new(),
+            Some(rules) => vec![Box::new(Shaper::new(&ShapeSettings { rules, config_table: None, deletes: false }).map_err(|e| anyhow::anyhow!("{e:?}"))?)],
         },
         sinks: vec![NamedSink { name: "out".into(), sink }],
         checkpoints: CheckpointStore::open(&dir.join("cp.db")).await?,
@@ -169,7 +178,7 @@ async fn main() -> Result<()> {
                     (Box::new(counted), received, None, rows)
                 }
             };
-            let p = pipeline(&url, StartFrom::File { file, pos: 4 }, vec![format!("{db}.metrics")], rules, sink, dir.path(), status.clone()).await?;
+            let p = pipeline(&url, StartFrom::Position { file, pos: 4 }, vec![format!("{db}.metrics")], rules, sink, dir.path(), status.clone()).await?;
             let stop = CancellationToken::new();
             let t0 = Instant::now();
             let handle = tokio::spawn(p.run(stop.clone()));
@@ -198,21 +207,21 @@ async fn main() -> Result<()> {
                     publication: Some(publication),
                     tables: vec![],
                     snapshot: vec![],
-                    reconnect_max: "5s".into(),
+                    reconnect_max: Duration::from_secs(5),
                 },
             )
             .map_err(anyhow::Error::msg)?;
             let p = Pipeline {
                 name: "bench".into(),
                 source: Box::new(source),
-                shaper: Some(
+                transforms: vec![Box::new(
                     Shaper::new(&ShapeSettings {
                         rules: vec![rule("public", "metrics", &["cpu", "mem", "disk"], "{$field}")],
                         config_table: None,
                         deletes: false,
                     })
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?,
-                ),
+                )],
                 sinks: vec![NamedSink { name: "out".into(), sink: Box::new(sink) }],
                 checkpoints: CheckpointStore::open(&dir.path().join("cp.db")).await?,
                 dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await?,
@@ -374,7 +383,7 @@ async fn main() -> Result<()> {
             let dir = tempfile::tempdir()?;
             let status = Arc::new(PipelineStatus::default());
             let sink = FalconSink::new(
-                &FalconSinkConfig { url: falcon.url.clone(), batch_max: 500, timeout: "10s".into() },
+                &FalconSinkConfig { url: falcon.url.clone(), batch_max: std::num::NonZeroUsize::new(500).expect("not zero"), timeout: Duration::from_secs(10) },
                 &sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml")),
             )
             .map_err(anyhow::Error::msg)?;
@@ -434,10 +443,11 @@ struct Counted {
 impl Sink for Counted {
     fn deliver<'a>(
         &'a mut self,
-        records: &'a [sluice_core::component::Record],
+        batch: &'a sluice_pipeline::Batch,
     ) -> futures_util::future::BoxFuture<'a, Result<Vec<sluice_pipeline::Rejected>, sluice_pipeline::SinkError>> {
         Box::pin(async move {
-            let rejected = self.inner.deliver(records).await?;
+            let rejected = self.inner.deliver(batch).await?;
+            let records = &batch.records;
             // Row changes only: DDL events of the workload's tables are delivered too but are not rows.
             let rows = records
                 .iter()

@@ -50,12 +50,12 @@ async fn posts_json_batches_and_classifies_answers() {
     let config = HttpSinkConfig {
         url,
         headers: BTreeMap::from([("Authorization".to_string(), Secret::new("Bearer t0k3n".to_string()))]),
-        batch_max: 2,
-        timeout: "5s".into(),
+        batch_max: std::num::NonZeroUsize::new(2).unwrap(),
+        timeout: std::time::Duration::from_secs(5),
     };
     let mut sink = HttpSink::new(&config, &Scope::operator(std::path::Path::new("p.toml"))).unwrap();
-    let records: Vec<Record> = (0..3).map(metric).collect();
-    assert!(sink.deliver(&records).await.unwrap().is_empty());
+    let batch = sluice_pipeline::Batch::of((0..3).map(metric).collect());
+    assert!(sink.deliver(&batch).await.unwrap().is_empty());
     {
         let bodies = hook.bodies.lock().unwrap();
         assert_eq!(bodies.len(), 2, "3 records in batches of 2");
@@ -64,10 +64,10 @@ async fn posts_json_batches_and_classifies_answers() {
         assert_eq!(bodies[1].1[0]["value"], 2.0);
     }
     hook.answer.store(503, Ordering::Relaxed);
-    assert!(sink.deliver(&records).await.unwrap_err().retryable, "5xx is retried");
+    assert!(sink.deliver(&batch).await.unwrap_err().retryable, "5xx is retried");
     hook.answer.store(429, Ordering::Relaxed);
-    assert!(sink.deliver(&records).await.unwrap_err().retryable, "429 is retried");
+    assert!(sink.deliver(&batch).await.unwrap_err().retryable, "429 is retried");
     hook.answer.store(400, Ordering::Relaxed);
-    assert!(!sink.deliver(&records).await.unwrap_err().retryable, "other 4xx is refused for good");
+    assert!(!sink.deliver(&batch).await.unwrap_err().retryable, "other 4xx is refused for good");
     assert!(format!("{:?}", config.headers).contains("***"), "header values print redacted");
 }

@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 struct Collect(Arc<Mutex<Vec<Arc<ChangeEvent>>>>);
 
 impl Sink for Collect {
-    fn deliver<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+    fn deliver<'a>(&'a mut self, batch: &'a sluice_pipeline::Batch) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+        let records = &batch.records;
         let mut v = self.0.lock().unwrap();
         for r in records {
             if let Record::Change(c) = r {
@@ -62,14 +63,14 @@ impl Capture {
                 include: vec![format!("{db}.*")],
                 exclude: vec![],
                 snapshot: snapshot.iter().map(|t| t.to_string()).collect(),
-                reconnect_max: "1s".into(),
+                reconnect_max: std::time::Duration::from_secs(1),
             },
         )
         .unwrap();
         let p = Pipeline {
             name: name.into(),
             source: Box::new(source),
-            shaper: None,
+            transforms: Vec::new(),
             sinks: vec![NamedSink { name: "c".into(), sink: Box::new(sink.clone()) }],
             checkpoints: CheckpointStore::open(&dir.path().join("cp.db")).await.unwrap(),
             dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await.unwrap(),

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 struct Collect(Arc<Mutex<Vec<Record>>>);
 
 impl Sink for Collect {
-    fn deliver<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+    fn deliver<'a>(&'a mut self, batch: &'a sluice_pipeline::Batch) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+        let records = &batch.records;
         self.0.lock().unwrap().extend_from_slice(records);
         Box::pin(async { Ok(Vec::new()) })
     }
@@ -49,14 +50,14 @@ async fn pipeline(name: &str, url: &str, dir: &std::path::Path, sink: Collect, s
             publication: None,
             tables: vec!["public.items".into()],
             snapshot: vec![],
-            reconnect_max: "2s".into(),
+            reconnect_max: std::time::Duration::from_secs(2),
         },
     )
     .unwrap();
     Pipeline {
         name: name.into(),
         source: Box::new(source),
-        shaper: None,
+        transforms: Vec::new(),
         sinks: vec![NamedSink { name: "collect".into(), sink: Box::new(sink) }],
         checkpoints: CheckpointStore::open(&dir.join("cp.db")).await.unwrap(),
         dead_letter: DeadLetter::open(&dir.join("dl.jsonl")).await.unwrap(),
@@ -185,14 +186,14 @@ async fn a_slot_of_another_database_is_refused_by_name() {
             publication: None,
             tables: vec![],
             snapshot: vec![],
-            reconnect_max: "1s".into(),
+            reconnect_max: std::time::Duration::from_secs(1),
         },
     )
     .unwrap();
     let p = Pipeline {
         name: "p".into(),
         source: Box::new(source),
-        shaper: None,
+        transforms: Vec::new(),
         sinks: vec![NamedSink { name: "c".into(), sink: Box::new(Collect::default()) }],
         checkpoints: CheckpointStore::open(&dir.path().join("cp.db")).await.unwrap(),
         dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await.unwrap(),
@@ -232,14 +233,14 @@ async fn initial_snapshot_hands_off_to_the_slot_exactly() {
             publication: None,
             tables: vec!["public.items".into()],
             snapshot: vec!["public.*".into()],
-            reconnect_max: "1s".into(),
+            reconnect_max: std::time::Duration::from_secs(1),
         },
     )
     .unwrap();
     let p = Pipeline {
         name: "snap".into(),
         source: Box::new(source),
-        shaper: None,
+        transforms: Vec::new(),
         sinks: vec![NamedSink { name: "c".into(), sink: Box::new(sink.clone()) }],
         checkpoints: CheckpointStore::open(&dir.path().join("cp.db")).await.unwrap(),
         dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await.unwrap(),
@@ -394,7 +395,15 @@ async fn read_table_is_exact_ordered_and_keyed_by_the_catalog() {
     .unwrap();
     let source = PgLogicalSource::new(
         "pgread",
-        PgLogicalConfig { connection: None, url: url.clone(), slot: None, publication: None, tables: vec![], snapshot: vec![], reconnect_max: "1s".into() },
+        PgLogicalConfig {
+            connection: None,
+            url: url.clone(),
+            slot: None,
+            publication: None,
+            tables: vec![],
+            snapshot: vec![],
+            reconnect_max: std::time::Duration::from_secs(1),
+        },
     )
     .unwrap();
     let mut rows = source.read_table("public", "metrics_config").await.unwrap();

@@ -120,9 +120,11 @@ impl PipelineManager {
         if config.name.is_none() {
             config.name = Some(name.to_string());
         }
-        if let Some(instance) = config.source.url().strip_prefix(INSTANCE_URL_PREFIX).map(str::to_string) {
+        if let Some(source) = config.source.as_mut()
+            && let Some(instance) = source.spec().url().strip_prefix(INSTANCE_URL_PREFIX).map(str::to_string)
+        {
             let spec = instance_connection(&self.store, &instance, &self.egress).await.map_err(|e| format!("`source.url`: {e}"))?;
-            config.source.set_connection(spec);
+            source.spec_mut().set_connection(spec);
         }
         let loaded = pipeline_file::finish(config, virtual_path, scope).map_err(|e| e.to_string())?;
         let refused = loaded.check_egress().await;

@@ -256,7 +256,31 @@ pub struct ChangeEvent {
     pub statement: Option<Arc<str>>,
 }
 
+/// When and where a change was committed: what the changes of one transaction share, and the change's
+/// own position in the stream.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Commit time, Unix milliseconds.
+    pub commit_ts_ms: i64,
+    /// Transaction id: the GTID on MySQL/MariaDB, the xid on PostgreSQL.
+    pub txn: Option<Arc<str>>,
+    pub position: Position,
+}
+
 impl ChangeEvent {
+    /// A row change (insert, update, delete, snapshot row): the one constructor every source uses.
+    pub fn row(source: Arc<str>, database: Arc<str>, table: Arc<str>, op: Operation, before: Option<Row>, after: Option<Row>, origin: Origin) -> Self {
+        debug_assert!(op != Operation::Ddl, "a DDL change is made with ChangeEvent::ddl");
+        let Origin { commit_ts_ms, txn, position } = origin;
+        Self { source, database, table, op, before, after, commit_ts_ms, txn, position, statement: None }
+    }
+
+    /// A DDL statement (or a TRUNCATE) on `database`; `table` is empty when the source cannot tell which.
+    pub fn ddl(source: Arc<str>, database: Arc<str>, table: Arc<str>, statement: Arc<str>, origin: Origin) -> Self {
+        let Origin { commit_ts_ms, txn, position } = origin;
+        Self { source, database, table, op: Operation::Ddl, before: None, after: None, commit_ts_ms, txn, position, statement: Some(statement) }
+    }
+
     /// The image shaping reads: the after image, or the before image of a delete.
     pub fn image(&self) -> Option<&Row> {
         self.after.as_ref().or(self.before.as_ref())

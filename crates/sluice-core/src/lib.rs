@@ -6,16 +6,20 @@
 pub mod catalog;
 pub mod change;
 pub mod component;
+pub mod config;
 pub mod confine;
 pub mod domain;
 pub mod egress;
 pub mod glob;
 pub mod interpolate;
+pub mod resume;
 pub mod secret;
 pub mod ticket;
 pub mod wire;
 
-pub use change::{ChangeEvent, Column, JsonText, Operation, Position, Row, Value};
+pub use change::{ChangeEvent, Column, JsonText, Operation, Origin, Position, Row, Value};
+pub use config::ConfigError;
 pub use domain::{Engine, Environment, ExecMode, ProjectRole, Role, TicketKind, TlsMode};
 pub use interpolate::{InterpolateError, interpolate};
+pub use resume::ResumePosition;
 pub use secret::Secret;

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
+use sluice_core::ResumePosition;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
@@ -17,8 +18,12 @@ pub enum CheckpointError {
     },
     #[error("checkpoint store query failed")]
     Query(#[from] sqlx::Error),
-    #[error("the stored checkpoint of pipeline `{pipeline}` is not valid JSON")]
-    Corrupt { pipeline: String },
+    #[error("the stored checkpoint of pipeline `{pipeline}` is not a resume position")]
+    Corrupt {
+        pipeline: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Clone)]
@@ -43,25 +48,25 @@ impl CheckpointStore {
         Ok(Self { pool })
     }
 
-    pub async fn load(&self, pipeline: &str) -> Result<Option<serde_json::Value>, CheckpointError> {
+    pub async fn load(&self, pipeline: &str) -> Result<Option<ResumePosition>, CheckpointError> {
         let row = sqlx::query("SELECT position FROM checkpoints WHERE pipeline = ?").bind(pipeline).fetch_optional(&self.pool).await?;
         match row {
             None => Ok(None),
             Some(r) => {
                 let text: String = r.try_get("position")?;
-                serde_json::from_str(&text).map(Some).map_err(|_| CheckpointError::Corrupt { pipeline: pipeline.to_string() })
+                serde_json::from_str(&text).map(Some).map_err(|source| CheckpointError::Corrupt { pipeline: pipeline.to_string(), source })
             }
         }
     }
 
-    pub async fn save(&self, pipeline: &str, position: &serde_json::Value) -> Result<(), CheckpointError> {
+    pub async fn save(&self, pipeline: &str, position: &ResumePosition) -> Result<(), CheckpointError> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         sqlx::query(
             "INSERT INTO checkpoints (pipeline, position, updated_at) VALUES (?, ?, ?) \
              ON CONFLICT (pipeline) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
         )
         .bind(pipeline)
-        .bind(position.to_string())
+        .bind(serde_json::to_string(position).expect("a position serializes"))
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -83,10 +88,11 @@ mod tests {
         let path = dir.path().join("cp.db");
         let s = CheckpointStore::open(&path).await.unwrap();
         assert_eq!(s.load("p").await.unwrap(), None);
-        s.save("p", &serde_json::json!({"file": "b.000001", "pos": 4})).await.unwrap();
-        s.save("p", &serde_json::json!({"file": "b.000001", "pos": 99})).await.unwrap();
+        let at = |pos| ResumePosition::Binlog(sluice_core::resume::BinlogPosition { file: "b.000001".into(), pos, gtid: String::new() });
+        s.save("p", &at(4)).await.unwrap();
+        s.save("p", &at(99)).await.unwrap();
         s.close().await;
         let s = CheckpointStore::open(&path).await.unwrap();
-        assert_eq!(s.load("p").await.unwrap().unwrap()["pos"], 99);
+        assert_eq!(s.load("p").await.unwrap(), Some(at(99)));
     }
 }

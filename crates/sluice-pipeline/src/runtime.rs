@@ -7,16 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
-use sluice_core::ChangeEvent;
+use sluice_core::ResumePosition;
 use sluice_core::component::Record;
 use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::checkpoint::{CheckpointError, CheckpointStore};
-use crate::component::{Sink, Source, SourceItem};
+use crate::component::{Batch, Sink, Source, SourceItem, StreamCursor, Transform, TransformError};
 use crate::dead_letter::{DeadLetter, DeadLetterEntry};
-use crate::shape::{ShapeError, Shaper};
 use crate::status::PipelineStatus;
 
 pub const SOURCE_EVENTS_TOTAL: &str = "sluice_source_events_total";
@@ -38,6 +37,8 @@ pub struct RuntimeSettings {
     /// First and largest pause between retries of a failing batch.
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// How often an idle sink is asked to flush (to close a period that passed without records, say).
+    pub flush_interval: Duration,
 }
 
 impl Default for RuntimeSettings {
@@ -49,6 +50,7 @@ impl Default for RuntimeSettings {
             checkpoint_interval: Duration::from_millis(200),
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(10),
+            flush_interval: Duration::from_secs(1),
         }
     }
 }
@@ -76,7 +78,8 @@ pub struct NamedSink {
 pub struct Pipeline {
     pub name: String,
     pub source: Box<dyn Source>,
-    pub shaper: Option<Shaper>,
+    /// Applied in order to every change before the sinks (shaping, filters, mappings).
+    pub transforms: Vec<Box<dyn Transform>>,
     pub sinks: Vec<NamedSink>,
     pub checkpoints: CheckpointStore,
     pub dead_letter: DeadLetter,
@@ -84,15 +87,16 @@ pub struct Pipeline {
     pub status: Arc<PipelineStatus>,
 }
 
-struct Batch {
-    records: Vec<Record>,
+/// A batch on its way to the sinks.
+struct Dispatch {
+    batch: Batch,
     /// Every item with a sequence number up to this one is covered.
     upto: u64,
 }
 
 struct Marker {
     seq: u64,
-    resume: serde_json::Value,
+    resume: ResumePosition,
     commit_ts_ms: i64,
 }
 
@@ -105,7 +109,7 @@ struct Shared {
     ack_notify: Notify,
     status: Arc<PipelineStatus>,
     /// Positions saved by the checkpointer, for sources that confirm them upstream.
-    committed: watch::Sender<Option<serde_json::Value>>,
+    committed: watch::Sender<Option<ResumePosition>>,
 }
 
 impl Shared {
@@ -129,9 +133,9 @@ fn now_ms() -> i64 {
 impl Pipeline {
     /// Runs until `shutdown` is cancelled (then drains and saves the last position) or the source fails.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), PipelineError> {
-        let Pipeline { name, mut source, mut shaper, sinks, checkpoints, dead_letter, settings, status } = self;
+        let Pipeline { name, mut source, mut transforms, sinks, checkpoints, dead_letter, settings, status } = self;
         let resume = checkpoints.load(&name).await?;
-        *status.position.lock().expect("status lock") = resume.clone();
+        status.set_position(resume.as_ref());
         tracing::info!(pipeline = %name, resume = %resume.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "start".into()), "pipeline starting");
 
         let shared = Arc::new(Shared {
@@ -144,16 +148,13 @@ impl Pipeline {
             committed: watch::channel(resume.clone()).0,
         });
 
-        // The config table's current rows, before the first change is shaped.
-        if let Some(shaper) = shaper.as_mut()
-            && let Some((db, table)) = shaper.config_table().cloned()
-        {
-            let rows = source.read_table(&db, &table).await.map_err(PipelineError::Source)?;
-            for e in shaper.load_config_rows(&rows) {
-                tracing::warn!(pipeline = %name, config_id = ?e.config_id, reason = %e.reason, "config row rejected");
-                shared.dead_letter("shape", &e.reason, e.config_id, &serde_json::Value::Null).await?;
+        // What each transform reads from the source (the shaping config table), before the first change.
+        for t in transforms.iter_mut() {
+            let stage = t.name().to_string();
+            for e in t.start(source.as_ref()).await.map_err(PipelineError::Source)? {
+                tracing::warn!(pipeline = %name, stage = %stage, config_id = ?e.config_id, reason = %e.reason, "config row rejected");
+                shared.dead_letter(&stage, &e.reason, e.config_id, &serde_json::Value::Null).await?;
             }
-            tracing::info!(pipeline = %name, rows = rows.len(), table = %format!("{db}.{table}"), "shaping config loaded");
         }
 
         let tracker = TaskTracker::new();
@@ -164,6 +165,7 @@ impl Pipeline {
         let source_task = {
             let stop = source_stop.clone();
             let committed = shared.committed.subscribe();
+            let resume = resume.clone();
             tokio::spawn(async move {
                 let r = source.run(resume, committed, src_tx, stop).await;
                 (source, r)
@@ -172,18 +174,17 @@ impl Pipeline {
 
         let mut sink_txs = Vec::new();
         for (i, NamedSink { name: sink_name, sink }) in sinks.into_iter().enumerate() {
-            let (tx, rx) = mpsc::channel::<Arc<Batch>>(settings.sink_buffer);
+            let (tx, rx) = mpsc::channel::<Arc<Dispatch>>(settings.sink_buffer);
             sink_txs.push(tx);
             tracker.spawn(run_sink(i, sink_name, sink, rx, shared.clone(), settings.clone(), stop.clone()));
         }
         let checkpointer = tokio::spawn(run_checkpointer(checkpoints.clone(), shared.clone(), settings.checkpoint_interval, stop.clone()));
 
-        // The shaping stage runs here.
+        // The transform stage runs here.
         let mut seq: u64 = 0;
         let mut flushed: u64 = 0;
-        let mut records: Vec<Record> = Vec::with_capacity(settings.batch_max);
-        let mut metrics_buf = Vec::new();
-        let mut errors: Vec<ShapeError> = Vec::new();
+        let mut pending = Pending::new(StreamCursor { commit: resume, offset: 0 }, settings.batch_max);
+        let mut stage = Stage::default();
         let mut stage_error: Option<PipelineError> = None;
         'outer: loop {
             let item = match src_rx.recv().await {
@@ -196,38 +197,39 @@ impl Pipeline {
                 match item {
                     SourceItem::Change(ev) => {
                         status.events_in.fetch_add(1, Ordering::Relaxed);
-                        if let Err(e) = shape_one(&name, ev, shaper.as_mut(), &mut records, &mut metrics_buf, &mut errors, &shared).await {
+                        if let Err(e) = stage.apply(&name, Record::Change(Arc::new(ev)), &mut transforms, &mut pending.records, &shared).await {
                             stage_error = Some(e);
                             break 'outer;
                         }
                     }
                     SourceItem::Commit { resume, commit_ts_ms } => {
+                        pending.commits.push((pending.records.len(), resume.clone()));
                         shared.markers.lock().await.push_back(Marker { seq, resume, commit_ts_ms });
                     }
                 }
-                if records.len() >= settings.batch_max {
+                if pending.records.len() >= settings.batch_max {
                     break;
                 }
                 next = src_rx.try_recv().ok();
             }
             // Flush when the batch is full or the source has nothing more ready right now.
-            if (records.len() >= settings.batch_max || src_rx.is_empty()) && seq > flushed {
-                let batch = Arc::new(Batch { records: std::mem::take(&mut records), upto: seq });
+            if (pending.records.len() >= settings.batch_max || src_rx.is_empty()) && seq > flushed {
+                let dispatch = Arc::new(Dispatch { batch: pending.take(), upto: seq });
                 flushed = seq;
                 for tx in &sink_txs {
-                    if tx.send(batch.clone()).await.is_err() {
+                    if tx.send(dispatch.clone()).await.is_err() {
                         break 'outer;
                     }
                 }
-                metrics::counter!(SOURCE_EVENTS_TOTAL, "pipeline" => name.clone()).increment(batch.records.len() as u64);
+                metrics::counter!(SOURCE_EVENTS_TOTAL, "pipeline" => name.clone()).increment(dispatch.batch.records.len() as u64);
             }
         }
         // Drain: stop the source, let sinks finish what they hold, save the last position.
         source_stop.cancel();
         if seq > flushed && stage_error.is_none() {
-            let batch = Arc::new(Batch { records: std::mem::take(&mut records), upto: seq });
+            let dispatch = Arc::new(Dispatch { batch: pending.take(), upto: seq });
             for tx in &sink_txs {
-                let _ = tx.send(batch.clone()).await;
+                let _ = tx.send(dispatch.clone()).await;
             }
         }
         drop(sink_txs);
@@ -259,59 +261,131 @@ impl Pipeline {
     }
 }
 
-async fn shape_one(
-    pipeline: &str,
-    ev: ChangeEvent,
-    shaper: Option<&mut Shaper>,
-    records: &mut Vec<Record>,
-    metrics_buf: &mut Vec<sluice_core::component::Metric>,
-    errors: &mut Vec<ShapeError>,
-    shared: &Shared,
-) -> Result<(), PipelineError> {
-    let Some(shaper) = shaper else {
-        records.push(Record::Change(Arc::new(ev)));
-        return Ok(());
-    };
-    if shaper.is_config_table(&ev.database, &ev.table) {
-        if let Some(e) = shaper.apply_config_change(&ev) {
-            tracing::warn!(pipeline, config_id = ?e.config_id, reason = %e.reason, "config row rejected");
-            shared.status.shape_errors.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(SHAPE_ERRORS_TOTAL, "pipeline" => pipeline.to_string()).increment(1);
-            shared.dead_letter("shape", &e.reason, e.config_id, &ev).await?;
-        } else {
-            tracing::info!(pipeline, op = ?ev.op, "shaping config changed");
+/// The batch being filled: its records, the commits inside it, and the cursor it starts at.
+struct Pending {
+    records: Vec<Record>,
+    commits: Vec<(usize, ResumePosition)>,
+    start: StreamCursor,
+    capacity: usize,
+}
+
+impl Pending {
+    fn new(start: StreamCursor, capacity: usize) -> Self {
+        Self { records: Vec::with_capacity(capacity), commits: Vec::new(), start, capacity }
+    }
+
+    /// The batch so far; the next one starts where it ends.
+    fn take(&mut self) -> Batch {
+        let batch = Batch {
+            records: std::mem::replace(&mut self.records, Vec::with_capacity(self.capacity)),
+            start: self.start.clone(),
+            commits: std::mem::take(&mut self.commits),
+        };
+        self.start = batch.end();
+        batch
+    }
+}
+
+/// Buffers reused by the transform chain from change to change.
+#[derive(Default)]
+struct Stage {
+    current: Vec<Record>,
+    next: Vec<Record>,
+    errors: Vec<TransformError>,
+}
+
+impl Stage {
+    /// Runs one record through every transform, appending what comes out to `out`; each problem goes to the
+    /// dead-letter output with the record the failing stage received, and the rest flows on.
+    async fn apply(
+        &mut self,
+        pipeline: &str,
+        record: Record,
+        transforms: &mut [Box<dyn Transform>],
+        out: &mut Vec<Record>,
+        shared: &Shared,
+    ) -> Result<(), PipelineError> {
+        if transforms.is_empty() {
+            out.push(record);
+            return Ok(());
         }
-        return Ok(());
+        self.current.clear();
+        self.current.push(record);
+        for t in transforms.iter_mut() {
+            self.next.clear();
+            for r in &self.current {
+                self.errors.clear();
+                t.apply(r, &mut self.next, &mut self.errors);
+                for e in self.errors.drain(..) {
+                    // Logged with the config row id, never with the row's values.
+                    tracing::warn!(pipeline, stage = t.name(), config_id = ?e.config_id, reason = %e.reason, "record not transformed");
+                    shared.status.shape_errors.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(SHAPE_ERRORS_TOTAL, "pipeline" => pipeline.to_string()).increment(1);
+                    shared.dead_letter(t.name(), &e.reason, e.config_id, r).await?;
+                }
+            }
+            std::mem::swap(&mut self.current, &mut self.next);
+        }
+        out.append(&mut self.current);
+        Ok(())
     }
-    metrics_buf.clear();
-    errors.clear();
-    shaper.shape(&ev, metrics_buf, errors);
-    records.extend(metrics_buf.drain(..).map(Record::Metric));
-    for e in errors.drain(..) {
-        // Logged with the config row id, never with the row's values.
-        tracing::warn!(pipeline, config_id = ?e.config_id, table = %format!("{}.{}", ev.database, ev.table), reason = %e.reason, "row not shaped");
-        shared.status.shape_errors.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(SHAPE_ERRORS_TOTAL, "pipeline" => pipeline.to_string()).increment(1);
-        shared.dead_letter("shape", &e.reason, e.config_id, &ev).await?;
+}
+
+/// Opens the sink, retrying while it fails retryably; `false` when the pipeline stops meanwhile or the
+/// failure is permanent (then the sink acknowledges nothing and the checkpoint stays where it is).
+async fn open_sink(name: &str, sink: &mut dyn Sink, shared: &Shared, settings: &RuntimeSettings, stop: &CancellationToken) -> bool {
+    let mut pause = settings.retry_initial;
+    loop {
+        match sink.open().await {
+            Ok(()) => return true,
+            Err(e) => {
+                shared.status.set_error(format!("sink {name}: {e}"));
+                if !e.retryable {
+                    tracing::error!(sink = %name, error = %e, "sink cannot open; it receives nothing until the pipeline restarts");
+                    return false;
+                }
+                tracing::warn!(sink = %name, error = %e, retry_in_ms = pause.as_millis() as u64, "sink cannot open; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.cancelled() => return false,
+                }
+                pause = (pause * 2).min(settings.retry_max);
+            }
+        }
     }
-    Ok(())
 }
 
 async fn run_sink(
     index: usize,
     name: String,
     mut sink: Box<dyn Sink>,
-    mut rx: mpsc::Receiver<Arc<Batch>>,
+    mut rx: mpsc::Receiver<Arc<Dispatch>>,
     shared: Arc<Shared>,
     settings: RuntimeSettings,
     stop: CancellationToken,
 ) {
     let stage = format!("sink:{name}");
-    while let Some(batch) = rx.recv().await {
+    if !open_sink(&name, sink.as_mut(), &shared, &settings, &stop).await {
+        return;
+    }
+    let mut idle = tokio::time::interval(settings.flush_interval);
+    idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let dispatch = tokio::select! {
+            d = rx.recv() => match d {
+                Some(d) => d,
+                None => break,
+            },
+            _ = idle.tick() => {
+                flush(&name, sink.as_mut(), &shared).await;
+                continue;
+            }
+        };
+        let batch = &dispatch.batch;
         if !batch.records.is_empty() {
             let mut pause = settings.retry_initial;
             loop {
-                match sink.deliver(&batch.records).await {
+                match sink.deliver(batch).await {
                     Ok(rejected) => {
                         for r in &rejected {
                             if let Some(record) = batch.records.get(r.index)
@@ -349,11 +423,24 @@ async fn run_sink(
                 }
             }
         }
-        shared.acked[index].store(batch.upto, Ordering::Release);
+        shared.acked[index].store(dispatch.upto, Ordering::Release);
         if index == 0 {
             shared.status.records_out.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
         }
         shared.ack_notify.notify_one();
+        if rx.is_empty() {
+            flush(&name, sink.as_mut(), &shared).await;
+        }
+    }
+    flush(&name, sink.as_mut(), &shared).await;
+    sink.close().await;
+}
+
+/// A flush that fails is logged and tried again at the next idle moment: what it had to do stays due.
+async fn flush(name: &str, sink: &mut dyn Sink, shared: &Shared) {
+    if let Err(e) = sink.flush().await {
+        shared.status.set_error(format!("sink {name}: {e}"));
+        tracing::warn!(sink = %name, error = %e, "flush failed; trying again when idle");
     }
 }
 
@@ -394,8 +481,8 @@ async fn commit(store: &CheckpointStore, shared: &Shared) -> Result<(), Pipeline
         dl.sync().await.map_err(|source| PipelineError::DeadLetter { path, source })?;
     }
     store.save(&shared.name, &marker.resume).await?;
-    shared.committed.send_replace(Some(marker.resume.clone()));
     shared.status.committed_ts_ms.store(marker.commit_ts_ms, Ordering::Relaxed);
-    *shared.status.position.lock().expect("status lock") = Some(marker.resume);
+    shared.status.set_position(Some(&marker.resume));
+    shared.committed.send_replace(Some(marker.resume));
     Ok(())
 }

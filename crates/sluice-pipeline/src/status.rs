@@ -29,6 +29,11 @@ impl PipelineStatus {
         Some(((now - ts).max(0)) as f64 / 1000.0)
     }
 
+    /// The last committed position, as the API shows it.
+    pub fn set_position(&self, p: Option<&sluice_core::ResumePosition>) {
+        *self.position.lock().expect("status lock") = p.and_then(|p| serde_json::to_value(p).ok());
+    }
+
     pub fn set_error(&self, e: impl Into<String>) {
         *self.last_error.lock().expect("status lock") = Some(e.into());
     }

@@ -6,14 +6,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
+use sluice_core::ResumePosition;
 use sluice_core::change::{Column, Row};
 use sluice_core::component::Record;
+use sluice_core::resume::LsnPosition;
 use sluice_core::{ChangeEvent, Operation, Position, Value};
 use sluice_pipeline::checkpoint::CheckpointStore;
 use sluice_pipeline::dead_letter::DeadLetter;
 use sluice_pipeline::runtime::{NamedSink, RuntimeSettings};
 use sluice_pipeline::status::PipelineStatus;
-use sluice_pipeline::{Pipeline, Rejected, Sink, SinkError, Source, SourceError, SourceItem};
+use sluice_pipeline::{Batch, Pipeline, Rejected, Sink, SinkError, Source, SourceError, SourceItem, StreamCursor};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -37,21 +39,33 @@ fn event(n: usize) -> ChangeEvent {
     }
 }
 
+/// The position after transaction `tx`.
+fn tx_end(tx: usize) -> ResumePosition {
+    ResumePosition::Lsn(LsnPosition { lsn: tx as u64 })
+}
+
+fn committed_tx(status: &PipelineStatus) -> Option<u64> {
+    status.position.lock().unwrap().as_ref().and_then(|p| p["lsn"].as_u64())
+}
+
 impl Source for ScriptSource {
     fn run<'a>(
         &'a mut self,
-        resume: Option<serde_json::Value>,
-        _committed: tokio::sync::watch::Receiver<Option<serde_json::Value>>,
+        resume: Option<ResumePosition>,
+        _committed: tokio::sync::watch::Receiver<Option<ResumePosition>>,
         out: mpsc::Sender<SourceItem>,
         shutdown: CancellationToken,
     ) -> BoxFuture<'a, Result<(), SourceError>> {
         Box::pin(async move {
-            let start = resume.and_then(|r| r["tx"].as_u64()).map(|t| t as usize + 1).unwrap_or(0);
+            let start = match resume {
+                Some(ResumePosition::Lsn(l)) => l.lsn as usize + 1,
+                _ => 0,
+            };
             for tx in start..self.transactions {
                 for row in 0..2 {
                     out.send(SourceItem::Change(event(tx * 2 + row))).await.ok();
                 }
-                out.send(SourceItem::Commit { resume: serde_json::json!({ "tx": tx }), commit_ts_ms: 1 }).await.ok();
+                out.send(SourceItem::Commit { resume: tx_end(tx), commit_ts_ms: 1 }).await.ok();
             }
             shutdown.cancelled().await;
             Ok(())
@@ -73,7 +87,8 @@ struct MemorySink {
 }
 
 impl Sink for MemorySink {
-    fn deliver<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+    fn deliver<'a>(&'a mut self, batch: &'a Batch) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+        let records = &batch.records;
         Box::pin(async move {
             self.attempts.fetch_add(1, Ordering::SeqCst);
             if !self.healthy.load(Ordering::SeqCst) {
@@ -121,7 +136,7 @@ async fn checkpoint_waits_for_the_slowest_sink() {
     let p = Pipeline {
         name: "p".into(),
         source: Box::new(ScriptSource { transactions: 5 }),
-        shaper: None,
+        transforms: Vec::new(),
         sinks: vec![NamedSink { name: "fast".into(), sink: Box::new(fast.clone()) }, NamedSink { name: "slow".into(), sink: Box::new(slow.clone()) }],
         checkpoints: store.clone(),
         dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await.unwrap(),
@@ -137,12 +152,12 @@ async fn checkpoint_waits_for_the_slowest_sink() {
 
     slow.healthy.store(true, Ordering::SeqCst);
     wait_for("the slow sink to catch up", || slow.received.lock().unwrap().len() == 10).await;
-    wait_for("the last transaction to be committed", || status.position.lock().unwrap().as_ref().is_some_and(|p| p["tx"] == 4)).await;
+    wait_for("the last transaction to be committed", || committed_tx(&status) == Some(4)).await;
     shutdown.cancel();
     handle.await.unwrap().unwrap();
     assert!(status.sink_retries.load(Ordering::Relaxed) >= 3);
     let store = CheckpointStore::open(&dir.path().join("cp.db")).await.unwrap();
-    assert_eq!(store.load("p").await.unwrap().unwrap()["tx"], 4);
+    assert_eq!(store.load("p").await.unwrap(), Some(tx_end(4)));
 }
 
 #[tokio::test]
@@ -154,7 +169,7 @@ async fn refused_records_go_to_the_dead_letter_file_and_the_stream_goes_on() {
     let p = Pipeline {
         name: "p".into(),
         source: Box::new(ScriptSource { transactions: 3 }),
-        shaper: None,
+        transforms: Vec::new(),
         sinks: vec![NamedSink { name: "picky".into(), sink: Box::new(picky.clone()) }],
         checkpoints: store,
         dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await.unwrap(),
@@ -163,7 +178,7 @@ async fn refused_records_go_to_the_dead_letter_file_and_the_stream_goes_on() {
     };
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(p.run(shutdown.clone()));
-    wait_for("the last transaction to be committed", || status.position.lock().unwrap().as_ref().is_some_and(|p| p["tx"] == 2)).await;
+    wait_for("the last transaction to be committed", || committed_tx(&status) == Some(2)).await;
     shutdown.cancel();
     handle.await.unwrap().unwrap();
     assert_eq!(*picky.received.lock().unwrap(), vec![0, 1, 2, 4, 5]);
@@ -172,4 +187,68 @@ async fn refused_records_go_to_the_dead_letter_file_and_the_stream_goes_on() {
     let entry: serde_json::Value = serde_json::from_str(dl.lines().next().unwrap()).unwrap();
     assert_eq!((entry["stage"].as_str(), entry["reason"].as_str()), (Some("sink:picky"), Some("odd one")));
     assert_eq!(entry["record"]["after"]["id"], 3);
+}
+
+/// A target that keeps its rows and, in the same "transaction" (one lock), the cursor of the last one.
+#[derive(Clone, Default)]
+struct CheckpointedTarget {
+    state: Arc<std::sync::Mutex<(Vec<i64>, Option<StreamCursor>)>>,
+}
+
+impl Sink for CheckpointedTarget {
+    fn deliver<'a>(&'a mut self, batch: &'a Batch) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+        Box::pin(async move {
+            let mut state = self.state.lock().unwrap();
+            let skip = match &state.1 {
+                Some(applied) => batch.applied(applied).map_err(SinkError::permanent)?,
+                None => 0,
+            };
+            for r in &batch.records[skip..] {
+                if let Record::Change(ev) = r
+                    && let Some(Value::Int(id)) = ev.after.as_ref().map(|a| a.values[0].clone())
+                {
+                    state.0.push(id);
+                }
+            }
+            if skip < batch.records.len() {
+                state.1 = Some(batch.end());
+            }
+            Ok(Vec::new())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_target_side_checkpoint_skips_what_the_target_already_has_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = CheckpointedTarget::default();
+    let run = |transactions: usize, checkpoint: &str, batch_max: usize| {
+        let (dir, target) = (dir.path().to_path_buf(), target.clone());
+        let checkpoint = checkpoint.to_string();
+        async move {
+            let status = Arc::new(PipelineStatus::default());
+            let p = Pipeline {
+                name: "p".into(),
+                source: Box::new(ScriptSource { transactions }),
+                transforms: Vec::new(),
+                sinks: vec![NamedSink { name: "db".into(), sink: Box::new(target.clone()) }],
+                checkpoints: CheckpointStore::open(&dir.join(checkpoint)).await.unwrap(),
+                dead_letter: DeadLetter::open(&dir.join("dl.jsonl")).await.unwrap(),
+                settings: RuntimeSettings { batch_max, ..settings() },
+                status: status.clone(),
+            };
+            let shutdown = CancellationToken::new();
+            let handle = tokio::spawn(p.run(shutdown.clone()));
+            let want = (transactions as u64).checked_sub(1);
+            wait_for("the last transaction to be committed", || committed_tx(&status) == want).await;
+            shutdown.cancel();
+            handle.await.unwrap().unwrap();
+        }
+    };
+    run(5, "first.db", 3).await;
+    assert_eq!(target.state.lock().unwrap().0, (0..10).collect::<Vec<_>>());
+    // The pipeline's own checkpoint is lost (a fresh file): the source replays from the start, in batches that
+    // cut transactions elsewhere, and the target takes only what it lacks.
+    run(8, "second.db", 4).await;
+    assert_eq!(target.state.lock().unwrap().0, (0..16).collect::<Vec<_>>(), "each row exactly once");
 }

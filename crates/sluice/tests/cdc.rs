@@ -546,7 +546,7 @@ async fn a_purged_position_is_a_clear_error_naming_the_oldest_available() {
     std::fs::write(
         &file,
         format!(
-            "[source]\ntype = \"mysql_binlog\"\nurl = \"{}\"\nstart = {{ file = \"mysql-bin.000001\", pos = 4 }}\n[sinks.n]\ntype = \"blackhole\"\n",
+            "[source]\ntype = \"mysql_binlog\"\nurl = \"{}\"\nstart = {{ position = {{ file = \"mysql-bin.000001\", pos = 4 }} }}\n[sinks.n]\ntype = \"blackhole\"\n",
             server.url()
         ),
     )

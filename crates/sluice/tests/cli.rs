@@ -248,7 +248,7 @@ fn a_bad_pipeline_file_names_every_problem_and_exits_2() {
     let out = Command::new(BIN).args(["run", "--check"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let t = text(&out);
-    assert!(t.contains("`source`") && t.contains("`sinks.a`") && t.contains("add a [shape] section"), "{t}");
+    assert!(t.contains("`source.url`") && t.contains("`sinks.a.url`") && t.contains("`sinks.a`: this sink sends metrics: add a [shape] section"), "{t}");
 }
 
 #[test]

@@ -14,8 +14,8 @@ use sluice_pipeline::SinkError;
 use crate::scope::Scope;
 
 /// The request time limit every HTTP sink uses unless its `timeout` says otherwise.
-pub(crate) fn default_timeout() -> String {
-    "10s".into()
+pub(crate) fn default_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// A sink's client and what its errors may say.
@@ -26,17 +26,30 @@ pub(crate) struct HttpTarget {
     quote_remote: bool,
 }
 
-/// Checks `url` (http or https, allowed by the egress policy when it is an address) and `timeout` (a
-/// duration like `10s`), and builds the client; errors name the key.
-pub(crate) fn build(url: &str, timeout: &str, batch_max: usize, scope: &Scope) -> Result<HttpTarget, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`url`: `{url}` is not a URL: {e}"))?;
+/// `url` as an http(s) URL with a host; the error says what is wrong with it.
+pub(crate) fn parse_url(url: &str) -> Result<reqwest::Url, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(format!("`url`: `{url}` is not an http(s) URL"));
+        return Err(format!("`{url}` is not an http(s) URL"));
     }
-    if batch_max == 0 {
-        return Err("`batch_max` must be > 0".into());
+    Ok(parsed)
+}
+
+/// The problems of an HTTP sink's `url`, under `at`.
+pub(crate) fn validate_url(at: &str, url: &str, errors: &mut Vec<sluice_core::ConfigError>) {
+    if let Err(e) = parse_url(url) {
+        errors.push(sluice_core::ConfigError::new(sluice_core::config::key_path(at, "url"), e));
     }
-    let timeout = humantime::parse_duration(timeout).map_err(|e| format!("`timeout`: `{timeout}` is not a duration: {e}"))?;
+}
+
+/// Where an HTTP sink's `url` connects.
+pub(crate) fn endpoint(url: &str) -> Vec<crate::component::Endpoint> {
+    crate::scope::url_host_port(url, 80).map(|(host, port)| crate::component::Endpoint { key: "url", host, port }).into_iter().collect()
+}
+
+/// Builds the client for a validated `url` with the egress policy of `scope`.
+pub(crate) fn build(url: &str, timeout: Duration, scope: &Scope) -> Result<HttpTarget, String> {
+    let parsed = parse_url(url).map_err(|e| format!("`url`: {e}"))?;
     let client = egress_client(&parsed, timeout, scope.egress.as_ref()).map_err(|e| format!("`url`: {e}"))?;
     Ok(HttpTarget { client, url: url.to_string(), quote_remote: scope.quote_remote })
 }

@@ -28,6 +28,16 @@ pub(crate) fn connection(
     Ok(spec)
 }
 
+/// Where a source connects: the resolved instance's host, else the host of its own `url`.
+#[cfg(any(feature = "source-mysql-binlog", feature = "source-pg-logical"))]
+pub(crate) fn endpoint(url: &str, resolved: Option<&sluice_engines::ConnectSpec>, default_port: u16) -> Option<crate::component::Endpoint> {
+    let (host, port) = match resolved {
+        Some(spec) => (spec.host.clone(), spec.port),
+        None => crate::scope::url_host_port(url, default_port)?,
+    };
+    Some(crate::component::Endpoint { key: "url", host, port })
+}
+
 /// `*`/`?` pattern match of `db.table` names, shared by the sources' table filters.
 #[allow(unused_imports)]
 pub(crate) use sluice_core::glob::glob_match;

@@ -1,4 +1,5 @@
-//! How a source ends one attempt, and the backoff between attempts — shared by every source.
+//! How a source ends one attempt, the backoff between attempts, and the loop that drives attempts —
+//! shared by every source.
 
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ impl Backoff {
     }
 
     /// Logs why the attempt ended and pauses; `false` when the pipeline is stopping meanwhile.
-    pub async fn wait(&mut self, source: &str, why: &str, shutdown: &CancellationToken) -> bool {
+    async fn wait(&mut self, source: &str, why: &str, shutdown: &CancellationToken) -> bool {
         tracing::warn!(source, reason = %why, retry_in_ms = self.pause.as_millis() as u64, "source interrupted; reconnecting");
         let go_on = tokio::select! {
             _ = shutdown.cancelled() => false,
@@ -47,5 +48,34 @@ impl Backoff {
         };
         self.pause = (self.pause * 2).min(self.max);
         go_on
+    }
+}
+
+/// What a source does after one attempt (see [`Backoff::settle`]).
+pub(crate) enum Next<T> {
+    /// The attempt succeeded with this value.
+    Done(T),
+    /// The pipeline is stopping.
+    Stop,
+    /// The pause is over: try again.
+    Again,
+}
+
+impl Backoff {
+    /// Settles one attempt, the one retry rule every source follows: a value is done, a shutdown stops, a
+    /// [`Stop::Retry`] waits (backing off) and asks for another attempt, and a [`Stop::Fatal`] is the error.
+    /// `what` says what the attempts do, for the log (`initial snapshot`), or is empty. Used as
+    /// `loop { match backoff.settle(..., attempt().await, ...).await? { … } }`: an attempt borrows the
+    /// source's state mutably, which a closure handed to a driver could not do across awaits and stay `Send`.
+    pub async fn settle<T>(&mut self, source: &str, what: &str, result: Result<T, Stop>, shutdown: &CancellationToken) -> Result<Next<T>, SourceError> {
+        match result {
+            Ok(value) => Ok(Next::Done(value)),
+            Err(Stop::Shutdown) => Ok(Next::Stop),
+            Err(Stop::Fatal(e)) => Err(e),
+            Err(Stop::Retry(why)) => {
+                let why = if what.is_empty() { why } else { format!("{what}: {why}") };
+                Ok(if self.wait(source, &why, shutdown).await { Next::Again } else { Next::Stop })
+            }
+        }
     }
 }

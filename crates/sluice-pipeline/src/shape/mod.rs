@@ -8,19 +8,19 @@ pub mod template;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use sluice_core::change::Row;
 use sluice_core::component::Metric;
+use sluice_core::component::Record;
 use sluice_core::{ChangeEvent, Operation, Value};
+
+use crate::component::{Source, SourceError, Transform, TransformError};
 
 pub use self::rules::{MetricRule, RuleConfig, RuleError};
 use self::template::Scope;
 
 /// A per-row shaping problem: the row's other metrics and every other row keep flowing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShapeError {
-    pub config_id: Option<i64>,
-    pub reason: String,
-}
+pub type ShapeError = TransformError;
 
 #[derive(Debug, Clone, Default)]
 pub struct ShapeSettings {
@@ -145,6 +145,42 @@ impl Shaper {
                 errors.push(ShapeError { config_id: rule.id, reason });
             }
         }
+    }
+}
+
+/// Shaping as a transform: a change of a table with rules becomes its metrics (a change of a table without
+/// rules becomes nothing: the pipeline sends metrics), a change of the config table reshapes what follows,
+/// and a metric of an earlier stage passes on. Reading the config table before the first change is `start`.
+impl Transform for Shaper {
+    fn name(&self) -> &str {
+        "shape"
+    }
+
+    fn start<'a>(&'a mut self, source: &'a dyn Source) -> BoxFuture<'a, Result<Vec<TransformError>, SourceError>> {
+        Box::pin(async move {
+            let Some((db, table)) = self.config_table.clone() else { return Ok(Vec::new()) };
+            let rows = source.read_table(&db, &table).await?;
+            let errors = self.load_config_rows(&rows);
+            tracing::info!(rows = rows.len(), table = %format!("{db}.{table}"), "shaping config loaded");
+            Ok(errors)
+        })
+    }
+
+    fn apply(&mut self, record: &Record, out: &mut Vec<Record>, errors: &mut Vec<TransformError>) {
+        let Record::Change(ev) = record else {
+            out.push(record.clone());
+            return;
+        };
+        if self.is_config_table(&ev.database, &ev.table) {
+            match self.apply_config_change(ev) {
+                Some(e) => errors.push(e),
+                None => tracing::info!(op = ?ev.op, "shaping config changed"),
+            }
+            return;
+        }
+        let mut metrics = Vec::new();
+        self.shape(ev, &mut metrics, errors);
+        out.extend(metrics.into_iter().map(Record::Metric));
     }
 }
 

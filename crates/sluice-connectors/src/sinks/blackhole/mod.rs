@@ -8,13 +8,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
-use sluice_core::component::Record;
-use sluice_pipeline::{Rejected, Sink, SinkError};
+use sluice_core::ConfigError;
+use sluice_pipeline::{Batch, Rejected, Sink, SinkError};
+
+use crate::component::{Accepts, SinkContext, SinkSpec};
+use crate::scope::Scope;
 
 /// `[sinks.NAME]` with `type = "blackhole"`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlackholeSinkConfig {}
+
+impl SinkSpec for BlackholeSinkConfig {
+    fn validate(&self, _at: &str, _scope: &Scope, _errors: &mut Vec<ConfigError>) {}
+
+    fn accepts(&self) -> Accepts {
+        Accepts::Any
+    }
+
+    fn build<'a>(self: Box<Self>, _cx: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Box<dyn Sink>, String>> {
+        Box::pin(async { Ok(Box::new(BlackholeSink::default()) as Box<dyn Sink>) })
+    }
+}
 
 #[derive(Default, Clone)]
 pub struct BlackholeSink {
@@ -23,8 +38,8 @@ pub struct BlackholeSink {
 }
 
 impl Sink for BlackholeSink {
-    fn deliver<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
-        self.received.fetch_add(records.len() as u64, Ordering::Relaxed);
+    fn deliver<'a>(&'a mut self, batch: &'a Batch) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+        self.received.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
         Box::pin(async { Ok(Vec::new()) })
     }
 }

@@ -1,6 +1,6 @@
 use futures_util::future::BoxFuture;
 use sluice_core::component::Record;
-use sluice_pipeline::{Rejected, Sink, SinkError};
+use sluice_pipeline::{Batch, Rejected, Sink, SinkError};
 
 use super::config::FalconSinkConfig;
 use super::encoding::{FalconSample, validate};
@@ -16,8 +16,8 @@ const AGENT: &str = "the open-falcon agent";
 
 impl FalconSink {
     pub fn new(config: &FalconSinkConfig, scope: &Scope) -> Result<Self, String> {
-        let target = crate::sinks::http_client::build(&config.url, &config.timeout, config.batch_max, scope)?;
-        Ok(Self { target, batch_max: config.batch_max })
+        let target = crate::sinks::http_client::build(&config.url, config.timeout, scope)?;
+        Ok(Self { target, batch_max: config.batch_max.get() })
     }
 
     async fn push(&self, body: &[FalconSample<'_>]) -> Result<(), SinkError> {
@@ -31,7 +31,8 @@ impl FalconSink {
 }
 
 impl Sink for FalconSink {
-    fn deliver<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+    fn deliver<'a>(&'a mut self, batch: &'a Batch) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+        let records = &batch.records;
         Box::pin(async move {
             let mut rejected = Vec::new();
             let mut samples = Vec::with_capacity(records.len().min(self.batch_max));

@@ -8,10 +8,12 @@ use std::path::PathBuf;
 
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
-use sluice_core::component::Record;
-use sluice_pipeline::{Rejected, Sink, SinkError};
+use sluice_core::ConfigError;
+use sluice_core::config::key_path;
+use sluice_pipeline::{Batch, Rejected, Sink, SinkError};
 use tokio::io::AsyncWriteExt;
 
+use crate::component::{Accepts, SinkContext, SinkSpec};
 use crate::scope::Scope;
 
 /// `[sinks.NAME]` with `type = "file"`.
@@ -21,6 +23,22 @@ pub struct FileSinkConfig {
     /// A file to append JSON lines to, or `-` for standard output. In a pipeline managed through the API:
     /// a relative name inside the pipeline's own folder of the data dir (no `-`, no absolute path, no `..`).
     pub path: String,
+}
+
+impl SinkSpec for FileSinkConfig {
+    fn validate(&self, at: &str, scope: &Scope, errors: &mut Vec<ConfigError>) {
+        if let Err(e) = FileSink::target_path(self, scope) {
+            errors.push(ConfigError::new(key_path(at, "path"), e));
+        }
+    }
+
+    fn accepts(&self) -> Accepts {
+        Accepts::Any
+    }
+
+    fn build<'a>(self: Box<Self>, cx: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Box<dyn Sink>, String>> {
+        Box::pin(async move { Ok(Box::new(FileSink::new(&self, cx.scope).await?) as Box<dyn Sink>) })
+    }
 }
 
 pub struct FileSink {
@@ -72,11 +90,11 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
-    fn deliver<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+    fn deliver<'a>(&'a mut self, batch: &'a Batch) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
         Box::pin(async move {
             let mut buf = std::mem::take(&mut self.buf);
             buf.clear();
-            for r in records {
+            for r in &batch.records {
                 serde_json::to_writer(&mut buf, r).map_err(|e| SinkError::permanent(format!("cannot encode a record: {e}")))?;
                 buf.push(b'\n');
             }

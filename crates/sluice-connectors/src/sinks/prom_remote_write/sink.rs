@@ -1,7 +1,7 @@
 use futures_util::future::BoxFuture;
 use prost::Message;
 use sluice_core::component::Record;
-use sluice_pipeline::{Rejected, Sink, SinkError};
+use sluice_pipeline::{Batch, Rejected, Sink, SinkError};
 
 use super::config::PromRemoteWriteSinkConfig;
 use super::encoding::encode_metrics;
@@ -17,8 +17,8 @@ const RECEIVER: &str = "the remote-write receiver";
 
 impl PromRemoteWriteSink {
     pub fn new(config: &PromRemoteWriteSinkConfig, scope: &Scope) -> Result<Self, String> {
-        let target = crate::sinks::http_client::build(&config.url, &config.timeout, config.batch_max, scope)?;
-        Ok(Self { target, batch_max: config.batch_max })
+        let target = crate::sinks::http_client::build(&config.url, config.timeout, scope)?;
+        Ok(Self { target, batch_max: config.batch_max.get() })
     }
 
     async fn write(&self, body: Vec<u8>) -> Result<(), SinkError> {
@@ -41,7 +41,8 @@ impl PromRemoteWriteSink {
 }
 
 impl Sink for PromRemoteWriteSink {
-    fn deliver<'a>(&'a mut self, records: &'a [Record]) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+    fn deliver<'a>(&'a mut self, batch: &'a Batch) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+        let records = &batch.records;
         Box::pin(async move {
             let mut rejected = Vec::new();
             let mut metrics = Vec::with_capacity(records.len());

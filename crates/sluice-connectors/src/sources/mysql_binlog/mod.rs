@@ -7,7 +7,6 @@
 mod charset;
 mod config;
 mod decode;
-mod position;
 mod rowdecode;
 mod snapshot;
 mod source;

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
 use sluice_core::change::{Column, Row};
-use sluice_core::{ChangeEvent, Operation, Position, Value};
+use sluice_core::resume::BinlogPosition;
+use sluice_core::{ChangeEvent, Operation, Origin, Position, ResumePosition, Value};
 use sluice_pipeline::{SourceError, SourceItem};
 use tokio::sync::mpsc;
 
 use super::config::glob_match;
-use super::position::BinlogPosition;
 use super::source::{MysqlBinlogSource, Stop, classify};
 
 /// The binary collation id.
@@ -67,18 +67,9 @@ impl MysqlBinlogSource {
             let mut n = 0u32;
             while let Some(row) = result.next().await.map_err(q)? {
                 let values = row.unwrap_raw().into_iter().zip(&cols).map(|(v, c)| snapshot_value(c, v)).collect();
-                let ev = ChangeEvent {
-                    source: self.name_arc(),
-                    database: db_arc.clone(),
-                    table: table_arc.clone(),
-                    op: Operation::Snapshot,
-                    before: None,
-                    after: Some(Row { columns: columns.clone(), values }),
-                    commit_ts_ms: now_ms(),
-                    txn: None,
-                    position: Position::Binlog { file: file_arc.clone(), pos, gtid: None, row: n },
-                    statement: None,
-                };
+                let origin = Origin { commit_ts_ms: now_ms(), txn: None, position: Position::Binlog { file: file_arc.clone(), pos, gtid: None, row: n } };
+                let row = Row { columns: columns.clone(), values };
+                let ev = ChangeEvent::row(self.name_arc(), db_arc.clone(), table_arc.clone(), Operation::Snapshot, None, Some(row), origin);
                 out.send(SourceItem::Change(ev)).await.map_err(|_| Stop::Shutdown)?;
                 n = n.wrapping_add(1);
                 total += 1;
@@ -88,8 +79,7 @@ impl MysqlBinlogSource {
         let _ = conn.disconnect().await;
         let position = BinlogPosition { file, pos, gtid: String::new() };
         // One commit for the whole snapshot: it is checkpointed only once every row is delivered.
-        let resume = serde_json::to_value(&position).expect("position serializes");
-        out.send(SourceItem::Commit { resume, commit_ts_ms: now_ms() }).await.map_err(|_| Stop::Shutdown)?;
+        out.send(SourceItem::Commit { resume: ResumePosition::Binlog(position.clone()), commit_ts_ms: now_ms() }).await.map_err(|_| Stop::Shutdown)?;
         tracing::info!(source = %self.name(), rows = total, "initial snapshot done; streaming from its position");
         Ok(position)
     }

@@ -10,15 +10,15 @@ use mysql_async::binlog::events::{Event, EventData, RowsEventData};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, Opts};
 use sluice_core::change::{Column, Row};
-use sluice_core::{ChangeEvent, Engine, Operation, Position, Value};
+use sluice_core::resume::{BinlogPosition, GtidState};
+use sluice_core::{ChangeEvent, Engine, Operation, Origin, Position, ResumePosition, Value};
 use sluice_engines::ConnectSpec;
 use sluice_pipeline::{Source, SourceError, SourceItem};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{MysqlBinlogConfig, StartFrom, StartName, glob_match};
+use super::config::{MysqlBinlogConfig, StartFrom, glob_match};
 use super::decode::TablePlan;
-use super::position::{BinlogPosition, GtidState};
 use super::rowdecode::Cursor;
 
 /// MariaDB's own event types, which mysql_common does not decode (see `../shared/notes/cdc-spike.md`).
@@ -39,15 +39,14 @@ pub struct MysqlBinlogSource {
     config_table: Option<(String, String)>,
 }
 
-use crate::sources::reconnect::Backoff;
 pub(super) use crate::sources::reconnect::Stop;
+use crate::sources::reconnect::{Backoff, Next};
 
 impl MysqlBinlogSource {
     pub fn new(name: &str, config: MysqlBinlogConfig) -> Result<Self, String> {
         let connection = crate::sources::connection(&config.url, config.connection.as_ref(), &[Engine::Mysql, Engine::Mariadb])?;
         let opts = Opts::from(sluice_engines::connect::mysql_opts(&connection));
-        let reconnect_max = humantime::parse_duration(&config.reconnect_max)
-            .map_err(|e| format!("`reconnect_max`: `{}` is not a duration like `30s`: {e}", config.reconnect_max))?;
+        let reconnect_max = config.reconnect_max;
         Ok(Self { name: name.into(), config, connection, opts, reconnect_max, config_table: None })
     }
 
@@ -92,7 +91,7 @@ impl MysqlBinlogSource {
     async fn initial_position(&self, conn: &mut Conn, mariadb: bool) -> Result<BinlogPosition, Stop> {
         let q = |e: mysql_async::Error| classify(&e, "read the server's binlog position");
         match &self.config.start {
-            StartFrom::Now | StartFrom::Named(StartName::Now) => {
+            StartFrom::Now => {
                 let row: Option<(String, u64)> = conn
                     .query_first("SHOW MASTER STATUS")
                     .await
@@ -105,13 +104,13 @@ impl MysqlBinlogSource {
                     if mariadb { conn.query_first::<String, _>("SELECT @@gtid_binlog_pos").await.map_err(q)?.unwrap_or_default() } else { String::new() };
                 Ok(BinlogPosition { file, pos, gtid })
             }
-            StartFrom::Named(StartName::Earliest) => {
+            StartFrom::Earliest => {
                 let logs: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await.map_err(q)?;
                 let file = logs.first().and_then(|r| r.get::<String, _>(0)).ok_or_else(|| Stop::Fatal(SourceError::new("the server lists no binary logs")))?;
                 Ok(BinlogPosition { file, pos: 4, gtid: String::new() })
             }
-            StartFrom::File { file, pos } => Ok(BinlogPosition { file: file.clone(), pos: *pos, gtid: String::new() }),
-            StartFrom::Gtid { gtid } => {
+            StartFrom::Position { file, pos } => Ok(BinlogPosition { file: file.clone(), pos: *pos, gtid: String::new() }),
+            StartFrom::Gtid(gtid) => {
                 if GtidState::parse(gtid).is_none() {
                     return Err(Stop::Fatal(SourceError::new(format!("start gtid `{gtid}` is not a MariaDB GTID list like 0-1-42"))));
                 }
@@ -258,18 +257,12 @@ impl MysqlBinlogSource {
                 } else if !trimmed.starts_with('#') {
                     // DDL (or a statement-format change, which row capture cannot see).
                     let db = q.schema().to_string();
-                    let ev = ChangeEvent {
-                        source: self.name.clone(),
-                        database: db.as_str().into(),
-                        table: "".into(),
-                        op: Operation::Ddl,
-                        before: None,
-                        after: None,
+                    let origin = Origin {
                         commit_ts_ms: header.timestamp() as i64 * 1000,
                         txn: st.gtid_text(),
                         position: Position::Binlog { file: st.file.as_str().into(), pos: end_pos, gtid: st.gtid_text(), row: 0 },
-                        statement: Some(trimmed.into()),
                     };
+                    let ev = ChangeEvent::ddl(self.name.clone(), db.as_str().into(), "".into(), trimmed.into(), origin);
                     // Cached plans and names may describe the old shape of an altered table.
                     st.plans.clear();
                     st.captured.clear();
@@ -324,17 +317,13 @@ impl MysqlBinlogSource {
                 let gtid = st.gtid_text();
                 st.in_tx_rows = true;
                 let commit_ts_ms = st.commit_ts_ms.max(header.timestamp() as i64 * 1000);
-                let make = |i: usize, before: Option<Row>, after: Option<Row>| ChangeEvent {
-                    source: self.name.clone(),
-                    database: plan.database.clone(),
-                    table: plan.table.clone(),
-                    op,
-                    before,
-                    after,
-                    commit_ts_ms,
-                    txn: gtid.clone(),
-                    position: Position::Binlog { file: file.clone(), pos: start_pos, gtid: gtid.clone(), row: i as u32 },
-                    statement: None,
+                let make = |i: usize, before: Option<Row>, after: Option<Row>| {
+                    let origin = Origin {
+                        commit_ts_ms,
+                        txn: gtid.clone(),
+                        position: Position::Binlog { file: file.clone(), pos: start_pos, gtid: gtid.clone(), row: i as u32 },
+                    };
+                    ChangeEvent::row(self.name.clone(), plan.database.clone(), plan.table.clone(), op, before, after, origin)
                 };
                 if plan.native {
                     let before_bits: Option<Vec<bool>> = re.columns_before_image().map(|b| b.iter().map(|x| *x).collect());
@@ -377,8 +366,7 @@ impl MysqlBinlogSource {
         st.in_tx_rows = false;
         st.standalone = false;
         let p = BinlogPosition { file: st.file.clone(), pos: end_pos, gtid: if st.track_gtid { st.gtid.render() } else { String::new() } };
-        let resume = serde_json::to_value(&p).expect("position serializes");
-        send(out, SourceItem::Commit { resume, commit_ts_ms: st.commit_ts_ms }).await?;
+        send(out, SourceItem::Commit { resume: ResumePosition::Binlog(p.clone()), commit_ts_ms: st.commit_ts_ms }).await?;
         st.commit_ts_ms = 0;
         *pos = Some(p);
         Ok(())
@@ -447,46 +435,34 @@ pub(super) fn classify(e: &mysql_async::Error, doing: &str) -> Stop {
 impl Source for MysqlBinlogSource {
     fn run<'a>(
         &'a mut self,
-        resume: Option<serde_json::Value>,
+        resume: Option<ResumePosition>,
         // The binlog needs no confirmation: the server keeps files by its own retention.
-        _committed: tokio::sync::watch::Receiver<Option<serde_json::Value>>,
+        _committed: tokio::sync::watch::Receiver<Option<ResumePosition>>,
         out: mpsc::Sender<SourceItem>,
         shutdown: CancellationToken,
     ) -> BoxFuture<'a, Result<(), SourceError>> {
         Box::pin(async move {
             let mut pos: Option<BinlogPosition> = match resume {
                 None => None,
-                Some(v) => Some(serde_json::from_value(v).map_err(|e| SourceError::with_source("the saved checkpoint is not a binlog position", e))?),
+                Some(ResumePosition::Binlog(p)) => Some(p),
+                Some(other) => return Err(SourceError::new(format!("the saved checkpoint ({other}) is not a binlog position"))),
             };
             let config_table = self.config_table.clone();
             let mut backoff = Backoff::new(self.reconnect_max);
             if pos.is_none() && !self.config.snapshot.is_empty() {
+                // A snapshot is not resumable: a failed one starts over (rows already sent repeat).
                 loop {
-                    match self.snapshot(&out).await {
-                        Ok(p) => {
-                            pos = Some(p);
-                            break;
-                        }
-                        Err(Stop::Shutdown) => return Ok(()),
-                        Err(Stop::Fatal(e)) => return Err(e),
-                        // A snapshot is not resumable: a failed one starts over (rows already sent repeat).
-                        Err(Stop::Retry(why)) => {
-                            if !backoff.wait(&self.name, &format!("initial snapshot: {why}"), &shutdown).await {
-                                return Ok(());
-                            }
-                        }
+                    match backoff.settle(&self.name, "initial snapshot", self.snapshot(&out).await, &shutdown).await? {
+                        Next::Done(p) => break pos = Some(p),
+                        Next::Stop => return Ok(()),
+                        Next::Again => {}
                     }
                 }
             }
             loop {
-                match self.stream_once(&mut pos, config_table.as_ref(), &out, &shutdown).await {
-                    Ok(()) | Err(Stop::Shutdown) => return Ok(()),
-                    Err(Stop::Fatal(e)) => return Err(e),
-                    Err(Stop::Retry(why)) => {
-                        if !backoff.wait(&self.name, &why, &shutdown).await {
-                            return Ok(());
-                        }
-                    }
+                let attempt = self.stream_once(&mut pos, config_table.as_ref(), &out, &shutdown).await;
+                if let Next::Done(()) | Next::Stop = backoff.settle(&self.name, "", attempt, &shutdown).await? {
+                    return Ok(());
                 }
             }
         })

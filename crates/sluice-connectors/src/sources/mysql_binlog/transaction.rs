@@ -31,11 +31,11 @@ pub async fn read_transaction(
         url: String::new(),
         connection: Some(spec.clone()),
         server_id,
-        start: StartFrom::File { file: file.to_string(), pos },
+        start: StartFrom::Position { file: file.to_string(), pos },
         include: Vec::new(),
         exclude: Vec::new(),
         snapshot: Vec::new(),
-        reconnect_max: "5s".into(),
+        reconnect_max: Duration::from_secs(5),
     };
     let mut source = MysqlBinlogSource::new("ticket-backup", config)?;
     let (tx, mut rx) = mpsc::channel(4096);

@@ -6,13 +6,14 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use pgwire_replication::{Lsn, PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent};
 use sluice_core::change::{Column, Row};
-use sluice_core::{ChangeEvent, Engine, Operation, Position, TlsMode, Value};
+use sluice_core::resume::LsnPosition;
+use sluice_core::{ChangeEvent, Engine, Operation, Origin, Position, ResumePosition, TlsMode, Value};
 use sluice_engines::ConnectSpec;
 use sluice_pipeline::{Source, SourceError, SourceItem};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::config::{PgLogicalConfig, quote_ident, valid_name};
+use super::config::{PgLogicalConfig, quote_ident};
 use super::decode::{self, Message, Relations};
 use super::toast::ToastCache;
 
@@ -30,7 +31,7 @@ pub struct PgLogicalSource {
     reconnect_max: Duration,
 }
 
-use crate::sources::reconnect::{Backoff, Stop};
+use crate::sources::reconnect::{Backoff, Next, Stop};
 
 fn pg_time_ms(micros: i64) -> i64 {
     PG_EPOCH_UNIX_SECS * 1000 + micros / 1000
@@ -42,25 +43,8 @@ impl PgLogicalSource {
         let user = connection.username.clone().unwrap_or_else(|| "postgres".into());
         let database = connection.database.clone().unwrap_or_else(|| user.clone());
         let connection = ConnectSpec { username: Some(user), ..connection }.with_database(Some(&database));
-        // Slots are cluster-wide: the default names the database too, so pipelines of the same name on two
-        // databases of one server do not collide.
-        let mut default = format!("sluice_{}_{}", pipeline, database).to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
-        default.truncate(63);
-        let slot = config.slot.clone().unwrap_or_else(|| default.clone());
-        let publication = config.publication.clone().unwrap_or(default);
-        if !valid_name(&slot) {
-            return Err(format!("`slot`: `{slot}` must be 1–63 lowercase letters, digits or `_`"));
-        }
-        if !valid_name(&publication) {
-            return Err(format!("`publication`: `{publication}` must be 1–63 lowercase letters, digits or `_`"));
-        }
-        for t in &config.tables {
-            if t.split_once('.').is_none_or(|(s, n)| s.is_empty() || n.is_empty()) {
-                return Err(format!("`tables`: `{t}` is not `schema.table`"));
-            }
-        }
-        let reconnect_max = humantime::parse_duration(&config.reconnect_max)
-            .map_err(|e| format!("`reconnect_max`: `{}` is not a duration like `30s`: {e}", config.reconnect_max))?;
+        let (slot, publication) = config.names(pipeline, &database);
+        let reconnect_max = config.reconnect_max;
         Ok(Self { name: pipeline.into(), config, connection, database, slot, publication, reconnect_max })
     }
 
@@ -219,18 +203,9 @@ impl PgLogicalSource {
                                 None => decode::Cell::Null,
                             })
                             .collect();
-                        let ev = ChangeEvent {
-                            source: self.name.clone(),
-                            database: rel.schema.clone(),
-                            table: rel.name.clone(),
-                            op: Operation::Snapshot,
-                            before: None,
-                            after: Some(decode::row(&rel, cells, None)),
-                            commit_ts_ms,
-                            txn: None,
-                            position: Position::Lsn { lsn: consistent_point.0 },
-                            statement: None,
-                        };
+                        let origin = Origin { commit_ts_ms, txn: None, position: Position::Lsn { lsn: consistent_point.0 } };
+                        let row = decode::row(&rel, cells, None);
+                        let ev = ChangeEvent::row(self.name.clone(), rel.schema.clone(), rel.name.clone(), Operation::Snapshot, None, Some(row), origin);
                         out.send(SourceItem::Change(ev)).await.map_err(|_| Stop::Shutdown)?;
                     }
                 }
@@ -242,7 +217,7 @@ impl PgLogicalSource {
             c.batch_execute("CLOSE sluice_snapshot").await.map_err(q)?;
         }
         c.batch_execute("COMMIT").await.map_err(q)?;
-        let resume = serde_json::json!({ "lsn": consistent_point.0, "lsn_text": consistent_point.to_string() });
+        let resume = ResumePosition::Lsn(LsnPosition { lsn: consistent_point.0 });
         out.send(SourceItem::Commit { resume, commit_ts_ms }).await.map_err(|_| Stop::Shutdown)?;
         tracing::info!(source = %self.name, rows = total, "initial snapshot done; streaming from the slot's consistent point");
         Ok(())
@@ -251,7 +226,7 @@ impl PgLogicalSource {
     async fn stream_once(
         &self,
         pos: &mut Option<u64>,
-        committed: &mut watch::Receiver<Option<serde_json::Value>>,
+        committed: &mut watch::Receiver<Option<ResumePosition>>,
         out: &mpsc::Sender<SourceItem>,
         shutdown: &CancellationToken,
     ) -> Result<(), Stop> {
@@ -287,9 +262,7 @@ impl PgLogicalSource {
         } else {
             ReplicationClient::connect(cfg).await.map_err(|e| classify_wire(e, &self.slot))?
         };
-        if let Some(Some(c)) = Some(committed.borrow().clone())
-            && let Some(lsn) = c["lsn"].as_u64()
-        {
+        if let Some(lsn) = confirmed_lsn(committed) {
             client.update_applied_lsn(Lsn(lsn));
         }
         tracing::info!(source = %self.name, slot = %self.slot, start_lsn = %start, "logical replication started");
@@ -307,7 +280,7 @@ impl PgLogicalSource {
                 }
                 changed = committed.changed() => {
                     if changed.is_ok()
-                        && let Some(lsn) = committed.borrow().as_ref().and_then(|c| c["lsn"].as_u64()) {
+                        && let Some(lsn) = confirmed_lsn(committed) {
                             // Confirm to the server only what every sink has and the checkpoint saved.
                             client.update_applied_lsn(Lsn(lsn));
                         }
@@ -339,36 +312,17 @@ impl PgLogicalSource {
                             let before = old.map(|cells| decode::row(&rel, cells, None));
                             let mut after = new.map(|cells| decode::row(&rel, cells, before.as_ref()));
                             toast.apply(relation, op, before.as_ref(), after.as_mut());
-                            let ev = ChangeEvent {
-                                source: self.name.clone(),
-                                database: rel.schema.clone(),
-                                table: rel.name.clone(),
-                                op,
-                                before,
-                                after,
-                                commit_ts_ms,
-                                txn: xid.clone(),
-                                position: Position::Lsn { lsn: wal_start.0 },
-                                statement: None,
-                            };
+                            let origin = Origin { commit_ts_ms, txn: xid.clone(), position: Position::Lsn { lsn: wal_start.0 } };
+                            let ev = ChangeEvent::row(self.name.clone(), rel.schema.clone(), rel.name.clone(), op, before, after, origin);
                             out.send(SourceItem::Change(ev)).await.map_err(|_| Stop::Shutdown)?;
                         }
                         Message::Truncate(oids) => {
                             for oid in oids {
                                 toast.forget_relation(oid);
                                 if let Some(rel) = relations.get(oid) {
-                                    let ev = ChangeEvent {
-                                        source: self.name.clone(),
-                                        database: rel.schema.clone(),
-                                        table: rel.name.clone(),
-                                        op: Operation::Ddl,
-                                        before: None,
-                                        after: None,
-                                        commit_ts_ms,
-                                        txn: xid.clone(),
-                                        position: Position::Lsn { lsn: wal_start.0 },
-                                        statement: Some(format!("TRUNCATE {}.{}", rel.schema, rel.name).into()),
-                                    };
+                                    let origin = Origin { commit_ts_ms, txn: xid.clone(), position: Position::Lsn { lsn: wal_start.0 } };
+                                    let statement = format!("TRUNCATE {}.{}", rel.schema, rel.name).into();
+                                    let ev = ChangeEvent::ddl(self.name.clone(), rel.schema.clone(), rel.name.clone(), statement, origin);
                                     out.send(SourceItem::Change(ev)).await.map_err(|_| Stop::Shutdown)?;
                                 }
                             }
@@ -379,14 +333,14 @@ impl PgLogicalSource {
                 ReplicationEvent::KeepAlive { wal_end, .. } => {
                     // Idle and fully confirmed: nothing between the last commit and the server's WAL end concerns
                     // this slot, so confirm up to it and let the server recycle WAL.
-                    let confirmed = committed.borrow().as_ref().and_then(|c| c["lsn"].as_u64()).unwrap_or(0);
+                    let confirmed = confirmed_lsn(committed).unwrap_or(0);
                     if xid.is_none() && confirmed >= last_sent && wal_end.0 > confirmed {
                         client.update_applied_lsn(wal_end);
                     }
                 }
                 ReplicationEvent::Commit { end_lsn, commit_time_micros, .. } => {
                     last_sent = end_lsn.0;
-                    let resume = serde_json::json!({ "lsn": end_lsn.0, "lsn_text": end_lsn.to_string() });
+                    let resume = ResumePosition::Lsn(LsnPosition { lsn: end_lsn.0 });
                     out.send(SourceItem::Commit { resume, commit_ts_ms: pg_time_ms(commit_time_micros) }).await.map_err(|_| Stop::Shutdown)?;
                     *pos = Some(end_lsn.0);
                     xid = None;
@@ -394,6 +348,14 @@ impl PgLogicalSource {
                 _ => {}
             }
         }
+    }
+}
+
+/// The LSN every sink has and the checkpoint saved: what the slot may be confirmed up to.
+fn confirmed_lsn(committed: &watch::Receiver<Option<ResumePosition>>) -> Option<u64> {
+    match &*committed.borrow() {
+        Some(ResumePosition::Lsn(l)) => Some(l.lsn),
+        _ => None,
     }
 }
 
@@ -450,26 +412,22 @@ fn classify_wire(e: PgWireError, slot: &str) -> Stop {
 impl Source for PgLogicalSource {
     fn run<'a>(
         &'a mut self,
-        resume: Option<serde_json::Value>,
-        mut committed: watch::Receiver<Option<serde_json::Value>>,
+        resume: Option<ResumePosition>,
+        mut committed: watch::Receiver<Option<ResumePosition>>,
         out: mpsc::Sender<SourceItem>,
         shutdown: CancellationToken,
     ) -> BoxFuture<'a, Result<(), SourceError>> {
         Box::pin(async move {
-            let mut pos = match &resume {
+            let mut pos = match resume {
                 None => None,
-                Some(v) => Some(v["lsn"].as_u64().ok_or_else(|| SourceError::new("the saved checkpoint is not a PostgreSQL LSN"))?),
+                Some(ResumePosition::Lsn(l)) => Some(l.lsn),
+                Some(other) => return Err(SourceError::new(format!("the saved checkpoint ({other}) is not a PostgreSQL LSN"))),
             };
             let mut backoff = Backoff::new(self.reconnect_max);
             loop {
-                match self.stream_once(&mut pos, &mut committed, &out, &shutdown).await {
-                    Ok(()) | Err(Stop::Shutdown) => return Ok(()),
-                    Err(Stop::Fatal(e)) => return Err(e),
-                    Err(Stop::Retry(why)) => {
-                        if !backoff.wait(&self.name, &why, &shutdown).await {
-                            return Ok(());
-                        }
-                    }
+                let attempt = self.stream_once(&mut pos, &mut committed, &out, &shutdown).await;
+                if let Next::Done(()) | Next::Stop = backoff.settle(&self.name, "", attempt, &shutdown).await? {
+                    return Ok(());
                 }
             }
         })
