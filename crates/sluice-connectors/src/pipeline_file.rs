@@ -32,6 +32,7 @@ registry! {
 registry! {
     /// `[sinks.NAME]`: one line per sink type.
     pub enum SinkConfig: SinkSpec {
+        #[cfg(feature = "sink-database")] Database("database", crate::sinks::database::DatabaseSinkConfig),
         #[cfg(feature = "sink-falcon")] Falcon("falcon", crate::sinks::falcon::FalconSinkConfig),
         #[cfg(feature = "sink-prom-remote-write")] PrometheusRemoteWrite("prometheus_remote_write", crate::sinks::prom_remote_write::PromRemoteWriteSinkConfig),
         #[cfg(feature = "sink-http")] Http("http", crate::sinks::http::HttpSinkConfig),
@@ -110,6 +111,11 @@ pub struct RuntimeConfig {
     /// Longest pause between retries of a failing batch (default `10s`).
     #[serde(default, with = "humantime_serde")]
     pub retry_max: Option<Duration>,
+    /// How often the acknowledged position is saved, at most (default `200ms`). Longer means fewer writes
+    /// and a longer tail to replay after a crash (which exactly-once sinks skip, and at-least-once sinks
+    /// see again).
+    #[serde(default, with = "humantime_serde")]
+    pub checkpoint_interval: Option<Duration>,
 }
 
 /// The prefix of a connection string that names a registered instance instead (`instance:orders-db`).
@@ -338,6 +344,9 @@ impl Loaded {
         }
         if let Some(r) = c.runtime.retry_max {
             settings.retry_max = r;
+        }
+        if let Some(i) = c.runtime.checkpoint_interval {
+            settings.checkpoint_interval = i;
         }
         Ok(Pipeline { name: self.name, source, transforms, sinks, checkpoints, dead_letter, settings, status })
     }

@@ -50,7 +50,9 @@ impl SourceError {
 /// told (a PostgreSQL slot) confirms exactly these. The runtime stops reading when its channel is full
 /// (back-pressure) and cancels `shutdown` to stop.
 ///
-/// **What the source promises:** items in commit order; a `Commit` after the last change of each transaction
+/// **What the source promises:** on a first start, a `Commit` with the position it starts from before any
+/// change (the runtime saves it at once, so a restart after a crash resumes there, not at a later "now");
+/// items in commit order; a `Commit` after the last change of each transaction
 /// (a large transaction streams: its changes are sent as they are read, never buffered whole); it reconnects
 /// by itself with backoff on connection loss, restarting from its last *sent* commit (so the changes of a
 /// transaction cut mid-way are sent again); it returns `Err` only for what retrying cannot fix (a purged or

@@ -186,6 +186,7 @@ impl Pipeline {
         let mut pending = Pending::new(StreamCursor { commit: resume, offset: 0 }, settings.batch_max);
         let mut stage = Stage::default();
         let mut stage_error: Option<PipelineError> = None;
+        let mut changes_seen = false;
         'outer: loop {
             let item = match src_rx.recv().await {
                 Some(item) => item,
@@ -196,11 +197,19 @@ impl Pipeline {
                 seq += 1;
                 match item {
                     SourceItem::Change(ev) => {
+                        changes_seen = true;
                         status.events_in.fetch_add(1, Ordering::Relaxed);
                         if let Err(e) = stage.apply(&name, Record::Change(Arc::new(ev)), &mut transforms, &mut pending.records, &shared).await {
                             stage_error = Some(e);
                             break 'outer;
                         }
+                    }
+                    SourceItem::Commit { resume, commit_ts_ms } if !changes_seen && pending.records.is_empty() => {
+                        // No change before it in this run: nothing for a sink to acknowledge, so it is saved now
+                        // (a first start's position is pinned before anything can be lost past it).
+                        pending.start = StreamCursor { commit: Some(resume.clone()), offset: 0 };
+                        shared.markers.lock().await.push_back(Marker { seq, resume, commit_ts_ms });
+                        commit_now(&checkpoints, &shared, seq).await?;
                     }
                     SourceItem::Commit { resume, commit_ts_ms } => {
                         pending.commits.push((pending.records.len(), resume.clone()));
@@ -445,21 +454,36 @@ async fn flush(name: &str, sink: &mut dyn Sink, shared: &Shared) {
 }
 
 async fn run_checkpointer(store: CheckpointStore, shared: Arc<Shared>, interval: Duration, stop: CancellationToken) {
+    // Saves as soon as acknowledgements arrive, then at most once per `interval`.
+    let mut last: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = shared.ack_notify.notified() => {}
-            _ = tokio::time::sleep(interval) => {}
+        }
+        if let Some(at) = last {
+            let wait = interval.saturating_sub(at.elapsed());
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
         }
         if let Err(e) = commit(&store, &shared).await {
             tracing::error!(pipeline = %shared.name, error = %e, "cannot save checkpoint");
             shared.status.set_error(format!("checkpoint: {e}"));
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
+        last = Some(tokio::time::Instant::now());
     }
+}
+
+/// Saves a marker that no record precedes: every sink has (trivially) acknowledged everything before it.
+async fn commit_now(store: &CheckpointStore, shared: &Shared, seq: u64) -> Result<(), PipelineError> {
+    for a in &shared.acked {
+        a.fetch_max(seq, Ordering::AcqRel);
+    }
+    commit(store, shared).await
 }
 
 /// Saves the newest commit marker that every sink has acknowledged.

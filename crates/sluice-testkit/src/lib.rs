@@ -21,6 +21,16 @@ pub enum Service {
     Postgres,
     Redis,
     Prometheus,
+    /// NATS with JetStream on.
+    Nats,
+    /// RabbitMQ (AMQP 0.9.1).
+    Rabbitmq,
+    /// Mosquitto (MQTT).
+    Mosquitto,
+    /// vsftpd; the URL's path is the drop folder.
+    Ftp,
+    /// OpenSSH's SFTP with key authentication; the key's path is in `SLUICE_TEST_SFTP_KEY`.
+    Sftp,
 }
 
 impl Service {
@@ -31,6 +41,11 @@ impl Service {
             Service::Postgres => "SLUICE_TEST_POSTGRES_URL",
             Service::Redis => "SLUICE_TEST_REDIS_URL",
             Service::Prometheus => "SLUICE_TEST_PROMETHEUS_URL",
+            Service::Nats => "SLUICE_TEST_NATS_URL",
+            Service::Rabbitmq => "SLUICE_TEST_AMQP_URL",
+            Service::Mosquitto => "SLUICE_TEST_MQTT_URL",
+            Service::Ftp => "SLUICE_TEST_FTP_URL",
+            Service::Sftp => "SLUICE_TEST_SFTP_URL",
         }
     }
 
@@ -41,6 +56,11 @@ impl Service {
             Service::Postgres => "postgres",
             Service::Redis => "redis",
             Service::Prometheus => "prometheus",
+            Service::Nats => "nats",
+            Service::Rabbitmq => "rabbitmq",
+            Service::Mosquitto => "mosquitto",
+            Service::Ftp => "vsftpd",
+            Service::Sftp => "sshd",
         }
     }
 }
@@ -78,6 +98,15 @@ pub fn service(s: Service) -> String {
         panic!("test service `{}` at {host}:{port} is not reachable ({e}); run `./scripts/services.sh start {}`", s.name(), s.name());
     }
     url
+}
+
+/// The private key the SFTP test user logs in with (`SLUICE_TEST_SFTP_KEY`).
+pub fn sftp_key() -> PathBuf {
+    let path = std::env::var("SLUICE_TEST_SFTP_KEY")
+        .ok()
+        .or_else(|| env_file().get("SLUICE_TEST_SFTP_KEY").cloned())
+        .unwrap_or_else(|| panic!("test service `sshd`: SLUICE_TEST_SFTP_KEY is not set; run `./scripts/services.sh start sshd`"));
+    PathBuf::from(path)
 }
 
 /// `scheme://user:pw@host:port/…` → (host, port).

@@ -3,3 +3,5 @@
 
 mod cdc;
 mod cli;
+mod support;
+mod sync;

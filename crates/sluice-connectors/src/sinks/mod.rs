@@ -1,5 +1,7 @@
 #[cfg(feature = "sink-blackhole")]
 pub mod blackhole;
+#[cfg(feature = "sink-database")]
+pub mod database;
 #[cfg(feature = "sink-falcon")]
 pub mod falcon;
 #[cfg(feature = "sink-file")]

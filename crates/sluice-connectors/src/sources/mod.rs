@@ -8,7 +8,7 @@ mod reconnect;
 /// The connection a source uses: the one the control plane resolved from the instance registry (a
 /// password-free `url = "instance:NAME"` in the spec), else the file's own `url`, parsed into the same typed
 /// [`ConnectSpec`](sluice_engines::ConnectSpec) (TLS from `?tls=` / `?sslmode=`).
-#[cfg(any(feature = "source-mysql-binlog", feature = "source-pg-logical"))]
+#[cfg(any(feature = "source-mysql-binlog", feature = "source-pg-logical", feature = "sink-database"))]
 pub(crate) fn connection(
     url: &str,
     resolved: Option<&sluice_engines::ConnectSpec>,
@@ -29,7 +29,7 @@ pub(crate) fn connection(
 }
 
 /// Where a source connects: the resolved instance's host, else the host of its own `url`.
-#[cfg(any(feature = "source-mysql-binlog", feature = "source-pg-logical"))]
+#[cfg(any(feature = "source-mysql-binlog", feature = "source-pg-logical", feature = "sink-database"))]
 pub(crate) fn endpoint(url: &str, resolved: Option<&sluice_engines::ConnectSpec>, default_port: u16) -> Option<crate::component::Endpoint> {
     let (host, port) = match resolved {
         Some(spec) => (spec.host.clone(), spec.port),

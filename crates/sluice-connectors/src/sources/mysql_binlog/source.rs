@@ -149,7 +149,12 @@ impl MysqlBinlogSource {
         let version: String = conn.query_first("SELECT VERSION()").await.map_err(|e| classify(&e, "query"))?.unwrap_or_default();
         let mariadb = version.contains("MariaDB");
         if pos.is_none() {
-            *pos = Some(self.initial_position(&mut conn, mariadb).await?);
+            let start = self.initial_position(&mut conn, mariadb).await?;
+            // The start, pinned: `now` must mean the position of the first start, not of a restart after a
+            // crash that came before the first checkpoint (the changes in between would be skipped).
+            let commit_ts_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+            send(out, SourceItem::Commit { resume: ResumePosition::Binlog(start.clone()), commit_ts_ms }).await?;
+            *pos = Some(start);
         }
         let start = pos.clone().expect("set above");
         // Raw MariaDB GTID events need this capability (see the CDC spike notes).

@@ -1,0 +1,85 @@
+//! What the binary's test modules share: a `sluice run` child process with its log, and waiting for a
+//! condition with a deadline.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// A running `sluice run` with its log lines collected.
+pub struct RunningPipeline {
+    pub child: Child,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl RunningPipeline {
+    pub fn start(file: &Path, env: &[(&str, String)]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run").arg(file).stdout(Stdio::null()).stderr(Stdio::piped()).env("NO_COLOR", "1").env("SLUICE_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        RunningPipeline { child, log }
+    }
+
+    pub async fn wait_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child_status() {
+                panic!("sluice run exited ({status}) before logging `{needle}`:\n{}", self.log.lock().unwrap().join("\n"));
+            }
+            assert!(Instant::now() < deadline, "no `{needle}` in the log within {within:?}:\n{}", self.log.lock().unwrap().join("\n"));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn child_status(&self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        // try_wait needs &mut; a clone of the pid check is enough here.
+        let path = format!("/proc/{}/stat", self.child.id());
+        match std::fs::read_to_string(path) {
+            Ok(s) if s.split_whitespace().nth(2) == Some("Z") => Ok(Some(std::os::unix::process::ExitStatusExt::from_raw(0))),
+            Ok(_) => Ok(None),
+            Err(_) => Ok(Some(std::os::unix::process::ExitStatusExt::from_raw(0))),
+        }
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "sluice run did not stop on SIGTERM");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub async fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

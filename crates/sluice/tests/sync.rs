@@ -1,0 +1,384 @@
+//! `sluice run` syncing rows into other databases: MariaDB → PostgreSQL and PostgreSQL → MariaDB through the
+//! database sink, exactly once across `kill -9`, with mapping, type checks and schema changes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use sluice_testkit::{Service, fresh_mariadb_database, fresh_postgres_database, service};
+
+use crate::support::RunningPipeline;
+
+async fn pg(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c
+}
+
+async fn pg_count(c: &tokio_postgres::Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+}
+
+/// Polls a PostgreSQL count until it reaches `want`.
+async fn wait_pg_count(c: &tokio_postgres::Client, sql: &str, want: i64, within: Duration, pipeline: &RunningPipeline) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        // An error (a column not added yet) is "not yet".
+        let n = c.query_one(sql, &[]).await.map(|r| r.get::<_, i64>(0)).ok();
+        if n == Some(want) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{sql} is {n:?}, not {want}, after {within:?}:\n{}", pipeline.log.lock().unwrap().join("\n"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A unique replica server id per pipeline of this test process.
+fn server_id(n: u32) -> u32 {
+    20_000 + (std::process::id() % 20_000) * 2 + n
+}
+
+fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// The counting trigger: `applied` goes up by one each time the sink writes a row, so a replayed write shows.
+const COUNTING_TRIGGER: &str = "
+CREATE FUNCTION count_applied() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.applied := CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE OLD.applied + 1 END;
+  RETURN NEW;
+END $$;";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_reach_postgres_exactly_once_through_two_kill_9() {
+    const TX: i64 = 100;
+    const ROWS: i64 = 1_000;
+    let (my_url, db) = fresh_mariadb_database("sync_src").await;
+    let pool = mysql_async::Pool::new(my_url.as_str());
+    let mut c = pool.get_conn().await.unwrap();
+    c.query_drop("CREATE TABLE orders (id BIGINT PRIMARY KEY, customer VARCHAR(40), amount DECIMAL(12,2), secret VARCHAR(20))").await.unwrap();
+    let pg_url = fresh_postgres_database("sync_dst").await;
+    let target = pg(&pg_url).await;
+    target
+        .batch_execute(&format!(
+            "{COUNTING_TRIGGER}
+             CREATE TABLE orders (id bigint PRIMARY KEY, client text, amount numeric(12,2), origin text, applied int NOT NULL DEFAULT 0);
+             CREATE TRIGGER count_applied BEFORE INSERT OR UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION count_applied();"
+        ))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "orders-to-pg.toml",
+        &format!(
+            r#"
+[source]
+type = "mysql_binlog"
+url = "{}"
+server_id = {}
+include = ["{db}.orders"]
+
+[runtime]
+# The pipeline's own checkpoint lags the target's, so each restart replays what the target already has.
+checkpoint_interval = "3s"
+
+[sinks.pg]
+type = "database"
+url = "{pg_url}"
+
+[[sinks.pg.tables]]
+from = "{db}.orders"
+to = "public.orders"
+rename = {{ customer = "client" }}
+drop = ["secret"]
+set = {{ origin = "database + '.' + table" }}
+"#,
+            service(Service::Mariadb),
+            server_id(0)
+        ),
+    );
+    let p = RunningPipeline::start(&file, &[]);
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    // The writer runs beside the pipeline; the pipeline is killed twice while it writes.
+    let writer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut c = pool.get_conn().await.unwrap();
+            for t in 0..TX {
+                let values: Vec<String> =
+                    (0..ROWS).map(|r| t * ROWS + r).map(|id| format!("({id}, 'customer {id}', {}.{:02}, 'x')", id % 1000, id % 100)).collect();
+                c.query_drop(format!("INSERT INTO orders VALUES {}", values.join(","))).await.unwrap();
+            }
+        })
+    };
+    let mut p = p;
+    let mut skipped_after_restart = 0;
+    for (n, at) in [20_000, 55_000].into_iter().enumerate() {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while pg_count(&target, "SELECT count(*) FROM orders").await < at {
+            assert!(std::time::Instant::now() < deadline, "the target did not reach {at} rows:\n{}", p.log.lock().unwrap().join("\n"));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        p.kill9();
+        p = RunningPipeline::start(&file, &[]);
+        if n == 0 {
+            p.wait_log("records the target already had are skipped", Duration::from_secs(60)).await;
+            skipped_after_restart += 1;
+        }
+    }
+    assert_eq!(skipped_after_restart, 1);
+    writer.await.unwrap();
+    wait_pg_count(&target, "SELECT count(*) FROM orders", TX * ROWS, Duration::from_secs(180), &p).await;
+    // Exactly once: no row was written twice (the trigger counts writes), none is missing, values are exact.
+    assert_eq!(pg_count(&target, "SELECT count(*) FROM orders WHERE applied <> 1").await, 0, "rows written more than once");
+    let sum: String = target.query_one("SELECT sum(amount)::text FROM orders", &[]).await.unwrap().get(0);
+    let src_sum: String = c.query_first("SELECT CAST(SUM(amount) AS CHAR) FROM orders").await.unwrap().unwrap();
+    assert_eq!(sum, src_sum);
+    assert_eq!(pg_count(&target, &format!("SELECT count(*) FROM orders WHERE origin = '{db}.orders' AND client = 'customer ' || id")).await, TX * ROWS);
+    let stored: String =
+        target.query_one("SELECT position FROM sluice_sink_checkpoints WHERE pipeline = 'orders-to-pg' AND sink = 'pg'", &[]).await.unwrap().get(0);
+    assert!(stored.contains("\"commit\""), "{stored}");
+    assert!(p.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_deletes_key_moves_truncate_and_types_reach_postgres() {
+    let (my_url, db) = fresh_mariadb_database("sync_src").await;
+    let pool = mysql_async::Pool::new(my_url.as_str());
+    let mut c = pool.get_conn().await.unwrap();
+    c.query_drop(
+        "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40), price DECIMAL(10,4), paid_at TIMESTAMP(6) NULL, made DATETIME(6) NULL,
+                             photo BLOB, doc JSON, qty INT);
+         CREATE TABLE moves (id INT PRIMARY KEY, v INT);
+         CREATE TABLE logs (id INT PRIMARY KEY, line TEXT)",
+    )
+    .await
+    .unwrap();
+    let pg_url = fresh_postgres_database("sync_dst").await;
+    let target = pg(&pg_url).await;
+    target
+        .batch_execute(
+            "CREATE TABLE items (id int PRIMARY KEY, name varchar(40), price numeric(10,4), paid_at timestamptz, made timestamp, photo bytea,
+                                 doc jsonb, qty smallint, deleted_at timestamptz);
+             CREATE TABLE logs (id int PRIMARY KEY, line text)",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "items.toml",
+        &format!(
+            r#"
+[source]
+type = "mysql_binlog"
+url = "{}"
+server_id = {}
+include = ["{db}.*"]
+
+[sinks.pg]
+type = "database"
+url = "{pg_url}"
+on_new_column = "add"
+
+[[sinks.pg.tables]]
+from = "{db}.items"
+soft_delete = "deleted_at"
+
+[[sinks.pg.tables]]
+from = "{db}.moves"
+create = true
+
+[[sinks.pg.tables]]
+from = "{db}.logs"
+"#,
+            service(Service::Mariadb),
+            server_id(1)
+        ),
+    );
+    let p = RunningPipeline::start(&file, &[]);
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    // Types: an instant, a wall time, exact decimals, bytes with 0x00, JSON with a long number.
+    c.query_drop("SET time_zone = '+05:30'").await.unwrap();
+    c.query_drop(
+        "INSERT INTO items VALUES (1, 'a''b\\\\c', 123456.7891, '2024-03-31 02:30:00.123456', '2024-03-31 02:30:00.5', X'00FF10', '{\"n\": 12345678901234567890}', 5),
+                                  (2, 'two', 0.0001, NULL, NULL, NULL, NULL, 7),
+                                  (3, 'three', 3, NULL, NULL, NULL, NULL, 40000)",
+    )
+    .await
+    .unwrap();
+    let values: Vec<String> = (1..=10_000).map(|i| format!("({i}, {i})")).collect();
+    c.query_drop(format!("INSERT INTO moves VALUES {}", values.join(","))).await.unwrap();
+    c.query_drop("INSERT INTO logs VALUES (1, 'x'), (2, 'y')").await.unwrap();
+    c.query_drop("UPDATE items SET qty = 6, name = 'one' WHERE id = 1").await.unwrap();
+    c.query_drop("DELETE FROM items WHERE id = 2").await.unwrap();
+    // Every key moves by one: MariaDB applies it from the top, and the target must end with the same rows.
+    c.query_drop("UPDATE moves SET id = id + 1 ORDER BY id DESC").await.unwrap();
+    c.query_drop("TRUNCATE TABLE logs").await.unwrap();
+    c.query_drop("INSERT INTO logs VALUES (3, 'after the truncate')").await.unwrap();
+    // A column added at the source flows through (on_new_column = "add").
+    c.query_drop("ALTER TABLE items ADD COLUMN color VARCHAR(10)").await.unwrap();
+    c.query_drop("INSERT INTO items (id, name, qty, color) VALUES (4, 'four', 1, 'red')").await.unwrap();
+
+    wait_pg_count(&target, "SELECT count(*) FROM items WHERE id = 4 AND color = 'red'", 1, Duration::from_secs(60), &p).await;
+    wait_pg_count(&target, "SELECT count(*) FROM logs", 1, Duration::from_secs(30), &p).await;
+    let row = target
+        .query_one("SELECT name, price::text, paid_at = '2024-03-30 21:00:00.123456+00', made::text, photo, doc::text, qty FROM items WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "one");
+    assert_eq!(row.get::<_, String>(1), "123456.7891");
+    assert!(row.get::<_, bool>(2), "the TIMESTAMP written in +05:30 is the same instant at the target");
+    assert_eq!(row.get::<_, String>(3), "2024-03-31 02:30:00.5");
+    assert_eq!(row.get::<_, Vec<u8>>(4), vec![0x00, 0xff, 0x10]);
+    assert_eq!(row.get::<_, String>(5), "{\"n\": 12345678901234567890}");
+    assert_eq!(row.get::<_, i16>(6), 6);
+    // The soft delete kept the row and stamped it.
+    assert_eq!(pg_count(&target, "SELECT count(*) FROM items WHERE id = 2 AND deleted_at IS NOT NULL").await, 1);
+    // 40000 does not fit smallint: that row is dead-lettered with the reason, the others flowed on.
+    assert_eq!(pg_count(&target, "SELECT count(*) FROM items WHERE id = 3").await, 0);
+    let dl = std::fs::read_to_string(dir.path().join("items.dead-letter.jsonl")).unwrap();
+    assert!(dl.contains("column `qty` (smallint): an integer value 40000 is out of its range"), "{dl}");
+    // The created table holds the moved keys exactly: 2..=10001, each value beside its old key.
+    assert_eq!(pg_count(&target, "SELECT count(*) FROM moves").await, 10_000);
+    assert_eq!(pg_count(&target, "SELECT count(*) FROM moves WHERE id = v + 1").await, 10_000);
+    assert_eq!(pg_count(&target, "SELECT min(id) FROM moves").await, 2);
+    assert_eq!(target.query_one("SELECT line FROM logs", &[]).await.unwrap().get::<_, String>(0), "after the truncate");
+    assert!(p.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_reach_mariadb_from_postgres() {
+    let pg_url = fresh_postgres_database("sync_src").await;
+    let source = pg(&pg_url).await;
+    source
+        .batch_execute(
+            "CREATE TABLE accounts (id bigint PRIMARY KEY, owner text, balance numeric(14,2), opened timestamptz, big text);
+             ALTER TABLE accounts REPLICA IDENTITY DEFAULT",
+        )
+        .await
+        .unwrap();
+    let (my_url, db) = fresh_mariadb_database("sync_dst").await;
+    let pool = mysql_async::Pool::new(my_url.as_str());
+    let mut c = pool.get_conn().await.unwrap();
+    c.query_drop("CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner VARCHAR(100), balance DECIMAL(14,2), opened TIMESTAMP(6) NULL, big LONGTEXT)")
+        .await
+        .unwrap();
+    c.query_drop("SET time_zone = '+00:00'").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "accounts.toml",
+        &format!(
+            r#"
+[source]
+type = "pg_logical"
+url = "{pg_url}"
+tables = ["public.accounts"]
+
+[sinks.my]
+type = "database"
+url = "{my_url}"
+
+[[sinks.my.tables]]
+from = "public.accounts"
+to = "{db}.accounts"
+"#
+        ),
+    );
+    let p = RunningPipeline::start(&file, &[]);
+    p.wait_log("logical replication started", Duration::from_secs(30)).await;
+    // A value over 2 kB is TOASTed: an update that leaves it alone does not send it, and the target must keep it.
+    let big: String = "z".repeat(100_000);
+    source
+        .execute(
+            "INSERT INTO accounts SELECT g, 'owner ' || g, g * 1.5, '2024-01-01 00:00:00+00'::timestamptz + g * interval '1 second', $1 FROM generate_series(1, 500) g",
+            &[&big],
+        )
+        .await
+        .unwrap();
+    source.batch_execute("UPDATE accounts SET balance = balance + 1 WHERE id <= 100; DELETE FROM accounts WHERE id > 450").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM accounts WHERE id <= 100 AND balance = id * 1.5 + 1").await.unwrap();
+        let total: Option<i64> = c.query_first("SELECT COUNT(*) FROM accounts").await.unwrap();
+        if n == Some(100) && total == Some(450) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "target has {total:?} rows, {n:?} updated:\n{}", p.log.lock().unwrap().join("\n"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kept: Option<i64> = c.query_first("SELECT COUNT(*) FROM accounts WHERE LENGTH(big) = 100000").await.unwrap();
+    assert_eq!(kept, Some(450), "an unchanged TOASTed value is kept, never overwritten with NULL");
+    let opened: Option<String> = c.query_first("SELECT CAST(opened AS CHAR) FROM accounts WHERE id = 1").await.unwrap();
+    assert_eq!(opened.as_deref(), Some("2024-01-01 00:00:01.000000"), "the instant, in UTC");
+    assert!(p.terminate().await.success());
+    sluice_testkit::drop_replication_slots(&pg_url).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_to_postgres_example_runs_end_to_end() {
+    let (my_url, db) = fresh_mariadb_database("shop").await;
+    let pool = mysql_async::Pool::new(my_url.as_str());
+    let mut c = pool.get_conn().await.unwrap();
+    c.query_drop(
+        "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(60), since DATE);
+         CREATE TABLE orders (id BIGINT PRIMARY KEY, customer_id INT, qty INT, unit_price DECIMAL(10,2), internal_note TEXT);
+         INSERT INTO customers VALUES (1, 'Ada', '2020-01-02'), (2, 'Grace', '2021-03-04');
+         INSERT INTO orders VALUES (10, 1, 2, 3.50, 'vip'), (11, 2, 1, 10.00, 'x')",
+    )
+    .await
+    .unwrap();
+    let pg_url = fresh_postgres_database("analytics").await;
+    let target = pg(&pg_url).await;
+    target
+        .batch_execute(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, customer int, qty int, unit_price numeric(10,2), total numeric(12,2), source text,
+                                  deleted_at timestamptz)",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync-to-postgres.toml");
+    std::fs::copy(sluice_testkit::workspace_root().join("examples/sync-to-postgres.toml"), &file).unwrap();
+    let env = [
+        ("SLUICE_MYSQL_URL", service(Service::Mariadb)),
+        ("SLUICE_POSTGRES_URL", pg_url.clone()),
+        ("SLUICE_SOURCE_DB", db.clone()),
+        ("SLUICE_SERVER_ID", server_id(2).to_string()),
+    ];
+    let p = RunningPipeline::start(&file, &env);
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    // The snapshot brought the existing rows; these come through the stream.
+    c.query_drop(
+        "INSERT INTO orders VALUES (12, 1, 4, 2.25, 'late');
+         UPDATE orders SET qty = 3 WHERE id = 10;
+         DELETE FROM orders WHERE id = 11;
+         INSERT INTO customers VALUES (3, 'Linus', '2022-05-06');
+         ALTER TABLE orders ADD COLUMN channel VARCHAR(10);
+         INSERT INTO orders (id, customer_id, qty, unit_price, channel) VALUES (13, 3, 1, 1.00, 'web')",
+    )
+    .await
+    .unwrap();
+    wait_pg_count(&target, "SELECT count(*) FROM orders WHERE id = 13 AND channel = 'web'", 1, Duration::from_secs(60), &p).await;
+    wait_pg_count(&target, "SELECT count(*) FROM customers", 3, Duration::from_secs(30), &p).await;
+    let rows = target.query("SELECT id, customer, total::text, source, deleted_at IS NOT NULL FROM orders ORDER BY id", &[]).await.unwrap();
+    let got: Vec<(i64, i32, String, String, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect();
+    let src = format!("{db}.orders");
+    assert_eq!(
+        got,
+        vec![
+            (10, 1, "10.50".to_string(), src.clone(), false),
+            (11, 2, "10.00".to_string(), src.clone(), true),
+            (12, 1, "9.00".to_string(), src.clone(), false),
+            (13, 3, "1.00".to_string(), src.clone(), false),
+        ]
+    );
+    let since: String = target.query_one("SELECT since::text FROM customers WHERE id = 3", &[]).await.unwrap().get(0);
+    assert_eq!(since, "2022-05-06");
+    assert!(p.terminate().await.success());
+}
