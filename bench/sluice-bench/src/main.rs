@@ -50,6 +50,10 @@ enum Cmd {
         /// Render every change as a JSON line into this file (e.g. /dev/null) instead of shaping.
         #[arg(long)]
         jsonl: Option<String>,
+        /// Write every row into table `metrics` of this PostgreSQL (or MySQL) database through the database
+        /// sink instead of shaping: rows, upserts and the checkpoint in one transaction per batch.
+        #[arg(long)]
+        target: Option<String>,
     },
     /// Stream a PostgreSQL slot through shaping into the blackhole sink; prints seconds and rows/s.
     Pg {
@@ -153,24 +157,39 @@ async fn pipeline(
         sinks: vec![NamedSink { name: "out".into(), sink }],
         checkpoints: CheckpointStore::open(&dir.join("cp.db")).await?,
         dead_letter: DeadLetter::open(&dir.join("dl.jsonl")).await?,
-        settings: RuntimeSettings::default(),
+        settings: RuntimeSettings { batch_max: batch_max(), ..RuntimeSettings::default() },
         status,
     })
+}
+
+/// `[runtime] batch_max` for the binlog runs: `SLUICE_BENCH_BATCH_MAX`, else the default (1000).
+fn batch_max() -> usize {
+    std::env::var("SLUICE_BENCH_BATCH_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(RuntimeSettings::default().batch_max)
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Binlog { url, file, rows, db, jsonl } => {
+        Cmd::Binlog { url, file, rows, db, jsonl, target } => {
             let dir = tempfile::tempdir()?;
             let status = Arc::new(PipelineStatus::default());
-            let (sink, received, rules, expect): (Box<dyn Sink>, _, _, u64) = match &jsonl {
-                None => {
+            let (sink, received, rules, expect): (Box<dyn Sink>, _, _, u64) = match (&jsonl, &target) {
+                (None, Some(target)) => {
+                    let config: sluice_connectors::sinks::database::DatabaseSinkConfig =
+                        toml::from_str(&format!("url = \"{target}\"\n[[tables]]\nfrom = \"{db}.metrics\"\nto = \"metrics\"\n"))?;
+                    let scope = sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml"));
+                    let cx = sluice_connectors::component::SinkContext { pipeline: "bench", name: "target", scope: &scope };
+                    let sink = sluice_connectors::sinks::database::DatabaseSink::new(config, &cx).map_err(anyhow::Error::msg)?;
+                    let counted = Counted { inner: Box::new(sink), delivered: Arc::default() };
+                    let received = counted.delivered.clone();
+                    (Box::new(counted), received, None, rows)
+                }
+                (None, None) => {
                     let sink = BlackholeSink::default();
                     let received = sink.received.clone();
                     (Box::new(sink), received, Some(vec![rule(&db, "metrics", &["cpu", "mem", "disk"], "{$field}")]), rows * 3)
                 }
-                Some(path) => {
+                (Some(path), _) => {
                     let scope = sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml"));
                     let file = FileSink::new(&FileSinkConfig { path: path.clone() }, &scope).await.map_err(anyhow::Error::msg)?;
                     let counted = Counted { inner: Box::new(file), delivered: Arc::default() };
@@ -441,6 +460,18 @@ struct Counted {
 }
 
 impl Sink for Counted {
+    fn open(&mut self) -> futures_util::future::BoxFuture<'_, Result<(), sluice_pipeline::SinkError>> {
+        self.inner.open()
+    }
+
+    fn flush(&mut self) -> futures_util::future::BoxFuture<'_, Result<(), sluice_pipeline::SinkError>> {
+        self.inner.flush()
+    }
+
+    fn close(&mut self) -> futures_util::future::BoxFuture<'_, ()> {
+        self.inner.close()
+    }
+
     fn deliver<'a>(
         &'a mut self,
         batch: &'a sluice_pipeline::Batch,

@@ -33,6 +33,7 @@ registry! {
     /// `[sinks.NAME]`: one line per sink type.
     pub enum SinkConfig: SinkSpec {
         #[cfg(feature = "sink-database")] Database("database", crate::sinks::database::DatabaseSinkConfig),
+        #[cfg(feature = "sink-nats")] Nats("nats", crate::sinks::nats::NatsSinkConfig),
         #[cfg(feature = "sink-falcon")] Falcon("falcon", crate::sinks::falcon::FalconSinkConfig),
         #[cfg(feature = "sink-prom-remote-write")] PrometheusRemoteWrite("prometheus_remote_write", crate::sinks::prom_remote_write::PromRemoteWriteSinkConfig),
         #[cfg(feature = "sink-http")] Http("http", crate::sinks::http::HttpSinkConfig),

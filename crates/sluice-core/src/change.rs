@@ -226,6 +226,19 @@ pub enum Operation {
     Ddl,
 }
 
+impl Operation {
+    /// The name the JSON envelope and templates use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Insert => "insert",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::Snapshot => "snapshot",
+            Operation::Ddl => "ddl",
+        }
+    }
+}
+
 /// Where an event sits in its source's stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

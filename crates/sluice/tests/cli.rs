@@ -232,12 +232,13 @@ fn every_example_pipeline_file_passes_check() {
             .env("SLUICE_FALCON_URL", "http://127.0.0.1:1988/v1/push")
             .env("SLUICE_POSTGRES_URL", "postgres://u:p@127.0.0.1:5433/db")
             .env("SLUICE_PROMETHEUS_URL", "http://127.0.0.1:9095")
+            .env("SLUICE_NATS_URL", "nats://127.0.0.1:4223")
             .output()
             .unwrap();
         assert!(out.status.success(), "{}: {}", path.display(), text(&out));
         checked += 1;
     }
-    assert!(checked >= 3, "checked {checked} examples");
+    assert!(checked >= 4, "checked {checked} examples");
 }
 
 #[test]

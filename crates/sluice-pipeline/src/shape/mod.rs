@@ -210,7 +210,7 @@ fn shape_rule(rule: &MetricRule, ev: &ChangeEvent, row: &Row, out: &mut Vec<Metr
                 }
             },
         };
-        let scope = Scope { db: &ev.database, table: &ev.table, field, row };
+        let scope = Scope { db: &ev.database, table: &ev.table, field, op: ev.op.name(), row };
         let render = |what: &str, t: &template::Template| t.render(&scope, true).map_err(|e| format!("{what}: {e}"));
         let metric = render("metric", &rule.metric).inspect_err(|_| out.truncate(first))?;
         let endpoint = render("endpoint", &rule.endpoint).inspect_err(|_| out.truncate(first))?;

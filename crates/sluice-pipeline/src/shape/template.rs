@@ -1,5 +1,6 @@
-//! Templates of the format configuration: `{column}` for a row value, `{$db}`, `{$table}`, `{$field}` for
-//! the database, the table and the value column being turned into a metric.
+//! Templates over a change: `{column}` for a row value, `{$db}`, `{$table}`, `{$op}` for the database, the
+//! table and the operation (`insert`, `update`, `delete`, `snapshot`), and `{$field}` for the value column
+//! being turned into a metric. Shaping and the message sinks' subjects, topics and keys use them.
 
 use sluice_core::change::Row;
 
@@ -10,6 +11,7 @@ enum Part {
     Db,
     Table,
     Field,
+    Op,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +24,8 @@ pub struct Scope<'a> {
     pub db: &'a str,
     pub table: &'a str,
     pub field: &'a str,
+    /// The operation's name (`insert` …); empty where no change is at hand.
+    pub op: &'a str,
     pub row: &'a Row,
 }
 
@@ -29,7 +33,7 @@ pub struct Scope<'a> {
 pub enum TemplateError {
     #[error("unclosed `{{` at byte {at}")]
     Unclosed { at: usize },
-    #[error("unknown variable `{{${name}}}` (known: {{$db}}, {{$table}}, {{$field}})")]
+    #[error("unknown variable `{{${name}}}` (known: {{$db}}, {{$table}}, {{$op}}, {{$field}})")]
     UnknownVariable { name: String },
     #[error("empty `{{}}` at byte {at}")]
     Empty { at: usize },
@@ -59,6 +63,7 @@ impl Template {
                 "$db" => Part::Db,
                 "$table" => Part::Table,
                 "$field" => Part::Field,
+                "$op" => Part::Op,
                 n if n.starts_with('$') => return Err(TemplateError::UnknownVariable { name: n[1..].to_string() }),
                 n => Part::Column(n.to_string()),
             });
@@ -88,6 +93,7 @@ impl Template {
                 Part::Db => out.push_str(scope.db),
                 Part::Table => out.push_str(scope.table),
                 Part::Field => out.push_str(scope.field),
+                Part::Op => out.push_str(scope.op),
                 Part::Column(c) => match scope.row.get(c) {
                     None => return Err(RenderError::MissingColumn(c.clone())),
                     Some(v) => match v.as_text() {
@@ -119,7 +125,7 @@ mod tests {
     #[test]
     fn renders_columns_and_variables() {
         let r = row();
-        let s = Scope { db: "shop", table: "orders", field: "amount", row: &r };
+        let s = Scope { db: "shop", table: "orders", field: "amount", op: "insert", row: &r };
         assert_eq!(Template::parse("{$table}.{$field}").unwrap().render(&s, true).unwrap(), "orders.amount");
         assert_eq!(Template::parse("host-{host}").unwrap().render(&s, true).unwrap(), "host-web1");
         assert_eq!(Template::parse("{region}").unwrap().render(&s, false).unwrap(), "");

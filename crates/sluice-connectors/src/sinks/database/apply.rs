@@ -105,10 +105,91 @@ fn key_cells<'a>(plan: &TablePlan, op: &'a Op) -> Vec<&'a Cell> {
 }
 
 fn text(c: &Cell) -> Option<String> {
-    match c {
-        Cell::Null | Cell::Keep => None,
-        Cell::Text(t) => Some(t.clone()),
-        Cell::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+    c.text(Dialect::Postgres)
+}
+
+/// How one column's values travel to PostgreSQL: a typed array for the plain number and boolean types
+/// (binary: nothing formatted here or parsed there), else a text array the statement casts.
+enum PgArray {
+    I64(Vec<Option<i64>>),
+    I32(Vec<Option<i32>>),
+    I16(Vec<Option<i16>>),
+    F64(Vec<Option<f64>>),
+    F32(Vec<Option<f32>>),
+    Bool(Vec<Option<bool>>),
+    Text(Vec<Option<String>>),
+}
+
+impl PgArray {
+    fn for_type(sql_type: &str, n: usize) -> Self {
+        match sql_type {
+            "bigint" => PgArray::I64(Vec::with_capacity(n)),
+            "integer" => PgArray::I32(Vec::with_capacity(n)),
+            "smallint" => PgArray::I16(Vec::with_capacity(n)),
+            "double precision" => PgArray::F64(Vec::with_capacity(n)),
+            "real" => PgArray::F32(Vec::with_capacity(n)),
+            "boolean" => PgArray::Bool(Vec::with_capacity(n)),
+            _ => PgArray::Text(Vec::with_capacity(n)),
+        }
+    }
+
+    /// Adds a cell; conversion already checked it fits the column, so the narrowing casts keep its value.
+    fn push(&mut self, c: &Cell) {
+        let int = || match c {
+            Cell::Int(i) => Some(*i),
+            Cell::Bool(b) => Some(*b as i64),
+            other => other.text(Dialect::Postgres).and_then(|t| t.parse().ok()),
+        };
+        let float = || match c {
+            Cell::Float(f) => Some(*f),
+            Cell::Int(i) => Some(*i as f64),
+            other => other.text(Dialect::Postgres).and_then(|t| t.parse().ok()),
+        };
+        match self {
+            PgArray::I64(v) => v.push(int()),
+            PgArray::I32(v) => v.push(int().map(|i| i as i32)),
+            PgArray::I16(v) => v.push(int().map(|i| i as i16)),
+            PgArray::F64(v) => v.push(float()),
+            PgArray::F32(v) => v.push(float().map(|f| f as f32)),
+            PgArray::Bool(v) => v.push(match c {
+                Cell::Bool(b) => Some(*b),
+                Cell::Int(i) => Some(*i != 0),
+                _ => None,
+            }),
+            PgArray::Text(v) => v.push(text(c)),
+        }
+    }
+
+    fn param_type(&self) -> &'static str {
+        match self {
+            PgArray::I64(_) => "int8[]",
+            PgArray::I32(_) => "int4[]",
+            PgArray::I16(_) => "int2[]",
+            PgArray::F64(_) => "float8[]",
+            PgArray::F32(_) => "float4[]",
+            PgArray::Bool(_) => "bool[]",
+            PgArray::Text(_) => "text[]",
+        }
+    }
+
+    /// The value of alias `a` as the column's type.
+    fn select(&self, a: &str, sql_type: &str) -> String {
+        match self {
+            PgArray::Text(_) => format!("CAST(u.{a} AS {sql_type})"),
+            _ => format!("u.{a}"),
+        }
+    }
+
+    fn param(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
+        match self {
+            PgArray::I64(v) => v,
+            PgArray::I32(v) => v,
+            PgArray::I16(v) => v,
+            PgArray::F64(v) => v,
+            PgArray::F32(v) => v,
+            PgArray::Bool(v) => v,
+            PgArray::Text(v) => v,
+        }
     }
 }
 
@@ -129,31 +210,31 @@ async fn write_pg(c: &tokio_postgres::Client, statements: &mut Statements, plan:
         Kind::Upsert => {
             let rows = last_per_key(run, |op| key_cells(plan, op));
             let n = plan.columns.len();
-            let mut arrays: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(rows.len()); n];
+            let mut arrays: Vec<PgArray> = (0..n).map(|i| PgArray::for_type(&col(i).sql_type, rows.len())).collect();
             for p in &rows {
                 if let Op::Upsert(cells) = &p.op {
                     for (a, cell) in arrays.iter_mut().zip(cells) {
-                        a.push(text(cell));
+                        a.push(cell);
                     }
                 }
             }
             let names: Vec<String> = (0..n).map(|i| ident(&col(i).name, d)).collect();
-            let params: Vec<String> = (1..=n).map(|i| format!("${i}::text[]")).collect();
+            let params: Vec<String> = arrays.iter().enumerate().map(|(i, a)| format!("${}::{}", i + 1, a.param_type())).collect();
             let aliases: Vec<String> = (0..n).map(|i| format!("a{i}")).collect();
-            let casts: Vec<String> = (0..n).map(|i| format!("CAST(u.a{i} AS {})", col(i).sql_type)).collect();
+            let values: Vec<String> = arrays.iter().enumerate().map(|(i, a)| a.select(&aliases[i], &col(i).sql_type)).collect();
             let keys: Vec<String> = plan.key.iter().map(|k| names[*k].clone()).collect();
             let updates: Vec<String> = (0..n).filter(|i| !plan.key.contains(i)).map(|i| format!("{0} = EXCLUDED.{0}", names[i])).collect();
             let conflict = if updates.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", updates.join(", ")) };
             let sql = format!(
                 "INSERT INTO {table} ({}) SELECT {} FROM unnest({}) AS u({}) ON CONFLICT ({}) {conflict}",
                 names.join(", "),
-                casts.join(", "),
+                values.join(", "),
                 params.join(", "),
                 aliases.join(", "),
                 keys.join(", ")
             );
             let stmt = statements.pg(c, sql).await?;
-            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = arrays.iter().map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = arrays.iter().map(PgArray::param).collect();
             c.execute(&stmt, &refs).await.map_err(pg_error)?;
         }
         Kind::Delete | Kind::SoftDelete => {
@@ -233,6 +314,9 @@ async fn write_pg(c: &tokio_postgres::Client, statements: &mut Statements, plan:
 fn my_value(cell: &Cell, kind: &ColumnKind) -> mysql_async::Value {
     match cell {
         Cell::Null | Cell::Keep => mysql_async::Value::NULL,
+        Cell::Int(i) => mysql_async::Value::Int(*i),
+        Cell::Float(f) => mysql_async::Value::Double(*f),
+        Cell::Bool(b) => mysql_async::Value::Int(*b as i64),
         Cell::Bytes(b) => mysql_async::Value::Bytes(b.clone()),
         Cell::Text(t) => match kind {
             ColumnKind::Int { .. } => match (t.parse::<i64>(), t.parse::<u64>()) {

@@ -41,14 +41,68 @@ pub(crate) enum ColumnKind {
     Other,
 }
 
-/// A value ready to bind.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A value ready to bind: typed where the column is a plain number or boolean (bound in binary, no text to
+/// format or parse), text the target parses otherwise.
+#[derive(Debug, Clone)]
 pub(crate) enum Cell {
     Null,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
     Text(String),
     Bytes(Vec<u8>),
     /// The source did not send it (unchanged TOAST): the target keeps what it has.
     Keep,
+}
+
+impl Cell {
+    /// The cell as text, for a column bound as text (`None`: NULL).
+    pub fn text(&self, dialect: Dialect) -> Option<String> {
+        match self {
+            Cell::Null | Cell::Keep => None,
+            Cell::Int(i) => Some(i.to_string()),
+            Cell::Float(f) => Some(float_text(*f)),
+            Cell::Bool(b) => Some(bool_text(*b, dialect)),
+            Cell::Text(t) => Some(t.clone()),
+            Cell::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        }
+    }
+}
+
+/// Floats compare by their bits: a key holds the value it was given, NaN included.
+impl PartialEq for Cell {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Cell::Null, Cell::Null) | (Cell::Keep, Cell::Keep) => true,
+            (Cell::Int(a), Cell::Int(b)) => a == b,
+            (Cell::Float(a), Cell::Float(b)) => a.to_bits() == b.to_bits(),
+            (Cell::Bool(a), Cell::Bool(b)) => a == b,
+            (Cell::Text(a), Cell::Text(b)) => a == b,
+            (Cell::Bytes(a), Cell::Bytes(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Cell {}
+
+impl std::hash::Hash for Cell {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        std::mem::discriminant(self).hash(h);
+        match self {
+            Cell::Int(i) => i.hash(h),
+            Cell::Float(f) => f.to_bits().hash(h),
+            Cell::Bool(b) => b.hash(h),
+            Cell::Text(t) => t.hash(h),
+            Cell::Bytes(b) => b.hash(h),
+            Cell::Null | Cell::Keep => {}
+        }
+    }
+}
+
+/// An integer within a column's range, typed when it fits 64 bits.
+fn int_cell(n: i128) -> Cell {
+    i64::try_from(n).map(Cell::Int).unwrap_or_else(|_| Cell::Text(n.to_string()))
 }
 
 /// Which dialect the text is for (booleans, binary literals and instants differ).
@@ -93,34 +147,37 @@ pub(crate) fn cell(v: &Value, kind: &ColumnKind, dialect: Dialect, column: &str,
         (Value::Unchanged, _) => Ok(Cell::Keep),
         // Integers.
         (Value::Int(i), ColumnKind::Int { min, max }) => {
-            in_range(*i as i128, *min, *max).map_or_else(|| refuse(&format!("{i} is out of its range")), |n| text(n.to_string()))
+            in_range(*i as i128, *min, *max).map_or_else(|| refuse(&format!("{i} is out of its range")), |n| Ok(int_cell(n)))
         }
         (Value::UInt(u), ColumnKind::Int { min, max }) => {
-            in_range(*u as i128, *min, *max).map_or_else(|| refuse(&format!("{u} is out of its range")), |n| text(n.to_string()))
+            in_range(*u as i128, *min, *max).map_or_else(|| refuse(&format!("{u} is out of its range")), |n| Ok(int_cell(n)))
         }
         (Value::Bit(b), ColumnKind::Int { min, max }) => {
-            in_range(*b as i128, *min, *max).map_or_else(|| refuse(&format!("{b} is out of its range")), |n| text(n.to_string()))
+            in_range(*b as i128, *min, *max).map_or_else(|| refuse(&format!("{b} is out of its range")), |n| Ok(int_cell(n)))
         }
-        (Value::Bool(b), ColumnKind::Int { .. }) => text(if *b { "1" } else { "0" }.into()),
+        (Value::Bool(b), ColumnKind::Int { .. }) => Ok(Cell::Int(*b as i64)),
         (Value::Decimal(d) | Value::String(d), ColumnKind::Int { min, max }) => match d.trim().parse::<i128>().ok().and_then(|n| in_range(n, *min, *max)) {
-            Some(n) => text(n.to_string()),
+            Some(n) => Ok(int_cell(n)),
             None => refuse(&format!("`{d}` is not an integer within its range")),
         },
         (Value::Float(f), ColumnKind::Int { min, max }) if f.fract() == 0.0 && f.is_finite() => match in_range(*f as i128, *min, *max) {
-            Some(n) => text(n.to_string()),
+            Some(n) => Ok(int_cell(n)),
             None => refuse(&format!("{f} is out of its range")),
         },
         // Booleans.
-        (Value::Bool(b), ColumnKind::Bool) => text(bool_text(*b, dialect)),
-        (Value::Int(i), ColumnKind::Bool) if *i == 0 || *i == 1 => text(bool_text(*i == 1, dialect)),
-        (Value::UInt(u), ColumnKind::Bool) if *u <= 1 => text(bool_text(*u == 1, dialect)),
-        (Value::Bit(b), ColumnKind::Bool) if *b <= 1 => text(bool_text(*b == 1, dialect)),
+        (Value::Bool(b), ColumnKind::Bool) => Ok(Cell::Bool(*b)),
+        (Value::Int(i), ColumnKind::Bool) if *i == 0 || *i == 1 => Ok(Cell::Bool(*i == 1)),
+        (Value::UInt(u), ColumnKind::Bool) if *u <= 1 => Ok(Cell::Bool(*u == 1)),
+        (Value::Bit(b), ColumnKind::Bool) if *b <= 1 => Ok(Cell::Bool(*b == 1)),
         // Floats.
         (Value::Float(f), ColumnKind::Float) if !f.is_finite() && dialect == Dialect::Mysql => refuse("that is not finite cannot be stored by MySQL/MariaDB"),
-        (Value::Float(f), ColumnKind::Float) => text(float_text(*f)),
-        (Value::Int(i), ColumnKind::Float) => text(i.to_string()),
-        (Value::UInt(u), ColumnKind::Float) => text(u.to_string()),
-        (Value::Decimal(d), ColumnKind::Float) if d.trim().parse::<f64>().is_ok() => text(d.trim().to_string()),
+        (Value::Float(f), ColumnKind::Float) => Ok(Cell::Float(*f)),
+        (Value::Int(i), ColumnKind::Float) => Ok(Cell::Float(*i as f64)),
+        (Value::UInt(u), ColumnKind::Float) => Ok(Cell::Float(*u as f64)),
+        (Value::Decimal(d), ColumnKind::Float) => match d.trim().parse::<f64>() {
+            Ok(f) => Ok(Cell::Float(f)),
+            Err(_) => refuse(&format!("`{d}` is not a number")),
+        },
         // Exact decimals: no digit may be lost.
         (Value::Decimal(d) | Value::String(d), ColumnKind::Decimal { precision, scale }) => {
             fits_decimal(d, *precision, *scale).map_or_else(|e| refuse(&e), text)
@@ -297,15 +354,18 @@ mod tests {
     #[test]
     fn values_that_fit_pass_exactly() {
         let int4 = ColumnKind::Int { min: i32::MIN as i128, max: i32::MAX as i128 };
-        assert_eq!(c(Value::Int(-5), int4.clone()), t("-5"));
+        assert_eq!(c(Value::Int(-5), int4.clone()), Ok(Cell::Int(-5)));
+        assert_eq!(c(Value::Decimal("-5".into()), int4.clone()), Ok(Cell::Int(-5)));
         assert_eq!(c(Value::UInt(u64::MAX), ColumnKind::Decimal { precision: Some(20), scale: Some(0) }), t("18446744073709551615"));
         assert_eq!(c(Value::Decimal("0012.3400".into()), ColumnKind::Decimal { precision: Some(6), scale: Some(2) }), t("12.34"));
         assert_eq!(c(Value::Decimal("-0.5".into()), ColumnKind::Decimal { precision: None, scale: None }), t("-0.5"));
-        assert_eq!(c(Value::Float(0.1), ColumnKind::Float), t("0.1"));
+        assert_eq!(c(Value::Float(0.1), ColumnKind::Float), Ok(Cell::Float(0.1)));
+        assert_eq!(Cell::Float(0.1).text(Dialect::Postgres).as_deref(), Some("0.1"));
         assert_eq!(c(Value::Bytes(vec![0, 255].into()), ColumnKind::Bytes { max_len: None }), t("\\x00ff"));
         assert_eq!(c(Value::Timestamp(1_704_067_201_500_000), ColumnKind::Timestamp), t("2024-01-01 00:00:01.500000+00"));
         assert_eq!(cell(&Value::Timestamp(1_704_067_201_000_000), &ColumnKind::Timestamp, Dialect::Mysql, "c", "t"), t("2024-01-01 00:00:01"));
-        assert_eq!(c(Value::Bool(true), ColumnKind::Bool), t("true"));
+        assert_eq!(c(Value::Bool(true), ColumnKind::Bool), Ok(Cell::Bool(true)));
+        assert_eq!(Cell::Bool(true).text(Dialect::Postgres).as_deref(), Some("true"));
         assert_eq!(c(Value::Unchanged, ColumnKind::Bool), Ok(Cell::Keep));
         assert_eq!(c(Value::String("héllo".into()), ColumnKind::Text { max_chars: Some(5) }), t("héllo"));
     }

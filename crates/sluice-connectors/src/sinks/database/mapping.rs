@@ -225,7 +225,7 @@ fn cel_context(ev: &ChangeEvent, row: &Row) -> cel::Context<'static, 'static> {
     let mut ctx = cel::Context::default();
     let map: HashMap<String, cel::Value> = row.columns.iter().zip(&row.values).map(|(c, v)| (c.name.to_string(), to_cel(v))).collect();
     ctx.add_variable_from_value("row", cel::Value::from(map));
-    ctx.add_variable_from_value("op", cel::Value::String(Arc::new(format!("{:?}", ev.op).to_ascii_lowercase())));
+    ctx.add_variable_from_value("op", cel::Value::String(Arc::new(ev.op.name().to_string())));
     ctx.add_variable_from_value("commit_ts_ms", cel::Value::Int(ev.commit_ts_ms));
     ctx.add_variable_from_value("database", cel::Value::String(Arc::new(ev.database.to_string())));
     ctx.add_variable_from_value("table", cel::Value::String(Arc::new(ev.table.to_string())));
@@ -302,7 +302,7 @@ mod tests {
         let ops = ops(&plan, &change(Operation::Insert, None, Some(r)), Dialect::Postgres).unwrap();
         let Op::Upsert(cells) = &ops[0] else { panic!() };
         let text: Vec<String> = cells.iter().map(|c| format!("{c:?}")).collect();
-        assert_eq!(text, ["Text(\"1\")", "Text(\"21\")", "Text(\"42\")", "Text(\"shop.orders\")"]);
+        assert_eq!(text, ["Int(1)", "Int(21)", "Int(42)", "Text(\"shop.orders\")"]);
         assert_eq!(m.target_name("shop", "orders", "public"), TableName { schema: "public".into(), table: "orders".into() });
     }
 
@@ -313,7 +313,7 @@ mod tests {
         let after = row(&[("id", Value::Int(2)), ("n", Value::Int(5))]);
         let plan = TablePlan::fit(mapping(""), t, &after, NewColumn::Stop).ok().unwrap();
         let ops = ops(&plan, &change(Operation::Update, Some(before), Some(after)), Dialect::Postgres).unwrap();
-        assert!(matches!(&ops[..], [Op::Delete(k), Op::Upsert(_)] if k == &[Cell::Text("1".into())]));
+        assert!(matches!(&ops[..], [Op::Delete(k), Op::Upsert(_)] if k == &[Cell::Int(1)]));
     }
 
     #[test]

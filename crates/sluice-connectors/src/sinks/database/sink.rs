@@ -14,7 +14,7 @@ use super::apply::{Planned, Statements, runs, write_run};
 use super::config::{DatabaseSinkConfig, NewColumn, Truncate};
 use super::convert::Dialect;
 use super::mapping::{Mapping, Misfit, Op, TablePlan, ops};
-use super::target::{DbError, TableName, Target, TargetTable, created_type, ident};
+use super::target::{CheckpointStatements, DbError, TableName, Target, TargetTable, created_type, ident};
 use crate::component::SinkContext;
 
 pub struct DatabaseSink {
@@ -28,6 +28,7 @@ pub struct DatabaseSink {
     truncate: Truncate,
     target: Option<Target>,
     statements: Statements,
+    checkpoint_statements: CheckpointStatements,
     /// Target tables as last described.
     described: HashMap<TableName, Arc<TargetTable>>,
     /// Per source table: its fitted plan, `None` when no mapping takes it.
@@ -60,6 +61,7 @@ impl DatabaseSink {
             truncate: config.truncate,
             target: None,
             statements: Statements::default(),
+            checkpoint_statements: CheckpointStatements::default(),
             described: HashMap::new(),
             plans: HashMap::new(),
         })
@@ -94,6 +96,7 @@ impl DatabaseSink {
             let table = self.checkpoint_name()?;
             t.ensure_checkpoint_table(&table).await.map_err(|e| retry(&format!("cannot create the checkpoint table {table}"), e))?;
             self.statements = Statements::default();
+            self.checkpoint_statements = CheckpointStatements::default();
             self.target = Some(t);
         }
         Ok(self.target.as_mut().expect("connected above"))
@@ -235,9 +238,7 @@ impl DatabaseSink {
             .collect();
         let truncate_plans = self.truncate_plans(batch).await;
         let target = self.target.as_mut().ok_or_else(|| DbError { message: "not connected".into(), data: false, lost: true })?;
-        let begin = if target.dialect() == Dialect::Postgres { "BEGIN" } else { "START TRANSACTION" };
-        target.exec(begin).await?;
-        let stored = target.lock_checkpoint(&checkpoint, &pipeline, &sink_name).await?;
+        let stored = target.begin_and_lock(&checkpoint, &pipeline, &sink_name, &mut self.checkpoint_statements).await?;
         let skip = match stored {
             None => 0,
             Some(text) => {
@@ -297,8 +298,7 @@ impl DatabaseSink {
             }
         }
         let end = serde_json::to_string(&batch.end()).expect("a cursor serializes");
-        target.save_checkpoint(&checkpoint, &pipeline, &sink_name, &end).await?;
-        target.exec("COMMIT").await?;
+        target.save_and_commit(&checkpoint, &pipeline, &sink_name, &end, &mut self.checkpoint_statements).await?;
         Ok(rejected)
     }
 

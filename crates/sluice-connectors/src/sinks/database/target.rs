@@ -171,32 +171,65 @@ impl Target {
         self.exec(&sql).await
     }
 
-    /// Within the open transaction: the stored checkpoint, its row locked (so a second writer of the same
-    /// pipeline waits here, then sees what the first one applied).
-    pub async fn lock_checkpoint(&mut self, table: &TableName, pipeline: &str, sink: &str) -> Result<Option<String>, DbError> {
+    /// Opens the batch's transaction and reads the stored checkpoint, its row locked (so a second writer of
+    /// the same pipeline waits here, then sees what the first one applied). On PostgreSQL both go in one
+    /// round trip, the statements prepared once.
+    pub async fn begin_and_lock(&mut self, table: &TableName, pipeline: &str, sink: &str, cache: &mut CheckpointStatements) -> Result<Option<String>, DbError> {
         let d = self.dialect();
         match self {
             Target::Pg(c) => {
-                let sql = format!("SELECT position FROM {} WHERE pipeline = $1 AND sink = $2 FOR UPDATE", table.quoted(d));
-                Ok(c.query_opt(&sql, &[&pipeline, &sink]).await.map_err(pg_error)?.map(|r| r.get(0)))
+                let lock = match &cache.lock {
+                    Some(s) => s.clone(),
+                    None => {
+                        let sql = format!("SELECT position FROM {} WHERE pipeline = $1 AND sink = $2 FOR UPDATE", table.quoted(d));
+                        let s = c.prepare(&sql).await.map_err(pg_error)?;
+                        cache.lock = Some(s.clone());
+                        s
+                    }
+                };
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&pipeline, &sink];
+                let (begun, row) = futures_util::join!(c.batch_execute("BEGIN"), c.query_opt(&lock, &params));
+                begun.map_err(pg_error)?;
+                Ok(row.map_err(pg_error)?.map(|r| r.get(0)))
             }
             Target::My(c) => {
+                c.query_drop("START TRANSACTION").await.map_err(my_error)?;
                 let sql = format!("SELECT position FROM {} WHERE pipeline = ? AND sink = ? FOR UPDATE", table.quoted(d));
                 c.exec_first(sql, (pipeline, sink)).await.map_err(my_error)
             }
         }
     }
 
-    pub async fn save_checkpoint(&mut self, table: &TableName, pipeline: &str, sink: &str, position: &str) -> Result<(), DbError> {
+    /// Stores the new checkpoint and commits; on PostgreSQL in one round trip.
+    pub async fn save_and_commit(
+        &mut self,
+        table: &TableName,
+        pipeline: &str,
+        sink: &str,
+        position: &str,
+        cache: &mut CheckpointStatements,
+    ) -> Result<(), DbError> {
         let d = self.dialect();
         match self {
             Target::Pg(c) => {
-                let sql = format!(
-                    "INSERT INTO {} (pipeline, sink, position, updated_at) VALUES ($1, $2, $3, now()) \
-                     ON CONFLICT (pipeline, sink) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at",
-                    table.quoted(d)
-                );
-                c.execute(&sql, &[&pipeline, &sink, &position]).await.map_err(pg_error).map(|_| ())
+                let save = match &cache.save {
+                    Some(s) => s.clone(),
+                    None => {
+                        let sql = format!(
+                            "INSERT INTO {} (pipeline, sink, position, updated_at) VALUES ($1, $2, $3, now()) \
+                             ON CONFLICT (pipeline, sink) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at",
+                            table.quoted(d)
+                        );
+                        let s = c.prepare(&sql).await.map_err(pg_error)?;
+                        cache.save = Some(s.clone());
+                        s
+                    }
+                };
+                // A COMMIT after a failed statement only rolls back, without an error: both results are checked.
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&pipeline, &sink, &position];
+                let (saved, committed) = futures_util::join!(c.execute(&save, &params), c.batch_execute("COMMIT"));
+                saved.map_err(pg_error)?;
+                committed.map_err(pg_error)
             }
             Target::My(c) => {
                 let sql = format!(
@@ -204,10 +237,18 @@ impl Target {
                      ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = CURRENT_TIMESTAMP(6)",
                     table.quoted(d)
                 );
-                c.exec_drop(sql, (pipeline, sink, position)).await.map_err(my_error)
+                c.exec_drop(sql, (pipeline, sink, position)).await.map_err(my_error)?;
+                c.query_drop("COMMIT").await.map_err(my_error)
             }
         }
     }
+}
+
+/// The checkpoint's statements, prepared once per PostgreSQL connection.
+#[derive(Default)]
+pub(crate) struct CheckpointStatements {
+    lock: Option<tokio_postgres::Statement>,
+    save: Option<tokio_postgres::Statement>,
 }
 
 async fn describe_pg(c: &tokio_postgres::Client, name: &TableName) -> Result<Option<TargetTable>, DbError> {

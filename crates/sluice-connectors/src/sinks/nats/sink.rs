@@ -1,0 +1,114 @@
+use futures_util::future::BoxFuture;
+use sluice_pipeline::shape::template::Template;
+use sluice_pipeline::{Batch, Rejected, Sink, SinkError};
+
+use super::config::NatsSinkConfig;
+use crate::component::SinkContext;
+use crate::scope::Scope;
+use crate::sinks::message::{body, message_id, render};
+
+pub const SINK_DUPLICATES_TOTAL: &str = "sluice_sink_duplicates_total";
+
+pub struct NatsSink {
+    config: NatsSinkConfig,
+    subject: Template,
+    scope: Scope,
+    pipeline: String,
+    name: String,
+    js: Option<async_nats::jetstream::Context>,
+    buf: Vec<u8>,
+}
+
+impl NatsSink {
+    pub fn new(config: NatsSinkConfig, cx: &SinkContext<'_>) -> Result<Self, String> {
+        let subject = Template::parse(&config.subject).map_err(|e| format!("`subject`: {e}"))?;
+        Ok(Self { config, subject, scope: cx.scope.clone(), pipeline: cx.pipeline.to_string(), name: cx.name.to_string(), js: None, buf: Vec::new() })
+    }
+
+    /// Connects (to the address the egress policy allowed), and creates the stream when configured.
+    async fn connect(&mut self) -> Result<async_nats::jetstream::Context, SinkError> {
+        if let Some(js) = &self.js {
+            return Ok(js.clone());
+        }
+        let (host, port) = crate::scope::url_host_port(&self.config.url, 4222).ok_or_else(|| SinkError::permanent("`url` names no host"))?;
+        self.scope.check_egress(&host, port).await.map_err(|e| SinkError::retryable(format!("cannot reach the NATS server: {e}")))?;
+        let addrs = crate::scope::resolve(&host, port).await.map_err(|e| SinkError::retryable(format!("cannot resolve `{host}`: {e}")))?;
+        let addr = addrs.first().ok_or_else(|| SinkError::retryable(format!("`{host}` has no address")))?;
+        let mut options = async_nats::ConnectOptions::new().connection_timeout(self.config.timeout).request_timeout(Some(self.config.timeout));
+        let url = url::Url::parse(&self.config.url).map_err(|e| SinkError::permanent(format!("`url`: {e}")))?;
+        let user = self.config.user.clone().or_else(|| (!url.username().is_empty()).then(|| url.username().to_string()));
+        let password = self.config.password.as_ref().map(|p| p.expose().clone()).or_else(|| url.password().map(str::to_string));
+        if let Some(user) = user {
+            options = options.user_and_password(user, password.unwrap_or_default());
+        }
+        let target = std::net::SocketAddr::new(*addr, port).to_string();
+        let client =
+            options.connect(target.as_str()).await.map_err(|e| SinkError::retryable(format!("cannot connect to the NATS server at {host}:{port}: {e}")))?;
+        let js = async_nats::jetstream::new(client);
+        if let Some(stream) = &self.config.stream {
+            let config = async_nats::jetstream::stream::Config {
+                name: stream.clone(),
+                subjects: vec![self.config.stream_subject()],
+                duplicate_window: self.config.duplicate_window,
+                ..Default::default()
+            };
+            js.get_or_create_stream(config).await.map_err(|e| SinkError::retryable(format!("cannot create or find stream `{stream}`: {e}")))?;
+        }
+        self.js = Some(js.clone());
+        Ok(js)
+    }
+}
+
+impl Sink for NatsSink {
+    fn open(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move { self.connect().await.map(|_| ()) })
+    }
+
+    fn deliver<'a>(&'a mut self, batch: &'a Batch) -> BoxFuture<'a, Result<Vec<Rejected>, SinkError>> {
+        Box::pin(async move {
+            let js = self.connect().await?;
+            let mut rejected = Vec::new();
+            let mut duplicates = 0u64;
+            let mut pending = Vec::with_capacity(self.config.max_in_flight.get());
+            for (index, record) in batch.records.iter().enumerate() {
+                let subject = match render(&self.subject, record) {
+                    Ok(s) => s,
+                    Err(reason) => {
+                        rejected.push(Rejected { index, reason: format!("subject: {reason}") });
+                        continue;
+                    }
+                };
+                body(record, self.config.payload, &mut self.buf).map_err(SinkError::permanent)?;
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", message_id(record).as_str());
+                let ack = js.publish_with_headers(subject, headers, self.buf.clone().into()).await.map_err(|e| {
+                    self.js = None;
+                    SinkError::retryable(format!("publish failed: {e}"))
+                })?;
+                pending.push(ack);
+                if pending.len() >= self.config.max_in_flight.get() {
+                    duplicates += await_acks(&mut pending).await?;
+                }
+            }
+            duplicates += await_acks(&mut pending).await?;
+            if duplicates > 0 {
+                tracing::info!(sink = %self.name, duplicates, "repeats dropped by JetStream's deduplication");
+                metrics::counter!(SINK_DUPLICATES_TOTAL, "pipeline" => self.pipeline.clone(), "sink" => self.name.clone()).increment(duplicates);
+            }
+            Ok(rejected)
+        })
+    }
+}
+
+/// Awaits every pending acknowledgement; how many were repeats JetStream dropped.
+async fn await_acks(pending: &mut Vec<async_nats::jetstream::context::PublishAckFuture>) -> Result<u64, SinkError> {
+    let acks = futures_util::future::join_all(pending.drain(..).map(|f| f.into_future())).await;
+    let mut duplicates = 0;
+    for ack in acks {
+        let ack = ack.map_err(|e| SinkError::retryable(format!("JetStream did not acknowledge a message: {e}")))?;
+        if ack.duplicate {
+            duplicates += 1;
+        }
+    }
+    Ok(duplicates)
+}
