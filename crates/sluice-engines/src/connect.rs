@@ -51,6 +51,18 @@ pub fn mysql_failure(e: &mysql_async::Error, spec: &ConnectSpec) -> CheckFailure
     crate::mysql::classify(e, spec)
 }
 
+/// A Redis connection (multiplexed) as the spec says: the address checked against the egress policy first,
+/// TLS as its mode says, the password handed to the driver and nowhere else.
+pub async fn redis_connection(spec: &ConnectSpec) -> Result<redis::aio::MultiplexedConnection, CheckFailure> {
+    resolve(spec).await?;
+    let info = crate::redis::connection_info(spec)?;
+    let client = redis::Client::open(info).map_err(|e| crate::redis::classify(&e, spec))?;
+    match tokio::time::timeout(spec.timeout, client.get_multiplexed_async_connection()).await {
+        Ok(r) => r.map_err(|e| crate::redis::classify(&e, spec)),
+        Err(_) => Err(timeout(spec)),
+    }
+}
+
 /// A PostgreSQL client connected as the spec says: the egress-checked address (the host name is kept for
 /// TLS verification), the TLS mode and CA honoured. Its connection task runs until the client drops.
 pub async fn postgres_client(spec: &ConnectSpec) -> Result<tokio_postgres::Client, CheckFailure> {

@@ -95,14 +95,15 @@ impl ConnectSpec {
             "mysql" => Engine::Mysql,
             "mariadb" => Engine::Mariadb,
             "postgres" | "postgresql" => Engine::Postgres,
-            other => return Err(format!("`{other}://` is not mysql://, mariadb:// or postgres://")),
+            "redis" | "rediss" => Engine::Redis,
+            other => return Err(format!("`{other}://` is not mysql://, mariadb://, postgres:// or redis://")),
         };
         let host = parsed.host_str().ok_or("the URL names no host")?.trim_start_matches('[').trim_end_matches(']').to_string();
         let decode = |s: &str| percent_decode(s);
         let username = (!parsed.username().is_empty()).then(|| decode(parsed.username()));
         let password = parsed.password().map(|p| Secret::new(decode(p)));
         let database = parsed.path().trim_start_matches('/');
-        let mut tls_mode = TlsMode::Disable;
+        let mut tls_mode = if parsed.scheme() == "rediss" { TlsMode::VerifyFull } else { TlsMode::Disable };
         for (k, v) in parsed.query_pairs() {
             if k == "tls" || k == "sslmode" {
                 tls_mode = match v.as_ref() {
@@ -270,6 +271,8 @@ mod tests {
         let unknown = ConnectSpec::from_url("mysql://u@h/?ssl-mode=REQUIRED").unwrap_err();
         assert!(unknown.contains("ssl-mode"), "{unknown}");
         assert!(ConnectSpec::from_url("mysql://u@h/?tls=maybe").unwrap_err().contains("tls=maybe"));
-        assert!(ConnectSpec::from_url("redis://h/").is_err());
+        assert!(ConnectSpec::from_url("memcached://h/").is_err());
+        let r = ConnectSpec::from_url("redis://:pw@h:6380/2").unwrap();
+        assert_eq!((r.engine, r.port, r.database.as_deref(), r.password.map(|p| p.expose().clone())), (Engine::Redis, 6380, Some("2"), Some("pw".into())));
     }
 }

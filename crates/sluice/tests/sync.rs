@@ -383,17 +383,6 @@ async fn sync_to_postgres_example_runs_end_to_end() {
     assert!(p.terminate().await.success());
 }
 
-/// How many repeats the pipeline logged JetStream as dropping.
-fn repeats_dropped(p: &RunningPipeline) -> u64 {
-    p.log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("repeats dropped by JetStream"))
-        .filter_map(|l| l.split("duplicates=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// A JetStream context on the test NATS server.
 async fn jetstream() -> async_nats::jetstream::Context {
     let url = service(Service::Nats);
@@ -406,34 +395,27 @@ async fn jetstream() -> async_nats::jetstream::Context {
     async_nats::jetstream::new(client)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn events_to_nats_example_publishes_each_change_once_through_two_kill_9() {
+/// Writes `TX` x `ROWS` rows into `orders` of `pool`'s database while the pipeline of `file` runs, kills it
+/// with `kill -9` when `delivered()` reaches 20,000 and again at 60,000, restarts it each time, and waits
+/// until `delivered()` reaches every row. Returns the running pipeline and the repeats it and its killed
+/// predecessors logged as dropped by deduplication (`needle` names the log line).
+async fn write_while_killing_twice<F, Fut>(file: &Path, env: &[(&str, String)], pool: &mysql_async::Pool, needle: &str, delivered: F) -> (RunningPipeline, u64)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = i64>,
+{
     const TX: i64 = 100;
     const ROWS: i64 = 1_000;
-    let (my_url, db) = fresh_mariadb_database("shop").await;
-    let pool = mysql_async::Pool::new(my_url.as_str());
-    let mut c = pool.get_conn().await.unwrap();
-    c.query_drop("CREATE TABLE orders (id BIGINT PRIMARY KEY, customer VARCHAR(40), amount DECIMAL(12,2))").await.unwrap();
-    let suffix = db.rsplit('_').next().unwrap().to_string();
-    let (stream, prefix) = (format!("CDC_{suffix}"), format!("cdc{suffix}"));
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("events-to-nats.toml");
-    std::fs::copy(sluice_testkit::workspace_root().join("examples/events-to-nats.toml"), &file).unwrap();
-    // The pipeline's own checkpoint lags, so each restart publishes again what JetStream already has.
-    let mut text = std::fs::read_to_string(&file).unwrap();
-    text.push_str("\n[runtime]\ncheckpoint_interval = \"3s\"\n");
-    std::fs::write(&file, text).unwrap();
-    let env = [
-        ("SLUICE_MYSQL_URL", service(Service::Mariadb)),
-        ("SLUICE_NATS_URL", service(Service::Nats)),
-        ("SLUICE_SOURCE_DB", db.clone()),
-        ("SLUICE_SERVER_ID", server_id(3).to_string()),
-        ("SLUICE_NATS_STREAM", stream.clone()),
-        ("SLUICE_NATS_PREFIX", prefix.clone()),
-    ];
-    let js = jetstream().await;
-    let mut dropped = 0u64;
-    let mut p = RunningPipeline::start(&file, &env);
+    let repeats = |p: &RunningPipeline| -> u64 {
+        p.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .filter_map(|l| l.split("duplicates=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let mut p = RunningPipeline::start(file, env);
     p.wait_log("binlog stream started", Duration::from_secs(30)).await;
     let writer = {
         let pool = pool.clone();
@@ -445,41 +427,74 @@ async fn events_to_nats_example_publishes_each_change_once_through_two_kill_9() 
             }
         })
     };
-    let messages = |js: async_nats::jetstream::Context, stream: String| async move {
-        match js.get_stream(&stream).await {
-            Ok(mut s) => s.info().await.map(|i| i.state.messages as i64).unwrap_or(0),
-            Err(_) => 0,
-        }
-    };
+    let mut dropped = 0;
     for at in [20_000, 60_000] {
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        while messages(js.clone(), stream.clone()).await < at {
-            assert!(std::time::Instant::now() < deadline, "the stream did not reach {at} messages:\n{}", p.log.lock().unwrap().join("\n"));
+        while delivered().await < at {
+            assert!(std::time::Instant::now() < deadline, "{at} changes were not delivered:\n{}", p.log.lock().unwrap().join("\n"));
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        dropped += repeats_dropped(&p);
+        dropped += repeats(&p);
         p.kill9();
-        p = RunningPipeline::start(&file, &env);
+        p = RunningPipeline::start(file, env);
     }
     writer.await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
     loop {
-        let n = messages(js.clone(), stream.clone()).await;
+        let n = delivered().await;
         if n >= TX * ROWS {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{n} messages of {}:\n{}", TX * ROWS, p.log.lock().unwrap().join("\n"));
+        assert!(std::time::Instant::now() < deadline, "{n} of {} changes delivered:\n{}", TX * ROWS, p.log.lock().unwrap().join("\n"));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Let the last acknowledged batches settle, then the stream holds each change exactly once.
+    // The last acknowledged batches settle: a repeat that was not deduplicated would show up now.
     p.wait_log("pipeline status", Duration::from_secs(15)).await;
-    assert_eq!(messages(js.clone(), stream.clone()).await, TX * ROWS, "JetStream kept a repeat");
-    dropped += repeats_dropped(&p);
-    eprintln!(
-        "events to NATS through 2 x kill -9: {} changes, {} messages in the stream, {dropped} repeats published again and dropped by JetStream",
-        TX * ROWS,
-        TX * ROWS
-    );
+    dropped += repeats(&p);
+    (p, dropped)
+}
+
+/// A source database with an `orders` table, and a copy of an example pipeline file whose own checkpoint lags
+/// (3 s), so each restart sends again what the sink already delivered.
+async fn orders_source_and_example(example: &str) -> (mysql_async::Pool, String, tempfile::TempDir, PathBuf) {
+    let (my_url, db) = fresh_mariadb_database("shop").await;
+    let pool = mysql_async::Pool::new(my_url.as_str());
+    let mut c = pool.get_conn().await.unwrap();
+    c.query_drop("CREATE TABLE orders (id BIGINT PRIMARY KEY, customer VARCHAR(40), amount DECIMAL(12,2))").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(example);
+    let mut text = std::fs::read_to_string(sluice_testkit::workspace_root().join("examples").join(example)).unwrap();
+    text.push_str("\n[runtime]\ncheckpoint_interval = \"3s\"\n");
+    std::fs::write(&file, text).unwrap();
+    (pool, db, dir, file)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_to_nats_example_publishes_each_change_once_through_two_kill_9() {
+    let (pool, db, _dir, file) = orders_source_and_example("events-to-nats.toml").await;
+    let suffix = db.rsplit('_').next().unwrap().to_string();
+    let (stream, prefix) = (format!("CDC_{suffix}"), format!("cdc{suffix}"));
+    let env = [
+        ("SLUICE_MYSQL_URL", service(Service::Mariadb)),
+        ("SLUICE_NATS_URL", service(Service::Nats)),
+        ("SLUICE_SOURCE_DB", db.clone()),
+        ("SLUICE_SERVER_ID", server_id(3).to_string()),
+        ("SLUICE_NATS_STREAM", stream.clone()),
+        ("SLUICE_NATS_PREFIX", prefix.clone()),
+    ];
+    let js = jetstream().await;
+    let messages = || {
+        let (js, stream) = (js.clone(), stream.clone());
+        async move {
+            match js.get_stream(&stream).await {
+                Ok(mut s) => s.info().await.map(|i| i.state.messages as i64).unwrap_or(0),
+                Err(_) => 0,
+            }
+        }
+    };
+    let (p, dropped) = write_while_killing_twice(&file, &env, &pool, "repeats dropped by JetStream", messages).await;
+    assert_eq!(messages().await, 100_000, "JetStream kept a repeat");
+    eprintln!("events to NATS through 2 x kill -9: 100000 changes, 100000 messages in the stream, {dropped} repeats published again and dropped by JetStream");
     assert!(dropped > 0, "the restarts published nothing again: the test did not exercise deduplication");
     // One message's envelope, read back.
     let s = js.get_stream(&stream).await.unwrap();
@@ -489,4 +504,51 @@ async fn events_to_nats_example_publishes_each_change_once_through_two_kill_9() 
     assert!(v["position"]["gtid"].is_string(), "{v}");
     assert!(p.terminate().await.success());
     js.delete_stream(&stream).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_streams_take_each_change_once_through_two_kill_9() {
+    let (pool, db, dir, _) = orders_source_and_example("events-to-nats.toml").await;
+    let key = format!("cdc:{db}:orders");
+    let file = write_file(
+        dir.path(),
+        "to-redis.toml",
+        &format!(
+            r#"
+[source]
+type = "mysql_binlog"
+url = "{}"
+server_id = {}
+include = ["{db}.orders"]
+
+[sinks.streams]
+type = "redis_streams"
+url = "{}"
+stream = "cdc:{{$db}}:{{$table}}"
+payload = "row"
+
+[runtime]
+checkpoint_interval = "3s"
+"#,
+            service(Service::Mariadb),
+            server_id(4),
+            service(Service::Redis)
+        ),
+    );
+    let client = redis::Client::open(service(Service::Redis)).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let entries = || {
+        let (mut conn, key) = (conn.clone(), key.clone());
+        async move { redis::cmd("XLEN").arg(&key).query_async::<i64>(&mut conn).await.unwrap_or(0) }
+    };
+    let (p, dropped) = write_while_killing_twice(&file, &[], &pool, "repeats skipped by the dedup window", entries).await;
+    assert_eq!(entries().await, 100_000, "the stream kept a repeat");
+    eprintln!("events to Redis Streams through 2 x kill -9: 100000 changes, 100000 entries, {dropped} repeats skipped");
+    assert!(dropped > 0, "the restarts sent nothing again: the test did not exercise deduplication");
+    let mut c = conn.clone();
+    let first: redis::Value = redis::cmd("XRANGE").arg(&key).arg("-").arg("+").arg("COUNT").arg(1).query_async(&mut c).await.unwrap();
+    let text = format!("{first:?}");
+    assert!(text.contains("payload") && text.contains("c0"), "{text}");
+    assert!(p.terminate().await.success());
+    let _: () = redis::cmd("DEL").arg(&key).query_async(&mut c).await.unwrap();
 }

@@ -8,6 +8,9 @@ use sluice_core::component::Record;
 use sluice_core::{ChangeEvent, Position};
 use sluice_pipeline::shape::template::{Scope, Template};
 
+/// Repeats a broker (or the sink's own dedup window) dropped after a restart sent them again.
+pub const SINK_DUPLICATES_TOTAL: &str = "sluice_sink_duplicates_total";
+
 /// What a message carries.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

@@ -10,9 +10,11 @@ pub mod file;
 pub mod http;
 #[cfg(any(feature = "sink-falcon", feature = "sink-prom-remote-write", feature = "sink-http"))]
 pub mod http_client;
-#[cfg(feature = "sink-nats")]
+#[cfg(any(feature = "sink-nats", feature = "sink-redis-streams"))]
 pub mod message;
 #[cfg(feature = "sink-nats")]
 pub mod nats;
 #[cfg(feature = "sink-prom-remote-write")]
 pub mod prom_remote_write;
+#[cfg(feature = "sink-redis-streams")]
+pub mod redis_streams;

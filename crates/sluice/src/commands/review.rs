@@ -95,6 +95,10 @@ pub fn run(cmd: ReviewCmd) -> i32 {
         };
         let live = match cmd.schema_from.as_deref().map(sluice_engines::ConnectSpec::from_url) {
             None => None,
+            Some(Ok(spec)) if spec.engine == sluice_core::Engine::Redis => {
+                eprintln!("error: --schema-from: Redis has no schema to review SQL against; give a mysql:// or postgres:// URL");
+                return 3;
+            }
             Some(Ok(spec)) => Some(spec),
             Some(Err(e)) => {
                 eprintln!("error: --schema-from: {e}");

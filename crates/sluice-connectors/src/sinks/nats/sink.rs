@@ -5,9 +5,7 @@ use sluice_pipeline::{Batch, Rejected, Sink, SinkError};
 use super::config::NatsSinkConfig;
 use crate::component::SinkContext;
 use crate::scope::Scope;
-use crate::sinks::message::{body, message_id, render};
-
-pub const SINK_DUPLICATES_TOTAL: &str = "sluice_sink_duplicates_total";
+use crate::sinks::message::{SINK_DUPLICATES_TOTAL, body, message_id, render};
 
 pub struct NatsSink {
     config: NatsSinkConfig,
