@@ -1,3 +1,5 @@
+#[cfg(feature = "sink-amqp")]
+pub mod amqp;
 #[cfg(feature = "sink-blackhole")]
 pub mod blackhole;
 #[cfg(feature = "sink-database")]
@@ -10,7 +12,7 @@ pub mod file;
 pub mod http;
 #[cfg(any(feature = "sink-falcon", feature = "sink-prom-remote-write", feature = "sink-http"))]
 pub mod http_client;
-#[cfg(any(feature = "sink-nats", feature = "sink-redis-streams"))]
+#[cfg(any(feature = "sink-nats", feature = "sink-redis-streams", feature = "sink-amqp"))]
 pub mod message;
 #[cfg(feature = "sink-nats")]
 pub mod nats;
