@@ -35,6 +35,7 @@ registry! {
         #[cfg(feature = "sink-database")] Database("database", crate::sinks::database::DatabaseSinkConfig),
         #[cfg(feature = "sink-nats")] Nats("nats", crate::sinks::nats::NatsSinkConfig),
         #[cfg(feature = "sink-amqp")] Amqp("amqp", crate::sinks::amqp::AmqpSinkConfig),
+        #[cfg(feature = "sink-mqtt")] Mqtt("mqtt", crate::sinks::mqtt::MqttSinkConfig),
         #[cfg(feature = "sink-redis-streams")] RedisStreams("redis_streams", crate::sinks::redis_streams::RedisStreamsSinkConfig),
         #[cfg(feature = "sink-falcon")] Falcon("falcon", crate::sinks::falcon::FalconSinkConfig),
         #[cfg(feature = "sink-prom-remote-write")] PrometheusRemoteWrite("prometheus_remote_write", crate::sinks::prom_remote_write::PromRemoteWriteSinkConfig),

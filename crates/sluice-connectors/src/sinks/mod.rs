@@ -12,8 +12,10 @@ pub mod file;
 pub mod http;
 #[cfg(any(feature = "sink-falcon", feature = "sink-prom-remote-write", feature = "sink-http"))]
 pub mod http_client;
-#[cfg(any(feature = "sink-nats", feature = "sink-redis-streams", feature = "sink-amqp"))]
+#[cfg(any(feature = "sink-nats", feature = "sink-redis-streams", feature = "sink-amqp", feature = "sink-mqtt"))]
 pub mod message;
+#[cfg(feature = "sink-mqtt")]
+pub mod mqtt;
 #[cfg(feature = "sink-nats")]
 pub mod nats;
 #[cfg(feature = "sink-prom-remote-write")]
