@@ -12,8 +12,9 @@ use sluice_core::Secret;
 use sluice_core::component::{CounterType, Metric, Record};
 use sluice_pipeline::Sink;
 
-/// A received request: its Authorization header and its JSON body.
-type Received = (Option<String>, serde_json::Value);
+/// A received request: its Authorization header, its JSON body, and its signature headers
+/// (`X-Sluice-Timestamp`, `X-Sluice-Signature`, `X-Sluice-Batch-Id`) with the raw body.
+type Received = (Option<String>, serde_json::Value, [Option<String>; 3], Vec<u8>);
 
 #[derive(Clone, Default)]
 struct Hook {
@@ -22,8 +23,9 @@ struct Hook {
 }
 
 async fn receive(State(h): State<Hook>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
-    h.bodies.lock().unwrap().push((auth, serde_json::from_slice(&body).unwrap()));
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let signed = [header("x-sluice-timestamp"), header("x-sluice-signature"), header("x-sluice-batch-id")];
+    h.bodies.lock().unwrap().push((header("authorization"), serde_json::from_slice(&body).unwrap(), signed, body.to_vec()));
     StatusCode::from_u16(h.answer.load(Ordering::Relaxed)).unwrap()
 }
 
@@ -50,6 +52,7 @@ async fn posts_json_batches_and_classifies_answers() {
     let config = HttpSinkConfig {
         url,
         headers: BTreeMap::from([("Authorization".to_string(), Secret::new("Bearer t0k3n".to_string()))]),
+        secret: Some(Secret::new("s3cret".to_string())),
         batch_max: std::num::NonZeroUsize::new(2).unwrap(),
         timeout: std::time::Duration::from_secs(5),
     };
@@ -62,6 +65,22 @@ async fn posts_json_batches_and_classifies_answers() {
         assert_eq!(bodies[0].0.as_deref(), Some("Bearer t0k3n"));
         assert_eq!(bodies[0].1.as_array().unwrap().len(), 2);
         assert_eq!(bodies[1].1[0]["value"], 2.0);
+        // The signature, checked with Python's own HMAC over the documented message.
+        let [Some(ts), Some(sig), Some(batch_id)] = bodies[0].2.clone() else { panic!("signature headers missing: {:?}", bodies[0].2) };
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import hmac,hashlib,sys; print('sha256=' + hmac.new(b's3cret', sys.argv[1].encode() + b'.' + sys.stdin.buffer.read(), hashlib.sha256).hexdigest())", &ts])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(&bodies[0].3)?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), sig);
+        assert_eq!(batch_id.len(), 32);
+        assert_ne!(bodies[1].2[2].as_deref(), Some(batch_id.as_str()), "each request's records have their own id");
     }
     hook.answer.store(503, Ordering::Relaxed);
     assert!(sink.deliver(&batch).await.unwrap_err().retryable, "5xx is retried");

@@ -99,6 +99,18 @@ impl HttpTarget {
     }
 }
 
+/// Sluice's webhook signature, shared by the HTTP sink and the notification channels: the value of
+/// `X-Sluice-Signature` for `body` sent at `timestamp` (unix seconds, sent as `X-Sluice-Timestamp`):
+/// `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. A receiver recomputes it and refuses old
+/// timestamps, which stops replays.
+pub fn webhook_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    m.update(format!("{timestamp}.").as_bytes());
+    m.update(body);
+    format!("sha256={}", hex::encode(m.finalize().into_bytes()))
+}
+
 /// Resolves names and keeps the connection to addresses the egress policy allows; a name with any
 /// refused address fails to resolve, with the policy's reason.
 struct PolicyResolver(Arc<EgressPolicy>);

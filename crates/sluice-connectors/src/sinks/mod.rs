@@ -12,7 +12,7 @@ pub mod file;
 pub mod http;
 #[cfg(any(feature = "sink-falcon", feature = "sink-prom-remote-write", feature = "sink-http"))]
 pub mod http_client;
-#[cfg(any(feature = "sink-nats", feature = "sink-redis-streams", feature = "sink-amqp", feature = "sink-mqtt"))]
+#[cfg(any(feature = "sink-nats", feature = "sink-redis-streams", feature = "sink-amqp", feature = "sink-mqtt", feature = "sink-http"))]
 pub mod message;
 #[cfg(feature = "sink-mqtt")]
 pub mod mqtt;

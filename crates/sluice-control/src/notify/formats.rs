@@ -25,12 +25,8 @@ fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
     m.finalize().into_bytes().to_vec()
 }
 
-/// The webhook signature header's value for `body` sent at `timestamp` (unix seconds).
-pub fn webhook_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut msg = format!("{timestamp}.").into_bytes();
-    msg.extend_from_slice(body);
-    format!("sha256={}", hex::encode(hmac(secret.as_bytes(), &msg)))
-}
+/// The webhook signature, the same as the HTTP sink's.
+pub use sluice_connectors::sinks::http_client::webhook_signature;
 
 pub fn dingtalk_sign(secret: &str, timestamp_ms: i64) -> String {
     base64::engine::general_purpose::STANDARD.encode(hmac(secret.as_bytes(), format!("{timestamp_ms}\n{secret}").as_bytes()))

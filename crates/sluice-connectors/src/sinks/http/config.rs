@@ -22,6 +22,10 @@ pub struct HttpSinkConfig {
     /// logged.
     #[serde(default)]
     pub headers: BTreeMap<String, Secret<String>>,
+    /// Signs every request: `X-Sluice-Timestamp` (unix seconds) and `X-Sluice-Signature:
+    /// sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`, as Sluice's webhooks do
+    /// (docs/notifications.md). A secret: never logged.
+    pub secret: Option<Secret<String>>,
     /// Records per request at most (default 500).
     #[serde(default = "default_batch")]
     pub batch_max: NonZeroUsize,
