@@ -71,6 +71,18 @@ for ((r = 1; r <= RUNS; r++)); do
   R+=("$secs"); log "  mariadb | psql COPY, run $r: ${R[-1]} s"
 done
 psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS sluice_sync_bench" -c "DROP DATABASE IF EXISTS sluice_sync_ref" >/dev/null
+
+# MariaDB -> NATS JetStream: every change as an envelope with its Nats-Msg-Id, each publish acknowledged.
+"$ROOT/scripts/services.sh" start nats
+N=()
+for ((r = 1; r <= RUNS; r++)); do
+  timed "$OUT/nats.txt" 0 "$BENCH" binlog --url "$URL" --file "$FIRST" --rows "$ROWS" --nats "$SLUICE_TEST_NATS_URL" --stream "SLUICE_BENCH_$r" >/dev/null
+  stored=$(sed -n 's/^stream_messages=//p' "$OUT/nats.txt")
+  # The workload's DDL events are published too.
+  [ "${stored:-0}" -ge "$ROWS" ] || { echo "the stream holds ${stored:-0} messages, expected at least $ROWS" >&2; exit 1; }
+  N+=("$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' "$OUT/nats.txt")"); log "  sluice MariaDB -> NATS JetStream, run $r: ${N[-1]} s ($stored messages stored)"
+done
+n=$(median "${N[@]}"); nrate=$(div "$ROWS" "$n")
 s=$(median "${S[@]}"); ref=$(median "${R[@]}")
 srate=$(div "$ROWS" "$s"); rrate=$(div "$ROWS" "$ref")
 peak=$(printf '%s\n' "${RSS[@]}" | sort -n | tail -1)
@@ -81,7 +93,8 @@ result=$(cat <<RESULT
   mariadb --batch | psql \\copy (bulk reference: one COPY, no upsert, no checkpoint)   ${ref} s   ${rrate} rows/s
   sluice / reference = $(awk -v a="$srate" -v b="$rrate" 'BEGIN{printf "%.2f", a/b}')x   (target >= 0.5x)
   sluice peak RSS $((peak / 1024)) MiB   (target < 200 MiB)
-  each run (s): sluice ${S[*]}; reference ${R[*]}
+  sluice binlog -> NATS JetStream (acknowledged publishes, envelope + Nats-Msg-Id)   ${n} s   ${nrate} events/s   (target >= 150,000 events/s)
+  each run (s): sluice ${S[*]}; reference ${R[*]}; nats ${N[*]}
 RESULT
 )
 printf '\n%s\n' "$result"

@@ -54,6 +54,12 @@ enum Cmd {
         /// sink instead of shaping: rows, upserts and the checkpoint in one transaction per batch.
         #[arg(long)]
         target: Option<String>,
+        /// Publish every change as an envelope to this NATS server (`nats://user:pw@host:port`) through the
+        /// JetStream sink, into stream `--stream` (created), then print the stream's message count.
+        #[arg(long)]
+        nats: Option<String>,
+        #[arg(long, default_value = "SLUICE_BENCH")]
+        stream: String,
     },
     /// Stream a PostgreSQL slot through shaping into the blackhole sink; prints seconds and rows/s.
     Pg {
@@ -170,10 +176,21 @@ fn batch_max() -> usize {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Binlog { url, file, rows, db, jsonl, target } => {
+        Cmd::Binlog { url, file, rows, db, jsonl, target, nats, stream } => {
             let dir = tempfile::tempdir()?;
             let status = Arc::new(PipelineStatus::default());
             let (sink, received, rules, expect): (Box<dyn Sink>, _, _, u64) = match (&jsonl, &target) {
+                (None, None) if nats.is_some() => {
+                    let url = nats.clone().unwrap_or_default();
+                    let config: sluice_connectors::sinks::nats::NatsSinkConfig =
+                        toml::from_str(&format!("url = \"{url}\"\nsubject = \"bench.{{$db}}.{{$table}}\"\nstream = \"{stream}\"\n"))?;
+                    let scope = sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml"));
+                    let cx = sluice_connectors::component::SinkContext { pipeline: "bench", name: "nats", scope: &scope };
+                    let sink = sluice_connectors::sinks::nats::NatsSink::new(config, &cx).map_err(anyhow::Error::msg)?;
+                    let counted = Counted { inner: Box::new(sink), delivered: Arc::default() };
+                    let received = counted.delivered.clone();
+                    (Box::new(counted), received, None, rows)
+                }
                 (None, Some(target)) => {
                     let config: sluice_connectors::sinks::database::DatabaseSinkConfig =
                         toml::from_str(&format!("url = \"{target}\"\n[[tables]]\nfrom = \"{db}.metrics\"\nto = \"metrics\"\n"))?;
@@ -211,6 +228,19 @@ async fn main() -> Result<()> {
                 received.load(Ordering::Relaxed),
                 rows as f64 / secs
             );
+            if let Some(url) = &nats {
+                // What the stream holds, read back from the server, then the stream goes.
+                let parsed = url::Url::parse(url)?;
+                let client = async_nats::ConnectOptions::new()
+                    .user_and_password(parsed.username().to_string(), parsed.password().unwrap_or_default().to_string())
+                    .connect(format!("{}:{}", parsed.host_str().unwrap_or("127.0.0.1"), parsed.port().unwrap_or(4222)))
+                    .await?;
+                let js = async_nats::jetstream::new(client);
+                let messages =
+                    js.get_stream(&stream).await.map_err(|e| anyhow::anyhow!("{e}"))?.info().await.map_err(|e| anyhow::anyhow!("{e}"))?.state.messages;
+                println!("stream_messages={messages}");
+                js.delete_stream(&stream).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
         }
         Cmd::Pg { url, slot, publication, rows } => {
             let dir = tempfile::tempdir()?;
@@ -500,9 +530,17 @@ async fn wait_for_records(
     handle: &tokio::task::JoinHandle<Result<(), sluice_pipeline::PipelineError>>,
     status: &PipelineStatus,
 ) -> Result<()> {
+    // A run that stops making progress fails with the pipeline's last error instead of hanging the benchmark.
+    let (mut seen, mut since) = (0, Instant::now());
     while received.load(Ordering::Relaxed) < n {
         if handle.is_finished() {
             anyhow::bail!("the pipeline stopped early: {:?}", status.last_error.lock().unwrap());
+        }
+        let now = received.load(Ordering::Relaxed);
+        if now != seen {
+            (seen, since) = (now, Instant::now());
+        } else if since.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("no progress for 60 s at {now} of {n} records; last error: {:?}", status.last_error.lock().unwrap());
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

@@ -50,6 +50,17 @@ pub trait SinkSpec: Send + Sync + std::fmt::Debug {
         Vec::new()
     }
 
+    /// The registered instance its connection names (`url = "instance:NAME"`), for the control plane to
+    /// resolve into [`set_connection`](Self::set_connection).
+    fn instance(&self) -> Option<&str> {
+        None
+    }
+
+    /// Gives the sink the typed connection its `instance:NAME` resolved to.
+    fn set_connection(&mut self, spec: sluice_engines::ConnectSpec) {
+        let _ = spec;
+    }
+
     /// Builds the sink from a validated configuration; errors are about opening things (a file, a client).
     fn build<'a>(self: Box<Self>, cx: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Box<dyn Sink>, String>>;
 }

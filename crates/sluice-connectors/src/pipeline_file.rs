@@ -86,7 +86,8 @@ pub struct Parsed {
     /// `None` when `[source]` could not be read (its problems are in `errors`).
     pub source: Option<SourceConfig>,
     shape: Option<ShapeConfig>,
-    sinks: BTreeMap<String, SinkConfig>,
+    /// The sinks that could be read (their problems are in `errors`).
+    pub sinks: BTreeMap<String, SinkConfig>,
     runtime: RuntimeConfig,
     errors: Vec<ConfigError>,
 }

@@ -126,6 +126,12 @@ impl PipelineManager {
             let spec = instance_connection(&self.store, &instance, &self.egress).await.map_err(|e| format!("`source.url`: {e}"))?;
             source.spec_mut().set_connection(spec);
         }
+        for (sink_name, sink) in config.sinks.iter_mut() {
+            if let Some(instance) = sink.spec().instance().map(str::to_string) {
+                let spec = instance_connection(&self.store, &instance, &self.egress).await.map_err(|e| format!("`sinks.{sink_name}.url`: {e}"))?;
+                sink.spec_mut().set_connection(spec);
+            }
+        }
         let loaded = pipeline_file::finish(config, virtual_path, scope).map_err(|e| e.to_string())?;
         let refused = loaded.check_egress().await;
         if !refused.is_empty() {

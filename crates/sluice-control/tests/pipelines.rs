@@ -102,3 +102,53 @@ url = "{}"
     assert_eq!(app.admin(Method::DELETE, &format!("/api/v1/pipelines/{id}"), None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.admin(Method::GET, &format!("/api/v1/pipelines/{id}"), None).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_pipeline_syncs_rows_into_a_registered_postgres_instance() {
+    let app = TestApp::sqlite().await;
+    let (_, db) = sluice_testkit::fresh_mariadb_database("apisync").await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, item VARCHAR(32))")).await;
+    let pg_url = sluice_testkit::fresh_postgres_database("apisync").await;
+    let pg_db = pg_url.rsplit('/').next().unwrap().to_string();
+    let mut pg_instance = service_instance(Service::Postgres, "warehouse", "sluice");
+    pg_instance["database"] = json!(pg_db);
+    for body in [service_instance(Service::Mariadb, "shop", "sluice"), pg_instance] {
+        let created = app.admin(Method::POST, "/api/v1/instances", Some(body)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    }
+    // Both ends are registered instances: the spec holds no password.
+    let spec = format!(
+        r#"
+[source]
+type = "mysql_binlog"
+url = "instance:shop"
+server_id = {}
+include = ["{db}.orders"]
+
+[sinks.warehouse]
+type = "database"
+url = "instance:warehouse"
+
+[[sinks.warehouse.tables]]
+from = "{db}.orders"
+to = "public.orders"
+create = true
+"#,
+        31_000 + std::process::id() % 10_000
+    );
+    let created = app.call(Method::POST, "/api/v1/pipelines", Some(app.token(Role::Dba)), Some(json!({"name": "sync", "spec": spec}))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let (client, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let mut n = 0;
+    wait_for("rows at the registered PostgreSQL instance", async || {
+        n += 1;
+        sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.orders VALUES ({n}, 'item {n}')")).await;
+        client.query_one("SELECT count(*) FROM public.orders", &[]).await.is_ok_and(|r| r.get::<_, i64>(0) > 0)
+    })
+    .await;
+    let item: String = client.query_one("SELECT item FROM public.orders ORDER BY id DESC LIMIT 1", &[]).await.unwrap().get(0);
+    assert!(item.starts_with("item "), "{item}");
+    assert_eq!(app.admin(Method::DELETE, &format!("/api/v1/pipelines/{id}"), None).await.status, StatusCode::NO_CONTENT);
+}

@@ -14,7 +14,8 @@ use crate::scope::Scope;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSinkConfig {
-    /// The target: `postgres://user:password@host:port/db` or `mysql://…` (`?tls=` as for sources).
+    /// The target: `postgres://user:password@host:port/db` or `mysql://…` (`?tls=` as for sources), or (managed
+    /// pipelines) `instance:NAME` for a registered instance, its password never in the spec.
     pub url: String,
     /// The typed connection `instance:NAME` resolves to, set by the control plane (never read from a file).
     #[serde(skip)]
@@ -139,6 +140,14 @@ impl SinkSpec for DatabaseSinkConfig {
 
     fn accepts(&self) -> Accepts {
         Accepts::Changes
+    }
+
+    fn instance(&self) -> Option<&str> {
+        self.url.strip_prefix(crate::pipeline_file::INSTANCE_URL_PREFIX)
+    }
+
+    fn set_connection(&mut self, spec: sluice_engines::ConnectSpec) {
+        self.connection = Some(spec);
     }
 
     fn endpoints(&self) -> Vec<Endpoint> {

@@ -23,6 +23,21 @@ impl NatsSink {
         Ok(Self { config, subject, scope: cx.scope.clone(), pipeline: cx.pipeline.to_string(), name: cx.name.to_string(), js: None, buf: Vec::new() })
     }
 
+    /// A rendered subject NATS takes and the stream's pattern holds: as many tokens as the template, none
+    /// empty, no spaces or wildcards (a `{$table}` of a DDL change the source could not name renders empty; a
+    /// value with a `.` adds a token). Anything else would be refused, or stored nowhere, for ever.
+    fn check_subject(&self, subject: String) -> Result<String, String> {
+        let tokens: Vec<&str> = subject.split('.').collect();
+        let expected = self.config.subject.split('.').count();
+        if tokens.iter().any(|t| t.is_empty() || t.contains([' ', '*', '>', '\t'])) || tokens.len() != expected {
+            return Err(format!(
+                "`{subject}` is not a subject of the pattern `{}` (an empty value, or a value with `.`, a space or a wildcard)",
+                self.config.stream_subject()
+            ));
+        }
+        Ok(subject)
+    }
+
     /// Connects (to the address the egress policy allowed), and creates the stream when configured.
     async fn connect(&mut self) -> Result<async_nats::jetstream::Context, SinkError> {
         if let Some(js) = &self.js {
@@ -69,7 +84,7 @@ impl Sink for NatsSink {
             let mut duplicates = 0u64;
             let mut pending = Vec::with_capacity(self.config.max_in_flight.get());
             for (index, record) in batch.records.iter().enumerate() {
-                let subject = match render(&self.subject, record) {
+                let subject = match render(&self.subject, record).and_then(|s| self.check_subject(s)) {
                     Ok(s) => s,
                     Err(reason) => {
                         rejected.push(Rejected { index, reason: format!("subject: {reason}") });
