@@ -151,6 +151,16 @@ async fn the_egress_policy_holds_for_sinks_sources_and_instance_checks() {
     }
     let a = create(&app, "meta", &spec("x", "[sinks.h]\ntype = \"falcon\"\nurl = \"http://169.254.169.254/v1/push\"\n[[shape.rules]]\ndb = \"a\"\ntable = \"b\"\nvalue_columns = [\"v\"]\nmetric = \"m\"\nendpoint = \"e\"", ""), false).await;
     refused(&a, "sinks.h");
+    // Every sink that connects somewhere: a database, the message brokers.
+    for (key, sink) in [
+        ("sinks.d.url", "[sinks.d]\ntype = \"database\"\nurl = \"postgres://u:p@169.254.169.254:5432/db\"\n[[sinks.d.tables]]\nfrom = \"a.b\""),
+        ("sinks.n.url", "[sinks.n]\ntype = \"nats\"\nurl = \"nats://169.254.169.254:4222\"\nsubject = \"s.{$table}\""),
+        ("sinks.r.url", "[sinks.r]\ntype = \"amqp\"\nurl = \"amqp://u:p@169.254.169.254:5672/%2f\""),
+        ("sinks.m.url", "[sinks.m]\ntype = \"mqtt\"\nurl = \"mqtt://169.254.169.254:1883\"\ntopic = \"t/{$table}\""),
+        ("sinks.s.url", "[sinks.s]\ntype = \"redis_streams\"\nurl = \"redis://169.254.169.254:6379/0\"\nstream = \"s:{$table}\""),
+    ] {
+        refused(&create(&app, "meta", &spec("x", sink, ""), false).await, key);
+    }
     let meta_source = spec("x", "[sinks.b]\ntype = \"blackhole\"", "").replace(&sluice_testkit::service(Service::Mariadb), "mysql://u:p@169.254.169.254:3306/");
     refused(&create(&app, "meta", &meta_source, false).await, "source.url");
 
