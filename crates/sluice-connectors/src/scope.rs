@@ -98,6 +98,17 @@ impl Scope {
         }
     }
 
+    /// The address to connect to for `host`: resolved once, every address checked against the egress policy
+    /// (when there is one), the first returned — so the connection goes where the check looked, never to a
+    /// name resolved a second time.
+    pub async fn allowed_address(&self, host: &str, port: u16) -> Result<IpAddr, String> {
+        let addrs = resolve(host, port).await.map_err(|e| format!("cannot resolve `{host}`: {e}"))?;
+        if let Some(policy) = &self.egress {
+            policy.check(host, &addrs).map_err(|e| e.to_string())?;
+        }
+        addrs.first().copied().ok_or_else(|| format!("`{host}` has no address"))
+    }
+
     /// Resolves `host` and applies the egress policy to every address (nothing to do without a policy).
     pub async fn check_egress(&self, host: &str, port: u16) -> Result<(), String> {
         let Some(policy) = &self.egress else { return Ok(()) };

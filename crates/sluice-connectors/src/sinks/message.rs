@@ -11,6 +11,31 @@ use sluice_pipeline::shape::template::{Scope, Template};
 /// Repeats a broker (or the sink's own dedup window) dropped after a restart sent them again.
 pub const SINK_DUPLICATES_TOTAL: &str = "sluice_sink_duplicates_total";
 
+/// A broker URL's problems under `at` (`scheme://host[:port]…`).
+pub(crate) fn validate_broker_url(at: &str, url: &str, scheme: &str, errors: &mut Vec<sluice_core::ConfigError>) {
+    let path = sluice_core::config::key_path(at, "url");
+    match url::Url::parse(url) {
+        Ok(u) if u.scheme() == scheme && u.host_str().is_some() => {}
+        Ok(u) => errors.push(sluice_core::ConfigError::new(path, format!("`{}://…` is not a {scheme}://host:port URL", u.scheme()))),
+        Err(e) => errors.push(sluice_core::ConfigError::new(path, format!("not a URL: {e}"))),
+    }
+}
+
+/// A broker's URL, and the address to connect to (the egress policy applied, see
+/// [`Scope::allowed_address`](crate::scope::Scope::allowed_address)); `what` names the broker in errors.
+pub(crate) async fn broker_address(
+    url: &str,
+    default_port: u16,
+    scope: &crate::scope::Scope,
+    what: &str,
+) -> Result<(url::Url, std::net::SocketAddr), sluice_pipeline::SinkError> {
+    let parsed = url::Url::parse(url).map_err(|e| sluice_pipeline::SinkError::permanent(format!("`url`: {e}")))?;
+    let host = parsed.host_str().ok_or_else(|| sluice_pipeline::SinkError::permanent("`url` names no host"))?.to_string();
+    let port = parsed.port().unwrap_or(default_port);
+    let ip = scope.allowed_address(&host, port).await.map_err(|e| sluice_pipeline::SinkError::retryable(format!("cannot reach {what}: {e}")))?;
+    Ok((parsed, std::net::SocketAddr::new(ip, port)))
+}
+
 /// What a message carries.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

@@ -73,11 +73,7 @@ fn default_timeout() -> Duration {
 
 impl SinkSpec for AmqpSinkConfig {
     fn validate(&self, at: &str, _scope: &Scope, errors: &mut Vec<ConfigError>) {
-        match url::Url::parse(&self.url) {
-            Ok(u) if u.scheme() == "amqp" && u.host_str().is_some() => {}
-            Ok(_) => errors.push(ConfigError::new(key_path(at, "url"), format!("`{}` is not an amqp://host:port/vhost URL", redact(&self.url)))),
-            Err(e) => errors.push(ConfigError::new(key_path(at, "url"), format!("not a URL: {e}"))),
-        }
+        crate::sinks::message::validate_broker_url(at, &self.url, "amqp", errors);
         for (key, text) in [("exchange", &self.exchange), ("routing_key", &self.routing_key)] {
             if let Err(e) = Template::parse(text) {
                 errors.push(ConfigError::new(key_path(at, key), e.to_string()));
@@ -98,16 +94,5 @@ impl SinkSpec for AmqpSinkConfig {
 
     fn build<'a>(self: Box<Self>, cx: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Box<dyn Sink>, String>> {
         Box::pin(async move { Ok(Box::new(super::AmqpSink::new(*self, cx)?) as Box<dyn Sink>) })
-    }
-}
-
-/// The URL without its password, for messages.
-pub(super) fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
     }
 }

@@ -9,7 +9,7 @@ use sluice_pipeline::{Batch, Rejected, Sink, SinkError};
 use super::config::{AmqpSinkConfig, ExchangeKind, Unroutable};
 use crate::component::SinkContext;
 use crate::scope::Scope;
-use crate::sinks::message::{body, message_id, render};
+use crate::sinks::message::{body, broker_address, message_id, render};
 
 pub struct AmqpSink {
     config: AmqpSinkConfig,
@@ -36,16 +36,9 @@ impl AmqpSink {
             return Ok(ch.clone());
         }
         self.conn = None;
-        let mut url = url::Url::parse(&self.config.url).map_err(|e| SinkError::permanent(format!("`url`: {e}")))?;
-        let host = url.host_str().ok_or_else(|| SinkError::permanent("`url` names no host"))?.to_string();
-        let port = url.port().unwrap_or(5672);
-        self.scope.check_egress(&host, port).await.map_err(|e| SinkError::retryable(format!("cannot reach RabbitMQ: {e}")))?;
-        let ip = crate::scope::resolve(&host, port)
-            .await
-            .ok()
-            .and_then(|a| a.first().copied())
-            .ok_or_else(|| SinkError::retryable(format!("cannot resolve `{host}`")))?;
-        let _ = url.set_ip_host(ip);
+        let (mut url, addr) = broker_address(&self.config.url, 5672, &self.scope, "RabbitMQ").await?;
+        let (host, port) = (url.host_str().unwrap_or_default().to_string(), addr.port());
+        let _ = url.set_ip_host(addr.ip());
         let unreachable = |e: lapin::Error| SinkError::retryable(format!("cannot connect to RabbitMQ at {host}:{port}: {e}"));
         let connect = Connection::connect(url.as_str(), ConnectionProperties::default());
         let conn = tokio::time::timeout(self.config.timeout, connect)

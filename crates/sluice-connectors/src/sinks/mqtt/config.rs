@@ -46,11 +46,7 @@ fn default_timeout() -> Duration {
 
 impl SinkSpec for MqttSinkConfig {
     fn validate(&self, at: &str, _scope: &Scope, errors: &mut Vec<ConfigError>) {
-        match url::Url::parse(&self.url) {
-            Ok(u) if u.scheme() == "mqtt" && u.host_str().is_some() => {}
-            Ok(_) => errors.push(ConfigError::new(key_path(at, "url"), format!("`{}` is not an mqtt://host:port URL", self.url))),
-            Err(e) => errors.push(ConfigError::new(key_path(at, "url"), format!("not a URL: {e}"))),
-        }
+        crate::sinks::message::validate_broker_url(at, &self.url, "mqtt", errors);
         match Template::parse(&self.topic) {
             Err(e) => errors.push(ConfigError::new(key_path(at, "topic"), e.to_string())),
             Ok(_) if self.topic.is_empty() || self.topic.contains(['#', '+']) => {

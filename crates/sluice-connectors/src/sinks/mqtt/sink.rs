@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::MqttSinkConfig;
 use crate::component::SinkContext;
 use crate::scope::Scope;
-use crate::sinks::message::{body, render};
+use crate::sinks::message::{body, broker_address, render};
 
 /// What the event loop reports to the batch that waits for its PUBACKs.
 enum Wire {
@@ -54,16 +54,8 @@ impl MqttSink {
 
     async fn session(&mut self) -> Result<&mut Session, SinkError> {
         if self.session.is_none() {
-            let url = url::Url::parse(&self.config.url).map_err(|e| SinkError::permanent(format!("`url`: {e}")))?;
-            let host = url.host_str().ok_or_else(|| SinkError::permanent("`url` names no host"))?.to_string();
-            let port = url.port().unwrap_or(1883);
-            self.scope.check_egress(&host, port).await.map_err(|e| SinkError::retryable(format!("cannot reach the MQTT broker: {e}")))?;
-            let ip = crate::scope::resolve(&host, port)
-                .await
-                .ok()
-                .and_then(|a| a.first().copied())
-                .ok_or_else(|| SinkError::retryable(format!("cannot resolve `{host}`")))?;
-            let mut options = MqttOptions::new(self.client_id.clone(), ip.to_string(), port);
+            let (url, addr) = broker_address(&self.config.url, 1883, &self.scope, "the MQTT broker").await?;
+            let mut options = MqttOptions::new(self.client_id.clone(), addr.ip().to_string(), addr.port());
             options.set_keep_alive(std::time::Duration::from_secs(15)).set_clean_session(true).set_inflight(self.config.max_in_flight.get());
             let user = self.config.user.clone().or_else(|| (!url.username().is_empty()).then(|| url.username().to_string()));
             let password = self.config.password.as_ref().map(|p| p.expose().clone()).or_else(|| url.password().map(str::to_string));

@@ -71,11 +71,7 @@ impl NatsSinkConfig {
 
 impl SinkSpec for NatsSinkConfig {
     fn validate(&self, at: &str, _scope: &Scope, errors: &mut Vec<ConfigError>) {
-        match url::Url::parse(&self.url) {
-            Ok(u) if u.scheme() == "nats" && u.host_str().is_some() => {}
-            Ok(_) => errors.push(ConfigError::new(key_path(at, "url"), format!("`{}` is not a nats://host:port URL", self.url))),
-            Err(e) => errors.push(ConfigError::new(key_path(at, "url"), format!("`{}` is not a URL: {e}", self.url))),
-        }
+        crate::sinks::message::validate_broker_url(at, &self.url, "nats", errors);
         match Template::parse(&self.subject) {
             Err(e) => errors.push(ConfigError::new(key_path(at, "subject"), e.to_string())),
             Ok(_) if self.subject.is_empty() || self.subject.contains(char::is_whitespace) => {

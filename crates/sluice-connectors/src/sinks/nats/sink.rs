@@ -5,7 +5,7 @@ use sluice_pipeline::{Batch, Rejected, Sink, SinkError};
 use super::config::NatsSinkConfig;
 use crate::component::SinkContext;
 use crate::scope::Scope;
-use crate::sinks::message::{SINK_DUPLICATES_TOTAL, body, message_id, render};
+use crate::sinks::message::{SINK_DUPLICATES_TOTAL, body, broker_address, message_id, render};
 
 pub struct NatsSink {
     config: NatsSinkConfig,
@@ -43,20 +43,18 @@ impl NatsSink {
         if let Some(js) = &self.js {
             return Ok(js.clone());
         }
-        let (host, port) = crate::scope::url_host_port(&self.config.url, 4222).ok_or_else(|| SinkError::permanent("`url` names no host"))?;
-        self.scope.check_egress(&host, port).await.map_err(|e| SinkError::retryable(format!("cannot reach the NATS server: {e}")))?;
-        let addrs = crate::scope::resolve(&host, port).await.map_err(|e| SinkError::retryable(format!("cannot resolve `{host}`: {e}")))?;
-        let addr = addrs.first().ok_or_else(|| SinkError::retryable(format!("`{host}` has no address")))?;
+        let (url, addr) = broker_address(&self.config.url, 4222, &self.scope, "the NATS server").await?;
         let mut options = async_nats::ConnectOptions::new().connection_timeout(self.config.timeout).request_timeout(Some(self.config.timeout));
-        let url = url::Url::parse(&self.config.url).map_err(|e| SinkError::permanent(format!("`url`: {e}")))?;
         let user = self.config.user.clone().or_else(|| (!url.username().is_empty()).then(|| url.username().to_string()));
         let password = self.config.password.as_ref().map(|p| p.expose().clone()).or_else(|| url.password().map(str::to_string));
         if let Some(user) = user {
             options = options.user_and_password(user, password.unwrap_or_default());
         }
-        let target = std::net::SocketAddr::new(*addr, port).to_string();
-        let client =
-            options.connect(target.as_str()).await.map_err(|e| SinkError::retryable(format!("cannot connect to the NATS server at {host}:{port}: {e}")))?;
+        let host = url.host_str().unwrap_or_default().to_string();
+        let client = options
+            .connect(addr.to_string().as_str())
+            .await
+            .map_err(|e| SinkError::retryable(format!("cannot connect to the NATS server at {host}:{}: {e}", addr.port())))?;
         let js = async_nats::jetstream::new(client);
         if let Some(stream) = &self.config.stream {
             let config = async_nats::jetstream::stream::Config {
