@@ -83,6 +83,13 @@ for ((r = 1; r <= RUNS; r++)); do
   N+=("$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' "$OUT/nats.txt")"); log "  sluice MariaDB -> NATS JetStream, run $r: ${N[-1]} s ($stored messages stored)"
 done
 n=$(median "${N[@]}"); nrate=$(div "$ROWS" "$n")
+
+# End-to-end lag at a steady 5,000 rows/s, MariaDB commit to the row in PostgreSQL (stamped there).
+lagdb=$(fresh_target sluice_sync_lag)
+log "MariaDB -> PostgreSQL lag at 5,000 rows/s for 20 s"
+lag=$("$BENCH" sync-latency --url "$URL" --target "$lagdb" --rate 5000 --seconds 20 | tail -1)
+[ -n "$lag" ] || { echo "the lag run printed nothing" >&2; exit 1; }
+psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS sluice_sync_lag" >/dev/null
 s=$(median "${S[@]}"); ref=$(median "${R[@]}")
 srate=$(div "$ROWS" "$s"); rrate=$(div "$ROWS" "$ref")
 peak=$(printf '%s\n' "${RSS[@]}" | sort -n | tail -1)
@@ -94,6 +101,7 @@ result=$(cat <<RESULT
   sluice / reference = $(awk -v a="$srate" -v b="$rrate" 'BEGIN{printf "%.2f", a/b}')x   (target >= 0.5x)
   sluice peak RSS $((peak / 1024)) MiB   (target < 200 MiB)
   sluice binlog -> NATS JetStream (acknowledged publishes, envelope + Nats-Msg-Id)   ${n} s   ${nrate} events/s   (target >= 150,000 events/s)
+  ${lag}   (target p99 < 1000 ms, RSS < 200 MiB)
   each run (s): sluice ${S[*]}; reference ${R[*]}; nats ${N[*]}
 RESULT
 )

@@ -113,6 +113,19 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Write rows at a steady rate into MariaDB (`--url`) and sync them through the database sink into table
+    /// `ticks` of the PostgreSQL database `--target`, which stamps each row's arrival (`clock_timestamp()`);
+    /// prints the commit-to-row lag percentiles and the peak RSS.
+    SyncLatency {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        target: String,
+        #[arg(long, default_value_t = 5000)]
+        rate: u64,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
 }
 
 fn rule(db: &str, table: &str, columns: &[&str], metric: &str) -> RuleConfig {
@@ -421,6 +434,63 @@ async fn main() -> Result<()> {
             let (peak, _) = rss_mib();
             c.query_drop("DROP DATABASE sluice_bench_bigtx").await?;
             println!("sluice single {rows}-row transaction: {secs:.2} s (insert included), peak RSS {peak} MiB (before {rss_before} MiB)");
+        }
+        Cmd::SyncLatency { url, target, rate, seconds } => {
+            let pool = mysql_async::Pool::new(url.as_str());
+            let mut c = pool.get_conn().await?;
+            c.query_drop("CREATE DATABASE IF NOT EXISTS sluice_bench_sync").await?;
+            c.query_drop("DROP TABLE IF EXISTS sluice_bench_sync.ticks").await?;
+            c.query_drop("CREATE TABLE sluice_bench_sync.ticks (id BIGINT AUTO_INCREMENT PRIMARY KEY, sent_us BIGINT NOT NULL)").await?;
+            let (pg, conn) = tokio_postgres::connect(&target, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            pg.batch_execute(
+                "DROP TABLE IF EXISTS ticks; CREATE TABLE ticks (id bigint PRIMARY KEY, sent_us bigint NOT NULL, arrived timestamptz NOT NULL DEFAULT clock_timestamp())",
+            )
+            .await?;
+            let config: sluice_connectors::sinks::database::DatabaseSinkConfig =
+                toml::from_str(&format!("url = \"{target}\"\n[[tables]]\nfrom = \"sluice_bench_sync.ticks\"\nto = \"ticks\"\n"))?;
+            let scope = sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml"));
+            let cx = sluice_connectors::component::SinkContext { pipeline: "bench", name: "target", scope: &scope };
+            let sink = sluice_connectors::sinks::database::DatabaseSink::new(config, &cx).map_err(anyhow::Error::msg)?;
+            let dir = tempfile::tempdir()?;
+            let status = Arc::new(PipelineStatus::default());
+            let p = pipeline(&url, StartFrom::Now, vec!["sluice_bench_sync.ticks".into()], None, Box::new(sink), dir.path(), status.clone()).await?;
+            let stop = CancellationToken::new();
+            let handle = tokio::spawn(p.run(stop.clone()));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            // 100 transactions a second, each of rate/100 rows stamped with its send time.
+            let per_tx = (rate / 100).max(1);
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            let t0 = Instant::now();
+            let mut written = 0i64;
+            while t0.elapsed() < Duration::from_secs(seconds) {
+                tick.tick().await;
+                let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() as i64;
+                let values: Vec<String> = (0..per_tx).map(|_| format!("({now_us})")).collect();
+                c.query_drop(format!("INSERT INTO sluice_bench_sync.ticks (sent_us) VALUES {}", values.join(","))).await?;
+                written += per_tx as i64;
+            }
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let n: i64 = pg.query_one("SELECT count(*) FROM ticks", &[]).await?.get(0);
+                if n >= written {
+                    break;
+                }
+                anyhow::ensure!(Instant::now() < deadline, "only {n} of {written} rows arrived: {:?}", status.last_error.lock().unwrap());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            stop.cancel();
+            handle.await??;
+            let row = pg
+                .query_one(
+                    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag) \
+                     FROM (SELECT (extract(epoch FROM arrived) * 1e6 - sent_us) / 1000.0 AS lag FROM ticks) l",
+                    &[],
+                )
+                .await?;
+            let (p50, p99, max): (f64, f64, f64) = (row.get(0), row.get(1), row.get(2));
+            let (peak, _) = rss_mib();
+            println!("sync lag rate={}/s rows={written} p50_ms={p50:.1} p99_ms={p99:.1} max_ms={max:.1} peak_rss_mib={peak}", written / seconds as i64);
         }
         Cmd::Latency { url, rate, seconds } => {
             let falcon = sluice_testkit::falcon::FalconReceiver::start().await;
