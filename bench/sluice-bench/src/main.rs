@@ -484,7 +484,7 @@ async fn main() -> Result<()> {
             let row = pg
                 .query_one(
                     "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag) \
-                     FROM (SELECT (extract(epoch FROM arrived) * 1e6 - sent_us) / 1000.0 AS lag FROM ticks) l",
+                     FROM (SELECT ((extract(epoch FROM arrived) * 1e6 - sent_us) / 1000.0)::float8 AS lag FROM ticks) l",
                     &[],
                 )
                 .await?;
