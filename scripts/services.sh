@@ -334,9 +334,22 @@ rmq_env() {
 }
 rabbitmq_up() { rmq_env /usr/lib/rabbitmq/bin/rabbitmq-diagnostics -q check_port_connectivity; }
 
+rabbitmq_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$RABBITMQ_PORT") 2>/dev/null; }
+
 rabbitmq_start() {
   ensure_packages rabbitmq-server
   if rabbitmq_up >/dev/null 2>&1; then return 0; fi
+  # A node that answers on our port but not to this checkout's cookie was left by another checkout (its data
+  # dir may be gone): stop it, as for MariaDB.
+  if rabbitmq_listening; then
+    log "rabbitmq: a node from another checkout holds 127.0.0.1:$RABBITMQ_PORT; stopping it"
+    pkill -f -- "beam.smp.*-epmd_port $RABBITMQ_EPMD_PORT" || true
+    local tries=0
+    while rabbitmq_listening; do
+      tries=$((tries + 1)); [ "$tries" -lt 150 ] || die "rabbitmq: the stale node on $RABBITMQ_PORT does not stop"
+      sleep 0.2
+    done
+  fi
   mkdir -p "$RMQ_DIR/mnesia" "$RMQ_DIR/log"
   printf '[].\n' >"$RMQ_DIR/enabled_plugins"
   cat >"$RMQ_DIR/rabbitmq.conf" <<CONF
@@ -362,9 +375,10 @@ CONF
 }
 
 rabbitmq_stop() {
-  rabbitmq_up >/dev/null 2>&1 || return 0
+  [ -f "$RMQ_DIR/rabbitmq.pid" ] || return 0
   log "rabbitmq: stopping"
   rmq_env /usr/lib/rabbitmq/bin/rabbitmqctl -q stop >/dev/null 2>&1 || true
+  stop_pidfile rabbitmq "$RMQ_DIR/rabbitmq.pid"
 }
 
 # ---------------------------------------------------------------- Mosquitto (MQTT)
