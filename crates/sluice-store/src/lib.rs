@@ -274,7 +274,14 @@ impl Store {
             Backend::Sqlite => Some(self.write_lock.lock().await),
             Backend::Postgres => None,
         };
-        let tx = self.pool.begin().await?;
+        // SQLite: take the write lock at BEGIN, where the busy timeout applies. A deferred transaction that read
+        // first and then writes cannot wait: SQLite fails the upgrade at once while another connection holds the
+        // write lock (say, a failed transaction whose rollback sqlx runs after its drop released our mutex), and
+        // an audit entry written that way was lost under load.
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(WriteTx { tx, backend: self.backend, cache: self.cache.clone(), changes: Changes::default(), _guard: guard })
     }
 
