@@ -330,7 +330,7 @@ rmq_env() {
     RABBITMQ_NODE_PORT="$RABBITMQ_PORT" RABBITMQ_DIST_PORT="$RABBITMQ_DIST_PORT" ERL_EPMD_PORT="$RABBITMQ_EPMD_PORT" \
     ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_MNESIA_BASE="$RMQ_DIR/mnesia" RABBITMQ_LOG_BASE="$RMQ_DIR/log" \
     RABBITMQ_CONFIG_FILE="$RMQ_DIR/rabbitmq" RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/enabled_plugins" \
-    RABBITMQ_PID_FILE="$RMQ_DIR/rabbitmq.pid" "$@"
+    RABBITMQ_PID_FILE="$RMQ_DIR/rabbitmq.pid" ERL_CRASH_DUMP="$RMQ_DIR/erl_crash.dump" "$@"
 }
 rabbitmq_up() { rmq_env /usr/lib/rabbitmq/bin/rabbitmq-diagnostics -q check_port_connectivity; }
 
