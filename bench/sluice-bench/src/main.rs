@@ -181,6 +181,21 @@ async fn pipeline(
     })
 }
 
+/// A sink as a pipeline file's `[sinks.NAME]` section would build it (validated, then its `build`), in the
+/// operator's scope of a file named `bench.toml`.
+async fn bench_sink<C>(name: &str, section: &str) -> Result<Box<dyn Sink>>
+where
+    C: sluice_connectors::component::SinkSpec + serde::de::DeserializeOwned + 'static,
+{
+    let config: C = toml::from_str(section)?;
+    let scope = sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml"));
+    let mut errors = Vec::new();
+    config.validate(name, &scope, &mut errors);
+    anyhow::ensure!(errors.is_empty(), "{errors:?}");
+    let cx = sluice_connectors::component::SinkContext { pipeline: "bench", name, scope: &scope };
+    Box::new(config).build(&cx).await.map_err(anyhow::Error::msg)
+}
+
 /// `[runtime] batch_max` for the binlog runs: `SLUICE_BENCH_BATCH_MAX`, else the default (1000).
 fn batch_max() -> usize {
     std::env::var("SLUICE_BENCH_BATCH_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(RuntimeSettings::default().batch_max)
@@ -195,22 +210,22 @@ async fn main() -> Result<()> {
             let (sink, received, rules, expect): (Box<dyn Sink>, _, _, u64) = match (&jsonl, &target) {
                 (None, None) if nats.is_some() => {
                     let url = nats.clone().unwrap_or_default();
-                    let config: sluice_connectors::sinks::nats::NatsSinkConfig =
-                        toml::from_str(&format!("url = \"{url}\"\nsubject = \"bench.{{$db}}.{{$table}}\"\nstream = \"{stream}\"\n"))?;
-                    let scope = sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml"));
-                    let cx = sluice_connectors::component::SinkContext { pipeline: "bench", name: "nats", scope: &scope };
-                    let sink = sluice_connectors::sinks::nats::NatsSink::new(config, &cx).map_err(anyhow::Error::msg)?;
-                    let counted = Counted { inner: Box::new(sink), delivered: Arc::default() };
+                    let sink = bench_sink::<sluice_connectors::sinks::nats::NatsSinkConfig>(
+                        "nats",
+                        &format!("url = \"{url}\"\nsubject = \"bench.{{$db}}.{{$table}}\"\nstream = \"{stream}\"\n"),
+                    )
+                    .await?;
+                    let counted = Counted { inner: sink, delivered: Arc::default() };
                     let received = counted.delivered.clone();
                     (Box::new(counted), received, None, rows)
                 }
                 (None, Some(target)) => {
-                    let config: sluice_connectors::sinks::database::DatabaseSinkConfig =
-                        toml::from_str(&format!("url = \"{target}\"\n[[tables]]\nfrom = \"{db}.metrics\"\nto = \"metrics\"\n"))?;
-                    let scope = sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml"));
-                    let cx = sluice_connectors::component::SinkContext { pipeline: "bench", name: "target", scope: &scope };
-                    let sink = sluice_connectors::sinks::database::DatabaseSink::new(config, &cx).map_err(anyhow::Error::msg)?;
-                    let counted = Counted { inner: Box::new(sink), delivered: Arc::default() };
+                    let sink = bench_sink::<sluice_connectors::sinks::database::DatabaseSinkConfig>(
+                        "target",
+                        &format!("url = \"{target}\"\n[[tables]]\nfrom = \"{db}.metrics\"\nto = \"metrics\"\n"),
+                    )
+                    .await?;
+                    let counted = Counted { inner: sink, delivered: Arc::default() };
                     let received = counted.delivered.clone();
                     (Box::new(counted), received, None, rows)
                 }
@@ -447,14 +462,14 @@ async fn main() -> Result<()> {
                 "DROP TABLE IF EXISTS ticks; CREATE TABLE ticks (id bigint PRIMARY KEY, sent_us bigint NOT NULL, arrived timestamptz NOT NULL DEFAULT clock_timestamp())",
             )
             .await?;
-            let config: sluice_connectors::sinks::database::DatabaseSinkConfig =
-                toml::from_str(&format!("url = \"{target}\"\n[[tables]]\nfrom = \"sluice_bench_sync.ticks\"\nto = \"ticks\"\n"))?;
-            let scope = sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml"));
-            let cx = sluice_connectors::component::SinkContext { pipeline: "bench", name: "target", scope: &scope };
-            let sink = sluice_connectors::sinks::database::DatabaseSink::new(config, &cx).map_err(anyhow::Error::msg)?;
+            let sink = bench_sink::<sluice_connectors::sinks::database::DatabaseSinkConfig>(
+                "target",
+                &format!("url = \"{target}\"\n[[tables]]\nfrom = \"sluice_bench_sync.ticks\"\nto = \"ticks\"\n"),
+            )
+            .await?;
             let dir = tempfile::tempdir()?;
             let status = Arc::new(PipelineStatus::default());
-            let p = pipeline(&url, StartFrom::Now, vec!["sluice_bench_sync.ticks".into()], None, Box::new(sink), dir.path(), status.clone()).await?;
+            let p = pipeline(&url, StartFrom::Now, vec!["sluice_bench_sync.ticks".into()], None, sink, dir.path(), status.clone()).await?;
             let stop = CancellationToken::new();
             let handle = tokio::spawn(p.run(stop.clone()));
             tokio::time::sleep(Duration::from_secs(1)).await;
