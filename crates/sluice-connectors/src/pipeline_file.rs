@@ -41,6 +41,7 @@ registry! {
         #[cfg(feature = "sink-prom-remote-write")] PrometheusRemoteWrite("prometheus_remote_write", crate::sinks::prom_remote_write::PromRemoteWriteSinkConfig),
         #[cfg(feature = "sink-http")] Http("http", crate::sinks::http::HttpSinkConfig),
         #[cfg(feature = "sink-file")] File("file", crate::sinks::file::FileSinkConfig),
+        #[cfg(feature = "sink-file-drop")] FileDrop("file_drop", crate::sinks::file_drop::FileDropSinkConfig),
         #[cfg(feature = "sink-blackhole")] Blackhole("blackhole", crate::sinks::blackhole::BlackholeSinkConfig),
     }
 }
