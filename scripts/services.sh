@@ -451,6 +451,8 @@ pam_service_name=vsftpd
 userlist_enable=NO
 seccomp_sandbox=NO
 xferlog_enable=YES
+# 40 MB/s: uploads take long enough for the tests to cut a connection in the middle of a file.
+local_max_rate=40000000
 xferlog_file=$FTP_DIR/xfer.log
 vsftpd_log_file=$FTP_DIR/vsftpd.log
 CONF
@@ -520,6 +522,9 @@ export SLUICE_TEST_MQTT_URL=mqtt://$SVC_USER:$SVC_PASS@127.0.0.1:$MOSQUITTO_PORT
 export SLUICE_TEST_FTP_URL=ftp://$DROP_USER:$SVC_PASS@127.0.0.1:$FTP_PORT/drop
 export SLUICE_TEST_SFTP_URL=sftp://$DROP_USER@127.0.0.1:$SSHD_PORT/drop
 export SLUICE_TEST_SFTP_KEY=$SSHD_DIR/client_key
+export SLUICE_TEST_SFTP_HOST_KEY=$(ssh-keygen -lf "$SSHD_DIR/host_key.pub" 2>/dev/null | awk '{print $2}')
+export SLUICE_TEST_DROP_DIR=$(getent passwd "$DROP_USER" | cut -d: -f6)/drop
+export SLUICE_TEST_DROP_USER=$DROP_USER
 ENV
   mv "$BASE/env.tmp" "$BASE/env"
 }

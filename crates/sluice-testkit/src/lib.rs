@@ -100,13 +100,28 @@ pub fn service(s: Service) -> String {
     url
 }
 
+/// A setting of the test services (`target/services/env` or the environment); panics naming `service`.
+fn service_setting(var: &str, service: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .or_else(|| env_file().get(var).cloned())
+        .unwrap_or_else(|| panic!("test service `{service}`: {var} is not set; run `./scripts/services.sh start {service}`"))
+}
+
 /// The private key the SFTP test user logs in with (`SLUICE_TEST_SFTP_KEY`).
 pub fn sftp_key() -> PathBuf {
-    let path = std::env::var("SLUICE_TEST_SFTP_KEY")
-        .ok()
-        .or_else(|| env_file().get("SLUICE_TEST_SFTP_KEY").cloned())
-        .unwrap_or_else(|| panic!("test service `sshd`: SLUICE_TEST_SFTP_KEY is not set; run `./scripts/services.sh start sshd`"));
-    PathBuf::from(path)
+    PathBuf::from(service_setting("SLUICE_TEST_SFTP_KEY", "sshd"))
+}
+
+/// The test SSH server's host key fingerprint, as `ssh-keygen -lf` prints it (`SLUICE_TEST_SFTP_HOST_KEY`).
+pub fn sftp_host_key() -> String {
+    service_setting("SLUICE_TEST_SFTP_HOST_KEY", "sshd")
+}
+
+/// The folder on this machine that the FTP and SFTP test URLs' `/drop` is (`SLUICE_TEST_DROP_DIR`), and the
+/// user owning it: tests read what was uploaded straight from disk.
+pub fn drop_dir() -> (PathBuf, String) {
+    (PathBuf::from(service_setting("SLUICE_TEST_DROP_DIR", "sshd")), service_setting("SLUICE_TEST_DROP_USER", "sshd"))
 }
 
 /// `scheme://user:pw@host:port/…` → (host, port).

@@ -233,12 +233,15 @@ fn every_example_pipeline_file_passes_check() {
             .env("SLUICE_POSTGRES_URL", "postgres://u:p@127.0.0.1:5433/db")
             .env("SLUICE_PROMETHEUS_URL", "http://127.0.0.1:9095")
             .env("SLUICE_NATS_URL", "nats://127.0.0.1:4223")
+            .env("SLUICE_SFTP_URL", "sftp://drop@127.0.0.1:2222/drop")
+            .env("SLUICE_SFTP_KEY", "/nonexistent/key")
+            .env("SLUICE_SFTP_HOST_KEY", "SHA256:NjiWwXGiDXaaXYwjQyxjwREqlHPHZ/swAugfsTRucIc")
             .output()
             .unwrap();
         assert!(out.status.success(), "{}: {}", path.display(), text(&out));
         checked += 1;
     }
-    assert!(checked >= 4, "checked {checked} examples");
+    assert!(checked >= 5, "checked {checked} examples");
 }
 
 #[test]

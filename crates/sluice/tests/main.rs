@@ -3,5 +3,6 @@
 
 mod cdc;
 mod cli;
+mod file_drop;
 mod support;
 mod sync;

@@ -34,11 +34,11 @@ async fn wait_pg_count(c: &tokio_postgres::Client, sql: &str, want: i64, within:
 }
 
 /// A unique replica server id per pipeline of this test process.
-fn server_id(n: u32) -> u32 {
+pub(crate) fn server_id(n: u32) -> u32 {
     20_000 + (std::process::id() % 20_000) * 2 + n
 }
 
-fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let file = dir.join(name);
     std::fs::write(&file, text).unwrap();
     file
@@ -399,7 +399,13 @@ async fn jetstream() -> async_nats::jetstream::Context {
 /// with `kill -9` when `delivered()` reaches 20,000 and again at 60,000, restarts it each time, and waits
 /// until `delivered()` reaches every row. Returns the running pipeline and the repeats it and its killed
 /// predecessors logged as dropped by deduplication (`needle` names the log line).
-async fn write_while_killing_twice<F, Fut>(file: &Path, env: &[(&str, String)], pool: &mysql_async::Pool, needle: &str, delivered: F) -> (RunningPipeline, u64)
+pub(crate) async fn write_while_killing_twice<F, Fut>(
+    file: &Path,
+    env: &[(&str, String)],
+    pool: &mysql_async::Pool,
+    needle: &str,
+    delivered: F,
+) -> (RunningPipeline, u64)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = i64>,
@@ -456,7 +462,7 @@ where
 
 /// A source database with an `orders` table, and a copy of an example pipeline file whose own checkpoint lags
 /// (3 s), so each restart sends again what the sink already delivered.
-async fn orders_source_and_example(example: &str) -> (mysql_async::Pool, String, tempfile::TempDir, PathBuf) {
+pub(crate) async fn orders_source_and_example(example: &str) -> (mysql_async::Pool, String, tempfile::TempDir, PathBuf) {
     let (my_url, db) = fresh_mariadb_database("shop").await;
     let pool = mysql_async::Pool::new(my_url.as_str());
     let mut c = pool.get_conn().await.unwrap();

@@ -14,7 +14,14 @@ pub mod file_drop;
 pub mod http;
 #[cfg(any(feature = "sink-falcon", feature = "sink-prom-remote-write", feature = "sink-http"))]
 pub mod http_client;
-#[cfg(any(feature = "sink-nats", feature = "sink-redis-streams", feature = "sink-amqp", feature = "sink-mqtt", feature = "sink-http", feature = "sink-file-drop"))]
+#[cfg(any(
+    feature = "sink-nats",
+    feature = "sink-redis-streams",
+    feature = "sink-amqp",
+    feature = "sink-mqtt",
+    feature = "sink-http",
+    feature = "sink-file-drop"
+))]
 pub mod message;
 #[cfg(feature = "sink-mqtt")]
 pub mod mqtt;

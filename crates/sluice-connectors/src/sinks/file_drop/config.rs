@@ -143,7 +143,9 @@ impl SinkSpec for FileDropSinkConfig {
         if let Err((key, e)) = self.calendar() {
             errors.push(ConfigError::new(key_path(at, key), e));
         }
-        check_template(&self.name, &["{db}", "{table}", "{period}"], &["{table}", "{period}"], "").map_err(|e| errors.push(ConfigError::new(key_path(at, "name"), e))).ok();
+        check_template(&self.name, &["{db}", "{table}", "{period}"], &["{table}", "{period}"], "")
+            .map_err(|e| errors.push(ConfigError::new(key_path(at, "name"), e)))
+            .ok();
         check_template(&self.manifest, &["{period}"], &["{period}"], ".json").map_err(|e| errors.push(ConfigError::new(key_path(at, "manifest"), e))).ok();
         if self.payload != Payload::Envelope && self.format != Format::Jsonl {
             errors.push(ConfigError::new(key_path(at, "payload"), "`payload` is for `format = \"jsonl\"`"));

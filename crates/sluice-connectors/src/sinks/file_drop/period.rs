@@ -71,10 +71,7 @@ impl Calendar {
         let (start, end) = match &self.kind {
             Kind::Every(secs) if *secs == DAY => self.local_day(ms),
             Kind::Every(secs) => self.fixed(ms, *secs),
-            Kind::Cron(_) => (
-                self.fire_at_or_before(ms).unwrap_or(ms.div_euclid(1000) * 1000),
-                self.fire_after(ms).unwrap_or(i64::MAX / 2),
-            ),
+            Kind::Cron(_) => (self.fire_at_or_before(ms).unwrap_or(ms.div_euclid(1000) * 1000), self.fire_after(ms).unwrap_or(i64::MAX / 2)),
         };
         Period { start_ms: start, end_ms: end, label: self.label(start) }
     }

@@ -32,7 +32,10 @@ pub enum RemoteKind {
 pub enum Conn {
     /// `None` only while an operation runs on the blocking pool.
     Ftp(Option<suppaftp::FtpStream>),
-    Sftp { sftp: SftpSession, _session: client::Handle<PinnedHost> },
+    Sftp {
+        sftp: SftpSession,
+        _session: client::Handle<PinnedHost>,
+    },
 }
 
 impl Conn {
@@ -47,7 +50,9 @@ impl Conn {
             }
             RemoteKind::Sftp { key, host_key } => {
                 let fut = sftp_connect(addr, &target.user, key.clone(), host_key.clone());
-                let (session, sftp) = tokio::time::timeout(target.timeout, fut).await.map_err(|_| format!("no SSH session within {}", humantime::format_duration(target.timeout)))??;
+                let (session, sftp) = tokio::time::timeout(target.timeout, fut)
+                    .await
+                    .map_err(|_| format!("no SSH session within {}", humantime::format_duration(target.timeout)))??;
                 Ok(Conn::Sftp { sftp, _session: session })
             }
         }
@@ -95,7 +100,10 @@ impl Conn {
             }
             Conn::Sftp { sftp, .. } => {
                 let path = remote_path(dir, name);
-                tokio::time::timeout(timeout, sftp.try_exists(path.clone())).await.map_err(|_| format!("no answer about {path}"))?.map_err(|e| format!("cannot look up {path}: {e}"))
+                tokio::time::timeout(timeout, sftp.try_exists(path.clone()))
+                    .await
+                    .map_err(|_| format!("no answer about {path}"))?
+                    .map_err(|e| format!("cannot look up {path}: {e}"))
             }
         }
     }
@@ -110,7 +118,10 @@ impl Conn {
             }
             Conn::Sftp { sftp, .. } => {
                 let (from, to) = (remote_path(dir, from), remote_path(dir, to));
-                tokio::time::timeout(timeout, sftp.rename(from.clone(), to.clone())).await.map_err(|_| format!("no answer to renaming {from}"))?.map_err(|e| format!("cannot rename {from} to {to}: {e}"))
+                tokio::time::timeout(timeout, sftp.rename(from.clone(), to.clone()))
+                    .await
+                    .map_err(|_| format!("no answer to renaming {from}"))?
+                    .map_err(|e| format!("cannot rename {from} to {to}: {e}"))
             }
         }
     }
@@ -123,7 +134,10 @@ impl Conn {
             }
             Conn::Sftp { sftp, .. } => {
                 let path = remote_path(dir, name);
-                tokio::time::timeout(timeout, sftp.remove_file(path.clone())).await.map_err(|_| format!("no answer to removing {path}"))?.map_err(|e| format!("cannot remove {path}: {e}"))
+                tokio::time::timeout(timeout, sftp.remove_file(path.clone()))
+                    .await
+                    .map_err(|_| format!("no answer to removing {path}"))?
+                    .map_err(|e| format!("cannot remove {path}: {e}"))
             }
         }
     }

@@ -302,7 +302,14 @@ impl Spool {
         let mut files = Vec::with_capacity(parts.len());
         for p in &parts {
             let path = open.join(&p.file);
-            files.push(ManifestFile { name: p.file.clone(), table: p.table.clone(), rows: p.rows, late_rows: p.late_rows, bytes: p.bytes, sha256: sha256_of(&path)? });
+            files.push(ManifestFile {
+                name: p.file.clone(),
+                table: p.table.clone(),
+                rows: p.rows,
+                late_rows: p.late_rows,
+                bytes: p.bytes,
+                sha256: sha256_of(&path)?,
+            });
         }
         let manifest = Manifest {
             version: 1,
@@ -394,4 +401,109 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], tmp_dir: &Path) -> IoR
 
 pub fn sync_dir(dir: &Path) -> IoResult<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(format!("cannot sync {}", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sluice_core::change::{Column, Row};
+    use sluice_core::resume::LsnPosition;
+    use sluice_core::{Operation, Origin, Position, ResumePosition, Value};
+
+    use super::*;
+    use crate::sinks::file_drop::encode::Format;
+    use crate::sinks::message::Payload;
+
+    fn ms(s: &str) -> i64 {
+        s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+    }
+
+    fn row(cols: &[&str], id: i64, at: &str) -> Record {
+        let columns: Arc<[Column]> = cols.iter().map(|n| Column { name: (*n).into(), primary_key: *n == "id" }).collect::<Vec<_>>().into();
+        let mut values = vec![Value::Int(id)];
+        values.resize(cols.len(), Value::String("x".into()));
+        let origin = Origin { commit_ts_ms: ms(at), txn: None, position: Position::Lsn { lsn: id as u64 } };
+        Record::Change(Arc::new(ChangeEvent::row("p".into(), "shop".into(), "orders".into(), Operation::Insert, None, Some(Row { columns, values }), origin)))
+    }
+
+    fn cursor(n: u64) -> StreamCursor {
+        StreamCursor { commit: Some(ResumePosition::Lsn(LsnPosition { lsn: n })), offset: 0 }
+    }
+
+    fn spool(dir: &Path) -> Spool {
+        Spool::open(SpoolSettings {
+            pipeline: "p".into(),
+            sink: "drop".into(),
+            dir: dir.to_path_buf(),
+            calendar: Calendar::every(Duration::from_secs(3600), "UTC").unwrap(),
+            zone: "UTC".into(),
+            encoder: Encoder { format: Format::Csv, payload: Payload::Envelope, meta_columns: false },
+            gzip: false,
+            name: "{db}.{table}_{period}".into(),
+            manifest: "manifest_{period}.json".into(),
+            grace_ms: 60_000,
+            upload: true,
+        })
+        .unwrap()
+    }
+
+    fn manifest(dir: &Path, label: &str) -> Manifest {
+        serde_json::from_slice(&fs::read(dir.join(format!("manifest_{label}.json"))).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_period_closes_when_a_later_commit_passes_its_grace_and_its_manifest_is_exact() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = spool(d.path());
+        s.write(&[row(&["id", "v"], 1, "2025-06-01T10:10:00Z"), row(&["id", "v"], 2, "2025-06-01T10:59:00Z")], 0, cursor(2)).unwrap();
+        // 11:00:30 is inside the grace minute: 10:00 stays open.
+        s.write(&[row(&["id", "v"], 3, "2025-06-01T11:00:30Z")], 0, cursor(3)).unwrap();
+        assert_eq!(s.close_due().unwrap(), 0);
+        s.write(&[row(&["id", "v"], 4, "2025-06-01T11:01:00Z")], 0, cursor(4)).unwrap();
+        assert_eq!(s.close_due().unwrap(), 1);
+        let m = manifest(d.path(), "20250601T1000Z");
+        assert_eq!((m.rows, m.files.len(), m.period.start.as_str(), m.period.end.as_str()), (2, 1, "2025-06-01T10:00:00Z", "2025-06-01T11:00:00Z"));
+        let f = &m.files[0];
+        assert_eq!(f.name, "shop.orders_20250601T1000Z.csv");
+        let text = fs::read_to_string(d.path().join(&f.name)).unwrap();
+        assert_eq!(text, "id,v\r\n1,x\r\n2,x\r\n");
+        assert_eq!((f.bytes, f.sha256.clone()), (text.len() as u64, sha256_of(&d.path().join(&f.name)).unwrap()));
+        // The open 11:00 file is not under its final name, and the period is queued for upload.
+        assert!(!d.path().join("shop.orders_20250601T1100Z.csv").exists());
+        assert_eq!(fs::read_dir(d.path().join(".sluice/outbox")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_restart_cuts_open_files_back_to_the_journal() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = spool(d.path());
+        s.write(&[row(&["id", "v"], 1, "2025-06-01T10:10:00Z")], 0, cursor(1)).unwrap();
+        drop(s);
+        // A crash after bytes were appended but before the journal: they must go.
+        let open = d.path().join(".sluice/open/shop.orders_20250601T1000Z.csv");
+        fs::OpenOptions::new().append(true).open(&open).unwrap().write_all(b"2,x\r\n").unwrap();
+        fs::write(d.path().join(".sluice/open/shop.other_20250601T1000Z.csv"), "id\r\n9\r\n").unwrap();
+        let s = spool(d.path());
+        assert_eq!(fs::read_to_string(&open).unwrap(), "id,v\r\n1,x\r\n");
+        assert!(!d.path().join(".sluice/open/shop.other_20250601T1000Z.csv").exists());
+        assert_eq!(s.cursor(), Some(&cursor(1)));
+    }
+
+    #[test]
+    fn late_rows_go_to_the_open_period_counted_and_new_columns_start_a_new_part() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = spool(d.path());
+        s.write(&[row(&["id", "v"], 1, "2025-06-01T10:10:00Z"), row(&["id", "v"], 2, "2025-06-01T11:30:00Z")], 0, cursor(2)).unwrap();
+        assert_eq!(s.close_due().unwrap(), 1);
+        // 10:20 arrives after 10:00 closed; then a column is added.
+        s.write(&[row(&["id", "v"], 3, "2025-06-01T10:20:00Z"), row(&["id", "v", "w"], 4, "2025-06-01T11:40:00Z")], 0, cursor(4)).unwrap();
+        s.write(&[row(&["id", "v"], 5, "2025-06-01T12:05:00Z")], 0, cursor(5)).unwrap();
+        assert_eq!(s.close_due().unwrap(), 1);
+        let m = manifest(d.path(), "20250601T1100Z");
+        let files: Vec<(String, u64, u64)> = m.files.iter().map(|f| (f.name.clone(), f.rows, f.late_rows)).collect();
+        assert_eq!(files, vec![("shop.orders_20250601T1100Z.csv".to_string(), 2, 1), ("shop.orders_20250601T1100Z-2.csv".to_string(), 1, 0)]);
+        assert_eq!(fs::read_to_string(d.path().join("shop.orders_20250601T1100Z-2.csv")).unwrap(), "id,v,w\r\n4,x,x\r\n");
+    }
 }
