@@ -99,6 +99,53 @@ pub fn redact_urls(text: &str) -> String {
     out
 }
 
+/// Keys whose values are secrets wherever they appear in a spec (a sink's `password`, an HTTP `secret`, an
+/// SFTP `private_key`), and tables whose every value is one (`headers`).
+const SECRET_KEYS: &[&str] = &["password", "secret", "private_key", "token"];
+const SECRET_TABLES: &[&str] = &["headers"];
+
+/// A stored spec as the API shows it: every secret value written into it replaced by `"***"` (a value that
+/// is only a variable reference, `"${DROP_KEY}"`, stays: it names the secret, it is not it), and URL
+/// passwords redacted. Comments and layout are kept, so the caller recognises their file.
+pub fn redact_spec(text: &str) -> String {
+    let Ok(doc) = toml::de::DeTable::parse(text) else { return redact_urls(text) };
+    let mut spans = Vec::new();
+    collect_secret_spans(doc.get_ref(), false, &mut spans);
+    spans.sort_by_key(|r: &std::ops::Range<usize>| std::cmp::Reverse(r.start));
+    let mut out = text.to_string();
+    for r in spans {
+        out.replace_range(r, "\"***\"");
+    }
+    redact_urls(&out)
+}
+
+fn collect_secret_spans(table: &toml::de::DeTable<'_>, all_secret: bool, spans: &mut Vec<std::ops::Range<usize>>) {
+    for (key, value) in table {
+        let key = key.get_ref().as_ref();
+        let secret = all_secret || SECRET_KEYS.contains(&key);
+        collect_value(value, secret, SECRET_TABLES.contains(&key), spans);
+    }
+}
+
+fn collect_value(value: &toml::Spanned<toml::de::DeValue<'_>>, secret: bool, secret_table: bool, spans: &mut Vec<std::ops::Range<usize>>) {
+    match value.get_ref() {
+        toml::de::DeValue::Table(t) => collect_secret_spans(t, secret || secret_table, spans),
+        toml::de::DeValue::Array(items) => {
+            for item in items {
+                collect_value(item, secret, secret_table, spans);
+            }
+        }
+        toml::de::DeValue::String(s) if is_variable_reference(s) => {}
+        _ if secret => spans.push(value.span()),
+        _ => {}
+    }
+}
+
+/// `${NAME}` or `${NAME:-default}` and nothing else.
+fn is_variable_reference(s: &str) -> bool {
+    s.strip_prefix("${").and_then(|r| r.strip_suffix('}')).is_some_and(|inner| !inner.contains(['$', '{', '}']) && !inner.contains(":-"))
+}
+
 impl PipelineManager {
     pub fn new(store: Store, settings: &crate::state::ApiSettings) -> Self {
         Self {
@@ -253,5 +300,17 @@ mod tests {
     fn redacts_passwords_in_urls() {
         let t = "url = \"mysql://app:s3cr%40t@db:3306/\"\nother = \"http://h/x\"";
         assert_eq!(super::redact_urls(t), "url = \"mysql://app:***@db:3306/\"\nother = \"http://h/x\"");
+    }
+
+    #[test]
+    fn redacts_secret_values_and_keeps_the_layout() {
+        let t = "# partner drop\n[sinks.n]\ntype = \"nats\"\npassword = \"hunter2\" # literal\n[sinks.h]\nheaders = { Authorization = \"Bearer abc\", X = \"${TOKEN}\" }\nsecret = \"${HOOK_SECRET}\"\n[sinks.f.upload]\nprivate_key = \"\"\"\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\n\"\"\"\nurl = \"ftp://u:pw@h/drop\"\n";
+        let r = super::redact_spec(t);
+        for gone in ["hunter2", "Bearer abc", "b3Blbn", "BEGIN OPENSSH", ":pw@"] {
+            assert!(!r.contains(gone), "{gone} shown: {r}");
+        }
+        for kept in ["# partner drop", "password = \"***\" # literal", "X = \"${TOKEN}\"", "secret = \"${HOOK_SECRET}\"", "ftp://u:***@h/drop"] {
+            assert!(r.contains(kept), "{kept} missing: {r}");
+        }
     }
 }

@@ -77,6 +77,15 @@ async fn a_spec_writes_only_inside_its_own_folder() {
         refused(&create(&app, "files", &spec("x", &file_sink("out.jsonl"), &format!("{key} = \"{bad}\"")), false).await, key);
     }
     assert!(!target.exists());
+    // A file drop: its folder, and the SFTP key it would read (the server's own key, say), stay inside too.
+    let drop_sink = |dir: &str, key: &str| {
+        format!(
+            "[sinks.fd]\ntype = \"file_drop\"\ndir = \"{dir}\"\n[sinks.fd.upload]\nurl = \"sftp://u@127.0.0.1:2222/drop\"\nkey_file = \"{key}\"\nhost_key = \"SHA256:NjiWwXGiDXaaXYwjQyxjwREqlHPHZ/swAugfsTRucIc\""
+        )
+    };
+    refused(&create(&app, "drop", &spec("x", &drop_sink(&target.display().to_string(), "key"), ""), false).await, "sinks.fd.dir");
+    refused(&create(&app, "drop", &spec("x", &drop_sink("out", "/root/.ssh/id_ed25519"), ""), false).await, "sinks.fd.upload.key_file");
+    refused(&create(&app, "drop", &spec("x", &drop_sink("out", "../../../etc/ssh/ssh_host_ed25519_key"), ""), false).await, "sinks.fd.upload.key_file");
 
     // A symbolic link planted in the pipeline's folder (by someone with shell access) is not followed.
     let created = create(&app, "links", &spec("x", &file_sink("out.jsonl"), ""), false).await;
@@ -158,6 +167,7 @@ async fn the_egress_policy_holds_for_sinks_sources_and_instance_checks() {
         ("sinks.r.url", "[sinks.r]\ntype = \"amqp\"\nurl = \"amqp://u:p@169.254.169.254:5672/%2f\""),
         ("sinks.m.url", "[sinks.m]\ntype = \"mqtt\"\nurl = \"mqtt://169.254.169.254:1883\"\ntopic = \"t/{$table}\""),
         ("sinks.s.url", "[sinks.s]\ntype = \"redis_streams\"\nurl = \"redis://169.254.169.254:6379/0\"\nstream = \"s:{$table}\""),
+        ("sinks.fd.upload.url", "[sinks.fd]\ntype = \"file_drop\"\ndir = \"out\"\n[sinks.fd.upload]\nurl = \"ftp://u:p@169.254.169.254/drop\""),
     ] {
         refused(&create(&app, "meta", &spec("x", sink, ""), false).await, key);
     }
@@ -179,4 +189,23 @@ async fn the_egress_policy_holds_for_sinks_sources_and_instance_checks() {
     let check = strict.admin(Method::POST, "/api/v1/instances/mdb/check", None).await;
     assert_eq!((check.body["ok"].as_bool(), check.body["error"]["kind"].as_str()), (Some(false), Some("egress_denied")), "{}", check.raw);
     server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_written_into_a_spec_never_come_back_through_the_api() {
+    let app = TestApp::sqlite().await;
+    let sinks = "[sinks.n]\ntype = \"nats\"\nurl = \"nats://127.0.0.1:4223\"\nsubject = \"s.{$table}\"\nuser = \"u\"\npassword = \"nats-pw-1\"\n\n\
+                 [sinks.fd]\ntype = \"file_drop\"\ndir = \"out\"\n[sinks.fd.upload]\nurl = \"ftp://u:ftp-pw-2@127.0.0.1:2121/drop\"\n\n\
+                 [sinks.h]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"hmac-3\"\nheaders = { Authorization = \"Bearer tok-4\" }";
+    let created = create(&app, "secrets", &spec("x", sinks, ""), false).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap();
+    let shown = app.call(Method::GET, &format!("/api/v1/pipelines/{id}"), Some(app.token(Role::Dba)), None).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.raw);
+    for answer in [&created.raw, &shown.raw] {
+        for secret in ["nats-pw-1", "ftp-pw-2", "hmac-3", "tok-4"] {
+            assert!(!answer.contains(secret), "{secret} came back: {answer}");
+        }
+    }
+    assert!(shown.body["spec"].as_str().unwrap().contains("password = \"***\""), "{}", shown.raw);
 }

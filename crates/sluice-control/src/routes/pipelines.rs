@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
-use crate::pipelines::{LiveStatus, redact_urls};
+use crate::pipelines::{LiveStatus, redact_spec, redact_urls};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -32,7 +32,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct CreatePipeline {
     /// Letters, digits, `.`, `_`, `-`; 1–64 characters.
     pub name: String,
-    /// The pipeline file's TOML. Stored encrypted; shown back with passwords redacted.
+    /// The pipeline file's TOML. Stored encrypted; shown back with every secret value (`password`, `secret`,
+    /// `private_key`, `token`, `headers`, URL passwords) replaced by `***`.
     pub spec: String,
     /// Start it now (default true).
     pub start: Option<bool>,
@@ -57,7 +58,7 @@ fn view(state: &AppState, rec: &PipelineRecord, with_spec: bool) -> PipelineView
         name: rec.name.clone(),
         desired_state: rec.desired_state,
         status: state.pipelines.status(&rec.id),
-        spec: with_spec.then(|| redact_urls(&rec.spec)),
+        spec: with_spec.then(|| redact_spec(&rec.spec)),
         created_at: rec.created_at,
         updated_at: rec.updated_at,
     }
