@@ -84,6 +84,25 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 n=$(median "${N[@]}"); nrate=$(div "$ROWS" "$n")
 
+# MariaDB -> hourly CSV files (file drop sink, no upload: each batch fsynced with its journal), beside the
+# plain reference of a client dump of the same rows into one file (`mariadb --batch > file`, then sync).
+F=(); FR=(); FB=()
+for ((r = 1; r <= RUNS; r++)); do
+  fdir="$OUT/files_$r"; rm -rf "$fdir"
+  timed "$OUT/files.txt" 0 "$BENCH" binlog --url "$URL" --file "$FIRST" --rows "$ROWS" --files "$fdir" >/dev/null
+  frows=$(sed -n 's/.*file_rows=\([0-9]*\).*/\1/p' "$OUT/files.txt")
+  [ "${frows:-0}" -eq "$ROWS" ] || { echo "the files hold ${frows:-0} rows, expected $ROWS" >&2; exit 1; }
+  F+=("$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' "$OUT/files.txt")"); FB+=("$(sed -n 's/.*file_bytes=\([0-9]*\).*/\1/p' "$OUT/files.txt")")
+  log "  sluice MariaDB -> CSV files, run $r: ${F[-1]} s, ${FB[-1]} bytes"
+  rm -rf "$fdir"
+  secs=$(timed "$OUT/fref.txt" 0 bash -c "set -o pipefail; mariadb --no-defaults -h127.0.0.1 -P$MDB_PORT -u$MDB_USER -p$MDB_PASS --batch --raw -N \
+      -e 'SELECT id, host, cpu, mem, disk, ts FROM bench.metrics' > '$OUT/ref.tsv' && sync '$OUT/ref.tsv' && echo dumped")
+  got=$(wc -l <"$OUT/ref.tsv"); [ "$got" -eq "$ROWS" ] || { echo "the reference dump has $got rows, expected $ROWS" >&2; exit 1; }
+  FR+=("$secs"); log "  mariadb --batch > file, run $r: ${FR[-1]} s"; rm -f "$OUT/ref.tsv"
+done
+f=$(median "${F[@]}"); frate=$(div "$ROWS" "$f"); fref=$(median "${FR[@]}")
+fmb=$(awk -v b="${FB[0]}" -v s="$f" 'BEGIN{printf "%.1f", b/s/1048576}')
+
 # End-to-end lag at a steady 5,000 rows/s, MariaDB commit to the row in PostgreSQL (stamped there).
 lagdb=$(fresh_target sluice_sync_lag)
 log "MariaDB -> PostgreSQL lag at 5,000 rows/s for 20 s"
@@ -100,9 +119,11 @@ result=$(cat <<RESULT
   mariadb --batch | psql \\copy (bulk reference: one COPY, no upsert, no checkpoint)   ${ref} s   ${rrate} rows/s
   sluice / reference = $(awk -v a="$srate" -v b="$rrate" 'BEGIN{printf "%.2f", a/b}')x   (target >= 0.5x)
   sluice peak RSS $((peak / 1024)) MiB   (target < 200 MiB)
+  sluice binlog -> file drop (hourly CSV, fsync + journal per batch)   ${f} s   ${frate} rows/s   ${fmb} MB/s   (target >= 300,000 rows/s)
+  mariadb --batch > file (reference: one table scan into one file)   ${fref} s   $(div "$ROWS" "$fref") rows/s   sluice / reference = $(awk -v a="$fref" -v b="$f" 'BEGIN{printf "%.2f", a/b}')x
   sluice binlog -> NATS JetStream (acknowledged publishes, envelope + Nats-Msg-Id)   ${n} s   ${nrate} events/s   (target >= 150,000 events/s)
   ${lag}   (target p99 < 1000 ms, RSS < 200 MiB)
-  each run (s): sluice ${S[*]}; reference ${R[*]}; nats ${N[*]}
+  each run (s): sluice ${S[*]}; reference ${R[*]}; nats ${N[*]}; files ${F[*]}; file reference ${FR[*]}
 RESULT
 )
 printf '\n%s\n' "$result"

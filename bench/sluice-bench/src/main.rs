@@ -60,6 +60,10 @@ enum Cmd {
         nats: Option<String>,
         #[arg(long, default_value = "SLUICE_BENCH")]
         stream: String,
+        /// Write every row into hourly CSV files in this folder through the file drop sink (no upload), then
+        /// print the rows and bytes the files hold.
+        #[arg(long)]
+        files: Option<String>,
     },
     /// Stream a PostgreSQL slot through shaping into the blackhole sink; prints seconds and rows/s.
     Pg {
@@ -196,6 +200,23 @@ where
     Box::new(config).build(&cx).await.map_err(anyhow::Error::msg)
 }
 
+/// Data rows (lines after each file's header) and bytes of the CSV files under `dir`, open ones included.
+fn csv_rows_and_bytes(dir: &std::path::Path) -> Result<(u64, u64)> {
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    for sub in [dir.to_path_buf(), dir.join(".sluice").join("open")] {
+        for entry in std::fs::read_dir(&sub)? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("csv") {
+                continue;
+            }
+            let data = std::fs::read(&path)?;
+            bytes += data.len() as u64;
+            rows += data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count().saturating_sub(1) as u64;
+        }
+    }
+    Ok((rows, bytes))
+}
+
 /// `[runtime] batch_max` for the binlog runs: `SLUICE_BENCH_BATCH_MAX`, else the default (1000).
 fn batch_max() -> usize {
     std::env::var("SLUICE_BENCH_BATCH_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(RuntimeSettings::default().batch_max)
@@ -204,10 +225,21 @@ fn batch_max() -> usize {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Binlog { url, file, rows, db, jsonl, target, nats, stream } => {
+        Cmd::Binlog { url, file, rows, db, jsonl, target, nats, stream, files } => {
             let dir = tempfile::tempdir()?;
             let status = Arc::new(PipelineStatus::default());
             let (sink, received, rules, expect): (Box<dyn Sink>, _, _, u64) = match (&jsonl, &target) {
+                (None, None) if files.is_some() => {
+                    let dir = files.clone().unwrap_or_default();
+                    let sink = bench_sink::<sluice_connectors::sinks::file_drop::FileDropSinkConfig>(
+                        "files",
+                        &format!("dir = \"{dir}\"\nformat = \"csv\"\nperiod = \"1h\"\n"),
+                    )
+                    .await?;
+                    let counted = Counted { inner: sink, delivered: Arc::default() };
+                    let received = counted.delivered.clone();
+                    (Box::new(counted), received, None, rows)
+                }
                 (None, None) if nats.is_some() => {
                     let url = nats.clone().unwrap_or_default();
                     let sink = bench_sink::<sluice_connectors::sinks::nats::NatsSinkConfig>(
@@ -256,6 +288,10 @@ async fn main() -> Result<()> {
                 received.load(Ordering::Relaxed),
                 rows as f64 / secs
             );
+            if let Some(dir) = &files {
+                let (file_rows, bytes) = csv_rows_and_bytes(std::path::Path::new(dir))?;
+                println!("file_rows={file_rows} file_bytes={bytes}");
+            }
             if let Some(url) = &nats {
                 // What the stream holds, read back from the server, then the stream goes.
                 let parsed = url::Url::parse(url)?;
