@@ -177,7 +177,7 @@ async fn pipeline(
             None => Vec::new(),
             Some(rules) => vec![Box::new(Shaper::new(&ShapeSettings { rules, config_table: None, deletes: false }).map_err(|e| anyhow::anyhow!("{e:?}"))?)],
         },
-        sinks: vec![NamedSink { name: "out".into(), sink }],
+        sinks: vec![NamedSink::new("out", sink)],
         checkpoints: CheckpointStore::open(&dir.join("cp.db")).await?,
         dead_letter: DeadLetter::open(&dir.join("dl.jsonl")).await?,
         settings: RuntimeSettings { batch_max: batch_max(), ..RuntimeSettings::default() },
@@ -335,7 +335,7 @@ async fn main() -> Result<()> {
                     })
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?,
                 )],
-                sinks: vec![NamedSink { name: "out".into(), sink: Box::new(sink) }],
+                sinks: vec![NamedSink::new("out", Box::new(sink))],
                 checkpoints: CheckpointStore::open(&dir.path().join("cp.db")).await?,
                 dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await?,
                 settings: RuntimeSettings::default(),

@@ -75,7 +75,112 @@ pub struct PipelineFile {
     pub source: SourceConfig,
     pub shape: Option<ShapeConfig>,
     pub sinks: BTreeMap<String, SinkConfig>,
+    /// Each sink's lane keys (`schedule`, `include`, `exclude`, `buffer`, `buffer_max`).
+    pub lanes: BTreeMap<String, LaneConfig>,
     pub runtime: RuntimeConfig,
+}
+
+/// Keys every sink takes beside its own: which tables it gets, when it delivers, and its disk buffer (see
+/// docs/sync.md, "Each target on its own").
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneConfig {
+    /// When the sink delivers: `realtime` (default), every so long (`5m`), or at the times of a cron
+    /// schedule (`0 * * * *`, UTC).
+    pub schedule: Option<String>,
+    /// Only the changes of these tables (`db.table`, `*` globs).
+    pub include: Option<Vec<String>>,
+    /// Not the changes of these tables.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Whether batches the sink has not taken yet wait on disk (default: yes when the pipeline has more than
+    /// one sink or this one has a schedule).
+    pub buffer: Option<bool>,
+    /// The disk buffer's size limit (`512MiB`, `2GiB`; default `1GiB`). When it is reached the pipeline waits
+    /// for this sink, with an error in its health; nothing is dropped.
+    pub buffer_max: Option<String>,
+}
+
+const LANE_KEYS: &[&str] = &["schedule", "include", "exclude", "buffer", "buffer_max"];
+
+impl LaneConfig {
+    fn validate(&self, at: &str, errors: &mut Vec<ConfigError>) {
+        if let Some(s) = &self.schedule
+            && let Err(e) = schedule(s)
+        {
+            errors.push(ConfigError::new(key_path(at, "schedule"), e));
+        }
+        if let Some(m) = &self.buffer_max
+            && let Err(e) = parse_size(m)
+        {
+            errors.push(ConfigError::new(key_path(at, "buffer_max"), e));
+        }
+        for (key, list) in [("include", self.include.as_deref().unwrap_or_default()), ("exclude", &self.exclude[..])] {
+            for p in list {
+                if split_table(p).is_none() {
+                    errors.push(ConfigError::new(key_path(at, key), format!("`{p}` is not `database.table` (globs allowed: `shop.*`)")));
+                }
+            }
+        }
+    }
+
+    fn filter(&self) -> Option<sluice_pipeline::lane::RecordFilter> {
+        if self.include.is_none() && self.exclude.is_empty() {
+            return None;
+        }
+        let (include, exclude) = (self.include.clone(), self.exclude.clone());
+        Some(Arc::new(move |r: &sluice_core::component::Record| {
+            let sluice_core::component::Record::Change(ev) = r else { return true };
+            let name = format!("{}.{}", ev.database, ev.table);
+            include.as_ref().is_none_or(|inc| inc.iter().any(|p| sluice_core::glob::glob_match(p, &name)))
+                && !exclude.iter().any(|p| sluice_core::glob::glob_match(p, &name))
+        }))
+    }
+}
+
+/// `realtime`, a duration, or a cron schedule (5 or 6 fields, UTC).
+fn schedule(text: &str) -> Result<sluice_pipeline::lane::Timing, String> {
+    use sluice_pipeline::lane::Timing;
+    if text == "realtime" {
+        return Ok(Timing::Realtime);
+    }
+    if let Ok(d) = humantime::parse_duration(text) {
+        return if d.is_zero() { Err("a schedule of 0 is `realtime`".into()) } else { Ok(Timing::Every(d)) };
+    }
+    let full = match text.split_whitespace().count() {
+        5 => format!("0 {text}"),
+        6 => text.to_string(),
+        _ => return Err(format!("`{text}` is not `realtime`, a duration (`5m`) or a cron schedule (`0 * * * *`)")),
+    };
+    let cron: jiff_cron::Schedule = full.parse().map_err(|e| format!("`{text}` is not a cron schedule: {e}"))?;
+    Ok(Timing::At(Arc::new(move |now: std::time::SystemTime| {
+        let ts = jiff::Timestamp::try_from(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        cron.after(ts.to_zoned(jiff::tz::TimeZone::UTC)).next().map(|z| std::time::SystemTime::from(z.timestamp())).unwrap_or(now + Duration::from_secs(86_400))
+    })))
+}
+
+/// `512MiB`, `2GiB`, `100MB`, or bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{text}` is not a size (`512MiB`, `2GiB`)"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        u => return Err(format!("`{u}` is not a size unit (B, KiB, MiB, GiB, TiB, KB, MB, GB)")),
+    };
+    let bytes = n.checked_mul(mult).ok_or_else(|| format!("`{text}` is too large"))?;
+    if bytes < 1 << 20 {
+        return Err(format!("`{text}` is under 1MiB: a batch may not fit"));
+    }
+    Ok(bytes)
 }
 
 /// A file read section by section: what read, and every problem found so far.
@@ -89,6 +194,7 @@ pub struct Parsed {
     shape: Option<ShapeConfig>,
     /// The sinks that could be read (their problems are in `errors`).
     pub sinks: BTreeMap<String, SinkConfig>,
+    lanes: BTreeMap<String, LaneConfig>,
     runtime: RuntimeConfig,
     errors: Vec<ConfigError>,
 }
@@ -188,8 +294,21 @@ pub fn parse_unvalidated(text: &str, path: &Path, scope: &Scope) -> Result<Parse
     if top.sinks.is_empty() {
         p.errors.push(ConfigError::new("sinks", "at least one sink is needed"));
     }
-    for (name, value) in top.sinks {
-        if let Some(sink) = SinkConfig::take(value, &key_path("sinks", &name), &mut p.errors) {
+    for (name, mut value) in top.sinks {
+        let at = key_path("sinks", &name);
+        // The lane keys every sink takes come out first; the rest is the sink's own.
+        let mut lane = toml::Table::new();
+        if let Some(t) = value.as_table_mut() {
+            for k in LANE_KEYS {
+                if let Some(v) = t.remove(*k) {
+                    lane.insert((*k).to_string(), v);
+                }
+            }
+        }
+        if let Some(l) = take::<LaneConfig>(toml::Value::Table(lane), &at, &mut p.errors) {
+            p.lanes.insert(name.clone(), l);
+        }
+        if let Some(sink) = SinkConfig::take(value, &at, &mut p.errors) {
             p.sinks.insert(name, sink);
         }
     }
@@ -199,7 +318,7 @@ pub fn parse_unvalidated(text: &str, path: &Path, scope: &Scope) -> Result<Parse
 /// Second half of [`parse`]: validate everything that read, then settle the file paths within `scope`;
 /// every problem of both halves is reported together.
 pub fn finish(parsed: Parsed, path: &Path, scope: Scope) -> Result<Loaded, LoadError> {
-    let Parsed { name, checkpoint, dead_letter, source, shape, sinks, runtime, mut errors } = parsed;
+    let Parsed { name, checkpoint, dead_letter, source, shape, sinks, lanes, runtime, mut errors } = parsed;
     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "pipeline".into());
     let pipeline = name.clone().unwrap_or_else(|| stem.clone());
     if name.as_ref().is_some_and(|n| n.is_empty() || !n.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))) {
@@ -219,6 +338,9 @@ pub fn finish(parsed: Parsed, path: &Path, scope: Scope) -> Result<Loaded, LoadE
     }
     for (name, sink) in &sinks {
         let at = key_path("sinks", name);
+        if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch)) {
+            errors.push(ConfigError::new(&at, "a sink's name uses letters, digits, `_` or `-`"));
+        }
         let spec = sink.spec();
         match (spec.accepts(), shape.is_some()) {
             (Accepts::Metrics, false) => errors.push(ConfigError::new(&at, "this sink sends metrics: add a [shape] section")),
@@ -228,6 +350,9 @@ pub fn finish(parsed: Parsed, path: &Path, scope: Scope) -> Result<Loaded, LoadE
             _ => {}
         }
         spec.validate(&at, &scope, &mut errors);
+        if let Some(l) = lanes.get(name) {
+            l.validate(&at, &mut errors);
+        }
     }
     let (default_checkpoint, default_dead_letter) = if scope.confined() {
         ("checkpoint.db".to_string(), "dead-letter.jsonl".to_string())
@@ -251,7 +376,7 @@ pub fn finish(parsed: Parsed, path: &Path, scope: Scope) -> Result<Loaded, LoadE
             return Err(LoadError::Invalid { file: path.display().to_string(), errors });
         }
     };
-    let config = PipelineFile { name, checkpoint, dead_letter, source, shape, sinks, runtime };
+    let config = PipelineFile { name, checkpoint, dead_letter, source, shape, sinks, lanes, runtime };
     Ok(Loaded { file: path.to_path_buf(), scope, name: pipeline, config, checkpoint: checkpoint_path, dead_letter: dead_letter_path })
 }
 
@@ -333,10 +458,29 @@ impl Loaded {
             transforms.push(Box::new(shaper));
         }
         let mut sinks = Vec::new();
+        let several = c.sinks.len() > 1;
+        let buffers = self.checkpoint.with_extension("buffers");
         for (name, s) in c.sinks {
             let cx = SinkContext { pipeline: &self.name, name: &name, scope: &scope };
             let sink = s.into_spec().build(&cx).await.map_err(|e| open(&format!("sinks.{name}"), e))?;
-            sinks.push(NamedSink { name, sink });
+            let l = c.lanes.get(&name).cloned().unwrap_or_default();
+            let timing = l.schedule.as_deref().map(schedule).transpose().map_err(|e| open(&format!("sinks.{name}.schedule"), e))?.unwrap_or_default();
+            let spill = l.buffer.unwrap_or(several || !matches!(timing, sluice_pipeline::lane::Timing::Realtime));
+            let buffer_dir = if spill {
+                let dir = buffers.join(&name);
+                // Confined: the folder stays inside the pipeline's own (no link planted on the way).
+                scope.prepare_file(&dir.join("0.seg")).map_err(|e| open(&format!("sinks.{name}.buffer"), e))?;
+                Some(dir)
+            } else {
+                None
+            };
+            let lane = sluice_pipeline::lane::LaneSettings {
+                timing,
+                filter: l.filter(),
+                buffer_dir,
+                buffer_max: l.buffer_max.as_deref().map(parse_size).transpose().map_err(|e| open(&format!("sinks.{name}.buffer_max"), e))?.unwrap_or(1 << 30),
+            };
+            sinks.push(NamedSink { name, sink, lane });
         }
         let checkpoints = CheckpointStore::open(&self.checkpoint).await.map_err(|e| open("the checkpoint file", e.to_string()))?;
         let dead_letter =

@@ -71,7 +71,7 @@ impl Capture {
             name: name.into(),
             source: Box::new(source),
             transforms: Vec::new(),
-            sinks: vec![NamedSink { name: "c".into(), sink: Box::new(sink.clone()) }],
+            sinks: vec![NamedSink::new("c", Box::new(sink.clone()))],
             checkpoints: CheckpointStore::open(&dir.path().join("cp.db")).await.unwrap(),
             dead_letter: DeadLetter::open(&dir.path().join("dl.jsonl")).await.unwrap(),
             settings: RuntimeSettings::default(),

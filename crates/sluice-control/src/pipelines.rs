@@ -44,6 +44,10 @@ pub struct LiveStatus {
     pub dead_letters: u64,
     pub sink_retries: u64,
     pub last_error: Option<String>,
+    /// Each sink's health by name: `state` (`ok`, `retrying`, `buffer_full`, `failed`), `queued_batches`,
+    /// `buffered_bytes` (its disk buffer) and `last_error` — which target is impaired, and how far behind.
+    #[schema(value_type = Object)]
+    pub sinks: std::collections::BTreeMap<String, sluice_pipeline::status::SinkHealth>,
 }
 
 struct Running {
@@ -245,6 +249,7 @@ impl PipelineManager {
                 dead_letters: 0,
                 sink_retries: 0,
                 last_error: None,
+                sinks: Default::default(),
             };
         };
         let s = &r.status;
@@ -259,6 +264,7 @@ impl PipelineManager {
             dead_letters: s.dead_letters.load(Ordering::Relaxed),
             sink_retries: s.sink_retries.load(Ordering::Relaxed),
             last_error: s.last_error.lock().expect("status lock").clone(),
+            sinks: s.sinks.lock().expect("status lock").clone(),
         }
     }
 

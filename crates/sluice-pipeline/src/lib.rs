@@ -9,13 +9,17 @@
 //! batch only once its destination accepted every record. A commit marker's position is saved only when
 //! every sink has acknowledged everything up to it, so after a crash the source resumes at a transaction
 //! boundary that all sinks had fully delivered: nothing is lost, and only the unacknowledged tail repeats.
-//! Channels are bounded, so a slow or dead sink stops the source instead of filling memory.
+//! Each sink has its own lane ([`lane`]): a filter, a timing, and a disk buffer, so that a slow, down or
+//! scheduled sink falls behind on disk without holding back the others; only a full disk buffer (or a lane
+//! without one) makes the source wait instead of filling memory.
 
 pub mod checkpoint;
 pub mod component;
 pub mod dead_letter;
+pub mod lane;
 pub mod runtime;
 pub mod shape;
+mod spill;
 pub mod status;
 
 pub use component::{Batch, Rejected, Sink, SinkError, Source, SourceError, SourceItem, StreamCursor, Transform, TransformError};

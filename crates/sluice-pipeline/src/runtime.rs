@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::checkpoint::{CheckpointError, CheckpointStore};
 use crate::component::{Batch, Sink, Source, SourceItem, StreamCursor, Transform, TransformError};
 use crate::dead_letter::{DeadLetter, DeadLetterEntry};
+use crate::lane::{Lane, LaneSettings};
 use crate::status::PipelineStatus;
 
 pub const SOURCE_EVENTS_TOTAL: &str = "sluice_source_events_total";
@@ -61,6 +62,8 @@ pub enum PipelineError {
     Source(#[source] crate::component::SourceError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error("sink `{sink}`: {message}")]
+    Buffer { sink: String, message: String },
     #[error("dead-letter output {path} failed")]
     DeadLetter {
         path: String,
@@ -69,10 +72,18 @@ pub enum PipelineError {
     },
 }
 
-/// A named sink ready to run.
+/// A named sink ready to run, with its lane (filter, timing, disk buffer).
 pub struct NamedSink {
     pub name: String,
     pub sink: Box<dyn Sink>,
+    pub lane: LaneSettings,
+}
+
+impl NamedSink {
+    /// A sink in real time, without a filter or disk buffer.
+    pub fn new(name: impl Into<String>, sink: Box<dyn Sink>) -> Self {
+        Self { name: name.into(), sink, lane: LaneSettings::default() }
+    }
 }
 
 pub struct Pipeline {
@@ -85,13 +96,6 @@ pub struct Pipeline {
     pub dead_letter: DeadLetter,
     pub settings: RuntimeSettings,
     pub status: Arc<PipelineStatus>,
-}
-
-/// A batch on its way to the sinks.
-struct Dispatch {
-    batch: Batch,
-    /// Every item with a sequence number up to this one is covered.
-    upto: u64,
 }
 
 struct Marker {
@@ -172,11 +176,19 @@ impl Pipeline {
             })
         };
 
-        let mut sink_txs = Vec::new();
-        for (i, NamedSink { name: sink_name, sink }) in sinks.into_iter().enumerate() {
-            let (tx, rx) = mpsc::channel::<Arc<Dispatch>>(settings.sink_buffer);
-            sink_txs.push(tx);
-            tracker.spawn(run_sink(i, sink_name, sink, rx, shared.clone(), settings.clone(), stop.clone()));
+        let mut lanes = Vec::new();
+        for (i, NamedSink { name: sink_name, sink, lane }) in sinks.into_iter().enumerate() {
+            let lane = match Lane::open(&name, &sink_name, lane, settings.sink_buffer, StreamCursor { commit: resume.clone(), offset: 0 }) {
+                Ok(l) => Arc::new(l),
+                Err(message) => {
+                    source_stop.cancel();
+                    stop.cancel();
+                    return Err(PipelineError::Buffer { sink: sink_name, message });
+                }
+            };
+            status.set_sink(&sink_name, Some("ok"), Some(lane.buffered()), None);
+            lanes.push(lane.clone());
+            tracker.spawn(run_sink(i, sink_name, sink, lane, shared.clone(), settings.clone(), stop.clone()));
         }
         let checkpointer = tokio::spawn(run_checkpointer(checkpoints.clone(), shared.clone(), settings.checkpoint_interval, stop.clone()));
 
@@ -223,25 +235,28 @@ impl Pipeline {
             }
             // Flush when the batch is full or the source has nothing more ready right now.
             if (pending.records.len() >= settings.batch_max || src_rx.is_empty()) && seq > flushed {
-                let dispatch = Arc::new(Dispatch { batch: pending.take(), upto: seq });
+                let batch = Arc::new(pending.take());
                 flushed = seq;
-                for tx in &sink_txs {
-                    if tx.send(dispatch.clone()).await.is_err() {
-                        break 'outer;
-                    }
+                if let Err(e) = dispatch(&lanes, &batch, seq, &shared, &source_stop).await {
+                    stage_error = e;
+                    break 'outer;
                 }
-                metrics::counter!(SOURCE_EVENTS_TOTAL, "pipeline" => name.clone()).increment(dispatch.batch.records.len() as u64);
+                metrics::counter!(SOURCE_EVENTS_TOTAL, "pipeline" => name.clone()).increment(batch.records.len() as u64);
             }
         }
         // Drain: stop the source, let sinks finish what they hold, save the last position.
         source_stop.cancel();
         if seq > flushed && stage_error.is_none() {
-            let dispatch = Arc::new(Dispatch { batch: pending.take(), upto: seq });
-            for tx in &sink_txs {
-                let _ = tx.send(dispatch.clone()).await;
-            }
+            let batch = Arc::new(pending.take());
+            // Stopping: a lane whose buffer is full gives up waiting, and the batch is sent again after the
+            // restart.
+            let give_up = CancellationToken::new();
+            give_up.cancel();
+            let _ = dispatch(&lanes, &batch, seq, &shared, &give_up).await;
         }
-        drop(sink_txs);
+        for lane in &lanes {
+            lane.close();
+        }
         let source_result = match source_task.await {
             Ok((_, r)) => r,
             Err(e) => Err(crate::component::SourceError::new(format!("source task panicked: {e}"))),
@@ -364,85 +379,183 @@ async fn open_sink(name: &str, sink: &mut dyn Sink, shared: &Shared, settings: &
     }
 }
 
+/// Hands a batch to every lane, recording what each acknowledges at once (a batch on disk is durable).
+/// `Ok(None)`-like: `Err(None)` when stopping, `Err(Some(e))` when a lane's buffer failed.
+async fn dispatch(lanes: &[Arc<Lane>], batch: &Arc<Batch>, seq: u64, shared: &Shared, stop: &CancellationToken) -> Result<(), Option<PipelineError>> {
+    for (i, lane) in lanes.iter().enumerate() {
+        if lane.buffer_full() {
+            shared.status.set_sink(&lane.name, Some("buffer_full"), Some(lane.buffered()), None);
+        }
+        match lane.push(batch, seq, stop).await {
+            Ok(ack) => {
+                if shared.acked[i].fetch_max(ack, Ordering::AcqRel) < ack {
+                    shared.ack_notify.notify_one();
+                }
+                shared.status.set_sink(&lane.name, None, Some(lane.buffered()), None);
+            }
+            Err(_) if stop.is_cancelled() => return Err(None),
+            Err(message) => return Err(Some(PipelineError::Buffer { sink: lane.name.clone(), message })),
+        }
+    }
+    Ok(())
+}
+
 async fn run_sink(
     index: usize,
     name: String,
     mut sink: Box<dyn Sink>,
-    mut rx: mpsc::Receiver<Arc<Dispatch>>,
+    lane: Arc<Lane>,
     shared: Arc<Shared>,
     settings: RuntimeSettings,
     stop: CancellationToken,
 ) {
     let stage = format!("sink:{name}");
     if !open_sink(&name, sink.as_mut(), &shared, &settings, &stop).await {
+        shared.status.set_sink(&name, Some("failed"), Some(lane.buffered()), None);
         return;
     }
     let mut idle = tokio::time::interval(settings.flush_interval);
     idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut due = lane.timing().next_after(std::time::SystemTime::now());
     loop {
-        let dispatch = tokio::select! {
-            d = rx.recv() => match d {
-                Some(d) => d,
-                None => break,
-            },
-            _ = idle.tick() => {
-                flush(&name, sink.as_mut(), &shared).await;
-                continue;
-            }
-        };
-        let batch = &dispatch.batch;
-        if !batch.records.is_empty() {
-            let mut pause = settings.retry_initial;
-            loop {
-                match sink.deliver(batch).await {
-                    Ok(rejected) => {
-                        for r in &rejected {
-                            if let Some(record) = batch.records.get(r.index)
-                                && let Err(e) = shared.dead_letter(&stage, &r.reason, None, record).await
-                            {
-                                tracing::error!(sink = %name, error = %e, "cannot write dead letter; stopping this sink");
-                                return;
-                            }
+        let next = match due {
+            // A scheduled sink: everything queued, at each due time.
+            Some(at) => {
+                let wait = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = idle.tick() => {
+                            sync_lane(index, &lane, &shared).await;
+                            flush(&name, sink.as_mut(), &shared).await;
+                            continue;
                         }
-                        let sent = (batch.records.len() - rejected.len()) as u64;
-                        metrics::counter!(SINK_SENT_RECORDS_TOTAL, "pipeline" => shared.name.clone(), "sink" => name.clone()).increment(sent);
-                        break;
-                    }
-                    Err(e) if e.retryable => {
-                        shared.status.sink_retries.fetch_add(1, Ordering::Relaxed);
-                        shared.status.set_error(format!("sink {name}: {e}"));
-                        metrics::counter!(SINK_RETRIES_TOTAL, "pipeline" => shared.name.clone(), "sink" => name.clone()).increment(1);
-                        tracing::warn!(sink = %name, error = %e, retry_in_ms = pause.as_millis() as u64, "delivery failed; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(pause) => {}
-                            _ = stop.cancelled() => return,
-                        }
-                        pause = (pause * 2).min(settings.retry_max);
-                    }
-                    Err(e) => {
-                        tracing::error!(sink = %name, error = %e, records = batch.records.len(), "batch refused for good; sent to dead letter");
-                        for record in &batch.records {
-                            if let Err(dl) = shared.dead_letter(&stage, &e.message, None, record).await {
-                                tracing::error!(sink = %name, error = %dl, "cannot write dead letter; stopping this sink");
-                                return;
-                            }
-                        }
-                        break;
+                        _ = stop.cancelled() => break,
                     }
                 }
+                match lane.next(false).await {
+                    Ok(None) if lane.is_closed() => break,
+                    Ok(None) => {
+                        due = lane.timing().next_after(std::time::SystemTime::now());
+                        flush(&name, sink.as_mut(), &shared).await;
+                        continue;
+                    }
+                    other => other,
+                }
+            }
+            None => tokio::select! {
+                e = lane.next(true) => e,
+                _ = idle.tick() => {
+                    sync_lane(index, &lane, &shared).await;
+                    flush(&name, sink.as_mut(), &shared).await;
+                    continue;
+                }
+            },
+        };
+        let entry = match next {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::error!(sink = %name, error = %e, "cannot read this sink's queue; stopping this sink");
+                shared.status.set_sink(&name, Some("failed"), Some(lane.buffered()), Some(e));
+                return;
+            }
+        };
+        let batch = &entry.batch;
+        if !batch.records.is_empty() && !deliver(index, &lane, &stage, sink.as_mut(), batch, &shared, &settings, &stop).await {
+            return;
+        }
+        match lane.delivered(&entry).await {
+            Ok(ack) => {
+                shared.acked[index].fetch_max(ack, Ordering::AcqRel);
+            }
+            Err(e) => {
+                tracing::error!(sink = %name, error = %e, "cannot update this sink's disk buffer; stopping this sink");
+                shared.status.set_sink(&name, Some("failed"), Some(lane.buffered()), Some(e));
+                return;
             }
         }
-        shared.acked[index].store(dispatch.upto, Ordering::Release);
         if index == 0 {
             shared.status.records_out.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
         }
+        shared.status.set_sink(&name, Some("ok"), Some(lane.buffered()), None);
         shared.ack_notify.notify_one();
-        if rx.is_empty() {
+        if lane.buffered().0 == 0 {
             flush(&name, sink.as_mut(), &shared).await;
         }
     }
     flush(&name, sink.as_mut(), &shared).await;
     sink.close().await;
+}
+
+/// Fsyncs a lane's disk buffer and records its acknowledgement.
+async fn sync_lane(index: usize, lane: &Lane, shared: &Shared) {
+    match lane.sync().await {
+        Ok(ack) => {
+            if shared.acked[index].fetch_max(ack, Ordering::AcqRel) < ack {
+                shared.ack_notify.notify_one();
+            }
+        }
+        Err(e) => tracing::error!(sink = %lane.name, error = %e, "cannot sync this sink's disk buffer"),
+    }
+}
+
+/// Delivers one batch, retrying while the sink fails retryably; `false` when the sink must stop (the
+/// pipeline stops meanwhile, or a dead letter cannot be written).
+#[allow(clippy::too_many_arguments)]
+async fn deliver(
+    index: usize,
+    lane: &Lane,
+    stage: &str,
+    sink: &mut dyn Sink,
+    batch: &Batch,
+    shared: &Shared,
+    settings: &RuntimeSettings,
+    stop: &CancellationToken,
+) -> bool {
+    let name = lane.name.as_str();
+    let mut pause = settings.retry_initial;
+    loop {
+        match sink.deliver(batch).await {
+            Ok(rejected) => {
+                for r in &rejected {
+                    if let Some(record) = batch.records.get(r.index)
+                        && let Err(e) = shared.dead_letter(stage, &r.reason, None, record).await
+                    {
+                        tracing::error!(sink = %name, error = %e, "cannot write dead letter; stopping this sink");
+                        return false;
+                    }
+                }
+                let sent = (batch.records.len() - rejected.len()) as u64;
+                metrics::counter!(SINK_SENT_RECORDS_TOTAL, "pipeline" => shared.name.clone(), "sink" => name.to_string()).increment(sent);
+                return true;
+            }
+            Err(e) if e.retryable => {
+                shared.status.sink_retries.fetch_add(1, Ordering::Relaxed);
+                shared.status.set_error(format!("sink {name}: {e}"));
+                shared.status.set_sink(name, Some("retrying"), None, Some(e.to_string()));
+                metrics::counter!(SINK_RETRIES_TOTAL, "pipeline" => shared.name.clone(), "sink" => name.to_string()).increment(1);
+                tracing::warn!(sink = %name, error = %e, retry_in_ms = pause.as_millis() as u64, "delivery failed; retrying");
+                // What waits on disk counts as acknowledged: the other sinks' checkpoint moves on.
+                sync_lane(index, lane, shared).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.cancelled() => return false,
+                }
+                pause = (pause * 2).min(settings.retry_max);
+            }
+            Err(e) => {
+                tracing::error!(sink = %name, error = %e, records = batch.records.len(), "batch refused for good; sent to dead letter");
+                for record in &batch.records {
+                    if let Err(dl) = shared.dead_letter(stage, &e.message, None, record).await {
+                        tracing::error!(sink = %name, error = %dl, "cannot write dead letter; stopping this sink");
+                        return false;
+                    }
+                }
+                return true;
+            }
+        }
+    }
 }
 
 /// A flush that fails is logged and tried again at the next idle moment: what it had to do stays due.

@@ -4,5 +4,6 @@
 mod cdc;
 mod cli;
 mod file_drop;
+mod lanes;
 mod support;
 mod sync;

@@ -73,6 +73,11 @@ async fn report(status: Arc<PipelineStatus>, shutdown: CancellationToken) {
             lag_s = status.lag_seconds().unwrap_or(0.0),
             "pipeline status"
         );
+        // Every sink that is not keeping up, by name, with what waits for it.
+        for (name, h) in status.sinks.lock().expect("status lock").iter().filter(|(_, h)| h.state != "ok") {
+            tracing::warn!(sink = %name, state = h.state, queued_batches = h.queued_batches, buffered_bytes = h.buffered_bytes,
+                error = h.last_error.as_deref().unwrap_or(""), "sink impaired");
+        }
         last = events;
     }
 }
