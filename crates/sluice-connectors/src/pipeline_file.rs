@@ -479,6 +479,7 @@ impl Loaded {
                 filter: l.filter(),
                 buffer_dir,
                 buffer_max: l.buffer_max.as_deref().map(parse_size).transpose().map_err(|e| open(&format!("sinks.{name}.buffer_max"), e))?.unwrap_or(1 << 30),
+                durable_ack: true,
             };
             sinks.push(NamedSink { name, sink, lane });
         }

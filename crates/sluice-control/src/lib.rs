@@ -33,11 +33,14 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown:
             }
         }
     });
-    state.pipelines.resume_all().await;
+    // Every pipeline that should run, and whose lease this server gets, starts now; the loop keeps leases.
+    state.pipelines.reconcile().await;
+    let leases = tokio::spawn(state.pipelines.clone().maintain(shutdown.clone()));
     let worker = tickets::exec::spawn_worker(state.clone(), shutdown.clone());
     let dispatcher = notify::spawn_dispatcher(state.clone(), shutdown.clone());
     let pipelines = state.pipelines.clone();
     let served = axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+    let _ = leases.await;
     pipelines.shutdown_all().await;
     let _ = worker.await;
     let _ = dispatcher.await;

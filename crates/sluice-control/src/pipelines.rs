@@ -1,5 +1,11 @@
 //! Pipelines managed by the server: built from their stored definition, run as tasks, stopped, and watched.
-//! Checkpoints and dead letters live under `DATA_DIR/pipelines/<id>/`.
+//!
+//! **Scale-out.** Each pipeline runs on exactly one server: the one holding its lease in the store (taken
+//! for `LEASE_TTL`, renewed every `LEASE_EVERY` by every server's lease loop). A server that cannot renew
+//! stops its copy before the lease can run out; when a server dies (`kill -9`), its leases run out and
+//! another server's loop takes them and resumes each pipeline from its checkpoint, which is kept in the
+//! store (fenced: only the lease holder can write it). Dead letters and the sinks' local files live under
+//! `DATA_DIR/pipelines/<id>/` of the server running it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -7,15 +13,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use sluice_connectors::pipeline_file::{self, INSTANCE_URL_PREFIX, Loaded};
 use sluice_connectors::scope::Scope;
 use sluice_core::Engine;
+use sluice_core::ResumePosition;
 use sluice_core::egress::EgressPolicy;
 use sluice_engines::ConnectSpec;
+use sluice_pipeline::checkpoint::{CheckpointBackend, CheckpointStore};
 use sluice_pipeline::status::PipelineStatus;
-use sluice_store::Store;
-use sluice_store::pipelines::PipelineRecord;
+use sluice_store::pipelines::{DesiredState, PipelineRecord};
+use sluice_store::{Backend, Store};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -44,6 +53,8 @@ pub struct LiveStatus {
     pub dead_letters: u64,
     pub sink_retries: u64,
     pub last_error: Option<String>,
+    /// The server running it (its lease holder: `host:pid:id`), when one does.
+    pub server: Option<String>,
     /// Each sink's health by name: `state` (`ok`, `retrying`, `buffer_full`, `failed`), `queued_batches`,
     /// `buffered_bytes` (its disk buffer) and `last_error` — which target is impaired, and how far behind.
     #[schema(value_type = Object)]
@@ -51,6 +62,9 @@ pub struct LiveStatus {
 }
 
 struct Running {
+    /// The record's `updated_at` when it started: a later start request (which bumps it) restarts a copy
+    /// that failed.
+    version: i64,
     stop: CancellationToken,
     status: Arc<PipelineStatus>,
     rate: Arc<AtomicU64>,
@@ -64,6 +78,58 @@ pub struct PipelineManager {
     pipeline_env: Arc<BTreeMap<String, String>>,
     egress: Arc<EgressPolicy>,
     running: Mutex<HashMap<String, Running>>,
+    /// This server's lease holder id.
+    holder: String,
+    /// When each lease this server holds was last renewed (unix ms).
+    renewed: Mutex<HashMap<String, i64>>,
+    /// When a start on this server last failed, to retry it at most every `START_RETRY`.
+    start_failed: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+/// How long a lease lasts without renewal; a dead server's pipelines move after at most this long.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How often every server renews its leases and takes free ones.
+pub const LEASE_EVERY: Duration = Duration::from_secs(2);
+const START_RETRY: Duration = Duration::from_secs(30);
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// `host:pid:random`: names this server in leases and in the API.
+fn holder_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
+    let id = sluice_store::new_id();
+    format!("{host}:{}:{}", std::process::id(), &id[id.len().saturating_sub(8)..])
+}
+
+/// A managed pipeline's checkpoint in the store, written only while this server holds its lease.
+struct StoreCheckpoints {
+    store: Store,
+    id: String,
+    holder: String,
+}
+
+impl CheckpointBackend for StoreCheckpoints {
+    fn load<'a>(&'a self, _pipeline: &'a str) -> BoxFuture<'a, Result<Option<ResumePosition>, String>> {
+        Box::pin(async move {
+            match self.store.pipeline_checkpoint(&self.id).await.map_err(|e| e.to_string())? {
+                None => Ok(None),
+                Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| format!("the stored checkpoint is not a resume position: {e}")),
+            }
+        })
+    }
+
+    fn save<'a>(&'a self, _pipeline: &'a str, position: &'a ResumePosition) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let text = serde_json::to_string(position).expect("a position serializes");
+            match self.store.save_pipeline_checkpoint(&self.id, &self.holder, &text).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("this server no longer holds the pipeline's lease; another server runs it".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
 }
 
 /// The typed connection of a registered instance, with its stored password as a [`Secret`] and its TLS
@@ -158,7 +224,15 @@ impl PipelineManager {
             pipeline_env: settings.pipeline_env.clone(),
             egress: settings.egress.clone(),
             running: Mutex::new(HashMap::new()),
+            holder: holder_id(),
+            renewed: Mutex::new(HashMap::new()),
+            start_failed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether pipelines may move between servers (several servers can share a PostgreSQL store).
+    fn shared_store(&self) -> bool {
+        self.store.backend() == Backend::Postgres
     }
 
     /// Parses (with only the offered variables), resolves `instance:NAME` connection strings from the
@@ -183,6 +257,15 @@ impl PipelineManager {
                 sink.spec_mut().set_connection(spec);
             }
         }
+        if self.shared_store() {
+            for (sink_name, sink) in &config.sinks {
+                if matches!(sink, pipeline_file::SinkConfig::FileDrop(_)) {
+                    return Err(format!(
+                        "`sinks.{sink_name}`: a file_drop sink keeps its open files and upload journal on the disk of the server running it, and with a PostgreSQL store a pipeline moves to another server when its server dies; run file drops with `sluice run`, or on a server with a SQLite store"
+                    ));
+                }
+            }
+        }
         let loaded = pipeline_file::finish(config, virtual_path, scope).map_err(|e| e.to_string())?;
         let refused = loaded.check_egress().await;
         if !refused.is_empty() {
@@ -191,14 +274,56 @@ impl PipelineManager {
         Ok(loaded)
     }
 
-    /// Starts a pipeline unless it runs already.
+    /// Runs a pipeline on this server if it gets the pipeline's lease; otherwise it runs (or will, within
+    /// `LEASE_TTL`) on the server that holds it.
     pub async fn start(&self, rec: &PipelineRecord) -> Result<(), String> {
+        match self.store.acquire_pipeline_lease(&rec.id, &self.holder, LEASE_TTL.as_millis() as i64).await {
+            Ok(true) => {
+                self.renewed.lock().expect("lease lock").insert(rec.id.clone(), now_ms());
+                let r = self.start_local(rec).await;
+                if r.is_err() {
+                    self.release(&rec.id).await;
+                }
+                r
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Err(format!("cannot take the pipeline's lease: {e}")),
+        }
+    }
+
+    async fn release(&self, id: &str) {
+        self.renewed.lock().expect("lease lock").remove(id);
+        if let Err(e) = self.store.release_pipeline_lease(id, &self.holder).await {
+            tracing::warn!(pipeline = %id, error = %e, "cannot release the pipeline's lease; it runs out by itself");
+        }
+    }
+
+    /// Starts a pipeline here (the caller holds its lease) unless it runs here already.
+    async fn start_local(&self, rec: &PipelineRecord) -> Result<(), String> {
         if self.running.lock().expect("pipelines lock").get(&rec.id).is_some_and(|r| !r.task.is_finished()) {
             return Ok(());
         }
         let loaded = self.prepare(&rec.id, &rec.name, &rec.spec).await?;
         let status = Arc::new(PipelineStatus::default());
-        let pipeline = loaded.build(status.clone()).await.map_err(|e| e.to_string())?;
+        let mut pipeline = loaded.build(status.clone()).await.map_err(|e| e.to_string())?;
+        // The checkpoint lives in the store, so another server can resume. A position an older version kept in
+        // the local file is carried over once.
+        let backend = Arc::new(StoreCheckpoints { store: self.store.clone(), id: rec.id.clone(), holder: self.holder.clone() });
+        if backend.load(&rec.name).await?.is_none()
+            && let Ok(Some(local)) = pipeline.checkpoints.load(&rec.name).await
+        {
+            backend.save(&rec.name, &local).await?;
+            tracing::info!(pipeline = %rec.name, position = %local, "checkpoint moved from the data dir into the store");
+        }
+        pipeline.checkpoints.close().await;
+        pipeline.checkpoints = CheckpointStore::backend(backend);
+        if self.shared_store() {
+            // The disk buffers are on this server: they must not count as delivered, or a move to another
+            // server would skip what waits in them. They still keep a slow sink from holding back the others.
+            for sink in &mut pipeline.sinks {
+                sink.lane.durable_ack = false;
+            }
+        }
         let stop = CancellationToken::new();
         let state = Arc::new(Mutex::new(RunState::Running));
         let rate = Arc::new(AtomicU64::new(0));
@@ -219,13 +344,19 @@ impl PipelineManager {
                 };
             })
         };
-        self.running.lock().expect("pipelines lock").insert(rec.id.clone(), Running { stop, status, rate, state, task });
-        tracing::info!(pipeline = %rec.name, "pipeline started");
+        self.running.lock().expect("pipelines lock").insert(rec.id.clone(), Running { version: rec.updated_at, stop, status, rate, state, task });
+        tracing::info!(pipeline = %rec.name, server = %self.holder, "pipeline started");
         Ok(())
     }
 
-    /// Stops a pipeline and waits (up to 30 s) for it to drain and save its position.
+    /// Stops a pipeline here and gives its lease up.
     pub async fn stop(&self, id: &str) {
+        self.stop_local(id).await;
+        self.release(id).await;
+    }
+
+    /// Stops the copy running here and waits (up to 30 s) for it to drain and save its position.
+    async fn stop_local(&self, id: &str) {
         let running = self.running.lock().expect("pipelines lock").remove(id);
         if let Some(r) = running {
             r.stop.cancel();
@@ -249,6 +380,7 @@ impl PipelineManager {
                 dead_letters: 0,
                 sink_retries: 0,
                 last_error: None,
+                server: None,
                 sinks: Default::default(),
             };
         };
@@ -264,21 +396,112 @@ impl PipelineManager {
             dead_letters: s.dead_letters.load(Ordering::Relaxed),
             sink_retries: s.sink_retries.load(Ordering::Relaxed),
             last_error: s.last_error.lock().expect("status lock").clone(),
+            server: Some(self.holder.clone()),
             sinks: s.sinks.lock().expect("status lock").clone(),
         }
     }
 
-    /// At server start: starts every pipeline whose desired state is running.
-    pub async fn resume_all(&self) {
-        let Ok(all) = self.store.list_pipelines().await else { return };
-        for rec in all.iter().filter(|p| p.desired_state == sluice_store::pipelines::DesiredState::Running) {
-            if let Err(e) = self.start(rec).await {
-                tracing::error!(pipeline = %rec.name, error = %e, "cannot start pipeline");
+    /// [`status`](Self::status), or, for a pipeline running on another server, that server (its live
+    /// lease) with state `running`.
+    pub async fn live_status(&self, id: &str) -> LiveStatus {
+        let mut st = self.status(id);
+        if st.server.is_none()
+            && let Ok(Some((holder, expires))) = self.store.pipeline_lease(id).await
+            && expires > now_ms()
+        {
+            st.state = RunState::Running;
+            st.server = Some(holder);
+        }
+        st
+    }
+
+    /// One pass of the lease loop: renew or take the lease of every pipeline that should run, start what this
+    /// server won, stop what it lost or should not run.
+    pub async fn reconcile(&self) {
+        let recs = match self.store.list_pipelines().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list pipelines; leases not renewed this round");
+                self.fence_stale().await;
+                return;
             }
+        };
+        let known: std::collections::HashSet<&str> = recs.iter().map(|r| r.id.as_str()).collect();
+        let orphans: Vec<String> = self.running.lock().expect("pipelines lock").keys().filter(|id| !known.contains(id.as_str())).cloned().collect();
+        for id in orphans {
+            self.stop(&id).await;
+        }
+        for rec in &recs {
+            let here = self.running.lock().expect("pipelines lock").get(&rec.id).map(|r| (r.task.is_finished(), r.version));
+            if rec.desired_state != DesiredState::Running {
+                if here.is_some() || self.renewed.lock().expect("lease lock").contains_key(&rec.id) {
+                    self.stop(&rec.id).await;
+                }
+                continue;
+            }
+            match self.store.acquire_pipeline_lease(&rec.id, &self.holder, LEASE_TTL.as_millis() as i64).await {
+                Ok(true) => {
+                    let first = self.renewed.lock().expect("lease lock").insert(rec.id.clone(), now_ms()).is_none();
+                    let restart = match here {
+                        None => true,
+                        // A copy that stopped by itself restarts only on a new start request.
+                        Some((finished, version)) => finished && rec.updated_at > version,
+                    };
+                    let backing_off = self.start_failed.lock().expect("lease lock").get(&rec.id).is_some_and(|t| t.elapsed() < START_RETRY);
+                    if restart && !backing_off {
+                        if first && here.is_none() {
+                            tracing::info!(pipeline = %rec.name, server = %self.holder, "took the pipeline's lease");
+                        }
+                        self.stop_local(&rec.id).await;
+                        match self.start_local(rec).await {
+                            Ok(()) => {
+                                self.start_failed.lock().expect("lease lock").remove(&rec.id);
+                            }
+                            Err(e) => {
+                                tracing::error!(pipeline = %rec.name, error = %redact_urls(&e), "cannot start the pipeline; trying again later");
+                                self.start_failed.lock().expect("lease lock").insert(rec.id.clone(), std::time::Instant::now());
+                            }
+                        }
+                    }
+                }
+                Ok(false) => {
+                    if here.is_some() {
+                        tracing::warn!(pipeline = %rec.name, "another server holds the pipeline's lease; stopping the copy here");
+                        self.stop_local(&rec.id).await;
+                    }
+                    self.renewed.lock().expect("lease lock").remove(&rec.id);
+                }
+                Err(e) => tracing::warn!(pipeline = %rec.name, error = %e, "cannot renew the pipeline's lease"),
+            }
+        }
+        self.fence_stale().await;
+    }
+
+    /// Stops every copy here whose lease was not renewed for most of `LEASE_TTL`: before it can run out and
+    /// another server start a second copy.
+    async fn fence_stale(&self) {
+        let margin = (LEASE_TTL - LEASE_EVERY - LEASE_EVERY).as_millis() as i64;
+        let stale: Vec<String> = self.renewed.lock().expect("lease lock").iter().filter(|(_, at)| now_ms() - **at > margin).map(|(id, _)| id.clone()).collect();
+        for id in stale {
+            tracing::error!(pipeline = %id, "the pipeline's lease could not be renewed; stopping it here before another server takes it");
+            self.stop_local(&id).await;
+            self.renewed.lock().expect("lease lock").remove(&id);
         }
     }
 
-    /// At server stop: stops every pipeline (each saves its position).
+    /// The lease loop, until `shutdown`.
+    pub async fn maintain(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(LEASE_EVERY) => {}
+            }
+            self.reconcile().await;
+        }
+    }
+
+    /// At server stop: stops every pipeline here (each saves its position) and gives its lease up, so
+    /// another server takes it at once.
     pub async fn shutdown_all(&self) {
         let ids: Vec<String> = self.running.lock().expect("pipelines lock").keys().cloned().collect();
         for id in ids {

@@ -1,8 +1,13 @@
-//! Where committed source positions are kept: a SQLite file (beside the pipeline file for `sluice run`).
-//! A position is written only after every sink acknowledged everything before it (see `runtime`).
+//! Where committed source positions are kept: a SQLite file (beside the pipeline file for `sluice run`), or
+//! a backend the embedder provides (`sluice serve` keeps managed pipelines' positions in its store, so another
+//! server can resume them). A position is written only after every sink acknowledged everything before it
+//! (see `runtime`).
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
 
 use sluice_core::ResumePosition;
 use sqlx::Row;
@@ -18,6 +23,8 @@ pub enum CheckpointError {
     },
     #[error("checkpoint store query failed")]
     Query(#[from] sqlx::Error),
+    #[error("checkpoint: {0}")]
+    Backend(String),
     #[error("the stored checkpoint of pipeline `{pipeline}` is not a resume position")]
     Corrupt {
         pipeline: String,
@@ -26,12 +33,29 @@ pub enum CheckpointError {
     },
 }
 
+/// A place for positions other than a SQLite file. `save` fails when the position must not be written (the
+/// caller lost the right to), which stops the pipeline.
+pub trait CheckpointBackend: Send + Sync + 'static {
+    fn load<'a>(&'a self, pipeline: &'a str) -> BoxFuture<'a, Result<Option<ResumePosition>, String>>;
+    fn save<'a>(&'a self, pipeline: &'a str, position: &'a ResumePosition) -> BoxFuture<'a, Result<(), String>>;
+}
+
 #[derive(Clone)]
 pub struct CheckpointStore {
-    pool: SqlitePool,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Sqlite(SqlitePool),
+    Backend(Arc<dyn CheckpointBackend>),
 }
 
 impl CheckpointStore {
+    pub fn backend(backend: Arc<dyn CheckpointBackend>) -> Self {
+        Self { inner: Inner::Backend(backend) }
+    }
+
     pub async fn open(path: &Path) -> Result<Self, CheckpointError> {
         let err = |source| CheckpointError::Open { path: path.display().to_string(), source };
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
@@ -45,11 +69,15 @@ impl CheckpointStore {
         sqlx::query("CREATE TABLE IF NOT EXISTS checkpoints (pipeline TEXT PRIMARY KEY, position TEXT NOT NULL, updated_at INTEGER NOT NULL)")
             .execute(&pool)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { inner: Inner::Sqlite(pool) })
     }
 
     pub async fn load(&self, pipeline: &str) -> Result<Option<ResumePosition>, CheckpointError> {
-        let row = sqlx::query("SELECT position FROM checkpoints WHERE pipeline = ?").bind(pipeline).fetch_optional(&self.pool).await?;
+        let pool = match &self.inner {
+            Inner::Sqlite(pool) => pool,
+            Inner::Backend(b) => return b.load(pipeline).await.map_err(CheckpointError::Backend),
+        };
+        let row = sqlx::query("SELECT position FROM checkpoints WHERE pipeline = ?").bind(pipeline).fetch_optional(pool).await?;
         match row {
             None => Ok(None),
             Some(r) => {
@@ -60,6 +88,10 @@ impl CheckpointStore {
     }
 
     pub async fn save(&self, pipeline: &str, position: &ResumePosition) -> Result<(), CheckpointError> {
+        let pool = match &self.inner {
+            Inner::Sqlite(pool) => pool,
+            Inner::Backend(b) => return b.save(pipeline, position).await.map_err(CheckpointError::Backend),
+        };
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         sqlx::query(
             "INSERT INTO checkpoints (pipeline, position, updated_at) VALUES (?, ?, ?) \
@@ -68,13 +100,15 @@ impl CheckpointStore {
         .bind(pipeline)
         .bind(serde_json::to_string(position).expect("a position serializes"))
         .bind(now)
-        .execute(&self.pool)
+        .execute(pool)
         .await?;
         Ok(())
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        if let Inner::Sqlite(pool) = &self.inner {
+            pool.close().await;
+        }
     }
 }
 

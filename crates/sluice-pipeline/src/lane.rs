@@ -67,11 +67,14 @@ pub struct LaneSettings {
     pub buffer_dir: Option<PathBuf>,
     /// The disk buffer's size limit in bytes.
     pub buffer_max: u64,
+    /// Whether a batch fsynced in the disk buffer counts as delivered (the pipeline's checkpoint may pass
+    /// it). Off when the pipeline may move to another server, which would not have this disk.
+    pub durable_ack: bool,
 }
 
 impl Default for LaneSettings {
     fn default() -> Self {
-        Self { timing: Timing::Realtime, filter: None, buffer_dir: None, buffer_max: 1 << 30 }
+        Self { timing: Timing::Realtime, filter: None, buffer_dir: None, buffer_max: 1 << 30, durable_ack: true }
     }
 }
 
@@ -287,7 +290,7 @@ impl Lane {
     /// The highest sequence number up to which everything is delivered or fsynced in the disk buffer.
     pub fn ack(&self) -> u64 {
         let st = self.state.lock().expect("lane lock");
-        st.delivered.max(st.synced_upto)
+        if self.settings.durable_ack { st.delivered.max(st.synced_upto) } else { st.delivered }
     }
 
     pub fn is_closed(&self) -> bool {

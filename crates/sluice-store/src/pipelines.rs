@@ -113,7 +113,80 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound { what: format!("pipeline {id}") });
         }
+        sqlx::query("DELETE FROM pipeline_leases WHERE pipeline_id = $1").bind(id).execute(&mut *tx.tx).await?;
+        sqlx::query("DELETE FROM pipeline_checkpoints WHERE pipeline_id = $1").bind(id).execute(&mut *tx.tx).await?;
         append(&mut tx, &AuditEntry { target: Some(format!("pipeline/{id}")), ..audit.clone() }).await?;
         tx.commit().await
+    }
+
+    /// Takes or renews the lease of pipeline `id` for `holder` until `ttl_ms` from now: granted when nobody
+    /// holds it, `holder` does, or the holder's lease ran out. One statement, so two servers racing for it
+    /// cannot both win. Returns whether `holder` holds it now.
+    pub async fn acquire_pipeline_lease(&self, id: &str, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO pipeline_leases (pipeline_id, holder, expires_at, acquired_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (pipeline_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, \
+             acquired_at = CASE WHEN pipeline_leases.holder = excluded.holder THEN pipeline_leases.acquired_at ELSE excluded.acquired_at END \
+             WHERE pipeline_leases.holder = excluded.holder OR pipeline_leases.expires_at < $4",
+        )
+        .bind(id)
+        .bind(holder)
+        .bind(now + ttl_ms)
+        .bind(now)
+        .execute(&mut *tx.tx)
+        .await?;
+        let row = sqlx::query("SELECT holder FROM pipeline_leases WHERE pipeline_id = $1").bind(id).fetch_optional(&mut *tx.tx).await?;
+        tx.commit().await?;
+        Ok(match row {
+            Some(r) => r.try_get::<String, _>("holder")? == holder,
+            None => false,
+        })
+    }
+
+    /// Gives the lease up (a graceful stop), when `holder` has it.
+    pub async fn release_pipeline_lease(&self, id: &str, holder: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM pipeline_leases WHERE pipeline_id = $1 AND holder = $2").bind(id).bind(holder).execute(&mut *tx.tx).await?;
+        tx.commit().await
+    }
+
+    /// Who holds the lease of pipeline `id`, and until when (unix ms), if anyone.
+    pub async fn pipeline_lease(&self, id: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let row = sqlx::query("SELECT holder, expires_at FROM pipeline_leases WHERE pipeline_id = $1").bind(id).fetch_optional(self.pool()).await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("holder")?, r.try_get("expires_at")?)),
+            None => None,
+        })
+    }
+
+    /// The saved resume position (JSON) of pipeline `id`.
+    pub async fn pipeline_checkpoint(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT position FROM pipeline_checkpoints WHERE pipeline_id = $1").bind(id).fetch_optional(self.pool()).await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("position")?),
+            None => None,
+        })
+    }
+
+    /// Saves pipeline `id`'s resume position, only while `holder` holds its lease: a server that lost the
+    /// lease (paused, cut off) can never move a checkpoint another server now owns. Returns whether it saved.
+    pub async fn save_pipeline_checkpoint(&self, id: &str, holder: &str, position: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "INSERT INTO pipeline_checkpoints (pipeline_id, position, updated_at) \
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM pipeline_leases WHERE pipeline_id = $1 AND holder = $4) \
+             ON CONFLICT (pipeline_id) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(position)
+        .bind(now_ms())
+        .bind(holder)
+        .execute(&mut *tx.tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n > 0)
     }
 }

@@ -72,8 +72,35 @@ both_backends!(
     approvals_count_once_per_actor_and_revision,
     racing_events_take_effect_once,
     tickets_filter_and_page,
-    jobs_lease_run_and_settle_their_ticket
+    jobs_lease_run_and_settle_their_ticket,
+    pipeline_leases_go_to_one_holder_and_fence_checkpoints
 );
+
+async fn pipeline_leases_go_to_one_holder_and_fence_checkpoints(f: Fixture) {
+    let s = &f.store;
+    let p = s.create_pipeline("p", "[source]", sluice_store::pipelines::DesiredState::Running, &entry("pipeline.create")).await.unwrap();
+    // Two servers race: exactly one wins, and renews; the other is refused while the lease is live.
+    let (a, b) = tokio::join!(s.acquire_pipeline_lease(&p.id, "server-a", 10_000), s.acquire_pipeline_lease(&p.id, "server-b", 10_000));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a ^ b, "exactly one holder: a={a} b={b}");
+    let (winner, loser) = if a { ("server-a", "server-b") } else { ("server-b", "server-a") };
+    assert!(s.acquire_pipeline_lease(&p.id, winner, 10_000).await.unwrap());
+    assert!(!s.acquire_pipeline_lease(&p.id, loser, 10_000).await.unwrap());
+    // Only the holder saves checkpoints.
+    assert!(s.save_pipeline_checkpoint(&p.id, winner, r#"{"kind":"lsn","lsn":1}"#).await.unwrap());
+    assert!(!s.save_pipeline_checkpoint(&p.id, loser, r#"{"kind":"lsn","lsn":2}"#).await.unwrap());
+    assert_eq!(s.pipeline_checkpoint(&p.id).await.unwrap().as_deref(), Some(r#"{"kind":"lsn","lsn":1}"#));
+    // A lease that ran out (its server died) goes to the next asker, and the old holder is fenced off.
+    assert!(s.acquire_pipeline_lease(&p.id, winner, -1).await.unwrap());
+    assert!(s.acquire_pipeline_lease(&p.id, loser, 10_000).await.unwrap());
+    assert!(!s.save_pipeline_checkpoint(&p.id, winner, r#"{"kind":"lsn","lsn":3}"#).await.unwrap());
+    assert!(s.save_pipeline_checkpoint(&p.id, loser, r#"{"kind":"lsn","lsn":4}"#).await.unwrap());
+    assert_eq!(s.pipeline_lease(&p.id).await.unwrap().map(|(h, _)| h).as_deref(), Some(loser));
+    s.release_pipeline_lease(&p.id, loser).await.unwrap();
+    assert!(s.pipeline_lease(&p.id).await.unwrap().is_none());
+    s.delete_pipeline(&p.id, &entry("pipeline.delete")).await.unwrap();
+    assert!(s.pipeline_checkpoint(&p.id).await.unwrap().is_none());
+}
 
 async fn reopen_checks_key(f: Fixture) {
     let Fixture { store, location, key, _dir } = f;

@@ -52,12 +52,12 @@ pub struct PipelineView {
     pub updated_at: i64,
 }
 
-fn view(state: &AppState, rec: &PipelineRecord, with_spec: bool) -> PipelineView {
+async fn view(state: &AppState, rec: &PipelineRecord, with_spec: bool) -> PipelineView {
     PipelineView {
         id: rec.id.clone(),
         name: rec.name.clone(),
         desired_state: rec.desired_state,
-        status: state.pipelines.status(&rec.id),
+        status: state.pipelines.live_status(&rec.id).await,
         spec: with_spec.then(|| redact_spec(&rec.spec)),
         created_at: rec.created_at,
         updated_at: rec.updated_at,
@@ -76,7 +76,7 @@ async fn list_pipelines(State(state): State<AppState>, caller: Caller) -> Result
     let mut out = Vec::new();
     for p in &all {
         if may_see(&state, visible.as_ref(), p).await {
-            out.push(view(&state, p, false));
+            out.push(view(&state, p, false).await);
         }
     }
     Ok(Json(out))
@@ -122,7 +122,7 @@ async fn create_pipeline(
     if start && let Err(e) = state.pipelines.start(&rec).await {
         tracing::error!(pipeline = %rec.name, error = %redact_urls(&e), "pipeline did not start");
     }
-    Ok((StatusCode::CREATED, Json(view(&state, &rec, true))))
+    Ok((StatusCode::CREATED, Json(view(&state, &rec, true).await)))
 }
 
 #[utoipa::path(get, path = "/api/v1/pipelines/{id}", tag = "pipelines", params(("id" = String, Path, description = "pipeline id or name")),
@@ -132,7 +132,7 @@ async fn get_pipeline(State(state): State<AppState>, caller: Caller, Path(id): P
     if !may_see(&state, caller.visible_instances(&state.store).await?.as_ref(), &rec).await {
         return Err(ApiError::NotFound { what: format!("pipeline {id}") });
     }
-    Ok(Json(view(&state, &rec, true)))
+    Ok(Json(view(&state, &rec, true).await))
 }
 
 /// Start a stopped or failed pipeline; it resumes from its last committed position.
@@ -146,7 +146,7 @@ async fn start_pipeline(State(state): State<AppState>, caller: Caller, Path(id):
     state.store.set_pipeline_state(&rec.id, DesiredState::Running, &caller.audit_entry("ok", None)).await.map_err(|e| caller.store_error(e))?;
     caller.audited();
     let rec = state.store.get_pipeline(&rec.id).await.map_err(|e| caller.store_error(e))?;
-    Ok(Json(view(&state, &rec, false)))
+    Ok(Json(view(&state, &rec, false).await))
 }
 
 /// Stop a pipeline; it finishes delivering what it holds and saves its position.
@@ -159,7 +159,7 @@ async fn stop_pipeline(State(state): State<AppState>, caller: Caller, Path(id): 
     state.store.set_pipeline_state(&rec.id, DesiredState::Stopped, &caller.audit_entry("ok", None)).await.map_err(|e| caller.store_error(e))?;
     caller.audited();
     let rec = state.store.get_pipeline(&rec.id).await.map_err(|e| caller.store_error(e))?;
-    Ok(Json(view(&state, &rec, false)))
+    Ok(Json(view(&state, &rec, false).await))
 }
 
 /// Stop and delete a pipeline (its checkpoint and dead-letter files stay on disk).
