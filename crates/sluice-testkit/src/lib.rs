@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 pub mod falcon;
+pub mod proxy;
 pub mod tls;
 
 /// A real service the tests use.

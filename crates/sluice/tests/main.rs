@@ -5,5 +5,6 @@ mod cdc;
 mod cli;
 mod file_drop;
 mod lanes;
+mod outage;
 mod support;
 mod sync;
