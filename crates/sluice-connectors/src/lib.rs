@@ -2,6 +2,7 @@
 //! names them in an internally tagged enum and builds a runnable [`sluice_pipeline::Pipeline`].
 
 pub mod component;
+pub mod exec;
 pub mod pipeline_file;
 pub mod scope;
 pub mod sinks;

@@ -99,12 +99,18 @@ pub struct LaneConfig {
     /// The disk buffer's size limit (`512MiB`, `2GiB`; default `1GiB`). When it is reached the pipeline waits
     /// for this sink, with an error in its health; nothing is dropped.
     pub buffer_max: Option<String>,
+    /// A program that reshapes the changes of chosen tables before the sink writes them (`sluice run` only;
+    /// see [`crate::exec`]).
+    pub exec: Option<crate::exec::ExecConfig>,
 }
 
-const LANE_KEYS: &[&str] = &["schedule", "include", "exclude", "buffer", "buffer_max"];
+const LANE_KEYS: &[&str] = &["schedule", "include", "exclude", "buffer", "buffer_max", "exec"];
 
 impl LaneConfig {
-    fn validate(&self, at: &str, errors: &mut Vec<ConfigError>) {
+    fn validate(&self, at: &str, confined: bool, errors: &mut Vec<ConfigError>) {
+        if let Some(e) = &self.exec {
+            e.validate(&key_path(at, "exec"), confined, errors);
+        }
         if let Some(s) = &self.schedule
             && let Err(e) = schedule(s)
         {
@@ -351,7 +357,7 @@ pub fn finish(parsed: Parsed, path: &Path, scope: Scope) -> Result<Loaded, LoadE
         }
         spec.validate(&at, &scope, &mut errors);
         if let Some(l) = lanes.get(name) {
-            l.validate(&at, &mut errors);
+            l.validate(&at, scope.confined(), &mut errors);
         }
     }
     let (default_checkpoint, default_dead_letter) = if scope.confined() {
@@ -462,8 +468,14 @@ impl Loaded {
         let buffers = self.checkpoint.with_extension("buffers");
         for (name, s) in c.sinks {
             let cx = SinkContext { pipeline: &self.name, name: &name, scope: &scope };
-            let sink = s.into_spec().build(&cx).await.map_err(|e| open(&format!("sinks.{name}"), e))?;
+            let mut sink = s.into_spec().build(&cx).await.map_err(|e| open(&format!("sinks.{name}"), e))?;
             let l = c.lanes.get(&name).cloned().unwrap_or_default();
+            if let Some(exec) = l.exec.clone() {
+                if scope.confined() {
+                    return Err(open(&format!("sinks.{name}.exec"), "a pipeline sent through the API never runs a program".into()));
+                }
+                sink = Box::new(crate::exec::ExecSink::new(sink, exec, format!("sinks.{name}.exec")));
+            }
             let timing = l.schedule.as_deref().map(schedule).transpose().map_err(|e| open(&format!("sinks.{name}.schedule"), e))?.unwrap_or_default();
             let spill = l.buffer.unwrap_or(several || !matches!(timing, sluice_pipeline::lane::Timing::Realtime));
             let buffer_dir = if spill {

@@ -209,3 +209,16 @@ async fn secrets_written_into_a_spec_never_come_back_through_the_api() {
     }
     assert!(shown.body["spec"].as_str().unwrap().contains("password = \"***\""), "{}", shown.raw);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_never_runs_a_program() {
+    let app = TestApp::sqlite().await;
+    let marker = tempfile::tempdir().unwrap();
+    let proof = marker.path().join("ran");
+    let sinks = format!("[sinks.f]\ntype = \"file\"\npath = \"out.jsonl\"\n[sinks.f.exec]\ncommand = [\"/bin/sh\", \"-c\", \"touch {}\"]", proof.display());
+    let a = create(&app, "exec", &spec("x", &sinks, ""), true).await;
+    refused(&a, "sinks.f.exec");
+    assert!(a.raw.contains("never runs a program"), "{}", a.raw);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!proof.exists(), "the program ran");
+}

@@ -701,3 +701,83 @@ checkpoint_interval = "3s"
     assert_eq!(distinct, 100_000, "every change arrived");
     eprintln!("events to MQTT through 2 x kill -9: 100000 changes, {total} messages, {} repeats", total - 100_000);
 }
+
+/// A sink's `exec` stage: a program (here `sed`, standing in for a lookup service) adds a column the source
+/// table does not have before the database sink writes the rows; a second sink's program fails, and after its
+/// retries its batches go to the dead-letter file with the exit status and the program's message, while the
+/// first sink carries on.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exec_stage_reshapes_rows_for_one_sink_and_a_failing_one_dead_letters() {
+    let (my_url, db) = fresh_mariadb_database("exec").await;
+    let pool = mysql_async::Pool::new(my_url.as_str());
+    let mut c = pool.get_conn().await.unwrap();
+    c.query_drop("CREATE TABLE orders (id BIGINT PRIMARY KEY, customer_id BIGINT)").await.unwrap();
+    let target = fresh_postgres_database("exectarget").await;
+    let pgc = pg(&target).await;
+    pgc.batch_execute("CREATE TABLE orders (id BIGINT PRIMARY KEY, customer_id BIGINT, customer_name TEXT)").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lookup = write_file(
+        dir.path(),
+        "lookup.sh",
+        "#!/bin/sh\nexec sed -e 's/\"customer_id\":1}/\"customer_id\":1,\"customer_name\":\"Ann\"}/g' -e 's/\"customer_id\":2}/\"customer_id\":2,\"customer_name\":\"Bob\"}/g'\n",
+    );
+    let failing = write_file(dir.path(), "failing.sh", "#!/bin/sh\ncat >/dev/null\necho 'customer service unreachable' >&2\nexit 7\n");
+    for f in [&lookup, &failing] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let file = write_file(
+        dir.path(),
+        "exec.toml",
+        &format!(
+            r#"
+[source]
+type = "mysql_binlog"
+url = "{my_url}"
+server_id = {}
+include = ["{db}.*"]
+
+[sinks.warehouse]
+type = "database"
+url = "{target}"
+[[sinks.warehouse.tables]]
+from = "{db}.orders"
+to = "orders"
+[sinks.warehouse.exec]
+command = ["{}"]
+tables = ["{db}.orders"]
+timeout = "10s"
+
+[sinks.audit]
+type = "file"
+path = "audit.jsonl"
+[sinks.audit.exec]
+command = ["{}"]
+retries = 1
+"#,
+            server_id(12),
+            lookup.display(),
+            failing.display()
+        ),
+    );
+    let p = RunningPipeline::start(&file, &[]);
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    let values: Vec<String> = (0..1000).map(|id| format!("({id}, {})", id % 2 + 1)).collect();
+    c.query_drop(format!("INSERT INTO orders VALUES {}", values.join(","))).await.unwrap();
+    wait_pg_count(&pgc, "SELECT count(*) FROM orders WHERE customer_name IS NOT NULL", 1000, Duration::from_secs(60), &p).await;
+    let names: i64 =
+        pg_count(&pgc, "SELECT count(*) FROM orders WHERE (customer_id = 1 AND customer_name = 'Ann') OR (customer_id = 2 AND customer_name = 'Bob')").await;
+    assert_eq!(names, 1000);
+    let dead = dir.path().join("exec.dead-letter.jsonl");
+    crate::support::wait_until("the failing program's batch in the dead-letter file", Duration::from_secs(30), || {
+        std::fs::read_to_string(&dead).is_ok_and(|t| t.lines().count() >= 1000)
+    })
+    .await;
+    let text = std::fs::read_to_string(&dead).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let reason = first["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("exit status: 7") && reason.contains("customer service unreachable") && reason.contains("after 2 runs"), "{first}");
+    assert_eq!(first["stage"], "sink:audit", "{first}");
+    assert!(!dir.path().join("audit.jsonl").exists() || std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap().is_empty());
+    eprintln!("exec: 1000 rows enriched by the program into PostgreSQL; the failing program's 1000 changes dead-lettered: {reason}");
+    assert!(p.terminate().await.success());
+}
