@@ -61,6 +61,12 @@ pub trait SinkSpec: Send + Sync + std::fmt::Debug {
         let _ = spec;
     }
 
+    /// Gives the sink the source's connection, for what it must know of the source (a database sink reads
+    /// the source's foreign keys whose actions never reach the binlog).
+    fn set_source(&mut self, spec: sluice_engines::ConnectSpec) {
+        let _ = spec;
+    }
+
     /// Builds the sink from a validated configuration; errors are about opening things (a file, a client).
     fn build<'a>(self: Box<Self>, cx: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Box<dyn Sink>, String>>;
 }
@@ -79,6 +85,11 @@ pub trait SourceSpec: Send + Sync + std::fmt::Debug {
 
     /// Where it connects, when that can be told before connecting.
     fn endpoint(&self) -> Option<Endpoint>;
+
+    /// Its typed connection, when it has one a sink may also use to read the source's schema.
+    fn connect_spec(&self) -> Option<sluice_engines::ConnectSpec> {
+        None
+    }
 
     /// Builds the source. `also_capture` is a table a transform reads from the stream whatever the
     /// source's own table filter says (the shaping config table).

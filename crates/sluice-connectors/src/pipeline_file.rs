@@ -456,6 +456,7 @@ impl Loaded {
         }
         let c = self.config;
         let config_table = c.shape.as_ref().and_then(|s| s.config_table.as_deref()).and_then(split_table);
+        let source_spec = c.source.spec().connect_spec();
         let source = c.source.into_spec().build(&self.name, config_table.clone()).map_err(|e| open("source", e))?;
         let mut transforms: Vec<Box<dyn Transform>> = Vec::new();
         if let Some(s) = &c.shape {
@@ -466,7 +467,10 @@ impl Loaded {
         let mut sinks = Vec::new();
         let several = c.sinks.len() > 1;
         let buffers = self.checkpoint.with_extension("buffers");
-        for (name, s) in c.sinks {
+        for (name, mut s) in c.sinks {
+            if let Some(spec) = &source_spec {
+                s.spec_mut().set_source(spec.clone());
+            }
             let cx = SinkContext { pipeline: &self.name, name: &name, scope: &scope };
             let mut sink = s.into_spec().build(&cx).await.map_err(|e| open(&format!("sinks.{name}"), e))?;
             let l = c.lanes.get(&name).cloned().unwrap_or_default();

@@ -64,6 +64,8 @@ pub enum PipelineError {
     Checkpoint(#[from] CheckpointError),
     #[error("sink `{sink}`: {message}")]
     Buffer { sink: String, message: String },
+    #[error("sink `{sink}` cannot open: {message}")]
+    SinkOpen { sink: String, message: String },
     #[error("dead-letter output {path} failed")]
     DeadLetter {
         path: String,
@@ -114,6 +116,9 @@ struct Shared {
     status: Arc<PipelineStatus>,
     /// Positions saved by the checkpointer, for sources that confirm them upstream.
     committed: watch::Sender<Option<ResumePosition>>,
+    /// A sink that can never open: the pipeline stops with this error (it could acknowledge nothing).
+    fatal: std::sync::Mutex<Option<(String, String)>>,
+    abort: CancellationToken,
 }
 
 impl Shared {
@@ -150,6 +155,8 @@ impl Pipeline {
             ack_notify: Notify::new(),
             status: status.clone(),
             committed: watch::channel(resume.clone()).0,
+            fatal: std::sync::Mutex::new(None),
+            abort: CancellationToken::new(),
         });
 
         // What each transform reads from the source (the shaping config table), before the first change.
@@ -200,9 +207,12 @@ impl Pipeline {
         let mut stage_error: Option<PipelineError> = None;
         let mut changes_seen = false;
         'outer: loop {
-            let item = match src_rx.recv().await {
-                Some(item) => item,
-                None => break,
+            let item = tokio::select! {
+                item = src_rx.recv() => match item {
+                    Some(item) => item,
+                    None => break,
+                },
+                _ = shared.abort.cancelled() => break,
             };
             let mut next = Some(item);
             while let Some(item) = next.take() {
@@ -261,7 +271,7 @@ impl Pipeline {
             Ok((_, r)) => r,
             Err(e) => Err(crate::component::SourceError::new(format!("source task panicked: {e}"))),
         };
-        if shutdown.is_cancelled() || stage_error.is_some() {
+        if shutdown.is_cancelled() || stage_error.is_some() || shared.abort.is_cancelled() {
             // A sink that cannot deliver must not hold the shutdown forever: its batch stays unacknowledged
             // and is delivered again after the restart.
             stop.cancel();
@@ -274,6 +284,10 @@ impl Pipeline {
         checkpoints.close().await;
         if let Some(e) = stage_error {
             return Err(e);
+        }
+        if let Some((sink, message)) = shared.fatal.lock().expect("fatal lock").take() {
+            status.set_error(format!("sink {sink} cannot open: {message}"));
+            return Err(PipelineError::SinkOpen { sink, message });
         }
         if let Err(e) = source_result {
             status.set_error(e.to_string());
@@ -365,7 +379,9 @@ async fn open_sink(name: &str, sink: &mut dyn Sink, shared: &Shared, settings: &
             Err(e) => {
                 shared.status.set_error(format!("sink {name}: {e}"));
                 if !e.retryable {
-                    tracing::error!(sink = %name, error = %e, "sink cannot open; it receives nothing until the pipeline restarts");
+                    tracing::error!(sink = %name, error = %e, "sink cannot open; the pipeline stops");
+                    *shared.fatal.lock().expect("fatal lock") = Some((name.to_string(), e.to_string()));
+                    shared.abort.cancel();
                     return false;
                 }
                 tracing::warn!(sink = %name, error = %e, retry_in_ms = pause.as_millis() as u64, "sink cannot open; retrying");

@@ -781,3 +781,59 @@ retries = 1
     eprintln!("exec: 1000 rows enriched by the program into PostgreSQL; the failing program's 1000 changes dead-lettered: {reason}");
     assert!(p.terminate().await.success());
 }
+
+/// `ON DELETE CASCADE` at a MariaDB source deletes child rows without a binlog event. A database sink that maps
+/// the child table refuses to start unless the target does the same (naming the constraint and the statement
+/// that adds it); with the constraint at the target, a parent's delete takes its children with it there too.
+#[tokio::test(flavor = "multi_thread")]
+async fn source_cascades_are_refused_until_the_target_cascades_too() {
+    let (my_url, db) = fresh_mariadb_database("cascade").await;
+    let pool = mysql_async::Pool::new(my_url.as_str());
+    let mut c = pool.get_conn().await.unwrap();
+    c.query_drop("CREATE TABLE orders (id BIGINT PRIMARY KEY) ENGINE=InnoDB").await.unwrap();
+    c.query_drop(
+        "CREATE TABLE order_items (id BIGINT PRIMARY KEY, order_id BIGINT NOT NULL, \
+         CONSTRAINT fk_items_order FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE CASCADE) ENGINE=InnoDB",
+    )
+    .await
+    .unwrap();
+    let target = fresh_postgres_database("cascadetarget").await;
+    let pgc = pg(&target).await;
+    pgc.batch_execute("CREATE TABLE orders (id BIGINT PRIMARY KEY); CREATE TABLE order_items (id BIGINT PRIMARY KEY, order_id BIGINT NOT NULL)").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |tables: &str| {
+        format!(
+            "[source]\ntype = \"mysql_binlog\"\nurl = \"{my_url}\"\nserver_id = {}\ninclude = [\"{db}.*\"]\n\n[sinks.pg]\ntype = \"database\"\nurl = \"{target}\"\n{tables}",
+            server_id(13)
+        )
+    };
+    let both =
+        format!("[[sinks.pg.tables]]\nfrom = \"{db}.orders\"\nto = \"orders\"\n[[sinks.pg.tables]]\nfrom = \"{db}.order_items\"\nto = \"order_items\"\n");
+    // The target lacks the constraint: the pipeline stops at once, naming it.
+    let file = write_file(dir.path(), "cascade.toml", &spec(&both));
+    let out = std::process::Command::new(crate::support::BIN).arg("run").arg(&file).env("NO_COLOR", "1").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("fk_items_order")
+            && text.contains("ON DELETE CASCADE")
+            && text.contains("ALTER TABLE \"public\".\"order_items\" ADD FOREIGN KEY (order_id)"),
+        "{text}"
+    );
+    // The child mapped without its parent: refused as well.
+    let child_only = write_file(dir.path(), "child.toml", &spec(&format!("[[sinks.pg.tables]]\nfrom = \"{db}.order_items\"\nto = \"order_items\"\n")));
+    let out = std::process::Command::new(crate::support::BIN).arg("run").arg(&child_only).env("NO_COLOR", "1").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && text.contains("but not its parent"), "{text}");
+    // With the constraint at the target, the parent's delete cascades there too.
+    pgc.batch_execute("ALTER TABLE order_items ADD FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE CASCADE").await.unwrap();
+    let p = RunningPipeline::start(&file, &[]);
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    c.query_drop("INSERT INTO orders VALUES (1), (2)").await.unwrap();
+    c.query_drop("INSERT INTO order_items VALUES (10, 1), (11, 1), (20, 2)").await.unwrap();
+    wait_pg_count(&pgc, "SELECT count(*) FROM order_items", 3, Duration::from_secs(30), &p).await;
+    c.query_drop("DELETE FROM orders WHERE id = 1").await.unwrap();
+    wait_pg_count(&pgc, "SELECT count(*) FROM orders", 1, Duration::from_secs(30), &p).await;
+    assert_eq!(pg_count(&pgc, "SELECT count(*) FROM order_items").await, 1, "the target kept child rows of a deleted order");
+    assert!(p.terminate().await.success());
+}

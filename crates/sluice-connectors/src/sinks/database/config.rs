@@ -20,6 +20,9 @@ pub struct DatabaseSinkConfig {
     /// The typed connection `instance:NAME` resolves to, set by the control plane (never read from a file).
     #[serde(skip)]
     pub connection: Option<sluice_engines::ConnectSpec>,
+    /// The source's connection (MySQL/MariaDB), set when the pipeline is built, for its foreign keys.
+    #[serde(skip)]
+    pub source: Option<sluice_engines::ConnectSpec>,
     /// Which source tables go where, the first matching entry deciding. Changes of other tables are not
     /// written.
     pub tables: Vec<TableMapping>,
@@ -152,6 +155,10 @@ impl SinkSpec for DatabaseSinkConfig {
 
     fn endpoints(&self) -> Vec<Endpoint> {
         crate::sources::endpoint(&self.url, self.connection.as_ref(), if self.url.starts_with("postgres") { 5432 } else { 3306 }).into_iter().collect()
+    }
+
+    fn set_source(&mut self, spec: sluice_engines::ConnectSpec) {
+        self.source = Some(spec);
     }
 
     fn build<'a>(self: Box<Self>, cx: &'a SinkContext<'a>) -> BoxFuture<'a, Result<Box<dyn Sink>, String>> {

@@ -13,9 +13,12 @@
 //! retried with backoff, naming the problem in the pipeline's status; nothing is acknowledged meanwhile. A
 //! value that does not fit its column (checked before sending, naming the column and the value's type), or
 //! a row the target refuses (a constraint), goes to the dead-letter output with the reason, and the rest of
-//! the batch is written.
+//! the batch is written. A MySQL/MariaDB source foreign key whose `ON DELETE CASCADE`/`SET NULL` (or
+//! `ON UPDATE CASCADE`) changes child rows without binlog events must be matched by the same constraint at
+//! the target, or the sink refuses to start, naming it ([`cascade`]).
 
 mod apply;
+mod cascade;
 mod config;
 mod convert;
 mod mapping;

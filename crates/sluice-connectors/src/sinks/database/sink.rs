@@ -19,6 +19,8 @@ use crate::component::SinkContext;
 
 pub struct DatabaseSink {
     spec: ConnectSpec,
+    /// The MySQL/MariaDB source, whose silent foreign-key actions are checked at open.
+    source: Option<ConnectSpec>,
     pipeline: String,
     name: String,
     mappings: Vec<Arc<Mapping>>,
@@ -50,8 +52,14 @@ impl DatabaseSink {
             spec = spec.with_egress(policy.clone());
         }
         let mappings = config.tables.into_iter().map(|t| Mapping::compile(t).map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
+        let source = config.source.map(|s| s.with_timeout(std::time::Duration::from_secs(10)));
+        let source = match (&cx.scope.egress, source) {
+            (Some(policy), Some(s)) => Some(s.with_egress(policy.clone())),
+            (_, s) => s,
+        };
         Ok(Self {
             spec,
+            source,
             pipeline: cx.pipeline.to_string(),
             name: cx.name.to_string(),
             mappings,
@@ -376,6 +384,14 @@ impl Sink for DatabaseSink {
     fn open(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
             self.target().await?;
+            if let Some(src) = self.source.clone() {
+                let fks = super::cascade::source_foreign_keys(&src).await?;
+                let schema = self.default_schema()?;
+                let at = format!("sinks.{}", self.name);
+                let mappings = self.mappings.clone();
+                let t = self.target().await?;
+                super::cascade::check(&at, &fks, &mappings, t, &schema).await?;
+            }
             Ok(())
         })
     }

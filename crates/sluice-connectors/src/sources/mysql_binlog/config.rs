@@ -71,6 +71,10 @@ impl SourceSpec for MysqlBinlogConfig {
         &self.url
     }
 
+    fn connect_spec(&self) -> Option<sluice_engines::ConnectSpec> {
+        crate::sources::connection(&self.url, self.connection.as_ref(), &[Engine::Mysql, Engine::Mariadb]).ok()
+    }
+
     fn set_connection(&mut self, spec: sluice_engines::ConnectSpec) {
         self.connection = Some(spec);
     }
