@@ -28,6 +28,9 @@ pub(crate) struct SourceForeignKey {
     pub update_rule: String,
 }
 
+/// schema, name, child, parent, columns, referenced columns, delete rule, update rule.
+type FkRow = (String, String, String, String, String, String, String, String);
+
 fn silent(rule: &str) -> bool {
     matches!(rule, "CASCADE" | "SET NULL" | "SET DEFAULT")
 }
@@ -40,7 +43,7 @@ pub(crate) async fn source_foreign_keys(spec: &ConnectSpec) -> Result<Vec<Source
     let mut c = mysql_async::Conn::new(sluice_engines::connect::mysql_opts(spec))
         .await
         .map_err(|e| unreachable(sluice_engines::connect::mysql_failure(&e, spec).message))?;
-    let rows: Vec<(String, String, String, String, String, String, String, String)> = c
+    let rows: Vec<FkRow> = c
         .query(
             "SELECT rc.CONSTRAINT_SCHEMA, rc.CONSTRAINT_NAME, rc.TABLE_NAME, rc.REFERENCED_TABLE_NAME, \
                     GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION), GROUP_CONCAT(k.REFERENCED_COLUMN_NAME ORDER BY k.ORDINAL_POSITION), \
