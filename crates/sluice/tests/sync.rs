@@ -837,3 +837,35 @@ async fn source_cascades_are_refused_until_the_target_cascades_too() {
     assert_eq!(pg_count(&pgc, "SELECT count(*) FROM order_items").await, 1, "the target kept child rows of a deleted order");
     assert!(p.terminate().await.success());
 }
+
+/// Inserted rows go to PostgreSQL as a plain INSERT (faster than ON CONFLICT); a key the target already holds
+/// turns that run into an upsert, with the same outcome.
+#[tokio::test(flavor = "multi_thread")]
+async fn inserts_of_keys_the_target_already_has_become_upserts() {
+    let (my_url, db) = fresh_mariadb_database("fresh").await;
+    let pool = mysql_async::Pool::new(my_url.as_str());
+    let mut c = pool.get_conn().await.unwrap();
+    c.query_drop("CREATE TABLE t (id BIGINT PRIMARY KEY, v VARCHAR(8))").await.unwrap();
+    let target = fresh_postgres_database("freshtarget").await;
+    let pgc = pg(&target).await;
+    pgc.batch_execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'old'), (500, 'old')").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "fresh.toml",
+        &format!(
+            "[source]\ntype = \"mysql_binlog\"\nurl = \"{my_url}\"\nserver_id = {}\ninclude = [\"{db}.*\"]\n\n[sinks.pg]\ntype = \"database\"\nurl = \"{target}\"\n[[sinks.pg.tables]]\nfrom = \"{db}.t\"\nto = \"t\"\n",
+            server_id(14)
+        ),
+    );
+    let p = RunningPipeline::start(&file, &[]);
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    // The first run of inserts is new to the target; the second holds two keys it already has.
+    let fresh: Vec<String> = (1000..2000).map(|id| format!("({id}, 'new')")).collect();
+    c.query_drop(format!("INSERT INTO t VALUES {}", fresh.join(","))).await.unwrap();
+    let mixed: Vec<String> = (1..1000).map(|id| format!("({id}, 'new')")).collect();
+    c.query_drop(format!("INSERT INTO t VALUES {}", mixed.join(","))).await.unwrap();
+    wait_pg_count(&pgc, "SELECT count(*) FROM t WHERE v = 'new'", 1999, Duration::from_secs(30), &p).await;
+    assert_eq!(pg_count(&pgc, "SELECT count(*) FROM t").await, 1999);
+    assert!(p.terminate().await.success());
+}

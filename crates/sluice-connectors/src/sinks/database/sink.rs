@@ -275,7 +275,8 @@ impl DatabaseSink {
                 (Some(p), None) => p.clone(),
                 (None, None) => continue,
             };
-            planned.extend(list.iter().map(|op| Planned { record: i, plan: plan.clone(), op: op.clone() }));
+            let fresh = matches!(&batch.records[i], Record::Change(ev) if matches!(ev.op, Operation::Insert | Operation::Snapshot));
+            planned.extend(list.iter().map(|op| Planned { record: i, plan: plan.clone(), op: op.clone(), fresh: fresh && matches!(op, Op::Upsert(_)) }));
         }
         if careful {
             let mut i = 0;
