@@ -119,6 +119,7 @@ struct Shared {
     /// A sink that can never open: the pipeline stops with this error (it could acknowledge nothing).
     fatal: std::sync::Mutex<Option<(String, String)>>,
     abort: CancellationToken,
+    failed_sinks: AtomicU64,
 }
 
 impl Shared {
@@ -157,6 +158,7 @@ impl Pipeline {
             committed: watch::channel(resume.clone()).0,
             fatal: std::sync::Mutex::new(None),
             abort: CancellationToken::new(),
+            failed_sinks: AtomicU64::new(0),
         });
 
         // What each transform reads from the source (the shaping config table), before the first change.
@@ -379,9 +381,17 @@ async fn open_sink(name: &str, sink: &mut dyn Sink, shared: &Shared, settings: &
             Err(e) => {
                 shared.status.set_error(format!("sink {name}: {e}"));
                 if !e.retryable {
-                    tracing::error!(sink = %name, error = %e, "sink cannot open; the pipeline stops");
-                    *shared.fatal.lock().expect("fatal lock") = Some((name.to_string(), e.to_string()));
-                    shared.abort.cancel();
+                    // One sink that can never open does not stop the others: its batches wait in its lane (on
+                    // disk, when it has a buffer) and its health says `failed`. Only when no sink can open is
+                    // there nothing to run, and the pipeline stops with the reason.
+                    let failed = shared.failed_sinks.fetch_add(1, Ordering::AcqRel) + 1;
+                    if failed == shared.acked.len() as u64 {
+                        tracing::error!(sink = %name, error = %e, "sink cannot open; no sink can: the pipeline stops");
+                        *shared.fatal.lock().expect("fatal lock") = Some((name.to_string(), e.to_string()));
+                        shared.abort.cancel();
+                    } else {
+                        tracing::error!(sink = %name, error = %e, "sink cannot open; the other sinks go on, this one's batches wait until the pipeline restarts");
+                    }
                     return false;
                 }
                 tracing::warn!(sink = %name, error = %e, retry_in_ms = pause.as_millis() as u64, "sink cannot open; retrying");

@@ -825,6 +825,18 @@ async fn source_cascades_are_refused_until_the_target_cascades_too() {
     let out = std::process::Command::new(crate::support::BIN).arg("run").arg(&child_only).env("NO_COLOR", "1").output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success() && text.contains("but not its parent"), "{text}");
+    // Beside another sink, the refusing one does not stop it: the other gets every row.
+    let with_file = write_file(dir.path(), "with-file.toml", &format!("{}\n[sinks.local]\ntype = \"file\"\npath = \"local.jsonl\"\n", spec(&both)));
+    let p = RunningPipeline::start(&with_file, &[]);
+    p.wait_log("the other sinks go on", Duration::from_secs(30)).await;
+    p.wait_log("binlog stream started", Duration::from_secs(30)).await;
+    c.query_drop("INSERT INTO orders VALUES (100)").await.unwrap();
+    crate::support::wait_until("a row in the other sink's file", Duration::from_secs(30), || {
+        std::fs::read_to_string(dir.path().join("local.jsonl")).is_ok_and(|t| t.contains("\"id\":100"))
+    })
+    .await;
+    assert!(p.terminate().await.success());
+    c.query_drop("DELETE FROM orders WHERE id = 100").await.unwrap();
     // With the constraint at the target, the parent's delete cascades there too.
     pgc.batch_execute("ALTER TABLE order_items ADD FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE CASCADE").await.unwrap();
     let p = RunningPipeline::start(&file, &[]);

@@ -76,9 +76,17 @@ pub fn egress_client(url: &reqwest::Url, timeout: Duration, egress: Option<&Arc<
     builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
+/// Answers that refuse what was sent, not the sending: retrying the same batch cannot help.
+pub fn refuses_content(status: u16) -> bool {
+    matches!(status, 400 | 413 | 415 | 422)
+}
+
 impl HttpTarget {
-    /// The error for a non-2xx answer from `what` (e.g. "the webhook"): 5xx, 408 and 429 are retried,
-    /// other codes refuse the batch. The answer's body is quoted (cut to 200 characters, control
+    /// The error for a non-2xx answer from `what` (e.g. "the webhook"). Only answers that refuse the request's
+    /// *content* refuse the batch for good (400, 413, 415, 422: it goes to the dead-letter output); every other
+    /// code — 5xx, 408, 429, and 401, 403, 404 and the like, which say the target is not ready or not set up as
+    /// configured — is retried with backoff, the error in the sink's health, so a wrong token or a missing
+    /// endpoint never turns a stream into dead letters. The answer's body is quoted (cut to 200 characters, control
     /// characters escaped) only for the operator's own pipeline files.
     pub async fn refusal(&self, what: &str, resp: reqwest::Response) -> SinkError {
         let status = resp.status();
@@ -90,7 +98,7 @@ impl HttpTarget {
             format!(" ({} bytes of answer, not shown for pipelines managed through the API)", body.len())
         };
         let message = format!("{what} answered {status}{detail}");
-        if status.is_server_error() || matches!(status.as_u16(), 408 | 429) { SinkError::retryable(message) } else { SinkError::permanent(message) }
+        if refuses_content(status.as_u16()) { SinkError::permanent(message) } else { SinkError::retryable(message) }
     }
 
     /// The error for a request that got no answer (connection, timeout, egress refusal): retried.
