@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use sluice_testkit::fresh_mariadb_database;
 
-use crate::support::RunningPipeline;
+use crate::support::{RunningPipeline, rss_mib};
 use crate::sync::{server_id, write_file};
 
 /// A webhook receiver that answers 503 while `down` is set, else 200, keeping how often each `id` came.
@@ -67,14 +67,6 @@ async fn wait_for(what: &str, within: Duration, p: &RunningPipeline, mut cond: i
         assert!(Instant::now() < deadline, "{what} within {within:?}:\n{}", p.log.lock().unwrap().join("\n"));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn rss_mib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-        .unwrap_or(0)
-        / 1024
 }
 
 async fn insert(pool: &mysql_async::Pool, from: i64, rows: i64) {

@@ -9,18 +9,10 @@ use mysql_async::prelude::Queryable;
 use sluice_testkit::proxy::Proxy;
 use sluice_testkit::{Service, fresh_mariadb_database, fresh_postgres_database, service};
 
-use crate::support::RunningPipeline;
+use crate::support::{RunningPipeline, rss_mib};
 use crate::sync::{server_id, write_file};
 
 const ROWS: i64 = 20_000;
-
-fn rss_mib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-        .unwrap_or(0)
-        / 1024
-}
 
 /// A fresh source database with `orders`, and a pipeline file reading it into `sink` (a `[sinks.x]` section).
 async fn source_and_pipeline(n: u32, sink: &str) -> (mysql_async::Pool, String, tempfile::TempDir, std::path::PathBuf) {
@@ -252,31 +244,7 @@ async fn mqtt_broker_down_for_10_s_loses_nothing() {
         format!("[sinks.broker]\ntype = \"mqtt\"\nurl = \"{}\"\ntopic = \"{topic}/{{$table}}\"\npayload = \"row\"\ntimeout = \"3s\"", proxy.url_for(&mqtt));
     let (pool, _db, _dir, file) = source_and_pipeline(4, &sink).await;
     // A QoS 1 subscriber straight on the broker (not behind the proxy), counting row ids.
-    let parsed = url::Url::parse(&mqtt).unwrap();
-    let mut options = rumqttc::MqttOptions::new(format!("sub-{topic}"), parsed.host_str().unwrap(), parsed.port().unwrap());
-    options.set_credentials(parsed.username(), parsed.password().unwrap_or_default()).set_keep_alive(Duration::from_secs(30));
-    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 1000);
-    client.subscribe(format!("{topic}/#"), rumqttc::QoS::AtLeastOnce).await.unwrap();
-    let received = std::sync::Arc::new(std::sync::Mutex::new((0i64, std::collections::HashSet::new())));
-    let subscribed = std::sync::Arc::new(tokio::sync::Notify::new());
-    {
-        let (received, subscribed) = (received.clone(), subscribed.clone());
-        tokio::spawn(async move {
-            while let Ok(event) = eventloop.poll().await {
-                match event {
-                    rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => subscribed.notify_one(),
-                    rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
-                        let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
-                        let mut r = received.lock().unwrap();
-                        r.0 += 1;
-                        r.1.insert(v["id"].as_i64().unwrap());
-                    }
-                    _ => {}
-                }
-            }
-        });
-    }
-    tokio::time::timeout(Duration::from_secs(10), subscribed.notified()).await.expect("the subscription is acknowledged");
+    let received = crate::support::mqtt_subscriber(&mqtt, &format!("sub-{topic}"), &format!("{topic}/#")).await;
     let arrived = || {
         let received = received.clone();
         async move { received.lock().unwrap().1.len() as i64 }

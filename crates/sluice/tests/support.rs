@@ -83,3 +83,48 @@ pub async fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A process's resident memory in MiB (0 when it is gone).
+pub fn rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .unwrap_or(0)
+        / 1024
+}
+
+/// What a QoS 1 MQTT subscriber received: how many messages, and the distinct `id`s of their JSON rows.
+pub type Received = Arc<Mutex<(i64, std::collections::HashSet<i64>)>>;
+
+/// A QoS 1 subscriber to `filter` on the broker of `url` that stays connected and counts what arrives;
+/// returns once the broker acknowledged the subscription.
+pub async fn mqtt_subscriber(url: &str, client_id: &str, filter: &str) -> Received {
+    let parsed = url::Url::parse(url).unwrap();
+    let mut options = rumqttc::MqttOptions::new(client_id, parsed.host_str().unwrap(), parsed.port().unwrap());
+    options.set_credentials(parsed.username(), parsed.password().unwrap_or_default()).set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 1000);
+    client.subscribe(filter, rumqttc::QoS::AtLeastOnce).await.unwrap();
+    let received: Received = Arc::default();
+    let subscribed = Arc::new(tokio::sync::Notify::new());
+    {
+        let (received, subscribed) = (received.clone(), subscribed.clone());
+        tokio::spawn(async move {
+            // Owned here, so the subscription lives as long as the loop.
+            let _client = client;
+            while let Ok(event) = eventloop.poll().await {
+                match event {
+                    rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => subscribed.notify_one(),
+                    rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
+                        let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+                        let mut r = received.lock().unwrap();
+                        r.0 += 1;
+                        r.1.insert(v["id"].as_i64().unwrap());
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+    tokio::time::timeout(Duration::from_secs(10), subscribed.notified()).await.expect("the subscription is acknowledged");
+    received
+}

@@ -663,31 +663,7 @@ checkpoint_interval = "3s"
         ),
     );
     // A subscriber (QoS 1) that stays connected throughout and counts what arrives, by row id.
-    let parsed = url::Url::parse(&mqtt).unwrap();
-    let mut options = rumqttc::MqttOptions::new(format!("test-{db}"), parsed.host_str().unwrap(), parsed.port().unwrap());
-    options.set_credentials(parsed.username(), parsed.password().unwrap_or_default()).set_keep_alive(Duration::from_secs(30));
-    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 1000);
-    client.subscribe(format!("cdc/{db}/#"), rumqttc::QoS::AtLeastOnce).await.unwrap();
-    let received = std::sync::Arc::new(std::sync::Mutex::new((0i64, std::collections::HashSet::new())));
-    let subscribed = std::sync::Arc::new(tokio::sync::Notify::new());
-    {
-        let (received, subscribed) = (received.clone(), subscribed.clone());
-        tokio::spawn(async move {
-            while let Ok(event) = eventloop.poll().await {
-                match event {
-                    rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => subscribed.notify_one(),
-                    rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
-                        let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
-                        let mut r = received.lock().unwrap();
-                        r.0 += 1;
-                        r.1.insert(v["id"].as_i64().unwrap());
-                    }
-                    _ => {}
-                }
-            }
-        });
-    }
-    tokio::time::timeout(Duration::from_secs(10), subscribed.notified()).await.expect("the subscription is acknowledged");
+    let received = crate::support::mqtt_subscriber(&mqtt, &format!("test-{db}"), &format!("cdc/{db}/#")).await;
     let arrived = || {
         let received = received.clone();
         async move { received.lock().unwrap().1.len() as i64 }
