@@ -12,14 +12,15 @@ use sluice_testkit::fresh_mariadb_database;
 use crate::support::{RunningPipeline, rss_mib};
 use crate::sync::{server_id, write_file};
 
-/// A webhook receiver that answers 503 while `down` is set, else 200, keeping how often each `id` came.
-struct Receiver {
-    url: String,
-    down: Arc<AtomicBool>,
-    ids: Arc<Mutex<BTreeMap<i64, u32>>>,
+/// A webhook receiver that answers 503 while `down` is set, else 200, keeping how often each `id` came and
+/// the `X-Sluice-Batch-Id`s it accepted.
+pub(crate) struct Receiver {
+    pub url: String,
+    pub down: Arc<AtomicBool>,
+    pub ids: Arc<Mutex<BTreeMap<i64, u32>>>,
 }
 
-async fn receiver() -> Receiver {
+pub(crate) async fn receiver() -> Receiver {
     let down = Arc::new(AtomicBool::new(true));
     let ids: Arc<Mutex<BTreeMap<i64, u32>>> = Arc::default();
     let (d, i) = (down.clone(), ids.clone());

@@ -857,3 +857,35 @@ async fn inserts_of_keys_the_target_already_has_become_upserts() {
     assert_eq!(pg_count(&pgc, "SELECT count(*) FROM t").await, 1999);
     assert!(p.terminate().await.success());
 }
+
+/// The HTTP sink through two `kill -9` while 100,000 rows are written: every change is posted (at least
+/// once); repeats are the unacknowledged tail, each with the same `position` for receivers to drop.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_posts_every_change_through_two_kill_9() {
+    let hook = crate::lanes::receiver().await;
+    hook.down.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (pool, db, dir, _) = orders_source_and_example("events-to-nats.toml").await;
+    let file = write_file(
+        dir.path(),
+        "to-http.toml",
+        &format!(
+            "[source]\ntype = \"mysql_binlog\"\nurl = \"{}\"\nserver_id = {}\ninclude = [\"{db}.orders\"]\n\n[sinks.hook]\ntype = \"http\"\nurl = \"{}\"\nbatch_max = 1000\nsecret = \"s3cret\"\n\n[runtime]\ncheckpoint_interval = \"3s\"\n",
+            service(Service::Mariadb),
+            server_id(15),
+            hook.url
+        ),
+    );
+    let ids = hook.ids.clone();
+    let arrived = || {
+        let ids = ids.clone();
+        async move { ids.lock().unwrap().len() as i64 }
+    };
+    let (p, _) = write_while_killing_twice(&file, &[], &pool, "(none: receivers deduplicate)", arrived).await;
+    assert!(p.terminate().await.success());
+    let (distinct, total): (usize, u32) = {
+        let ids = hook.ids.lock().unwrap();
+        (ids.len(), ids.values().sum())
+    };
+    assert_eq!(distinct, 100_000);
+    eprintln!("HTTP through 2 x kill -9: 100000 changes posted, {total} received ({} repeats, each with its position)", total as usize - distinct);
+}
