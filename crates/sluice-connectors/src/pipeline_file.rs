@@ -597,3 +597,47 @@ timeout = "10 parsecs"
         assert!(text("sinks.f.timeout").contains("10 parsecs"), "{}", text("sinks.f.timeout"));
     }
 }
+
+#[cfg(test)]
+mod lane_keys {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn schedules_are_realtime_durations_or_cron() {
+        use sluice_pipeline::lane::Timing;
+        assert!(matches!(schedule("realtime"), Ok(Timing::Realtime)));
+        assert!(matches!(schedule("5m"), Ok(Timing::Every(d)) if d == Duration::from_secs(300)));
+        // 2026-12-04T10:07:30Z → the next five-minute mark, 10:10:00 UTC.
+        let at = UNIX_EPOCH + Duration::from_secs(1_796_378_850);
+        let next = schedule("*/5 * * * *").unwrap().next_after(at).unwrap();
+        assert_eq!(next.duration_since(UNIX_EPOCH).unwrap().as_secs(), 1_796_379_000);
+        assert!(next > SystemTime::UNIX_EPOCH);
+        assert!(schedule("0s").unwrap_err().contains("realtime"));
+        assert!(schedule("every tuesday").unwrap_err().contains("cron"));
+    }
+
+    #[test]
+    fn buffer_sizes_read_units_and_refuse_tiny_ones() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("100MB"), Ok(100_000_000));
+        assert!(parse_size("10KiB").unwrap_err().contains("under 1MiB"));
+        assert!(parse_size("5 parsecs").unwrap_err().contains("not a size unit"));
+        assert!(parse_size("lots").unwrap_err().contains("not a size"));
+    }
+
+    #[test]
+    fn lane_keys_are_checked_with_their_paths() {
+        let text = "[source]\ntype = \"mysql_binlog\"\nurl = \"mysql://u:p@127.0.0.1:3307/\"\n[sinks.f]\ntype = \"file\"\npath = \"o.jsonl\"\nschedule = \"sometimes\"\ninclude = [\"nodot\"]\nbuffer_max = \"1KiB\"\nbogus = 1\n";
+        let e = match parse(text, Path::new("p.toml")) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        };
+        for key in ["sinks.f.schedule", "sinks.f.include", "sinks.f.buffer_max", "sinks.f"] {
+            assert!(e.contains(key), "{key} missing in {e}");
+        }
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

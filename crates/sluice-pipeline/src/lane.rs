@@ -44,6 +44,16 @@ pub enum Timing {
     At(Arc<dyn Fn(SystemTime) -> SystemTime + Send + Sync>),
 }
 
+impl std::fmt::Debug for Timing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Timing::Realtime => f.write_str("Realtime"),
+            Timing::Every(d) => write!(f, "Every({d:?})"),
+            Timing::At(_) => f.write_str("At(schedule)"),
+        }
+    }
+}
+
 impl Timing {
     /// The next delivery time after `now`, `None` for real time.
     pub fn next_after(&self, now: SystemTime) -> Option<SystemTime> {
