@@ -1,7 +1,11 @@
-//! Backups (issue 12). This first part is the format every backup file is stored in: [`sealed`] — zstd
-//! and AES-256-GCM in authenticated chunks, streamed through bounded memory, documented in docs/backup.md so
-//! that a backup is never hostage to Sluice. Drivers, repositories, policies and verification build on it.
+//! Backups (issue 12). So far: the format every backup file is stored in ([`sealed`]: zstd and AES-256-GCM
+//! in authenticated chunks, streamed through bounded memory, documented in docs/backup.md so that a backup is
+//! never hostage to Sluice), and the first driver ([`mariadb_dump`]: logical backups into a local repository
+//! with a manifest, restored and checked against it). Policies, other drivers, S3/SFTP repositories, PITR and
+//! scheduled verification build on these.
 
+pub mod dump_scan;
+pub mod mariadb_dump;
 pub mod sealed;
 
 pub use sealed::{Compression, DataKey, SealError, Sealed, open, seal};
