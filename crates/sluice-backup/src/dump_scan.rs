@@ -43,6 +43,12 @@ fn backticked(s: &str) -> Option<(&str, &str)> {
     Some((&rest[..end], &rest[end + 1..]))
 }
 
+impl crate::repo::Scan for DumpScanner {
+    fn feed(&mut self, bytes: &[u8]) {
+        DumpScanner::feed(self, bytes)
+    }
+}
+
 impl DumpScanner {
     pub fn feed(&mut self, bytes: &[u8]) {
         for &b in bytes {

@@ -11,18 +11,14 @@
 //! without its closing `-- Dump completed` line, is refused: its partial file is removed and no manifest is
 //! written.
 
+use mysql_async::prelude::Queryable;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::process::Stdio;
-use std::task::{Context, Poll};
-
-use mysql_async::prelude::Queryable;
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 use crate::dump_scan::DumpScanner;
-use crate::sealed::{Compression, DEFAULT_CHUNK, DataKey, open, seal};
+pub use crate::repo::{BinlogPosition, FileEntry, Manifest, TableRows, manifest};
+use crate::repo::{dump_into, new_backup, now_ms, restore_through, tool_version, write_manifest};
+use crate::sealed::DataKey;
 
 /// A MariaDB/MySQL server to dump from or restore into.
 #[derive(Clone)]
@@ -39,51 +35,7 @@ impl std::fmt::Debug for Server {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableRows {
-    pub database: String,
-    pub table: String,
-    pub rows: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BinlogPosition {
-    pub file: String,
-    pub pos: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEntry {
-    pub name: String,
-    pub plain_bytes: u64,
-    pub plain_sha256: String,
-    pub stored_bytes: u64,
-    pub chunks: u64,
-}
-
-/// What a backup holds, and where it stands in the source's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub format: u32,
-    pub id: String,
-    pub kind: String,
-    pub databases: Vec<String>,
-    /// Unix milliseconds.
-    pub started_at: i64,
-    pub finished_at: i64,
-    /// `mariadb-dump --version`.
-    pub tool: String,
-    pub binlog: Option<BinlogPosition>,
-    pub gtid: Option<String>,
-    pub tables: Vec<TableRows>,
-    pub files: Vec<FileEntry>,
-}
-
 const DUMP: &str = "dump.sql.sealed";
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 /// A private options file with the connection and password (mode 0600, removed with the folder).
 fn options_file(dir: &Path, server: &Server) -> Result<PathBuf, String> {
@@ -103,87 +55,22 @@ fn options_file(dir: &Path, server: &Server) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// Passes bytes through while the scanner reads them.
-struct Scanned<R> {
-    inner: R,
-    scanner: DumpScanner,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Scanned<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &r {
-            let new = buf.filled()[before..].to_vec();
-            self.scanner.feed(&new);
-        }
-        r
-    }
-}
-
-async fn tool_version(program: &str) -> Result<String, String> {
-    let out =
-        tokio::process::Command::new(program).arg("--version").output().await.map_err(|e| format!("cannot run `{program}`: {e} (install mariadb-client)"))?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 /// Dumps `databases` of `server` into a new backup of the repository at `repo`.
 pub async fn backup(server: &Server, databases: &[String], repo: &Path, key: &DataKey) -> Result<Manifest, String> {
     if databases.is_empty() {
         return Err("name at least one database".into());
     }
     let started_at = now_ms();
-    let id = format!("{}-{}", started_at, &hex::encode(rand::random::<[u8; 4]>()));
-    let dir = repo.join(&id);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let (id, dir) = new_backup(repo, started_at)?;
     let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
     let options = options_file(secrets.path(), server)?;
-    let tool = tool_version("mariadb-dump").await?;
-    let mut child = tokio::process::Command::new("mariadb-dump")
-        .arg(format!("--defaults-extra-file={}", options.display()))
+    let tool = tool_version("mariadb-dump", "mariadb-client").await?;
+    let mut cmd = tokio::process::Command::new("mariadb-dump");
+    cmd.arg(format!("--defaults-extra-file={}", options.display()))
         .args(["--single-transaction", "--gtid", "--master-data=2", "--routines", "--triggers", "--hex-blob", "--databases"])
-        .args(databases)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run mariadb-dump: {e}"))?;
-    let mut stderr = child.stderr.take().expect("piped");
-    let err_task = tokio::spawn(async move {
-        let mut e = Vec::new();
-        let _ = stderr.read_to_end(&mut e).await;
-        e
-    });
-    let partial = dir.join(format!("{DUMP}.partial"));
-    let file = tokio::fs::File::create(&partial).await.map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
-    let mut input = Scanned { inner: child.stdout.take().expect("piped"), scanner: DumpScanner::default() };
-    let mut out = tokio::io::BufWriter::new(file);
-    let sealed = seal(&mut input, &mut out, key, Compression::Zstd(3), DEFAULT_CHUNK).await;
-    let status = child.wait().await.map_err(|e| format!("mariadb-dump: {e}"))?;
-    let stderr = err_task.await.unwrap_or_default();
-    let fail = |message: String| {
-        let _ = std::fs::remove_file(&partial);
-        Err(message)
-    };
-    let sealed = match sealed {
-        Ok(s) => s,
-        Err(e) => return fail(format!("sealing the dump failed: {e}")),
-    };
-    if !status.success() {
-        let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(500)..]).trim().to_string();
-        return fail(format!("mariadb-dump exited with {status}: {tail}"));
-    }
-    if !input.scanner.completed {
-        return fail("mariadb-dump exited 0 without its `-- Dump completed` line: the dump is incomplete".into());
-    }
-    let f = out.into_inner();
-    f.sync_all().await.map_err(|e| format!("cannot sync {}: {e}", partial.display()))?;
-    std::fs::rename(&partial, dir.join(DUMP)).map_err(|e| format!("cannot name the dump: {e}"))?;
-    let mut tables: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for ((db, t), n) in input.scanner.rows {
-        tables.insert((db, t), n);
-    }
+        .args(databases);
+    let (entry, scanner) = dump_into(cmd, "mariadb-dump", &dir, DUMP, key, DumpScanner::default(), |s| s.completed).await?;
+    let mut tables: BTreeMap<(String, String), u64> = scanner.rows;
     // Tables without rows are in the manifest too: their count (0) is checked on restore.
     for db in databases {
         for t in list_tables(server, db).await? {
@@ -192,28 +79,18 @@ pub async fn backup(server: &Server, databases: &[String], repo: &Path, key: &Da
     }
     let manifest = Manifest {
         format: 1,
-        id: id.clone(),
+        id,
         kind: "mariadb-dump".into(),
         databases: databases.to_vec(),
         started_at,
         finished_at: now_ms(),
         tool,
-        binlog: input.scanner.binlog.map(|(file, pos)| BinlogPosition { file, pos }),
-        gtid: input.scanner.gtid,
+        binlog: scanner.binlog.map(|(file, pos)| BinlogPosition { file, pos }),
+        gtid: scanner.gtid,
         tables: tables.into_iter().map(|((database, table), rows)| TableRows { database, table, rows }).collect(),
-        files: vec![FileEntry {
-            name: DUMP.into(),
-            plain_bytes: sealed.plain_bytes,
-            plain_sha256: sealed.plain_sha256,
-            stored_bytes: sealed.stored_bytes,
-            chunks: sealed.chunks,
-        }],
+        files: vec![entry],
     };
-    let text = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
-    let tmp = dir.join("manifest.json.partial");
-    std::fs::write(&tmp, &text).and_then(|()| std::fs::File::open(&tmp)?.sync_all()).map_err(|e| format!("cannot write the manifest: {e}"))?;
-    std::fs::rename(&tmp, dir.join("manifest.json")).map_err(|e| format!("cannot name the manifest: {e}"))?;
-    std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| format!("cannot sync {}: {e}", dir.display()))?;
+    write_manifest(&dir, &manifest)?;
     Ok(manifest)
 }
 
@@ -237,49 +114,16 @@ async fn list_tables(server: &Server, db: &str) -> Result<Vec<String>, String> {
     Ok(tables)
 }
 
-/// Reads a backup's manifest.
-pub fn manifest(repo: &Path, id: &str) -> Result<Manifest, String> {
-    let path = repo.join(id).join("manifest.json");
-    let text = std::fs::read(&path).map_err(|e| format!("no backup `{id}` in {} ({e})", repo.display()))?;
-    serde_json::from_slice(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))
-}
-
 /// Restores backup `id` into `server` (the databases keep their names), then checks every table's row count
 /// against the manifest. The dump is authenticated chunk by chunk as it streams into `mariadb`; a damaged file
 /// stops the restore with the chunk at fault.
 pub async fn restore(repo: &Path, id: &str, key: &DataKey, server: &Server) -> Result<Manifest, String> {
     let m = manifest(repo, id)?;
-    let entry = m.files.iter().find(|f| f.name == DUMP).ok_or("the manifest lists no dump")?;
     let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
     let options = options_file(secrets.path(), server)?;
-    let mut child = tokio::process::Command::new("mariadb")
-        .arg(format!("--defaults-extra-file={}", options.display()))
-        .arg("--binary-mode")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run mariadb: {e} (install mariadb-client)"))?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let err_task = tokio::spawn(async move {
-        let mut e = Vec::new();
-        let _ = stderr.read_to_end(&mut e).await;
-        e
-    });
-    let file = tokio::fs::File::open(repo.join(id).join(DUMP)).await.map_err(|e| format!("cannot read the dump: {e}"))?;
-    let opened = open(tokio::io::BufReader::new(file), &mut stdin, key, Some(&entry.plain_sha256)).await;
-    drop(stdin);
-    if let Err(e) = opened {
-        let _ = child.kill().await;
-        return Err(format!("restore of `{id}` stopped: {e}"));
-    }
-    let status = child.wait().await.map_err(|e| format!("mariadb: {e}"))?;
-    let stderr = err_task.await.unwrap_or_default();
-    if !status.success() {
-        return Err(format!("mariadb exited with {status}: {}", String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(500)..]).trim()));
-    }
+    let mut cmd = tokio::process::Command::new("mariadb");
+    cmd.arg(format!("--defaults-extra-file={}", options.display())).arg("--binary-mode");
+    restore_through(cmd, "mariadb", repo, &m, DUMP, key).await?;
     verify_counts(server, &m).await?;
     Ok(m)
 }
