@@ -215,6 +215,10 @@ async fn write_pg(c: &tokio_postgres::Client, statements: &mut Statements, plan:
             let mut arrays: Vec<PgArray> = (0..n).map(|i| PgArray::for_type(&col(i).sql_type, rows.len())).collect();
             for p in &rows {
                 if let Op::Upsert(cells) = &p.op {
+                    // Cells and columns come from one plan (a shorter row would be padded with NULLs by unnest).
+                    if cells.len() != n {
+                        return Err(DbError { message: format!("internal: {} cells for {n} columns of {}", cells.len(), t.name), data: false, lost: false });
+                    }
                     for (a, cell) in arrays.iter_mut().zip(cells) {
                         a.push(cell);
                     }

@@ -232,18 +232,19 @@ impl DatabaseSink {
 
     /// The batch in one transaction with the checkpoint; `careful` writes record by record, each in a
     /// savepoint, so that a record the target refuses is dead-lettered and the rest are written.
-    async fn write(&mut self, batch: &Batch, plans: &[Option<Vec<Op>>], refused: &[(usize, String)], careful: bool) -> Result<Vec<Rejected>, DbError> {
+    /// `record_plans[i]` is the plan record `i`'s operations were made with (a later record of the same
+    /// batch may have refitted the table, after a column was added: its operations have more cells).
+    async fn write(
+        &mut self,
+        batch: &Batch,
+        plans: &[Option<Vec<Op>>],
+        record_plans: &[Option<Arc<TablePlan>>],
+        refused: &[(usize, String)],
+        careful: bool,
+    ) -> Result<Vec<Rejected>, DbError> {
         let checkpoint = self.checkpoint_name().map_err(|e| DbError { message: e.message, data: false, lost: false })?;
         let (pipeline, sink_name) = (self.pipeline.clone(), self.name.clone());
         let max = self.statement_rows;
-        let record_plans: Vec<Option<Arc<TablePlan>>> = batch
-            .records
-            .iter()
-            .map(|r| match r {
-                Record::Change(ev) => self.plans.get(&(ev.database.clone(), ev.table.clone())).cloned().flatten(),
-                _ => None,
-            })
-            .collect();
         let truncate_plans = self.truncate_plans(batch).await;
         let target = self.target.as_mut().ok_or_else(|| DbError { message: "not connected".into(), data: false, lost: true })?;
         let stored = target.begin_and_lock(&checkpoint, &pipeline, &sink_name, &mut self.checkpoint_statements).await?;
@@ -404,37 +405,47 @@ impl Sink for DatabaseSink {
             // happens before the batch's transaction opens.
             let dialect = self.dialect();
             let mut plans: Vec<Option<Vec<Op>>> = Vec::with_capacity(batch.records.len());
+            let mut record_plans: Vec<Option<Arc<TablePlan>>> = Vec::with_capacity(batch.records.len());
             let mut refused = Vec::new();
             for (i, r) in batch.records.iter().enumerate() {
                 match r {
                     Record::Metric(_) => {
                         refused.push((i, "the database sink writes row changes, not metrics".to_string()));
                         plans.push(None);
+                        record_plans.push(None);
                     }
                     Record::Change(ev) if ev.op == Operation::Ddl => {
                         plans.push(truncated_table(ev).map(|_| vec![Op::Truncate]));
+                        record_plans.push(None);
                     }
                     Record::Change(ev) => match self.plan(ev).await {
-                        Ok(None) => plans.push(None),
+                        Ok(None) => {
+                            plans.push(None);
+                            record_plans.push(None);
+                        }
                         Ok(Some(plan)) => match ops(&plan, ev, dialect) {
-                            Ok(list) => plans.push(Some(list)),
+                            Ok(list) => {
+                                plans.push(Some(list));
+                                record_plans.push(Some(plan));
+                            }
                             Err(reason) => {
                                 refused.push((i, reason));
                                 plans.push(None);
+                                record_plans.push(None);
                             }
                         },
                         Err(e) => return Err(e),
                     },
                 }
             }
-            let result = match self.write(batch, &plans, &refused, false).await {
+            let result = match self.write(batch, &plans, &record_plans, &refused, false).await {
                 Err(e) if e.data => {
                     // A row the target refused, somewhere in a multi-row statement: write the batch again record by
                     // record to find it (the failed transaction left nothing behind).
                     if let Some(t) = self.target.as_mut() {
                         let _ = t.exec("ROLLBACK").await;
                     }
-                    self.write(batch, &plans, &refused, true).await
+                    self.write(batch, &plans, &record_plans, &refused, true).await
                 }
                 other => other,
             };
