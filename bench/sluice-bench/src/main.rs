@@ -236,9 +236,8 @@ async fn main() -> Result<()> {
                         &format!("dir = \"{dir}\"\nformat = \"csv\"\nperiod = \"1h\"\n"),
                     )
                     .await?;
-                    let counted = Counted { inner: sink, delivered: Arc::default() };
-                    let received = counted.delivered.clone();
-                    (Box::new(counted), received, None, rows)
+                    let (sink, received) = Counted::wrap(sink);
+                    (sink, received, None, rows)
                 }
                 (None, None) if nats.is_some() => {
                     let url = nats.clone().unwrap_or_default();
@@ -247,9 +246,8 @@ async fn main() -> Result<()> {
                         &format!("url = \"{url}\"\nsubject = \"bench.{{$db}}.{{$table}}\"\nstream = \"{stream}\"\n"),
                     )
                     .await?;
-                    let counted = Counted { inner: sink, delivered: Arc::default() };
-                    let received = counted.delivered.clone();
-                    (Box::new(counted), received, None, rows)
+                    let (sink, received) = Counted::wrap(sink);
+                    (sink, received, None, rows)
                 }
                 (None, Some(target)) => {
                     let sink = bench_sink::<sluice_connectors::sinks::database::DatabaseSinkConfig>(
@@ -257,9 +255,8 @@ async fn main() -> Result<()> {
                         &format!("url = \"{target}\"\n[[tables]]\nfrom = \"{db}.metrics\"\nto = \"metrics\"\n"),
                     )
                     .await?;
-                    let counted = Counted { inner: sink, delivered: Arc::default() };
-                    let received = counted.delivered.clone();
-                    (Box::new(counted), received, None, rows)
+                    let (sink, received) = Counted::wrap(sink);
+                    (sink, received, None, rows)
                 }
                 (None, None) => {
                     let sink = BlackholeSink::default();
@@ -269,9 +266,8 @@ async fn main() -> Result<()> {
                 (Some(path), _) => {
                     let scope = sluice_connectors::scope::Scope::operator(std::path::Path::new("bench.toml"));
                     let file = FileSink::new(&FileSinkConfig { path: path.clone() }, &scope).await.map_err(anyhow::Error::msg)?;
-                    let counted = Counted { inner: Box::new(file), delivered: Arc::default() };
-                    let received = counted.delivered.clone();
-                    (Box::new(counted), received, None, rows)
+                    let (sink, received) = Counted::wrap(Box::new(file));
+                    (sink, received, None, rows)
                 }
             };
             let p = pipeline(&url, StartFrom::Position { file, pos: 4 }, vec![format!("{db}.metrics")], rules, sink, dir.path(), status.clone()).await?;
@@ -608,6 +604,14 @@ async fn main() -> Result<()> {
 struct Counted {
     inner: Box<dyn Sink>,
     delivered: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Counted {
+    /// `sink`, counting what it acknowledges: the wrapped sink and the counter.
+    fn wrap(sink: Box<dyn Sink>) -> (Box<dyn Sink>, Arc<std::sync::atomic::AtomicU64>) {
+        let delivered: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        (Box::new(Counted { inner: sink, delivered: delivered.clone() }), delivered)
+    }
 }
 
 impl Sink for Counted {

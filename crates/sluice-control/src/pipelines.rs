@@ -418,7 +418,7 @@ impl PipelineManager {
     /// One pass of the lease loop: renew or take the lease of every pipeline that should run, start what this
     /// server won, stop what it lost or should not run.
     pub async fn reconcile(&self) {
-        let recs = match self.store.list_pipelines().await {
+        let recs = match self.store.pipeline_states().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list pipelines; leases not renewed this round");
@@ -453,7 +453,12 @@ impl PipelineManager {
                             tracing::info!(pipeline = %rec.name, server = %self.holder, "took the pipeline's lease");
                         }
                         self.stop_local(&rec.id).await;
-                        match self.start_local(rec).await {
+                        // Only now the spec is read (and decrypted).
+                        let started = match self.store.get_pipeline(&rec.id).await {
+                            Ok(full) => self.start_local(&full).await,
+                            Err(e) => Err(e.to_string()),
+                        };
+                        match started {
                             Ok(()) => {
                                 self.start_failed.lock().expect("lease lock").remove(&rec.id);
                             }

@@ -36,6 +36,15 @@ pub struct PipelineRecord {
     pub updated_at: i64,
 }
 
+/// A pipeline without its spec.
+#[derive(Debug, Clone)]
+pub struct PipelineState {
+    pub id: String,
+    pub name: String,
+    pub desired_state: DesiredState,
+    pub updated_at: i64,
+}
+
 fn context(id: &str) -> String {
     format!("pipeline/{id}/spec")
 }
@@ -89,6 +98,23 @@ impl Store {
     pub async fn list_pipelines(&self) -> Result<Vec<PipelineRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM pipelines ORDER BY id").fetch_all(self.pool()).await?;
         rows.iter().map(|r| self.pipeline(r)).collect()
+    }
+
+    /// Every pipeline's id, name, desired state and last change, without decrypting its spec: what a
+    /// server's lease loop reads every few seconds.
+    pub async fn pipeline_states(&self) -> Result<Vec<PipelineState>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, desired_state, updated_at FROM pipelines ORDER BY id").fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("desired_state")?;
+                Ok(PipelineState {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    desired_state: if state == "running" { DesiredState::Running } else { DesiredState::Stopped },
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
     }
 
     pub async fn set_pipeline_state(&self, id: &str, state: DesiredState, audit: &AuditEntry) -> Result<(), StoreError> {

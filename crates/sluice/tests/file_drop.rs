@@ -51,6 +51,16 @@ fn local_rows(dir: &Path) -> i64 {
     open + manifest_rows(dir)
 }
 
+/// Whether the local side holds no open file and no period waiting for upload.
+fn settled(dir: &Path) -> bool {
+    let open = std::fs::read(dir.join(".sluice/state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|j| j["parts"].as_array().is_some_and(|p| p.is_empty()));
+    let queued = std::fs::read_dir(dir.join(".sluice/outbox")).map(|d| d.count()).unwrap_or(1);
+    open && queued == 0
+}
+
 /// Checks a delivered folder against its manifests: every file listed is there with its size and SHA-256,
 /// nothing else is (no temporary name left), and returns how often each `id` appears in the files' rows.
 fn audit(dir: &Path) -> BTreeMap<i64, u32> {
@@ -127,8 +137,12 @@ async fn hourly_files_to_sftp_example_delivers_each_row_once_through_two_kill_9(
     };
     let (p, _) = write_while_killing_twice(&file, &env, &pool, "no such line", rows).await;
     wait_rows("uploaded", &remote, 100_000, Duration::from_secs(120), &p).await;
-    // Periods that close later would bring repeats, if there were any.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Every period closed and uploaded: a repeat would be in a later period's files by now.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !settled(&local) {
+        assert!(Instant::now() < deadline, "periods still open or waiting for upload:\n{}", p.log.lock().unwrap().join("\n"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let ids = audit(&remote);
     let repeated = ids.values().filter(|n| **n > 1).count();
     assert_eq!((ids.len(), repeated), (100_000, 0), "rows missing or repeated at the SFTP server");
@@ -175,9 +189,8 @@ fn cut_mid_file(listener_pid: u32, program: &'static str, remote: PathBuf, cuts:
                     let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
                 }
             }
+            // The next cut needs a transfer growing again: the uploader's retry.
             count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            // Let the uploader notice and back off before looking again.
-            std::thread::sleep(Duration::from_millis(500));
         }
     });
     made
