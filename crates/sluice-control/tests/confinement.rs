@@ -86,6 +86,9 @@ async fn a_spec_writes_only_inside_its_own_folder() {
     refused(&create(&app, "drop", &spec("x", &drop_sink(&target.display().to_string(), "key"), ""), false).await, "sinks.fd.dir");
     refused(&create(&app, "drop", &spec("x", &drop_sink("out", "/root/.ssh/id_ed25519"), ""), false).await, "sinks.fd.upload.key_file");
     refused(&create(&app, "drop", &spec("x", &drop_sink("out", "../../../etc/ssh/ssh_host_ed25519_key"), ""), false).await, "sinks.fd.upload.key_file");
+    // A sink's name names its disk buffer's folder: it cannot climb out of the pipeline's folder.
+    let two = "[sinks.\"../../escape\"]\ntype = \"file\"\npath = \"a.jsonl\"\n[sinks.ok]\ntype = \"file\"\npath = \"b.jsonl\"";
+    refused(&create(&app, "names", &spec("x", two, ""), false).await, "a sink's name uses letters");
 
     // A symbolic link planted in the pipeline's folder (by someone with shell access) is not followed.
     let created = create(&app, "links", &spec("x", &file_sink("out.jsonl"), ""), false).await;
