@@ -94,10 +94,20 @@ impl Sink for AmqpSink {
                 let properties =
                     BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()).with_message_id(message_id(record).into());
                 let options = BasicPublishOptions { mandatory: true, ..Default::default() };
-                let confirm = ch.basic_publish(exchange.as_str().into(), key.as_str().into(), options, &self.buf, properties).await.map_err(|e| {
-                    self.conn = None;
-                    lost(e)
-                })?;
+                // Bounded: a broker that blocks publishers (a memory or disk alarm) must not hang the
+                // pipeline, nor its graceful stop.
+                let publish = ch.basic_publish(exchange.as_str().into(), key.as_str().into(), options, &self.buf, properties);
+                let confirm = match tokio::time::timeout(timeout, publish).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => {
+                        self.conn = None;
+                        return Err(lost(e));
+                    }
+                    Err(_) => {
+                        self.conn = None;
+                        return Err(SinkError::retryable(format!("RabbitMQ did not take a publish within {timeout:?} (blocked by a memory or disk alarm?)")));
+                    }
+                };
                 pending.push((index, exchange, key, confirm));
                 if pending.len() >= self.config.max_in_flight.get() {
                     settle(&mut pending, timeout, self.config.unroutable, &mut rejected).await.inspect_err(|_| self.conn = None)?;
@@ -112,7 +122,7 @@ impl Sink for AmqpSink {
     fn close(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Some((conn, _)) = self.conn.take() {
-                let _ = conn.close(200, "pipeline stopped".into()).await;
+                let _ = tokio::time::timeout(self.config.timeout, conn.close(200, "pipeline stopped".into())).await;
             }
         })
     }
