@@ -6,16 +6,17 @@
 #   scripts/services.sh stop   [NAME…]
 #   scripts/services.sh status [NAME…]   exit 1 when any named service is down
 #
-# NAME is one of: mariadb mariadb-replica postgres redis prometheus nats rabbitmq mosquitto vsftpd sshd (default: all). `start` is idempotent: when everything is
+# NAME is one of: mariadb mariadb-replica postgres redis prometheus nats rabbitmq mosquitto vsftpd sshd garage (default: all). `start` is idempotent: when everything is
 # up it returns at once. It writes target/services/env, which exports the URLs the tests read:
 #   SLUICE_TEST_MARIADB_URL  SLUICE_TEST_MARIADB_REPLICA_URL  SLUICE_TEST_POSTGRES_URL  SLUICE_TEST_REDIS_URL
 #   SLUICE_TEST_PROMETHEUS_URL  SLUICE_TEST_NATS_URL  SLUICE_TEST_AMQP_URL  SLUICE_TEST_MQTT_URL  SLUICE_TEST_FTP_URL
 #   SLUICE_TEST_SFTP_URL  SLUICE_TEST_SFTP_KEY (the private key the SFTP user logs in with)
+#   SLUICE_TEST_S3_URL (http://KEY_ID:SECRET@host:port/BUCKET, region `garage`)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BASE="${SLUICE_SERVICES_DIR:-$ROOT/target/services}"
-ALL=(mariadb mariadb-replica postgres redis prometheus nats rabbitmq mosquitto vsftpd sshd)
+ALL=(mariadb mariadb-replica postgres redis prometheus nats rabbitmq mosquitto vsftpd sshd garage)
 
 MARIADB_PORT=3307
 MARIADB_REPLICA_PORT=3308
@@ -31,6 +32,14 @@ FTP_PORT=2121
 FTP_PASV_MIN=30100
 FTP_PASV_MAX=30199
 SSHD_PORT=2222
+GARAGE_S3_PORT=3990
+GARAGE_RPC_PORT=3991
+GARAGE_ADMIN_PORT=3993
+GARAGE_VERSION=2.5.0
+# Test-only S3 credentials in Garage's key format (GK + 24 hex, 64 hex), imported into the test instance.
+GARAGE_KEY_ID=GK0123456789abcdef01234567
+GARAGE_SECRET=5c1cec1ce5ed5ec1ce0123456789abcdef0123456789abcdef0123456789abcd
+GARAGE_BUCKET=sluice-test
 # The system user FTP and SFTP tests log in as (its home is the drop folder; test-only password).
 DROP_USER=sluicedrop
 # Test-only credentials of test-only instances bound to 127.0.0.1.
@@ -506,6 +515,62 @@ CONF
 
 sshd_stop() { stop_pidfile sshd "$SSHD_DIR/sshd.pid"; }
 
+# ---------------------------------------------------------------- Garage (S3), built from crates.io
+# No registry here packages an S3 server; Garage is published on crates.io, so it is built once (release,
+# SQLite metadata, about 10 minutes on 2 cores) into target/services/garage/bin and reused while that exists.
+GARAGE_DIR=$BASE/garage
+GARAGE_BIN=$GARAGE_DIR/bin/garage
+garage_cli() { "$GARAGE_BIN" -c "$GARAGE_DIR/garage.toml" "$@"; }
+garage_up() { garage_cli bucket info "$GARAGE_BUCKET" >/dev/null 2>&1 && curl -s -o /dev/null --max-time 3 "http://127.0.0.1:$GARAGE_S3_PORT/"; }
+
+garage_start() {
+  mkdir -p "$GARAGE_DIR"
+  if [ ! -x "$GARAGE_BIN" ]; then
+    ensure_packages curl
+    log "garage: building $GARAGE_VERSION from crates.io (cargo install; once per machine)"
+    CARGO_TARGET_DIR="$GARAGE_DIR/build" cargo install garage --version "$GARAGE_VERSION" --locked --quiet \
+      --no-default-features --features bundled-libs,sqlite --root "$GARAGE_DIR" \
+      || die "garage: cargo install failed"
+    rm -rf "$GARAGE_DIR/build"
+  fi
+  if garage_up; then return 0; fi
+  cat >"$GARAGE_DIR/garage.toml" <<CONF
+metadata_dir = "$GARAGE_DIR/meta"
+data_dir = "$GARAGE_DIR/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$GARAGE_RPC_PORT"
+rpc_public_addr = "127.0.0.1:$GARAGE_RPC_PORT"
+rpc_secret = "$(printf '%s' "$GARAGE_SECRET")"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$GARAGE_S3_PORT"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:$GARAGE_ADMIN_PORT"
+CONF
+  chmod 600 "$GARAGE_DIR/garage.toml"
+  log "garage: starting on 127.0.0.1:$GARAGE_S3_PORT"
+  setsid "$GARAGE_BIN" -c "$GARAGE_DIR/garage.toml" server </dev/null >"$GARAGE_DIR/server.out" 2>&1 &
+  echo $! >"$GARAGE_DIR/garage.pid"
+  wait_for garage garage_cli status || { tail -20 "$GARAGE_DIR/server.out" >&2; die "garage did not start"; }
+  # A one-node layout (idempotent: only when the node has no role yet), the bucket and the key.
+  if ! garage_cli layout show 2>/dev/null | grep -q 'dc1'; then
+    local node
+    node=$(garage_cli node id -q | cut -d@ -f1)
+    garage_cli layout assign -z dc1 -c 1G "$node" >/dev/null
+    garage_cli layout apply --version 1 >/dev/null
+  fi
+  garage_cli key info "$GARAGE_KEY_ID" >/dev/null 2>&1 || garage_cli key import --yes -n sluice-test "$GARAGE_KEY_ID" "$GARAGE_SECRET" >/dev/null
+  garage_cli bucket info "$GARAGE_BUCKET" >/dev/null 2>&1 || garage_cli bucket create "$GARAGE_BUCKET" >/dev/null
+  garage_cli bucket allow --read --write --owner "$GARAGE_BUCKET" --key "$GARAGE_KEY_ID" >/dev/null
+  wait_for garage garage_up || { tail -20 "$GARAGE_DIR/server.out" >&2; die "garage did not serve S3"; }
+}
+
+garage_stop() { stop_pidfile garage "$GARAGE_DIR/garage.pid"; }
+
 # ---------------------------------------------------------------- env file
 write_env() {
   mkdir -p "$BASE"
@@ -525,6 +590,7 @@ export SLUICE_TEST_SFTP_KEY=$SSHD_DIR/client_key
 export SLUICE_TEST_SFTP_HOST_KEY=$(ssh-keygen -lf "$SSHD_DIR/host_key.pub" 2>/dev/null | awk '{print $2}')
 export SLUICE_TEST_DROP_DIR=$(getent passwd "$DROP_USER" | cut -d: -f6)/drop
 export SLUICE_TEST_DROP_USER=$DROP_USER
+export SLUICE_TEST_S3_URL=http://$GARAGE_KEY_ID:$GARAGE_SECRET@127.0.0.1:$GARAGE_S3_PORT/$GARAGE_BUCKET
 ENV
   mv "$BASE/env.tmp" "$BASE/env"
 }
@@ -541,6 +607,7 @@ status_of() {
     mosquitto) mosquitto_up ;;
     vsftpd) vsftpd_up ;;
     sshd) sshd_up ;;
+    garage) garage_up ;;
   esac
 }
 

@@ -8,6 +8,7 @@ pub mod dump_scan;
 pub mod mariadb_dump;
 pub mod pg_dump;
 pub mod repo;
+pub mod repository;
 pub mod sealed;
 
 pub use sealed::{Compression, DataKey, SealError, Sealed, open, seal};

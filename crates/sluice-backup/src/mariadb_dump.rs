@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use crate::dump_scan::DumpScanner;
 pub use crate::repo::{BinlogPosition, FileEntry, Manifest, TableRows, manifest};
-use crate::repo::{dump_into, new_backup, now_ms, restore_through, tool_version, write_manifest};
+use crate::repo::{Target, dump_into, new_backup_id, now_ms, object_path, restore_through, tool_version, write_manifest};
+use crate::repository::Repository;
 use crate::sealed::DataKey;
 
 /// A MariaDB/MySQL server to dump from or restore into.
@@ -56,12 +57,12 @@ fn options_file(dir: &Path, server: &Server) -> Result<PathBuf, String> {
 }
 
 /// Dumps `databases` of `server` into a new backup of the repository at `repo`.
-pub async fn backup(server: &Server, databases: &[String], repo: &Path, key: &DataKey) -> Result<Manifest, String> {
+pub async fn backup(server: &Server, databases: &[String], to: &Target) -> Result<Manifest, String> {
     if databases.is_empty() {
         return Err("name at least one database".into());
     }
     let started_at = now_ms();
-    let (id, dir) = new_backup(repo, started_at)?;
+    let id = new_backup_id(started_at);
     let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
     let options = options_file(secrets.path(), server)?;
     let tool = tool_version("mariadb-dump", "mariadb-client").await?;
@@ -69,7 +70,8 @@ pub async fn backup(server: &Server, databases: &[String], repo: &Path, key: &Da
     cmd.arg(format!("--defaults-extra-file={}", options.display()))
         .args(["--single-transaction", "--gtid", "--master-data=2", "--routines", "--triggers", "--hex-blob", "--databases"])
         .args(databases);
-    let (entry, scanner) = dump_into(cmd, "mariadb-dump", &dir, DUMP, key, DumpScanner::default(), |s| s.completed).await?;
+    let (entry, scanner) =
+        dump_into(cmd, "mariadb-dump", &to.repo, &object_path(&id, DUMP), &to.key, DumpScanner::default(), to.compression, |s| s.completed).await?;
     let mut tables: BTreeMap<(String, String), u64> = scanner.rows;
     // Tables without rows are in the manifest too: their count (0) is checked on restore.
     for db in databases {
@@ -89,8 +91,9 @@ pub async fn backup(server: &Server, databases: &[String], repo: &Path, key: &Da
         gtid: scanner.gtid,
         tables: tables.into_iter().map(|((database, table), rows)| TableRows { database, table, rows }).collect(),
         files: vec![entry],
+        key_id: to.key.id(),
     };
-    write_manifest(&dir, &manifest)?;
+    write_manifest(&to.repo, &manifest).await?;
     Ok(manifest)
 }
 
@@ -117,8 +120,9 @@ async fn list_tables(server: &Server, db: &str) -> Result<Vec<String>, String> {
 /// Restores backup `id` into `server` (the databases keep their names), then checks every table's row count
 /// against the manifest. The dump is authenticated chunk by chunk as it streams into `mariadb`; a damaged file
 /// stops the restore with the chunk at fault.
-pub async fn restore(repo: &Path, id: &str, key: &DataKey, server: &Server) -> Result<Manifest, String> {
-    let m = manifest(repo, id)?;
+pub async fn restore(repo: &Repository, id: &str, key: &DataKey, server: &Server) -> Result<Manifest, String> {
+    let m = manifest(repo, id).await?;
+    m.check_key(key)?;
     let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
     let options = options_file(secrets.path(), server)?;
     let mut cmd = tokio::process::Command::new("mariadb");

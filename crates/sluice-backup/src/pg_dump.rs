@@ -6,7 +6,8 @@
 //! text format escapes newlines in values) and requires the closing `-- PostgreSQL database dump complete`
 //! line. The password goes in a private password file (`PGPASSFILE`), never on a command line.
 
-use crate::repo::{Manifest, Scan, TableRows, dump_into, manifest, new_backup, now_ms, restore_through, tool_version, write_manifest};
+use crate::repo::{Manifest, Scan, TableRows, Target, dump_into, manifest, new_backup_id, now_ms, object_path, restore_through, tool_version, write_manifest};
+use crate::repository::Repository;
 use crate::sealed::DataKey;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -105,15 +106,16 @@ fn command(program: &str, db: &Database, pass: &Path) -> tokio::process::Command
 }
 
 /// Dumps database `db` into a new backup of the repository at `repo`.
-pub async fn backup(db: &Database, repo: &Path, key: &DataKey) -> Result<Manifest, String> {
+pub async fn backup(db: &Database, to: &Target) -> Result<Manifest, String> {
     let started_at = now_ms();
-    let (id, dir) = new_backup(repo, started_at)?;
+    let id = new_backup_id(started_at);
     let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
     let pass = passfile(secrets.path(), db)?;
     let tool = tool_version("pg_dump", "postgresql-client").await?;
     let mut cmd = command("pg_dump", db, &pass);
     cmd.args(["--format=plain", "--no-password"]);
-    let (entry, scanner) = dump_into(cmd, "pg_dump", &dir, DUMP, key, PgDumpScanner::default(), |s| s.completed).await?;
+    let (entry, scanner) =
+        dump_into(cmd, "pg_dump", &to.repo, &object_path(&id, DUMP), &to.key, PgDumpScanner::default(), to.compression, |s| s.completed).await?;
     let manifest = Manifest {
         format: 1,
         id,
@@ -126,15 +128,17 @@ pub async fn backup(db: &Database, repo: &Path, key: &DataKey) -> Result<Manifes
         gtid: None,
         tables: scanner.rows.into_iter().map(|((database, table), rows)| TableRows { database, table, rows }).collect(),
         files: vec![entry],
+        key_id: to.key.id(),
     };
-    write_manifest(&dir, &manifest)?;
+    write_manifest(&to.repo, &manifest).await?;
     Ok(manifest)
 }
 
 /// Restores backup `id` into database `into` (which exists, empty) in one transaction with `psql`, then
 /// checks every table's row count against the manifest (`database` in the manifest's tables is the schema).
-pub async fn restore(repo: &Path, id: &str, key: &DataKey, into: &Database) -> Result<Manifest, String> {
-    let m = manifest(repo, id)?;
+pub async fn restore(repo: &Repository, id: &str, key: &DataKey, into: &Database) -> Result<Manifest, String> {
+    let m = manifest(repo, id).await?;
+    m.check_key(key)?;
     let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
     let pass = passfile(secrets.path(), into)?;
     let mut cmd = command("psql", into, &pass);

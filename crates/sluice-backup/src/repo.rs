@@ -1,14 +1,15 @@
-//! A local repository: one folder per backup, `REPO/<id>/`, holding sealed files and a `manifest.json`
-//! written last (temporary name, fsync, rename). What the drivers share: streaming a tool's output through a
-//! scanner into a sealed file, the manifest, and reading a file back.
+//! Backups in a repository: one folder per backup, `backups/<id>/`, holding sealed files and a
+//! `manifest.json` written last (each object appears only whole: see `repository.rs`). What the drivers
+//! share: streaming a tool's output through a scanner into a sealed file, the manifest, and reading a file
+//! back.
 
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::repository::Repository;
 use crate::sealed::{Compression, DEFAULT_CHUNK, DataKey, open, seal};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +50,18 @@ pub struct Manifest {
     pub gtid: Option<String>,
     pub tables: Vec<TableRows>,
     pub files: Vec<FileEntry>,
+    /// The id of the data key the files are sealed with ([`DataKey::id`]).
+    pub key_id: String,
+}
+
+impl Manifest {
+    /// A wrong key is refused before anything is read or written, naming both keys.
+    pub fn check_key(&self, key: &DataKey) -> Result<(), String> {
+        if key.id() != self.key_id {
+            return Err(format!("backup `{}` is sealed with key {}, not with the key given ({})", self.id, self.key_id, key.id()));
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -84,74 +97,69 @@ pub(crate) async fn tool_version(program: &str, package: &str) -> Result<String,
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// A new backup's id and folder.
-pub(crate) fn new_backup(repo: &Path, started_at: i64) -> Result<(String, PathBuf), String> {
-    let id = format!("{}-{}", started_at, hex::encode(rand::random::<[u8; 4]>()));
-    let dir = repo.join(&id);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok((id, dir))
+/// Where a backup goes and how it is sealed.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub repo: Repository,
+    pub key: DataKey,
+    pub compression: Compression,
 }
 
-/// A file being sealed into a backup folder under a temporary name.
-pub(crate) struct Storing {
-    partial: PathBuf,
-    done: PathBuf,
-    name: String,
+/// A new backup's id: its start (Unix ms, so ids sort by time) and 4 random bytes.
+pub(crate) fn new_backup_id(started_at: i64) -> String {
+    format!("{}-{}", started_at, hex::encode(rand::random::<[u8; 4]>()))
 }
 
-impl Storing {
-    pub fn new(dir: &Path, name: &str) -> Self {
-        Self { partial: dir.join(format!("{name}.partial")), done: dir.join(name), name: name.to_string() }
-    }
+/// Where file `name` of backup `id` lives in a repository.
+pub fn object_path(id: &str, name: &str) -> String {
+    format!("backups/{id}/{name}")
+}
 
-    /// Seals `input` into the temporary file.
-    pub async fn write<R: AsyncRead + Unpin>(&self, input: R, key: &DataKey) -> Result<FileEntry, String> {
-        let file = tokio::fs::File::create(&self.partial).await.map_err(|e| format!("cannot create {}: {e}", self.partial.display()))?;
-        let mut out = tokio::io::BufWriter::new(file);
-        let sealed = seal(input, &mut out, key, Compression::Zstd(3), DEFAULT_CHUNK).await.map_err(|e| format!("sealing {} failed: {e}", self.name))?;
-        out.into_inner().sync_all().await.map_err(|e| format!("cannot sync {}: {e}", self.partial.display()))?;
-        Ok(FileEntry {
-            name: self.name.clone(),
-            plain_bytes: sealed.plain_bytes,
-            plain_sha256: sealed.plain_sha256,
-            stored_bytes: sealed.stored_bytes,
-            chunks: sealed.chunks,
-        })
-    }
-
-    /// The file is good: give it its name.
-    pub fn keep(self) -> Result<(), String> {
-        std::fs::rename(&self.partial, &self.done).map_err(|e| format!("cannot name {}: {e}", self.done.display()))
-    }
-
-    /// The file is not a backup: remove it.
-    pub fn discard(self) {
-        let _ = std::fs::remove_file(&self.partial);
+/// Seals `input` into object `path`; the object appears only when the whole input was sealed.
+pub(crate) async fn store_sealed<R: AsyncRead + Unpin>(
+    repo: &Repository,
+    path: &str,
+    input: R,
+    key: &DataKey,
+    compression: Compression,
+) -> Result<FileEntry, String> {
+    let mut up = repo.create(path).await?;
+    match seal(input, &mut up, key, compression, DEFAULT_CHUNK).await {
+        Ok(sealed) => {
+            up.commit().await?;
+            let name = path.rsplit('/').next().unwrap_or(path).to_string();
+            Ok(FileEntry { name, plain_bytes: sealed.plain_bytes, plain_sha256: sealed.plain_sha256, stored_bytes: sealed.stored_bytes, chunks: sealed.chunks })
+        }
+        Err(e) => {
+            up.abort().await;
+            Err(format!("sealing {path} into {} failed: {e}", repo.label()))
+        }
     }
 }
 
-/// Writes the manifest, last: a backup folder without one is not a backup.
-pub(crate) fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), String> {
+/// Writes the manifest, last: a backup without one is not a backup.
+pub(crate) async fn write_manifest(repo: &Repository, m: &Manifest) -> Result<(), String> {
     let text = serde_json::to_vec_pretty(m).expect("a manifest serializes");
-    let tmp = dir.join("manifest.json.partial");
-    std::fs::write(&tmp, &text).and_then(|()| std::fs::File::open(&tmp)?.sync_all()).map_err(|e| format!("cannot write the manifest: {e}"))?;
-    std::fs::rename(&tmp, dir.join("manifest.json")).map_err(|e| format!("cannot name the manifest: {e}"))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| format!("cannot sync {}: {e}", dir.display()))
+    repo.put(&object_path(&m.id, MANIFEST), &text).await
 }
+
+pub const MANIFEST: &str = "manifest.json";
 
 /// Reads a backup's manifest.
-pub fn manifest(repo: &Path, id: &str) -> Result<Manifest, String> {
-    let path = repo.join(id).join("manifest.json");
-    let text = std::fs::read(&path).map_err(|e| format!("no backup `{id}` in {} ({e})", repo.display()))?;
-    serde_json::from_slice(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))
+pub async fn manifest(repo: &Repository, id: &str) -> Result<Manifest, String> {
+    let path = object_path(id, MANIFEST);
+    let text = repo.get(&path).await?.ok_or_else(|| format!("no backup `{id}` in {} ({path} is missing)", repo.label()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{path} in {} is damaged: {e}", repo.label()))
 }
 
 /// Streams file `name` of backup `m` into `output`, authenticated chunk by chunk and checked against the
-/// manifest's SHA-256.
-pub(crate) async fn read_file<W: AsyncWrite + Unpin>(repo: &Path, m: &Manifest, name: &str, key: &DataKey, output: W) -> Result<(), String> {
-    let entry = m.files.iter().find(|f| f.name == name).ok_or_else(|| format!("the manifest lists no `{name}`"))?;
-    let file = tokio::fs::File::open(repo.join(&m.id).join(name)).await.map_err(|e| format!("cannot read {name}: {e}"))?;
-    open(tokio::io::BufReader::new(file), output, key, Some(&entry.plain_sha256)).await.map(|_| ()).map_err(|e| format!("restore of `{}` stopped: {e}", m.id))
+/// manifest's SHA-256. Errors name the object.
+pub(crate) async fn read_file<W: AsyncWrite + Unpin>(repo: &Repository, m: &Manifest, name: &str, key: &DataKey, output: W) -> Result<(), String> {
+    let entry = m.files.iter().find(|f| f.name == name).ok_or_else(|| format!("the manifest of `{}` lists no `{name}`", m.id))?;
+    m.check_key(key)?;
+    let path = object_path(&m.id, name);
+    let input = repo.open(&path).await?.ok_or_else(|| format!("{path} is missing from {}", repo.label()))?;
+    open(input, output, key, Some(&entry.plain_sha256)).await.map(|_| ()).map_err(|e| format!("{path} in {}: {e}", repo.label()))
 }
 
 /// The last 500 bytes a program wrote to standard error, as text.
@@ -162,39 +170,44 @@ pub(crate) async fn tail_of<R: AsyncRead + Unpin>(mut r: R) -> String {
     String::from_utf8_lossy(&e[e.len().saturating_sub(500)..]).trim().to_string()
 }
 
-/// Runs a dump program (`cmd`, its output on stdout) and streams what it writes through `scanner` into file
-/// `name` of the backup folder `dir`. Refused — the partial file removed — when the program fails or the
+/// Runs a dump program (`cmd`, its output on stdout) and streams what it writes through `scanner` into
+/// object `path` of `repo`. Refused — the partial file removed — when the program fails or the
 /// scanner did not see the dump's closing line (`finished`). Returns the file's entry and the scanner.
 pub(crate) async fn dump_into<S: Scan + Unpin>(
     mut cmd: tokio::process::Command,
     program: &str,
-    dir: &Path,
-    name: &str,
+    repo: &Repository,
+    path: &str,
     key: &DataKey,
     scanner: S,
+    compression: Compression,
     finished: impl Fn(&S) -> bool,
 ) -> Result<(FileEntry, S), String> {
     use std::process::Stdio;
     let mut child =
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn().map_err(|e| format!("cannot run {program}: {e}"))?;
     let err_task = tokio::spawn(tail_of(child.stderr.take().expect("piped")));
-    let storing = Storing::new(dir, name);
+    let mut up = repo.create(path).await?;
     let mut input = Scanned { inner: child.stdout.take().expect("piped"), scanner };
-    let written = storing.write(&mut input, key).await;
+    let sealed = seal(&mut input, &mut up, key, compression, DEFAULT_CHUNK).await;
     let status = child.wait().await.map_err(|e| format!("{program}: {e}"))?;
     let stderr = err_task.await.unwrap_or_default();
-    let refused = match (&written, status.success(), finished(&input.scanner)) {
+    let refused = match (&sealed, status.success(), finished(&input.scanner)) {
         (Ok(_), true, true) => None,
-        (Err(e), _, _) => Some(e.clone()),
+        (Err(e), _, _) => Some(format!("sealing {path} into {} failed: {e}", repo.label())),
         (Ok(_), false, _) => Some(format!("{program} exited with {status}: {stderr}")),
         (Ok(_), true, false) => Some(format!("{program} exited 0 without its closing line: the dump is incomplete")),
     };
     if let Some(e) = refused {
-        storing.discard();
+        up.abort().await;
         return Err(e);
     }
-    storing.keep()?;
-    Ok((written.expect("checked above"), input.scanner))
+    up.commit().await?;
+    let sealed = sealed.expect("checked above");
+    let name = path.rsplit('/').next().unwrap_or(path).to_string();
+    let entry =
+        FileEntry { name, plain_bytes: sealed.plain_bytes, plain_sha256: sealed.plain_sha256, stored_bytes: sealed.stored_bytes, chunks: sealed.chunks };
+    Ok((entry, input.scanner))
 }
 
 /// Pipes file `name` of backup `m` into a restoring program (`cmd`, reading stdin). A file that does not
@@ -202,7 +215,7 @@ pub(crate) async fn dump_into<S: Scan + Unpin>(
 pub(crate) async fn restore_through(
     mut cmd: tokio::process::Command,
     program: &str,
-    repo: &Path,
+    repo: &Repository,
     m: &Manifest,
     name: &str,
     key: &DataKey,

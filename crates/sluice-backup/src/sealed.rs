@@ -49,6 +49,15 @@ impl DataKey {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// A name for the key that reveals nothing of it: the first 8 bytes of SHA-256("sluice-backup-key" ‖ key),
+    /// hex. Manifests record it, so a restore names the key it needs and a wrong key is refused up front.
+    pub fn id(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"sluice-backup-key");
+        h.update(self.0);
+        hex::encode(&h.finalize()[..8])
+    }
 }
 
 impl std::fmt::Debug for DataKey {

@@ -2,9 +2,13 @@
 //! contents hash the same), the manifest's counts checked; a damaged backup and a failed dump refused, and a
 //! refused restore leaves nothing behind (one transaction).
 
-use sluice_backup::DataKey;
 use sluice_backup::pg_dump::{Database, backup, restore};
+use sluice_backup::repo::{Target, object_path};
+use sluice_backup::{Compression, DataKey};
 use sluice_testkit::fresh_postgres_database;
+
+use crate::on_every_repository;
+use crate::support::{Kind, damage, repository};
 
 async fn client(url: &str) -> tokio_postgres::Client {
     let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
@@ -25,8 +29,9 @@ fn database(url: &str) -> Database {
 
 const CONTENT: &str = "SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM orders t";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_pg_dump_backup_restores_into_another_database_with_every_row() {
+on_every_repository!(a_pg_dump_backup_restores_into_another_database_with_every_row);
+
+async fn a_pg_dump_backup_restores_into_another_database_with_every_row(kind: Kind) {
     let source_url = fresh_postgres_database("pgbk").await;
     let src = client(&source_url).await;
     src.batch_execute(
@@ -36,39 +41,38 @@ async fn a_pg_dump_backup_restores_into_another_database_with_every_row() {
     )
     .await
     .unwrap();
-    let repo = tempfile::tempdir().unwrap();
+    let (repo, _dir) = repository(kind);
     let key = DataKey::generate();
-    let m = backup(&database(&source_url), repo.path(), &key).await.unwrap();
+    let to = Target { repo: repo.clone(), key: key.clone(), compression: Compression::Zstd(3) };
+    let m = backup(&database(&source_url), &to).await.unwrap();
     let rows: Vec<(String, u64)> = m.tables.iter().map(|t| (t.table.clone(), t.rows)).collect();
     assert_eq!(rows, vec![("empty_t".to_string(), 0), ("orders".to_string(), 5000)]);
-    let raw = std::fs::read(repo.path().join(&m.id).join("dump.sql.sealed")).unwrap();
+    let dump = object_path(&m.id, "dump.sql.sealed");
+    let raw = repo.get(&dump).await.unwrap().unwrap();
     assert!(!raw.windows(4).any(|w| w == b"COPY"), "the stored dump is not encrypted");
 
     let target_url = fresh_postgres_database("pgrestore").await;
-    restore(repo.path(), &m.id, &key, &database(&target_url)).await.unwrap();
+    restore(&repo, &m.id, &key, &database(&target_url)).await.unwrap();
     let dst = client(&target_url).await;
     let (a, b): (String, String) = (src.query_one(CONTENT, &[]).await.unwrap().get(0), dst.query_one(CONTENT, &[]).await.unwrap().get(0));
     assert_eq!(a, b, "the restored table's content differs");
     eprintln!(
-        "pg_dump backup {}: 5000 rows, {} bytes dumped, {} stored; restored into another database with the same content hash",
+        "pg_dump backup {} in {kind:?}: 5000 rows, {} bytes dumped, {} stored; restored into another database with the same content hash",
         m.id, m.files[0].plain_bytes, m.files[0].stored_bytes
     );
 
     // A damaged backup: refused, and the restore's transaction leaves the target empty.
-    let mut damaged = raw.clone();
-    let at = damaged.len() - 40;
-    damaged[at] ^= 1;
-    std::fs::write(repo.path().join(&m.id).join("dump.sql.sealed"), &damaged).unwrap();
+    damage(&repo, &dump, 40).await;
     let empty_url = fresh_postgres_database("pgrestore2").await;
-    let e = restore(repo.path(), &m.id, &key, &database(&empty_url)).await.unwrap_err();
-    assert!(e.contains("does not authenticate"), "{e}");
+    let e = restore(&repo, &m.id, &key, &database(&empty_url)).await.unwrap_err();
+    assert!(e.contains("does not authenticate") && e.contains(&dump), "the error names the object: {e}");
     let left: i64 = client(&empty_url).await.query_one("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", &[]).await.unwrap().get(0);
     assert_eq!(left, 0, "a refused restore left tables behind");
     // A dump that fails leaves no backup behind.
     let mut missing = database(&source_url);
     missing.dbname = "no_such_database_42".into();
-    let e = backup(&missing, repo.path(), &key).await.unwrap_err();
+    let e = backup(&missing, &to).await.unwrap_err();
     assert!(e.contains("pg_dump exited with"), "{e}");
-    let manifests = std::fs::read_dir(repo.path()).unwrap().filter(|d| d.as_ref().unwrap().path().join("manifest.json").exists()).count();
-    assert_eq!(manifests, 1);
+    let objects: Vec<String> = repo.list("backups").await.unwrap().into_iter().map(|o| o.path).collect();
+    assert_eq!(objects, vec![dump.clone(), object_path(&m.id, "manifest.json")], "the failed dump left nothing behind");
 }

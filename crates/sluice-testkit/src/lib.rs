@@ -32,6 +32,8 @@ pub enum Service {
     Ftp,
     /// OpenSSH's SFTP with key authentication; the key's path is in `SLUICE_TEST_SFTP_KEY`.
     Sftp,
+    /// Garage's S3 API: `http://KEY_ID:SECRET@host:port/BUCKET`, region `garage`.
+    S3,
 }
 
 impl Service {
@@ -47,6 +49,7 @@ impl Service {
             Service::Mosquitto => "SLUICE_TEST_MQTT_URL",
             Service::Ftp => "SLUICE_TEST_FTP_URL",
             Service::Sftp => "SLUICE_TEST_SFTP_URL",
+            Service::S3 => "SLUICE_TEST_S3_URL",
         }
     }
 
@@ -62,6 +65,7 @@ impl Service {
             Service::Mosquitto => "mosquitto",
             Service::Ftp => "vsftpd",
             Service::Sftp => "sshd",
+            Service::S3 => "garage",
         }
     }
 }

@@ -139,7 +139,7 @@ fn remote_target(up: &UploadConfig, scope: &Scope) -> Result<(RemoteTarget, Stri
             (None, Some(k)) => k.expose().clone(),
             (None, None) => return Err("`upload.key_file`: SFTP needs a key".into()),
         };
-        let key = remote::parse_key(&text).map_err(|e| format!("`upload.{}`: {e}", if up.key_file.is_some() { "key_file" } else { "private_key" }))?;
+        let key = sluice_sftp::parse_key(&text).map_err(|e| format!("`upload.{}`: {e}", if up.key_file.is_some() { "key_file" } else { "private_key" }))?;
         RemoteKind::Sftp { key: Arc::new(key), host_key: up.host_key.clone().ok_or("`upload.host_key`: SFTP needs the server's fingerprint")? }
     };
     Ok((RemoteTarget { kind, user, dir, timeout: up.timeout }, host, port))

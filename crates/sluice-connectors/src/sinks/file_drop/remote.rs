@@ -7,10 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::client;
-use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg};
-use russh_sftp::client::SftpSession;
 use sluice_core::Secret;
+use sluice_sftp::{Key as PrivateKey, Sftp};
 use tokio::io::AsyncWriteExt;
 
 /// How to reach the server, resolved from the configuration.
@@ -32,10 +30,7 @@ pub enum RemoteKind {
 pub enum Conn {
     /// `None` only while an operation runs on the blocking pool.
     Ftp(Option<suppaftp::FtpStream>),
-    Sftp {
-        sftp: SftpSession,
-        _session: client::Handle<PinnedHost>,
-    },
+    Sftp(Sftp),
 }
 
 impl Conn {
@@ -48,13 +43,7 @@ impl Conn {
                     .map_err(|e| format!("the FTP client failed: {e}"))??;
                 Ok(Conn::Ftp(Some(ftp)))
             }
-            RemoteKind::Sftp { key, host_key } => {
-                let fut = sftp_connect(addr, &target.user, key.clone(), host_key.clone());
-                let (session, sftp) = tokio::time::timeout(target.timeout, fut)
-                    .await
-                    .map_err(|_| format!("no SSH session within {}", humantime::format_duration(target.timeout)))??;
-                Ok(Conn::Sftp { sftp, _session: session })
-            }
+            RemoteKind::Sftp { key, host_key } => Ok(Conn::Sftp(Sftp::connect(addr, &target.user, key.clone(), host_key, target.timeout).await?)),
         }
     }
 
@@ -69,7 +58,7 @@ impl Conn {
                 })
                 .await
             }
-            Conn::Sftp { sftp, .. } => {
+            Conn::Sftp(Sftp { sftp, .. }) => {
                 let path = remote_path(dir, name);
                 let op = async {
                     let mut src = tokio::fs::File::open(local).await.map_err(|e| format!("cannot read {}: {e}", local.display()))?;
@@ -98,7 +87,7 @@ impl Conn {
                 })
                 .await
             }
-            Conn::Sftp { sftp, .. } => {
+            Conn::Sftp(Sftp { sftp, .. }) => {
                 let path = remote_path(dir, name);
                 tokio::time::timeout(timeout, sftp.try_exists(path.clone()))
                     .await
@@ -116,7 +105,7 @@ impl Conn {
                 let (from, to) = (from.to_string(), to.to_string());
                 ftp_op(slot, move |ftp| ftp.rename(&from, &to).map_err(|e| format!("RNFR {from} / RNTO {to}: {e}"))).await
             }
-            Conn::Sftp { sftp, .. } => {
+            Conn::Sftp(Sftp { sftp, .. }) => {
                 let (from, to) = (remote_path(dir, from), remote_path(dir, to));
                 tokio::time::timeout(timeout, sftp.rename(from.clone(), to.clone()))
                     .await
@@ -132,7 +121,7 @@ impl Conn {
                 let name = name.to_string();
                 ftp_op(slot, move |ftp| ftp.rm(&name).map_err(|e| format!("DELE {name}: {e}"))).await
             }
-            Conn::Sftp { sftp, .. } => {
+            Conn::Sftp(Sftp { sftp, .. }) => {
                 let path = remote_path(dir, name);
                 tokio::time::timeout(timeout, sftp.remove_file(path.clone()))
                     .await
@@ -148,10 +137,7 @@ impl Conn {
                 let _ = tokio::task::spawn_blocking(move || ftp.quit()).await;
             }
             Conn::Ftp(None) => {}
-            Conn::Sftp { sftp, _session } => {
-                let _ = sftp.close().await;
-                let _ = _session.disconnect(russh::Disconnect::ByApplication, "", "en").await;
-            }
+            Conn::Sftp(s) => s.close().await,
         }
     }
 }
@@ -201,47 +187,4 @@ fn ftp_connect(addr: SocketAddr, user: &str, password: &str, dir: &str, timeout:
         ftp.cwd(dir).map_err(|e| format!("cannot enter folder `{dir}`: {e}"))?;
     }
     Ok(ftp)
-}
-
-/// Accepts the server only when its host key has the configured SHA-256 fingerprint (`ssh-keygen -lf`).
-pub struct PinnedHost {
-    fingerprint: String,
-    seen: Arc<std::sync::Mutex<Option<String>>>,
-}
-
-impl client::Handler for PinnedHost {
-    type Error = russh::Error;
-
-    async fn check_server_key(&mut self, key: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = key else { return Ok(false) };
-        let seen = key.fingerprint(HashAlg::Sha256).to_string();
-        let ok = seen == self.fingerprint;
-        *self.seen.lock().expect("fingerprint lock") = Some(seen);
-        Ok(ok)
-    }
-}
-
-async fn sftp_connect(addr: SocketAddr, user: &str, key: Arc<PrivateKey>, fingerprint: String) -> Result<(client::Handle<PinnedHost>, SftpSession), String> {
-    let config = Arc::new(client::Config { inactivity_timeout: Some(Duration::from_secs(300)), ..Default::default() });
-    let seen = Arc::new(std::sync::Mutex::new(None));
-    let handler = PinnedHost { fingerprint: fingerprint.clone(), seen: seen.clone() };
-    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("cannot connect: {e}"))?;
-    let mut session = client::connect_stream(config, stream, handler).await.map_err(|e| match seen.lock().expect("fingerprint lock").clone() {
-        Some(s) if s != fingerprint => format!("the server's host key is {s}, not the configured `host_key` {fingerprint}: refusing to send files"),
-        _ => format!("SSH handshake failed: {e}"),
-    })?;
-    let hash = session.best_supported_rsa_hash().await.map_err(|e| format!("SSH: {e}"))?.flatten();
-    let auth = session.authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash)).await.map_err(|e| format!("SSH authentication failed: {e}"))?;
-    if !auth.success() {
-        return Err(format!("the server refused the key for `{user}`"));
-    }
-    let channel = session.channel_open_session().await.map_err(|e| format!("cannot open an SSH channel: {e}"))?;
-    channel.request_subsystem(true, "sftp").await.map_err(|e| format!("the server has no SFTP subsystem: {e}"))?;
-    let sftp = SftpSession::new(channel.into_stream()).await.map_err(|e| format!("SFTP start failed: {e}"))?;
-    Ok((session, sftp))
-}
-
-/// Reads an OpenSSH (or PEM) private key; the error never quotes the key.
-pub fn parse_key(text: &str) -> Result<PrivateKey, String> {
-    russh::keys::decode_secret_key(text, None).map_err(|e| format!("not an unencrypted OpenSSH or PEM private key ({e})"))
 }

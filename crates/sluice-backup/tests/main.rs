@@ -1,0 +1,10 @@
+//! sluice-backup's integration tests, one binary (STYLE.md): each against the real services started by
+//! `scripts/services.sh`, and every repository test on each kind of repository (local, S3 on Garage, SFTP
+//! on OpenSSH).
+
+mod support;
+
+mod by_hand;
+mod mariadb_dump;
+mod pg_dump;
+mod repositories;
