@@ -166,7 +166,8 @@ impl Store {
         rows.iter().map(job).collect()
     }
 
-    /// Leases the most urgent queued job whose instance runs fewer than `per_instance` jobs, for `lease_ms`.
+    /// Leases the most urgent queued job whose instance runs fewer than `per_instance` jobs and backups
+    /// together, for `lease_ms`.
     /// First turns every running job whose lease ran out into `unknown` (and fails its ticket).
     pub async fn lease_job(&self, owner: &str, lease_ms: i64, per_instance: i64) -> Result<Option<JobRecord>, StoreError> {
         let now = now_ms();
@@ -201,7 +202,8 @@ impl Store {
         let lock = if tx.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let candidate = sqlx::query(&format!(
             "SELECT id FROM jobs j WHERE j.state = 'queued' AND j.not_before <= $1 \
-             AND (SELECT COUNT(*) FROM jobs r WHERE r.instance_id = j.instance_id AND r.state = 'running') < $2 \
+             AND (SELECT COUNT(*) FROM jobs r WHERE r.instance_id = j.instance_id AND r.state = 'running') \
+               + (SELECT COUNT(*) FROM backup_runs b WHERE b.instance_id = j.instance_id AND b.state = 'running') < $2 \
              ORDER BY j.priority DESC, j.created_at, j.id LIMIT 1{lock}"
         ))
         .bind(now)

@@ -5,6 +5,7 @@
 //! schema is not newer than this binary, and that the master key decrypts the store's key check.
 
 pub mod audit;
+pub mod backup_catalog;
 pub mod backups;
 mod cache;
 mod chunks;

@@ -32,9 +32,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     // The tickets' generation moved into memory, kept coherent across servers by LISTEN/NOTIFY (`cache`).
     Migration { version: 11, name: "drop_ticket_generation", common: include_str!("migrations/0011_drop_ticket_generation.sql"), sqlite: "", postgres: "" },
     Migration { version: 12, name: "pipeline_leases", common: include_str!("migrations/0012_pipeline_leases.sql"), sqlite: "", postgres: "" },
+    Migration { version: 13, name: "backups", common: include_str!("migrations/0013_backups.sql"), sqlite: "", postgres: "" },
 ];
 
-pub(crate) const LATEST: i64 = 12;
+pub(crate) const LATEST: i64 = 13;
 
 impl Migration {
     pub fn sql_for(&self, backend: Backend) -> [&'static str; 2] {
