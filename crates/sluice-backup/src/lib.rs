@@ -9,6 +9,8 @@ pub mod mariadb_dump;
 pub mod pg_dump;
 pub mod repo;
 pub mod repository;
+pub mod scratch;
 pub mod sealed;
+pub mod verify;
 
 pub use sealed::{Compression, DataKey, SealError, Sealed, open, seal};

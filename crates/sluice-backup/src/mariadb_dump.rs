@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::dump_scan::DumpScanner;
 pub use crate::repo::{BinlogPosition, FileEntry, Manifest, TableRows, manifest};
-use crate::repo::{Target, dump_into, new_backup_id, now_ms, object_path, restore_through, tool_version, write_manifest};
+use crate::repo::{Target, dump_into, now_ms, object_path, restore_through, tool_version, write_manifest};
 use crate::repository::Repository;
 use crate::sealed::DataKey;
 
@@ -26,13 +26,18 @@ use crate::sealed::DataKey;
 pub struct Server {
     pub host: String,
     pub port: u16,
+    /// A Unix socket, used instead of host and port when set.
+    pub socket: Option<String>,
     pub user: String,
     pub password: String,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@{}:{}", self.user, self.host, self.port)
+        match &self.socket {
+            Some(s) => write!(f, "{}@{s}", self.user),
+            None => write!(f, "{}@{}:{}", self.user, self.host, self.port),
+        }
     }
 }
 
@@ -43,13 +48,11 @@ fn options_file(dir: &Path, server: &Server) -> Result<PathBuf, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("client.cnf");
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let text = format!(
-        "[client]\nhost=\"{}\"\nport={}\nuser=\"{}\"\npassword=\"{}\"\n",
-        quote(&server.host),
-        server.port,
-        quote(&server.user),
-        quote(&server.password)
-    );
+    let address = match &server.socket {
+        Some(s) => format!("socket=\"{}\"\n", quote(s)),
+        None => format!("host=\"{}\"\nport={}\n", quote(&server.host), server.port),
+    };
+    let text = format!("[client]\n{address}user=\"{}\"\npassword=\"{}\"\n", quote(&server.user), quote(&server.password));
     let mut f =
         std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -57,12 +60,12 @@ fn options_file(dir: &Path, server: &Server) -> Result<PathBuf, String> {
 }
 
 /// Dumps `databases` of `server` into a new backup of the repository at `repo`.
-pub async fn backup(server: &Server, databases: &[String], to: &Target) -> Result<Manifest, String> {
+pub async fn backup(server: &Server, databases: &[String], to: &Target, id: &str) -> Result<Manifest, String> {
     if databases.is_empty() {
         return Err("name at least one database".into());
     }
     let started_at = now_ms();
-    let id = new_backup_id(started_at);
+    let id = id.to_string();
     let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
     let options = options_file(secrets.path(), server)?;
     let tool = tool_version("mariadb-dump", "mariadb-client").await?;
@@ -101,6 +104,8 @@ async fn conn(server: &Server, db: Option<&str>) -> Result<mysql_async::Conn, St
     let opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname(server.host.clone())
         .tcp_port(server.port)
+        .socket(server.socket.clone())
+        .prefer_socket(server.socket.is_some())
         .user(Some(server.user.clone()))
         .pass(Some(server.password.clone()))
         .db_name(db.map(str::to_string));
@@ -145,4 +150,26 @@ pub async fn verify_counts(server: &Server, m: &Manifest) -> Result<(), String> 
     }
     let _ = c.disconnect().await;
     if wrong.is_empty() { Ok(()) } else { Err(format!("the restore does not match backup `{}`: {}", m.id, wrong.join("; "))) }
+}
+
+/// MariaDB's own check of the restored tables: `CHECK TABLE … EXTENDED` on each (every row and index
+/// entry read and cross-checked); any status but `OK` fails.
+pub async fn check_tables(server: &Server, m: &Manifest) -> Result<String, String> {
+    let mut c = conn(server, None).await?;
+    let mut bad = Vec::new();
+    for t in &m.tables {
+        let q = format!("CHECK TABLE `{}`.`{}` EXTENDED", t.database.replace('`', "``"), t.table.replace('`', "``"));
+        let rows: Vec<(String, String, String, String)> = c.query(q).await.map_err(|e| format!("cannot check `{}`.`{}`: {e}", t.database, t.table))?;
+        for (table, _op, kind, text) in rows {
+            if kind.eq_ignore_ascii_case("status") && !text.eq_ignore_ascii_case("OK") || kind.eq_ignore_ascii_case("error") {
+                bad.push(format!("{table}: {text}"));
+            }
+        }
+    }
+    let _ = c.disconnect().await;
+    if bad.is_empty() {
+        Ok(format!("CHECK TABLE EXTENDED on {} table(s): ok", m.tables.len()))
+    } else {
+        Err(format!("CHECK TABLE found problems: {}", bad.join("; ")))
+    }
 }

@@ -6,7 +6,7 @@
 //! text format escapes newlines in values) and requires the closing `-- PostgreSQL database dump complete`
 //! line. The password goes in a private password file (`PGPASSFILE`), never on a command line.
 
-use crate::repo::{Manifest, Scan, TableRows, Target, dump_into, manifest, new_backup_id, now_ms, object_path, restore_through, tool_version, write_manifest};
+use crate::repo::{Manifest, Scan, TableRows, Target, dump_into, manifest, now_ms, object_path, restore_through, tool_version, write_manifest};
 use crate::repository::Repository;
 use crate::sealed::DataKey;
 use std::collections::BTreeMap;
@@ -92,7 +92,9 @@ fn passfile(dir: &Path, db: &Database) -> Result<PathBuf, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("pgpass");
     let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
-    let line = format!("{}:{}:*:{}:{}\n", esc(&db.host), db.port, esc(&db.user), esc(&db.password));
+    // Any host: the file serves this one command, and libpq matches a Unix socket folder only as
+    // `localhost`.
+    let line = format!("*:{}:*:{}:{}\n", db.port, esc(&db.user), esc(&db.password));
     let mut f =
         std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     std::io::Write::write_all(&mut f, line.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -106,14 +108,16 @@ fn command(program: &str, db: &Database, pass: &Path) -> tokio::process::Command
 }
 
 /// Dumps database `db` into a new backup of the repository at `repo`.
-pub async fn backup(db: &Database, to: &Target) -> Result<Manifest, String> {
+pub async fn backup(db: &Database, to: &Target, id: &str) -> Result<Manifest, String> {
     let started_at = now_ms();
-    let id = new_backup_id(started_at);
+    let id = id.to_string();
     let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
     let pass = passfile(secrets.path(), db)?;
     let tool = tool_version("pg_dump", "postgresql-client").await?;
     let mut cmd = command("pg_dump", db, &pass);
-    cmd.args(["--format=plain", "--no-password"]);
+    // Portable: restorable into any instance and database, objects owned by whoever restores (ownership and
+    // grants are the physical backup's business).
+    cmd.args(["--format=plain", "--no-password", "--no-owner", "--no-privileges"]);
     let (entry, scanner) =
         dump_into(cmd, "pg_dump", &to.repo, &object_path(&id, DUMP), &to.key, PgDumpScanner::default(), to.compression, |s| s.completed).await?;
     let manifest = Manifest {
@@ -147,6 +151,38 @@ pub async fn restore(repo: &Repository, id: &str, key: &DataKey, into: &Database
     restore_through(cmd, "psql", repo, &m, DUMP, key).await?;
     verify_counts(into, &m).await?;
     Ok(m)
+}
+
+/// Runs one SQL text with psql (stopping at the first error); returns its unaligned, tuples-only output.
+async fn psql(db: &Database, sql: &str) -> Result<String, String> {
+    let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
+    let pass = passfile(secrets.path(), db)?;
+    let out = command("psql", db, &pass)
+        .args(["-X", "-A", "-t", "--no-password", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .await
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("psql on {db:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Creates database `name` on the server of `admin` (connected to another database).
+pub async fn create_database(admin: &Database, name: &str) -> Result<(), String> {
+    psql(admin, &format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""))).await.map(|_| ())
+}
+
+/// PostgreSQL's own check of a restored database: `amcheck`'s `bt_index_check` on every B-tree index
+/// (the index agrees with its ordering rules and, with `heapallindexed`, every heap tuple is in it).
+pub async fn amcheck(db: &Database) -> Result<String, String> {
+    let sql = "CREATE EXTENSION IF NOT EXISTS amcheck; \
+               SELECT count(bt_index_check(c.oid, true)) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+               JOIN pg_am am ON am.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE am.amname = 'btree' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND c.relpersistence <> 't';";
+    let out = psql(db, sql).await.map_err(|e| format!("amcheck found a problem: {e}"))?;
+    let n = out.lines().filter_map(|l| l.trim().parse::<u64>().ok()).last().unwrap_or(0);
+    Ok(format!("amcheck bt_index_check(heapallindexed) on {n} B-tree index(es): ok"))
 }
 
 /// Every table of the manifest holds as many rows in `db` as the manifest says.

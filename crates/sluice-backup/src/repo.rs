@@ -105,9 +105,9 @@ pub struct Target {
     pub compression: Compression,
 }
 
-/// A new backup's id: its start (Unix ms, so ids sort by time) and 4 random bytes.
-pub(crate) fn new_backup_id(started_at: i64) -> String {
-    format!("{}-{}", started_at, hex::encode(rand::random::<[u8; 4]>()))
+/// A new backup's id: when it was made (Unix ms, so ids sort by time) and 4 random bytes.
+pub fn new_backup_id() -> String {
+    format!("{}-{}", now_ms(), hex::encode(rand::random::<[u8; 4]>()))
 }
 
 /// Where file `name` of backup `id` lives in a repository.

@@ -8,3 +8,4 @@ mod by_hand;
 mod mariadb_dump;
 mod pg_dump;
 mod repositories;
+mod verify;

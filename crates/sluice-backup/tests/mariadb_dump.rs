@@ -3,7 +3,7 @@
 //! dump refused.
 
 use sluice_backup::mariadb_dump::{Server, backup, restore};
-use sluice_backup::repo::{Target, object_path};
+use sluice_backup::repo::{Target, new_backup_id, object_path};
 use sluice_backup::{Compression, DataKey};
 use sluice_testkit::{Service, fresh_mariadb_database, host_port, mariadb_exec, service};
 
@@ -27,11 +27,11 @@ async fn a_mariadb_dump_backup_restores_into_another_server_with_every_row(kind:
             .collect();
         mariadb_exec(&format!("INSERT INTO {db}.orders VALUES {}", values.join(","))).await;
     }
-    let source = Server { host, port, user: "sluice".into(), password: "sluice".into() };
+    let source = Server { host, port, socket: None, user: "sluice".into(), password: "sluice".into() };
     let (repo, _dir) = repository(kind);
     let key = DataKey::generate();
     let to = Target { repo: repo.clone(), key: key.clone(), compression: Compression::Zstd(3) };
-    let m = backup(&source, std::slice::from_ref(&db), &to).await.unwrap();
+    let m = backup(&source, std::slice::from_ref(&db), &to, &new_backup_id()).await.unwrap();
     let rows: Vec<(String, u64)> = m.tables.iter().map(|t| (t.table.clone(), t.rows)).collect();
     assert_eq!(rows, vec![("empty_t".to_string(), 0), ("orders".to_string(), 5000)]);
     assert!(m.binlog.is_some() && m.gtid.is_some(), "{m:?}");
@@ -44,7 +44,7 @@ async fn a_mariadb_dump_backup_restores_into_another_server_with_every_row(kind:
     let scratch = tempfile::tempdir().unwrap();
     let path = scratch.path().to_path_buf();
     let target_server = tokio::task::spawn_blocking(move || sluice_testkit::PrivateMariadb::start(&path)).await.unwrap();
-    let target = Server { host: "127.0.0.1".into(), port: target_server.port, user: "sluice".into(), password: "sluice".into() };
+    let target = Server { host: "127.0.0.1".into(), port: target_server.port, socket: None, user: "sluice".into(), password: "sluice".into() };
     restore(&repo, &m.id, &key, &target).await.unwrap();
     let checksum = |s: String| s.split_whitespace().last().unwrap_or_default().to_string();
     let here = {
@@ -68,7 +68,7 @@ async fn a_mariadb_dump_backup_restores_into_another_server_with_every_row(kind:
     let e = restore(&repo, &m.id, &key, &target).await.unwrap_err();
     assert!(e.contains("does not authenticate") && e.contains(&dump), "the error names the object: {e}");
     // A dump that fails leaves no backup behind.
-    let e = backup(&source, &["no_such_database_42".to_string()], &to).await.unwrap_err();
+    let e = backup(&source, &["no_such_database_42".to_string()], &to, &new_backup_id()).await.unwrap_err();
     assert!(e.contains("mariadb-dump exited with"), "{e}");
     let objects: Vec<String> = repo.list("backups").await.unwrap().into_iter().map(|o| o.path).collect();
     assert_eq!(objects, vec![dump.clone(), object_path(&m.id, "manifest.json")], "the failed dump left nothing behind");

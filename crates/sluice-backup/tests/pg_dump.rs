@@ -3,7 +3,7 @@
 //! refused restore leaves nothing behind (one transaction).
 
 use sluice_backup::pg_dump::{Database, backup, restore};
-use sluice_backup::repo::{Target, object_path};
+use sluice_backup::repo::{Target, new_backup_id, object_path};
 use sluice_backup::{Compression, DataKey};
 use sluice_testkit::fresh_postgres_database;
 
@@ -44,7 +44,7 @@ async fn a_pg_dump_backup_restores_into_another_database_with_every_row(kind: Ki
     let (repo, _dir) = repository(kind);
     let key = DataKey::generate();
     let to = Target { repo: repo.clone(), key: key.clone(), compression: Compression::Zstd(3) };
-    let m = backup(&database(&source_url), &to).await.unwrap();
+    let m = backup(&database(&source_url), &to, &new_backup_id()).await.unwrap();
     let rows: Vec<(String, u64)> = m.tables.iter().map(|t| (t.table.clone(), t.rows)).collect();
     assert_eq!(rows, vec![("empty_t".to_string(), 0), ("orders".to_string(), 5000)]);
     let dump = object_path(&m.id, "dump.sql.sealed");
@@ -71,7 +71,7 @@ async fn a_pg_dump_backup_restores_into_another_database_with_every_row(kind: Ki
     // A dump that fails leaves no backup behind.
     let mut missing = database(&source_url);
     missing.dbname = "no_such_database_42".into();
-    let e = backup(&missing, &to).await.unwrap_err();
+    let e = backup(&missing, &to, &new_backup_id()).await.unwrap_err();
     assert!(e.contains("pg_dump exited with"), "{e}");
     let objects: Vec<String> = repo.list("backups").await.unwrap().into_iter().map(|o| o.path).collect();
     assert_eq!(objects, vec![dump.clone(), object_path(&m.id, "manifest.json")], "the failed dump left nothing behind");

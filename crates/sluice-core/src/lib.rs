@@ -3,6 +3,7 @@
 //! domain enums that cross crate boundaries, [`Secret`], `${VAR}` interpolation and errors that name the
 //! place (config path, API field) where the input was wrong.
 
+pub mod calendar;
 pub mod catalog;
 pub mod change;
 pub mod component;

@@ -175,7 +175,15 @@ impl Store {
     // ------------------------------------------------------------ repositories and keys
 
     /// Registers a repository with its configuration (encrypted) and its first data key (wrapped).
-    pub async fn create_repository(&self, name: &str, kind: &str, config: &str, key_id: &str, key: &[u8; 32], audit: &AuditEntry) -> Result<RepositoryRecord, StoreError> {
+    pub async fn create_repository(
+        &self,
+        name: &str,
+        kind: &str,
+        config: &str,
+        key_id: &str,
+        key: &[u8; 32],
+        audit: &AuditEntry,
+    ) -> Result<RepositoryRecord, StoreError> {
         let id = new_id();
         let now = now_ms();
         let mut tx = self.begin_write().await?;
@@ -266,7 +274,11 @@ impl Store {
     pub async fn rotate_backup_key(&self, repository_id: &str, key_id: &str, key: &[u8; 32], audit: &AuditEntry) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE backup_keys SET retired_at = $1 WHERE repository_id = $2 AND retired_at IS NULL").bind(now).bind(repository_id).execute(&mut *tx.tx).await?;
+        sqlx::query("UPDATE backup_keys SET retired_at = $1 WHERE repository_id = $2 AND retired_at IS NULL")
+            .bind(now)
+            .bind(repository_id)
+            .execute(&mut *tx.tx)
+            .await?;
         sqlx::query("INSERT INTO backup_keys (id, repository_id, key_enc, created_at) VALUES ($1, $2, $3, $4)")
             .bind(key_id)
             .bind(repository_id)
@@ -539,7 +551,9 @@ impl Store {
         tx.commit().await?;
         let r = self.get_run(id).await?;
         if n == 0 {
-            return Err(StoreError::Conflict { what: format!("backup {id} is {} (verification {}): only a kept, finished backup can be verified", r.state, r.verify_state) });
+            return Err(StoreError::Conflict {
+                what: format!("backup {id} is {} (verification {}): only a kept, finished backup can be verified", r.state, r.verify_state),
+            });
         }
         Ok(r)
     }
@@ -548,21 +562,25 @@ impl Store {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let lock = if tx.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        let candidate = sqlx::query(&format!("SELECT id FROM backup_runs WHERE verify_state = 'queued' AND state = 'done' AND deleted_at IS NULL ORDER BY finished_at, id LIMIT 1{lock}"))
-            .fetch_optional(&mut *tx.tx)
-            .await?;
+        let candidate = sqlx::query(&format!(
+            "SELECT id FROM backup_runs WHERE verify_state = 'queued' AND state = 'done' AND deleted_at IS NULL ORDER BY finished_at, id LIMIT 1{lock}"
+        ))
+        .fetch_optional(&mut *tx.tx)
+        .await?;
         let Some(candidate) = candidate else {
             tx.commit().await?;
             return Ok(None);
         };
         let id: String = candidate.try_get("id")?;
-        let n = sqlx::query("UPDATE backup_runs SET verify_state = 'running', verify_lease_owner = $1, verify_lease_until = $2 WHERE id = $3 AND verify_state = 'queued'")
-            .bind(owner)
-            .bind(now + lease_ms)
-            .bind(&id)
-            .execute(&mut *tx.tx)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE backup_runs SET verify_state = 'running', verify_lease_owner = $1, verify_lease_until = $2 WHERE id = $3 AND verify_state = 'queued'",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(&id)
+        .execute(&mut *tx.tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         if n == 0 {
             return Ok(None);
@@ -643,7 +661,12 @@ impl Store {
 
     pub async fn set_pinned(&self, id: &str, pinned: bool, audit: &AuditEntry) -> Result<RunRecord, StoreError> {
         let mut tx = self.begin_write().await?;
-        let n = sqlx::query("UPDATE backup_runs SET pinned = $1 WHERE id = $2 AND deleted_at IS NULL").bind(pinned as i64).bind(id).execute(&mut *tx.tx).await?.rows_affected();
+        let n = sqlx::query("UPDATE backup_runs SET pinned = $1 WHERE id = $2 AND deleted_at IS NULL")
+            .bind(pinned as i64)
+            .bind(id)
+            .execute(&mut *tx.tx)
+            .await?
+            .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound { what: format!("backup {id}") });
         }

@@ -7,10 +7,10 @@ use sluice_core::{ConfigError, Secret};
 use sluice_pipeline::Sink;
 
 use super::encode::Format;
-use super::period::Calendar;
 use crate::component::{Accepts, Endpoint, SinkContext, SinkSpec};
 use crate::scope::Scope;
 use crate::sinks::message::Payload;
+use sluice_core::calendar::Calendar;
 
 /// `[sinks.NAME]` with `type = "file_drop"`: period files with manifests, optionally uploaded by FTP or
 /// SFTP (docs/sync.md, "File drops").

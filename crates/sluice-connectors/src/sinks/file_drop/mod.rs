@@ -13,7 +13,6 @@
 
 mod config;
 mod encode;
-pub mod period;
 mod remote;
 pub mod spool;
 mod upload;

@@ -26,7 +26,7 @@ use sluice_core::component::Record;
 use sluice_pipeline::{Rejected, StreamCursor};
 
 use super::encode::{Encoder, gzip_member};
-use super::period::{Calendar, Period, rfc3339};
+use sluice_core::calendar::{Calendar, Period, rfc3339};
 
 pub const ROWS_TOTAL: &str = "sluice_file_drop_rows_total";
 pub const LATE_ROWS_TOTAL: &str = "sluice_file_drop_late_rows_total";

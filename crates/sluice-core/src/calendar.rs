@@ -1,5 +1,6 @@
-//! Which period a commit time falls in: fixed lengths that divide a day (`15m`, `1h`, `1d`) or the gaps
-//! between a cron schedule's fire times, in a time zone.
+//! Calendars in a time zone: which period an instant falls in — fixed lengths that divide a day (`15m`,
+//! `1h`, `1d`) or the gaps between a cron schedule's fire times — and when a schedule fires next. The
+//! file-drop sink cuts its files by period; backup policies fire by cron.
 //!
 //! Periods are intervals of real time. In a zone with daylight saving time an hourly period never spans a
 //! transition: the hour that repeats in autumn is two periods, and their labels differ by their UTC offset
@@ -110,12 +111,14 @@ impl Calendar {
         (start, end)
     }
 
-    fn fire_after(&self, ms: i64) -> Option<i64> {
+    /// The first cron fire strictly after `ms` (`None` for a fixed-length calendar).
+    pub fn fire_after(&self, ms: i64) -> Option<i64> {
         let Kind::Cron(s) = &self.kind else { return None };
         s.after(self.zoned(ms)).next().map(|z| z.timestamp().as_millisecond())
     }
 
-    fn fire_at_or_before(&self, ms: i64) -> Option<i64> {
+    /// The last cron fire at or before `ms` (`None` for a fixed-length calendar).
+    pub fn fire_at_or_before(&self, ms: i64) -> Option<i64> {
         let Kind::Cron(s) = &self.kind else { return None };
         // `next_back` gives the last fire strictly before its start; fires are on whole seconds.
         s.after(self.zoned(ms.div_euclid(1000) * 1000 + 1000)).next_back().map(|z| z.timestamp().as_millisecond())

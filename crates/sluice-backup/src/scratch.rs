@@ -1,0 +1,263 @@
+//! Scratch servers: a MariaDB or PostgreSQL server Sluice starts itself, on a fresh data directory, to
+//! restore a backup into and check it, then stops and removes. They listen only on a Unix socket in a
+//! private folder (no TCP port), and the one account used has a random password, so nothing else on the
+//! host reaches them while a verification runs.
+//!
+//! PostgreSQL refuses to run as root: when Sluice runs as root, the scratch cluster runs as the `postgres`
+//! user (which the PostgreSQL packages create) through `runuser`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::mariadb_dump::Server;
+use crate::pg_dump::Database;
+
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn os_user() -> String {
+    if is_root() { "root".into() } else { std::env::var("USER").unwrap_or_else(|_| "sluice".into()) }
+}
+
+fn random_password() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+async fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
+    let out = cmd.stdin(Stdio::null()).output().await.map_err(|e| format!("cannot run {what}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("{what} failed ({}): {}", out.status, err.trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A scratch MariaDB server.
+pub struct ScratchMariadb {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub server: Server,
+}
+
+impl ScratchMariadb {
+    /// Initialises a data directory under `parent` and starts `mariadbd` on a socket there.
+    pub async fn start(parent: &Path) -> Result<Self, String> {
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let dir =
+            tempfile::Builder::new().prefix("mariadb-").tempdir_in(parent).map_err(|e| format!("cannot make a scratch folder in {}: {e}", parent.display()))?;
+        let d = dir.path();
+        let user = os_user();
+        run(
+            Command::new("mariadb-install-db")
+                .args(["--no-defaults", "--auth-root-authentication-method=socket", "--skip-test-db"])
+                .arg(format!("--user={user}"))
+                .arg(format!("--datadir={}", d.join("data").display())),
+            "mariadb-install-db (package mariadb-server)",
+        )
+        .await?;
+        let socket = d.join("mysqld.sock");
+        let mut cmd = Command::new("mariadbd");
+        cmd.args(["--no-defaults", "--skip-networking", "--skip-name-resolve", "--innodb-buffer-pool-size=128M", "--skip-log-bin"])
+            .arg(format!("--user={user}"))
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!("--pid-file={}", d.join("mariadbd.pid").display()))
+            .arg(format!("--log-error={}", d.join("error.log").display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|e| format!("cannot start mariadbd: {e}"))?;
+        let password = random_password();
+        let mut me = Self {
+            child: Some(child),
+            server: Server {
+                host: "localhost".into(),
+                port: 0,
+                socket: Some(socket.display().to_string()),
+                user: "sluice_verify".into(),
+                password: password.clone(),
+            },
+            dir,
+        };
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let ping = Command::new("mariadb-admin")
+                .args(["--no-defaults", "--connect-timeout=2"])
+                .arg(format!("--user={user}"))
+                .arg(format!("--socket={}", socket.display()))
+                .arg("ping")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await;
+            if ping.is_ok_and(|s| s.success()) {
+                break;
+            }
+            if let Some(Ok(Some(status))) = me.child.as_mut().map(|c| c.try_wait()) {
+                let log = std::fs::read_to_string(me.dir.path().join("error.log")).unwrap_or_default();
+                return Err(format!("the scratch mariadbd exited with {status}: {}", log.lines().rev().take(5).collect::<Vec<_>>().join(" | ")));
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("the scratch mariadbd did not accept connections within 2 minutes".into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        run(
+            Command::new("mariadb").args(["--no-defaults"]).arg(format!("--user={user}")).arg(format!("--socket={}", socket.display())).arg("-e").arg(format!(
+                "CREATE USER 'sluice_verify'@'localhost' IDENTIFIED BY '{password}'; GRANT ALL PRIVILEGES ON *.* TO 'sluice_verify'@'localhost' WITH GRANT OPTION;"
+            )),
+            "mariadb (creating the scratch account)",
+        )
+        .await?;
+        me.server.password = password;
+        Ok(me)
+    }
+
+    /// Stops the server and removes its folder.
+    pub async fn stop(mut self) {
+        if let Some(mut c) = self.child.take() {
+            if let Some(pid) = c.id() {
+                // SAFETY: a plain signal to our own child.
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            }
+            if tokio::time::timeout(Duration::from_secs(60), c.wait()).await.is_err() {
+                let _ = c.kill().await;
+            }
+        }
+    }
+}
+
+/// Where PostgreSQL's server programs are: the newest `/usr/lib/postgresql/N/bin` with `initdb`.
+fn pg_bin() -> Result<PathBuf, String> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| "PostgreSQL's server programs are not installed (package postgresql)".to_string())?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path().join("bin"))))
+        .filter(|(_, p)| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop().map(|(_, p)| p).ok_or_else(|| "no initdb under /usr/lib/postgresql/*/bin (package postgresql)".into())
+}
+
+/// A scratch PostgreSQL cluster.
+pub struct ScratchPostgres {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    bin: PathBuf,
+    child: Option<Child>,
+    /// Connection to the `postgres` database; `host` is the socket folder.
+    pub database: Database,
+}
+
+/// A command as the user PostgreSQL runs as (ourselves, or `postgres` when we are root).
+fn as_pg(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+impl ScratchPostgres {
+    pub async fn start(parent: &Path) -> Result<Self, String> {
+        let bin = pg_bin()?;
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        if is_root() {
+            let reach = Command::new("runuser").args(["-u", "postgres", "--", "test", "-x"]).arg(parent).status().await;
+            if !reach.is_ok_and(|s| s.success()) {
+                return Err(format!("the postgres user cannot reach {}: make it and its parent folders traversable (chmod o+x)", parent.display()));
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("postgres-")
+            .tempdir_in(parent)
+            .map_err(|e| format!("cannot make a scratch folder in {}: {e}", parent.display()))?;
+        let (data, sock) = (dir.path().join("data"), dir.path().join("sock"));
+        std::fs::create_dir_all(&sock).map_err(|e| format!("cannot create {}: {e}", sock.display()))?;
+        if is_root() {
+            run(Command::new("chown").arg("-R").arg("postgres:postgres").arg(dir.path()), "chown (scratch folder to postgres)").await?;
+        }
+        let password = random_password();
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, &password).map_err(|e| format!("cannot write {}: {e}", pwfile.display()))?;
+        if is_root() {
+            run(Command::new("chown").arg("postgres:postgres").arg(&pwfile), "chown").await?;
+        }
+        run(
+            as_pg(&bin.join("initdb"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", "sluice_verify", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+                .arg(format!("--pwfile={}", pwfile.display())),
+            "initdb",
+        )
+        .await?;
+        let _ = std::fs::remove_file(&pwfile);
+        let child = as_pg(&bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-c", "listen_addresses=", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "shared_buffers=128MB", "-p", "5432"])
+            .arg("-k")
+            .arg(&sock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start postgres: {e}"))?;
+        let mut me = Self {
+            database: Database { host: sock.display().to_string(), port: 5432, user: "sluice_verify".into(), password, dbname: "postgres".into() },
+            _dir: dir,
+            data,
+            bin,
+            child: Some(child),
+        };
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let ready = Command::new(me.bin.join("pg_isready")).arg("-h").arg(&sock).args(["-p", "5432", "-q"]).status().await;
+            if ready.is_ok_and(|s| s.success()) {
+                break;
+            }
+            if let Some(Ok(Some(status))) = me.child.as_mut().map(|c| c.try_wait()) {
+                return Err(format!("the scratch postgres exited with {status}"));
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("the scratch postgres did not accept connections within 2 minutes".into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(me)
+    }
+
+    /// The same cluster, another database.
+    pub fn database(&self, name: &str) -> Database {
+        Database { dbname: name.to_string(), ..self.database.clone() }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Fast shutdown; the folder goes with `_dir`.
+            let _ = as_pg(&self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&self.data)
+                .args(["stop", "-m", "fast", "-w"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await;
+            if tokio::time::timeout(Duration::from_secs(30), c.wait()).await.is_err() {
+                let _ = c.kill().await;
+            }
+        }
+    }
+}
