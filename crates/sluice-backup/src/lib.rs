@@ -7,6 +7,8 @@
 pub mod dump_scan;
 pub mod mariadb_dump;
 pub mod pg_dump;
+pub mod rdb_scan;
+pub mod redis_rdb;
 pub mod repo;
 pub mod repository;
 pub mod scratch;

@@ -118,8 +118,10 @@ pub async fn backup(db: &Database, to: &Target, id: &str) -> Result<Manifest, St
     // Portable: restorable into any instance and database, objects owned by whoever restores (ownership and
     // grants are the physical backup's business).
     cmd.args(["--format=plain", "--no-password", "--no-owner", "--no-privileges"]);
-    let (entry, scanner) =
-        dump_into(cmd, "pg_dump", &to.repo, &object_path(&id, DUMP), &to.key, PgDumpScanner::default(), to.compression, |s| s.completed).await?;
+    let (entry, scanner) = dump_into(cmd, "pg_dump", to, &object_path(&id, DUMP), PgDumpScanner::default(), |s| {
+        if s.completed { Ok(()) } else { Err("the dump has no closing line: it is incomplete".into()) }
+    })
+    .await?;
     let manifest = Manifest {
         format: 1,
         id,
@@ -133,6 +135,7 @@ pub async fn backup(db: &Database, to: &Target, id: &str) -> Result<Manifest, St
         tables: scanner.rows.into_iter().map(|((database, table), rows)| TableRows { database, table, rows }).collect(),
         files: vec![entry],
         key_id: to.key.id(),
+        redis_dbs: None,
     };
     write_manifest(&to.repo, &manifest).await?;
     Ok(manifest)

@@ -52,6 +52,20 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     /// The id of the data key the files are sealed with ([`DataKey::id`]).
     pub key_id: String,
+    /// Redis: the keys of each database in the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_dbs: Option<Vec<RedisDb>>,
+}
+
+/// One Redis database of an RDB snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedisDb {
+    pub db: u64,
+    pub keys: u64,
+    /// Keys with an expiry (a restore loads only those not expired by then).
+    pub volatile: u64,
+    /// The earliest expiry, Unix ms.
+    pub earliest_expiry_ms: Option<i64>,
 }
 
 impl Manifest {
@@ -71,12 +85,15 @@ pub(crate) fn now_ms() -> i64 {
 /// Reads a dump as it passes.
 pub(crate) trait Scan {
     fn feed(&mut self, bytes: &[u8]);
+    /// The stream ended (called before the dump is judged complete).
+    fn end(&mut self) {}
 }
 
 /// Passes bytes through while the scanner reads them.
 pub(crate) struct Scanned<R, S> {
     pub inner: R,
     pub scanner: S,
+    pub progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<R: AsyncRead + Unpin, S: Scan + Unpin> AsyncRead for Scanned<R, S> {
@@ -84,8 +101,9 @@ impl<R: AsyncRead + Unpin, S: Scan + Unpin> AsyncRead for Scanned<R, S> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &r {
-            let new = buf.filled()[before..].to_vec();
-            self.scanner.feed(&new);
+            let new = &buf.filled()[before..];
+            self.progress.fetch_add(new.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.scanner.feed(new);
         }
         r
     }
@@ -103,6 +121,14 @@ pub struct Target {
     pub repo: Repository,
     pub key: DataKey,
     pub compression: Compression,
+    /// Bytes read from the database's tool so far (for progress reports).
+    pub progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Target {
+    pub fn new(repo: Repository, key: DataKey, compression: Compression) -> Self {
+        Self { repo, key, compression, progress: Default::default() }
+    }
 }
 
 /// A new backup's id: when it was made (Unix ms, so ids sort by time) and 4 random bytes.
@@ -172,31 +198,31 @@ pub(crate) async fn tail_of<R: AsyncRead + Unpin>(mut r: R) -> String {
 
 /// Runs a dump program (`cmd`, its output on stdout) and streams what it writes through `scanner` into
 /// object `path` of `repo`. Refused — the partial file removed — when the program fails or the
-/// scanner did not see the dump's closing line (`finished`). Returns the file's entry and the scanner.
+/// scanner does not find the dump whole (`finished` says why). Returns the file's entry and the scanner.
 pub(crate) async fn dump_into<S: Scan + Unpin>(
     mut cmd: tokio::process::Command,
     program: &str,
-    repo: &Repository,
+    to: &Target,
     path: &str,
-    key: &DataKey,
     scanner: S,
-    compression: Compression,
-    finished: impl Fn(&S) -> bool,
+    finished: impl Fn(&S) -> Result<(), String>,
 ) -> Result<(FileEntry, S), String> {
     use std::process::Stdio;
     let mut child =
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn().map_err(|e| format!("cannot run {program}: {e}"))?;
     let err_task = tokio::spawn(tail_of(child.stderr.take().expect("piped")));
+    let repo = &to.repo;
     let mut up = repo.create(path).await?;
-    let mut input = Scanned { inner: child.stdout.take().expect("piped"), scanner };
-    let sealed = seal(&mut input, &mut up, key, compression, DEFAULT_CHUNK).await;
+    let mut input = Scanned { inner: child.stdout.take().expect("piped"), scanner, progress: to.progress.clone() };
+    let sealed = seal(&mut input, &mut up, &to.key, to.compression, DEFAULT_CHUNK).await;
     let status = child.wait().await.map_err(|e| format!("{program}: {e}"))?;
     let stderr = err_task.await.unwrap_or_default();
+    input.scanner.end();
     let refused = match (&sealed, status.success(), finished(&input.scanner)) {
-        (Ok(_), true, true) => None,
+        (Ok(_), true, Ok(())) => None,
         (Err(e), _, _) => Some(format!("sealing {path} into {} failed: {e}", repo.label())),
         (Ok(_), false, _) => Some(format!("{program} exited with {status}: {stderr}")),
-        (Ok(_), true, false) => Some(format!("{program} exited 0 without its closing line: the dump is incomplete")),
+        (Ok(_), true, Err(why)) => Some(format!("{program} exited 0 but {why}")),
     };
     if let Some(e) = refused {
         up.abort().await;

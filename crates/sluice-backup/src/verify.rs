@@ -1,7 +1,8 @@
 //! Proving that a backup restores: its manifest is the one the catalog recorded (the repository was not
 //! rolled back or replaced), every file authenticates chunk by chunk and matches its SHA-256 as it streams
 //! into a scratch server Sluice starts itself, every table holds the manifest's row count, and the engine's
-//! own checks pass (`CHECK TABLE … EXTENDED` on MariaDB, `amcheck` on PostgreSQL's B-tree indexes). Only
+//! own checks pass (`CHECK TABLE … EXTENDED` on MariaDB, `amcheck` on PostgreSQL's B-tree indexes,
+//! `redis-check-rdb` and a scratch `redis-server` loading the snapshot for Redis). Only
 //! then is a backup "verified".
 
 use std::path::Path;
@@ -43,11 +44,12 @@ pub async fn verify(repo: &Repository, id: &str, key: &DataKey, manifest_sha: &s
     }
     let m = crate::repo::manifest(repo, id).await?;
     m.check_key(key)?;
-    let rows = m.tables.iter().map(|t| t.rows).sum();
+    let rows = m.tables.iter().map(|t| t.rows).sum::<u64>() + m.redis_dbs.iter().flatten().map(|d| d.keys).sum::<u64>();
     let bytes = m.files.iter().map(|f| f.plain_bytes).sum();
     let engine_check = match m.kind.as_str() {
         "mariadb-dump" => verify_mariadb_dump(repo, &m, key, scratch).await?,
         "pg_dump" => verify_pg_dump(repo, &m, key, scratch).await?,
+        "redis-rdb" => crate::redis_rdb::verify(repo, &m, key, scratch).await?,
         other => return Err(format!("backup `{id}` is of kind `{other}`, which this build cannot verify")),
     };
     Ok(Verified { tables: m.tables.len(), rows, bytes, engine_check })

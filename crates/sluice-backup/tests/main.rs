@@ -7,5 +7,6 @@ mod support;
 mod by_hand;
 mod mariadb_dump;
 mod pg_dump;
+mod redis_rdb;
 mod repositories;
 mod verify;

@@ -43,7 +43,7 @@ async fn a_pg_dump_backup_restores_into_another_database_with_every_row(kind: Ki
     .unwrap();
     let (repo, _dir) = repository(kind);
     let key = DataKey::generate();
-    let to = Target { repo: repo.clone(), key: key.clone(), compression: Compression::Zstd(3) };
+    let to = Target::new(repo.clone(), key.clone(), Compression::Zstd(3));
     let m = backup(&database(&source_url), &to, &new_backup_id()).await.unwrap();
     let rows: Vec<(String, u64)> = m.tables.iter().map(|t| (t.table.clone(), t.rows)).collect();
     assert_eq!(rows, vec![("empty_t".to_string(), 0), ("orders".to_string(), 5000)]);

@@ -19,7 +19,7 @@ async fn a_mariadb_dump_backup_verifies_in_a_scratch_server_and_a_damaged_one_fa
     let source = mariadb_dump::Server { host, port, socket: None, user: "sluice".into(), password: "sluice".into() };
     let (repo, _dir) = repository(Kind::Local);
     let key = DataKey::generate();
-    let to = Target { repo: repo.clone(), key: key.clone(), compression: Compression::Zstd(3) };
+    let to = Target::new(repo.clone(), key.clone(), Compression::Zstd(3));
     let m = mariadb_dump::backup(&source, std::slice::from_ref(&db), &to, &new_backup_id()).await.unwrap();
     let sha = manifest_sha256(&repo, &m.id).await.unwrap();
     let scratch = tempfile::tempdir().unwrap();
@@ -58,7 +58,7 @@ async fn a_pg_dump_backup_verifies_with_amcheck_in_a_scratch_cluster() {
     };
     let (repo, _dir) = repository(Kind::Local);
     let key = DataKey::generate();
-    let to = Target { repo: repo.clone(), key: key.clone(), compression: Compression::Zstd(3) };
+    let to = Target::new(repo.clone(), key.clone(), Compression::Zstd(3));
     let m = pg_dump::backup(&source, &to, &new_backup_id()).await.unwrap();
     let sha = manifest_sha256(&repo, &m.id).await.unwrap();
     // The scratch cluster runs as `postgres` when the tests run as root: its folder must be reachable.

@@ -1,0 +1,121 @@
+//! One backup, one verification: which driver an instance's engine and the policy's method take, and what
+//! the catalog records of it.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use mysql_async::prelude::Queryable;
+use sluice_backup::repo::{Manifest, Target};
+use sluice_backup::{Compression, DataKey, mariadb_dump, pg_dump, redis_rdb};
+use sluice_core::Engine;
+use sluice_store::backup_catalog::{RunRecord, RunResult};
+use sluice_store::instances::InstanceRecord;
+
+use super::spec::{BackupMethod, PolicySpec};
+use super::{data_key, open_repository};
+use crate::state::AppState;
+
+/// The method a policy (or a manual run without one) uses on an engine.
+pub fn method_for(engine: Engine, asked: Option<BackupMethod>) -> Result<BackupMethod, String> {
+    match (engine, asked) {
+        (Engine::Redis, None | Some(BackupMethod::Rdb)) => Ok(BackupMethod::Rdb),
+        (Engine::Redis, Some(m)) => Err(format!("Redis is backed up as an RDB snapshot (`rdb`), not `{}`", m.as_str())),
+        (_, Some(BackupMethod::Rdb)) => Err(format!("`rdb` is for Redis; {engine:?} takes `logical`")),
+        (_, None | Some(BackupMethod::Logical)) => Ok(BackupMethod::Logical),
+        (_, Some(BackupMethod::Physical)) => Err("physical backups are not in this build yet: use `logical`".into()),
+    }
+}
+
+/// Databases of a MariaDB/MySQL server that a whole-instance logical backup takes.
+async fn user_databases(server: &mariadb_dump::Server) -> Result<Vec<String>, String> {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(server.host.clone())
+        .tcp_port(server.port)
+        .user(Some(server.user.clone()))
+        .pass(Some(server.password.clone()));
+    let mut c = mysql_async::Conn::new(opts).await.map_err(|e| format!("cannot connect to {server:?}: {e}"))?;
+    let all: Vec<String> = c.query("SHOW DATABASES").await.map_err(|e| format!("cannot list databases: {e}"))?;
+    let _ = c.disconnect().await;
+    Ok(all.into_iter().filter(|d| !matches!(d.as_str(), "information_schema" | "performance_schema" | "mysql" | "sys")).collect())
+}
+
+fn mariadb_server(inst: &InstanceRecord, password: &Option<sluice_core::Secret<String>>) -> mariadb_dump::Server {
+    mariadb_dump::Server {
+        host: inst.host.clone(),
+        port: inst.port,
+        socket: None,
+        user: inst.username.clone().unwrap_or_else(|| "root".into()),
+        password: password.as_ref().map(|p| p.expose().clone()).unwrap_or_default(),
+    }
+}
+
+fn pg_database(inst: &InstanceRecord, password: &Option<sluice_core::Secret<String>>, dbname: &str) -> pg_dump::Database {
+    pg_dump::Database {
+        host: inst.host.clone(),
+        port: inst.port,
+        user: inst.username.clone().unwrap_or_else(|| "postgres".into()),
+        password: password.as_ref().map(|p| p.expose().clone()).unwrap_or_default(),
+        dbname: dbname.to_string(),
+    }
+}
+
+/// Takes backup `run` (its id is the backup's id in the repository). `progress` counts the bytes read
+/// from the database's tool.
+pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<AtomicU64>) -> Result<RunResult, String> {
+    let store = &state.store;
+    let inst = store.get_instance(&run.instance_id).await.map_err(|e| e.to_string())?;
+    let password = store.instance_password(&inst.id).await.map_err(|e| e.to_string())?;
+    let policy: Option<PolicySpec> = match &run.policy_id {
+        Some(p) => {
+            let rec = store.get_policy(p).await.map_err(|e| format!("its policy is gone: {e}"))?;
+            Some(serde_json::from_value(rec.spec).map_err(|e| format!("the stored policy {p} is unreadable: {e}"))?)
+        }
+        None => None,
+    };
+    let repo = open_repository(store, &run.repository_id, &state.settings.egress).await?;
+    let (key_id, key) = store.active_backup_key(&run.repository_id).await.map_err(|e| e.to_string())?;
+    let level = policy.as_ref().map_or(3, |p| p.compression_level);
+    let target = Target { repo: repo.clone(), key: DataKey::from_bytes(*key.expose()), compression: Compression::Zstd(level), progress };
+    let databases = policy.as_ref().map(|p| p.databases.clone()).unwrap_or_default();
+    let manifest: Manifest = match (inst.engine, run.method.as_str()) {
+        (Engine::Mariadb | Engine::Mysql, "logical") => {
+            let server = mariadb_server(&inst, &password);
+            let dbs = if databases.is_empty() { user_databases(&server).await? } else { databases };
+            if dbs.is_empty() {
+                return Err(format!("instance `{}` has no database to back up", inst.name));
+            }
+            mariadb_dump::backup(&server, &dbs, &target, &run.id).await?
+        }
+        (Engine::Postgres, "logical") => {
+            let db = match databases.as_slice() {
+                [] => inst.database.clone().unwrap_or_else(|| "postgres".into()),
+                [one] => one.clone(),
+                _ => return Err("a PostgreSQL logical backup takes one database per policy (`databases`: one name)".into()),
+            };
+            pg_dump::backup(&pg_database(&inst, &password, &db), &target, &run.id).await?
+        }
+        (Engine::Redis, "rdb") => {
+            let server = redis_rdb::Server { host: inst.host.clone(), port: inst.port, user: inst.username.clone(), password: password.map(|p| p.expose().clone()) };
+            redis_rdb::backup(&server, &target, &run.id).await?
+        }
+        (engine, method) => return Err(format!("no `{method}` backups for {engine:?}")),
+    };
+    let sha = sluice_backup::verify::manifest_sha256(&repo, &manifest.id).await?;
+    Ok(RunResult {
+        plain_bytes: manifest.files.iter().map(|f| f.plain_bytes as i64).sum(),
+        stored_bytes: manifest.files.iter().map(|f| f.stored_bytes as i64).sum(),
+        manifest: serde_json::to_value(&manifest).expect("a manifest serializes"),
+        manifest_sha256: sha,
+        key_id,
+    })
+}
+
+/// Verifies done backup `run` in a scratch server under the data dir.
+pub async fn verify_backup(state: &AppState, run: &RunRecord) -> Result<sluice_backup::verify::Verified, String> {
+    let (Some(sha), Some(key_id)) = (&run.manifest_sha256, &run.key_id) else {
+        return Err(format!("backup {} has no recorded manifest", run.id));
+    };
+    let repo = open_repository(&state.store, &run.repository_id, &state.settings.egress).await?;
+    let key = data_key(&state.store, &run.repository_id, key_id).await?;
+    sluice_backup::verify::verify(&repo, &run.id, &key, sha, &state.settings.data_dir.join("scratch")).await
+}
