@@ -184,7 +184,7 @@ pub async fn amcheck(db: &Database) -> Result<String, String> {
                JOIN pg_am am ON am.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace \
                WHERE am.amname = 'btree' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND c.relpersistence <> 't';";
     let out = psql(db, sql).await.map_err(|e| format!("amcheck found a problem: {e}"))?;
-    let n = out.lines().filter_map(|l| l.trim().parse::<u64>().ok()).last().unwrap_or(0);
+    let n = out.lines().rev().find_map(|l| l.trim().parse::<u64>().ok()).unwrap_or(0);
     Ok(format!("amcheck bt_index_check(heapallindexed) on {n} B-tree index(es): ok"))
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use crate::rdb_scan::RdbScanner;
-use crate::repo::{Manifest, RedisDb, Target, dump_into, manifest, now_ms, object_path, read_file, tool_version, write_manifest};
+use crate::repo::{Manifest, RedisDb, Target, dump_into, extract_file, manifest, now_ms, object_path, tool_version, write_manifest};
 use crate::repository::Repository;
 use crate::sealed::DataKey;
 
@@ -87,17 +87,7 @@ pub async fn backup(server: &Server, to: &Target, id: &str) -> Result<Manifest, 
 pub async fn restore_to_file(repo: &Repository, id: &str, key: &DataKey, path: &Path) -> Result<Manifest, String> {
     let m = manifest(repo, id).await?;
     m.check_key(key)?;
-    let partial = path.with_extension("partial");
-    let file = tokio::fs::File::create(&partial).await.map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
-    let mut out = tokio::io::BufWriter::new(file);
-    if let Err(e) = read_file(repo, &m, RDB, key, &mut out).await {
-        let _ = tokio::fs::remove_file(&partial).await;
-        return Err(e);
-    }
-    use tokio::io::AsyncWriteExt;
-    out.flush().await.map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
-    out.get_ref().sync_all().await.map_err(|e| format!("cannot sync {}: {e}", partial.display()))?;
-    tokio::fs::rename(&partial, path).await.map_err(|e| format!("cannot name {}: {e}", path.display()))?;
+    extract_file(repo, &m, RDB, key, path).await?;
     Ok(m)
 }
 

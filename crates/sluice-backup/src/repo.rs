@@ -141,28 +141,6 @@ pub fn object_path(id: &str, name: &str) -> String {
     format!("backups/{id}/{name}")
 }
 
-/// Seals `input` into object `path`; the object appears only when the whole input was sealed.
-pub(crate) async fn store_sealed<R: AsyncRead + Unpin>(
-    repo: &Repository,
-    path: &str,
-    input: R,
-    key: &DataKey,
-    compression: Compression,
-) -> Result<FileEntry, String> {
-    let mut up = repo.create(path).await?;
-    match seal(input, &mut up, key, compression, DEFAULT_CHUNK).await {
-        Ok(sealed) => {
-            up.commit().await?;
-            let name = path.rsplit('/').next().unwrap_or(path).to_string();
-            Ok(FileEntry { name, plain_bytes: sealed.plain_bytes, plain_sha256: sealed.plain_sha256, stored_bytes: sealed.stored_bytes, chunks: sealed.chunks })
-        }
-        Err(e) => {
-            up.abort().await;
-            Err(format!("sealing {path} into {} failed: {e}", repo.label()))
-        }
-    }
-}
-
 /// Writes the manifest, last: a backup without one is not a backup.
 pub(crate) async fn write_manifest(repo: &Repository, m: &Manifest) -> Result<(), String> {
     let text = serde_json::to_vec_pretty(m).expect("a manifest serializes");
@@ -186,6 +164,32 @@ pub(crate) async fn read_file<W: AsyncWrite + Unpin>(repo: &Repository, m: &Mani
     let path = object_path(&m.id, name);
     let input = repo.open(&path).await?.ok_or_else(|| format!("{path} is missing from {}", repo.label()))?;
     open(input, output, key, Some(&entry.plain_sha256)).await.map(|_| ()).map_err(|e| format!("{path} in {}: {e}", repo.label()))
+}
+
+/// Writes file `name` of backup `m`, plain and checked, to `path` (mode 0600; it appears only whole).
+pub async fn extract_file(repo: &Repository, m: &Manifest, name: &str, key: &DataKey, path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use tokio::io::AsyncWriteExt;
+    let partial = path.with_extension("partial");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+    let written = async {
+        read_file(repo, m, name, key, &mut out).await?;
+        out.flush().await.map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+        out.get_ref().sync_all().await.map_err(|e| format!("cannot sync {}: {e}", partial.display()))
+    }
+    .await;
+    if let Err(e) = written {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(e);
+    }
+    tokio::fs::rename(&partial, path).await.map_err(|e| format!("cannot name {}: {e}", path.display()))
 }
 
 /// The last 500 bytes a program wrote to standard error, as text.

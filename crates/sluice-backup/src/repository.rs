@@ -188,7 +188,11 @@ impl Repository {
                 let partial = format!("{done}.partial");
                 t.make_parents(&conn, path).await?;
                 let file = conn.sftp.create(partial.clone()).await.map_err(|e| format!("cannot create {partial} on {}: {e}", self.label))?;
-                Ok(Upload { sink: Sink::Sftp(tokio::io::BufWriter::with_capacity(1 << 20, file)), finish: Finish::Sftp { conn, partial, done }, name })
+                Ok(Upload {
+                    sink: Sink::Sftp(tokio::io::BufWriter::with_capacity(1 << 20, file)),
+                    finish: Finish::Sftp { conn: Box::new(conn), partial, done },
+                    name,
+                })
             }
         }
     }
@@ -401,7 +405,7 @@ enum Sink {
 enum Finish {
     Local { partial: PathBuf, done: PathBuf },
     S3,
-    Sftp { conn: sluice_sftp::Sftp, partial: String, done: String },
+    Sftp { conn: Box<sluice_sftp::Sftp>, partial: String, done: String },
 }
 
 impl Upload {

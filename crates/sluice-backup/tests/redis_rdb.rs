@@ -2,7 +2,6 @@
 //! `redis-server` with every key of the database and the same values (`DUMP` compared key by key), on every
 //! kind of repository; a damaged snapshot is refused by verification, naming the object.
 
-use redis::AsyncCommands;
 use sluice_backup::redis_rdb::{RDB, ScratchRedis, Server, backup, restore_to_file};
 use sluice_backup::repo::{Target, new_backup_id, object_path};
 use sluice_backup::verify::{manifest_sha256, verify};

@@ -49,6 +49,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::flows::router())
         .merge(routes::channels::router())
         .merge(routes::windows::router())
+        .merge(routes::backups::router())
 }
 
 /// Builds the whole application.

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backups;
 pub mod error;
 pub mod extract;
 pub mod notify;
@@ -37,12 +38,14 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown:
     state.pipelines.reconcile().await;
     let leases = tokio::spawn(state.pipelines.clone().maintain(shutdown.clone()));
     let worker = tickets::exec::spawn_worker(state.clone(), shutdown.clone());
+    let backup_worker = backups::worker::spawn_worker(state.clone(), shutdown.clone());
     let dispatcher = notify::spawn_dispatcher(state.clone(), shutdown.clone());
     let pipelines = state.pipelines.clone();
     let served = axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
     let _ = leases.await;
     pipelines.shutdown_all().await;
     let _ = worker.await;
+    let _ = backup_worker.await;
     let _ = dispatcher.await;
     served
 }

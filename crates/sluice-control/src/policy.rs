@@ -29,6 +29,13 @@ pub enum Permission {
     FlowAdmin,
     ChannelRead,
     ChannelAdmin,
+    /// The backup catalog, policies and repositories (names only); the handler scopes backups to visible
+    /// instances.
+    BackupRead,
+    /// Policies, backing up now, verifying, pinning, deleting backups.
+    BackupWrite,
+    /// Repositories: they point the server at storage (admin).
+    BackupRepoAdmin,
 }
 
 impl Permission {
@@ -51,6 +58,9 @@ impl Permission {
             Permission::FlowAdmin => "flow.admin",
             Permission::ChannelRead => "channel.read",
             Permission::ChannelAdmin => "channel.admin",
+            Permission::BackupRead => "backup.read",
+            Permission::BackupWrite => "backup.write",
+            Permission::BackupRepoAdmin => "backup.repository.admin",
         }
     }
 }
@@ -61,11 +71,11 @@ pub fn allows(role: Role, p: Permission) -> bool {
     use Permission::*;
     use Role::*;
     match p {
-        Public | Authenticated | InstanceRead | PipelineRead | ProjectRead | TicketRead | FlowRead => true,
+        Public | Authenticated | InstanceRead | PipelineRead | ProjectRead | TicketRead | FlowRead | BackupRead => true,
         // Every role may act on tickets through its project role, except the read-only auditor.
         TicketWrite => !matches!(role, Auditor),
-        ProjectAdmin | FlowAdmin | ChannelAdmin => matches!(role, Admin),
-        InstanceWrite | InstanceCheck | PipelineWrite => matches!(role, Admin | Dba),
+        ProjectAdmin | FlowAdmin | ChannelAdmin | BackupRepoAdmin => matches!(role, Admin),
+        InstanceWrite | InstanceCheck | PipelineWrite | BackupWrite => matches!(role, Admin | Dba),
         AuditRead | ChannelRead => matches!(role, Admin | Auditor),
         UserAdmin => matches!(role, Admin),
     }
@@ -143,6 +153,23 @@ routes! {
     DELETE "/api/v1/channels/{id}"             => ChannelAdmin,  "channel.delete";
     GET    "/api/v1/channels/{id}/deliveries"  => ChannelRead,   "channel.deliveries";
     POST   "/api/v1/channels/{id}/test"        => ChannelAdmin,  "channel.test";
+    GET    "/api/v1/backup/repositories"       => BackupRead,    "backup.repository.list";
+    POST   "/api/v1/backup/repositories"       => BackupRepoAdmin, "backup.repository.create";
+    GET    "/api/v1/backup/repositories/{id}"  => BackupRead,    "backup.repository.read";
+    DELETE "/api/v1/backup/repositories/{id}"  => BackupRepoAdmin, "backup.repository.delete";
+    POST   "/api/v1/backup/repositories/{id}/rotate-key" => BackupRepoAdmin, "backup.repository.rotate_key";
+    GET    "/api/v1/backup/policies"           => BackupRead,    "backup.policy.list";
+    POST   "/api/v1/backup/policies"           => BackupWrite,   "backup.policy.create";
+    GET    "/api/v1/backup/policies/{id}"      => BackupRead,    "backup.policy.read";
+    PUT    "/api/v1/backup/policies/{id}"      => BackupWrite,   "backup.policy.update";
+    DELETE "/api/v1/backup/policies/{id}"      => BackupWrite,   "backup.policy.delete";
+    GET    "/api/v1/backups"                   => BackupRead,    "backup.list";
+    POST   "/api/v1/backups"                   => BackupWrite,   "backup.run";
+    GET    "/api/v1/backups/{id}"              => BackupRead,    "backup.read";
+    DELETE "/api/v1/backups/{id}"              => BackupWrite,   "backup.delete";
+    POST   "/api/v1/backups/{id}/verify"       => BackupWrite,   "backup.verify";
+    POST   "/api/v1/backups/{id}/pin"          => BackupWrite,   "backup.pin";
+    POST   "/api/v1/backups/{id}/unpin"        => BackupWrite,   "backup.unpin";
     GET    "/api/v1/audit"                     => AuditRead,     "audit.list";
     GET    "/api/v1/audit/verify"              => AuditRead,     "audit.verify";
     GET    "/api/v1/users"                     => UserAdmin,     "user.list";

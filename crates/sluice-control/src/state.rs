@@ -28,6 +28,8 @@ pub struct ApiSettings {
     /// DDL tickets altering a MySQL/MariaDB table at least this large run through pt-online-schema-change
     /// (`None`: online DDL off).
     pub online_ddl_min_bytes: Option<u64>,
+    /// Folders (besides the data dir's `repositories/`) where local backup repositories may be registered.
+    pub backup_local_roots: Vec<std::path::PathBuf>,
 }
 
 impl ApiSettings {
@@ -41,6 +43,7 @@ impl ApiSettings {
             exec_lease: Duration::from_secs(30),
             batch: Default::default(),
             online_ddl_min_bytes: None,
+            backup_local_roots: Vec::new(),
         }
     }
 }
@@ -58,6 +61,8 @@ pub struct AppState {
     pub(crate) token_touched: Arc<Mutex<HashMap<String, Instant>>>,
     /// Wakes the execution worker when a ticket starts.
     pub(crate) exec_wake: crate::tickets::exec::Wake,
+    /// Wakes the backup worker (a backup was asked for, or one ended).
+    pub(crate) backup_wake: crate::backups::worker::Wake,
     /// Rendered ticket-list pages, by caller scope and query, each with the tickets' generation it was read
     /// at (see `Store::ticket_generation`): a page is served again only while no ticket changed since.
     pub(crate) ticket_pages: Arc<Mutex<HashMap<String, (u64, axum::body::Bytes)>>>,
@@ -74,6 +79,7 @@ impl AppState {
             metrics: crate::telemetry::prometheus_handle(),
             token_touched: Arc::new(Mutex::new(HashMap::new())),
             exec_wake: Arc::default(),
+            backup_wake: Arc::default(),
             ticket_pages: Arc::default(),
         }
     }

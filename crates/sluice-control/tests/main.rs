@@ -2,6 +2,7 @@
 
 mod audit;
 mod backup_mode;
+mod backups;
 mod bad_input;
 mod confinement;
 mod instances;

@@ -29,6 +29,18 @@ pub struct FileConfig {
     pub egress: EgressConfig,
     #[serde(default)]
     pub tickets: TicketsConfig,
+    #[serde(default)]
+    pub backup: BackupConfig,
+}
+
+/// `[backup]`: where local backup repositories may be registered.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Absolute folders under which an admin may register a local repository through the API (besides the
+    /// data dir's `repositories/`, always allowed).
+    #[serde(default)]
+    pub local_roots: Vec<PathBuf>,
 }
 
 /// `[tickets]`: how this server executes tickets.
@@ -130,6 +142,7 @@ pub struct ServeSettings {
     pub exec_lease: Duration,
     pub batch: sluice_engines::batched::BatchLimits,
     pub online_ddl_min_bytes: Option<u64>,
+    pub backup_local_roots: Vec<PathBuf>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -228,6 +241,11 @@ impl FileConfig {
         }
         let egress = EgressPolicy::from_lists(self.egress.allow.as_deref(), &self.egress.deny, self.egress.allow_link_local)
             .map_err(|(key, message)| invalid(&format!("egress.{key}"), message))?;
+        for (i, root) in self.backup.local_roots.iter().enumerate() {
+            if !root.is_absolute() || root.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                return Err(invalid(&format!("backup.local_roots[{i}]"), format!("`{}` must be an absolute folder without `..`", root.display())));
+            }
+        }
         Ok(ServeSettings {
             listen,
             data_dir,
@@ -240,6 +258,7 @@ impl FileConfig {
             exec_lease,
             batch,
             online_ddl_min_bytes: self.tickets.online_ddl_min_bytes,
+            backup_local_roots: self.backup.local_roots,
         })
     }
 }

@@ -44,6 +44,8 @@ enum Command {
     Token(commands::user::TokenCmd),
     /// Inspect and verify the audit log.
     Audit(commands::audit::AuditCmd),
+    /// Backups: repositories, policies, the catalog, backing up and verifying now, key export, extraction.
+    Backup(commands::backup::BackupCmd),
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,5 +139,6 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::User(cmd) => commands::user::run_user(cmd).await,
         Command::Token(cmd) => commands::user::run_token(cmd).await,
         Command::Audit(cmd) => commands::audit::run(cmd).await,
+        Command::Backup(cmd) => commands::backup::run(cmd).await,
     }
 }

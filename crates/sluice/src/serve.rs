@@ -63,6 +63,7 @@ pub async fn run(settings: ServeSettings) -> Result<()> {
             exec_lease: settings.exec_lease,
             batch: settings.batch.clone(),
             online_ddl_min_bytes: settings.online_ddl_min_bytes,
+            backup_local_roots: settings.backup_local_roots.clone(),
         },
     );
     sluice_control::serve(listener, state, shutdown).await.context("server failed")?;

@@ -29,14 +29,16 @@ pub fn remote_host(config: &RepositoryConfig) -> Option<(String, u16)> {
 /// Checks a remote repository's host against the egress policy (resolving it now).
 pub async fn check_egress(config: &RepositoryConfig, egress: &EgressPolicy) -> Result<(), String> {
     let Some((host, port)) = remote_host(config) else { return Ok(()) };
-    let addrs: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| format!("cannot resolve `{host}`: {e}"))?.map(|a| a.ip()).collect();
+    let addrs: Vec<IpAddr> =
+        tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| format!("cannot resolve `{host}`: {e}"))?.map(|a| a.ip()).collect();
     egress.check(&host, &addrs).map_err(|e| e.to_string())
 }
 
 /// A registered repository, opened (after the egress check).
 pub async fn open_repository(store: &Store, repository_id: &str, egress: &EgressPolicy) -> Result<Repository, String> {
     let clear = store.repository_config(repository_id).await.map_err(|e| e.to_string())?;
-    let config: RepositoryConfig = serde_json::from_str(clear.0.expose()).map_err(|e| format!("the stored configuration of repository {repository_id} is unreadable: {e}"))?;
+    let config: RepositoryConfig =
+        serde_json::from_str(clear.0.expose()).map_err(|e| format!("the stored configuration of repository {repository_id} is unreadable: {e}"))?;
     check_egress(&config, egress).await?;
     Repository::new(&config)
 }

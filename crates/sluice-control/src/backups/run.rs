@@ -95,7 +95,8 @@ pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<Atomic
             pg_dump::backup(&pg_database(&inst, &password, &db), &target, &run.id).await?
         }
         (Engine::Redis, "rdb") => {
-            let server = redis_rdb::Server { host: inst.host.clone(), port: inst.port, user: inst.username.clone(), password: password.map(|p| p.expose().clone()) };
+            let server =
+                redis_rdb::Server { host: inst.host.clone(), port: inst.port, user: inst.username.clone(), password: password.map(|p| p.expose().clone()) };
             redis_rdb::backup(&server, &target, &run.id).await?
         }
         (engine, method) => return Err(format!("no `{method}` backups for {engine:?}")),

@@ -42,10 +42,12 @@ pub fn confine_local(path: &Path, data_dir: &Path, roots: &[PathBuf]) -> Result<
 
 /// Parses a repository's configuration; `(field, message)` on error.
 pub fn repository_config(value: &serde_json::Value, data_dir: &Path, roots: &[PathBuf]) -> Result<RepositoryConfig, (String, String)> {
-    let config: RepositoryConfig =
-        serde_path_to_error::deserialize(value.clone()).map_err(|e| (format!("config.{}", e.path()).trim_end_matches('.').to_string(), e.inner().to_string()))?;
+    let config: RepositoryConfig = serde_path_to_error::deserialize(value.clone())
+        .map_err(|e| (format!("config.{}", e.path()).trim_end_matches('.').to_string(), e.inner().to_string()))?;
     Ok(match config {
-        RepositoryConfig::Local { path } => RepositoryConfig::Local { path: confine_local(&path, data_dir, roots).map_err(|m| ("config.path".to_string(), m))? },
+        RepositoryConfig::Local { path } => {
+            RepositoryConfig::Local { path: confine_local(&path, data_dir, roots).map_err(|m| ("config.path".to_string(), m))? }
+        }
         other => other,
     })
 }
@@ -191,7 +193,10 @@ impl PolicySpec {
             }
         }
         if self.method == Some(BackupMethod::Physical) {
-            return Err(("method", "physical backups (mariadb-backup, pg_basebackup) are not in this build yet: use `logical` (docs/backup.md, status)".into()));
+            return Err((
+                "method",
+                "physical backups (mariadb-backup, pg_basebackup) are not in this build yet: use `logical` (docs/backup.md, status)".into(),
+            ));
         }
         if self.log_archiving {
             return Err(("log_archiving", "continuous binlog/WAL archiving is not in this build yet (docs/backup.md, status)".into()));
@@ -203,7 +208,10 @@ impl PolicySpec {
             return Err(("compression_level", format!("{} is not a zstd level (1–19)", self.compression_level)));
         }
         if !self.encryption {
-            return Err(("encryption", "backups are always encrypted; to restore without Sluice, export the key (`sluice backup key export`) and follow docs/backup.md".into()));
+            return Err((
+                "encryption",
+                "backups are always encrypted; to restore without Sluice, export the key (`sluice backup key export`) and follow docs/backup.md".into(),
+            ));
         }
         if self.max_age_hours == 0 {
             return Err(("max_age_hours", "give at least 1 hour".into()));

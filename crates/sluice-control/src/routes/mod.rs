@@ -1,6 +1,7 @@
 //! One module per API area; each exposes `router()` with its handlers and their OpenAPI descriptions.
 
 pub mod audit;
+pub mod backups;
 pub mod channels;
 pub mod flows;
 pub mod instances;

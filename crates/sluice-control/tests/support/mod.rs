@@ -59,12 +59,30 @@ impl TestApp {
         Self::with_location(StoreLocation::Postgres(Secret::new(url)), dir, settings).await
     }
 
+    /// Another app (a restarted server) on the SQLite store and data dir of `data_dir`; new users and tokens.
+    pub async fn sqlite_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut ApiSettings)) -> Self {
+        let mut settings = ApiSettings::new(data_dir.to_path_buf());
+        adjust(&mut settings);
+        let placeholder = tempfile::tempdir().unwrap();
+        Self::open(StoreLocation::Sqlite(data_dir.join("sluice.db")), data_dir, placeholder, settings, &format!("-{}", sluice_store::new_id())).await
+    }
+
+    /// Stops this app's workers, as a server that stops does.
+    pub fn stop_workers(&self) {
+        self.stop_worker.cancel();
+    }
+
     async fn with_location(location: StoreLocation, dir: tempfile::TempDir, settings: ApiSettings) -> Self {
-        let key = KeySource::File(dir.path().join("master.key"));
+        let path = dir.path().to_path_buf();
+        Self::open(location, &path, dir, settings, "").await
+    }
+
+    async fn open(location: StoreLocation, data_dir: &std::path::Path, dir: tempfile::TempDir, settings: ApiSettings, suffix: &str) -> Self {
+        let key = KeySource::File(data_dir.join("master.key"));
         let store = Store::open(OpenOptions { location, key, max_connections: 4, read_cache: true }).await.unwrap().store;
         let mut tokens = HashMap::new();
         for role in Role::ALL {
-            let u = store.create_user(&format!("{role}-user"), *role, &setup_entry()).await.unwrap();
+            let u = store.create_user(&format!("{role}-user{suffix}"), *role, &setup_entry()).await.unwrap();
             let (_, t) = store.create_token(&u.id, "test", None, None, &setup_entry()).await.unwrap();
             tokens.insert(*role, t.expose().clone());
         }
@@ -72,6 +90,7 @@ impl TestApp {
         let stop_worker = tokio_util::sync::CancellationToken::new();
         sluice_control::tickets::exec::spawn_worker(state.clone(), stop_worker.clone());
         sluice_control::notify::spawn_dispatcher(state.clone(), stop_worker.clone());
+        sluice_control::backups::worker::spawn_worker(state.clone(), stop_worker.clone());
         TestApp { router: app(state), store, tokens, dir, stop_worker }
     }
 

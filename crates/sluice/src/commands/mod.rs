@@ -1,6 +1,7 @@
 //! Client subcommands: each talks to a running server's API (except `audit verify`, which reads the store).
 
 pub mod audit;
+pub mod backup;
 pub mod instance;
 pub mod pipeline;
 pub mod review;

@@ -1,0 +1,350 @@
+//! The backup worker, one per server; several servers share the queue through the store.
+//!
+//! Every two seconds (or at once when woken by the API):
+//! 1. runs whose lease ran out are failed and their partial objects removed (a server died mid-backup);
+//! 2. each policy's schedule is read: when a fire time has passed that no run fills yet, one run is queued
+//!    per selected instance (the store's unique slot makes a second server's attempt a no-op; after an
+//!    outage only the latest missed slot runs, not one per missed fire);
+//! 3. queued backups and verifications are leased and run (two backups and one verification at a time per
+//!    server), each kept alive by a heartbeat that also records its progress;
+//! 4. after a backup ends, its policy's retention is applied to that instance's backups.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sluice_store::audit::AuditEntry;
+use sluice_store::backup_catalog::{NewRun, RunFilter, RunRecord};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::open_repository;
+use super::spec::PolicySpec;
+use crate::state::AppState;
+
+/// Backups at a time on one instance, counted with ticket jobs.
+const PER_INSTANCE: i64 = 1;
+
+/// The lease (the server's `[tickets] lease`, 30 s by default); heartbeats come three times as often.
+fn lease_ms(state: &AppState) -> i64 {
+    state.settings.exec_lease.as_millis() as i64
+}
+
+fn entry(action: &str, detail: serde_json::Value) -> AuditEntry {
+    AuditEntry { actor: "sluice".into(), action: action.into(), target: None, outcome: "ok".into(), detail: Some(detail), request_id: None }
+}
+
+pub type Wake = Arc<Notify>;
+
+pub fn spawn_worker(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let owner = format!("server-{}", sluice_store::new_id());
+        let backups = Arc::new(Semaphore::new(2));
+        let verifications = Arc::new(Semaphore::new(1));
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            clean_interrupted(&state).await;
+            schedule_due(&state).await;
+            while let Ok(permit) = backups.clone().try_acquire_owned() {
+                match state.store.lease_backup(&owner, lease_ms(&state), PER_INSTANCE).await {
+                    Ok(Some(run)) => {
+                        let (state, owner) = (state.clone(), owner.clone());
+                        running.spawn(async move {
+                            run_backup(&state, &owner, run).await;
+                            drop(permit);
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot lease a backup");
+                        break;
+                    }
+                }
+            }
+            while let Ok(permit) = verifications.clone().try_acquire_owned() {
+                match state.store.lease_verification(&owner, lease_ms(&state)).await {
+                    Ok(Some(run)) => {
+                        let (state, owner) = (state.clone(), owner.clone());
+                        running.spawn(async move {
+                            run_verification(&state, &owner, run).await;
+                            drop(permit);
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot lease a verification");
+                        break;
+                    }
+                }
+            }
+            while running.try_join_next().is_some() {}
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = state.backup_wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+            }
+        }
+        // Running backups stop with the server (their leases lapse; the next start fails and cleans them).
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+    })
+}
+
+/// Fails runs whose server died and removes what they left in their repositories.
+async fn clean_interrupted(state: &AppState) {
+    let Ok(failed) = state.store.interrupted_runs().await else { return };
+    for run in failed {
+        tracing::warn!(backup = %run.id, "a backup was interrupted (its server stopped); removing its partial files");
+        match open_repository(&state.store, &run.repository_id, &state.settings.egress).await {
+            Ok(repo) => {
+                if let Err(e) = repo.delete_all(&format!("backups/{}", run.id)).await {
+                    tracing::error!(backup = %run.id, error = %e, "cannot remove an interrupted backup's files");
+                }
+            }
+            Err(e) => tracing::error!(backup = %run.id, error = %e, "cannot open the repository of an interrupted backup"),
+        }
+    }
+}
+
+/// Queues the runs whose schedule slot has come.
+async fn schedule_due(state: &AppState) {
+    let Ok(policies) = state.store.list_policies().await else { return };
+    let now = sluice_store::now_ms();
+    for p in policies {
+        let Ok(spec) = serde_json::from_value::<PolicySpec>(p.spec.clone()) else {
+            tracing::error!(policy = %p.name, "a stored policy is unreadable");
+            continue;
+        };
+        let Ok(calendar) = spec.validate() else { continue };
+        // The latest fire at or before now; a policy does not fire for slots before it existed.
+        let Some(slot) = calendar.fire_at_or_before(now) else { continue };
+        if slot < p.created_at {
+            continue;
+        }
+        let Ok(repo) = state.store.get_repository(&spec.repository).await else {
+            tracing::error!(policy = %p.name, repository = %spec.repository, "the policy's repository is gone");
+            continue;
+        };
+        for inst in selected(state, &spec).await {
+            match state.store.last_scheduled(&p.id, &inst.id).await {
+                Ok(Some(last)) if last >= slot => continue,
+                Err(_) => continue,
+                _ => {}
+            }
+            let Ok(method) = super::run::method_for(inst.engine, spec.method) else { continue };
+            let new = NewRun {
+                id: sluice_backup::repo::new_backup_id(),
+                policy_id: Some(p.id.clone()),
+                instance_id: inst.id.clone(),
+                repository_id: repo.id.clone(),
+                method: method.as_str().into(),
+                trigger: "schedule",
+                scheduled_for: Some(slot),
+                requested_by: None,
+                verify_after: spec.verify.after_each,
+            };
+            match state.store.queue_backup(&new).await {
+                Ok(Some(r)) => tracing::info!(backup = %r.id, policy = %p.name, instance = %inst.name, "scheduled backup queued"),
+                Ok(None) => {}
+                Err(e) => tracing::error!(policy = %p.name, error = %e, "cannot queue a scheduled backup"),
+            }
+        }
+    }
+}
+
+/// The instances a policy covers.
+pub async fn selected(state: &AppState, spec: &PolicySpec) -> Vec<sluice_store::instances::InstanceRecord> {
+    match &spec.instance {
+        Some(i) => state.store.find_instance(i).await.into_iter().collect(),
+        None => state.store.list_instances(&Default::default()).await.unwrap_or_default().into_iter().filter(|i| spec.selects(&i.labels)).collect(),
+    }
+}
+
+/// Runs `fut` while a heartbeat keeps the lease (`beat` returns false when it was lost: `fut` is dropped).
+async fn with_heartbeat<T>(
+    lease_ms: i64,
+    fut: impl std::future::Future<Output = T>,
+    beat: impl Fn() -> futures_util::future::BoxFuture<'static, bool>,
+) -> Option<T> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            out = &mut fut => return Some(out),
+            _ = tokio::time::sleep(Duration::from_millis(lease_ms as u64 / 3)) => {
+                if !beat().await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+async fn run_backup(state: &AppState, owner: &str, run: RunRecord) {
+    let progress = Arc::new(AtomicU64::new(0));
+    let started = std::time::Instant::now();
+    let lease = lease_ms(state);
+    let beat = {
+        let (store, id, owner, progress) = (state.store.clone(), run.id.clone(), owner.to_string(), progress.clone());
+        move || {
+            let (store, id, owner) = (store.clone(), id.clone(), owner.clone());
+            let p = serde_json::json!({ "bytes": progress.load(Ordering::Relaxed), "seconds": started.elapsed().as_secs() });
+            Box::pin(async move { store.backup_heartbeat(&id, &owner, lease, Some(&p)).await.unwrap_or(false) })
+                as futures_util::future::BoxFuture<'static, bool>
+        }
+    };
+    let Some(result) = with_heartbeat(lease, super::run::take_backup(state, &run, progress.clone()), beat).await else {
+        tracing::error!(backup = %run.id, "lost the lease of a running backup; it will be failed and cleaned up");
+        return;
+    };
+    let outcome = match &result {
+        Ok(r) => {
+            metrics::counter!("sluice_backups_total", "outcome" => "done").increment(1);
+            metrics::counter!("sluice_backup_bytes_total").increment(r.stored_bytes as u64);
+            state.store.finish_backup(&run.id, owner, Ok(r)).await
+        }
+        Err(e) => {
+            metrics::counter!("sluice_backups_total", "outcome" => "failed").increment(1);
+            tracing::warn!(backup = %run.id, error = %e, "backup failed");
+            // Whatever the failed run wrote is not a backup.
+            if let Ok(repo) = open_repository(&state.store, &run.repository_id, &state.settings.egress).await {
+                let _ = repo.delete_all(&format!("backups/{}", run.id)).await;
+            }
+            state.store.finish_backup(&run.id, owner, Err(e)).await
+        }
+    };
+    match outcome {
+        Ok(true) => {}
+        Ok(false) => tracing::error!(backup = %run.id, "the backup's lease was lost before it was recorded; it is failed"),
+        Err(e) => tracing::error!(backup = %run.id, error = %e, "cannot record a backup's end"),
+    }
+    if result.is_ok() {
+        state.backup_wake.notify_one();
+        if let Some(p) = &run.policy_id {
+            apply_retention(state, p, &run.instance_id).await;
+        }
+    }
+}
+
+async fn run_verification(state: &AppState, owner: &str, run: RunRecord) {
+    let lease = lease_ms(state);
+    let beat = {
+        let (store, id, owner) = (state.store.clone(), run.id.clone(), owner.to_string());
+        move || {
+            let (store, id, owner) = (store.clone(), id.clone(), owner.clone());
+            Box::pin(async move { store.verification_heartbeat(&id, &owner, lease).await.unwrap_or(false) }) as futures_util::future::BoxFuture<'static, bool>
+        }
+    };
+    let Some(result) = with_heartbeat(lease, super::run::verify_backup(state, &run), beat).await else {
+        tracing::error!(backup = %run.id, "lost the lease of a running verification");
+        return;
+    };
+    let recorded = match &result {
+        Ok(v) => {
+            tracing::info!(backup = %run.id, check = %v.engine_check, "backup verified");
+            metrics::counter!("sluice_backup_verifications_total", "outcome" => "verified").increment(1);
+            state.store.finish_verification(&run.id, owner, Ok(())).await
+        }
+        Err(e) => {
+            tracing::warn!(backup = %run.id, error = %e, "backup verification failed");
+            metrics::counter!("sluice_backup_verifications_total", "outcome" => "failed").increment(1);
+            state.store.finish_verification(&run.id, owner, Err(e)).await
+        }
+    };
+    if let Err(e) = recorded {
+        tracing::error!(backup = %run.id, error = %e, "cannot record a verification");
+    }
+}
+
+/// Which of an instance's finished backups (newest first) a policy's retention lets go: everything beyond
+/// the newest `fulls`, except pinned ones, those inside the recovery window (and the newest one before it,
+/// which the window's start restores from), and the newest verified one.
+pub fn expired(done: &[RunRecord], fulls: u32, window_days: u32, now: i64) -> Vec<String> {
+    let window_start = now - window_days as i64 * 86_400_000;
+    let newest_verified = done.iter().find(|r| r.verify_state == "verified").map(|r| r.id.clone());
+    let base_of_window = done.iter().find(|r| r.finished_at.unwrap_or(0) <= window_start).map(|r| r.id.clone());
+    done.iter()
+        .enumerate()
+        .filter(|(i, r)| {
+            *i >= fulls as usize
+                && !r.pinned
+                && r.finished_at.unwrap_or(0) <= window_start
+                && Some(&r.id) != newest_verified.as_ref()
+                && Some(&r.id) != base_of_window.as_ref()
+        })
+        .map(|(_, r)| r.id.clone())
+        .collect()
+}
+
+async fn apply_retention(state: &AppState, policy_id: &str, instance_id: &str) {
+    let Ok(p) = state.store.get_policy(policy_id).await else { return };
+    let Ok(spec) = serde_json::from_value::<PolicySpec>(p.spec) else { return };
+    let filter =
+        RunFilter { instance_id: Some(instance_id.into()), policy_id: Some(policy_id.into()), state: Some("done".into()), include_deleted: false, limit: 1000 };
+    let Ok(done) = state.store.list_runs(&filter).await else { return };
+    for id in expired(&done, spec.retention.fulls, spec.retention.recovery_window_days, sluice_store::now_ms()) {
+        let Some(run) = done.iter().find(|r| r.id == id) else { continue };
+        // The catalog first: a crash between the two leaves unreferenced files, never a listed backup
+        // without its files.
+        if let Err(e) = state.store.mark_run_deleted(&id, &entry("backup.expire", serde_json::json!({ "backup": id, "policy": p.name }))).await {
+            tracing::error!(backup = %id, error = %e, "cannot expire a backup");
+            continue;
+        }
+        match open_repository(&state.store, &run.repository_id, &state.settings.egress).await {
+            Ok(repo) => {
+                if let Err(e) = repo.delete_all(&format!("backups/{id}")).await {
+                    tracing::error!(backup = %id, error = %e, "cannot remove an expired backup's files");
+                }
+            }
+            Err(e) => tracing::error!(backup = %id, error = %e, "cannot open the repository of an expired backup"),
+        }
+        tracing::info!(backup = %id, policy = %p.name, "backup expired by retention");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, finished: i64, verified: bool, pinned: bool) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            policy_id: None,
+            instance_id: "i".into(),
+            repository_id: "r".into(),
+            method: "logical".into(),
+            trigger: "schedule".into(),
+            scheduled_for: None,
+            state: "done".into(),
+            created_at: finished,
+            started_at: Some(finished),
+            finished_at: Some(finished),
+            progress: None,
+            error: None,
+            plain_bytes: None,
+            stored_bytes: None,
+            manifest: None,
+            manifest_sha256: None,
+            key_id: None,
+            verify_state: if verified { "verified".into() } else { "none".into() },
+            verified_at: None,
+            verify_error: None,
+            pinned,
+            deleted_at: None,
+            requested_by: None,
+        }
+    }
+
+    #[test]
+    fn retention_keeps_the_window_its_base_pinned_and_the_newest_verified() {
+        let day = 86_400_000;
+        let now = 100 * day;
+        // Newest first: one backup a day for ten days; the 7th newest is the only verified one.
+        let done: Vec<RunRecord> = (0..10).map(|i| run(&format!("b{i}"), now - i * day - 1, i == 6, i == 9)).collect();
+        // Keep 2 fulls, a 3-day window: b0..b2 are in the window, b3 is its base (finished before it
+        // started), b6 is the newest verified, b9 is pinned.
+        assert_eq!(expired(&done, 2, 3, now), vec!["b4", "b5", "b7", "b8"]);
+        // Count alone: keep 5 (and the newest verified, and the pinned one).
+        assert_eq!(expired(&done, 5, 0, now), vec!["b5", "b7", "b8"]);
+    }
+}

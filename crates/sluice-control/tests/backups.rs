@@ -1,0 +1,252 @@
+//! Backups through the API against the real services: a scheduled policy backs up, verifies in a scratch
+//! server and expires by retention; backing up now works for MariaDB, PostgreSQL (into S3) and Redis (into
+//! SFTP); a corrupted backup fails verification naming the object; a server stopped mid-backup leaves a
+//! failed run whose partial files the next server removes. And what a weak or malicious caller can do:
+//! nothing beyond the catalog of their own instances, no repository outside the allowed folders or network,
+//! no secret back.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sluice_core::Role;
+use sluice_testkit::{Service, fresh_mariadb_database, fresh_postgres_database, mariadb_exec, service, sftp_host_key, sftp_key, unique_name};
+
+use crate::support::{TestApp, service_instance};
+
+/// Polls a backup until `done(backup)`; fails with its last state after `limit`.
+async fn wait_backup(app: &TestApp, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let b = app.admin(Method::GET, &format!("/api/v1/backups/{id}"), None).await.body;
+        if done(&b) {
+            return b;
+        }
+        assert!(std::time::Instant::now() < deadline, "backup {id} did not get there: {b}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn settled(b: &Value) -> bool {
+    b["state"] == "failed" || (b["state"] == "done" && matches!(b["verify_state"].as_str(), Some("verified" | "failed" | "none")))
+}
+
+async fn instance(app: &TestApp, s: Service, name: &str, database: Option<&str>) -> String {
+    let mut body = service_instance(s, name, "sluice");
+    if let Some(d) = database {
+        body["database"] = json!(d);
+    }
+    let a = app.admin(Method::POST, "/api/v1/instances", Some(body)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
+    a.body["id"].as_str().unwrap().to_string()
+}
+
+async fn local_repository(app: &TestApp, name: &str) -> String {
+    let a = app.admin(Method::POST, "/api/v1/backup/repositories", Some(json!({ "name": name, "config": { "type": "local", "path": name } }))).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
+    a.body["id"].as_str().unwrap().to_string()
+}
+
+fn s3_config() -> Value {
+    let u = url::Url::parse(&service(Service::S3)).unwrap();
+    json!({
+        "type": "s3", "bucket": u.path().trim_matches('/'), "prefix": unique_name("api"), "region": "garage",
+        "endpoint": format!("http://{}:{}", u.host_str().unwrap(), u.port().unwrap()),
+        "access_key_id": u.username(), "secret_access_key": u.password().unwrap()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_policy_backs_up_verifies_and_expires_old_backups() {
+    let app = TestApp::sqlite().await;
+    let (_, db) = fresh_mariadb_database("sched").await;
+    mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v TEXT); INSERT INTO {db}.t VALUES (1, 'a'), (2, 'b'), (3, 'c')")).await;
+    let inst = instance(&app, Service::Mariadb, "sched-db", None).await;
+    let repo = local_repository(&app, "nightly").await;
+    // Every two seconds; keep the newest two, no recovery window.
+    let policy = json!({
+        "name": "every-2s", "instance": "sched-db", "repository": "nightly", "databases": [db],
+        "full": "*/2 * * * * *", "retention": { "fulls": 2, "recovery_window_days": 0 }
+    });
+    let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(policy)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
+    assert_eq!(a.body["spec"]["repository"], repo, "the policy keeps the repository's id");
+
+    // Wait until four scheduled backups were verified: by then retention has expired the oldest.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let all = loop {
+        let all = app.admin(Method::GET, &format!("/api/v1/backups?instance={inst}&deleted=true"), None).await.body;
+        let verified = all.as_array().unwrap().iter().filter(|b| b["verify_state"] == "verified").count();
+        if verified >= 4 {
+            break all;
+        }
+        assert!(std::time::Instant::now() < deadline, "four verified scheduled backups did not come: {all}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let _ = app.admin(Method::DELETE, "/api/v1/backup/policies/every-2s", None).await;
+    let runs = all.as_array().unwrap();
+    assert!(runs.iter().all(|b| b["trigger"] == "schedule" && b["method"] == "logical"), "{all}");
+    // Distinct slots, each queued once.
+    let mut slots: Vec<i64> = runs.iter().filter_map(|b| b["scheduled_for"].as_i64()).collect();
+    let n = slots.len();
+    slots.dedup();
+    assert_eq!(slots.len(), n, "a slot was queued twice: {all}");
+    let first = runs.iter().rev().find(|b| b["verify_state"] == "verified").unwrap();
+    assert_eq!(first["manifest"]["tables"][0]["rows"], 3, "{first}");
+    assert!(first["manifest"]["binlog"]["file"].is_string(), "positions are in the catalog: {first}");
+    // Retention: older verified backups are deleted from the catalog and from the repository.
+    let deleted: Vec<&str> = runs.iter().filter(|b| !b["deleted_at"].is_null()).map(|b| b["id"].as_str().unwrap()).collect();
+    assert!(!deleted.is_empty(), "retention deleted nothing: {all}");
+    let folder = app.dir.path().join("repositories/nightly/backups");
+    for id in &deleted {
+        assert!(!folder.join(id).join("manifest.json").exists(), "expired backup {id} is still in the repository");
+    }
+    let kept: Vec<&Value> = runs.iter().filter(|b| b["deleted_at"].is_null() && b["state"] == "done").collect();
+    for b in &kept {
+        assert!(folder.join(b["id"].as_str().unwrap()).join("manifest.json").exists(), "kept backup {} lost its files", b["id"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backing_up_now_verifies_each_engine_and_a_corrupted_backup_fails_verification() {
+    let app = TestApp::sqlite().await;
+    // PostgreSQL into S3 (Garage).
+    let url = fresh_postgres_database("apibk").await;
+    let dbname = url.rsplit('/').next().unwrap().to_string();
+    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c.batch_execute("CREATE TABLE orders (id INT PRIMARY KEY, note TEXT); INSERT INTO orders SELECT g, 'n' || g FROM generate_series(1, 2500) g;")
+        .await
+        .unwrap();
+    instance(&app, Service::Postgres, "pg", Some(&dbname)).await;
+    let a = app.admin(Method::POST, "/api/v1/backup/repositories", Some(json!({ "name": "s3", "config": s3_config() }))).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
+    let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "pg", "repository": "s3" }))).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.raw);
+    let pg = wait_backup(&app, a.body["id"].as_str().unwrap(), Duration::from_secs(120), settled).await;
+    assert_eq!((pg["state"].as_str(), pg["verify_state"].as_str()), (Some("done"), Some("verified")), "{pg}");
+    assert_eq!(pg["manifest"]["tables"][0]["rows"], 2500);
+
+    // Redis into SFTP.
+    let sftp = url::Url::parse(&service(Service::Sftp)).unwrap();
+    let config = json!({
+        "type": "sftp", "host": sftp.host_str().unwrap(), "port": sftp.port().unwrap(), "user": sftp.username(),
+        "private_key": std::fs::read_to_string(sftp_key()).unwrap(), "host_key": sftp_host_key(),
+        "dir": format!("{}/{}", sftp.path().trim_matches('/'), unique_name("api"))
+    });
+    let a = app.admin(Method::POST, "/api/v1/backup/repositories", Some(json!({ "name": "sftp", "config": config }))).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
+    instance(&app, Service::Redis, "cache", None).await;
+    let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "cache", "repository": "sftp" }))).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.raw);
+    let rdb = wait_backup(&app, a.body["id"].as_str().unwrap(), Duration::from_secs(120), settled).await;
+    assert_eq!((rdb["state"].as_str(), rdb["verify_state"].as_str(), rdb["method"].as_str()), (Some("done"), Some("verified"), Some("rdb")), "{rdb}");
+
+    // Corrupt the PostgreSQL backup in S3, verify again: failed, naming the object.
+    let stored = app.store.repository_config(pg["repository_id"].as_str().unwrap()).await.unwrap();
+    let repo = sluice_backup::repository::Repository::new(&serde_json::from_str(stored.0.expose()).unwrap()).unwrap();
+    let object = format!("backups/{}/dump.sql.sealed", pg["id"].as_str().unwrap());
+    let mut bytes = repo.get(&object).await.unwrap().unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    repo.put(&object, &bytes).await.unwrap();
+    let a = app.admin(Method::POST, &format!("/api/v1/backups/{}/verify", pg["id"].as_str().unwrap()), None).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.raw);
+    let failed = wait_backup(&app, pg["id"].as_str().unwrap(), Duration::from_secs(120), |b| b["verify_state"] == "failed").await;
+    assert!(failed["verify_error"].as_str().unwrap().contains(&object), "{failed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_stopped_mid_backup_leaves_a_failed_run_whose_files_the_next_server_removes() {
+    let short_lease = |s: &mut sluice_control::ApiSettings| s.exec_lease = Duration::from_secs(2);
+    let app = TestApp::sqlite_with(short_lease).await;
+    // Enough rows that the dump takes a while.
+    let url = fresh_postgres_database("killbk").await;
+    let dbname = url.rsplit('/').next().unwrap().to_string();
+    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c.batch_execute("CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS pad FROM generate_series(1, 3000000) g;").await.unwrap();
+    instance(&app, Service::Postgres, "pg", Some(&dbname)).await;
+    local_repository(&app, "local").await;
+    let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "pg", "repository": "local" }))).await;
+    let id = a.body["id"].as_str().unwrap().to_string();
+    // Mid-flight: bytes are streaming into the repository.
+    wait_backup(&app, &id, Duration::from_secs(120), |b| b["state"] == "running" && b["progress"]["bytes"].as_u64().unwrap_or(0) > 0).await;
+    let folder = app.dir.path().join(format!("repositories/local/backups/{id}"));
+    assert!(std::fs::read_dir(&folder).unwrap().count() > 0, "nothing partial was written");
+    app.stop_workers();
+
+    // The next server: once the lease lapses, the run is failed and its partial files are gone.
+    let next = TestApp::sqlite_at(app.dir.path(), short_lease).await;
+    let b = wait_backup(&next, &id, Duration::from_secs(60), |b| b["state"] == "failed").await;
+    assert!(b["error"].as_str().unwrap().contains("interrupted"), "{b}");
+    assert!(b["manifest"].is_null() && b["verify_state"] != "verified", "{b}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while folder.exists() && std::fs::read_dir(&folder).map(|d| d.count()).unwrap_or(0) > 0 {
+        assert!(std::time::Instant::now() < deadline, "the interrupted backup's files are still there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn weak_roles_and_bad_repositories_are_refused_and_secrets_never_come_back() {
+    let app = TestApp::sqlite().await;
+    let dev = app.token(Role::Developer).to_string();
+    let dba = app.token(Role::Dba).to_string();
+    // Only admins register repositories; developers cannot back up, verify or write policies.
+    let body = json!({ "name": "x", "config": { "type": "local", "path": "x" } });
+    assert_eq!(app.call(Method::POST, "/api/v1/backup/repositories", Some(&dba), Some(body.clone())).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.call(Method::POST, "/api/v1/backups", Some(&dev), Some(json!({ "instance": "a", "repository": "x" }))).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.call(Method::POST, "/api/v1/backup/policies", Some(&dev), Some(json!({}))).await.status, StatusCode::FORBIDDEN);
+
+    // A local repository may not point outside the data dir's repositories/ (or configured roots).
+    for (path, why) in [("/etc/cron.d", "outside"), ("../../escape", "`..`"), ("/tmp", "outside")] {
+        let a = app.admin(Method::POST, "/api/v1/backup/repositories", Some(json!({ "name": "bad", "config": { "type": "local", "path": path } }))).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{path}: {}", a.raw);
+        assert_eq!(a.body["error"]["field"], "config.path");
+        assert!(a.raw.contains(why), "{}", a.raw);
+    }
+    // Nor at the cloud metadata service, nor anywhere the egress policy denies.
+    let mut meta = s3_config();
+    meta["endpoint"] = json!("http://169.254.169.254:80");
+    let a = app.admin(Method::POST, "/api/v1/backup/repositories", Some(json!({ "name": "meta", "config": meta }))).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
+    assert!(a.raw.contains("169.254.169.254"), "{}", a.raw);
+    // Unknown fields and kinds name the field.
+    let a = app.admin(Method::POST, "/api/v1/backup/repositories", Some(json!({ "name": "t", "config": { "type": "tape" } }))).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
+
+    // Secrets: stored, never shown, never in the audit log.
+    let cfg = s3_config();
+    let secret = cfg["secret_access_key"].as_str().unwrap().to_string();
+    let a = app.admin(Method::POST, "/api/v1/backup/repositories", Some(json!({ "name": "s3", "config": cfg }))).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
+    for path in ["/api/v1/backup/repositories", "/api/v1/backup/repositories/s3", "/api/v1/audit?limit=1000"] {
+        let r = app.admin(Method::GET, path, None).await;
+        assert!(!r.raw.contains(&secret), "{path} shows the secret");
+    }
+
+    // Bad policies: 400 naming the field.
+    instance(&app, Service::Mariadb, "m", None).await;
+    let base = json!({ "name": "p", "instance": "m", "repository": "s3", "full": "0 3 * * *" });
+    for (field, value) in
+        [("full", json!("every night")), ("repository", json!("nope")), ("instance", json!("nope")), ("timezone", json!("Moon/Base")), ("method", json!("rdb"))]
+    {
+        let mut p = base.clone();
+        p[field] = value;
+        let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(p)).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{field}: {}", a.raw);
+        assert_eq!(a.body["error"]["field"], field, "{}", a.raw);
+    }
+
+    // A developer sees the catalog of their projects' instances only: none here. (Queued only: the worker
+    // is stopped, so the shared server is not dumped whole.)
+    app.stop_workers();
+    let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "m", "repository": "s3" }))).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.raw);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let mine = app.call(Method::GET, "/api/v1/backups", Some(&dev), None).await;
+    assert_eq!(mine.body, json!([]), "{}", mine.raw);
+    assert_eq!(app.call(Method::GET, &format!("/api/v1/backups/{id}"), Some(&dev), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.call(Method::GET, &format!("/api/v1/backups/{id}"), Some(&dba), None).await.status, StatusCode::OK);
+}

@@ -1,0 +1,479 @@
+//! `sluice backup …`: repositories, policies, the catalog, backing up and verifying now (with progress),
+//! and — without any server — exporting a repository's keys and extracting a backup with them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sluice_store::Store;
+
+use super::instance::urlencode;
+use super::{print_json, print_table};
+use crate::client::{Client, ServerArgs};
+
+#[derive(Debug, Args)]
+pub struct BackupCmd {
+    #[command(subcommand)]
+    pub action: BackupAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupAction {
+    /// Backup repositories (admin): where backups go.
+    Repo {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        action: RepoAction,
+    },
+    /// Backup policies: what, when, where, how long.
+    Policy {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+    /// Back up an instance now, showing progress until it (and its verification) ends.
+    Run {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        instance: String,
+        /// Use this policy's repository and settings …
+        #[arg(long)]
+        policy: Option<String>,
+        /// … or this repository with the defaults.
+        #[arg(long)]
+        repository: Option<String>,
+        /// Return once queued.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// The catalog, newest first.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long)]
+        policy: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One backup with its manifest.
+    Show {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: String,
+    },
+    /// Restore a backup into a scratch server and check it (rows, engine checks); waits for the result.
+    Verify {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: String,
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Keep a backup whatever retention says.
+    Pin {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: String,
+    },
+    Unpin {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: String,
+    },
+    /// Delete a backup's files and catalog entry.
+    Delete {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: String,
+    },
+    /// A repository's data keys, read from the store on the server's machine (not through the API).
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+    /// Write a backup's files, decrypted and checked, to a folder — with only the repository and an
+    /// exported key file: no server, no store.
+    Extract {
+        /// The repository's configuration (JSON or TOML, as registered).
+        #[arg(long)]
+        repository_config: PathBuf,
+        /// A key file from `sluice backup key export`.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// The backup's id.
+        #[arg(long)]
+        backup: String,
+        /// Folder to write into (created; files are written 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoAction {
+    /// Register a repository from a JSON or TOML file (secrets stay off the command line).
+    Add {
+        name: String,
+        config: PathBuf,
+    },
+    List,
+    Remove {
+        name: String,
+    },
+    /// New backups get a new data key; old ones keep theirs.
+    RotateKey {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Create a policy from a JSON or TOML file (fields: docs/backup.md).
+    Create {
+        file: PathBuf,
+    },
+    /// Replace a policy from a file.
+    Update {
+        name: String,
+        file: PathBuf,
+    },
+    List,
+    Show {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Write every key of a repository (current and retired) to a file only its owner can read.
+    Export {
+        #[arg(long)]
+        repository: String,
+        /// The server's data dir (its store and master key).
+        #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
+        data_dir: PathBuf,
+        /// postgres://… when the server's store is PostgreSQL.
+        #[arg(long, env = "SLUICE_STORE", hide_env_values = true)]
+        store: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// A JSON or TOML file as JSON.
+fn read_doc(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "toml") {
+        let v: toml::Value = toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?;
+        Ok(serde_json::to_value(v)?)
+    } else {
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(x) => x.clone(),
+        o => o.to_string(),
+    }
+}
+
+fn bytes(v: &Value) -> String {
+    v.as_i64().map(|n| indicatif::HumanBytes(n as u64).to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn when(v: &Value) -> String {
+    v.as_i64()
+        .map(|ms| humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64)).to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+pub async fn run(cmd: BackupCmd) -> Result<i32> {
+    match cmd.action {
+        BackupAction::Repo { server, action } => {
+            let c = Client::new(&server)?;
+            match action {
+                RepoAction::Add { name, config } => {
+                    let r: Value = c.call(Method::POST, "/api/v1/backup/repositories", Some(json!({ "name": name, "config": read_doc(&config)? }))).await?;
+                    println!("registered repository {} ({}, {})", s(&r["name"]), s(&r["kind"]), s(&r["id"]));
+                    println!("export its key now and keep it apart from the repository: sluice backup key export --repository {name} --out KEYFILE");
+                }
+                RepoAction::List => {
+                    let all: Value = c.call(Method::GET, "/api/v1/backup/repositories", None).await?;
+                    let rows = all.as_array().into_iter().flatten().map(|r| vec![s(&r["name"]), s(&r["kind"]), s(&r["id"])]).collect::<Vec<_>>();
+                    print_table(&["NAME", "KIND", "ID"], &rows);
+                }
+                RepoAction::Remove { name } => {
+                    c.call_empty(Method::DELETE, &format!("/api/v1/backup/repositories/{}", urlencode(&name))).await?;
+                    println!("removed {name}");
+                }
+                RepoAction::RotateKey { name } => {
+                    let _: Value = c.call(Method::POST, &format!("/api/v1/backup/repositories/{}/rotate-key", urlencode(&name)), None).await?;
+                    println!("new backups in {name} use a new key; export the keys again");
+                }
+            }
+        }
+        BackupAction::Policy { server, action } => {
+            let c = Client::new(&server)?;
+            match action {
+                PolicyAction::Create { file } => {
+                    let p: Value = c.call(Method::POST, "/api/v1/backup/policies", Some(read_doc(&file)?)).await?;
+                    println!("created policy {} ({})", s(&p["name"]), s(&p["id"]));
+                }
+                PolicyAction::Update { name, file } => {
+                    let p: Value = c.call(Method::PUT, &format!("/api/v1/backup/policies/{}", urlencode(&name)), Some(read_doc(&file)?)).await?;
+                    println!("updated policy {}", s(&p["name"]));
+                }
+                PolicyAction::List => {
+                    let all: Value = c.call(Method::GET, "/api/v1/backup/policies", None).await?;
+                    let rows = all
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| {
+                            let sp = &p["spec"];
+                            let target = if sp["instance"].is_null() { format!("selector {}", sp["selector"]) } else { s(&sp["instance"]) };
+                            vec![
+                                s(&p["name"]),
+                                target,
+                                s(&sp["full"]),
+                                s(&sp["timezone"]),
+                                format!("{} fulls / {} d", sp["retention"]["fulls"], sp["retention"]["recovery_window_days"]),
+                            ]
+                        })
+                        .collect::<Vec<_>>();
+                    print_table(&["NAME", "INSTANCES", "FULL", "ZONE", "RETENTION"], &rows);
+                }
+                PolicyAction::Show { name } => print_json(&c.call(Method::GET, &format!("/api/v1/backup/policies/{}", urlencode(&name)), None).await?),
+                PolicyAction::Remove { name } => {
+                    c.call_empty(Method::DELETE, &format!("/api/v1/backup/policies/{}", urlencode(&name))).await?;
+                    println!("removed {name}");
+                }
+            }
+        }
+        BackupAction::Run { server, instance, policy, repository, no_wait } => {
+            let c = Client::new(&server)?;
+            let r: Value = c.call(Method::POST, "/api/v1/backups", Some(json!({ "instance": instance, "policy": policy, "repository": repository }))).await?;
+            let id = s(&r["id"]);
+            println!("backup {id} queued");
+            if no_wait {
+                return Ok(0);
+            }
+            let done = follow(&c, &id).await?;
+            return Ok(report(&done));
+        }
+        BackupAction::List { server, instance, policy, state, json } => {
+            let c = Client::new(&server)?;
+            let mut q = vec!["limit=100".to_string()];
+            for (k, v) in [("instance", instance), ("policy", policy), ("state", state)] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", urlencode(&v)));
+                }
+            }
+            let all: Value = c.call(Method::GET, &format!("/api/v1/backups?{}", q.join("&")), None).await?;
+            if json {
+                print_json(&all);
+            } else {
+                let rows = all
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|b| {
+                        let secs = match (b["started_at"].as_i64(), b["finished_at"].as_i64()) {
+                            (Some(a), Some(z)) => format!("{:.1}", (z - a) as f64 / 1000.0),
+                            _ => "-".into(),
+                        };
+                        vec![
+                            s(&b["id"]),
+                            s(&b["state"]),
+                            s(&b["verify_state"]),
+                            s(&b["method"]),
+                            when(&b["finished_at"]),
+                            secs,
+                            bytes(&b["stored_bytes"]),
+                            s(&b["error"]),
+                        ]
+                    })
+                    .collect::<Vec<_>>();
+                print_table(&["ID", "STATE", "VERIFIED", "METHOD", "FINISHED", "SECONDS", "STORED", "ERROR"], &rows);
+            }
+        }
+        BackupAction::Show { server, id } => print_json(&Client::new(&server)?.call(Method::GET, &format!("/api/v1/backups/{}", urlencode(&id)), None).await?),
+        BackupAction::Verify { server, id, no_wait } => {
+            let c = Client::new(&server)?;
+            let _: Value = c.call(Method::POST, &format!("/api/v1/backups/{}/verify", urlencode(&id)), None).await?;
+            println!("verification of {id} queued");
+            if no_wait {
+                return Ok(0);
+            }
+            let done = follow(&c, &id).await?;
+            return Ok(report(&done));
+        }
+        BackupAction::Pin { server, id } => {
+            let _: Value = Client::new(&server)?.call(Method::POST, &format!("/api/v1/backups/{}/pin", urlencode(&id)), None).await?;
+            println!("{id} pinned");
+        }
+        BackupAction::Unpin { server, id } => {
+            let _: Value = Client::new(&server)?.call(Method::POST, &format!("/api/v1/backups/{}/unpin", urlencode(&id)), None).await?;
+            println!("{id} unpinned");
+        }
+        BackupAction::Delete { server, id } => {
+            Client::new(&server)?.call_empty(Method::DELETE, &format!("/api/v1/backups/{}", urlencode(&id))).await?;
+            println!("deleted {id}");
+        }
+        BackupAction::Key { action: KeyAction::Export { repository, data_dir, store, out } } => {
+            export_keys(&repository, &data_dir, store.as_deref(), &out).await?
+        }
+        BackupAction::Extract { repository_config, key_file, backup, out } => extract(&repository_config, &key_file, &backup, &out).await?,
+    }
+    Ok(0)
+}
+
+/// Polls a backup until it and its verification stop moving, with a progress bar on a terminal.
+async fn follow(c: &Client, id: &str) -> Result<Value> {
+    use std::io::IsTerminal;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        b
+    });
+    loop {
+        let b: Value = c.call(Method::GET, &format!("/api/v1/backups/{}", urlencode(id)), None).await?;
+        let moving = matches!(b["state"].as_str(), Some("queued" | "running"))
+            || matches!(b["verify_state"].as_str(), Some("queued" | "running" | "after") if b["state"] == "done");
+        if !moving {
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            return Ok(b);
+        }
+        if let Some(bar) = &bar {
+            let msg = match (b["state"].as_str(), b["verify_state"].as_str()) {
+                (Some("queued"), _) => "queued".to_string(),
+                (Some("running"), _) => format!(
+                    "backing up: {} read, {} s",
+                    bytes(&b["progress"]["bytes"]),
+                    b["progress"]["seconds"].as_u64().map_or("-".to_string(), |n| n.to_string())
+                ),
+                (_, Some(v)) => format!("verification {v}"),
+                _ => String::new(),
+            };
+            bar.set_message(msg);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Prints how a backup ended; the exit code is 0 only when it is done and (if verified) verified.
+fn report(b: &Value) -> i32 {
+    match b["state"].as_str() {
+        Some("done") => {
+            println!(
+                "backup {} done: {} stored ({} before compression), verification {}",
+                s(&b["id"]),
+                bytes(&b["stored_bytes"]),
+                bytes(&b["plain_bytes"]),
+                s(&b["verify_state"])
+            );
+            if b["verify_state"] == "failed" {
+                println!("verification failed: {}", s(&b["verify_error"]));
+                return 1;
+            }
+            0
+        }
+        _ => {
+            println!("backup {} {}: {}", s(&b["id"]), s(&b["state"]), s(&b["error"]));
+            1
+        }
+    }
+}
+
+/// A key file: what `extract` (and docs/backup.md's recipe) needs besides the repository.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeyFile {
+    repository: String,
+    keys: Vec<KeyEntry>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeyEntry {
+    id: String,
+    /// 32 bytes, hex.
+    key: String,
+    created_at: i64,
+    retired_at: Option<i64>,
+}
+
+async fn export_keys(repository: &str, data_dir: &Path, store: Option<&str>, out: &Path) -> Result<()> {
+    if store.is_none() && !data_dir.join("sluice.db").exists() {
+        bail!("no store at {}: pass --data-dir or --store", data_dir.join("sluice.db").display());
+    }
+    let opened = Store::open(crate::serve::store_options(data_dir, store, 2, false)).await?;
+    let st = opened.store;
+    let repo = st.get_repository(repository).await?;
+    let mut keys = Vec::new();
+    for (id, created_at, retired_at) in st.backup_keys(&repo.id).await? {
+        let k = st.backup_key(&repo.id, &id).await?;
+        keys.push(KeyEntry { id, key: hex::encode(k.expose()), created_at, retired_at });
+    }
+    st.close().await;
+    let body = serde_json::to_vec_pretty(&KeyFile { repository: repo.name.clone(), keys })?;
+    write_private(out, &body)?;
+    println!("wrote the keys of repository {} to {} (mode 0600); keep it apart from the repository", repo.name, out.display());
+    Ok(())
+}
+
+fn write_private(path: &Path, body: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(body).with_context(|| format!("cannot write {}", path.display()))
+}
+
+async fn extract(config: &Path, key_file: &Path, id: &str, out: &Path) -> Result<()> {
+    let cfg: sluice_backup::repository::RepositoryConfig =
+        serde_json::from_value(read_doc(config)?).with_context(|| format!("{} is not a repository configuration", config.display()))?;
+    let repo = sluice_backup::repository::Repository::new(&cfg).map_err(anyhow::Error::msg)?;
+    let keys: KeyFile = serde_json::from_slice(&std::fs::read(key_file).with_context(|| format!("cannot read {}", key_file.display()))?)
+        .with_context(|| format!("{} is not a key file from `sluice backup key export`", key_file.display()))?;
+    let m = sluice_backup::repo::manifest(&repo, id).await.map_err(anyhow::Error::msg)?;
+    let entry = keys
+        .keys
+        .iter()
+        .find(|k| k.id == m.key_id)
+        .with_context(|| format!("backup {id} is sealed with key {}, which {} does not hold", m.key_id, key_file.display()))?;
+    let raw: [u8; 32] = hex::decode(&entry.key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("key {} in {} is not 32 hex bytes", entry.id, key_file.display()))?;
+    let key = sluice_backup::DataKey::from_bytes(raw);
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for f in &m.files {
+        let plain = f.name.strip_suffix(".sealed").unwrap_or(&f.name);
+        let path = out.join(plain);
+        sluice_backup::repo::extract_file(&repo, &m, &f.name, &key, &path).await.map_err(anyhow::Error::msg)?;
+        println!("{} ({} bytes, sha256 {} checked)", path.display(), f.plain_bytes, f.plain_sha256);
+    }
+    write_private(&out.join("manifest.json"), &serde_json::to_vec_pretty(&m)?)?;
+    println!("backup {id} ({}) extracted; docs/backup.md says how to restore each kind by hand", m.kind);
+    Ok(())
+}
