@@ -73,7 +73,7 @@ pub async fn backup(server: &Server, databases: &[String], to: &Target, id: &str
     cmd.arg(format!("--defaults-extra-file={}", options.display()))
         .args(["--single-transaction", "--gtid", "--master-data=2", "--routines", "--triggers", "--hex-blob", "--databases"])
         .args(databases);
-    let (entry, scanner) = dump_into(cmd, "mariadb-dump", to, &object_path(&id, DUMP), DumpScanner::default(), |s| {
+    let (entry, scanner, _) = dump_into(cmd, "mariadb-dump", to, &object_path(&id, DUMP), DumpScanner::default(), |s| {
         if s.completed { Ok(()) } else { Err("the dump has no closing line: it is incomplete".into()) }
     })
     .await?;
@@ -97,6 +97,7 @@ pub async fn backup(server: &Server, databases: &[String], to: &Target, id: &str
         tables: tables.into_iter().map(|((database, table), rows)| TableRows { database, table, rows }).collect(),
         files: vec![entry],
         key_id: to.key.id(),
+        pg: None,
         redis_dbs: None,
     };
     write_manifest(&to.repo, &manifest).await?;

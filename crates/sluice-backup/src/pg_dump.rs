@@ -88,7 +88,7 @@ impl Scan for PgDumpScanner {
 }
 
 /// A private password file for libpq (mode 0600).
-fn passfile(dir: &Path, db: &Database) -> Result<PathBuf, String> {
+pub(crate) fn passfile(dir: &Path, db: &Database) -> Result<PathBuf, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("pgpass");
     let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
@@ -118,7 +118,7 @@ pub async fn backup(db: &Database, to: &Target, id: &str) -> Result<Manifest, St
     // Portable: restorable into any instance and database, objects owned by whoever restores (ownership and
     // grants are the physical backup's business).
     cmd.args(["--format=plain", "--no-password", "--no-owner", "--no-privileges"]);
-    let (entry, scanner) = dump_into(cmd, "pg_dump", to, &object_path(&id, DUMP), PgDumpScanner::default(), |s| {
+    let (entry, scanner, _) = dump_into(cmd, "pg_dump", to, &object_path(&id, DUMP), PgDumpScanner::default(), |s| {
         if s.completed { Ok(()) } else { Err("the dump has no closing line: it is incomplete".into()) }
     })
     .await?;
@@ -135,6 +135,7 @@ pub async fn backup(db: &Database, to: &Target, id: &str) -> Result<Manifest, St
         tables: scanner.rows.into_iter().map(|((database, table), rows)| TableRows { database, table, rows }).collect(),
         files: vec![entry],
         key_id: to.key.id(),
+        pg: None,
         redis_dbs: None,
     };
     write_manifest(&to.repo, &manifest).await?;

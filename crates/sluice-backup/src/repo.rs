@@ -52,9 +52,26 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     /// The id of the data key the files are sealed with ([`DataKey::id`]).
     pub key_id: String,
+    /// PostgreSQL base backups: where in the WAL the backup starts and ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg: Option<PgBase>,
     /// Redis: the keys of each database in the snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_dbs: Option<Vec<RedisDb>>,
+}
+
+/// A PostgreSQL base backup's place in the WAL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PgBase {
+    pub timeline: u32,
+    pub start_lsn: String,
+    /// The segment holding the start (`0000000100000001000000B7`).
+    pub start_wal: String,
+    pub end_lsn: String,
+    /// `server_version_num` of the cluster.
+    pub version: String,
+    /// The role the backup was taken as: it exists in the restored cluster, so a restore connects as it.
+    pub role: String,
 }
 
 /// One Redis database of an RDB snapshot.
@@ -78,7 +95,7 @@ impl Manifest {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -202,7 +219,8 @@ pub(crate) async fn tail_of<R: AsyncRead + Unpin>(mut r: R) -> String {
 
 /// Runs a dump program (`cmd`, its output on stdout) and streams what it writes through `scanner` into
 /// object `path` of `repo`. Refused — the partial file removed — when the program fails or the
-/// scanner does not find the dump whole (`finished` says why). Returns the file's entry and the scanner.
+/// scanner does not find the dump whole (`finished` says why). Returns the file's entry, the scanner and
+/// the end of what the program wrote to standard error.
 pub(crate) async fn dump_into<S: Scan + Unpin>(
     mut cmd: tokio::process::Command,
     program: &str,
@@ -210,7 +228,7 @@ pub(crate) async fn dump_into<S: Scan + Unpin>(
     path: &str,
     scanner: S,
     finished: impl Fn(&S) -> Result<(), String>,
-) -> Result<(FileEntry, S), String> {
+) -> Result<(FileEntry, S, String), String> {
     use std::process::Stdio;
     let mut child =
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn().map_err(|e| format!("cannot run {program}: {e}"))?;
@@ -237,7 +255,7 @@ pub(crate) async fn dump_into<S: Scan + Unpin>(
     let name = path.rsplit('/').next().unwrap_or(path).to_string();
     let entry =
         FileEntry { name, plain_bytes: sealed.plain_bytes, plain_sha256: sealed.plain_sha256, stored_bytes: sealed.stored_bytes, chunks: sealed.chunks };
-    Ok((entry, input.scanner))
+    Ok((entry, input.scanner, stderr))
 }
 
 /// Pipes file `name` of backup `m` into a restoring program (`cmd`, reading stdin). A file that does not

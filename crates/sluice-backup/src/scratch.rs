@@ -136,7 +136,7 @@ impl ScratchMariadb {
 }
 
 /// Where PostgreSQL's server programs are: the newest `/usr/lib/postgresql/N/bin` with `initdb`.
-fn pg_bin() -> Result<PathBuf, String> {
+pub(crate) fn pg_bin() -> Result<PathBuf, String> {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .map_err(|_| "PostgreSQL's server programs are not installed (package postgresql)".to_string())?
         .filter_map(|e| e.ok())
@@ -147,18 +147,8 @@ fn pg_bin() -> Result<PathBuf, String> {
     found.pop().map(|(_, p)| p).ok_or_else(|| "no initdb under /usr/lib/postgresql/*/bin (package postgresql)".into())
 }
 
-/// A scratch PostgreSQL cluster.
-pub struct ScratchPostgres {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    bin: PathBuf,
-    child: Option<Child>,
-    /// Connection to the `postgres` database; `host` is the socket folder.
-    pub database: Database,
-}
-
 /// A command as the user PostgreSQL runs as (ourselves, or `postgres` when we are root).
-fn as_pg(program: &Path) -> Command {
+pub(crate) fn as_pg(program: &Path) -> Command {
     if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(program);
@@ -168,85 +158,95 @@ fn as_pg(program: &Path) -> Command {
     }
 }
 
-impl ScratchPostgres {
-    pub async fn start(parent: &Path) -> Result<Self, String> {
+/// Makes `path` (recursively) the PostgreSQL user's when we are root.
+pub(crate) async fn give_to_pg(path: &Path) -> Result<(), String> {
+    if is_root() {
+        run(Command::new("chown").arg("-R").arg("postgres:postgres").arg(path), "chown (to postgres)").await?;
+    }
+    Ok(())
+}
+
+/// Refuses a folder the PostgreSQL user cannot reach (when we are root and it runs as `postgres`).
+pub(crate) async fn pg_can_reach(folder: &Path) -> Result<(), String> {
+    if is_root() {
+        let reach = Command::new("runuser").args(["-u", "postgres", "--", "test", "-x"]).arg(folder).status().await;
+        if !reach.is_ok_and(|s| s.success()) {
+            return Err(format!("the postgres user cannot reach {}: make it and its parent folders traversable (chmod o+x)", folder.display()));
+        }
+    }
+    Ok(())
+}
+
+/// A `postgres` server Sluice started on a data directory, listening only on a socket in `sock`.
+pub struct PgServer {
+    data: PathBuf,
+    bin: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+    /// Connection to the `postgres` database; `host` is the socket folder.
+    pub database: Database,
+}
+
+impl PgServer {
+    /// Starts `postgres -D data` with `settings` (`-c name=value`) and waits until it accepts connections
+    /// (for a recovering cluster: until it is consistent and serving reads).
+    pub async fn start(data: &Path, sock: &Path, user: &str, password: &str, settings: &[(&str, &str)], wait: Duration) -> Result<Self, String> {
         let bin = pg_bin()?;
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        if is_root() {
-            let reach = Command::new("runuser").args(["-u", "postgres", "--", "test", "-x"]).arg(parent).status().await;
-            if !reach.is_ok_and(|s| s.success()) {
-                return Err(format!("the postgres user cannot reach {}: make it and its parent folders traversable (chmod o+x)", parent.display()));
-            }
+        let log = sock.join("postgres.log");
+        let mut cmd = as_pg(&bin.join("postgres"));
+        cmd.arg("-D").arg(data).args(["-c", "listen_addresses=", "-p", "5432"]).arg("-k").arg(sock);
+        for (k, v) in settings {
+            cmd.arg("-c").arg(format!("{k}={v}"));
         }
-        let dir = tempfile::Builder::new()
-            .prefix("postgres-")
-            .tempdir_in(parent)
-            .map_err(|e| format!("cannot make a scratch folder in {}: {e}", parent.display()))?;
-        let (data, sock) = (dir.path().join("data"), dir.path().join("sock"));
-        std::fs::create_dir_all(&sock).map_err(|e| format!("cannot create {}: {e}", sock.display()))?;
-        if is_root() {
-            run(Command::new("chown").arg("-R").arg("postgres:postgres").arg(dir.path()), "chown (scratch folder to postgres)").await?;
-        }
-        let password = random_password();
-        let pwfile = dir.path().join("pw");
-        std::fs::write(&pwfile, &password).map_err(|e| format!("cannot write {}: {e}", pwfile.display()))?;
-        if is_root() {
-            run(Command::new("chown").arg("postgres:postgres").arg(&pwfile), "chown").await?;
-        }
-        run(
-            as_pg(&bin.join("initdb"))
-                .arg("-D")
-                .arg(&data)
-                .args(["-U", "sluice_verify", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
-                .arg(format!("--pwfile={}", pwfile.display())),
-            "initdb",
-        )
-        .await?;
-        let _ = std::fs::remove_file(&pwfile);
-        let child = as_pg(&bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-c", "listen_addresses=", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "shared_buffers=128MB", "-p", "5432"])
-            .arg("-k")
-            .arg(&sock)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start postgres: {e}"))?;
+        let log_file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_file).kill_on_drop(true).spawn().map_err(|e| format!("cannot start postgres: {e}"))?;
         let mut me = Self {
-            database: Database { host: sock.display().to_string(), port: 5432, user: "sluice_verify".into(), password, dbname: "postgres".into() },
-            _dir: dir,
-            data,
+            database: Database { host: sock.display().to_string(), port: 5432, user: user.into(), password: password.into(), dbname: "postgres".into() },
+            data: data.to_path_buf(),
             bin,
             child: Some(child),
+            log,
         };
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let ready = Command::new(me.bin.join("pg_isready")).arg("-h").arg(&sock).args(["-p", "5432", "-q"]).status().await;
+            let ready = Command::new(me.bin.join("pg_isready")).arg("-h").arg(sock).args(["-p", "5432", "-q"]).status().await;
             if ready.is_ok_and(|s| s.success()) {
-                break;
+                return Ok(me);
             }
             if let Some(Ok(Some(status))) = me.child.as_mut().map(|c| c.try_wait()) {
-                return Err(format!("the scratch postgres exited with {status}"));
+                return Err(format!("postgres exited with {status}: {}", me.log_tail()));
             }
             if tokio::time::Instant::now() > deadline {
-                return Err("the scratch postgres did not accept connections within 2 minutes".into());
+                let tail = me.log_tail();
+                me.stop().await;
+                return Err(format!("postgres did not accept connections within {} s: {tail}", wait.as_secs()));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Ok(me)
     }
 
-    /// The same cluster, another database.
+    /// Why the server stopped: its FATAL and PANIC lines, else its last lines.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let fatal: Vec<&str> = text.lines().filter(|l| l.contains("FATAL:") || l.contains("PANIC:")).collect();
+        let lines: Vec<&str> = if fatal.is_empty() { text.lines().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect() } else { fatal };
+        lines.join(" | ")
+    }
+
+    /// Whether the server process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))) | None)
+    }
+
+    /// The same server, another database.
     pub fn database(&self, name: &str) -> Database {
         Database { dbname: name.to_string(), ..self.database.clone() }
     }
 
-    pub async fn stop(mut self) {
+    /// A fast shutdown (the data directory is left consistent).
+    pub async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            // Fast shutdown; the folder goes with `_dir`.
             let _ = as_pg(&self.bin.join("pg_ctl"))
                 .arg("-D")
                 .arg(&self.data)
@@ -259,5 +259,58 @@ impl ScratchPostgres {
                 let _ = c.kill().await;
             }
         }
+    }
+}
+
+/// A scratch PostgreSQL cluster: initdb in a temporary folder, then a [`PgServer`].
+pub struct ScratchPostgres {
+    _dir: tempfile::TempDir,
+    pub server: PgServer,
+    /// Connection to the `postgres` database.
+    pub database: Database,
+}
+
+impl ScratchPostgres {
+    /// A throwaway cluster tuned for speed (no fsync): for restoring into and checking.
+    pub async fn start(parent: &Path) -> Result<Self, String> {
+        Self::start_with(parent, &[("fsync", "off"), ("full_page_writes", "off"), ("shared_buffers", "128MB")]).await
+    }
+
+    /// A cluster with these settings (`-c name=value`).
+    pub async fn start_with(parent: &Path, settings: &[(&str, &str)]) -> Result<Self, String> {
+        let bin = pg_bin()?;
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        pg_can_reach(parent).await?;
+        let dir = tempfile::Builder::new()
+            .prefix("postgres-")
+            .tempdir_in(parent)
+            .map_err(|e| format!("cannot make a scratch folder in {}: {e}", parent.display()))?;
+        let (data, sock) = (dir.path().join("data"), dir.path().join("sock"));
+        std::fs::create_dir_all(&sock).map_err(|e| format!("cannot create {}: {e}", sock.display()))?;
+        let password = random_password();
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, &password).map_err(|e| format!("cannot write {}: {e}", pwfile.display()))?;
+        give_to_pg(dir.path()).await?;
+        run(
+            as_pg(&bin.join("initdb"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", "sluice_verify", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+                .arg(format!("--pwfile={}", pwfile.display())),
+            "initdb",
+        )
+        .await?;
+        let _ = std::fs::remove_file(&pwfile);
+        let server = PgServer::start(&data, &sock, "sluice_verify", &password, settings, START_TIMEOUT).await?;
+        Ok(Self { database: server.database.clone(), _dir: dir, server })
+    }
+
+    /// The same cluster, another database.
+    pub fn database(&self, name: &str) -> Database {
+        self.server.database(name)
+    }
+
+    pub async fn stop(mut self) {
+        self.server.stop().await;
     }
 }

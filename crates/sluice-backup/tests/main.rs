@@ -7,6 +7,7 @@ mod support;
 mod by_hand;
 mod mariadb_dump;
 mod pg_dump;
+mod pg_pitr;
 mod redis_rdb;
 mod repositories;
 mod verify;
