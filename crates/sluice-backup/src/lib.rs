@@ -4,6 +4,7 @@
 //! with a manifest, restored and checked against it). Policies, other drivers, S3/SFTP repositories, PITR and
 //! scheduled verification build on these.
 
+pub mod binlog_archive;
 pub mod dump_scan;
 pub mod mariadb_dump;
 pub mod pg_dump;

@@ -44,7 +44,7 @@ impl std::fmt::Debug for Server {
 const DUMP: &str = "dump.sql.sealed";
 
 /// A private options file with the connection and password (mode 0600, removed with the folder).
-fn options_file(dir: &Path, server: &Server) -> Result<PathBuf, String> {
+pub(crate) fn options_file(dir: &Path, server: &Server) -> Result<PathBuf, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("client.cnf");
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");

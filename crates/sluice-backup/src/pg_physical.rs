@@ -393,9 +393,7 @@ pub async fn archived_wal(repo: &Repository, prefix: &str, from: &str) -> Result
     let mut out = Vec::new();
     for n in &names {
         let path = format!("{prefix}/{n}.sealed");
-        if is_history(n) {
-            out.push((n.clone(), path));
-        } else if is_segment(n) && n[8..] >= from[8..] {
+        if is_history(n) || (is_segment(n) && n[8..] >= from[8..]) {
             out.push((n.clone(), path));
         } else if let Some(seg) = n.strip_suffix(".partial")
             && is_segment(seg)
