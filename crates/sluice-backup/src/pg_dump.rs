@@ -158,6 +158,10 @@ pub async fn restore(repo: &Repository, id: &str, key: &DataKey, into: &Database
 }
 
 /// Runs one SQL text with psql (stopping at the first error); returns its unaligned, tuples-only output.
+pub async fn psql_query(db: &Database, sql: &str) -> Result<String, String> {
+    psql(db, sql).await
+}
+
 async fn psql(db: &Database, sql: &str) -> Result<String, String> {
     let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
     let pass = passfile(secrets.path(), db)?;

@@ -191,18 +191,34 @@ impl PgServer {
     /// Starts `postgres -D data` with `settings` (`-c name=value`) and waits until it accepts connections
     /// (for a recovering cluster: until it is consistent and serving reads).
     pub async fn start(data: &Path, sock: &Path, user: &str, password: &str, settings: &[(&str, &str)], wait: Duration) -> Result<Self, String> {
+        Self::start_at(data, sock, None, user, password, settings, wait).await
+    }
+
+    /// Like [`PgServer::start`], also listening on 127.0.0.1:`tcp_port` when given.
+    pub async fn start_at(
+        data: &Path,
+        sock: &Path,
+        tcp_port: Option<u16>,
+        user: &str,
+        password: &str,
+        settings: &[(&str, &str)],
+        wait: Duration,
+    ) -> Result<Self, String> {
         let bin = pg_bin()?;
         let log = sock.join("postgres.log");
         let mut cmd = as_pg(&bin.join("postgres"));
-        cmd.arg("-D").arg(data).args(["-c", "listen_addresses=", "-p", "5432"]).arg("-k").arg(sock);
+        let port = tcp_port.unwrap_or(5432).to_string();
+        let listen = if tcp_port.is_some() { "listen_addresses=127.0.0.1" } else { "listen_addresses=" };
+        cmd.arg("-D").arg(data).args(["-c", listen, "-p", &port]).arg("-k").arg(sock);
         for (k, v) in settings {
             cmd.arg("-c").arg(format!("{k}={v}"));
         }
         let log_file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let child =
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_file).kill_on_drop(true).spawn().map_err(|e| format!("cannot start postgres: {e}"))?;
+        let port: u16 = port.parse().unwrap_or(5432);
         let mut me = Self {
-            database: Database { host: sock.display().to_string(), port: 5432, user: user.into(), password: password.into(), dbname: "postgres".into() },
+            database: Database { host: sock.display().to_string(), port, user: user.into(), password: password.into(), dbname: "postgres".into() },
             data: data.to_path_buf(),
             bin,
             child: Some(child),
@@ -210,7 +226,7 @@ impl PgServer {
         };
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let ready = Command::new(me.bin.join("pg_isready")).arg("-h").arg(sock).args(["-p", "5432", "-q"]).status().await;
+            let ready = Command::new(me.bin.join("pg_isready")).arg("-h").arg(sock).args(["-p", &port.to_string(), "-q"]).status().await;
             if ready.is_ok_and(|s| s.success()) {
                 return Ok(me);
             }
@@ -278,6 +294,16 @@ impl ScratchPostgres {
 
     /// A cluster with these settings (`-c name=value`).
     pub async fn start_with(parent: &Path, settings: &[(&str, &str)]) -> Result<Self, String> {
+        Self::start_full(parent, None, settings).await
+    }
+
+    /// A cluster also listening on 127.0.0.1:`port` (password authentication), for tests that register it
+    /// as an instance.
+    pub async fn start_tcp(parent: &Path, port: u16, settings: &[(&str, &str)]) -> Result<Self, String> {
+        Self::start_full(parent, Some(port), settings).await
+    }
+
+    async fn start_full(parent: &Path, tcp_port: Option<u16>, settings: &[(&str, &str)]) -> Result<Self, String> {
         let bin = pg_bin()?;
         std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         pg_can_reach(parent).await?;
@@ -301,7 +327,7 @@ impl ScratchPostgres {
         )
         .await?;
         let _ = std::fs::remove_file(&pwfile);
-        let server = PgServer::start(&data, &sock, "sluice_verify", &password, settings, START_TIMEOUT).await?;
+        let server = PgServer::start_at(&data, &sock, tcp_port, "sluice_verify", &password, settings, START_TIMEOUT).await?;
         Ok(Self { database: server.database.clone(), _dir: dir, server })
     }
 

@@ -158,6 +158,7 @@ routes! {
     GET    "/api/v1/backup/repositories/{id}"  => BackupRead,    "backup.repository.read";
     DELETE "/api/v1/backup/repositories/{id}"  => BackupRepoAdmin, "backup.repository.delete";
     POST   "/api/v1/backup/repositories/{id}/rotate-key" => BackupRepoAdmin, "backup.repository.rotate_key";
+    GET    "/api/v1/backup/archives"           => BackupRead,    "backup.archive.list";
     GET    "/api/v1/backup/policies"           => BackupRead,    "backup.policy.list";
     POST   "/api/v1/backup/policies"           => BackupWrite,   "backup.policy.create";
     GET    "/api/v1/backup/policies/{id}"      => BackupRead,    "backup.policy.read";

@@ -63,6 +63,8 @@ pub struct AppState {
     pub(crate) exec_wake: crate::tickets::exec::Wake,
     /// Wakes the backup worker (a backup was asked for, or one ended).
     pub(crate) backup_wake: crate::backups::worker::Wake,
+    /// This server's log archivers.
+    pub(crate) archivers: Arc<crate::backups::archive::ArchiveManager>,
     /// Rendered ticket-list pages, by caller scope and query, each with the tickets' generation it was read
     /// at (see `Store::ticket_generation`): a page is served again only while no ticket changed since.
     pub(crate) ticket_pages: Arc<Mutex<HashMap<String, (u64, axum::body::Bytes)>>>,
@@ -80,6 +82,7 @@ impl AppState {
             token_touched: Arc::new(Mutex::new(HashMap::new())),
             exec_wake: Arc::default(),
             backup_wake: Arc::default(),
+            archivers: crate::backups::archive::ArchiveManager::new(),
             ticket_pages: Arc::default(),
         }
     }

@@ -250,3 +250,134 @@ async fn weak_roles_and_bad_repositories_are_refused_and_secrets_never_come_back
     assert_eq!(app.call(Method::GET, &format!("/api/v1/backups/{id}"), Some(&dev), None).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.call(Method::GET, &format!("/api/v1/backups/{id}"), Some(&dba), None).await.status, StatusCode::OK);
 }
+
+/// The "done when": a scheduled full backup plus log archiving under one policy, then a restore to
+/// a chosen second reproduces the table's checksum at that second — MariaDB (logical fulls + binlogs) and
+/// PostgreSQL (base backups + WAL), each on servers of the test's own.
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_fulls_with_log_archiving_restore_to_a_chosen_second() {
+    use sluice_backup::scratch::ScratchPostgres;
+    use sluice_control::backups::restore::{Destination, Point, choose_full, restore};
+    let app = TestApp::sqlite().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let parent = sluice_testkit::workspace_root().join("target/scratch-tests");
+    std::fs::create_dir_all(&parent).unwrap();
+
+    // The sources, registered as instances.
+    let mdb = {
+        let p = dirs.path().join("mdb");
+        tokio::task::spawn_blocking(move || sluice_testkit::PrivateMariadb::start(&p)).await.unwrap()
+    };
+    mdb.sql("CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(40))");
+    let a = app
+        .admin(Method::POST, "/api/v1/instances", Some(json!({ "name": "mdb", "engine": "mariadb", "host": "127.0.0.1", "port": mdb.port, "username": "sluice", "password": "sluice", "environment": "test" })))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
+    let pg_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let pg = ScratchPostgres::start_tcp(&parent, pg_port, &[("wal_level", "replica"), ("max_wal_senders", "5")]).await.unwrap();
+    let pg_db = pg.database.clone();
+    let a = app
+        .admin(
+            Method::POST,
+            "/api/v1/instances",
+            Some(json!({ "name": "pg", "engine": "postgres", "host": "127.0.0.1", "port": pg_port, "username": pg_db.user, "password": pg_db.password, "database": "postgres", "environment": "test" })),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
+    let psql = |sql: &'static str| {
+        let db = pg_db.clone();
+        async move { sluice_backup::pg_dump::psql_query(&db, sql).await.unwrap() }
+    };
+    psql("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)").await;
+    local_repository(&app, "pitr").await;
+    for (name, instance, method, dbs) in [("mdb-pitr", "mdb", "logical", json!(["app"])), ("pg-pitr", "pg", "physical", json!([]))] {
+        let p = json!({ "name": name, "instance": instance, "repository": "pitr", "method": method, "databases": dbs, "full": "*/4 * * * * *", "log_archiving": true });
+        let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(p)).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
+    }
+
+    // A scheduled full of each, verified, and both archivers storing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let all = app.admin(Method::GET, "/api/v1/backups", None).await.body;
+        let archives = app.admin(Method::GET, "/api/v1/backup/archives", None).await.body;
+        let storing = archives.as_array().map(|a| a.iter().filter(|x| x["last_stored_at"].is_i64()).count()).unwrap_or(0);
+        let kinds: std::collections::BTreeSet<String> =
+            all.as_array().unwrap().iter().filter(|b| b["verify_state"] == "verified").map(|b| b["method"].as_str().unwrap().to_string()).collect();
+        if kinds.len() == 2 && storing == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no verified full of each plus two archivers: {all} {archives}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Writes, the chosen second, later writes.
+    let values: Vec<String> = (1..=3000).map(|i| format!("({i}, 'v{i}')")).collect();
+    mdb.sql(&format!("INSERT INTO app.t VALUES {}", values.join(",")));
+    mdb.sql("UPDATE app.t SET v = CONCAT(v, '+') WHERE id % 5 = 0");
+    psql("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 3000) g").await;
+    psql("UPDATE t SET v = v || '+' WHERE id % 5 = 0").await;
+    const MDB_SUM: &str = "SELECT COUNT(*), SUM(CRC32(CONCAT(id, v))) FROM app.t";
+    const PG_SUM: &str = "SELECT count(*) || ':' || md5(string_agg(id || v, ',' ORDER BY id)) FROM t";
+    let (mdb_at, pg_at) = (mdb.sql(MDB_SUM), psql(PG_SUM).await.trim().to_string());
+    let target = (sluice_store::now_ms() / 1000 + 1) * 1000;
+    while sluice_store::now_ms() < target + 1000 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    mdb.sql("DELETE FROM app.t WHERE id % 2 = 0");
+    psql("DELETE FROM t WHERE id % 2 = 0").await;
+    // Let the archives pass the target: close the current binlog and WAL segment, wait for them.
+    mdb.sql("FLUSH BINARY LOGS");
+    psql("SELECT pg_switch_wal()").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let archives = app.admin(Method::GET, "/api/v1/backup/archives", None).await.body;
+        let fresh = archives.as_array().unwrap().iter().filter(|a| a["last_stored_at"].as_i64().unwrap_or(0) > target + 1000).count();
+        if fresh == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the archives did not pass the target: {archives}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let scratch = dirs.path().join("scratch");
+    let mdb_id = app.store.find_instance("mdb").await.unwrap().id;
+    let mdb_policy = app.store.get_policy("mdb-pitr").await.unwrap().id;
+    let full = choose_full(&app.store, &mdb_id, Some(&mdb_policy), &Point::Time(target)).await.unwrap();
+    let into = {
+        let p = dirs.path().join("mdb-restored");
+        tokio::task::spawn_blocking(move || sluice_testkit::PrivateMariadb::start(&p)).await.unwrap()
+    };
+    let server =
+        sluice_backup::mariadb_dump::Server { host: "127.0.0.1".into(), port: into.port, socket: None, user: "sluice".into(), password: "sluice".into() };
+    let egress = sluice_core::egress::EgressPolicy::default();
+    let r = restore(&app.store, &egress, &scratch, &full, &Point::Time(target), &Destination::Mariadb(server)).await.unwrap();
+    assert_eq!(into.sql(MDB_SUM), mdb_at, "MariaDB restored to {target} ms ({r:?})");
+
+    let pg_id = app.store.find_instance("pg").await.unwrap().id;
+    let pg_policy = app.store.get_policy("pg-pitr").await.unwrap().id;
+    let full = choose_full(&app.store, &pg_id, Some(&pg_policy), &Point::Time(target)).await.unwrap();
+    let out = tempfile::tempdir_in(&parent).unwrap();
+    let data = out.path().join("data");
+    restore(&app.store, &egress, &scratch, &full, &Point::Time(target), &Destination::PgDataDir(data.clone())).await.unwrap();
+    // Start the restored data directory and compare.
+    let sock = out.path().join("check");
+    std::fs::create_dir_all(&sock).unwrap();
+    let hba = sock.join("hba.conf");
+    std::fs::write(&hba, "local all all trust\n").unwrap();
+    if unsafe { libc::geteuid() } == 0 {
+        std::process::Command::new("chown").args(["-R", "postgres:postgres"]).arg(&sock).status().unwrap();
+    }
+    let hba_s = hba.display().to_string();
+    let mut restored =
+        sluice_backup::scratch::PgServer::start(&data, &sock, &pg_db.user, "", &[("hba_file", hba_s.as_str())], Duration::from_secs(120)).await.unwrap();
+    let got = sluice_backup::pg_dump::psql_query(&restored.database("postgres"), PG_SUM).await.unwrap();
+    assert_eq!(got.trim(), pg_at, "PostgreSQL restored to {target} ms");
+    restored.stop().await;
+
+    for p in ["mdb-pitr", "pg-pitr"] {
+        app.admin(Method::DELETE, &format!("/api/v1/backup/policies/{p}"), None).await;
+    }
+    app.stop_workers();
+    pg.stop().await;
+}

@@ -187,6 +187,16 @@ impl Store {
         })
     }
 
+    /// Every saved position whose id starts with `prefix` (archivers keep their status here).
+    pub async fn checkpoints_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT pipeline_id, position FROM pipeline_checkpoints WHERE substr(pipeline_id, 1, $1) = $2 ORDER BY pipeline_id")
+            .bind(prefix.len() as i64)
+            .bind(prefix)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("pipeline_id")?, r.try_get("position")?))).collect()
+    }
+
     /// The saved resume position (JSON) of pipeline `id`.
     pub async fn pipeline_checkpoint(&self, id: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT position FROM pipeline_checkpoints WHERE pipeline_id = $1").bind(id).fetch_optional(self.pool()).await?;

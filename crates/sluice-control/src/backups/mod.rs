@@ -2,6 +2,8 @@
 //! that schedules, runs, verifies and expires backups ([`worker`]), and what one backup or verification does
 //! for each engine ([`run`]).
 
+pub mod archive;
+pub mod restore;
 pub mod run;
 pub mod spec;
 pub mod worker;

@@ -22,7 +22,20 @@ pub fn method_for(engine: Engine, asked: Option<BackupMethod>) -> Result<BackupM
         (Engine::Redis, Some(m)) => Err(format!("Redis is backed up as an RDB snapshot (`rdb`), not `{}`", m.as_str())),
         (_, Some(BackupMethod::Rdb)) => Err(format!("`rdb` is for Redis; {engine:?} takes `logical`")),
         (_, None | Some(BackupMethod::Logical)) => Ok(BackupMethod::Logical),
-        (_, Some(BackupMethod::Physical)) => Err("physical backups are not in this build yet: use `logical`".into()),
+        (Engine::Postgres, Some(BackupMethod::Physical)) => Ok(BackupMethod::Physical),
+        (_, Some(BackupMethod::Physical)) => {
+            Err("physical MariaDB backups (mariadb-backup) are not in this build yet: use `logical`, which with `log_archiving` restores to any second".into())
+        }
+    }
+}
+
+/// Whether a policy's log archiving suits an engine and method.
+pub fn archiving_for(engine: Engine, method: BackupMethod) -> Result<(), String> {
+    match (engine, method) {
+        (Engine::Postgres, BackupMethod::Physical) | (Engine::Mariadb | Engine::Mysql, BackupMethod::Logical) => Ok(()),
+        (Engine::Postgres, _) => Err("PostgreSQL's WAL replays onto a base backup: use `method: physical` with `log_archiving`".into()),
+        (Engine::Redis, _) => Err("Redis has no log to archive".into()),
+        _ => Err("binlogs replay onto a logical full backup here: use `method: logical` with `log_archiving`".into()),
     }
 }
 
@@ -85,6 +98,10 @@ pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<Atomic
                 return Err(format!("instance `{}` has no database to back up", inst.name));
             }
             mariadb_dump::backup(&server, &dbs, &target, &run.id).await?
+        }
+        (Engine::Postgres, "physical") => {
+            let db = inst.database.clone().unwrap_or_else(|| "postgres".into());
+            sluice_backup::pg_physical::base_backup(&pg_database(&inst, &password, &db), &target, &run.id).await?
         }
         (Engine::Postgres, "logical") => {
             let db = match databases.as_slice() {

@@ -130,7 +130,8 @@ pub struct PolicySpec {
     pub selector: Option<BTreeMap<String, String>>,
     /// The repository (id or name).
     pub repository: String,
-    /// `logical` (default for MariaDB/MySQL and PostgreSQL), `physical`, or `rdb` (Redis, its only method).
+    /// `logical` (default for MariaDB/MySQL and PostgreSQL), `physical` (PostgreSQL: `pg_basebackup`), or
+    /// `rdb` (Redis, its only method).
     #[serde(default)]
     pub method: Option<BackupMethod>,
     /// Logical backups: the databases (default: the instance's `database`, for PostgreSQL; every
@@ -142,10 +143,11 @@ pub struct PolicySpec {
     /// The IANA zone the schedule is read in (default UTC).
     #[serde(default = "utc")]
     pub timezone: String,
-    /// Incremental backups between fulls (cron); physical method only.
+    /// Incremental backups between fulls (cron); physical method only (not in this build yet: refused).
     #[serde(default)]
     pub incremental: Option<String>,
-    /// Continuous binlog/WAL archiving.
+    /// Continuous log archiving, for point-in-time restore: MariaDB binlogs (with `logical` fulls), PostgreSQL
+    /// WAL (with `physical` fulls).
     #[serde(default)]
     pub log_archiving: bool,
     #[serde(default)]
@@ -192,14 +194,8 @@ impl PolicySpec {
                 return Err(("incremental", "incremental backups need `method: physical`".into()));
             }
         }
-        if self.method == Some(BackupMethod::Physical) {
-            return Err((
-                "method",
-                "physical backups (mariadb-backup, pg_basebackup) are not in this build yet: use `logical` (docs/backup.md, status)".into(),
-            ));
-        }
-        if self.log_archiving {
-            return Err(("log_archiving", "continuous binlog/WAL archiving is not in this build yet (docs/backup.md, status)".into()));
+        if self.incremental.is_some() {
+            return Err(("incremental", "incremental backups are not in this build yet (docs/backup.md, status)".into()));
         }
         if self.retention.fulls == 0 {
             return Err(("retention.fulls", "keep at least 1 full backup".into()));

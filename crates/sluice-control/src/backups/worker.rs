@@ -45,6 +45,7 @@ pub fn spawn_worker(state: AppState, shutdown: CancellationToken) -> tokio::task
         loop {
             clean_interrupted(&state).await;
             schedule_due(&state).await;
+            state.archivers.reconcile(&state).await;
             while let Ok(permit) = backups.clone().try_acquire_owned() {
                 match state.store.lease_backup(&owner, lease_ms(&state), PER_INSTANCE).await {
                     Ok(Some(run)) => {
@@ -87,6 +88,7 @@ pub fn spawn_worker(state: AppState, shutdown: CancellationToken) -> tokio::task
         }
         // Running backups stop with the server (their leases lapse; the next start fails and cleans them).
         running.abort_all();
+        state.archivers.stop_all(&state).await;
         while running.join_next().await.is_some() {}
     })
 }

@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_repositories, create_repository))
         .routes(routes!(get_repository, delete_repository))
         .routes(routes!(rotate_key))
+        .routes(routes!(list_archives))
         .routes(routes!(list_policies, create_policy))
         .routes(routes!(get_policy, update_policy, delete_policy))
         .routes(routes!(list_backups, run_backup))
@@ -132,6 +133,18 @@ async fn rotate_key(State(state): State<AppState>, caller: Caller, Path(id): Pat
     Ok(Json(rec))
 }
 
+// ------------------------------------------------------------------ log archiving
+
+/// Every log archiver (policy × instance): where it writes, which server runs it, when it last stored
+/// something (the archive lag), its last error.
+#[utoipa::path(get, path = "/api/v1/backup/archives", tag = "backups",
+    responses((status = 200, body = Vec<crate::backups::archive::ArchiveView>), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+async fn list_archives(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<crate::backups::archive::ArchiveView>>, ApiError> {
+    let all = crate::backups::archive::statuses(&state).await.map_err(|e| caller.store_error(e))?;
+    let visible = caller.visible_instances(&state.store).await?;
+    Ok(Json(all.into_iter().filter(|a| visible.as_ref().is_none_or(|v| v.contains(&a.instance_id))).collect()))
+}
+
 // ------------------------------------------------------------------ policies
 
 #[utoipa::path(get, path = "/api/v1/backup/policies", tag = "backups",
@@ -150,7 +163,10 @@ async fn check_policy(state: &AppState, caller: &Caller, spec: &PolicySpec) -> R
         .map_err(|_| ApiError::invalid("repository", format!("repository: no repository `{}`", spec.repository)))?;
     if let Some(i) = &spec.instance {
         let inst = state.store.find_instance(i).await.map_err(|_| ApiError::invalid("instance", format!("instance: no instance `{i}`")))?;
-        method_for(inst.engine, spec.method).map_err(|m| ApiError::invalid("method", format!("method: {m}")))?;
+        let method = method_for(inst.engine, spec.method).map_err(|m| ApiError::invalid("method", format!("method: {m}")))?;
+        if spec.log_archiving {
+            crate::backups::run::archiving_for(inst.engine, method).map_err(|m| ApiError::invalid("log_archiving", format!("log_archiving: {m}")))?;
+        }
         if inst.engine == Engine::Postgres && spec.databases.len() > 1 {
             return Err(ApiError::invalid("databases", "databases: a PostgreSQL logical backup takes one database per policy"));
         }
