@@ -15,6 +15,7 @@ pub mod repo;
 pub mod repository;
 pub mod scratch;
 pub mod sealed;
+pub mod table_restore;
 pub mod verify;
 
 pub use sealed::{Compression, DataKey, SealError, Sealed, open, seal};

@@ -45,8 +45,13 @@ const DUMP: &str = "dump.sql.sealed";
 
 /// A private options file with the connection and password (mode 0600, removed with the folder).
 pub(crate) fn options_file(dir: &Path, server: &Server) -> Result<PathBuf, String> {
+    options_file_named(dir, "client.cnf", server)
+}
+
+/// [`options_file`] under another name (two servers' files side by side).
+pub(crate) fn options_file_named(dir: &Path, name: &str, server: &Server) -> Result<PathBuf, String> {
     use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join("client.cnf");
+    let path = dir.join(name);
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let address = match &server.socket {
         Some(s) => format!("socket=\"{}\"\n", quote(s)),
@@ -114,6 +119,20 @@ async fn conn(server: &Server, db: Option<&str>) -> Result<mysql_async::Conn, St
         .pass(Some(server.password.clone()))
         .db_name(db.map(str::to_string));
     mysql_async::Conn::new(opts).await.map_err(|e| format!("cannot connect to {server:?}: {e}"))
+}
+
+/// The first column of the first row of `sql`, as text ("" when there is none).
+pub(crate) async fn query_first(server: &Server, sql: &str) -> Result<String, String> {
+    let mut c = conn(server, None).await?;
+    let v: Option<mysql_async::Value> = c.query_first(sql).await.map_err(|e| format!("{sql}: {e}"))?;
+    let _ = c.disconnect().await;
+    Ok(match v {
+        None | Some(mysql_async::Value::NULL) => String::new(),
+        Some(mysql_async::Value::Bytes(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Some(mysql_async::Value::Int(n)) => n.to_string(),
+        Some(mysql_async::Value::UInt(n)) => n.to_string(),
+        Some(other) => other.as_sql(true),
+    })
 }
 
 async fn list_tables(server: &Server, db: &str) -> Result<Vec<String>, String> {

@@ -89,8 +89,13 @@ impl Scan for PgDumpScanner {
 
 /// A private password file for libpq (mode 0600).
 pub(crate) fn passfile(dir: &Path, db: &Database) -> Result<PathBuf, String> {
+    passfile_named(dir, "pgpass", db)
+}
+
+/// [`passfile`] under another name (two servers' files side by side).
+pub(crate) fn passfile_named(dir: &Path, name: &str, db: &Database) -> Result<PathBuf, String> {
     use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join("pgpass");
+    let path = dir.join(name);
     let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
     // Any host: the file serves this one command, and libpq matches a Unix socket folder only as
     // `localhost`.
@@ -99,6 +104,10 @@ pub(crate) fn passfile(dir: &Path, db: &Database) -> Result<PathBuf, String> {
         std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     std::io::Write::write_all(&mut f, line.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
+}
+
+pub(crate) fn command_with(program: &str, db: &Database, pass: &Path) -> tokio::process::Command {
+    command(program, db, pass)
 }
 
 fn command(program: &str, db: &Database, pass: &Path) -> tokio::process::Command {

@@ -11,4 +11,5 @@ mod pg_dump;
 mod pg_pitr;
 mod redis_rdb;
 mod repositories;
+mod table_restore;
 mod verify;

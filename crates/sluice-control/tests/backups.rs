@@ -381,3 +381,32 @@ async fn scheduled_fulls_with_log_archiving_restore_to_a_chosen_second() {
     app.stop_workers();
     pg.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_selector_policy_backs_up_every_instance_with_its_labels() {
+    let app = TestApp::sqlite().await;
+    let (_, db) = fresh_mariadb_database("sel").await;
+    mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")).await;
+    for (name, tier) in [("gold-1", "gold"), ("bronze-1", "bronze")] {
+        let mut body = service_instance(Service::Mariadb, name, "sluice");
+        body["labels"] = json!({ "tier": tier });
+        assert_eq!(app.admin(Method::POST, "/api/v1/instances", Some(body)).await.status, StatusCode::CREATED);
+    }
+    local_repository(&app, "sel").await;
+    let p = json!({ "name": "gold", "selector": { "tier": "gold" }, "repository": "sel", "databases": [db], "full": "* * * * * *", "verify": { "after_each": false } });
+    let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(p)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
+    let gold = app.store.find_instance("gold-1").await.unwrap().id;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let all = app.admin(Method::GET, "/api/v1/backups?state=done", None).await.body;
+        if all.as_array().unwrap().iter().any(|b| b["instance_id"] == gold.as_str()) {
+            break all;
+        }
+        assert!(std::time::Instant::now() < deadline, "no scheduled backup of the gold instance: {all}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    app.admin(Method::DELETE, "/api/v1/backup/policies/gold", None).await;
+    let bronze = app.store.find_instance("bronze-1").await.unwrap().id;
+    assert!(done.as_array().unwrap().iter().all(|b| b["instance_id"] != bronze.as_str()), "the bronze instance was backed up: {done}");
+}

@@ -218,6 +218,11 @@ impl Store {
         rows.iter().map(record).collect()
     }
 
+    /// Every registered instance.
+    pub async fn all_instances(&self) -> Result<Vec<InstanceRecord>, StoreError> {
+        self.list_instances(&InstanceFilter { limit: i64::MAX, ..Default::default() }).await
+    }
+
     /// A page of the registry as API JSON. With the read cache on, served from an in-memory snapshot that
     /// every registry write clears; otherwise read from the store.
     pub async fn instance_page(&self, filter: &InstanceFilter) -> Result<InstancePage, StoreError> {

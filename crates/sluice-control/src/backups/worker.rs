@@ -159,7 +159,7 @@ async fn schedule_due(state: &AppState) {
 pub async fn selected(state: &AppState, spec: &PolicySpec) -> Vec<sluice_store::instances::InstanceRecord> {
     match &spec.instance {
         Some(i) => state.store.find_instance(i).await.into_iter().collect(),
-        None => state.store.list_instances(&Default::default()).await.unwrap_or_default().into_iter().filter(|i| spec.selects(&i.labels)).collect(),
+        None => state.store.all_instances().await.unwrap_or_default().into_iter().filter(|i| spec.selects(&i.labels)).collect(),
     }
 }
 

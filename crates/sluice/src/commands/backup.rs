@@ -100,6 +100,42 @@ pub enum BackupAction {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// Restore on this machine, from the server's store: a PostgreSQL base plus WAL into a new data
+    /// directory, or a logical backup (plus binlogs) into a server that is not a registered instance;
+    /// the whole backup, or one table. Restores into registered instances are restore tickets.
+    Restore {
+        #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
+        data_dir: PathBuf,
+        #[arg(long, env = "SLUICE_STORE", hide_env_values = true)]
+        store: Option<String>,
+        /// The instance whose backups to restore (id or name).
+        #[arg(long)]
+        instance: String,
+        /// Its backups under this policy (whose logs are replayed).
+        #[arg(long)]
+        policy: Option<String>,
+        /// Exactly this backup, no logs replayed.
+        #[arg(long, conflicts_with_all = ["at", "gtid"])]
+        backup: Option<String>,
+        /// The instant to restore to, with its offset: 2026-12-04T17:20:00Z or 2026-12-04T18:20:00+01:00.
+        #[arg(long)]
+        at: Option<String>,
+        /// MariaDB: up to and including this GTID.
+        #[arg(long)]
+        gtid: Option<String>,
+        /// One table: `db.table` (MariaDB) or `schema.table` (PostgreSQL).
+        #[arg(long)]
+        table: Option<String>,
+        /// The table's new name at the target (`db.table` or `table`).
+        #[arg(long = "as", requires = "table")]
+        rename: Option<String>,
+        /// A new PostgreSQL data directory (physical backups).
+        #[arg(long, conflicts_with = "to")]
+        to_datadir: Option<PathBuf>,
+        /// The target server, as a JSON or TOML file: host, port, user, password, and database (PostgreSQL).
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
     /// Write a backup's files, decrypted and checked, to a folder — with only the repository and an
     /// exported key file: no server, no store.
     Extract {
@@ -338,6 +374,10 @@ pub async fn run(cmd: BackupCmd) -> Result<i32> {
             export_keys(&repository, &data_dir, store.as_deref(), &out).await?
         }
         BackupAction::Extract { repository_config, key_file, backup, out } => extract(&repository_config, &key_file, &backup, &out).await?,
+        BackupAction::Restore { data_dir, store, instance, policy, backup, at, gtid, table, rename, to_datadir, to } => {
+            let r = RestoreArgs { instance, policy, backup, at, gtid, table, rename, to_datadir, to };
+            restore_here(&data_dir, store.as_deref(), r).await?
+        }
     }
     Ok(0)
 }
@@ -476,4 +516,131 @@ async fn extract(config: &Path, key_file: &Path, id: &str, out: &Path) -> Result
     write_private(&out.join("manifest.json"), &serde_json::to_vec_pretty(&m)?)?;
     println!("backup {id} ({}) extracted; docs/backup.md says how to restore each kind by hand", m.kind);
     Ok(())
+}
+
+struct RestoreArgs {
+    instance: String,
+    policy: Option<String>,
+    backup: Option<String>,
+    at: Option<String>,
+    gtid: Option<String>,
+    table: Option<String>,
+    rename: Option<String>,
+    to_datadir: Option<PathBuf>,
+    to: Option<PathBuf>,
+}
+
+/// `2026-12-04T17:20:00Z` → Unix ms; a time without its offset is refused (ambiguous around DST changes).
+fn parse_instant(text: &str) -> Result<i64> {
+    let ts: jiff::Timestamp = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--at: `{text}` is not an instant with its offset (2026-12-04T17:20:00Z, or +01:00 for a zone's local time): {e}"))?;
+    Ok(ts.as_millisecond())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetFile {
+    host: String,
+    port: u16,
+    user: String,
+    #[serde(default)]
+    password: String,
+    database: Option<String>,
+}
+
+async fn restore_here(data_dir: &Path, store: Option<&str>, a: RestoreArgs) -> Result<()> {
+    use sluice_control::backups::restore::{Destination, Point, choose_full, restore};
+    if store.is_none() && !data_dir.join("sluice.db").exists() {
+        bail!("no store at {}: pass --data-dir or --store", data_dir.join("sluice.db").display());
+    }
+    let point = match (&a.backup, &a.at, &a.gtid) {
+        (Some(b), _, _) => Point::Backup(b.clone()),
+        (None, Some(t), None) => Point::Time(parse_instant(t)?),
+        (None, None, Some(g)) => Point::Gtid(g.clone()),
+        (None, None, None) => Point::Latest,
+        (None, Some(_), Some(_)) => bail!("give --at or --gtid, not both"),
+    };
+    let opened = Store::open(crate::serve::store_options(data_dir, store, 2, false)).await?;
+    let st = opened.store;
+    let inst = st.find_instance(&a.instance).await?;
+    let policy_id = match &a.policy {
+        Some(p) => Some(st.get_policy(p).await?.id),
+        None => None,
+    };
+    let full = choose_full(&st, &inst.id, policy_id.as_deref(), &point).await.map_err(anyhow::Error::msg)?;
+    let target: Option<TargetFile> = match &a.to {
+        Some(f) => {
+            Some(serde_json::from_value(read_doc(f)?).with_context(|| format!("{}: give host, port, user, password and (PostgreSQL) database", f.display()))?)
+        }
+        None => None,
+    };
+    if let Some(t) = &target {
+        let registered = st.all_instances().await?.into_iter().find(|i| i.port == t.port && (i.host == t.host || (is_local(&i.host) && is_local(&t.host))));
+        if let Some(i) = registered {
+            bail!(
+                "{}:{} is registered instance `{}`: restores into registered instances go through a restore ticket and its approvals, not this command",
+                t.host,
+                t.port,
+                i.name
+            );
+        }
+    }
+    let scratch = data_dir.join("scratch");
+    let egress = sluice_core::egress::EgressPolicy::default();
+    println!("restoring from backup {} (finished {}, verification {})", full.id, when(&json!(full.finished_at)), full.verify_state);
+    if let Some(table) = &a.table {
+        let (container, name) = table.split_once('.').with_context(|| format!("--table: `{table}` is not `db.table` / `schema.table`"))?;
+        let (new_container, new_table) =
+            match a.rename.as_deref().map(|r| r.split_once('.').map(|(c, t)| (Some(c.to_string()), t.to_string())).unwrap_or((None, r.to_string()))) {
+                Some((c, t)) => (c, Some(t)),
+                None => (None, None),
+            };
+        let pick = sluice_backup::table_restore::TablePick { container: container.into(), table: name.into(), new_container, new_table };
+        let t = target.context("--table needs --to (the server to restore the table into)")?;
+        let repo = sluice_control::backups::open_repository(&st, &full.repository_id, &egress).await.map_err(anyhow::Error::msg)?;
+        let key = sluice_control::backups::data_key(&st, &full.repository_id, full.key_id.as_deref().unwrap_or_default()).await.map_err(anyhow::Error::msg)?;
+        let rows = match inst.engine {
+            sluice_core::Engine::Postgres => {
+                let db = sluice_backup::pg_dump::Database {
+                    host: t.host,
+                    port: t.port,
+                    user: t.user,
+                    password: t.password,
+                    dbname: t.database.unwrap_or_else(|| "postgres".into()),
+                };
+                sluice_backup::table_restore::restore_pg_table(&repo, &full.id, &key, &pick, &db, &scratch).await
+            }
+            _ => {
+                let server = sluice_backup::mariadb_dump::Server { host: t.host, port: t.port, socket: None, user: t.user, password: t.password };
+                sluice_backup::table_restore::restore_mariadb_table(&repo, &full.id, &key, &pick, &server, &scratch).await
+            }
+        }
+        .map_err(anyhow::Error::msg)?;
+        println!("restored {table} ({rows} rows, as in the backup's manifest)");
+        st.close().await;
+        return Ok(());
+    }
+    let to = match (a.to_datadir, target) {
+        (Some(dir), None) => Destination::PgDataDir(dir),
+        (None, Some(t)) if inst.engine == sluice_core::Engine::Postgres => Destination::PgDatabase(sluice_backup::pg_dump::Database {
+            host: t.host,
+            port: t.port,
+            user: t.user,
+            password: t.password,
+            dbname: t.database.context("a PostgreSQL target names its (empty) database")?,
+        }),
+        (None, Some(t)) => {
+            Destination::Mariadb(sluice_backup::mariadb_dump::Server { host: t.host, port: t.port, socket: None, user: t.user, password: t.password })
+        }
+        _ => bail!("say where to restore: --to-datadir DIR (PostgreSQL physical) or --to FILE (a server)"),
+    };
+    let r = restore(&st, &egress, &scratch, &full, &point, &to).await.map_err(anyhow::Error::msg)?;
+    st.close().await;
+    println!("restored backup {}{}", r.backup, r.replayed.map(|x| format!("; {x}")).unwrap_or_default());
+    Ok(())
+}
+
+fn is_local(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "localhost" | "::1")
 }
