@@ -65,6 +65,8 @@ pub struct AppState {
     pub(crate) backup_wake: crate::backups::worker::Wake,
     /// This server's log archivers.
     pub(crate) archivers: Arc<crate::backups::archive::ArchiveManager>,
+    /// Which backup alerts this server raised.
+    pub(crate) backup_health: Arc<crate::backups::health::Health>,
     /// Rendered ticket-list pages, by caller scope and query, each with the tickets' generation it was read
     /// at (see `Store::ticket_generation`): a page is served again only while no ticket changed since.
     pub(crate) ticket_pages: Arc<Mutex<HashMap<String, (u64, axum::body::Bytes)>>>,
@@ -83,6 +85,7 @@ impl AppState {
             exec_wake: Arc::default(),
             backup_wake: Arc::default(),
             archivers: crate::backups::archive::ArchiveManager::new(),
+            backup_health: Arc::default(),
             ticket_pages: Arc::default(),
         }
     }

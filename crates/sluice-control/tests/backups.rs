@@ -410,3 +410,48 @@ async fn a_selector_policy_backs_up_every_instance_with_its_labels() {
     let bronze = app.store.find_instance("bronze-1").await.unwrap().id;
     assert!(done.as_array().unwrap().iter().all(|b| b["instance_id"] != bronze.as_str()), "the bronze instance was backed up: {done}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_backup_reaches_the_notification_channels() {
+    use std::sync::{Arc, Mutex};
+    let app = TestApp::sqlite().await;
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let sink = got.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    sink.lock().unwrap().push(v);
+                }
+                StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let r = app
+        .admin(Method::POST, "/api/v1/channels", Some(json!({ "name": "ops", "kind": "webhook", "url": format!("{base}/hook"), "events": ["backup.*"] })))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    // An instance whose password is wrong: its backup fails.
+    let a = app.admin(Method::POST, "/api/v1/instances", Some(service_instance(Service::Mariadb, "wrong", "not-the-password"))).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    local_repository(&app, "r").await;
+    let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "wrong", "repository": "r" }))).await;
+    let b = wait_backup(&app, a.body["id"].as_str().unwrap(), Duration::from_secs(60), |b| b["state"] == "failed").await;
+    assert!(b["error"].as_str().unwrap().contains("Access denied"), "{b}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = got.lock().unwrap().clone();
+        if let Some(e) = events.iter().find(|e| e["type"] == "backup.failed") {
+            assert!(e["message"].as_str().unwrap().contains("failed"), "{e}");
+            assert!(!e.to_string().contains("not-the-password"), "the event leaks the password: {e}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no backup.failed event: {events:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -3,6 +3,7 @@
 //! for each engine ([`run`]).
 
 pub mod archive;
+pub mod health;
 pub mod restore;
 pub mod run;
 pub mod spec;

@@ -42,7 +42,12 @@ pub fn spawn_worker(state: AppState, shutdown: CancellationToken) -> tokio::task
         let backups = Arc::new(Semaphore::new(2));
         let verifications = Arc::new(Semaphore::new(1));
         let mut running = tokio::task::JoinSet::new();
+        let mut last_health = std::time::Instant::now() - Duration::from_secs(3600);
         loop {
+            if last_health.elapsed() >= Duration::from_secs(15) {
+                state.backup_health.check(&state).await;
+                last_health = std::time::Instant::now();
+            }
             clean_interrupted(&state).await;
             schedule_due(&state).await;
             state.archivers.reconcile(&state).await;
@@ -208,6 +213,8 @@ async fn run_backup(state: &AppState, owner: &str, run: RunRecord) {
         Err(e) => {
             metrics::counter!("sluice_backups_total", "outcome" => "failed").increment(1);
             tracing::warn!(backup = %run.id, error = %e, "backup failed");
+            let payload = serde_json::json!({ "message": format!("backup {} of instance {} failed: {e}", run.id, run.instance_id), "backup": run.id, "instance": run.instance_id });
+            let _ = state.store.emit_event("backup.failed", None, &payload).await;
             // Whatever the failed run wrote is not a backup.
             if let Ok(repo) = open_repository(&state.store, &run.repository_id, &state.settings.egress).await {
                 let _ = repo.delete_all(&format!("backups/{}", run.id)).await;
@@ -249,6 +256,8 @@ async fn run_verification(state: &AppState, owner: &str, run: RunRecord) {
         }
         Err(e) => {
             tracing::warn!(backup = %run.id, error = %e, "backup verification failed");
+            let payload = serde_json::json!({ "message": format!("backup {} of instance {} failed verification: {e}", run.id, run.instance_id), "backup": run.id, "instance": run.instance_id });
+            let _ = state.store.emit_event("backup.verification_failed", None, &payload).await;
             metrics::counter!("sluice_backup_verifications_total", "outcome" => "failed").increment(1);
             state.store.finish_verification(&run.id, owner, Err(e)).await
         }

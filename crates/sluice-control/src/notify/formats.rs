@@ -38,6 +38,11 @@ pub fn feishu_sign(secret: &str, timestamp_s: i64) -> String {
 
 /// One line a person reads: what happened to which ticket, by whom.
 pub fn summary(kind: &str, event: &serde_json::Value) -> String {
+    if event["ticket"].is_null()
+        && let Some(m) = event["message"].as_str()
+    {
+        return format!("[Sluice] {kind}: {m}");
+    }
     let t = &event["ticket"];
     let title = t["title"].as_str().unwrap_or("");
     let id = t["id"].as_str().unwrap_or("");
