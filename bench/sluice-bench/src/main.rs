@@ -33,8 +33,13 @@ struct Cli {
     cmd: Cmd,
 }
 
+mod backup;
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Backups (bench/backup.sh).
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
     /// Read a binlog range through shaping into the blackhole sink; prints seconds and rows/s.
     Binlog {
         #[arg(long)]
@@ -225,6 +230,7 @@ fn batch_max() -> usize {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::Backup(b) => backup::run(b).await?,
         Cmd::Binlog { url, file, rows, db, jsonl, target, nats, stream, files } => {
             let dir = tempfile::tempdir()?;
             let status = Arc::new(PipelineStatus::default());
