@@ -455,3 +455,58 @@ async fn a_failed_backup_reaches_the_notification_channels() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A restore into a registered instance is a ticket: reviewed (the plan checked, its effect warned),
+/// approved, run by the worker — here one table back under a new name; a spec naming no backup is an error
+/// finding, and a whole restore is warned about before anyone approves it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_ticket_restores_a_table_through_review_and_approval() {
+    let (app, [dev, appr, dba]) = crate::tickets::real_project(service_instance(Service::Mariadb, "db", "sluice")).await;
+    let (_, db) = fresh_mariadb_database("rt").await;
+    mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO {db}.t VALUES (1, 'a'), (2, 'b'), (3, 'c')")).await;
+    local_repository(&app, "r").await;
+    let p = json!({ "name": "p", "instance": "db", "repository": "r", "databases": [db], "full": "0 3 1 1 *" });
+    assert_eq!(app.admin(Method::POST, "/api/v1/backup/policies", Some(p)).await.status, StatusCode::CREATED);
+    let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "db", "policy": "p" }))).await;
+    let b = wait_backup(&app, a.body["id"].as_str().unwrap(), Duration::from_secs(120), settled).await;
+    assert_eq!(b["verify_state"], "verified", "{b}");
+    let id = b["id"].as_str().unwrap();
+
+    let ticket =
+        |spec: Value| json!({ "project": "x", "kind": "restore", "title": "restore", "statements": spec.to_string(), "targets": [{ "instance": "db" }] });
+    let submit = |tid: String| {
+        let (app, dev) = (&app, dev.clone());
+        async move { app.call(Method::POST, &format!("/api/v1/tickets/{tid}/submit"), Some(&dev), Some(json!({ "revision": 1 }))).await }
+    };
+    // No such backup: an error finding, in the review.
+    let c = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(ticket(json!({ "backup": "nope" })))).await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.raw);
+    let s = submit(c.body["id"].as_str().unwrap().to_string()).await;
+    let t = app.admin(Method::GET, &format!("/api/v1/tickets/{}", c.body["id"].as_str().unwrap()), None).await.body;
+    assert!(t.to_string().contains("no backup `nope`"), "{} / {t}", s.raw);
+    // A whole restore: warned about.
+    let c = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(ticket(json!({ "backup": id })))).await;
+    submit(c.body["id"].as_str().unwrap().to_string()).await;
+    let t = app.admin(Method::GET, &format!("/api/v1/tickets/{}", c.body["id"].as_str().unwrap()), None).await.body;
+    assert!(t.to_string().contains("a whole restore replaces the tables"), "{t}");
+    // Two targets are refused at creation.
+    let mut two = ticket(json!({ "backup": id }));
+    two["targets"] = json!([{ "instance": "db" }, { "instance": "db" }]);
+    let r = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(two)).await;
+    assert_eq!((r.status, r.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("targets")), "{}", r.raw);
+
+    // The table, under a new name: reviewed clean, approved, run.
+    let c = app
+        .call(Method::POST, "/api/v1/tickets", Some(&dev), Some(ticket(json!({ "backup": id, "table": format!("{db}.t"), "as": format!("{db}.t_restored") }))))
+        .await;
+    let tid = c.body["id"].as_str().unwrap().to_string();
+    let s = submit(tid.clone()).await;
+    assert_eq!(s.body["state"], "pending_approval", "{}", s.raw);
+    let a = app.call(Method::POST, &format!("/api/v1/tickets/{tid}/approve"), Some(&appr), Some(json!({ "revision": 1 }))).await;
+    assert_eq!(a.body["state"], "approved", "{}", a.raw);
+    let r = app.call(Method::POST, &format!("/api/v1/tickets/{tid}/run"), Some(&dba), Some(json!({ "revision": 1 }))).await;
+    assert!(r.status.is_success(), "{}", r.raw);
+    let done = crate::tickets::finished(&app, &tid).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT GROUP_CONCAT(v ORDER BY id) FROM {db}.t_restored")).await.as_deref(), Some("a,b,c"));
+}

@@ -150,6 +150,9 @@ string_enum! {
         DataExport => "data_export",
         /// Redis commands from an allow-list.
         RedisCommand => "redis_command",
+        /// A backup (or a point in time) restored into the target instance; the statements are the
+        /// restore's spec as JSON (docs/backup.md).
+        Restore => "restore",
     }
 }
 

@@ -319,6 +319,14 @@ async fn create_ticket(
     if body.mode == Some(ExecMode::Rollback) {
         return Err(ApiError::invalid("mode", "mode: `rollback` is for the rollback tickets Sluice makes (POST /api/v1/tickets/{id}/rollback)"));
     }
+    if body.kind == TicketKind::Restore {
+        if body.targets.len() != 1 {
+            return Err(ApiError::invalid("targets", "targets: a restore ticket has one target, the instance to restore into"));
+        }
+        if !matches!(body.mode, None | Some(ExecMode::Direct) | Some(ExecMode::DryRun)) {
+            return Err(ApiError::invalid("mode", "mode: a restore runs `direct` (or `dry_run`, which only plans it)"));
+        }
+    }
     let targets = resolve_targets(&state, &caller, &project, &body.targets, body.kind).await?;
     let new = NewTicket {
         project_id: project.id,

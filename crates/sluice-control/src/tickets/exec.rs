@@ -197,6 +197,18 @@ async fn execute(state: &AppState, job: &JobRecord, ctx: &RunContext) -> Result<
     if rec.engine == sluice_core::Engine::Redis {
         return redis(&spec, &t, job.target_seq).await;
     }
+    if t.kind == sluice_core::TicketKind::Restore {
+        use sluice_engines::execute::{Outcome, StatementOutcome};
+        if t.mode == ExecMode::DryRun {
+            let plan = super::restore::plan(state, &t, &rec).await?;
+            let note = format!("dry run: would restore backup {} of `{}` into `{}`", plan.full.id, plan.source.name, rec.name);
+            let statements = vec![StatementOutcome { idx: 0, outcome: Outcome::NotRun, affected_rows: None, error: None, plan: None }];
+            return Ok(Executed { report: ExecReport { transactional: true, statements }, backup: None, problem: None, export: None, notes: vec![note] });
+        }
+        let (rows, note) = super::restore::execute(state, &t, &rec, target.database.as_deref()).await?;
+        let statements = vec![StatementOutcome { idx: 0, outcome: Outcome::Committed, affected_rows: Some(rows), error: None, plan: None }];
+        return Ok(Executed { report: ExecReport { transactional: false, statements }, backup: None, problem: None, export: None, notes: vec![note] });
+    }
     if t.kind == sluice_core::TicketKind::DataExport {
         let dialect = if rec.engine == sluice_core::Engine::Postgres { sluice_review::SqlDialect::Postgres } else { sluice_review::SqlDialect::MySql };
         let (export, rows) = super::export::run(&spec, &t.statements, dialect, job.target_seq).await?;

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod exec;
 pub mod export;
 pub mod flow;
+pub mod restore;
 pub mod windows;
 
 use sluice_core::{Engine, ProjectRole, Role};
@@ -99,6 +100,7 @@ pub async fn review_now(state: &AppState, t: &TicketRecord) -> Result<(Vec<Targe
             Engine::Redis => None,
         };
         let review = match dialect {
+            _ if t.kind == sluice_core::TicketKind::Restore => restore::review(state, t, &rec).await,
             Some(dialect) => {
                 let settings = sluice_review::Policy::default().settings(Some(rec.environment.as_str()));
                 crate::review::run(t.statements.clone(), dialect, settings, None).await.map_err(|e| e.to_string())?
