@@ -168,10 +168,8 @@ TARGET_PG=$(date -u -d "@$((TARGET_MS / 1000))" '+%Y-%m-%d %H:%M:%S+00')
 sleep 2
 # A commit after the target: recovery knows it passed the target only when it meets a later one.
 psql_ -d bench -c "CREATE TABLE after_target (x int)" >/dev/null
-psql_ -c "SELECT pg_switch_wal()" >/dev/null
-psql_ -c "CHECKPOINT" >/dev/null
-# Wait until both archives hold the closed segment.
-SEG=$(psql_ -At -c "SELECT pg_walfile_name(pg_current_wal_lsn() - 1)")
+# Close the segment holding that commit, and wait until both archives hold it.
+SEG=$(psql_ -At -c "SELECT pg_walfile_name(pg_switch_wal())")
 for ((i = 0; i < 600; i++)); do
   ls "$REPO/wal/bench/$SEG.sealed" >/dev/null 2>&1 && break
   sleep 0.5

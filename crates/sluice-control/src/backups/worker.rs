@@ -311,6 +311,50 @@ async fn apply_retention(state: &AppState, policy_id: &str, instance_id: &str) {
         }
         tracing::info!(backup = %id, policy = %p.name, "backup expired by retention");
     }
+    if spec.log_archiving {
+        prune_logs(state, &p.id, instance_id).await;
+    }
+}
+
+/// The archived log files no kept backup needs: those before the start of the oldest kept full of the
+/// policy on the instance (WAL segments before its start segment, binlogs before its binlog file). History
+/// files and partials of needed files stay.
+pub fn prunable_logs(objects: &[String], oldest: &serde_json::Value) -> Vec<String> {
+    let wal_start = oldest["pg"]["start_wal"].as_str().map(str::to_string);
+    let binlog_seq = oldest["binlog"]["file"].as_str().and_then(|f| f.rsplit_once('.')).and_then(|(_, n)| n.parse::<u64>().ok());
+    objects
+        .iter()
+        .filter(|path| {
+            let name = path.rsplit('/').next().unwrap_or("");
+            let base = name.trim_end_matches(".sealed").trim_end_matches(".partial");
+            if let Some(start) = &wal_start {
+                base.len() == 24 && start.len() == 24 && base.bytes().all(|b| b.is_ascii_hexdigit()) && base[8..] < start[8..]
+            } else if let Some(seq) = binlog_seq {
+                base.rsplit_once('.').and_then(|(_, n)| n.parse::<u64>().ok()).is_some_and(|n| n < seq)
+            } else {
+                false
+            }
+        })
+        .cloned()
+        .collect()
+}
+
+async fn prune_logs(state: &AppState, policy_id: &str, instance_id: &str) {
+    let filter =
+        RunFilter { instance_id: Some(instance_id.into()), policy_id: Some(policy_id.into()), state: Some("done".into()), include_deleted: false, limit: 1000 };
+    let Ok(done) = state.store.list_runs(&filter).await else { return };
+    let Some(oldest) = done.last() else { return };
+    let Some(manifest) = &oldest.manifest else { return };
+    let Ok(inst) = state.store.get_instance(instance_id).await else { return };
+    let prefix = super::archive::log_prefix(inst.engine, policy_id, instance_id);
+    let Ok(repo) = open_repository(&state.store, &oldest.repository_id, &state.settings.egress).await else { return };
+    let Ok(objects) = repo.list(&prefix).await else { return };
+    let paths: Vec<String> = objects.into_iter().map(|o| o.path).collect();
+    for path in prunable_logs(&paths, manifest) {
+        if let Err(e) = repo.delete(&path).await {
+            tracing::error!(object = %path, error = %e, "cannot prune an archived log file");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -344,6 +388,21 @@ mod tests {
             deleted_at: None,
             requested_by: None,
         }
+    }
+
+    #[test]
+    fn logs_before_the_oldest_kept_full_are_pruned() {
+        let wal: Vec<String> = ["00000001000000000000000A", "00000001000000000000000B", "00000001000000000000000C", "00000002.history"]
+            .iter()
+            .map(|n| format!("wal/p/i/{n}.sealed"))
+            .collect();
+        let oldest = serde_json::json!({ "pg": { "start_wal": "00000001000000000000000B" } });
+        assert_eq!(prunable_logs(&wal, &oldest), vec!["wal/p/i/00000001000000000000000A.sealed".to_string()]);
+        let binlogs: Vec<String> =
+            ["mysql-bin.000007.sealed", "mysql-bin.000008.sealed", "mysql-bin.000009.partial.sealed"].iter().map(|n| format!("binlog/p/i/{n}")).collect();
+        let oldest = serde_json::json!({ "binlog": { "file": "mysql-bin.000008", "pos": 4 } });
+        assert_eq!(prunable_logs(&binlogs, &oldest), vec!["binlog/p/i/mysql-bin.000007.sealed".to_string()]);
+        assert!(prunable_logs(&binlogs, &serde_json::json!({})).is_empty(), "without a position nothing is pruned");
     }
 
     #[test]
