@@ -28,7 +28,7 @@ use tokio::io::AsyncWriteExt;
 use crate::mariadb_dump::Server;
 use crate::repo::{Manifest, manifest, now_ms};
 use crate::repository::Repository;
-use crate::sealed::{Compression, DataKey, seal};
+use crate::sealed::DataKey;
 
 const MAGIC: &[u8; 4] = b"\xfebin";
 const ROTATE_EVENT: u8 = 4;
@@ -257,15 +257,7 @@ impl BinlogArchiver {
     }
 
     async fn store(&self, local: &Path, path: &str) -> Result<(), String> {
-        let file = tokio::fs::File::open(local).await.map_err(|e| format!("cannot read {}: {e}", local.display()))?;
-        let mut up = self.repo.create(path).await?;
-        match seal(tokio::io::BufReader::new(file), &mut up, &self.key, Compression::Zstd(3), crate::sealed::DEFAULT_CHUNK).await {
-            Ok(_) => up.commit().await,
-            Err(e) => {
-                up.abort().await;
-                Err(format!("sealing {path} failed: {e}"))
-            }
-        }
+        crate::repo::store_file(&self.repo, &self.key, local, path).await
     }
 }
 

@@ -22,7 +22,7 @@ use crate::pg_dump::Database;
 use crate::repo::{Manifest, PgBase, Scan, Target, dump_into, extract_file, manifest, now_ms, object_path, read_file, tool_version, write_manifest};
 use crate::repository::Repository;
 use crate::scratch::{PgServer, give_to_pg, pg_can_reach};
-use crate::sealed::{Compression, DataKey, seal};
+use crate::sealed::DataKey;
 
 pub const BASE: &str = "base.tar.sealed";
 
@@ -372,15 +372,7 @@ impl WalArchiver {
     }
 
     async fn store(&self, local: &Path, path: &str) -> Result<(), String> {
-        let file = tokio::fs::File::open(local).await.map_err(|e| format!("cannot read {}: {e}", local.display()))?;
-        let mut up = self.repo.create(path).await?;
-        match seal(tokio::io::BufReader::new(file), &mut up, &self.key, Compression::Zstd(3), crate::sealed::DEFAULT_CHUNK).await {
-            Ok(_) => up.commit().await,
-            Err(e) => {
-                up.abort().await;
-                Err(format!("sealing {path} failed: {e}"))
-            }
-        }
+        crate::repo::store_file(&self.repo, &self.key, local, path).await
     }
 }
 

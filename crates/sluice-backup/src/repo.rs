@@ -158,6 +158,20 @@ pub fn object_path(id: &str, name: &str) -> String {
     format!("backups/{id}/{name}")
 }
 
+/// Seals the local file `local` into object `path` (log archivers: a finished segment or binlog, or the
+/// one being written); the object appears only whole.
+pub(crate) async fn store_file(repo: &Repository, key: &DataKey, local: &std::path::Path, path: &str) -> Result<(), String> {
+    let file = tokio::fs::File::open(local).await.map_err(|e| format!("cannot read {}: {e}", local.display()))?;
+    let mut up = repo.create(path).await?;
+    match seal(tokio::io::BufReader::new(file), &mut up, key, Compression::Zstd(3), DEFAULT_CHUNK).await {
+        Ok(_) => up.commit().await,
+        Err(e) => {
+            up.abort().await;
+            Err(format!("sealing {path} into {} failed: {e}", repo.label()))
+        }
+    }
+}
+
 /// Writes the manifest, last: a backup without one is not a backup.
 pub(crate) async fn write_manifest(repo: &Repository, m: &Manifest) -> Result<(), String> {
     let text = serde_json::to_vec_pretty(m).expect("a manifest serializes");

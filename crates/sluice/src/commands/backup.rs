@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sluice_store::Store;
 
 use super::instance::urlencode;
-use super::{print_json, print_table};
+use super::{print_json, print_table, write_private};
 use crate::client::{Client, ServerArgs};
 
 #[derive(Debug, Args)]
@@ -474,19 +474,6 @@ async fn export_keys(repository: &str, data_dir: &Path, store: Option<&str>, out
     write_private(out, &body)?;
     println!("wrote the keys of repository {} to {} (mode 0600); keep it apart from the repository", repo.name, out.display());
     Ok(())
-}
-
-fn write_private(path: &Path, body: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(body).with_context(|| format!("cannot write {}", path.display()))
 }
 
 async fn extract(config: &Path, key_file: &Path, id: &str, out: &Path) -> Result<()> {

@@ -30,3 +30,18 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
 pub fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
+
+/// Writes a file only its owner can read (exports hold data; key files hold keys).
+pub fn write_private(path: &std::path::Path, body: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(body).with_context(|| format!("cannot write {}", path.display()))
+}

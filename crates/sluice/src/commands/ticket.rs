@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::instance::urlencode;
-use super::{print_json, print_table};
+use super::{print_json, print_table, write_private};
 use crate::client::{Client, ServerArgs};
 
 #[derive(Debug, Args)]
@@ -324,20 +324,6 @@ async fn wait_for(c: &Client, id: &str) -> Result<Value> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-}
-
-/// Writes a file only its owner can read (exports hold data).
-fn write_private(path: &std::path::Path, body: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(body).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub async fn run_project(cmd: ProjectCmd) -> Result<i32> {
