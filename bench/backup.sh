@@ -149,11 +149,14 @@ log "  sluice verification: $v s"
 
 # --- point in time: ~1 GB of WAL after a fresh full of each, archived by both
 rm -rf "$REPO"; mkdir -p "$REPO"
+# Archiving first (as a policy with log_archiving does): the base backup's WAL must reach the archive.
+"$BENCH" backup wal-archive --host 127.0.0.1 --port "$PGPORT" --user postgres --repo "$REPO" --key "$KEY" --prefix wal/bench --spool "$WORK/spool" >"$WORK/archiver.txt" 2>&1 &
+ARCHIVER=$!
+for ((i = 0; i < 100; i++)); do grep -q archiving "$WORK/archiver.txt" && break; sleep 0.2; done
+for ((i = 0; i < 100; i++)); do ls "$WORK/spool"/*.partial >/dev/null 2>&1 && break; sleep 0.2; done
 timed "$WORK/sluice-base.txt" 0 "$BENCH" backup pg-base --host 127.0.0.1 --port "$PGPORT" --user postgres --repo "$REPO" --key "$KEY" >/dev/null
 SID=$(sed -n 's/^id=\([^ ]*\).*/\1/p' "$WORK/sluice-base.txt")
 as_pg pgbackrest --config="$BRCONF" --stanza="$STANZA" backup --type=full
-"$BENCH" backup wal-archive --host 127.0.0.1 --port "$PGPORT" --user postgres --repo "$REPO" --key "$KEY" --prefix wal/bench --spool "$WORK/spool" >"$WORK/archiver.txt" 2>&1 &
-ARCHIVER=$!
 LSN0=$(psql_ -At -c "SELECT pg_current_wal_lsn()")
 log "pgbench until about 1 GB of WAL is written"
 while :; do

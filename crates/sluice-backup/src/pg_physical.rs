@@ -398,6 +398,50 @@ pub async fn archived_wal(repo: &Repository, prefix: &str, from: &str) -> Result
     Ok(out)
 }
 
+/// The segment (`TTTTTTTTXXXXXXXXYYYYYYYY`, 16 MiB segments) holding `lsn` (`X/Y`) on `timeline`.
+fn segment_of(lsn: &str, timeline: u32) -> Option<(u32, u64)> {
+    let (hi, lo) = lsn.split_once('/')?;
+    let v = (u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?;
+    Some((timeline, v >> 24))
+}
+
+fn segment_name(timeline: u32, seg: u64) -> String {
+    format!("{timeline:08X}{:08X}{:08X}", seg >> 8, seg & 0xFF)
+}
+
+fn parse_segment(name: &str) -> Option<(u32, u64)> {
+    if !is_segment(name) {
+        return None;
+    }
+    let t = u32::from_str_radix(&name[..8], 16).ok()?;
+    let x = u64::from_str_radix(&name[8..16], 16).ok()?;
+    let y = u64::from_str_radix(&name[16..], 16).ok()?;
+    Some((t, (x << 8) | y))
+}
+
+/// Refuses an archive that does not continue the base backup without a gap: on the base's timeline, every
+/// segment from the one after the base's end to the newest archived one must be there. (A base taken before
+/// archiving started has such a gap: its WAL never reached the repository.)
+fn check_continuity(base: &PgBase, wal: &[(String, String)]) -> Result<(), String> {
+    let Some((tli, end)) = segment_of(&base.end_lsn, base.timeline) else { return Ok(()) };
+    let mut segs: Vec<u64> = wal.iter().filter_map(|(n, _)| parse_segment(n)).filter(|(t, _)| *t == tli).map(|(_, s)| s).filter(|s| *s > end).collect();
+    segs.sort_unstable();
+    segs.dedup();
+    let mut want = end + 1;
+    for s in segs {
+        if s != want {
+            return Err(format!(
+                "the archive lacks WAL segment {} (and up to {}) after base backup's end {}: that WAL never reached the repository (archiving started after this backup, or was interrupted); restore from a base taken while archiving ran",
+                segment_name(tli, want),
+                segment_name(tli, s - 1),
+                base.end_lsn
+            ));
+        }
+        want = s + 1;
+    }
+    Ok(())
+}
+
 /// Where recovery stops.
 #[derive(Debug, Clone)]
 pub enum RecoveryTarget {
@@ -425,7 +469,11 @@ pub async fn restore_to_point(
     pg_can_reach(parent).await?;
     let wal_dir = parent.join(format!("{}.wal", data.file_name().and_then(|n| n.to_str()).unwrap_or("data")));
     std::fs::create_dir_all(&wal_dir).map_err(|e| format!("cannot create {}: {e}", wal_dir.display()))?;
-    for (name, path) in archived_wal(repo, prefix, &base.start_wal).await? {
+    let wal = archived_wal(repo, prefix, &base.start_wal).await?;
+    if !matches!(target, RecoveryTarget::Latest) || !wal.is_empty() {
+        check_continuity(&base, &wal)?;
+    }
+    for (name, path) in wal {
         let obj = repo.open(&path).await?.ok_or_else(|| format!("{path} vanished from {}", repo.label()))?;
         let out = wal_dir.join(&name);
         let file = tokio::fs::File::create(&out).await.map_err(|e| format!("cannot create {}: {e}", out.display()))?;
@@ -533,6 +581,27 @@ mod tests {
         s.feed(&[0u8; 1024]);
         assert!(s.completed && s.has_manifest && s.entries == 3);
         assert_eq!(parse_label(&String::from_utf8_lossy(&s.label)), Some(("1/B7000028".into(), "0000000100000001000000B7".into(), 1)));
+    }
+
+    #[test]
+    fn a_gap_after_the_base_is_refused() {
+        let base = PgBase {
+            timeline: 1,
+            start_lsn: "0/35000028".into(),
+            start_wal: "000000010000000000000035".into(),
+            end_lsn: "0/35000138".into(),
+            version: String::new(),
+            role: String::new(),
+        };
+        let wal = |names: &[&str]| names.iter().map(|n| (n.to_string(), String::new())).collect::<Vec<_>>();
+        assert!(check_continuity(&base, &wal(&["000000010000000000000036", "000000010000000000000037"])).is_ok());
+        let e = check_continuity(&base, &wal(&["000000010000000000000038", "000000010000000000000039"])).unwrap_err();
+        assert!(e.contains("000000010000000000000036") && e.contains("000000010000000000000037"), "{e}");
+        assert!(check_continuity(&base, &wal(&["000000010000000000000036", "000000010000000000000038"])).is_err());
+        // Segment numbers cross the 0xFF boundary of their log file.
+        let late = PgBase { end_lsn: "1/FF000100".into(), ..base };
+        assert!(check_continuity(&late, &wal(&["0000000100000001000000FF", "000000010000000200000000"])).is_ok());
+        assert_eq!(segment_name(1, segment_of("2/00000010", 1).unwrap().1), "000000010000000200000000");
     }
 
     #[test]

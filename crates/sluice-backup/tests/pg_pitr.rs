@@ -41,6 +41,12 @@ async fn a_point_in_time_restore_reproduces_the_table_at_the_chosen_second(kind:
     let (repo, _dir) = repository(kind);
     let key = DataKey::generate();
     let prefix = wal_prefix(&sluice_testkit::unique_name("pg"));
+    // A base taken before archiving starts, and WAL written meanwhile: its window never reaches the archive.
+    let early = base_backup(&db, &Target::new(repo.clone(), key.clone(), Compression::Zstd(3)), &new_backup_id()).await.unwrap();
+    psql(&db, "INSERT INTO orders (id, note) SELECT g, 'unarchived ' || g FROM generate_series(100001, 100100) g").await;
+    psql(&db, "SELECT pg_switch_wal()").await;
+    psql(&db, "DELETE FROM orders WHERE id > 100000").await;
+    psql(&db, "SELECT pg_switch_wal()").await;
     let spool = tempfile::tempdir().unwrap();
     let archiver = WalArchiver {
         db: db.clone(),
@@ -112,6 +118,14 @@ async fn a_point_in_time_restore_reproduces_the_table_at_the_chosen_second(kind:
     .err()
     .expect("a target beyond the archive is refused");
     assert!(e.contains("recovery"), "{e}");
+
+    // The early base: refused, naming the WAL that never reached the archive, rather than a wrong restore.
+    let gap = tempfile::tempdir_in(&parent).unwrap();
+    let e = restore_to_point(&repo, &early.id, &key, &prefix, &RecoveryTarget::Time(target), &gap.path().join("data"), &gap.path().join("sock"))
+        .await
+        .err()
+        .expect("a gap is refused");
+    assert!(e.contains("lacks WAL segment"), "{e}");
 
     stop.cancel();
     task.await.unwrap().unwrap();
