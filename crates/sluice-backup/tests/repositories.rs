@@ -42,3 +42,49 @@ async fn objects_appear_only_whole_and_come_back_byte_for_byte(kind: Kind) {
     repo.delete_all("backups").await.unwrap();
     assert!(repo.list("backups").await.unwrap().is_empty(), "{kind:?}");
 }
+
+/// A repository whose disk fills up mid-backup: the backup fails with the disk's error naming the object,
+/// leaves nothing behind, and the earlier backup still verifies. (A 2 MiB tmpfs; mounting needs root, which
+/// the test services' scripts need too.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_repository_disk_fails_clearly_and_keeps_earlier_backups() {
+    use sluice_backup::repo::{Target, new_backup_id};
+    use sluice_backup::repository::{Repository, RepositoryConfig};
+    use sluice_backup::{Compression, DataKey, mariadb_dump};
+    use sluice_testkit::{Service, fresh_mariadb_database, host_port, mariadb_exec, service};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(dir.path()).status();
+    assert!(mounted.is_ok_and(|s| s.success()), "this test mounts a 2 MiB tmpfs and needs root (mount -t tmpfs failed)");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(dir.path().to_path_buf());
+    let repo = Repository::new(&RepositoryConfig::Local { path: dir.path().join("repo") }).unwrap();
+    let key = DataKey::generate();
+    let to = Target::new(repo.clone(), key.clone(), Compression::Zstd(3));
+    let (host, port) = host_port(&service(Service::Mariadb)).unwrap();
+    let source = mariadb_dump::Server { host, port, socket: None, user: "sluice".into(), password: "sluice".into() };
+
+    let (_, small) = fresh_mariadb_database("fullsmall").await;
+    mariadb_exec(&format!("CREATE TABLE {small}.t (id INT PRIMARY KEY); INSERT INTO {small}.t VALUES (1), (2)")).await;
+    let first = mariadb_dump::backup(&source, std::slice::from_ref(&small), &to, &new_backup_id()).await.unwrap();
+
+    let (_, big) = fresh_mariadb_database("fullbig").await;
+    mariadb_exec(&format!("CREATE TABLE {big}.t (id INT PRIMARY KEY, b BLOB)")).await;
+    for chunk in 0..6 {
+        let values: Vec<String> = (0..500).map(|i| format!("({}, RANDOM_BYTES(1024))", chunk * 500 + i)).collect();
+        mariadb_exec(&format!("INSERT INTO {big}.t VALUES {}", values.join(","))).await;
+    }
+    let e = mariadb_dump::backup(&source, std::slice::from_ref(&big), &to, &new_backup_id()).await.unwrap_err();
+    assert!(e.contains("No space left on device") && e.contains("dump.sql.sealed"), "{e}");
+    // Nothing of the failed backup is left; the first is whole and still verifies.
+    let left: Vec<String> = repo.list("backups").await.unwrap().into_iter().map(|o| o.path).collect();
+    assert!(left.iter().all(|p| p.contains(&first.id)), "the failed backup left {left:?}");
+    let sha = sluice_backup::verify::manifest_sha256(&repo, &first.id).await.unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    sluice_backup::verify::verify(&repo, &first.id, &key, &sha, scratch.path()).await.unwrap();
+}
