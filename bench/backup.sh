@@ -190,7 +190,7 @@ install -d -o postgres -g postgres -m 700 "$WORK/br-pitr"
 t0=$(now)
 as_pg pgbackrest --config="$BRCONF" --stanza="$STANZA" restore --pg1-path="$WORK/br-pitr" --type=time "--target=$TARGET_PG" --target-action=promote
 install -d -o postgres -g postgres "$WORK/br-sock"
-as_pg "$PGBIN/pg_ctl" -D "$WORK/br-pitr" -l "$WORK/br-pitr.log" -o "-p 5438 -k $WORK/br-sock -c listen_addresses= -c archive_mode=off" -w start >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$WORK/br-pitr" -l "$WORK/br-sock/server.log" -o "-p 5438 -k $WORK/br-sock -c listen_addresses= -c archive_mode=off" -w start >/dev/null
 until [ "$(as_pg "$PGBIN/psql" -X -h "$WORK/br-sock" -p 5438 -U postgres -At -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = "f" ]; do sleep 0.2; done
 pb=$(elapsed "$t0")
 bhist=$(as_pg "$PGBIN/psql" -X -h "$WORK/br-sock" -p 5438 -U postgres -d bench -At -c "SELECT count(*) FROM pgbench_history")
