@@ -214,35 +214,72 @@ where
     let chunk_size = u32::from_be_bytes(header[28..32].try_into().expect("4 bytes"));
     let mut sha = Sha256::new();
     let (mut plain_bytes, mut stored_bytes, mut index) = (0u64, HEADER_LEN as u64, 0u64);
-    let mut frame = Vec::new();
+    // Decoding (AES-GCM, zstd) runs on the blocking pool, `IN_FLIGHT` chunks at a time, while the next frames
+    // are read and earlier plaintext is written in order: a restore goes at the pace of its slowest stage,
+    // not of their sum.
+    const IN_FLIGHT: usize = 2;
+    let cipher = std::sync::Arc::new(cipher);
+    let mut pending: std::collections::VecDeque<(u8, u32, tokio::task::JoinHandle<Result<Vec<u8>, SealError>>)> = std::collections::VecDeque::new();
+    let mut read_error: Option<SealError> = None;
+    let mut reading = true;
     loop {
-        let mut prefix = [0u8; 5];
-        let got = fill(&mut input, &mut prefix).await.map_err(SealError::Read)?;
-        if got < 5 {
-            return Err(SealError::Truncated { chunks: index });
+        while reading && read_error.is_none() && pending.len() < IN_FLIGHT {
+            let mut prefix = [0u8; 5];
+            let got = match fill(&mut input, &mut prefix).await {
+                Ok(n) => n,
+                Err(e) => {
+                    read_error = Some(SealError::Read(e));
+                    break;
+                }
+            };
+            if got < 5 {
+                read_error = Some(SealError::Truncated { chunks: index });
+                break;
+            }
+            let len = u32::from_be_bytes(prefix[..4].try_into().expect("4 bytes"));
+            let flags = prefix[4];
+            if len > chunk_size.saturating_add(CHUNK_SLACK) || flags & !LAST != 0 {
+                read_error = Some(SealError::Tampered { chunk: index });
+                break;
+            }
+            let mut frame = vec![0u8; len as usize];
+            match fill(&mut input, &mut frame).await {
+                Ok(n) if n == len as usize => {}
+                Ok(_) => {
+                    read_error = Some(SealError::Truncated { chunks: index });
+                    break;
+                }
+                Err(e) => {
+                    read_error = Some(SealError::Read(e));
+                    break;
+                }
+            }
+            let (cipher, i) = (cipher.clone(), index);
+            let job = tokio::task::spawn_blocking(move || {
+                let body = cipher
+                    .decrypt(Nonce::from_slice(&nonce(&file_id, i)), Payload { msg: &frame, aad: &aad(&header, i, flags) })
+                    .map_err(|_| SealError::Tampered { chunk: i })?;
+                if compressed {
+                    zstd::bulk::decompress(&body, chunk_size as usize).map_err(|e| SealError::Decompress { chunk: i, message: e.to_string() })
+                } else {
+                    Ok(body)
+                }
+            });
+            pending.push_back((flags, len, job));
+            index += 1;
+            if flags == LAST {
+                reading = false;
+            }
         }
-        let len = u32::from_be_bytes(prefix[..4].try_into().expect("4 bytes"));
-        let flags = prefix[4];
-        if len > chunk_size.saturating_add(CHUNK_SLACK) || flags & !LAST != 0 {
-            return Err(SealError::Tampered { chunk: index });
-        }
-        frame.resize(len as usize, 0);
-        if fill(&mut input, &mut frame).await.map_err(SealError::Read)? < len as usize {
-            return Err(SealError::Truncated { chunks: index });
-        }
-        let body = cipher
-            .decrypt(Nonce::from_slice(&nonce(&file_id, index)), Payload { msg: &frame, aad: &aad(&header, index, flags) })
-            .map_err(|_| SealError::Tampered { chunk: index })?;
-        let plain = if compressed {
-            zstd::bulk::decompress(&body, chunk_size as usize).map_err(|e| SealError::Decompress { chunk: index, message: e.to_string() })?
-        } else {
-            body
+        // Earlier chunks first: an error is reported at the first chunk that fails.
+        let Some((flags, len, job)) = pending.pop_front() else {
+            return Err(read_error.unwrap_or(SealError::Truncated { chunks: index }));
         };
+        let plain = job.await.map_err(|e| SealError::Decompress { chunk: index, message: e.to_string() })??;
         sha.update(&plain);
         plain_bytes += plain.len() as u64;
         stored_bytes += 5 + len as u64;
         output.write_all(&plain).await.map_err(SealError::Write)?;
-        index += 1;
         if flags == LAST {
             break;
         }
