@@ -64,7 +64,7 @@ pub struct RunRecord {
     pub manifest: Option<serde_json::Value>,
     pub manifest_sha256: Option<String>,
     pub key_id: Option<String>,
-    /// `none`, `queued`, `running`, `verified`, `failed`.
+    /// `none`, `after` (queued once the backup is done), `queued`, `running`, `verified`, `failed`.
     pub verify_state: String,
     pub verified_at: Option<i64>,
     pub verify_error: Option<String>,
