@@ -197,6 +197,12 @@ pub async fn restore_base(repo: &Repository, id: &str, key: &DataKey, data: &Pat
         .spawn()
         .map_err(|e| format!("cannot run tar: {e}"))?;
     let mut stdin = child.stdin.take().expect("piped");
+    // A 1 MiB pipe instead of 64 KiB: far fewer wake-ups between us and tar.
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: F_SETPIPE_SZ on a pipe we own; failure only leaves the default size.
+        unsafe { libc::fcntl(stdin.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    }
     let err = tokio::spawn(crate::repo::tail_of(child.stderr.take().expect("piped")));
     let read = read_file(repo, &m, BASE, key, &mut stdin).await;
     drop(stdin);

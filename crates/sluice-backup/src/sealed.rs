@@ -212,7 +212,16 @@ where
     };
     let file_id: [u8; 16] = header[12..28].try_into().expect("16 bytes");
     let chunk_size = u32::from_be_bytes(header[28..32].try_into().expect("4 bytes"));
-    let mut sha = Sha256::new();
+    // The SHA-256 of the whole plaintext is computed on a thread of its own, in order, while the chunks are
+    // written.
+    let (sha_tx, sha_rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<Vec<u8>>>(4);
+    let sha_thread = std::thread::spawn(move || {
+        let mut sha = Sha256::new();
+        for chunk in sha_rx {
+            sha.update(&chunk[..]);
+        }
+        hex::encode(sha.finalize())
+    });
     let (mut plain_bytes, mut stored_bytes, mut index) = (0u64, HEADER_LEN as u64, 0u64);
     // Decoding (AES-GCM, zstd) runs on the blocking pool, `IN_FLIGHT` chunks at a time, while the next frames
     // are read and earlier plaintext is written in order: a restore goes at the pace of its slowest stage,
@@ -275,8 +284,8 @@ where
         let Some((flags, len, job)) = pending.pop_front() else {
             return Err(read_error.unwrap_or(SealError::Truncated { chunks: index }));
         };
-        let plain = job.await.map_err(|e| SealError::Decompress { chunk: index, message: e.to_string() })??;
-        sha.update(&plain);
+        let plain = std::sync::Arc::new(job.await.map_err(|e| SealError::Decompress { chunk: index, message: e.to_string() })??);
+        let _ = sha_tx.send(plain.clone());
         plain_bytes += plain.len() as u64;
         stored_bytes += 5 + len as u64;
         output.write_all(&plain).await.map_err(SealError::Write)?;
@@ -290,7 +299,8 @@ where
         return Err(SealError::NotSealed(format!("bytes follow the last chunk (chunk {})", index - 1)));
     }
     output.flush().await.map_err(SealError::Write)?;
-    let got = hex::encode(sha.finalize());
+    drop(sha_tx);
+    let got = tokio::task::spawn_blocking(move || sha_thread.join().unwrap_or_default()).await.unwrap_or_default();
     if let Some(expected) = expected_sha256
         && expected != got
     {
