@@ -188,6 +188,9 @@ where
     Ok(Sealed { plain_bytes, plain_sha256: hex::encode(sha.finalize()), stored_bytes, chunks: index, file_id: hex::encode(file_id) })
 }
 
+/// A chunk being decrypted and decompressed on the blocking pool.
+type Decoding = tokio::task::JoinHandle<Result<Vec<u8>, SealError>>;
+
 /// Opens a sealed stream into `output`, checking every chunk; with `expected_sha256` (the manifest's), also
 /// the restored bytes. Bytes are written as chunks authenticate, so a caller restoring into a file must
 /// discard it on error.
@@ -228,7 +231,7 @@ where
     // not of their sum.
     const IN_FLIGHT: usize = 2;
     let cipher = std::sync::Arc::new(cipher);
-    let mut pending: std::collections::VecDeque<(u8, u32, tokio::task::JoinHandle<Result<Vec<u8>, SealError>>)> = std::collections::VecDeque::new();
+    let mut pending: std::collections::VecDeque<(u8, u32, Decoding)> = std::collections::VecDeque::new();
     let mut read_error: Option<SealError> = None;
     let mut reading = true;
     loop {
