@@ -70,7 +70,14 @@ impl RunningPipeline {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "sluice run did not stop on SIGTERM");
+            if Instant::now() >= deadline {
+                let log = self.log.lock().unwrap();
+                let tail: Vec<&String> = log.iter().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+                panic!(
+                    "sluice run did not stop on SIGTERM within 30 s; its last log lines:\n{}",
+                    tail.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n")
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

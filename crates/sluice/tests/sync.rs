@@ -612,6 +612,20 @@ checkpoint_interval = "3s"
         }
     };
     let (p, _) = write_while_killing_twice(&file, &[], &pool, "(none: RabbitMQ does not deduplicate)", depth).await;
+    // The queue counts repeats too, so 100,000 messages can be reached while changes sent again after the
+    // kills are still on their way: wait until the pipeline has nothing left to publish (the depth holds
+    // still) before the graceful stop, which otherwise drains that backlog first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut last = depth().await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = depth().await;
+        if now == last {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the queue kept growing for 2 minutes ({now} messages)");
+        last = now;
+    }
     assert!(p.terminate().await.success());
     // Every change is in the queue, each with its message id; repeats after the kills keep their ids.
     let total = depth().await;

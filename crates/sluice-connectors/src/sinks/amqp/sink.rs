@@ -40,13 +40,18 @@ impl AmqpSink {
         let (host, port) = (url.host_str().unwrap_or_default().to_string(), addr.port());
         let _ = url.set_ip_host(addr.ip());
         let unreachable = |e: lapin::Error| SinkError::retryable(format!("cannot connect to RabbitMQ at {host}:{port}: {e}"));
-        let connect = Connection::connect(url.as_str(), ConnectionProperties::default());
-        let conn = tokio::time::timeout(self.config.timeout, connect)
+        let timeout = self.config.timeout;
+        // Every step with the broker is bounded: a broker that accepts the TCP connection and then stalls
+        // (starting, blocked by an alarm) cannot hold the sink, or a graceful stop, forever.
+        let open = async {
+            let conn = Connection::connect(url.as_str(), ConnectionProperties::default()).await.map_err(unreachable)?;
+            let ch = conn.create_channel().await.map_err(unreachable)?;
+            ch.confirm_select(ConfirmSelectOptions::default()).await.map_err(unreachable)?;
+            Ok::<_, SinkError>((conn, ch))
+        };
+        let (conn, ch) = tokio::time::timeout(timeout, open)
             .await
-            .map_err(|_| SinkError::retryable(format!("no answer from RabbitMQ at {host}:{port} within {:?}", self.config.timeout)))?
-            .map_err(unreachable)?;
-        let ch = conn.create_channel().await.map_err(unreachable)?;
-        ch.confirm_select(ConfirmSelectOptions::default()).await.map_err(unreachable)?;
+            .map_err(|_| SinkError::retryable(format!("no answer from RabbitMQ at {host}:{port} within {timeout:?}")))??;
         if let Some(kind) = self.config.declare_exchange {
             let kind = match kind {
                 ExchangeKind::Direct => LapinKind::Direct,
@@ -55,8 +60,9 @@ impl AmqpSink {
                 ExchangeKind::Headers => LapinKind::Headers,
             };
             let options = ExchangeDeclareOptions { durable: true, ..Default::default() };
-            ch.exchange_declare(self.config.exchange.as_str().into(), kind, options, FieldTable::default())
+            tokio::time::timeout(timeout, ch.exchange_declare(self.config.exchange.as_str().into(), kind, options, FieldTable::default()))
                 .await
+                .map_err(|_| SinkError::retryable(format!("RabbitMQ did not declare exchange `{}` within {timeout:?}", self.config.exchange)))?
                 .map_err(|e| SinkError::retryable(format!("cannot declare exchange `{}`: {e}", self.config.exchange)))?;
         }
         self.conn = Some((conn, ch.clone()));
