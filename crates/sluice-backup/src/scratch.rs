@@ -54,11 +54,15 @@ impl ScratchMariadb {
             tempfile::Builder::new().prefix("mariadb-").tempdir_in(parent).map_err(|e| format!("cannot make a scratch folder in {}: {e}", parent.display()))?;
         let d = dir.path();
         let user = os_user();
+        // A temporary folder of its own: a starting server removes `#sql*` files from its tmpdir, which
+        // breaks another server bootstrapping in a shared /tmp at the same moment.
+        std::fs::create_dir_all(d.join("tmp")).map_err(|e| format!("cannot create {}: {e}", d.join("tmp").display()))?;
         run(
             Command::new("mariadb-install-db")
                 .args(["--no-defaults", "--auth-root-authentication-method=socket", "--skip-test-db"])
                 .arg(format!("--user={user}"))
-                .arg(format!("--datadir={}", d.join("data").display())),
+                .arg(format!("--datadir={}", d.join("data").display()))
+                .arg(format!("--tmpdir={}", d.join("tmp").display())),
             "mariadb-install-db (package mariadb-server)",
         )
         .await?;
@@ -67,6 +71,7 @@ impl ScratchMariadb {
         cmd.args(["--no-defaults", "--skip-networking", "--skip-name-resolve", "--innodb-buffer-pool-size=128M", "--skip-log-bin"])
             .arg(format!("--user={user}"))
             .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", d.join("mariadbd.pid").display()))
             .arg(format!("--log-error={}", d.join("error.log").display()))

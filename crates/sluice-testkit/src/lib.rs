@@ -232,9 +232,13 @@ impl PrivateMariadb {
     pub fn start_with(parent: &std::path::Path, extra: &[&str]) -> Self {
         let dir = parent.join("mariadb");
         std::fs::create_dir_all(dir.join("binlog")).unwrap();
+        // A temporary folder of its own: a starting server removes `#sql*` files from its tmpdir, which
+        // breaks another server bootstrapping in a shared /tmp at the same moment.
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
         let out = std::process::Command::new("mariadb-install-db")
             .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"])
             .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .output()
             .unwrap_or_else(|e| panic!("test service `mariadb`: mariadb-install-db is not installed ({e}); run ./scripts/services.sh start mariadb"));
         assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -285,6 +289,7 @@ impl PrivateMariadb {
         let child = std::process::Command::new("mariadbd")
             .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-name-resolve", "--server-id=1"])
             .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg(format!("--port={}", self.port))
             .arg(format!("--socket={}", d.join("mysqld.sock").display()))
             .arg(format!("--log-bin={}", d.join("binlog/mysql-bin").display()))

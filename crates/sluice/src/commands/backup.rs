@@ -84,6 +84,7 @@ pub enum BackupAction {
         server: ServerArgs,
         id: String,
     },
+    /// Let retention decide about a backup again.
     Unpin {
         #[command(flatten)]
         server: ServerArgs,
