@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use crate::pg_dump::Database;
-use crate::repo::{Manifest, PgBase, Scan, Target, dump_into, extract_file, manifest, now_ms, object_path, read_file, tool_version, write_manifest};
+use crate::repo::{Manifest, PgBase, Scan, Target, dump_into, manifest, now_ms, object_path, read_file, tool_version, write_manifest};
 use crate::repository::Repository;
 use crate::scratch::{PgServer, give_to_pg, pg_can_reach};
 use crate::sealed::DataKey;
@@ -549,13 +549,6 @@ async fn connect_as(server: &PgServer, role: &str) -> Result<String, String> {
         }
     }
     Err(format!("neither `{role}` nor `postgres` can connect to the restored cluster: {}", server.log_tail()))
-}
-
-/// Copies backup `id`'s tar out as a plain file (for restoring by hand with `tar -x`).
-pub async fn extract_base(repo: &Repository, id: &str, key: &DataKey, path: &Path) -> Result<(), String> {
-    let m = manifest(repo, id).await?;
-    m.check_key(key)?;
-    extract_file(repo, &m, BASE, key, path).await
 }
 
 #[cfg(test)]

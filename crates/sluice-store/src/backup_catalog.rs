@@ -415,6 +415,17 @@ impl Store {
     /// runs, whose partial objects the caller removes from their repositories.
     pub async fn interrupted_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let now = now_ms();
+        // Every worker asks every two seconds: a read answers "none" without taking the store's write lock.
+        let lapsed: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM backup_runs WHERE (state = 'running' AND lease_until < $1) OR (verify_state = 'running' AND verify_lease_until < $1)",
+        )
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?
+        .try_get("n")?;
+        if lapsed == 0 {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin_write().await?;
         let ids: Vec<String> = sqlx::query("SELECT id FROM backup_runs WHERE state = 'running' AND lease_until < $1")
             .bind(now)
