@@ -84,7 +84,7 @@ mariadb_up() { mariadb-admin --no-defaults -h127.0.0.1 -P"$MARIADB_PORT" -u"$SVC
 mariadb_start() {
   # openssl makes the certificates of the TLS tests' private servers.
   # percona-toolkit: pt-online-schema-change, which online-DDL tickets drive.
-  ensure_packages mariadb-server mariadb-client openssl percona-toolkit
+  ensure_packages mariadb-server mariadb-client mariadb-backup openssl percona-toolkit
   if mariadb_up >/dev/null 2>&1; then
     # A server left running from a checkout that was since deleted answers pings but cannot create a
     # database: reuse a running server only while its data dir exists.

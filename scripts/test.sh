@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# CI runs once on a clean clone: incremental-compilation caches would only take disk (a CI machine once ran out
+# of it while linking the test binaries), so they are off there. The free space is printed for the same reason.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+df -h . >&2 || true
+
 ./scripts/services.sh start
 ./scripts/tools.sh
 # shellcheck disable=SC1091

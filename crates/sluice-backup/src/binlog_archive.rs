@@ -375,18 +375,24 @@ pub struct Replayed {
     pub last_committed_at: Option<i64>,
 }
 
-/// Restores logical full backup `full_id` into `server`, then replays the binlogs archived under `prefix`
-/// from the full backup's position to `stop`.
-pub async fn restore_to_point(
-    repo: &Repository,
-    full_id: &str,
-    key: &DataKey,
-    prefix: &str,
-    stop: &StopAt,
-    server: &Server,
-    scratch: &Path,
-) -> Result<Replayed, String> {
-    let m: Manifest = manifest(repo, full_id).await?;
+/// The binlog replay from a backup's position to a stop, planned (the archive read, decrypted and checked
+/// for holes, the stop found) before anything is restored, so a restore that cannot reach its target fails
+/// before it writes.
+pub struct ReplayPlan {
+    /// Holds the decrypted binlogs until the replay.
+    _dir: tempfile::TempDir,
+    /// The files to replay, in order.
+    files: Vec<(String, PathBuf)>,
+    from_pos: u64,
+    stop_pos: u64,
+    last: Option<Transaction>,
+    count: u64,
+}
+
+/// Plans the replay of the binlogs archived under `prefix` from backup `m`'s position to `stop`; the
+/// decrypted files go to a folder under `scratch`.
+pub async fn plan_replay(repo: &Repository, m: &Manifest, key: &DataKey, prefix: &str, stop: &StopAt, scratch: &Path) -> Result<ReplayPlan, String> {
+    let full_id = &m.id;
     m.check_key(key)?;
     let from = m.binlog.clone().ok_or_else(|| format!("backup `{full_id}` has no binlog position: it cannot start a point-in-time restore"))?;
     let archived = archived_binlogs(repo, prefix).await?;
@@ -460,23 +466,46 @@ pub async fn restore_to_point(
             ));
         }
     }
-    // The full backup first, then the replay.
+    files.truncate(stop_file);
+    Ok(ReplayPlan { _dir: dir, files: files.into_iter().map(|(n, p, _)| (n, p)).collect(), from_pos: from.pos, stop_pos: stop_pos.unwrap_or(0), last, count })
+}
+
+impl ReplayPlan {
+    /// Replays the planned transactions into `server` (which holds the backup's state) and checks that
+    /// the replay ended at the planned GTID.
+    pub async fn apply(self, server: &Server) -> Result<Replayed, String> {
+        if self.count == 0 {
+            return Ok(Replayed { transactions: 0, files: Vec::new(), last_gtid: None, last_committed_at: None });
+        }
+        let streamed = replay(server, self.files.iter().map(|f| f.1.as_path()).collect(), self.from_pos, self.stop_pos).await?;
+        let expected = self.last.as_ref().map(|t| t.gtid.clone());
+        if streamed != expected {
+            return Err(format!("the replay ended at GTID {streamed:?}, not at the computed {expected:?}: the restore is not trustworthy"));
+        }
+        Ok(Replayed {
+            transactions: self.count,
+            files: self.files.iter().map(|f| f.0.clone()).collect(),
+            last_gtid: expected,
+            last_committed_at: self.last.map(|t| t.committed_at),
+        })
+    }
+}
+
+/// Restores logical full backup `full_id` into `server`, then replays the binlogs archived under `prefix`
+/// from the full backup's position to `stop`.
+pub async fn restore_to_point(
+    repo: &Repository,
+    full_id: &str,
+    key: &DataKey,
+    prefix: &str,
+    stop: &StopAt,
+    server: &Server,
+    scratch: &Path,
+) -> Result<Replayed, String> {
+    let m: Manifest = manifest(repo, full_id).await?;
+    let plan = plan_replay(repo, &m, key, prefix, stop, scratch).await?;
     crate::mariadb_dump::restore(repo, full_id, key, server).await?;
-    if count == 0 {
-        return Ok(Replayed { transactions: 0, files: Vec::new(), last_gtid: None, last_committed_at: None });
-    }
-    let used = &files[..stop_file];
-    let streamed = replay(server, used.iter().map(|f| f.1.as_path()).collect(), from.pos, stop_pos.unwrap_or(0)).await?;
-    let expected = last.as_ref().map(|t| t.gtid.clone());
-    if streamed != expected {
-        return Err(format!("the replay ended at GTID {streamed:?}, not at the computed {expected:?}: the restore is not trustworthy"));
-    }
-    Ok(Replayed {
-        transactions: count,
-        files: used.iter().map(|f| f.0.clone()).collect(),
-        last_gtid: expected,
-        last_committed_at: last.map(|t| t.committed_at),
-    })
+    plan.apply(server).await
 }
 
 /// Pipes `mariadb-binlog --start-position … --stop-position … FILES` into `mariadb`; returns the last GTID

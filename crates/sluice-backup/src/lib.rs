@@ -7,6 +7,7 @@
 pub mod binlog_archive;
 pub mod dump_scan;
 pub mod mariadb_dump;
+pub mod mariadb_physical;
 pub mod pg_dump;
 pub mod pg_physical;
 pub mod rdb_scan;

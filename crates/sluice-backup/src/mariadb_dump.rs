@@ -78,7 +78,7 @@ pub async fn backup(server: &Server, databases: &[String], to: &Target, id: &str
     cmd.arg(format!("--defaults-extra-file={}", options.display()))
         .args(["--single-transaction", "--gtid", "--master-data=2", "--routines", "--triggers", "--hex-blob", "--databases"])
         .args(databases);
-    let (entry, scanner, _) = dump_into(cmd, "mariadb-dump", to, &object_path(&id, DUMP), DumpScanner::default(), |s| {
+    let (entry, scanner, _) = dump_into(cmd, "mariadb-dump", to, &object_path(&id, DUMP), DumpScanner::default(), |s, _| {
         if s.completed { Ok(()) } else { Err("the dump has no closing line: it is incomplete".into()) }
     })
     .await?;
@@ -104,6 +104,8 @@ pub async fn backup(server: &Server, databases: &[String], to: &Target, id: &str
         key_id: to.key.id(),
         pg: None,
         redis_dbs: None,
+        parent: None,
+        innodb: None,
     };
     write_manifest(&to.repo, &manifest).await?;
     Ok(manifest)
@@ -133,6 +135,34 @@ pub(crate) async fn query_first(server: &Server, sql: &str) -> Result<String, St
         Some(mysql_async::Value::UInt(n)) => n.to_string(),
         Some(other) => other.as_sql(true),
     })
+}
+
+/// Runs one statement (no result).
+pub(crate) async fn execute(server: &Server, sql: &str) -> Result<(), String> {
+    let mut c = conn(server, None).await?;
+    c.query_drop(sql).await.map_err(|e| format!("{sql}: {e}"))?;
+    let _ = c.disconnect().await;
+    Ok(())
+}
+
+/// The base tables of every database but MariaDB's own, with their row counts.
+pub(crate) async fn count_user_tables(server: &Server) -> Result<Vec<TableRows>, String> {
+    let mut c = conn(server, None).await?;
+    let names: Vec<(String, String)> = c
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+             AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1, 2",
+        )
+        .await
+        .map_err(|e| format!("cannot list the tables: {e}"))?;
+    let mut out = Vec::new();
+    for (database, table) in names {
+        let q = format!("SELECT COUNT(*) FROM `{}`.`{}`", database.replace('`', "``"), table.replace('`', "``"));
+        let n: Option<u64> = c.query_first(q).await.map_err(|e| format!("cannot count `{database}`.`{table}`: {e}"))?;
+        out.push(TableRows { database, table, rows: n.unwrap_or(0) });
+    }
+    let _ = c.disconnect().await;
+    Ok(out)
 }
 
 async fn list_tables(server: &Server, db: &str) -> Result<Vec<String>, String> {
@@ -178,9 +208,14 @@ pub async fn verify_counts(server: &Server, m: &Manifest) -> Result<(), String> 
 /// MariaDB's own check of the restored tables: `CHECK TABLE … EXTENDED` on each (every row and index
 /// entry read and cross-checked); any status but `OK` fails.
 pub async fn check_tables(server: &Server, m: &Manifest) -> Result<String, String> {
+    check_these(server, &m.tables).await
+}
+
+/// [`check_tables`] on a list of tables.
+pub(crate) async fn check_these(server: &Server, tables: &[TableRows]) -> Result<String, String> {
     let mut c = conn(server, None).await?;
     let mut bad = Vec::new();
-    for t in &m.tables {
+    for t in tables {
         let q = format!("CHECK TABLE `{}`.`{}` EXTENDED", t.database.replace('`', "``"), t.table.replace('`', "``"));
         let rows: Vec<(String, String, String, String)> = c.query(q).await.map_err(|e| format!("cannot check `{}`.`{}`: {e}", t.database, t.table))?;
         for (table, _op, kind, text) in rows {
@@ -191,7 +226,7 @@ pub async fn check_tables(server: &Server, m: &Manifest) -> Result<String, Strin
     }
     let _ = c.disconnect().await;
     if bad.is_empty() {
-        Ok(format!("CHECK TABLE EXTENDED on {} table(s): ok", m.tables.len()))
+        Ok(format!("CHECK TABLE EXTENDED on {} table(s): ok", tables.len()))
     } else {
         Err(format!("CHECK TABLE found problems: {}", bad.join("; ")))
     }

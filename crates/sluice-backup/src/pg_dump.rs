@@ -127,7 +127,7 @@ pub async fn backup(db: &Database, to: &Target, id: &str) -> Result<Manifest, St
     // Portable: restorable into any instance and database, objects owned by whoever restores (ownership and
     // grants are the physical backup's business).
     cmd.args(["--format=plain", "--no-password", "--no-owner", "--no-privileges"]);
-    let (entry, scanner, _) = dump_into(cmd, "pg_dump", to, &object_path(&id, DUMP), PgDumpScanner::default(), |s| {
+    let (entry, scanner, _) = dump_into(cmd, "pg_dump", to, &object_path(&id, DUMP), PgDumpScanner::default(), |s, _| {
         if s.completed { Ok(()) } else { Err("the dump has no closing line: it is incomplete".into()) }
     })
     .await?;
@@ -146,6 +146,8 @@ pub async fn backup(db: &Database, to: &Target, id: &str) -> Result<Manifest, St
         key_id: to.key.id(),
         pg: None,
         redis_dbs: None,
+        parent: None,
+        innodb: None,
     };
     write_manifest(&to.repo, &manifest).await?;
     Ok(manifest)

@@ -123,7 +123,7 @@ pub async fn base_backup(db: &Database, to: &Target, id: &str) -> Result<Manifes
         .args(["-h", &db.host, "-p", &db.port.to_string(), "-U", &db.user, "--no-password"])
         .args(["-D", "-", "-Ft", "-X", "fetch", "--checkpoint=fast", "-v"])
         .arg(format!("--label=sluice {id}"));
-    let (entry, scanner, stderr) = dump_into(cmd, "pg_basebackup", to, &object_path(id, BASE), TarScanner::default(), |s| {
+    let (entry, scanner, stderr) = dump_into(cmd, "pg_basebackup", to, &object_path(id, BASE), TarScanner::default(), |s, _| {
         if !s.completed {
             Err("the tar stream has no end-of-archive blocks: it is incomplete".into())
         } else if !s.has_manifest || s.label.is_empty() {
@@ -152,6 +152,8 @@ pub async fn base_backup(db: &Database, to: &Target, id: &str) -> Result<Manifes
         key_id: to.key.id(),
         pg: Some(PgBase { timeline, start_lsn, start_wal, end_lsn, version: version.trim().to_string(), role: db.user.clone() }),
         redis_dbs: None,
+        parent: None,
+        innodb: None,
     };
     write_manifest(&to.repo, &manifest).await?;
     Ok(manifest)

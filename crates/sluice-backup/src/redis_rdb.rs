@@ -51,7 +51,7 @@ pub async fn backup(server: &Server, to: &Target, id: &str) -> Result<Manifest, 
         cmd.env("REDISCLI_AUTH", p);
     }
     cmd.args(["--rdb", "-"]);
-    let (entry, mut scanner, _) = dump_into(cmd, "redis-cli --rdb", to, &object_path(id, RDB), RdbScanner::default(), |s| match s.counts() {
+    let (entry, mut scanner, _) = dump_into(cmd, "redis-cli --rdb", to, &object_path(id, RDB), RdbScanner::default(), |s, _| match s.counts() {
         Some(c) if c.complete => Ok(()),
         Some(c) => Err(c.problem.clone().unwrap_or_else(|| "the snapshot is incomplete".into())),
         None => Err("the RDB reader gave no result".into()),
@@ -79,6 +79,8 @@ pub async fn backup(server: &Server, to: &Target, id: &str) -> Result<Manifest, 
                 .map(|(db, (keys, volatile, earliest))| RedisDb { db: *db, keys: *keys, volatile: *volatile, earliest_expiry_ms: *earliest })
                 .collect(),
         ),
+        parent: None,
+        innodb: None,
     };
     write_manifest(&to.repo, &manifest).await?;
     Ok(manifest)

@@ -58,6 +58,22 @@ pub struct Manifest {
     /// Redis: the keys of each database in the snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_dbs: Option<Vec<RedisDb>>,
+    /// Incremental backups: the backup whose state this one's changes apply on (the full, or the previous
+    /// incremental of the chain). A restore applies the chain from its full, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// `mariadb-backup`: the InnoDB log range the backup holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub innodb: Option<InnodbRange>,
+}
+
+/// The InnoDB log sequence numbers a `mariadb-backup` backup covers: an incremental holds the pages changed
+/// after `from_lsn` (its parent's `to_lsn`), so a chain is whole only when each link starts where the one
+/// before ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InnodbRange {
+    pub from_lsn: u64,
+    pub to_lsn: u64,
 }
 
 /// A PostgreSQL base backup's place in the WAL.
@@ -104,6 +120,14 @@ pub(crate) trait Scan {
     fn feed(&mut self, bytes: &[u8]);
     /// The stream ended (called before the dump is judged complete).
     fn end(&mut self) {}
+}
+
+/// A stream whose content Sluice does not read (its tool's exit and last words judge it).
+#[derive(Default)]
+pub(crate) struct NoScan;
+
+impl Scan for NoScan {
+    fn feed(&mut self, _: &[u8]) {}
 }
 
 /// Passes bytes through while the scanner reads them.
@@ -241,7 +265,7 @@ pub(crate) async fn dump_into<S: Scan + Unpin>(
     to: &Target,
     path: &str,
     scanner: S,
-    finished: impl Fn(&S) -> Result<(), String>,
+    finished: impl Fn(&S, &str) -> Result<(), String>,
 ) -> Result<(FileEntry, S, String), String> {
     use std::process::Stdio;
     let mut child =
@@ -254,7 +278,7 @@ pub(crate) async fn dump_into<S: Scan + Unpin>(
     let status = child.wait().await.map_err(|e| format!("{program}: {e}"))?;
     let stderr = err_task.await.unwrap_or_default();
     input.scanner.end();
-    let refused = match (&sealed, status.success(), finished(&input.scanner)) {
+    let refused = match (&sealed, status.success(), finished(&input.scanner, &stderr)) {
         (Ok(_), true, Ok(())) => None,
         (Err(e), _, _) => Some(format!("sealing {path} into {} failed: {e}", repo.label())),
         (Ok(_), false, _) => Some(format!("{program} exited with {status}: {stderr}")),

@@ -49,28 +49,51 @@ pub struct ScratchMariadb {
 impl ScratchMariadb {
     /// Initialises a data directory under `parent` and starts `mariadbd` on a socket there.
     pub async fn start(parent: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        let dir =
-            tempfile::Builder::new().prefix("mariadb-").tempdir_in(parent).map_err(|e| format!("cannot make a scratch folder in {}: {e}", parent.display()))?;
-        let d = dir.path();
-        let user = os_user();
-        // A temporary folder of its own: a starting server removes `#sql*` files from its tmpdir, which
-        // breaks another server bootstrapping in a shared /tmp at the same moment.
-        std::fs::create_dir_all(d.join("tmp")).map_err(|e| format!("cannot create {}: {e}", d.join("tmp").display()))?;
+        let dir = Self::private_folder(parent)?;
+        let data = dir.path().join("data");
         run(
             Command::new("mariadb-install-db")
                 .args(["--no-defaults", "--auth-root-authentication-method=socket", "--skip-test-db"])
-                .arg(format!("--user={user}"))
-                .arg(format!("--datadir={}", d.join("data").display()))
-                .arg(format!("--tmpdir={}", d.join("tmp").display())),
+                .arg(format!("--user={}", os_user()))
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", dir.path().join("tmp").display())),
             "mariadb-install-db (package mariadb-server)",
         )
         .await?;
+        Self::launch(dir, &data, &[], false).await
+    }
+
+    /// Starts `mariadbd` on an existing data directory `data` (a prepared physical backup), its socket,
+    /// logs and temporary files in a private folder under `parent`. The backup's own accounts are
+    /// unknown to Sluice, so the server starts without grant checks (it listens only on that private
+    /// socket), loads the grant tables, and adds the account Sluice uses ([`Self::drop_account`] removes
+    /// it from a data directory that is handed over). `settings` are `mariadbd` options the data files
+    /// need (the InnoDB page size of the source, say).
+    pub async fn start_on(parent: &Path, data: &Path, settings: &[String]) -> Result<Self, String> {
+        let dir = Self::private_folder(parent)?;
+        Self::launch(dir, data, settings, true).await
+    }
+
+    fn private_folder(parent: &Path) -> Result<tempfile::TempDir, String> {
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let dir =
+            tempfile::Builder::new().prefix("mariadb-").tempdir_in(parent).map_err(|e| format!("cannot make a scratch folder in {}: {e}", parent.display()))?;
+        // A temporary folder of its own: a starting server removes `#sql*` files from its tmpdir, which
+        // breaks another server bootstrapping in a shared /tmp at the same moment.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        Ok(dir)
+    }
+
+    async fn launch(dir: tempfile::TempDir, data: &Path, settings: &[String], skip_grants: bool) -> Result<Self, String> {
+        let d = dir.path();
+        let user = os_user();
         let socket = d.join("mysqld.sock");
         let mut cmd = Command::new("mariadbd");
         cmd.args(["--no-defaults", "--skip-networking", "--skip-name-resolve", "--innodb-buffer-pool-size=128M", "--skip-log-bin"])
+            .args(settings)
             .arg(format!("--user={user}"))
-            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--datadir={}", data.display()))
             .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", d.join("mariadbd.pid").display()))
@@ -79,6 +102,9 @@ impl ScratchMariadb {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
+        if skip_grants {
+            cmd.arg("--skip-grant-tables");
+        }
         let child = cmd.spawn().map_err(|e| format!("cannot start mariadbd: {e}"))?;
         let password = random_password();
         let mut me = Self {
@@ -115,15 +141,22 @@ impl ScratchMariadb {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        // Without grant checks, FLUSH PRIVILEGES loads the grant tables and turns the checks on, while this
+        // session keeps every privilege (the documented way to reset a lost password).
+        let load = if skip_grants { "FLUSH PRIVILEGES; " } else { "" };
         run(
             Command::new("mariadb").args(["--no-defaults"]).arg(format!("--user={user}")).arg(format!("--socket={}", socket.display())).arg("-e").arg(format!(
-                "CREATE USER 'sluice_verify'@'localhost' IDENTIFIED BY '{password}'; GRANT ALL PRIVILEGES ON *.* TO 'sluice_verify'@'localhost' WITH GRANT OPTION;"
+                "{load}CREATE OR REPLACE USER 'sluice_verify'@'localhost' IDENTIFIED BY '{password}'; GRANT ALL PRIVILEGES ON *.* TO 'sluice_verify'@'localhost' WITH GRANT OPTION;"
             )),
             "mariadb (creating the scratch account)",
         )
         .await?;
-        me.server.password = password;
         Ok(me)
+    }
+
+    /// Removes the account Sluice added (before a restored data directory is handed over).
+    pub async fn drop_account(&self) -> Result<(), String> {
+        crate::mariadb_dump::execute(&self.server, "DROP USER IF EXISTS 'sluice_verify'@'localhost'").await
     }
 
     /// Stops the server and removes its folder.

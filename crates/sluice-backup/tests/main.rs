@@ -6,6 +6,7 @@ mod support;
 
 mod by_hand;
 mod mariadb_dump;
+mod mariadb_physical;
 mod mariadb_pitr;
 mod pg_dump;
 mod pg_pitr;

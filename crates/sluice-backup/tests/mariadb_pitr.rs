@@ -15,16 +15,16 @@ use sluice_testkit::PrivateMariadb;
 use crate::on_every_repository;
 use crate::support::{Kind, repository};
 
-fn server(m: &PrivateMariadb) -> Server {
+pub(crate) fn server(m: &PrivateMariadb) -> Server {
     Server { host: "127.0.0.1".into(), port: m.port, socket: None, user: "sluice".into(), password: "sluice".into() }
 }
 
-async fn start(parent: &std::path::Path) -> PrivateMariadb {
+pub(crate) async fn start(parent: &std::path::Path) -> PrivateMariadb {
     let p = parent.to_path_buf();
     tokio::task::spawn_blocking(move || PrivateMariadb::start(&p)).await.unwrap()
 }
 
-async fn sql(m: &PrivateMariadb, q: &str) -> String {
+pub(crate) async fn sql(m: &PrivateMariadb, q: &str) -> String {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new("mariadb")
         .args(["--no-defaults", "-h127.0.0.1", "-usluice", "-psluice", "-N", "-B"])
@@ -43,12 +43,12 @@ async fn sql(m: &PrivateMariadb, q: &str) -> String {
 }
 
 /// `INSERT INTO app.orders VALUES (a, 'note a'), …, (b, 'note b')`.
-fn insert(a: u32, b: u32, note: &str) -> String {
+pub(crate) fn insert(a: u32, b: u32, note: &str) -> String {
     let values: Vec<String> = (a..=b).map(|i| format!("({i}, '{note} {i}')")).collect();
     format!("INSERT INTO app.orders VALUES {}", values.join(","))
 }
 
-const CHECKSUM: &str = "SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('|', id, note))), 0) FROM app.orders";
+pub(crate) const CHECKSUM: &str = "SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('|', id, note))), 0) FROM app.orders";
 
 on_every_repository!(a_point_in_time_restore_replays_the_binlogs_to_the_chosen_second);
 
@@ -142,6 +142,6 @@ async fn a_point_in_time_restore_replays_the_binlogs_to_the_chosen_second(kind: 
     assert!(e.contains("hole") || e.contains("does not hold"), "{e}");
 }
 
-fn rand_id() -> u32 {
+pub(crate) fn rand_id() -> u32 {
     (now_ms() % 1_000_000) as u32
 }
