@@ -2,7 +2,8 @@
 //! rolled back or replaced), every file authenticates chunk by chunk and matches its SHA-256 as it streams
 //! into a scratch server Sluice starts itself, every table holds the manifest's row count, and the engine's
 //! own checks pass (`CHECK TABLE … EXTENDED` on MariaDB, `amcheck` on PostgreSQL's B-tree indexes,
-//! `redis-check-rdb` and a scratch `redis-server` loading the snapshot for Redis). Only
+//! `redis-check-rdb` and a scratch `redis-server` loading the snapshot for Redis; a `mariadb-backup` chain
+//! prepared and every table checked). Only
 //! then is a backup "verified".
 
 use std::path::Path;
@@ -51,6 +52,7 @@ pub async fn verify(repo: &Repository, id: &str, key: &DataKey, manifest_sha: &s
         "pg_dump" => verify_pg_dump(repo, &m, key, scratch).await?,
         "redis-rdb" => crate::redis_rdb::verify(repo, &m, key, scratch).await?,
         "pg_basebackup" => verify_pg_base(repo, &m, key, scratch).await?,
+        crate::mariadb_physical::KIND => crate::mariadb_physical::verify(repo, &m, key, scratch).await?,
         other => return Err(format!("backup `{id}` is of kind `{other}`, which this build cannot verify")),
     };
     Ok(Verified { tables: m.tables.len(), rows, bytes, engine_check })

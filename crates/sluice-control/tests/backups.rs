@@ -359,7 +359,7 @@ async fn scheduled_fulls_with_log_archiving_restore_to_a_chosen_second() {
     let full = choose_full(&app.store, &pg_id, Some(&pg_policy), &Point::Time(target)).await.unwrap();
     let out = tempfile::tempdir_in(&parent).unwrap();
     let data = out.path().join("data");
-    restore(&app.store, &egress, &scratch, &full, &Point::Time(target), &Destination::PgDataDir(data.clone())).await.unwrap();
+    restore(&app.store, &egress, &scratch, &full, &Point::Time(target), &Destination::DataDir(data.clone())).await.unwrap();
     // Start the restored data directory and compare.
     let sock = out.path().join("check");
     std::fs::create_dir_all(&sock).unwrap();
@@ -509,4 +509,102 @@ async fn a_restore_ticket_restores_a_table_through_review_and_approval() {
     let done = crate::tickets::finished(&app, &tid).await;
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT GROUP_CONCAT(v ORDER BY id) FROM {db}.t_restored")).await.as_deref(), Some("a,b,c"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn physical_mariadb_incrementals_chain_on_schedule_and_restore_into_a_data_directory() {
+    use sluice_control::backups::restore::{Destination, Point, choose_full, restore};
+    let app = TestApp::sqlite().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let source = {
+        let p = dirs.path().join("source");
+        tokio::task::spawn_blocking(move || sluice_testkit::PrivateMariadb::start(&p)).await.unwrap()
+    };
+    source.sql("CREATE TABLE app.t (id INT PRIMARY KEY, v TEXT); INSERT INTO app.t VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+    let body = json!({ "name": "phys", "engine": "mariadb", "host": "127.0.0.1", "port": source.port, "username": "sluice", "password": "sluice", "environment": "test" });
+    assert_eq!(app.admin(Method::POST, "/api/v1/instances", Some(body)).await.status, StatusCode::CREATED);
+    local_repository(&app, "phys-repo").await;
+
+    // Incrementals on a schedule, fulls never in the test's time: the first incremental has nothing to build
+    // on and runs as a full; the next builds on it.
+    let policy = json!({
+        "name": "phys-sched", "instance": "phys", "repository": "phys-repo", "method": "physical",
+        "full": "0 0 1 1 *", "incremental": "*/2 * * * * *", "retention": { "fulls": 1, "recovery_window_days": 0 }
+    });
+    let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(policy)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let runs = loop {
+        let all = app.admin(Method::GET, "/api/v1/backups?instance=phys", None).await.body;
+        let mut done: Vec<Value> = all.as_array().unwrap().iter().filter(|b| b["state"] == "done" && b["verify_state"] == "verified").cloned().collect();
+        if done.len() >= 2 {
+            done.sort_by_key(|b| b["finished_at"].as_i64());
+            break done;
+        }
+        assert!(std::time::Instant::now() < deadline, "two verified scheduled backups did not come: {all}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let _ = app.admin(Method::DELETE, "/api/v1/backup/policies/phys-sched", None).await;
+    assert_eq!((runs[0]["level"].as_str(), runs[0]["trigger"].as_str()), (Some("full"), Some("schedule")), "{runs:?}");
+    assert_eq!(runs[1]["level"], "incremental", "{runs:?}");
+    assert_eq!(runs[1]["parent_id"], runs[0]["id"], "{runs:?}");
+    assert!(runs[1]["manifest"]["innodb"]["from_lsn"] == runs[0]["manifest"]["innodb"]["to_lsn"], "{runs:?}");
+    assert!(runs[1]["verify_error"].is_null(), "{runs:?}");
+
+    // By hand, under a policy without schedules firing: a full, then DDL and rows, then an incremental.
+    let manual = json!({ "name": "phys-manual", "instance": "phys", "repository": "phys-repo", "method": "physical", "full": "0 0 1 1 *" });
+    assert_eq!(app.admin(Method::POST, "/api/v1/backup/policies", Some(manual)).await.status, StatusCode::CREATED);
+    let run = |level: &'static str| {
+        let app = &app;
+        async move {
+            let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "phys", "policy": "phys-manual", "level": level }))).await;
+            assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.raw);
+            wait_backup(app, a.body["id"].as_str().unwrap(), Duration::from_secs(120), settled).await
+        }
+    };
+    let full = run("full").await;
+    assert_eq!((full["state"].as_str(), full["level"].as_str()), (Some("done"), Some("full")), "{full}");
+    source.sql("ALTER TABLE app.t ADD COLUMN w INT NOT NULL DEFAULT 9; INSERT INTO app.t (id, v) VALUES (4, 'd'), (5, 'e'); CREATE TABLE app.u (x INT PRIMARY KEY); INSERT INTO app.u VALUES (1)");
+    let inc = run("incremental").await;
+    assert_eq!(
+        (inc["state"].as_str(), inc["verify_state"].as_str(), inc["parent_id"].as_str()),
+        (Some("done"), Some("verified"), full["id"].as_str()),
+        "{inc}"
+    );
+    let expected = source.sql("SELECT COUNT(*), SUM(CRC32(CONCAT_WS('|', id, v, w))) FROM app.t; SELECT COUNT(*) FROM app.u");
+
+    let inst_id = app.store.find_instance("phys").await.unwrap().id;
+    let policy_id = app.store.get_policy("phys-manual").await.unwrap().id;
+    let chosen = choose_full(&app.store, &inst_id, Some(&policy_id), &Point::Latest).await.unwrap();
+    assert_eq!(chosen.id, inc["id"].as_str().unwrap(), "the newest backup, an incremental, is where a restore starts");
+    let data = dirs.path().join("restored");
+    let egress = sluice_core::egress::EgressPolicy::default();
+    restore(&app.store, &egress, &dirs.path().join("scratch"), &chosen, &Point::Backup(chosen.id.clone()), &Destination::DataDir(data.clone())).await.unwrap();
+    let check = sluice_backup::scratch::ScratchMariadb::start_on(dirs.path(), &data, &sluice_backup::mariadb_physical::server_settings(&data)).await.unwrap();
+    let out = tokio::process::Command::new("mariadb")
+        .args(["--no-defaults", "-N"])
+        .arg(format!("--socket={}", check.server.socket.clone().unwrap()))
+        .arg(format!("-u{}", check.server.user))
+        .arg(format!("-p{}", check.server.password))
+        .arg("-e")
+        .arg("SELECT COUNT(*), SUM(CRC32(CONCAT_WS('|', id, v, w))) FROM app.t; SELECT COUNT(*) FROM app.u")
+        .output()
+        .await
+        .unwrap();
+    check.stop().await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected, "{}", String::from_utf8_lossy(&out.stderr));
+
+    // What is refused: an incremental of a logical backup, incrementals for PostgreSQL, a level that is not one.
+    let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "phys", "repository": "phys-repo", "level": "incremental" }))).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
+    assert!(a.raw.contains("level") && a.raw.contains("physical"), "{}", a.raw);
+    let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "phys", "policy": "phys-manual", "level": "differential" }))).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
+    instance(&app, Service::Postgres, "pg-inc", None).await;
+    let bad =
+        json!({ "name": "pg-inc", "instance": "pg-inc", "repository": "phys-repo", "method": "physical", "full": "0 0 * * *", "incremental": "0 * * * *" });
+    let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(bad)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
+    assert!(a.raw.contains("incremental"), "{}", a.raw);
+    app.stop_workers();
 }

@@ -47,6 +47,10 @@ pub struct RunRecord {
     pub instance_id: String,
     pub repository_id: String,
     pub method: String,
+    /// `full` or `incremental` (the changes since `parent_id`).
+    pub level: String,
+    /// An incremental's base: the backup its changes apply on.
+    pub parent_id: Option<String>,
     /// `schedule` or `manual`.
     pub trigger: String,
     pub scheduled_for: Option<i64>,
@@ -81,6 +85,8 @@ pub struct NewRun {
     pub instance_id: String,
     pub repository_id: String,
     pub method: String,
+    /// `full` or `incremental`.
+    pub level: &'static str,
     pub trigger: &'static str,
     pub scheduled_for: Option<i64>,
     pub requested_by: Option<String>,
@@ -129,6 +135,8 @@ fn run(r: &AnyRow) -> Result<RunRecord, StoreError> {
         instance_id: r.try_get("instance_id")?,
         repository_id: r.try_get("repository_id")?,
         method: r.try_get("method")?,
+        level: r.try_get("level")?,
+        parent_id: r.try_get("parent_id")?,
         trigger: r.try_get("trigger")?,
         scheduled_for: r.try_get("scheduled_for")?,
         state: r.try_get("state")?,
@@ -164,6 +172,9 @@ pub struct RunFilter {
 /// How a finished backup is recorded.
 #[derive(Debug, Clone)]
 pub struct RunResult {
+    /// What ran: an incremental with no base to build on runs as a `full`.
+    pub level: String,
+    pub parent_id: Option<String>,
     pub plain_bytes: i64,
     pub stored_bytes: i64,
     pub manifest: serde_json::Value,
@@ -376,8 +387,8 @@ impl Store {
     pub async fn queue_backup(&self, new: &NewRun) -> Result<Option<RunRecord>, StoreError> {
         let mut tx = self.begin_write().await?;
         let r = sqlx::query(
-            "INSERT INTO backup_runs (id, policy_id, instance_id, repository_id, method, trigger, scheduled_for, state, created_at, verify_state, pinned, requested_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, 0, $10)",
+            "INSERT INTO backup_runs (id, policy_id, instance_id, repository_id, method, trigger, scheduled_for, state, created_at, verify_state, pinned, requested_by, level) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, 0, $10, $11)",
         )
         .bind(&new.id)
         .bind(&new.policy_id)
@@ -389,6 +400,7 @@ impl Store {
         .bind(now_ms())
         .bind(if new.verify_after { "after" } else { "none" })
         .bind(&new.requested_by)
+        .bind(new.level)
         .execute(&mut *tx.tx)
         .await;
         if let Err(e) = r {
@@ -401,11 +413,13 @@ impl Store {
         self.get_run(&new.id).await.map(Some)
     }
 
-    /// The latest schedule slot queued for a policy on an instance.
-    pub async fn last_scheduled(&self, policy_id: &str, instance_id: &str) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT MAX(scheduled_for) AS s FROM backup_runs WHERE policy_id = $1 AND instance_id = $2")
+    /// The latest schedule slot queued for a policy on an instance: of fulls only (`fulls_only`), or of any
+    /// level (a full covers an incremental's slot, never the reverse).
+    pub async fn last_scheduled(&self, policy_id: &str, instance_id: &str, fulls_only: bool) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MAX(scheduled_for) AS s FROM backup_runs WHERE policy_id = $1 AND instance_id = $2 AND (level = 'full' OR $3 = 0)")
             .bind(policy_id)
             .bind(instance_id)
+            .bind(fulls_only as i64)
             .fetch_one(self.pool())
             .await?;
         Ok(row.try_get("s")?)
@@ -519,7 +533,7 @@ impl Store {
         let n = match result {
             Ok(r) => sqlx::query(
                 "UPDATE backup_runs SET state = 'done', finished_at = $1, plain_bytes = $2, stored_bytes = $3, manifest = $4, manifest_sha256 = $5, key_id = $6, \
-                 verify_state = CASE WHEN verify_state = 'after' THEN 'queued' ELSE 'none' END, lease_owner = NULL, lease_until = NULL \
+                 verify_state = CASE WHEN verify_state = 'after' THEN 'queued' ELSE 'none' END, lease_owner = NULL, lease_until = NULL, level = $9, parent_id = $10 \
                  WHERE id = $7 AND lease_owner = $8 AND state = 'running' AND lease_until >= $1",
             )
             .bind(now)
@@ -530,6 +544,8 @@ impl Store {
             .bind(&r.key_id)
             .bind(id)
             .bind(owner)
+            .bind(&r.level)
+            .bind(&r.parent_id)
             .execute(&mut *tx.tx)
             .await?
             .rows_affected(),

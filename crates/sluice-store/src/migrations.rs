@@ -33,6 +33,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 11, name: "drop_ticket_generation", common: include_str!("migrations/0011_drop_ticket_generation.sql"), sqlite: "", postgres: "" },
     Migration { version: 12, name: "pipeline_leases", common: include_str!("migrations/0012_pipeline_leases.sql"), sqlite: "", postgres: "" },
     Migration { version: 13, name: "backups", common: include_str!("migrations/0013_backups.sql"), sqlite: "", postgres: "" },
+    Migration { version: 14, name: "backup_levels", common: include_str!("migrations/0014_backup_levels.sql"), sqlite: "", postgres: "" },
 ];
 
 pub(crate) const LATEST: i64 = 13;

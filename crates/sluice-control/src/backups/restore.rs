@@ -1,7 +1,7 @@
 //! Restores chosen from the catalog: the newest full backup of an instance (under a policy) that finished
 //! before the target, and that policy's archived logs after it. Used by `sluice backup restore` on the
-//! server's machine; restores into registered instances are for restore tickets (not in this build yet),
-//! so the destinations here are a new PostgreSQL data directory or a server that is not registered.
+//! server's machine and by restore tickets; the destinations are a new data directory (physical backups)
+//! or a server.
 
 use std::path::PathBuf;
 
@@ -18,9 +18,9 @@ use super::{data_key, open_repository};
 /// Where a restore goes.
 #[derive(Debug, Clone)]
 pub enum Destination {
-    /// A new PostgreSQL data directory (physical backups); the server is started there to recover and
-    /// stopped when done.
-    PgDataDir(PathBuf),
+    /// A new data directory (physical backups: PostgreSQL, or MariaDB's `mariadb-backup`); a server is
+    /// started there to recover and replay, and stopped when done.
+    DataDir(PathBuf),
     /// A MariaDB/MySQL server (logical backups and binlogs).
     Mariadb(sluice_backup::mariadb_dump::Server),
     /// An existing, empty PostgreSQL database (logical backups).
@@ -87,7 +87,7 @@ pub async fn restore(
     let prefix = log_prefix(inst.engine, &policy, &inst.id);
     let verified = full.verify_state == "verified";
     let replayed = match (inst.engine, full.method.as_str(), to) {
-        (Engine::Postgres, "physical", Destination::PgDataDir(dir)) => {
+        (Engine::Postgres, "physical", Destination::DataDir(dir)) => {
             let target = match point {
                 Point::Latest => RecoveryTarget::Latest,
                 Point::Time(ms) => RecoveryTarget::Time(*ms),
@@ -101,6 +101,29 @@ pub async fn restore(
             server.stop().await;
             let _ = std::fs::remove_dir_all(&sock);
             Some(format!("recovered to {point:?} and stopped; start PostgreSQL on {}", dir.display()))
+        }
+        (Engine::Mariadb | Engine::Mysql, "physical", Destination::DataDir(dir)) => {
+            let stop = match point {
+                Point::Latest => StopAt::Latest,
+                Point::Time(ms) => StopAt::Time(*ms),
+                Point::Gtid(g) => StopAt::Gtid(g.clone()),
+                Point::Backup(_) => {
+                    let chain = sluice_backup::mariadb_physical::restore(&repo, &full.id, &key, dir).await?;
+                    return Ok(Restored {
+                        backup: full.id.clone(),
+                        verified,
+                        replayed: Some(format!("{} backup(s) of the chain prepared; start MariaDB on {}", chain.len(), dir.display())),
+                    });
+                }
+            };
+            let r = sluice_backup::mariadb_physical::restore_to_point(&repo, &full.id, &key, &prefix, &stop, dir, scratch).await?;
+            Some(format!(
+                "{} transaction(s) replayed from {} file(s), last GTID {}; start MariaDB on {}",
+                r.transactions,
+                r.files.len(),
+                r.last_gtid.unwrap_or_else(|| "-".into()),
+                dir.display()
+            ))
         }
         (Engine::Mariadb | Engine::Mysql, "logical", Destination::Mariadb(server)) => {
             let stop = match point {

@@ -8,7 +8,7 @@ use mysql_async::prelude::Queryable;
 use sluice_backup::repo::{Manifest, Target};
 use sluice_backup::{Compression, DataKey, mariadb_dump, pg_dump, redis_rdb};
 use sluice_core::Engine;
-use sluice_store::backup_catalog::{RunRecord, RunResult};
+use sluice_store::backup_catalog::{RunFilter, RunRecord, RunResult};
 use sluice_store::instances::InstanceRecord;
 
 use super::spec::{BackupMethod, PolicySpec};
@@ -22,20 +22,26 @@ pub fn method_for(engine: Engine, asked: Option<BackupMethod>) -> Result<BackupM
         (Engine::Redis, Some(m)) => Err(format!("Redis is backed up as an RDB snapshot (`rdb`), not `{}`", m.as_str())),
         (_, Some(BackupMethod::Rdb)) => Err(format!("`rdb` is for Redis; {engine:?} takes `logical`")),
         (_, None | Some(BackupMethod::Logical)) => Ok(BackupMethod::Logical),
-        (Engine::Postgres, Some(BackupMethod::Physical)) => Ok(BackupMethod::Physical),
-        (_, Some(BackupMethod::Physical)) => {
-            Err("physical MariaDB backups (mariadb-backup) are not in this build yet: use `logical`, which with `log_archiving` restores to any second".into())
-        }
+        (_, Some(BackupMethod::Physical)) => Ok(BackupMethod::Physical),
+    }
+}
+
+/// Whether an engine and method take incremental backups.
+pub fn incremental_for(engine: Engine, method: BackupMethod) -> Result<(), String> {
+    match (engine, method) {
+        (Engine::Mariadb | Engine::Mysql, BackupMethod::Physical) => Ok(()),
+        (Engine::Postgres, BackupMethod::Physical) => Err("incremental PostgreSQL backups are not in this build yet (docs/backup.md, status)".into()),
+        _ => Err("incremental backups copy changed data files: they need `method: physical`".into()),
     }
 }
 
 /// Whether a policy's log archiving suits an engine and method.
 pub fn archiving_for(engine: Engine, method: BackupMethod) -> Result<(), String> {
     match (engine, method) {
-        (Engine::Postgres, BackupMethod::Physical) | (Engine::Mariadb | Engine::Mysql, BackupMethod::Logical) => Ok(()),
+        (Engine::Postgres, BackupMethod::Physical) | (Engine::Mariadb | Engine::Mysql, BackupMethod::Logical | BackupMethod::Physical) => Ok(()),
         (Engine::Postgres, _) => Err("PostgreSQL's WAL replays onto a base backup: use `method: physical` with `log_archiving`".into()),
         (Engine::Redis, _) => Err("Redis has no log to archive".into()),
-        _ => Err("binlogs replay onto a logical full backup here: use `method: logical` with `log_archiving`".into()),
+        _ => Err("binlogs replay onto a full backup: use `method: logical` or `physical` with `log_archiving`".into()),
     }
 }
 
@@ -90,6 +96,10 @@ pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<Atomic
     let level = policy.as_ref().map_or(3, |p| p.compression_level);
     let target = Target { repo: repo.clone(), key: DataKey::from_bytes(*key.expose()), compression: Compression::Zstd(level), progress };
     let databases = policy.as_ref().map(|p| p.databases.clone()).unwrap_or_default();
+    let parent = match run.level.as_str() {
+        "incremental" => incremental_base(state, run, &repo, &key_id).await?,
+        _ => None,
+    };
     let manifest: Manifest = match (inst.engine, run.method.as_str()) {
         (Engine::Mariadb | Engine::Mysql, "logical") => {
             let server = mariadb_server(&inst, &password);
@@ -98,6 +108,9 @@ pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<Atomic
                 return Err(format!("instance `{}` has no database to back up", inst.name));
             }
             mariadb_dump::backup(&server, &dbs, &target, &run.id).await?
+        }
+        (Engine::Mariadb | Engine::Mysql, "physical") => {
+            sluice_backup::mariadb_physical::backup(&mariadb_server(&inst, &password), &target, &run.id, parent.as_ref()).await?
         }
         (Engine::Postgres, "physical") => {
             let db = inst.database.clone().unwrap_or_else(|| "postgres".into());
@@ -120,12 +133,36 @@ pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<Atomic
     };
     let sha = sluice_backup::verify::manifest_sha256(&repo, &manifest.id).await?;
     Ok(RunResult {
+        level: if manifest.parent.is_some() { "incremental" } else { "full" }.into(),
+        parent_id: manifest.parent.clone(),
         plain_bytes: manifest.files.iter().map(|f| f.plain_bytes as i64).sum(),
         stored_bytes: manifest.files.iter().map(|f| f.stored_bytes as i64).sum(),
         manifest: serde_json::to_value(&manifest).expect("a manifest serializes"),
         manifest_sha256: sha,
         key_id,
     })
+}
+
+/// The backup an incremental run builds on: the newest good backup of the same instance, policy, method and
+/// repository, sealed with the repository's active key (a chain never spans a key rotation). `None` — the
+/// run becomes a full — when there is none.
+async fn incremental_base(state: &AppState, run: &RunRecord, repo: &sluice_backup::repository::Repository, key_id: &str) -> Result<Option<Manifest>, String> {
+    let filter = RunFilter {
+        instance_id: Some(run.instance_id.clone()),
+        policy_id: run.policy_id.clone(),
+        state: Some("done".into()),
+        include_deleted: false,
+        limit: 1000,
+    };
+    let runs = state.store.list_runs(&filter).await.map_err(|e| e.to_string())?;
+    let Some(newest) = runs.into_iter().filter(|r| r.id != run.id && r.method == run.method).max_by_key(|r| r.finished_at.unwrap_or(0)) else {
+        return Ok(None);
+    };
+    if newest.repository_id != run.repository_id || newest.key_id.as_deref() != Some(key_id) {
+        tracing::info!(backup = %run.id, newest = %newest.id, "the newest backup is in another repository or under an older key: this incremental runs as a full");
+        return Ok(None);
+    }
+    sluice_backup::repo::manifest(repo, &newest.id).await.map(Some)
 }
 
 /// Verifies done backup `run` in a scratch server under the data dir.

@@ -130,8 +130,8 @@ pub struct PolicySpec {
     pub selector: Option<BTreeMap<String, String>>,
     /// The repository (id or name).
     pub repository: String,
-    /// `logical` (default for MariaDB/MySQL and PostgreSQL), `physical` (PostgreSQL: `pg_basebackup`), or
-    /// `rdb` (Redis, its only method).
+    /// `logical` (default for MariaDB/MySQL and PostgreSQL), `physical` (`mariadb-backup`, which runs on the
+    /// database's host; PostgreSQL: `pg_basebackup`), or `rdb` (Redis, its only method).
     #[serde(default)]
     pub method: Option<BackupMethod>,
     /// Logical backups: the databases (default: the instance's `database`, for PostgreSQL; every
@@ -143,11 +143,13 @@ pub struct PolicySpec {
     /// The IANA zone the schedule is read in (default UTC).
     #[serde(default = "utc")]
     pub timezone: String,
-    /// Incremental backups between fulls (cron); physical method only (not in this build yet: refused).
+    /// Incremental backups between fulls (cron): each holds what changed since the newest backup of the
+    /// chain. `method: physical`, MariaDB/MySQL (PostgreSQL's are not in this build yet: refused). A slot
+    /// that a full also fills runs the full.
     #[serde(default)]
     pub incremental: Option<String>,
-    /// Continuous log archiving, for point-in-time restore: MariaDB binlogs (with `logical` fulls), PostgreSQL
-    /// WAL (with `physical` fulls).
+    /// Continuous log archiving, for point-in-time restore: MariaDB binlogs (with `logical` or `physical`
+    /// fulls), PostgreSQL WAL (with `physical` fulls).
     #[serde(default)]
     pub log_archiving: bool,
     #[serde(default)]
@@ -191,11 +193,8 @@ impl PolicySpec {
         if let Some(inc) = &self.incremental {
             Calendar::cron(inc, &self.timezone).map_err(|e| ("incremental", e))?;
             if self.method != Some(BackupMethod::Physical) {
-                return Err(("incremental", "incremental backups need `method: physical`".into()));
+                return Err(("incremental", "incremental backups copy changed data files: they need `method: physical`".into()));
             }
-        }
-        if self.incremental.is_some() {
-            return Err(("incremental", "incremental backups are not in this build yet (docs/backup.md, status)".into()));
         }
         if self.retention.fulls == 0 {
             return Err(("retention.fulls", "keep at least 1 full backup".into()));
@@ -218,6 +217,11 @@ impl PolicySpec {
             }
         }
         Ok(calendar)
+    }
+
+    /// When incremental backups run, if they do (the spec validated).
+    pub fn incremental_calendar(&self) -> Option<Calendar> {
+        self.incremental.as_ref().and_then(|c| Calendar::cron(c, &self.timezone).ok())
     }
 
     /// Whether an instance's labels satisfy the selector.

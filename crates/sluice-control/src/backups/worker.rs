@@ -124,37 +124,41 @@ async fn schedule_due(state: &AppState) {
             continue;
         };
         let Ok(calendar) = spec.validate() else { continue };
-        // The latest fire at or before now; a policy does not fire for slots before it existed.
-        let Some(slot) = calendar.fire_at_or_before(now) else { continue };
-        if slot < p.created_at {
-            continue;
-        }
         let Ok(repo) = state.store.get_repository(&spec.repository).await else {
             tracing::error!(policy = %p.name, repository = %spec.repository, "the policy's repository is gone");
             continue;
         };
+        // The latest fire at or before now; a policy does not fire for slots before it existed. A full's
+        // slot is checked first: when both fire at once, the full fills the slot.
+        let full_slot = calendar.fire_at_or_before(now).filter(|s| *s >= p.created_at);
+        let incremental_slot = spec.incremental_calendar().and_then(|c| c.fire_at_or_before(now)).filter(|s| *s >= p.created_at);
         for inst in selected(state, &spec).await {
-            match state.store.last_scheduled(&p.id, &inst.id).await {
-                Ok(Some(last)) if last >= slot => continue,
-                Err(_) => continue,
-                _ => {}
-            }
             let Ok(method) = super::run::method_for(inst.engine, spec.method) else { continue };
-            let new = NewRun {
-                id: sluice_backup::repo::new_backup_id(),
-                policy_id: Some(p.id.clone()),
-                instance_id: inst.id.clone(),
-                repository_id: repo.id.clone(),
-                method: method.as_str().into(),
-                trigger: "schedule",
-                scheduled_for: Some(slot),
-                requested_by: None,
-                verify_after: spec.verify.after_each,
-            };
-            match state.store.queue_backup(&new).await {
-                Ok(Some(r)) => tracing::info!(backup = %r.id, policy = %p.name, instance = %inst.name, "scheduled backup queued"),
-                Ok(None) => {}
-                Err(e) => tracing::error!(policy = %p.name, error = %e, "cannot queue a scheduled backup"),
+            let levels = [(full_slot, "full"), (incremental_slot.filter(|_| super::run::incremental_for(inst.engine, method).is_ok()), "incremental")];
+            for (slot, level) in levels {
+                let Some(slot) = slot else { continue };
+                match state.store.last_scheduled(&p.id, &inst.id, level == "full").await {
+                    Ok(Some(last)) if last >= slot => continue,
+                    Err(_) => continue,
+                    _ => {}
+                }
+                let new = NewRun {
+                    id: sluice_backup::repo::new_backup_id(),
+                    policy_id: Some(p.id.clone()),
+                    instance_id: inst.id.clone(),
+                    repository_id: repo.id.clone(),
+                    method: method.as_str().into(),
+                    level,
+                    trigger: "schedule",
+                    scheduled_for: Some(slot),
+                    requested_by: None,
+                    verify_after: spec.verify.after_each,
+                };
+                match state.store.queue_backup(&new).await {
+                    Ok(Some(r)) => tracing::info!(backup = %r.id, policy = %p.name, instance = %inst.name, level, "scheduled backup queued"),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(policy = %p.name, error = %e, "cannot queue a scheduled backup"),
+                }
             }
         }
     }
@@ -267,24 +271,50 @@ async fn run_verification(state: &AppState, owner: &str, run: RunRecord) {
     }
 }
 
-/// Which of an instance's finished backups (newest first) a policy's retention lets go: everything beyond
-/// the newest `fulls`, except pinned ones, those inside the recovery window (and the newest one before it,
-/// which the window's start restores from), and the newest verified one.
+/// Which of an instance's finished backups (newest first) a policy's retention lets go. Kept: the newest
+/// `fulls` full backups and the incrementals built on them, pinned backups, those inside the recovery
+/// window and the newest one before it (which the window's start restores from), the newest verified one,
+/// and every backup a kept incremental builds on, back to its full. An incremental whose chain is broken
+/// (its base gone) restores nothing and goes.
 pub fn expired(done: &[RunRecord], fulls: u32, window_days: u32, now: i64) -> Vec<String> {
+    use std::collections::{BTreeSet, HashMap};
     let window_start = now - window_days as i64 * 86_400_000;
-    let newest_verified = done.iter().find(|r| r.verify_state == "verified").map(|r| r.id.clone());
-    let base_of_window = done.iter().find(|r| r.finished_at.unwrap_or(0) <= window_start).map(|r| r.id.clone());
-    done.iter()
-        .enumerate()
-        .filter(|(i, r)| {
-            *i >= fulls as usize
-                && !r.pinned
-                && r.finished_at.unwrap_or(0) <= window_start
-                && Some(&r.id) != newest_verified.as_ref()
-                && Some(&r.id) != base_of_window.as_ref()
-        })
-        .map(|(_, r)| r.id.clone())
-        .collect()
+    let by_id: HashMap<&str, &RunRecord> = done.iter().map(|r| (r.id.as_str(), r)).collect();
+    // The full at the root of a backup's chain (None: broken).
+    let root = |r: &RunRecord| -> Option<String> {
+        let mut at = r;
+        for _ in 0..=done.len() {
+            match (at.level.as_str(), at.parent_id.as_deref()) {
+                ("incremental", Some(p)) => at = by_id.get(p)?,
+                ("incremental", None) => return None,
+                _ => return Some(at.id.clone()),
+            }
+        }
+        None
+    };
+    let newest_fulls: BTreeSet<&str> = done.iter().filter(|r| r.level != "incremental").take(fulls as usize).map(|r| r.id.as_str()).collect();
+    let newest_verified = done.iter().find(|r| r.verify_state == "verified").map(|r| r.id.as_str());
+    let base_of_window = done.iter().find(|r| r.finished_at.unwrap_or(0) <= window_start).map(|r| r.id.as_str());
+    let mut kept: BTreeSet<String> = BTreeSet::new();
+    for r in done {
+        let Some(full) = root(r) else { continue };
+        if newest_fulls.contains(full.as_str())
+            || r.pinned
+            || r.finished_at.unwrap_or(0) > window_start
+            || Some(r.id.as_str()) == newest_verified
+            || Some(r.id.as_str()) == base_of_window
+        {
+            // The backup and its chain back to the full.
+            let mut at = Some(r);
+            while let Some(x) = at {
+                if !kept.insert(x.id.clone()) {
+                    break;
+                }
+                at = x.parent_id.as_deref().and_then(|p| by_id.get(p).copied());
+            }
+        }
+    }
+    done.iter().filter(|r| !kept.contains(&r.id)).map(|r| r.id.clone()).collect()
 }
 
 async fn apply_retention(state: &AppState, policy_id: &str, instance_id: &str) {
@@ -368,6 +398,8 @@ mod tests {
             instance_id: "i".into(),
             repository_id: "r".into(),
             method: "logical".into(),
+            level: "full".into(),
+            parent_id: None,
             trigger: "schedule".into(),
             scheduled_for: None,
             state: "done".into(),
@@ -416,5 +448,35 @@ mod tests {
         assert_eq!(expired(&done, 2, 3, now), vec!["b4", "b5", "b7", "b8"]);
         // Count alone: keep 5 (and the newest verified, and the pinned one).
         assert_eq!(expired(&done, 5, 0, now), vec!["b5", "b7", "b8"]);
+    }
+
+    #[test]
+    fn retention_keeps_whole_chains_and_drops_broken_ones() {
+        let day = 86_400_000;
+        let now = 100 * day;
+        let inc = |id: &str, finished: i64, parent: &str| RunRecord {
+            level: "incremental".into(),
+            parent_id: Some(parent.into()),
+            ..run(id, finished, false, false)
+        };
+        // Newest first: f2 <- i21; f1 <- i11 <- i12 (pinned); f0 <- i01; an orphan whose base is gone.
+        let mut pinned = inc("i12", now - 5 * day, "i11");
+        pinned.pinned = true;
+        let done = vec![
+            inc("i21", now - day, "f2"),
+            run("f2", now - 2 * day, false, false),
+            pinned,
+            inc("i11", now - 6 * day, "f1"),
+            run("f1", now - 7 * day, false, false),
+            inc("orphan", now - 8 * day, "gone"),
+            inc("i01", now - 9 * day, "f0"),
+            run("f0", now - 10 * day, false, false),
+        ];
+        // One full kept, no window: f2's chain; the pinned i12 keeps i11 and f1 with it.
+        assert_eq!(expired(&done, 1, 0, now), vec!["orphan", "i01", "f0"]);
+        // A 3-day window: its base is i12 (the newest before it), already kept.
+        assert_eq!(expired(&done, 1, 3, now), vec!["orphan", "i01", "f0"]);
+        // A 9.5-day window reaches i01: its chain (f0) is kept, the orphan still goes.
+        assert_eq!(expired(&done, 1, 9, now), vec!["orphan"]);
     }
 }

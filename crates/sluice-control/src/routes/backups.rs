@@ -167,6 +167,9 @@ async fn check_policy(state: &AppState, caller: &Caller, spec: &PolicySpec) -> R
         if spec.log_archiving {
             crate::backups::run::archiving_for(inst.engine, method).map_err(|m| ApiError::invalid("log_archiving", format!("log_archiving: {m}")))?;
         }
+        if spec.incremental.is_some() {
+            crate::backups::run::incremental_for(inst.engine, method).map_err(|m| ApiError::invalid("incremental", format!("incremental: {m}")))?;
+        }
         if inst.engine == Engine::Postgres && spec.databases.len() > 1 {
             return Err(ApiError::invalid("databases", "databases: a PostgreSQL logical backup takes one database per policy"));
         }
@@ -301,6 +304,10 @@ pub struct RunBackup {
     pub policy: Option<String>,
     /// into this repository with the defaults (verified after).
     pub repository: Option<String>,
+    /// `full` (default) or `incremental`: the changes since the newest backup of the chain (physical
+    /// MariaDB/MySQL backups; runs as a full when there is nothing to build on).
+    #[serde(default)]
+    pub level: Option<String>,
 }
 
 /// Queue a backup now; it runs as soon as the instance has no other backup or ticket job running.
@@ -321,12 +328,21 @@ async fn run_backup(State(state): State<AppState>, caller: Caller, ApiJson(req):
     let repo_name = spec.as_ref().map(|s| s.repository.clone()).or(req.repository.clone()).unwrap_or_default();
     let repo = state.store.get_repository(&repo_name).await.map_err(|_| ApiError::invalid("repository", format!("repository: no repository `{repo_name}`")))?;
     let method = method_for(inst.engine, spec.as_ref().and_then(|s| s.method)).map_err(|m| ApiError::invalid("instance", format!("instance: {m}")))?;
+    let level = match req.level.as_deref() {
+        None | Some("full") => "full",
+        Some("incremental") => {
+            crate::backups::run::incremental_for(inst.engine, method).map_err(|m| ApiError::invalid("level", format!("level: {m}")))?;
+            "incremental"
+        }
+        Some(other) => return Err(ApiError::invalid("level", format!("level: `{other}` is not `full` or `incremental`"))),
+    };
     let new = NewRun {
         id: sluice_backup::repo::new_backup_id(),
         policy_id: policy.map(|p| p.id),
         instance_id: inst.id.clone(),
         repository_id: repo.id,
         method: method.as_str().into(),
+        level,
         trigger: "manual",
         scheduled_for: None,
         requested_by: Some(caller.principal.user_name.clone()),

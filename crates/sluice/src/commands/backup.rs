@@ -47,6 +47,10 @@ pub enum BackupAction {
         /// … or this repository with the defaults.
         #[arg(long)]
         repository: Option<String>,
+        /// Only what changed since the newest backup of the chain (physical MariaDB/MySQL backups; a full
+        /// when there is nothing to build on).
+        #[arg(long)]
+        incremental: bool,
         /// Return once queued.
         #[arg(long)]
         no_wait: bool,
@@ -101,9 +105,10 @@ pub enum BackupAction {
         #[command(subcommand)]
         action: KeyAction,
     },
-    /// Restore on this machine, from the server's store: a PostgreSQL base plus WAL into a new data
-    /// directory, or a logical backup (plus binlogs) into a server that is not a registered instance;
-    /// the whole backup, or one table. Restores into registered instances are restore tickets.
+    /// Restore on this machine, from the server's store: a physical backup (PostgreSQL base plus WAL, or a
+    /// mariadb-backup chain plus binlogs) into a new data directory, or a logical backup (plus binlogs) into
+    /// a server that is not a registered instance; the whole backup, or one table. Restores into registered
+    /// instances are restore tickets.
     Restore {
         #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
         data_dir: PathBuf,
@@ -130,7 +135,7 @@ pub enum BackupAction {
         /// The table's new name at the target (`db.table` or `table`).
         #[arg(long = "as", requires = "table")]
         rename: Option<String>,
-        /// A new PostgreSQL data directory (physical backups).
+        /// A new data directory (physical backups, PostgreSQL or MariaDB).
         #[arg(long, conflicts_with = "to")]
         to_datadir: Option<PathBuf>,
         /// The target server, as a JSON or TOML file: host, port, user, password, and database (PostgreSQL).
@@ -301,9 +306,11 @@ pub async fn run(cmd: BackupCmd) -> Result<i32> {
                 }
             }
         }
-        BackupAction::Run { server, instance, policy, repository, no_wait } => {
+        BackupAction::Run { server, instance, policy, repository, incremental, no_wait } => {
             let c = Client::new(&server)?;
-            let r: Value = c.call(Method::POST, "/api/v1/backups", Some(json!({ "instance": instance, "policy": policy, "repository": repository }))).await?;
+            let level = if incremental { "incremental" } else { "full" };
+            let body = json!({ "instance": instance, "policy": policy, "repository": repository, "level": level });
+            let r: Value = c.call(Method::POST, "/api/v1/backups", Some(body)).await?;
             let id = s(&r["id"]);
             println!("backup {id} queued");
             if no_wait {
@@ -337,7 +344,10 @@ pub async fn run(cmd: BackupCmd) -> Result<i32> {
                             s(&b["id"]),
                             s(&b["state"]),
                             s(&b["verify_state"]),
-                            s(&b["method"]),
+                            match b["level"].as_str() {
+                                Some("incremental") => format!("{} +incr", s(&b["method"])),
+                                _ => s(&b["method"]),
+                            },
                             when(&b["finished_at"]),
                             secs,
                             bytes(&b["stored_bytes"]),
@@ -610,7 +620,7 @@ async fn restore_here(data_dir: &Path, store: Option<&str>, a: RestoreArgs) -> R
         return Ok(());
     }
     let to = match (a.to_datadir, target) {
-        (Some(dir), None) => Destination::PgDataDir(dir),
+        (Some(dir), None) => Destination::DataDir(dir),
         (None, Some(t)) if inst.engine == sluice_core::Engine::Postgres => Destination::PgDatabase(sluice_backup::pg_dump::Database {
             host: t.host,
             port: t.port,
@@ -621,7 +631,7 @@ async fn restore_here(data_dir: &Path, store: Option<&str>, a: RestoreArgs) -> R
         (None, Some(t)) => {
             Destination::Mariadb(sluice_backup::mariadb_dump::Server { host: t.host, port: t.port, socket: None, user: t.user, password: t.password })
         }
-        _ => bail!("say where to restore: --to-datadir DIR (PostgreSQL physical) or --to FILE (a server)"),
+        _ => bail!("say where to restore: --to-datadir DIR (physical backups) or --to FILE (a server)"),
     };
     let r = restore(&st, &egress, &scratch, &full, &point, &to).await.map_err(anyhow::Error::msg)?;
     st.close().await;
