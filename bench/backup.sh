@@ -12,9 +12,15 @@
 #     promotion);
 #   - verification of the full in a scratch server (recovered + amcheck on every database).
 # MariaDB: the instance of ../shared/peers/lib-mariadb.sh (own mariadbd on :3407, 1,000,000 rows):
-#   Sluice's logical backup (mariadb-dump → zstd → AES) beside plain `mariadb-dump > file` (the same work
-#   without sealing) and `mariadb-backup --backup` (physical; Sluice has no physical MariaDB driver yet, so
-#   this last line is context, not a like-for-like ratio).
+#   - Sluice's logical backup (mariadb-dump → zstd → AES) beside plain `mariadb-dump > file` (the same work
+#     without sealing);
+#   - Sluice's physical backup (mariadb-backup --stream → zstd 3 → AES-256-GCM → a local repository, synced)
+#     beside plain `mariadb-backup --backup --target-dir` (no compression, no encryption; synced), the
+#     peer the issue names;
+#   - an incremental after 10,000 rows changed: Sluice beside `mariadb-backup --incremental-basedir`;
+#   - restore of full + incremental into a new data directory: Sluice (extract the chain, prepare each
+#     link) beside the peer's `--prepare` of a copy of its full, `--prepare --incremental-dir`, and
+#     `--copy-back` into a new data directory (copies first: preparing in place spends the backup).
 # Usage: bench/backup.sh [RUNS]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -204,19 +210,49 @@ pg_stop_dir "$PGDATA"
 log "fresh mariadbd on :$MDB_PORT, loading 1,000,000 rows"
 mdb_fresh
 mdb_load 1000 1000 0 0
-MY=(); MD=(); MB=(); MYBYTES=0
+MY=(); MD=(); MYBYTES=0
 for ((r = 1; r <= RUNS; r++)); do
   rm -rf "$WORK/myrepo"; mkdir -p "$WORK/myrepo"
   MY+=("$(timed "$WORK/my.txt" 0 "$BENCH" backup mdb-dump --host 127.0.0.1 --port "$MDB_PORT" --user "$MDB_USER" --password "$MDB_PASS" --db bench --repo "$WORK/myrepo" --key "$KEY")"); MYBYTES=$(sed -n 's/.*plain_bytes=\([0-9]*\).*/\1/p' "$WORK/my.txt")
   rows=$(sed -n 's/.*rows=\([0-9]*\).*/\1/p' "$WORK/my.txt"); [ "$rows" = 1000000 ] || { echo "sluice dumped $rows rows" >&2; exit 1; }
   MD+=("$(timed "$WORK/md.txt" 0 bash -c "mariadb-dump --no-defaults -h127.0.0.1 -P$MDB_PORT -u$MDB_USER -p$MDB_PASS --single-transaction --gtid --master-data=2 --routines --triggers --hex-blob --databases bench > $WORK/plain.sql && sync $WORK/plain.sql && echo ok")")
-  rm -rf "$WORK/mb"
-  MB+=("$(timed "$WORK/mb.txt" 0 bash -c "mariadb-backup --no-defaults --backup --target-dir=$WORK/mb --datadir=$MDB_BASE/data --user=root --socket=$MDB_SOCK >$WORK/mb.log 2>&1 && echo ok")")
-  log "  run $r: sluice ${MY[-1]} s, mariadb-dump > file ${MD[-1]} s, mariadb-backup ${MB[-1]} s"
+  log "  run $r: sluice ${MY[-1]} s, mariadb-dump > file ${MD[-1]} s"
 done
-my=$(median "${MY[@]}"); md=$(median "${MD[@]}"); mb=$(median "${MB[@]}")
-MB_BYTES=$(du -sb "$WORK/mb" | cut -f1)
-rm -rf "$WORK/mb" "$WORK/plain.sql"
+my=$(median "${MY[@]}"); md=$(median "${MD[@]}")
+rm -f "$WORK/plain.sql"
+
+# Physical, like for like: each backup synced to disk before its time is taken.
+mdb_checksum() { mdb -N -e "CHECKSUM TABLE bench.metrics" | awk '{print $2}'; }
+start_on() {  # start_on DATADIR: a mariadbd on a restored data directory, prints the checksum, stops it
+  local d=$1 sock=$1.sock
+  mariadbd --no-defaults --datadir="$d" --user=root --skip-networking --socket="$sock" --skip-grant-tables \
+    --pid-file="$d.pid" --log-error="$d.err" --skip-log-bin >/dev/null 2>&1 &
+  local pid=$! i
+  for i in $(seq 300); do mariadb --no-defaults -S "$sock" -e "SELECT 1" >/dev/null 2>&1 && break; sleep 0.2; done
+  mariadb --no-defaults -S "$sock" -N -e "CHECKSUM TABLE bench.metrics" | awk '{print $2}'
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+PF=(); PP=(); PI=(); PPI=(); PR=(); PPR=(); PF_BYTES=0; PF_STORED=0; PI_STORED=0
+for ((r = 1; r <= RUNS; r++)); do
+  rm -rf "$WORK/prepo" "$WORK/pfull" "$WORK/pinc" "$WORK/pdata" "$WORK/ppdata" "$WORK/pprep"; mkdir -p "$WORK/prepo"
+  PF+=("$(timed "$WORK/pf.txt" 0 "$BENCH" backup mdb-physical --socket "$MDB_SOCK" --user root --repo "$WORK/prepo" --key "$KEY")")
+  FULL_ID=$(sed -n 's/.*id=\([^ ]*\).*/\1/p' "$WORK/pf.txt"); PF_BYTES=$(sed -n 's/.*plain_bytes=\([0-9]*\).*/\1/p' "$WORK/pf.txt"); PF_STORED=$(sed -n 's/.*stored_bytes=\([0-9]*\).*/\1/p' "$WORK/pf.txt")
+  PP+=("$(timed "$WORK/pp.txt" 0 bash -c "mariadb-backup --no-defaults --backup --target-dir=$WORK/pfull --datadir=$MDB_BASE/data --user=root --socket=$MDB_SOCK >$WORK/pp.log 2>&1 && sync -f $WORK/pfull && echo ok")")
+  mdb -e "UPDATE bench.metrics SET cpu = cpu + 1 WHERE id % 100 = 0"
+  PI+=("$(timed "$WORK/pi.txt" 0 "$BENCH" backup mdb-physical --socket "$MDB_SOCK" --user root --repo "$WORK/prepo" --key "$KEY" --parent "$FULL_ID")")
+  INC_ID=$(sed -n 's/.*id=\([^ ]*\).*/\1/p' "$WORK/pi.txt"); PI_STORED=$(sed -n 's/.*stored_bytes=\([0-9]*\).*/\1/p' "$WORK/pi.txt")
+  PPI+=("$(timed "$WORK/ppi.txt" 0 bash -c "mariadb-backup --no-defaults --backup --target-dir=$WORK/pinc --incremental-basedir=$WORK/pfull --datadir=$MDB_BASE/data --user=root --socket=$MDB_SOCK >$WORK/ppi.log 2>&1 && sync -f $WORK/pinc && echo ok")")
+  WANT=$(mdb_checksum)
+  PR+=("$(timed "$WORK/pr.txt" 0 "$BENCH" backup mdb-physical-restore --repo "$WORK/prepo" --key "$KEY" --id "$INC_ID" --data "$WORK/pdata")")
+  PPR+=("$(timed "$WORK/ppr.txt" 0 bash -c "cp -a $WORK/pfull $WORK/pprep && cp -a $WORK/pinc $WORK/pprep-inc && mariadb-backup --no-defaults --prepare --use-memory=256M --target-dir=$WORK/pprep >$WORK/ppr.log 2>&1 && mariadb-backup --no-defaults --prepare --use-memory=256M --target-dir=$WORK/pprep --incremental-dir=$WORK/pprep-inc >>$WORK/ppr.log 2>&1 && mariadb-backup --no-defaults --copy-back --target-dir=$WORK/pprep --datadir=$WORK/ppdata >>$WORK/ppr.log 2>&1 && sync -f $WORK/ppdata && echo ok")")
+  got=$(start_on "$WORK/pdata"); peer=$(start_on "$WORK/ppdata")
+  [ "$got" = "$WANT" ] && [ "$peer" = "$WANT" ] || { echo "restored checksums differ: sluice $got, mariadb-backup $peer, source $WANT" >&2; exit 1; }
+  rm -rf "$WORK/pprep" "$WORK/pprep-inc"
+  log "  run $r: physical full sluice ${PF[-1]} s / mariadb-backup ${PP[-1]} s; incremental ${PI[-1]} / ${PPI[-1]} s; restore ${PR[-1]} / ${PPR[-1]} s"
+done
+pf=$(median "${PF[@]}"); pp=$(median "${PP[@]}"); pi=$(median "${PI[@]}"); ppi=$(median "${PPI[@]}"); pr=$(median "${PR[@]}"); ppr=$(median "${PPR[@]}")
+PP_BYTES=$(du -sb "$WORK/pfull" | cut -f1); PPI_BYTES=$(du -sb "$WORK/pinc" | cut -f1)
+rm -rf "$WORK/prepo" "$WORK/pfull" "$WORK/pinc" "$WORK/pdata" "$WORK/ppdata"
 
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN{printf "%.1f", b/1e6/s}'; }
 result=$(cat <<RESULT
@@ -229,8 +265,10 @@ result=$(cat <<RESULT
   PITR         ${WAL_MB} MB of WAL after the full, to its end:  sluice ${ps} s;  pgbackrest restore + recovery ${pb} s;  ratio $(awk -v a="$ps" -v c="$pb" 'BEGIN{printf "%.2f", a/c}')x   (both with $HIST history rows)
   verification of the full (scratch server, recovery, amcheck on every database)   ${v} s   (target < 120 s)
   MariaDB, 1,000,000 rows: sluice logical (mariadb-dump sealed)   ${my} s   $(mbps "$MYBYTES" "$my") MB/s of dump;  mariadb-dump > file   ${md} s;  ratio $(awk -v a="$md" -v c="$my" 'BEGIN{printf "%.2f", a/c}')x
-               mariadb-backup --backup (physical; no Sluice driver yet: context only)   ${mb} s   $(mbps "$MB_BYTES" "$mb") MB/s
-  each run (s): sluice base ${S[*]}; pgbackrest ${B[*]}; pg_basebackup ${G[*]}; sluice restore ${R[*]}; pgbackrest restore ${BRR[*]}; mariadb ${MY[*]} / ${MD[*]} / ${MB[*]}
+  MariaDB physical full: sluice (mariadb-backup stream, zstd 3 + AES-256-GCM)   ${pf} s   $(mbps "$PF_BYTES" "$pf") MB/s   $PF_STORED bytes stored;  mariadb-backup --backup   ${pp} s   $(mbps "$PP_BYTES" "$pp") MB/s   $PP_BYTES bytes;  ratio $(awk -v a="$pp" -v c="$pf" 'BEGIN{printf "%.2f", a/c}')x
+           incremental after 10,000 rows changed: sluice ${pi} s ($PI_STORED bytes stored);  mariadb-backup ${ppi} s ($PPI_BYTES bytes);  ratio $(awk -v a="$ppi" -v c="$pi" 'BEGIN{printf "%.2f", a/c}')x
+           restore full + incremental into a new data directory: sluice ${pr} s;  mariadb-backup copy + prepare + prepare incremental + copy-back ${ppr} s;  ratio $(awk -v a="$ppr" -v c="$pr" 'BEGIN{printf "%.2f", a/c}')x  (checksums equal to the source's)
+  each run (s): sluice base ${S[*]}; pgbackrest ${B[*]}; pg_basebackup ${G[*]}; sluice restore ${R[*]}; pgbackrest restore ${BRR[*]}; mariadb ${MY[*]} / ${MD[*]}; physical ${PF[*]} / ${PP[*]}, incremental ${PI[*]} / ${PPI[*]}, restore ${PR[*]} / ${PPR[*]}
 RESULT
 )
 printf '\n%s\n' "$result"

@@ -91,6 +91,33 @@ pub enum BackupCmd {
         #[arg(long)]
         key: String,
     },
+    /// A mariadb-backup physical backup of the server on SOCKET into the local repository REPO; an
+    /// incremental on backup PARENT when given.
+    MdbPhysical {
+        #[arg(long)]
+        socket: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "")]
+        password: String,
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Restore mariadb-backup backup ID (its chain extracted and prepared) into the new data directory DATA.
+    MdbPhysicalRestore {
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Verify backup ID in a scratch server (as the server does after each backup).
     Verify {
         #[arg(long)]
@@ -181,6 +208,23 @@ pub async fn run(cmd: BackupCmd) -> Result<()> {
                 m.files[0].plain_bytes,
                 m.files[0].stored_bytes
             );
+        }
+        BackupCmd::MdbPhysical { socket, user, password, repo: r, key: k, parent } => {
+            let server = sluice_backup::mariadb_dump::Server { host: "localhost".into(), port: 0, socket: Some(socket), user, password };
+            let repo = repo(&r)?;
+            let parent = match parent {
+                Some(p) => Some(sluice_backup::repo::manifest(&repo, &p).await.map_err(anyhow::Error::msg)?),
+                None => None,
+            };
+            let to = Target::new(repo, key(&k)?, Compression::Zstd(3));
+            let t0 = Instant::now();
+            let m = sluice_backup::mariadb_physical::backup(&server, &to, &new_backup_id(), parent.as_ref()).await.map_err(anyhow::Error::msg)?;
+            println!("id={} seconds={:.3} plain_bytes={} stored_bytes={}", m.id, t0.elapsed().as_secs_f64(), m.files[0].plain_bytes, m.files[0].stored_bytes);
+        }
+        BackupCmd::MdbPhysicalRestore { repo: r, key: k, id, data } => {
+            let t0 = Instant::now();
+            let chain = sluice_backup::mariadb_physical::restore(&repo(&r)?, &id, &key(&k)?, &data).await.map_err(anyhow::Error::msg)?;
+            println!("seconds={:.3} links={}", t0.elapsed().as_secs_f64(), chain.len());
         }
         BackupCmd::Verify { repo: r, key: k, id, scratch } => {
             let repo = repo(&r)?;
