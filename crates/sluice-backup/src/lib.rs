@@ -9,6 +9,7 @@ pub mod dump_scan;
 pub mod mariadb_dump;
 pub mod mariadb_physical;
 pub mod pg_dump;
+pub mod pg_incremental;
 pub mod pg_physical;
 pub mod rdb_scan;
 pub mod redis_rdb;

@@ -155,22 +155,7 @@ pub async fn backup(server: &Server, to: &Target, id: &str, parent: Option<&Mani
 /// The chain backup `id` belongs to, from its full to itself, each link checked: it exists, is sealed with
 /// the same key, and starts at the LSN where the link before ended.
 pub async fn chain(repo: &Repository, id: &str) -> Result<Vec<Manifest>, String> {
-    let mut links = vec![manifest(repo, id).await?];
-    while let Some(parent) = links.last().and_then(|m| m.parent.clone()) {
-        if links.len() > 1000 || links.iter().any(|m| m.id == parent) {
-            return Err(format!("the chain of backup `{id}` loops at `{parent}`"));
-        }
-        let p = manifest(repo, &parent)
-            .await
-            .map_err(|e| format!("backup `{}` builds on `{parent}`, which cannot be read: {e}", links.last().map_or("", |m| m.id.as_str())))?;
-        links.push(p);
-    }
-    links.reverse();
-    for m in &links {
-        if m.kind != KIND {
-            return Err(format!("backup `{}` in the chain of `{id}` is a {} backup, not {KIND}", m.id, m.kind));
-        }
-    }
+    let links = crate::repo::chain(repo, id, KIND).await?;
     for w in links.windows(2) {
         let (a, b) = (&w[0], &w[1]);
         let (Some(ra), Some(rb)) = (&a.innodb, &b.innodb) else {
@@ -178,9 +163,6 @@ pub async fn chain(repo: &Repository, id: &str) -> Result<Vec<Manifest>, String>
         };
         if rb.from_lsn != ra.to_lsn {
             return Err(format!("the chain is broken: `{}` starts at LSN {} but `{}` ended at {}", b.id, rb.from_lsn, a.id, ra.to_lsn));
-        }
-        if a.key_id != b.key_id {
-            return Err(format!("the chain mixes keys: `{}` is sealed with {}, `{}` with {}", a.id, a.key_id, b.id, b.key_id));
         }
     }
     Ok(links)

@@ -16,18 +16,22 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 use crate::pg_dump::Database;
-use crate::repo::{Manifest, PgBase, Scan, Target, dump_into, manifest, now_ms, object_path, read_file, tool_version, write_manifest};
+use crate::repo::{Manifest, PgBase, Scan, Target, dump_into, now_ms, object_path, read_file, tool_version, write_manifest};
 use crate::repository::Repository;
 use crate::scratch::{PgServer, give_to_pg, pg_can_reach};
 use crate::sealed::DataKey;
 
 pub const BASE: &str = "base.tar.sealed";
+/// Every regular file of the cluster with its size and SHA-256 (JSON): what the next incremental compares.
+pub const INDEX: &str = "files.json.sealed";
 
-/// Reads a tar stream as it passes: the `backup_label`, whether a `backup_manifest` came, and whether the
-/// archive ended properly (two zero blocks).
+/// Reads a tar stream as it passes: the `backup_label`, whether a `backup_manifest` came, whether the
+/// archive ended properly (two zero blocks), and the size and SHA-256 of every regular file (the index an
+/// incremental backup compares against).
 #[derive(Debug, Default)]
 pub struct TarScanner {
     block: Vec<u8>,
@@ -37,36 +41,64 @@ pub struct TarScanner {
     keep_left: u64,
     capturing: bool,
     zero_blocks: u8,
+    /// The regular file being read: its name, size, bytes left, hash so far.
+    hashing: Option<(String, u64, u64, Sha256)>,
     pub label: Vec<u8>,
     pub entries: u64,
     pub has_manifest: bool,
     pub completed: bool,
+    pub index: FileIndex,
 }
+
+/// Every regular file of a cluster at a backup: path → (size, SHA-256 hex).
+pub type FileIndex = std::collections::BTreeMap<String, (u64, String)>;
 
 fn octal(field: &[u8]) -> u64 {
     let text: String = field.iter().take_while(|&&b| b != 0 && b != b' ').map(|&b| b as char).collect();
     u64::from_str_radix(text.trim(), 8).unwrap_or(0)
 }
 
+/// A tar header's path (ustar prefix included), size and type flag; `None` for a zero block.
+pub(crate) fn tar_entry(h: &[u8]) -> Option<(String, u64, u8)> {
+    if h.iter().all(|&b| b == 0) {
+        return None;
+    }
+    let field = |f: &[u8]| String::from_utf8_lossy(&f[..f.iter().position(|&b| b == 0).unwrap_or(f.len())]).to_string();
+    let name = field(&h[..100]);
+    let prefix = if &h[257..262] == b"ustar" { field(&h[345..500]) } else { String::new() };
+    let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+    Some((path, octal(&h[124..136]), h[156]))
+}
+
 impl TarScanner {
     fn header(&mut self, h: &[u8]) {
-        if h.iter().all(|&b| b == 0) {
+        let Some((name, size, kind)) = tar_entry(h) else {
             self.zero_blocks += 1;
             if self.zero_blocks >= 2 {
                 self.completed = true;
             }
             return;
-        }
+        };
         self.zero_blocks = 0;
-        let name_end = h[..100].iter().position(|&b| b == 0).unwrap_or(100);
-        let name = String::from_utf8_lossy(&h[..name_end]).to_string();
-        let size = octal(&h[124..136]);
         self.entries += 1;
         self.data_left = size.div_ceil(512);
         self.capturing = name == "backup_label";
         self.keep_left = if self.capturing { size.min(64 << 10) } else { 0 };
         if name == "backup_manifest" {
             self.has_manifest = true;
+        }
+        if kind == b'0' || kind == 0 {
+            self.hashing = Some((name, size, size, Sha256::new()));
+            self.finish_file();
+        }
+    }
+
+    /// Records the file being hashed once all its bytes came.
+    fn finish_file(&mut self) {
+        if self.hashing.as_ref().is_some_and(|h| h.2 == 0)
+            && let Some((name, size, _, hash)) = self.hashing.take()
+        {
+            self.index.insert(name, (size, hex::encode(hash.finalize())));
         }
     }
 }
@@ -92,6 +124,12 @@ impl Scan for TarScanner {
                     self.label.extend_from_slice(&block[..n]);
                     self.keep_left -= n as u64;
                 }
+                if let Some((_, _, left, hash)) = self.hashing.as_mut() {
+                    let n = (*left).min(512);
+                    hash.update(&block[..n as usize]);
+                    *left -= n;
+                }
+                self.finish_file();
             } else {
                 self.header(&block);
             }
@@ -133,7 +171,41 @@ pub async fn base_backup(db: &Database, to: &Target, id: &str) -> Result<Manifes
         }
     })
     .await?;
-    let label = String::from_utf8_lossy(&scanner.label).to_string();
+    let index = store_index(to, id, &scanner.index).await?;
+    finish_manifest(db, to, id, started_at, tool, &scanner.label, &stderr, vec![entry, index], None).await
+}
+
+/// Seals a backup's file index next to it.
+pub(crate) async fn store_index(to: &Target, id: &str, index: &FileIndex) -> Result<crate::repo::FileEntry, String> {
+    let text = serde_json::to_vec(index).expect("an index serializes");
+    crate::repo::store_bytes(&to.repo, &to.key, &text, &object_path(id, INDEX)).await
+}
+
+/// Reads backup `m`'s file index (backups taken before incrementals existed have none).
+pub async fn read_index(repo: &Repository, m: &Manifest, key: &DataKey) -> Result<FileIndex, String> {
+    if !m.files.iter().any(|f| f.name == INDEX) {
+        return Err(format!("backup `{}` has no file index (it was taken before incremental backups existed): take a full backup", m.id));
+    }
+    let mut text = Vec::new();
+    read_file(repo, m, INDEX, key, &mut text).await?;
+    serde_json::from_slice(&text).map_err(|e| format!("the file index of backup `{}` is damaged: {e}", m.id))
+}
+
+/// Writes the manifest of a base backup (full, or incremental on `parent`) from its label and the tool's
+/// last words.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn finish_manifest(
+    db: &Database,
+    to: &Target,
+    id: &str,
+    started_at: i64,
+    tool: String,
+    label: &[u8],
+    stderr: &str,
+    files: Vec<crate::repo::FileEntry>,
+    parent: Option<String>,
+) -> Result<Manifest, String> {
+    let label = String::from_utf8_lossy(label).to_string();
     let (start_lsn, start_wal, timeline) = parse_label(&label).ok_or_else(|| format!("the backup_label is not one PostgreSQL writes: {label}"))?;
     let end_lsn = stderr.lines().find_map(|l| l.split("write-ahead log end point: ").nth(1)).map(|s| s.trim().to_string()).unwrap_or_default();
     let version = query(db, "SHOW server_version_num").await.unwrap_or_default();
@@ -148,11 +220,11 @@ pub async fn base_backup(db: &Database, to: &Target, id: &str) -> Result<Manifes
         binlog: None,
         gtid: None,
         tables: Vec::new(),
-        files: vec![entry],
+        files,
         key_id: to.key.id(),
         pg: Some(PgBase { timeline, start_lsn, start_wal, end_lsn, version: version.trim().to_string(), role: db.user.clone() }),
         redis_dbs: None,
-        parent: None,
+        parent,
         innodb: None,
     };
     write_manifest(&to.repo, &manifest).await?;
@@ -176,18 +248,52 @@ async fn query(db: &Database, sql: &str) -> Result<String, String> {
 }
 
 /// Unpacks base backup `id` into `data` (which must not exist or be empty), authenticated as it streams
-/// into `tar`, owned by the PostgreSQL user and mode 0700.
+/// into `tar`, owned by the PostgreSQL user and mode 0700. An incremental is restored with its chain: the
+/// full, then each incremental in order (its changed files over the folder, the files it no longer lists
+/// removed, the WAL of the link before cleared). Returns `id`'s manifest.
 pub async fn restore_base(repo: &Repository, id: &str, key: &DataKey, data: &Path) -> Result<Manifest, String> {
-    use std::process::Stdio;
-    let m = manifest(repo, id).await?;
-    m.check_key(key)?;
-    if m.kind != "pg_basebackup" {
-        return Err(format!("backup `{id}` is a {} backup, not a base backup", m.kind));
+    let links = crate::repo::chain(repo, id, "pg_basebackup").await?;
+    for m in &links {
+        m.check_key(key)?;
     }
     if data.exists() && std::fs::read_dir(data).map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(format!("{} is not empty: a restore goes into a new data directory", data.display()));
     }
     std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    untar(repo, &links[0], key, data).await?;
+    for w in links.windows(2) {
+        let (before, after) = (read_index(repo, &w[0], key).await?, read_index(repo, &w[1], key).await?);
+        // The WAL inside the link before is not this link's: recovery starts from this one's label.
+        let wal = data.join("pg_wal");
+        if let Ok(entries) = std::fs::read_dir(&wal) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_file()) {
+                    std::fs::remove_file(e.path()).map_err(|err| format!("cannot clear {}: {err}", e.path().display()))?;
+                }
+            }
+        }
+        untar(repo, &w[1], key, data).await?;
+        for gone in before.keys().filter(|p| !after.contains_key(*p)) {
+            let rel = Path::new(gone);
+            if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+                return Err(format!("the file index of backup `{}` names `{gone}`, which is not a path inside a data directory", w[0].id));
+            }
+            match std::fs::remove_file(data.join(rel)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot remove {}: {e}", data.join(rel).display())),
+            }
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).map_err(|e| format!("cannot chmod {}: {e}", data.display()))?;
+    give_to_pg(data).await?;
+    Ok(links.last().cloned().expect("a chain has its backup"))
+}
+
+/// Streams backup `m`'s tar into `tar -x -C data`, authenticated as it goes.
+async fn untar(repo: &Repository, m: &Manifest, key: &DataKey, data: &Path) -> Result<(), String> {
+    use std::process::Stdio;
     let mut child = Command::new("tar")
         .arg("-x")
         .arg("-C")
@@ -206,7 +312,7 @@ pub async fn restore_base(repo: &Repository, id: &str, key: &DataKey, data: &Pat
         unsafe { libc::fcntl(stdin.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
     }
     let err = tokio::spawn(crate::repo::tail_of(child.stderr.take().expect("piped")));
-    let read = read_file(repo, &m, BASE, key, &mut stdin).await;
+    let read = read_file(repo, m, BASE, key, &mut stdin).await;
     drop(stdin);
     if let Err(e) = read {
         let _ = child.kill().await;
@@ -216,10 +322,7 @@ pub async fn restore_base(repo: &Repository, id: &str, key: &DataKey, data: &Pat
     if !status.success() {
         return Err(format!("tar exited with {status}: {}", err.await.unwrap_or_default()));
     }
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).map_err(|e| format!("cannot chmod {}: {e}", data.display()))?;
-    give_to_pg(data).await?;
-    Ok(m)
+    Ok(())
 }
 
 // ------------------------------------------------------------------ WAL archiving
@@ -482,7 +585,15 @@ pub async fn restore_to_point(
         check_continuity(&base, &wal)?;
     }
     for (name, path) in wal {
-        let obj = repo.open(&path).await?.ok_or_else(|| format!("{path} vanished from {}", repo.label()))?;
+        let obj = match repo.open(&path).await? {
+            Some(o) => o,
+            // The archiver finished that segment since the listing: the whole one replaced the partial.
+            None if path.ends_with(".partial.sealed") => {
+                let whole = format!("{}.sealed", path.trim_end_matches(".partial.sealed"));
+                repo.open(&whole).await?.ok_or_else(|| format!("{path} vanished from {} and {whole} is not there", repo.label()))?
+            }
+            None => return Err(format!("{path} vanished from {}", repo.label())),
+        };
         let out = wal_dir.join(&name);
         let file = tokio::fs::File::create(&out).await.map_err(|e| format!("cannot create {}: {e}", out.display()))?;
         let mut w = tokio::io::BufWriter::new(file);
@@ -581,6 +692,9 @@ mod tests {
         assert!(!s.completed);
         s.feed(&[0u8; 1024]);
         assert!(s.completed && s.has_manifest && s.entries == 3);
+        // Every regular file is indexed with its size and SHA-256.
+        assert_eq!(s.index.get("base/1/1259"), Some(&(9000, hex::encode(Sha256::digest([7u8; 9000])))));
+        assert_eq!(s.index.len(), 3);
         assert_eq!(parse_label(&String::from_utf8_lossy(&s.label)), Some(("1/B7000028".into(), "0000000100000001000000B7".into(), 1)));
     }
 

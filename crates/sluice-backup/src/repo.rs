@@ -196,6 +196,22 @@ pub(crate) async fn store_file(repo: &Repository, key: &DataKey, local: &std::pa
     }
 }
 
+/// Seals `bytes` into object `path` (a backup's small side file, an index say) and returns its entry.
+pub(crate) async fn store_bytes(repo: &Repository, key: &DataKey, bytes: &[u8], path: &str) -> Result<FileEntry, String> {
+    let mut up = repo.create(path).await?;
+    match seal(bytes, &mut up, key, Compression::Zstd(3), DEFAULT_CHUNK).await {
+        Ok(sealed) => {
+            up.commit().await?;
+            let name = path.rsplit('/').next().unwrap_or(path).to_string();
+            Ok(FileEntry { name, plain_bytes: sealed.plain_bytes, plain_sha256: sealed.plain_sha256, stored_bytes: sealed.stored_bytes, chunks: sealed.chunks })
+        }
+        Err(e) => {
+            up.abort().await;
+            Err(format!("sealing {path} into {} failed: {e}", repo.label()))
+        }
+    }
+}
+
 /// Writes the manifest, last: a backup without one is not a backup.
 pub(crate) async fn write_manifest(repo: &Repository, m: &Manifest) -> Result<(), String> {
     let text = serde_json::to_vec_pretty(m).expect("a manifest serializes");
@@ -209,6 +225,32 @@ pub async fn manifest(repo: &Repository, id: &str) -> Result<Manifest, String> {
     let path = object_path(id, MANIFEST);
     let text = repo.get(&path).await?.ok_or_else(|| format!("no backup `{id}` in {} ({path} is missing)", repo.label()))?;
     serde_json::from_slice(&text).map_err(|e| format!("{path} in {} is damaged: {e}", repo.label()))
+}
+
+/// The chain backup `id` belongs to, from its full to itself (following `parent`), each link present, of
+/// `kind`, and sealed with the same key as the others.
+pub async fn chain(repo: &Repository, id: &str, kind: &str) -> Result<Vec<Manifest>, String> {
+    let mut links = vec![manifest(repo, id).await?];
+    while let Some(parent) = links.last().and_then(|m| m.parent.clone()) {
+        if links.len() > 1000 || links.iter().any(|m| m.id == parent) {
+            return Err(format!("the chain of backup `{id}` loops at `{parent}`"));
+        }
+        let child = links.last().map_or(String::new(), |m| m.id.clone());
+        let p = manifest(repo, &parent).await.map_err(|e| format!("backup `{child}` builds on `{parent}`, which cannot be read: {e}"))?;
+        links.push(p);
+    }
+    links.reverse();
+    for m in &links {
+        if m.kind != kind {
+            return Err(format!("backup `{}` in the chain of `{id}` is a {} backup, not {kind}", m.id, m.kind));
+        }
+    }
+    for w in links.windows(2) {
+        if w[0].key_id != w[1].key_id {
+            return Err(format!("the chain mixes keys: `{}` is sealed with {}, `{}` with {}", w[0].id, w[0].key_id, w[1].id, w[1].key_id));
+        }
+    }
+    Ok(links)
 }
 
 /// Streams file `name` of backup `m` into `output`, authenticated chunk by chunk and checked against the

@@ -9,6 +9,7 @@ mod mariadb_dump;
 mod mariadb_physical;
 mod mariadb_pitr;
 mod pg_dump;
+mod pg_incremental;
 mod pg_pitr;
 mod redis_rdb;
 mod repositories;

@@ -290,8 +290,11 @@ async fn scheduled_fulls_with_log_archiving_restore_to_a_chosen_second() {
     };
     psql("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)").await;
     local_repository(&app, "pitr").await;
-    for (name, instance, method, dbs) in [("mdb-pitr", "mdb", "logical", json!(["app"])), ("pg-pitr", "pg", "physical", json!([]))] {
-        let p = json!({ "name": name, "instance": instance, "repository": "pitr", "method": method, "databases": dbs, "full": "*/4 * * * * *", "log_archiving": true });
+    // PostgreSQL also takes incrementals between the fulls: the restore below starts from whichever is newest.
+    for (name, instance, method, dbs, incremental) in
+        [("mdb-pitr", "mdb", "logical", json!(["app"]), json!(null)), ("pg-pitr", "pg", "physical", json!([]), json!("*/2 * * * * *"))]
+    {
+        let p = json!({ "name": name, "instance": instance, "repository": "pitr", "method": method, "databases": dbs, "full": "*/4 * * * * *", "incremental": incremental, "log_archiving": true });
         let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(p)).await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
     }
@@ -374,6 +377,10 @@ async fn scheduled_fulls_with_log_archiving_restore_to_a_chosen_second() {
     let got = sluice_backup::pg_dump::psql_query(&restored.database("postgres"), PG_SUM).await.unwrap();
     assert_eq!(got.trim(), pg_at, "PostgreSQL restored to {target} ms");
     restored.stop().await;
+    // The incrementals between the fulls ran, each on the newest backup before it.
+    let pg_runs = app.admin(Method::GET, &format!("/api/v1/backups?instance={pg_id}"), None).await.body;
+    let incrementals: Vec<&Value> = pg_runs.as_array().unwrap().iter().filter(|b| b["level"] == "incremental" && b["state"] == "done").collect();
+    assert!(!incrementals.is_empty() && incrementals.iter().all(|b| b["parent_id"].is_string()), "{pg_runs}");
 
     for p in ["mdb-pitr", "pg-pitr"] {
         app.admin(Method::DELETE, &format!("/api/v1/backup/policies/{p}"), None).await;
@@ -594,17 +601,20 @@ async fn physical_mariadb_incrementals_chain_on_schedule_and_restore_into_a_data
     check.stop().await;
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected, "{}", String::from_utf8_lossy(&out.stderr));
 
-    // What is refused: an incremental of a logical backup, incrementals for PostgreSQL, a level that is not one.
+    // What is refused: an incremental of a logical backup, a level that is not one; PostgreSQL's need `physical`.
     let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "phys", "repository": "phys-repo", "level": "incremental" }))).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
     assert!(a.raw.contains("level") && a.raw.contains("physical"), "{}", a.raw);
     let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "phys", "policy": "phys-manual", "level": "differential" }))).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
     instance(&app, Service::Postgres, "pg-inc", None).await;
-    let bad =
-        json!({ "name": "pg-inc", "instance": "pg-inc", "repository": "phys-repo", "method": "physical", "full": "0 0 * * *", "incremental": "0 * * * *" });
-    let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(bad)).await;
+    let logical = json!({ "name": "pg-inc", "instance": "pg-inc", "repository": "phys-repo", "full": "0 0 * * *", "incremental": "0 * * * *" });
+    let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(logical)).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
-    assert!(a.raw.contains("incremental"), "{}", a.raw);
+    assert!(a.raw.contains("incremental") && a.raw.contains("physical"), "{}", a.raw);
+    let physical =
+        json!({ "name": "pg-inc", "instance": "pg-inc", "repository": "phys-repo", "method": "physical", "full": "0 0 1 1 *", "incremental": "0 0 1 1 *" });
+    let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(physical)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "PostgreSQL takes incrementals: {}", a.raw);
     app.stop_workers();
 }

@@ -29,8 +29,7 @@ pub fn method_for(engine: Engine, asked: Option<BackupMethod>) -> Result<BackupM
 /// Whether an engine and method take incremental backups.
 pub fn incremental_for(engine: Engine, method: BackupMethod) -> Result<(), String> {
     match (engine, method) {
-        (Engine::Mariadb | Engine::Mysql, BackupMethod::Physical) => Ok(()),
-        (Engine::Postgres, BackupMethod::Physical) => Err("incremental PostgreSQL backups are not in this build yet (docs/backup.md, status)".into()),
+        (Engine::Mariadb | Engine::Mysql | Engine::Postgres, BackupMethod::Physical) => Ok(()),
         _ => Err("incremental backups copy changed data files: they need `method: physical`".into()),
     }
 }
@@ -113,8 +112,11 @@ pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<Atomic
             sluice_backup::mariadb_physical::backup(&mariadb_server(&inst, &password), &target, &run.id, parent.as_ref()).await?
         }
         (Engine::Postgres, "physical") => {
-            let db = inst.database.clone().unwrap_or_else(|| "postgres".into());
-            sluice_backup::pg_physical::base_backup(&pg_database(&inst, &password, &db), &target, &run.id).await?
+            let db = pg_database(&inst, &password, &inst.database.clone().unwrap_or_else(|| "postgres".into()));
+            match &parent {
+                Some(p) => sluice_backup::pg_incremental::backup(&db, &target, &run.id, p, &state.settings.data_dir.join("scratch")).await?,
+                None => sluice_backup::pg_physical::base_backup(&db, &target, &run.id).await?,
+            }
         }
         (Engine::Postgres, "logical") => {
             let db = match databases.as_slice() {
@@ -162,7 +164,12 @@ async fn incremental_base(state: &AppState, run: &RunRecord, repo: &sluice_backu
         tracing::info!(backup = %run.id, newest = %newest.id, "the newest backup is in another repository or under an older key: this incremental runs as a full");
         return Ok(None);
     }
-    sluice_backup::repo::manifest(repo, &newest.id).await.map(Some)
+    let m = sluice_backup::repo::manifest(repo, &newest.id).await?;
+    if m.kind == "pg_basebackup" && !m.files.iter().any(|f| f.name == sluice_backup::pg_physical::INDEX) {
+        tracing::info!(backup = %run.id, newest = %newest.id, "the newest base backup has no file index (taken before incrementals): this incremental runs as a full");
+        return Ok(None);
+    }
+    Ok(Some(m))
 }
 
 /// Verifies done backup `run` in a scratch server under the data dir.

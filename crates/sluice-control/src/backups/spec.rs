@@ -144,8 +144,8 @@ pub struct PolicySpec {
     #[serde(default = "utc")]
     pub timezone: String,
     /// Incremental backups between fulls (cron): each holds what changed since the newest backup of the
-    /// chain. `method: physical`, MariaDB/MySQL (PostgreSQL's are not in this build yet: refused). A slot
-    /// that a full also fills runs the full.
+    /// chain (`method: physical`: MariaDB's `mariadb-backup --incremental`, PostgreSQL's changed files). A
+    /// slot that a full also fills runs the full.
     #[serde(default)]
     pub incremental: Option<String>,
     /// Continuous log archiving, for point-in-time restore: MariaDB binlogs (with `logical` or `physical`
