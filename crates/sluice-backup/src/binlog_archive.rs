@@ -26,7 +26,7 @@ use mysql_async::prelude::Queryable;
 use tokio::io::AsyncWriteExt;
 
 use crate::mariadb_dump::Server;
-use crate::repo::{Manifest, manifest, now_ms};
+use crate::repo::{BinlogPosition, Manifest, manifest, now_ms};
 use crate::repository::Repository;
 use crate::sealed::DataKey;
 
@@ -389,17 +389,18 @@ pub struct ReplayPlan {
     count: u64,
 }
 
-/// Plans the replay of the binlogs archived under `prefix` from backup `m`'s position to `stop`; the
-/// decrypted files go to a folder under `scratch`.
-pub async fn plan_replay(repo: &Repository, m: &Manifest, key: &DataKey, prefix: &str, stop: &StopAt, scratch: &Path) -> Result<ReplayPlan, String> {
-    let full_id = &m.id;
-    m.check_key(key)?;
-    let from = m.binlog.clone().ok_or_else(|| format!("backup `{full_id}` has no binlog position: it cannot start a point-in-time restore"))?;
-    let archived = archived_binlogs(repo, prefix).await?;
+/// Archived binlogs by name: whether stored whole, and the object path.
+type Archived = BTreeMap<String, ArchivedFile>;
+/// Whether a binlog is stored whole, and its object path.
+type ArchivedFile = (bool, String);
+
+/// The archived files from backup `id`'s binlog file on, checked: the first is that file, and no number is
+/// skipped after it.
+fn covered_chain<'a>(archived: &'a Archived, from: &BinlogPosition, id: &str) -> Result<Vec<(&'a String, &'a ArchivedFile)>, String> {
     let (_, first_n) = split_name(&from.file).ok_or_else(|| format!("`{}` is not a binlog file name", from.file))?;
-    let chain: Vec<(&String, &(bool, String))> = archived.iter().filter(|(n, _)| split_name(n).is_some_and(|(_, k)| k >= first_n)).collect();
+    let chain: Vec<(&String, &ArchivedFile)> = archived.iter().filter(|(n, _)| split_name(n).is_some_and(|(_, k)| k >= first_n)).collect();
     if chain.first().map(|(n, _)| n.as_str()) != Some(from.file.as_str()) {
-        return Err(format!("the archive does not hold {}, where backup `{full_id}` stopped: nothing can be replayed from it", from.file));
+        return Err(format!("the archive does not hold {}, where backup `{id}` stopped: nothing can be replayed from it", from.file));
     }
     for w in chain.windows(2) {
         let (a, b) = (split_name(w[0].0).map(|x| x.1).unwrap_or(0), split_name(w[1].0).map(|x| x.1).unwrap_or(0));
@@ -407,6 +408,25 @@ pub async fn plan_replay(repo: &Repository, m: &Manifest, key: &DataKey, prefix:
             return Err(format!("the archive has a hole between {} and {}: a restore past it would lose transactions", w[0].0, w[1].0));
         }
     }
+    Ok(chain)
+}
+
+/// Whether the binlogs archived under `prefix` continue backup `m` from its position without a hole: what
+/// a point-in-time restore from it needs (listing only; nothing is read).
+pub async fn archive_covers(repo: &Repository, m: &Manifest, prefix: &str) -> Result<(), String> {
+    let from = m.binlog.clone().ok_or_else(|| format!("backup `{}` has no binlog position: it cannot start a point-in-time restore", m.id))?;
+    let archived = archived_binlogs(repo, prefix).await?;
+    covered_chain(&archived, &from, &m.id).map(|_| ())
+}
+
+/// Plans the replay of the binlogs archived under `prefix` from backup `m`'s position to `stop`; the
+/// decrypted files go to a folder under `scratch`.
+pub async fn plan_replay(repo: &Repository, m: &Manifest, key: &DataKey, prefix: &str, stop: &StopAt, scratch: &Path) -> Result<ReplayPlan, String> {
+    let full_id = &m.id;
+    m.check_key(key)?;
+    let from = m.binlog.clone().ok_or_else(|| format!("backup `{full_id}` has no binlog position: it cannot start a point-in-time restore"))?;
+    let archived = archived_binlogs(repo, prefix).await?;
+    let chain = covered_chain(&archived, &from, full_id)?;
     // Decrypt the chain and find where to stop.
     std::fs::create_dir_all(scratch).map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
     let dir = tempfile::Builder::new().prefix("binlogs-").tempdir_in(scratch).map_err(|e| format!("cannot make a folder: {e}"))?;

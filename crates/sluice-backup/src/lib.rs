@@ -19,5 +19,6 @@ pub mod scratch;
 pub mod sealed;
 pub mod table_restore;
 pub mod verify;
+pub mod wal_command;
 
 pub use sealed::{Compression, DataKey, SealError, Sealed, open, seal};

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 use crate::pg_dump::Database;
-use crate::repo::{Manifest, PgBase, Scan, Target, dump_into, now_ms, object_path, read_file, tool_version, write_manifest};
+use crate::repo::{Manifest, PgBase, Scan, Target, dump_into, manifest, now_ms, object_path, read_file, tool_version, write_manifest};
 use crate::repository::Repository;
 use crate::scratch::{PgServer, give_to_pg, pg_can_reach};
 use crate::sealed::DataKey;
@@ -533,6 +533,14 @@ fn parse_segment(name: &str) -> Option<(u32, u64)> {
 /// Refuses an archive that does not continue the base backup without a gap: on the base's timeline, every
 /// segment from the one after the base's end to the newest archived one must be there. (A base taken before
 /// archiving started has such a gap: its WAL never reached the repository.)
+/// Whether the WAL archived under `prefix` continues base backup `m` without a gap: what a
+/// point-in-time restore from it needs. The error names the first missing segment.
+pub async fn archive_covers(repo: &Repository, m: &Manifest, prefix: &str) -> Result<(), String> {
+    let base = m.pg.clone().ok_or_else(|| format!("backup `{}` has no WAL position", m.id))?;
+    let wal = archived_wal(repo, prefix, &base.start_wal).await?;
+    check_continuity(&base, &wal)
+}
+
 fn check_continuity(base: &PgBase, wal: &[(String, String)]) -> Result<(), String> {
     let Some((tli, end)) = segment_of(&base.end_lsn, base.timeline) else { return Ok(()) };
     let mut segs: Vec<u64> = wal.iter().filter_map(|(n, _)| parse_segment(n)).filter(|(t, _)| *t == tli).map(|(_, s)| s).filter(|s| *s > end).collect();
@@ -574,16 +582,18 @@ pub async fn restore_to_point(
     data: &Path,
     sock: &Path,
 ) -> Result<PgServer, String> {
-    let m = restore_base(repo, base_id, key, data).await?;
+    // The archive is checked before anything is written: a base it does not continue is refused.
+    let m = manifest(repo, base_id).await?;
     let base = m.pg.clone().ok_or_else(|| format!("backup `{base_id}` has no WAL position"))?;
-    let parent = data.parent().ok_or("the data directory needs a parent folder")?;
-    pg_can_reach(parent).await?;
-    let wal_dir = parent.join(format!("{}.wal", data.file_name().and_then(|n| n.to_str()).unwrap_or("data")));
-    std::fs::create_dir_all(&wal_dir).map_err(|e| format!("cannot create {}: {e}", wal_dir.display()))?;
     let wal = archived_wal(repo, prefix, &base.start_wal).await?;
     if !matches!(target, RecoveryTarget::Latest) || !wal.is_empty() {
         check_continuity(&base, &wal)?;
     }
+    restore_base(repo, base_id, key, data).await?;
+    let parent = data.parent().ok_or("the data directory needs a parent folder")?;
+    pg_can_reach(parent).await?;
+    let wal_dir = parent.join(format!("{}.wal", data.file_name().and_then(|n| n.to_str()).unwrap_or("data")));
+    std::fs::create_dir_all(&wal_dir).map_err(|e| format!("cannot create {}: {e}", wal_dir.display()))?;
     for (name, path) in wal {
         let obj = match repo.open(&path).await? {
             Some(o) => o,

@@ -496,6 +496,22 @@ async fn a_restore_ticket_restores_a_table_through_review_and_approval() {
     submit(c.body["id"].as_str().unwrap().to_string()).await;
     let t = app.admin(Method::GET, &format!("/api/v1/tickets/{}", c.body["id"].as_str().unwrap()), None).await.body;
     assert!(t.to_string().contains("a whole restore replaces the tables"), "{t}");
+    // A backup of an instance outside the ticket's project: an error finding (a ticket never restores
+    // another project's data into its own instance).
+    let other = app.admin(Method::POST, "/api/v1/instances", Some(service_instance(Service::Mariadb, "other-db", "sluice"))).await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.raw);
+    let p2 = json!({ "name": "p2", "instance": "other-db", "repository": "r", "databases": [db], "full": "0 3 1 1 *" });
+    assert_eq!(app.admin(Method::POST, "/api/v1/backup/policies", Some(p2)).await.status, StatusCode::CREATED);
+    let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "other-db", "policy": "p2" }))).await;
+    let foreign = wait_backup(&app, a.body["id"].as_str().unwrap(), Duration::from_secs(120), settled).await;
+    let c = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(ticket(json!({ "backup": foreign["id"] })))).await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.raw);
+    let s = submit(c.body["id"].as_str().unwrap().to_string()).await;
+    let t = app.admin(Method::GET, &format!("/api/v1/tickets/{}", c.body["id"].as_str().unwrap()), None).await.body;
+    assert!(t.to_string().contains("not in this ticket's project"), "{} / {t}", s.raw);
+    // An error finding blocks approval (only a dba's explicit override would lift it).
+    let a = app.call(Method::POST, &format!("/api/v1/tickets/{}/approve", c.body["id"].as_str().unwrap()), Some(&appr), Some(json!({ "revision": 1 }))).await;
+    assert!(!a.status.is_success() && a.raw.contains("review_errors"), "{}", a.raw);
     // Two targets are refused at creation.
     let mut two = ticket(json!({ "backup": id }));
     two["targets"] = json!([{ "instance": "db" }, { "instance": "db" }]);
@@ -601,6 +617,17 @@ async fn physical_mariadb_incrementals_chain_on_schedule_and_restore_into_a_data
     check.stop().await;
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected, "{}", String::from_utf8_lossy(&out.stderr));
 
+    // A backup whose verification fails is skipped by a restore: the one before it is chosen.
+    let object = app.dir.path().join(format!("repositories/phys-repo/backups/{}/backup.mbstream.sealed", chosen.id));
+    let mut bytes = std::fs::read(&object).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x04;
+    std::fs::write(&object, &bytes).unwrap();
+    assert_eq!(app.admin(Method::POST, &format!("/api/v1/backups/{}/verify", chosen.id), None).await.status, StatusCode::ACCEPTED);
+    wait_backup(&app, &chosen.id, Duration::from_secs(120), |b| b["verify_state"] == "failed").await;
+    let fallback = choose_full(&app.store, &inst_id, Some(&policy_id), &Point::Latest).await.unwrap();
+    assert_eq!(fallback.id, full["id"].as_str().unwrap(), "the damaged incremental is skipped");
+
     // What is refused: an incremental of a logical backup, a level that is not one; PostgreSQL's need `physical`.
     let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "phys", "repository": "phys-repo", "level": "incremental" }))).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
@@ -617,4 +644,74 @@ async fn physical_mariadb_incrementals_chain_on_schedule_and_restore_into_a_data
     let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(physical)).await;
     assert_eq!(a.status, StatusCode::CREATED, "PostgreSQL takes incrementals: {}", a.raw);
     app.stop_workers();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verification_on_its_own_schedule_proves_kept_backups_again_and_catches_later_corruption() {
+    let app = TestApp::sqlite().await;
+    let (_, db) = fresh_mariadb_database("reverify").await;
+    mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v TEXT); INSERT INTO {db}.t VALUES (1, 'a'), (2, 'b')")).await;
+    instance(&app, Service::Mariadb, "reverify-db", None).await;
+    local_repository(&app, "reverify").await;
+    let bad = json!({ "name": "bad", "instance": "reverify-db", "repository": "reverify", "full": "0 0 1 1 *", "verify": { "schedule": "every hour" } });
+    let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(bad)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
+    assert!(a.raw.contains("verify.schedule"), "{}", a.raw);
+    // Not verified after each backup: only on the schedule (every two seconds here).
+    let policy = json!({
+        "name": "reverify", "instance": "reverify-db", "repository": "reverify", "databases": [db], "full": "0 0 1 1 *",
+        "verify": { "after_each": false, "schedule": "*/2 * * * * *" }
+    });
+    assert_eq!(app.admin(Method::POST, "/api/v1/backup/policies", Some(policy)).await.status, StatusCode::CREATED);
+    let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "reverify-db", "policy": "reverify" }))).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.raw);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let first = wait_backup(&app, &id, Duration::from_secs(120), |b| b["verify_state"] == "verified").await;
+    // The same backup is proven again at later slots: damage it and a scheduled verification catches it.
+    let object = app.dir.path().join(format!("repositories/reverify/backups/{id}/dump.sql.sealed"));
+    let mut bytes = std::fs::read(&object).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&object, &bytes).unwrap();
+    let failed = wait_backup(&app, &id, Duration::from_secs(120), |b| b["verify_state"] == "failed").await;
+    assert!(failed["verify_error"].as_str().unwrap().contains("dump.sql.sealed"), "{failed}");
+    assert!(first["verified_at"].as_i64().is_some(), "{first}");
+    let _ = app.admin(Method::DELETE, "/api/v1/backup/policies/reverify", None).await;
+    app.stop_workers();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_archive_command_that_does_not_feed_the_archive_shows_as_an_archive_error() {
+    use sluice_backup::scratch::ScratchPostgres;
+    let app = TestApp::sqlite().await;
+    let parent = sluice_testkit::workspace_root().join("target/scratch-tests");
+    std::fs::create_dir_all(&parent).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A cluster told to archive through `sluice wal-push`, whose archiving is off.
+    let pg = ScratchPostgres::start_tcp(&parent, port, &[("wal_level", "replica")]).await.unwrap();
+    let db = pg.database.clone();
+    let body = json!({ "name": "pgw", "engine": "postgres", "host": "127.0.0.1", "port": port, "username": db.user, "password": db.password, "database": "postgres", "environment": "test" });
+    assert_eq!(app.admin(Method::POST, "/api/v1/instances", Some(body)).await.status, StatusCode::CREATED);
+    local_repository(&app, "w").await;
+    let no_archiving = json!({ "name": "w", "instance": "pgw", "repository": "w", "method": "physical", "full": "0 0 1 1 *", "wal_source": "archive_command" });
+    let a = app.admin(Method::POST, "/api/v1/backup/policies", Some(no_archiving)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
+    assert!(a.raw.contains("wal_source"), "{}", a.raw);
+    let policy = json!({ "name": "w", "instance": "pgw", "repository": "w", "method": "physical", "full": "0 0 1 1 *", "log_archiving": true, "wal_source": "archive_command" });
+    assert_eq!(app.admin(Method::POST, "/api/v1/backup/policies", Some(policy)).await.status, StatusCode::CREATED);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let archives = app.admin(Method::GET, "/api/v1/backup/archives", None).await.body;
+        if archives.to_string().contains("archive_mode is off") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the archive status does not say archiving is off: {archives}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // No replication slot was made: Sluice does not stream what the cluster pushes itself.
+    let slots = sluice_backup::pg_dump::psql_query(&db, "SELECT count(*) FROM pg_replication_slots").await.unwrap();
+    assert_eq!(slots.trim(), "0");
+    let _ = app.admin(Method::DELETE, "/api/v1/backup/policies/w", None).await;
+    app.stop_workers();
+    pg.stop().await;
 }

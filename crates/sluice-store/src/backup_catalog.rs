@@ -585,6 +585,54 @@ impl Store {
         Ok(r)
     }
 
+    /// The latest verification slot of a policy on an instance that queued a verification.
+    pub async fn last_verify_slot(&self, policy_id: &str, instance_id: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MAX(verify_scheduled_for) AS s FROM backup_runs WHERE policy_id = $1 AND instance_id = $2")
+            .bind(policy_id)
+            .bind(instance_id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("s")?)
+    }
+
+    /// Fills verification slot `slot` of a policy on an instance: queues a new verification of the kept,
+    /// finished backup whose last verification is oldest (never verified first; over the slots, every kept
+    /// backup is proven again, so corruption or a rolled-back repository does not stay unnoticed).
+    /// `Ok(None)` when the slot was filled already or there is nothing to verify (or everything is queued).
+    pub async fn queue_scheduled_verification(&self, policy_id: &str, instance_id: &str, slot: i64) -> Result<Option<RunRecord>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let last: Option<i64> = sqlx::query("SELECT MAX(verify_scheduled_for) AS s FROM backup_runs WHERE policy_id = $1 AND instance_id = $2")
+            .bind(policy_id)
+            .bind(instance_id)
+            .fetch_one(&mut *tx.tx)
+            .await?
+            .try_get("s")?;
+        if last.is_some_and(|l| l >= slot) {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let candidate = sqlx::query(
+            "SELECT id FROM backup_runs WHERE policy_id = $1 AND instance_id = $2 AND state = 'done' AND deleted_at IS NULL \
+             AND verify_state NOT IN ('queued', 'running', 'after') ORDER BY COALESCE(verified_at, 0), finished_at DESC, id LIMIT 1",
+        )
+        .bind(policy_id)
+        .bind(instance_id)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+        let Some(candidate) = candidate else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let id: String = candidate.try_get("id")?;
+        sqlx::query("UPDATE backup_runs SET verify_state = 'queued', verify_error = NULL, verify_scheduled_for = $1 WHERE id = $2")
+            .bind(slot)
+            .bind(&id)
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.commit().await?;
+        self.get_run(&id).await.map(Some)
+    }
+
     pub async fn lease_verification(&self, owner: &str, lease_ms: i64) -> Result<Option<RunRecord>, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;

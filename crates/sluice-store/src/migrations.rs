@@ -36,7 +36,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 14, name: "backup_levels", common: include_str!("migrations/0014_backup_levels.sql"), sqlite: "", postgres: "" },
 ];
 
-pub(crate) const LATEST: i64 = 13;
+pub(crate) const LATEST: i64 = 14;
 
 impl Migration {
     pub fn sql_for(&self, backend: Backend) -> [&'static str; 2] {

@@ -46,6 +46,10 @@ enum Command {
     Audit(commands::audit::AuditCmd),
     /// Backups: repositories, policies, the catalog, backing up and verifying now, key export, extraction.
     Backup(commands::backup::BackupCmd),
+    /// PostgreSQL's archive_command: seal a WAL file into a backup repository (on the database host).
+    WalPush(commands::wal::WalPushCmd),
+    /// PostgreSQL's restore_command: bring a WAL file back from a backup repository (exit 1: not there).
+    WalGet(commands::wal::WalGetCmd),
 }
 
 #[derive(Debug, clap::Args)]
@@ -140,5 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Token(cmd) => commands::user::run_token(cmd).await,
         Command::Audit(cmd) => commands::audit::run(cmd).await,
         Command::Backup(cmd) => commands::backup::run(cmd).await,
+        Command::WalPush(cmd) => commands::wal::push(cmd).await,
+        Command::WalGet(cmd) => commands::wal::get(cmd).await,
     }
 }

@@ -824,3 +824,119 @@ async fn backup_commands_back_up_verify_export_extract_and_restore_a_table() {
         .unwrap();
     assert!(!o.status.success() && text(&o).contains("offset"), "a time without its offset is refused: {}", text(&o));
 }
+
+/// `sluice wal-push` as a real cluster's `archive_command` and `sluice wal-get` as a restore's
+/// `restore_command`: the cluster archives its WAL through the command, a base backup plus the pushed
+/// WAL recovers every committed row, a second push of the same file succeeds, a different file under the
+/// same name is refused, a file the archive lacks is exit 1 and a name that is not WAL exit 2.
+#[tokio::test(flavor = "multi_thread")]
+async fn wal_push_archives_a_cluster_and_wal_get_recovers_it() {
+    use sluice_backup::scratch::{PgServer, ScratchPostgres};
+    let parent = sluice_testkit::workspace_root().join("target/scratch-tests");
+    std::fs::create_dir_all(&parent).unwrap();
+    let work = tempfile::tempdir_in(&parent).unwrap();
+    let root = work.path();
+    // The archive command runs as the cluster's user (postgres when the tests run as root).
+    let repo_dir = root.join("repo");
+    std::fs::create_dir_all(&repo_dir).unwrap();
+    let raw: [u8; 32] = rand_bytes();
+    let key = sluice_backup::DataKey::from_bytes(raw);
+    std::fs::write(root.join("repo.json"), serde_json::json!({ "type": "local", "path": repo_dir }).to_string()).unwrap();
+    let keys = serde_json::json!({ "repository": "wal", "keys": [{ "id": key.id(), "key": hex::encode(raw), "created_at": 1, "retired_at": null }] });
+    std::fs::write(root.join("keys.json"), keys.to_string()).unwrap();
+    let args = |cmd: &str| {
+        format!("{BIN} {cmd} --repository-config {} --key-file {} --prefix wal/p/i", root.join("repo.json").display(), root.join("keys.json").display())
+    };
+    if unsafe { libc::geteuid() } == 0 {
+        Command::new("chown").args(["-R", "postgres:postgres"]).arg(root).status().unwrap();
+        Command::new("chmod").args(["o+x"]).arg(root).status().unwrap();
+    }
+    let push = format!("{} %p", args("wal-push"));
+    let source =
+        ScratchPostgres::start_with(&parent, &[("wal_level", "replica"), ("max_wal_senders", "5"), ("archive_mode", "on"), ("archive_command", push.as_str())])
+            .await
+            .unwrap();
+    let db = source.database.clone();
+    let q = |sql: &'static str| {
+        let db = db.clone();
+        async move { sluice_backup::pg_dump::psql_query(&db, sql).await.unwrap() }
+    };
+    q("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)").await;
+    q("INSERT INTO t SELECT g, 'before ' || g FROM generate_series(1, 1000) g").await;
+    let repo = sluice_backup::repository::Repository::new(&sluice_backup::repository::RepositoryConfig::Local { path: repo_dir.clone() }).unwrap();
+    let base = sluice_backup::pg_physical::base_backup(
+        &db,
+        &sluice_backup::repo::Target::new(repo.clone(), key.clone(), sluice_backup::Compression::Zstd(3)),
+        "base-1",
+    )
+    .await
+    .unwrap();
+    q("INSERT INTO t SELECT g, 'after ' || g FROM generate_series(1001, 3000) g").await;
+    let expected = q("SELECT count(*) || ':' || md5(string_agg(v, ',' ORDER BY id)) FROM t").await;
+    let last = q("SELECT pg_walfile_name(pg_switch_wal())").await;
+    // Wait until the archiver says it pushed that segment.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = q("SELECT coalesce(last_archived_wal, '') || '|' || failed_count FROM pg_stat_archiver").await;
+        if s.split('|').next().is_some_and(|w| w >= last.trim()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the archive command did not push {last}: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let segment = format!("{}/wal/p/i/{}.sealed", repo_dir.display(), last.trim());
+    assert!(Path::new(&segment).exists(), "{segment} is not in the repository");
+
+    // Recovery through `restore_command = 'sluice wal-get %f %p'`.
+    let restored = root.join("restored");
+    sluice_backup::pg_physical::restore_base(&repo, &base.id, &key, &restored).await.unwrap();
+    std::fs::write(restored.join("recovery.signal"), b"").unwrap();
+    if !restored.join("postgresql.conf").exists() {
+        std::fs::write(restored.join("postgresql.conf"), b"").unwrap();
+    }
+    let sock = root.join("sock");
+    std::fs::create_dir_all(&sock).unwrap();
+    std::fs::write(sock.join("hba.conf"), "local all all trust\n").unwrap();
+    if unsafe { libc::geteuid() } == 0 {
+        Command::new("chown").args(["-R", "postgres:postgres"]).arg(&restored).arg(&sock).status().unwrap();
+    }
+    let get = format!("{} %f %p", args("wal-get"));
+    let hba = sock.join("hba.conf").display().to_string();
+    let settings = [("hba_file", hba.as_str()), ("restore_command", get.as_str()), ("archive_mode", "off")];
+    let mut server = PgServer::start(&restored, &sock, &db.user, "", &settings, Duration::from_secs(300)).await.unwrap();
+    let got =
+        sluice_backup::pg_dump::psql_query(&server.database(&db.dbname), "SELECT count(*) || ':' || md5(string_agg(v, ',' ORDER BY id)) FROM t").await.unwrap();
+    server.stop().await;
+    assert_eq!(got.trim(), expected.trim(), "the cluster recovered through wal-get differs");
+
+    // The command's contract, by hand.
+    let run = |line: String| Command::new("sh").arg("-c").arg(line).output().unwrap();
+    let seg_name = last.trim().to_string();
+    let fetched = root.join("fetched");
+    let out = run(format!("{} {seg_name} {}", args("wal-get"), fetched.display()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let same = root.join("same").join(&seg_name);
+    std::fs::create_dir_all(same.parent().unwrap()).unwrap();
+    std::fs::copy(&fetched, &same).unwrap();
+    let again = run(format!("{} {}", args("wal-push"), same.display()));
+    assert!(again.status.success(), "the same file pushed twice: {}", String::from_utf8_lossy(&again.stderr));
+    let other = root.join("other").join(&seg_name);
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    std::fs::write(&other, vec![7u8; 1024]).unwrap();
+    let clash = run(format!("{} {}", args("wal-push"), other.display()));
+    assert_eq!(clash.status.code(), Some(2), "a different file under the same name: {}", String::from_utf8_lossy(&clash.stderr));
+    assert!(String::from_utf8_lossy(&clash.stderr).contains("refusing to overwrite"));
+    let missing = run(format!("{} 0000000100000000000000FF {}", args("wal-get"), root.join("nope").display()));
+    assert_eq!(missing.status.code(), Some(1), "{}", String::from_utf8_lossy(&missing.stderr));
+    assert!(!root.join("nope").exists());
+    let bad = run(format!("{} ../../etc/passwd {}", args("wal-get"), root.join("nope").display()));
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+    source.stop().await;
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    let mut f = std::fs::File::open("/dev/urandom").unwrap();
+    std::io::Read::read_exact(&mut f, &mut b).unwrap();
+    b
+}

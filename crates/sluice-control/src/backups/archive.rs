@@ -1,6 +1,7 @@
 //! Continuous log archiving for the policies that ask for it: one archiver per policy and instance
-//! (PostgreSQL: `pg_receivewal` into `wal/<policy>/<instance>`; MariaDB: `mariadb-binlog` into
-//! `binlog/<policy>/<instance>`), running on exactly one server — the holder of its lease in the store (the
+//! (PostgreSQL: `pg_receivewal` into `wal/<policy>/<instance>`, or, with `wal_source: archive_command`, a
+//! watch of `pg_stat_archiver` while the cluster pushes its WAL there with `sluice wal-push`; MariaDB:
+//! `mariadb-binlog` into `binlog/<policy>/<instance>`), running on exactly one server — the holder of its lease in the store (the
 //! same fenced lease table managed pipelines use, under the id `archiver:<policy>:<instance>`). The holder
 //! writes the archiver's status there every few seconds (what the catalog and the health metrics read);
 //! a server that cannot renew the lease stops its archiver before another can take it over.
@@ -158,6 +159,22 @@ async fn run_archiver(
         let (stop, prefix) = (stop.clone(), prefix.clone());
         let (repo, key) = (repo.clone(), key.clone());
         match inst.engine {
+            Engine::Postgres if spec.wal_source == super::spec::WalSource::ArchiveCommand => {
+                // The cluster pushes its WAL itself (`sluice wal-push`): watch that it does.
+                let w = sluice_backup::wal_command::ArchiveWatch {
+                    db: sluice_backup::pg_dump::Database {
+                        host: inst.host.clone(),
+                        port: inst.port,
+                        user,
+                        password,
+                        dbname: inst.database.clone().unwrap_or_else(|| "postgres".into()),
+                    },
+                };
+                tokio::spawn(async move {
+                    w.run(stop, tx_pg).await;
+                    Ok(())
+                })
+            }
             Engine::Postgres => {
                 let a = sluice_backup::pg_physical::WalArchiver {
                     db: sluice_backup::pg_dump::Database {

@@ -47,8 +47,9 @@ pub struct Restored {
     pub replayed: Option<String>,
 }
 
-/// The full backup a point-in-time restore starts from: the newest done one of the instance (and policy)
-/// finished at or before the target.
+/// The backup a point-in-time restore starts from: the newest done one of the instance (and policy)
+/// finished at or before the target whose verification did not fail (a full or an incremental; an
+/// incremental restores with its chain).
 pub async fn choose_full(store: &Store, instance_id: &str, policy_id: Option<&str>, point: &Point) -> Result<RunRecord, String> {
     if let Point::Backup(id) = point {
         return store.get_run(id).await.map_err(|e| e.to_string());
@@ -65,10 +66,20 @@ pub async fn choose_full(store: &Store, instance_id: &str, policy_id: Option<&st
         Point::Time(ms) => *ms,
         _ => i64::MAX,
     };
-    runs.into_iter()
-        .filter(|r| r.method != "rdb")
-        .find(|r| r.finished_at.unwrap_or(i64::MAX) <= limit)
-        .ok_or_else(|| format!("no finished backup of instance {instance_id} before the target: nothing to restore from"))
+    // A backup whose verification failed is known not to restore: the next older one is taken instead.
+    let mut skipped = Vec::new();
+    for r in runs.into_iter().filter(|r| r.method != "rdb" && r.finished_at.unwrap_or(i64::MAX) <= limit) {
+        if r.verify_state == "failed" {
+            tracing::warn!(backup = %r.id, "skipping a backup whose verification failed");
+            skipped.push(r.id);
+            continue;
+        }
+        return Ok(r);
+    }
+    Err(match skipped.as_slice() {
+        [] => format!("no finished backup of instance {instance_id} before the target: nothing to restore from"),
+        ids => format!("no usable backup of instance {instance_id} before the target: {} failed verification", ids.join(", ")),
+    })
 }
 
 pub async fn restore(

@@ -179,5 +179,37 @@ pub async fn verify_backup(state: &AppState, run: &RunRecord) -> Result<sluice_b
     };
     let repo = open_repository(&state.store, &run.repository_id, &state.settings.egress).await?;
     let key = data_key(&state.store, &run.repository_id, key_id).await?;
-    sluice_backup::verify::verify(&repo, &run.id, &key, sha, &state.settings.data_dir.join("scratch")).await
+    let verified = sluice_backup::verify::verify(&repo, &run.id, &key, sha, &state.settings.data_dir.join("scratch")).await?;
+    archive_continues(state, run, &repo).await?;
+    Ok(verified)
+}
+
+/// Under a policy that archives logs, a backup is good only when the archive continues it (the WAL or
+/// binlogs right after it reached the repository): otherwise a point-in-time restore from it would stop
+/// at its end. The archive lags the server by seconds, so this waits up to two minutes for it.
+async fn archive_continues(state: &AppState, run: &RunRecord, repo: &sluice_backup::repository::Repository) -> Result<(), String> {
+    let Some(policy_id) = &run.policy_id else { return Ok(()) };
+    let Ok(rec) = state.store.get_policy(policy_id).await else { return Ok(()) };
+    let Ok(spec) = serde_json::from_value::<PolicySpec>(rec.spec) else { return Ok(()) };
+    if !spec.log_archiving {
+        return Ok(());
+    }
+    let inst = state.store.get_instance(&run.instance_id).await.map_err(|e| e.to_string())?;
+    let m = sluice_backup::repo::manifest(repo, &run.id).await?;
+    let prefix = super::archive::log_prefix(inst.engine, policy_id, &inst.id);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let covered = match (inst.engine, m.kind.as_str()) {
+            (Engine::Postgres, "pg_basebackup") => sluice_backup::pg_physical::archive_covers(repo, &m, &prefix).await,
+            (Engine::Mariadb | Engine::Mysql, _) => sluice_backup::binlog_archive::archive_covers(repo, &m, &prefix).await,
+            _ => Ok(()),
+        };
+        match covered {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                return Err(format!("the backup restores, but the log archive does not continue it, so no point in time after it can be reached: {e}"));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_secs(2)).await,
+        }
+    }
 }

@@ -84,11 +84,15 @@ pub struct VerifySpec {
     /// Verify every backup as soon as it is done (default on).
     #[serde(default = "yes")]
     pub after_each: bool,
+    /// Verify again on this schedule (cron, in the policy's zone): at each slot, the kept backup of each
+    /// instance whose last verification is oldest.
+    #[serde(default)]
+    pub schedule: Option<String>,
 }
 
 impl Default for VerifySpec {
     fn default() -> Self {
-        Self { after_each: true }
+        Self { after_each: true, schedule: None }
     }
 }
 
@@ -115,6 +119,14 @@ impl BackupMethod {
             BackupMethod::Rdb => "rdb",
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WalSource {
+    #[default]
+    Stream,
+    ArchiveCommand,
 }
 
 /// `POST /api/v1/backup/policies`: what to back up, when, where, and for how long.
@@ -152,6 +164,11 @@ pub struct PolicySpec {
     /// fulls), PostgreSQL WAL (with `physical` fulls).
     #[serde(default)]
     pub log_archiving: bool,
+    /// PostgreSQL: how WAL reaches the archive — `stream` (default: Sluice runs `pg_receivewal` on a
+    /// replication slot) or `archive_command` (the cluster pushes it itself with `sluice wal-push`; Sluice
+    /// watches `pg_stat_archiver` so a failing command shows in the archive status and health events).
+    #[serde(default)]
+    pub wal_source: WalSource,
     #[serde(default)]
     pub retention: Retention,
     /// zstd level, 1–19 (default 3).
@@ -196,6 +213,12 @@ impl PolicySpec {
                 return Err(("incremental", "incremental backups copy changed data files: they need `method: physical`".into()));
             }
         }
+        if self.wal_source == WalSource::ArchiveCommand && !self.log_archiving {
+            return Err(("wal_source", "`archive_command` is how archived WAL arrives: it needs `log_archiving: true`".into()));
+        }
+        if let Some(v) = &self.verify.schedule {
+            Calendar::cron(v, &self.timezone).map_err(|e| ("verify.schedule", e))?;
+        }
         if self.retention.fulls == 0 {
             return Err(("retention.fulls", "keep at least 1 full backup".into()));
         }
@@ -217,6 +240,11 @@ impl PolicySpec {
             }
         }
         Ok(calendar)
+    }
+
+    /// When verifications run on their own schedule, if they do (the spec validated).
+    pub fn verify_calendar(&self) -> Option<Calendar> {
+        self.verify.schedule.as_ref().and_then(|c| Calendar::cron(c, &self.timezone).ok())
     }
 
     /// When incremental backups run, if they do (the spec validated).

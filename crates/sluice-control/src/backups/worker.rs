@@ -132,6 +132,7 @@ async fn schedule_due(state: &AppState) {
         // slot is checked first: when both fire at once, the full fills the slot.
         let full_slot = calendar.fire_at_or_before(now).filter(|s| *s >= p.created_at);
         let incremental_slot = spec.incremental_calendar().and_then(|c| c.fire_at_or_before(now)).filter(|s| *s >= p.created_at);
+        let verify_slot = spec.verify_calendar().and_then(|c| c.fire_at_or_before(now)).filter(|s| *s >= p.created_at);
         for inst in selected(state, &spec).await {
             let Ok(method) = super::run::method_for(inst.engine, spec.method) else { continue };
             let levels = [(full_slot, "full"), (incremental_slot.filter(|_| super::run::incremental_for(inst.engine, method).is_ok()), "incremental")];
@@ -158,6 +159,22 @@ async fn schedule_due(state: &AppState) {
                     Ok(Some(r)) => tracing::info!(backup = %r.id, policy = %p.name, instance = %inst.name, level, "scheduled backup queued"),
                     Ok(None) => {}
                     Err(e) => tracing::error!(policy = %p.name, error = %e, "cannot queue a scheduled backup"),
+                }
+            }
+            if let Some(slot) = verify_slot {
+                // A read first: every worker asks every two seconds, and the slot is usually filled.
+                match state.store.last_verify_slot(&p.id, &inst.id).await {
+                    Ok(Some(last)) if last >= slot => continue,
+                    Err(_) => continue,
+                    _ => {}
+                }
+                match state.store.queue_scheduled_verification(&p.id, &inst.id, slot).await {
+                    Ok(Some(r)) => {
+                        tracing::info!(backup = %r.id, policy = %p.name, instance = %inst.name, "scheduled verification queued");
+                        state.backup_wake.notify_one();
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(policy = %p.name, error = %e, "cannot queue a scheduled verification"),
                 }
             }
         }

@@ -215,7 +215,7 @@ pub enum KeyAction {
 }
 
 /// A JSON or TOML file as JSON.
-fn read_doc(path: &Path) -> Result<Value> {
+pub(crate) fn read_doc(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "toml") {
         let v: toml::Value = toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?;
@@ -485,6 +485,23 @@ async fn export_keys(repository: &str, data_dir: &Path, store: Option<&str>, out
     write_private(out, &body)?;
     println!("wrote the keys of repository {} to {} (mode 0600); keep it apart from the repository", repo.name, out.display());
     Ok(())
+}
+
+/// The keys of a key file, the newest (unretired) first: it seals; any of them opens.
+pub(crate) fn keys_newest_first(key_file: &Path) -> Result<Vec<sluice_backup::DataKey>> {
+    let mut keys: KeyFile = serde_json::from_slice(&std::fs::read(key_file).with_context(|| format!("cannot read {}", key_file.display()))?)
+        .with_context(|| format!("{} is not a key file from `sluice backup key export`", key_file.display()))?;
+    keys.keys.sort_by_key(|k| (k.retired_at.is_some(), std::cmp::Reverse(k.created_at)));
+    keys.keys
+        .iter()
+        .map(|k| {
+            let raw: [u8; 32] = hex::decode(&k.key)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .with_context(|| format!("key {} in {} is not 32 hex bytes", k.id, key_file.display()))?;
+            Ok(sluice_backup::DataKey::from_bytes(raw))
+        })
+        .collect()
 }
 
 async fn extract(config: &Path, key_file: &Path, id: &str, out: &Path) -> Result<()> {

@@ -8,6 +8,7 @@ pub mod review;
 pub mod run;
 pub mod ticket;
 pub mod user;
+pub mod wal;
 
 /// Prints rows as aligned columns.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
