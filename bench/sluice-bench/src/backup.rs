@@ -146,7 +146,7 @@ pub async fn run(cmd: BackupCmd) -> Result<()> {
             let db = Database { host, port, user, password: String::new(), dbname: "postgres".into() };
             let to = Target::new(repo(&r)?, key(&k)?, Compression::Zstd(level));
             let t0 = Instant::now();
-            let m = base_backup(&db, &to, &new_backup_id()).await.map_err(anyhow::Error::msg)?;
+            let m = base_backup(&db, &to, &new_backup_id(), false).await.map_err(anyhow::Error::msg)?;
             let secs = t0.elapsed().as_secs_f64();
             let f = &m.files[0];
             println!(

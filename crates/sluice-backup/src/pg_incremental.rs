@@ -258,7 +258,7 @@ mod tests {
         assert_eq!((f.copied_files, f.skipped_files), (4, 2));
         assert_eq!(f.index.len(), 6, "every file is indexed, copied or not");
         // The output is a tar of the copied files, which the full-backup reader reads whole.
-        let mut s = crate::pg_physical::TarScanner::default();
+        let mut s = crate::pg_physical::TarScanner::new(true);
         crate::repo::Scan::feed(&mut s, &out);
         assert!(s.completed);
         let names: Vec<&String> = s.index.keys().collect();

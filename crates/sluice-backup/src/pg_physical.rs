@@ -47,6 +47,8 @@ pub struct TarScanner {
     pub entries: u64,
     pub has_manifest: bool,
     pub completed: bool,
+    /// Whether to hash every regular file into `index`.
+    pub hash_files: bool,
     pub index: FileIndex,
 }
 
@@ -71,6 +73,11 @@ pub(crate) fn tar_entry(h: &[u8]) -> Option<(String, u64, u8)> {
 }
 
 impl TarScanner {
+    /// A reader that also hashes every regular file (`hash_files`) or not.
+    pub fn new(hash_files: bool) -> Self {
+        Self { hash_files, ..Self::default() }
+    }
+
     fn header(&mut self, h: &[u8]) {
         let Some((name, size, kind)) = tar_entry(h) else {
             self.zero_blocks += 1;
@@ -87,7 +94,7 @@ impl TarScanner {
         if name == "backup_manifest" {
             self.has_manifest = true;
         }
-        if kind == b'0' || kind == 0 {
+        if self.hash_files && (kind == b'0' || kind == 0) {
             self.hashing = Some((name, size, size, Sha256::new()));
             self.finish_file();
         }
@@ -150,7 +157,10 @@ fn parse_label(label: &str) -> Option<(String, String, u32)> {
 
 /// Takes a base backup of the cluster `db` points at (any database; the whole cluster is copied). The role
 /// needs REPLICATION.
-pub async fn base_backup(db: &Database, to: &Target, id: &str) -> Result<Manifest, String> {
+///
+/// With `index`, every file's size and SHA-256 is recorded too (the file index an incremental compares
+/// against: policies with incrementals want it; it costs a second hash of the whole stream).
+pub async fn base_backup(db: &Database, to: &Target, id: &str, index: bool) -> Result<Manifest, String> {
     let started_at = now_ms();
     let tool = tool_version("pg_basebackup", "postgresql-client").await?;
     let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
@@ -161,7 +171,7 @@ pub async fn base_backup(db: &Database, to: &Target, id: &str) -> Result<Manifes
         .args(["-h", &db.host, "-p", &db.port.to_string(), "-U", &db.user, "--no-password"])
         .args(["-D", "-", "-Ft", "-X", "fetch", "--checkpoint=fast", "-v"])
         .arg(format!("--label=sluice {id}"));
-    let (entry, scanner, stderr) = dump_into(cmd, "pg_basebackup", to, &object_path(id, BASE), TarScanner::default(), |s, _| {
+    let (entry, scanner, stderr) = dump_into(cmd, "pg_basebackup", to, &object_path(id, BASE), TarScanner::new(index), |s, _| {
         if !s.completed {
             Err("the tar stream has no end-of-archive blocks: it is incomplete".into())
         } else if !s.has_manifest || s.label.is_empty() {
@@ -171,8 +181,11 @@ pub async fn base_backup(db: &Database, to: &Target, id: &str) -> Result<Manifes
         }
     })
     .await?;
-    let index = store_index(to, id, &scanner.index).await?;
-    finish_manifest(db, to, id, started_at, tool, &scanner.label, &stderr, vec![entry, index], None).await
+    let mut files = vec![entry];
+    if index {
+        files.push(store_index(to, id, &scanner.index).await?);
+    }
+    finish_manifest(db, to, id, started_at, tool, &scanner.label, &stderr, files, None).await
 }
 
 /// Seals a backup's file index next to it.
@@ -695,7 +708,7 @@ mod tests {
         entry("backup_label", label);
         entry("base/1/1259", &[7u8; 9000]);
         entry("backup_manifest", b"{}");
-        let mut s = TarScanner::default();
+        let mut s = TarScanner::new(true);
         for piece in tar.chunks(100) {
             s.feed(piece);
         }

@@ -66,7 +66,7 @@ async fn incrementals_hold_changed_files_and_restore_the_chain_to_a_chosen_secon
     let target = Target::new(repo.clone(), key.clone(), Compression::Zstd(3));
     let work = tempfile::tempdir_in(&parent).unwrap();
 
-    let full = base_backup(&db, &target, &new_backup_id()).await.unwrap();
+    let full = base_backup(&db, &target, &new_backup_id(), true).await.unwrap();
     psql(&db, "INSERT INTO orders SELECT g, 'after the full ' || g FROM generate_series(20001, 22000) g").await;
     let dropped_file = psql(&db, "SELECT pg_relation_filepath('dropped_later')").await;
     psql(&db, "DROP TABLE dropped_later; CREATE TABLE created_later (y TEXT); INSERT INTO created_later VALUES ('new')").await;

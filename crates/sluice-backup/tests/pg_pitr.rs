@@ -42,7 +42,7 @@ async fn a_point_in_time_restore_reproduces_the_table_at_the_chosen_second(kind:
     let key = DataKey::generate();
     let prefix = wal_prefix(&sluice_testkit::unique_name("pg"));
     // A base taken before archiving starts, and WAL written meanwhile: its window never reaches the archive.
-    let early = base_backup(&db, &Target::new(repo.clone(), key.clone(), Compression::Zstd(3)), &new_backup_id()).await.unwrap();
+    let early = base_backup(&db, &Target::new(repo.clone(), key.clone(), Compression::Zstd(3)), &new_backup_id(), false).await.unwrap();
     psql(&db, "INSERT INTO orders (id, note) SELECT g, 'unarchived ' || g FROM generate_series(100001, 100100) g").await;
     psql(&db, "SELECT pg_switch_wal()").await;
     psql(&db, "DELETE FROM orders WHERE id > 100000").await;
@@ -64,7 +64,7 @@ async fn a_point_in_time_restore_reproduces_the_table_at_the_chosen_second(kind:
         tokio::spawn(async move { archiver.run(stop, status_tx).await })
     };
 
-    let base = base_backup(&db, &Target::new(repo.clone(), key.clone(), Compression::Zstd(3)), &new_backup_id()).await.unwrap();
+    let base = base_backup(&db, &Target::new(repo.clone(), key.clone(), Compression::Zstd(3)), &new_backup_id(), false).await.unwrap();
     let pg = base.pg.clone().unwrap();
     assert!(!pg.end_lsn.is_empty() && pg.timeline == 1, "{pg:?}");
 

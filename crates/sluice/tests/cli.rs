@@ -868,6 +868,7 @@ async fn wal_push_archives_a_cluster_and_wal_get_recovers_it() {
         &db,
         &sluice_backup::repo::Target::new(repo.clone(), key.clone(), sluice_backup::Compression::Zstd(3)),
         "base-1",
+        false,
     )
     .await
     .unwrap();

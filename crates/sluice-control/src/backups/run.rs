@@ -115,7 +115,11 @@ pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<Atomic
             let db = pg_database(&inst, &password, &inst.database.clone().unwrap_or_else(|| "postgres".into()));
             match &parent {
                 Some(p) => sluice_backup::pg_incremental::backup(&db, &target, &run.id, p, &state.settings.data_dir.join("scratch")).await?,
-                None => sluice_backup::pg_physical::base_backup(&db, &target, &run.id).await?,
+                // The file index, for the incrementals that will build on this full.
+                None => {
+                    let index = run.level == "incremental" || policy.as_ref().is_some_and(|p| p.incremental.is_some());
+                    sluice_backup::pg_physical::base_backup(&db, &target, &run.id, index).await?
+                }
             }
         }
         (Engine::Postgres, "logical") => {
