@@ -10,7 +10,9 @@
 #     WAL archiver and pgBackRest's archive-push both archiving it): Sluice (base + WAL copied next to it,
 #     recovered, promoted, stopped) beside pgBackRest (restore --type=time, then PostgreSQL recovering to
 #     promotion);
-#   - verification of the full in a scratch server (recovered + amcheck on every database).
+#   - verification of the full in a scratch server (recovered + amcheck on every database);
+#   - incrementals after pgbench writes: Sluice (changed files by SHA-256, on an indexed full) beside
+#     pgBackRest --type=incr, each run on the one before.
 # MariaDB: the instance of ../shared/peers/lib-mariadb.sh (own mariadbd on :3407, 1,000,000 rows):
 #   - Sluice's logical backup (mariadb-dump → zstd → AES) beside plain `mariadb-dump > file` (the same work
 #     without sealing);
@@ -153,6 +155,27 @@ rs=$(median "${R[@]}"); rb=$(median "${BRR[@]}")
 v=$(timed "$WORK/verify.txt" 0 "$BENCH" backup verify --repo "$REPO" --key "$KEY" --id "$SID" --scratch "$WORK/scratch")
 log "  sluice verification: $v s"
 
+# --- incrementals: after pgbench writes, Sluice's (files whose SHA-256 changed since its indexed full)
+# beside pgBackRest's --type=incr (files changed since its full, by size and time), each on the one before.
+IREPO=$WORK/irepo
+rm -rf "$IREPO"; mkdir -p "$IREPO" "$WORK/ispool"
+timed "$WORK/ibase.txt" 0 "$BENCH" backup pg-base --index --host 127.0.0.1 --port "$PGPORT" --user postgres --repo "$IREPO" --key "$KEY" >/dev/null
+IPARENT=$(sed -n 's/^id=\([^ ]*\).*/\1/p' "$WORK/ibase.txt")
+IFULL_STORED=$(sed -n 's/.*stored_bytes=\([0-9]*\).*/\1/p' "$WORK/ibase.txt")
+as_pg pgbackrest --config="$BRCONF" --stanza="$STANZA" backup --type=full >/dev/null
+SI=(); BI=(); SI_STORED=0; BI_BYTES=0
+for ((r = 1; r <= RUNS; r++)); do
+  as_pg "$PGBIN/pgbench" -h "$PG" -p "$PGPORT" -U postgres -c 4 -j 2 -t 2500 -n bench >/dev/null 2>&1
+  as_pg "$PGBIN/psql" -X -q -h "$PG" -p "$PGPORT" -U postgres -c CHECKPOINT
+  SI+=("$(timed "$WORK/si.txt" 0 "$BENCH" backup pg-incr --host 127.0.0.1 --port "$PGPORT" --user postgres --repo "$IREPO" --key "$KEY" --parent "$IPARENT" --spool "$WORK/ispool")")
+  IPARENT=$(sed -n 's/^id=\([^ ]*\).*/\1/p' "$WORK/si.txt"); SI_STORED=$(sed -n 's/.*stored_bytes=\([0-9]*\).*/\1/p' "$WORK/si.txt")
+  BI+=("$(timed "$WORK/bi.txt" 0 bash -c "runuser -u postgres -- pgbackrest --config=$BRCONF --stanza=$STANZA backup --type=incr && echo ok")")
+  BI_BYTES=$(as_pg pgbackrest --config="$BRCONF" --stanza="$STANZA" info --output=json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup"][-1]["info"]["repository"]["delta"])')
+  log "  incremental, run $r: sluice ${SI[-1]} s ($SI_STORED bytes stored), pgbackrest ${BI[-1]} s ($BI_BYTES bytes)"
+done
+si=$(median "${SI[@]}"); bi=$(median "${BI[@]}")
+rm -rf "$IREPO" "$WORK/ispool"
+
 # --- point in time: ~1 GB of WAL after a fresh full of each, archived by both
 rm -rf "$REPO"; mkdir -p "$REPO"
 # Archiving first (as a policy with log_archiving does): the base backup's WAL must reach the archive.
@@ -264,6 +287,7 @@ result=$(cat <<RESULT
   restore      sluice (into a new data directory)   ${rs} s;  pgbackrest restore   ${rb} s;  sluice time / pgbackrest time = $(awk -v a="$rs" -v c="$rb" 'BEGIN{printf "%.2f", a/c}')x   (target <= 1x)
   PITR         ${WAL_MB} MB of WAL after the full, to its end:  sluice ${ps} s;  pgbackrest restore + recovery ${pb} s;  ratio $(awk -v a="$ps" -v c="$pb" 'BEGIN{printf "%.2f", a/c}')x   (both with $HIST history rows)
   verification of the full (scratch server, recovery, amcheck on every database)   ${v} s   (target < 120 s)
+  incremental after pgbench -t 2500 x 4 clients: sluice ${si} s ($SI_STORED bytes stored; its indexed full $IFULL_STORED);  pgbackrest --type=incr ${bi} s ($BI_BYTES bytes);  ratio $(awk -v a="$bi" -v c="$si" 'BEGIN{printf "%.2f", a/c}')x
   MariaDB, 1,000,000 rows: sluice logical (mariadb-dump sealed)   ${my} s   $(mbps "$MYBYTES" "$my") MB/s of dump;  mariadb-dump > file   ${md} s;  ratio $(awk -v a="$md" -v c="$my" 'BEGIN{printf "%.2f", a/c}')x
   MariaDB physical full: sluice (mariadb-backup stream, zstd 3 + AES-256-GCM)   ${pf} s   $(mbps "$PF_BYTES" "$pf") MB/s   $PF_STORED bytes stored;  mariadb-backup --backup   ${pp} s   $(mbps "$PP_BYTES" "$pp") MB/s   $PP_BYTES bytes;  ratio $(awk -v a="$pp" -v c="$pf" 'BEGIN{printf "%.2f", a/c}')x
            incremental after 10,000 rows changed: sluice ${pi} s ($PI_STORED bytes stored);  mariadb-backup ${ppi} s ($PPI_BYTES bytes);  ratio $(awk -v a="$ppi" -v c="$pi" 'BEGIN{printf "%.2f", a/c}')x
