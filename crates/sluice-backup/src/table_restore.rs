@@ -71,6 +71,86 @@ async fn pipe(mut from: Command, from_name: &str, mut into: Command, into_name: 
     Ok(())
 }
 
+/// Restores one database of MariaDB backup `id` (tables, views, routines, triggers, events) into `target`,
+/// as `new_name` when given; returns the rows restored. A database of that name already at the target
+/// stops the restore before anything is written; every table's count is checked against the manifest.
+pub async fn restore_mariadb_database(
+    repo: &Repository,
+    id: &str,
+    key: &DataKey,
+    database: &str,
+    new_name: Option<&str>,
+    target: &Server,
+    scratch: &Path,
+) -> Result<u64, String> {
+    let m = crate::repo::manifest(repo, id).await?;
+    if m.kind != "mariadb-dump" || !m.databases.iter().any(|d| d == database) {
+        return Err(format!("backup `{id}` ({}) holds no database `{database}` (it holds: {})", m.kind, m.databases.join(", ")));
+    }
+    let to = new_name.unwrap_or(database);
+    let exists =
+        crate::mariadb_dump::query_first(target, &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{}'", to.replace('\'', "''")))
+            .await?;
+    if exists != "0" {
+        return Err(format!("database `{to}` already exists at the target: restore under a new name (nothing was written)"));
+    }
+    let server = ScratchMariadb::start(scratch).await?;
+    let r = async {
+        crate::mariadb_dump::restore(repo, id, key, &server.server).await?;
+        if to != database {
+            // MariaDB writes a view's columns qualified with its database's name: under another name the
+            // view would read the old database (or fail). Refused before anything is written.
+            let views = crate::mariadb_dump::query_first(
+                &server.server,
+                &format!("SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{}'", database.replace('\'', "''")),
+            )
+            .await?;
+            if !views.is_empty() {
+                return Err(format!(
+                    "database `{database}` has views ({views}), whose definitions name `{database}`: restore it under its own name (into another server), or restore its tables one by one (nothing was written)"
+                ));
+            }
+        }
+        crate::mariadb_dump::query_first(target, &format!("CREATE DATABASE {}", ident_my(to))).await?;
+        let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
+        let src_opts = crate::mariadb_dump::options_file_named(secrets.path(), "scratch.cnf", &server.server)?;
+        let dst_opts = crate::mariadb_dump::options_file_named(secrets.path(), "target.cnf", target)?;
+        let mut dump = Command::new("mariadb-dump");
+        // The database's content without its CREATE DATABASE / USE, so it lands under any name.
+        dump.arg(format!("--defaults-extra-file={}", src_opts.display())).args([
+            "--single-transaction",
+            "--skip-add-drop-table",
+            "--hex-blob",
+            "--routines",
+            "--triggers",
+            "--events",
+            database,
+        ]);
+        let mut client = Command::new("mariadb");
+        client.arg(format!("--defaults-extra-file={}", dst_opts.display())).arg("--binary-mode").arg(to);
+        pipe(dump, "mariadb-dump", client, "mariadb").await
+    }
+    .await;
+    server.stop().await;
+    r?;
+    let mut rows = 0;
+    let mut wrong = Vec::new();
+    for t in m.tables.iter().filter(|t| t.database == database) {
+        let n: u64 = crate::mariadb_dump::query_first(target, &format!("SELECT COUNT(*) FROM {}.{}", ident_my(to), ident_my(&t.table)))
+            .await?
+            .parse()
+            .unwrap_or(u64::MAX);
+        if n != t.rows {
+            wrong.push(format!("`{to}`.`{}` has {n} rows, the backup {}", t.table, t.rows));
+        }
+        rows += n;
+    }
+    if !wrong.is_empty() {
+        return Err(format!("the restored database does not match backup `{id}`: {}", wrong.join("; ")));
+    }
+    Ok(rows)
+}
+
 /// Restores one table of MariaDB backup `id` into `target`; returns its row count there.
 pub async fn restore_mariadb_table(repo: &Repository, id: &str, key: &DataKey, pick: &TablePick, target: &Server, scratch: &Path) -> Result<u64, String> {
     let m = crate::repo::manifest(repo, id).await?;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use sluice_backup::binlog_archive::{ArchiveStatus, BinlogArchiver, StopAt, binlog_prefix};
+use sluice_backup::binlog_archive::{StopAt, binlog_prefix};
 use sluice_backup::mariadb_dump::Server;
 use sluice_backup::mariadb_physical::{backup, chain, restore, restore_to_point, server_settings, verify};
 use sluice_backup::repo::{MANIFEST, Target, new_backup_id, now_ms, object_path};
@@ -15,7 +15,7 @@ use sluice_backup::{Compression, DataKey};
 
 use crate::mariadb_pitr::{CHECKSUM, insert, rand_id, server, sql, start};
 use crate::on_every_repository;
-use crate::support::{Kind, repository};
+use crate::support::{Kind, archive_binlogs, repository};
 
 const TABLES: &str = "SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app'";
 
@@ -54,22 +54,7 @@ async fn an_incremental_chain_restores_and_replays_to_the_chosen_second(kind: Ki
     let key = DataKey::generate();
     let prefix = binlog_prefix(&sluice_testkit::unique_name("mdbphys"));
     let spool = tempfile::tempdir().unwrap();
-    let archiver = BinlogArchiver {
-        server: server(&source),
-        repo: repo.clone(),
-        key: key.clone(),
-        prefix: prefix.clone(),
-        spool: spool.path().to_path_buf(),
-        server_id: 4_100_000 + rand_id(),
-        start_file: None,
-        partial_every: Duration::from_secs(1),
-    };
-    let (tx, mut status) = tokio::sync::watch::channel(ArchiveStatus::default());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = {
-        let stop = stop.clone();
-        tokio::spawn(async move { archiver.run(stop, tx).await })
-    };
+    let mut archiving = archive_binlogs(server(&source), &repo, &key, &prefix, spool.path(), 4_100_000 + rand_id());
     let target = Target::new(repo.clone(), key.clone(), Compression::Zstd(3));
 
     let full = backup(&server(&source), &target, &new_backup_id(), None).await.unwrap();
@@ -104,13 +89,8 @@ async fn an_incremental_chain_restores_and_replays_to_the_chosen_second(kind: Ki
     assert_ne!(sql(&source, CHECKSUM).await, at_target);
     let current = sql(&source, "SHOW MASTER STATUS").await.split_whitespace().next().unwrap().to_string();
     sql(&source, "FLUSH BINARY LOGS").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while status.borrow_and_update().last_complete.as_deref() != Some(current.as_str()) {
-        assert!(std::time::Instant::now() < deadline, "{current} was not archived: {:?}", status.borrow());
-        let _ = tokio::time::timeout(Duration::from_secs(1), status.changed()).await;
-    }
-    stop.cancel();
-    task.await.unwrap().unwrap();
+    archiving.wait_until(&current, |s| s.last_complete.as_deref() == Some(current.as_str())).await;
+    archiving.finish().await;
 
     // The newest incremental restores to the state it was taken at.
     let out = tempfile::tempdir().unwrap();

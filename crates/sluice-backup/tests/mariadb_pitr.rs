@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
-use sluice_backup::binlog_archive::{ArchiveStatus, BinlogArchiver, StopAt, binlog_prefix, restore_to_point};
+use sluice_backup::binlog_archive::{StopAt, binlog_prefix, restore_to_point};
 use sluice_backup::mariadb_dump::{Server, backup};
 use sluice_backup::repo::{Target, new_backup_id, now_ms};
 use sluice_backup::{Compression, DataKey};
 use sluice_testkit::PrivateMariadb;
 
 use crate::on_every_repository;
-use crate::support::{Kind, repository};
+use crate::support::{Kind, archive_binlogs, repository};
 
 pub(crate) fn server(m: &PrivateMariadb) -> Server {
     Server { host: "127.0.0.1".into(), port: m.port, socket: None, user: "sluice".into(), password: "sluice".into() }
@@ -62,22 +62,7 @@ async fn a_point_in_time_restore_replays_the_binlogs_to_the_chosen_second(kind: 
     let key = DataKey::generate();
     let prefix = binlog_prefix(&sluice_testkit::unique_name("mdb"));
     let spool = tempfile::tempdir().unwrap();
-    let archiver = BinlogArchiver {
-        server: server(&source),
-        repo: repo.clone(),
-        key: key.clone(),
-        prefix: prefix.clone(),
-        spool: spool.path().to_path_buf(),
-        server_id: 4_000_000 + rand_id(),
-        start_file: None,
-        partial_every: Duration::from_secs(1),
-    };
-    let (tx, mut status) = tokio::sync::watch::channel(ArchiveStatus::default());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = {
-        let stop = stop.clone();
-        tokio::spawn(async move { archiver.run(stop, tx).await })
-    };
+    let mut archiving = archive_binlogs(server(&source), &repo, &key, &prefix, spool.path(), 4_000_000 + rand_id());
 
     let full = backup(&server(&source), &["app".to_string()], &Target::new(repo.clone(), key.clone(), Compression::Zstd(3)), &new_backup_id()).await.unwrap();
     assert!(full.binlog.is_some(), "{full:?}");
@@ -100,11 +85,7 @@ async fn a_point_in_time_restore_replays_the_binlogs_to_the_chosen_second(kind: 
     // Close the file and wait until the archive holds it whole.
     let current = sql(&source, "SHOW MASTER STATUS").await.split_whitespace().next().unwrap().to_string();
     sql(&source, "FLUSH BINARY LOGS").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while status.borrow_and_update().last_complete.as_deref() != Some(current.as_str()) {
-        assert!(std::time::Instant::now() < deadline, "{current} was not archived: {:?}", status.borrow());
-        let _ = tokio::time::timeout(Duration::from_secs(1), status.changed()).await;
-    }
+    archiving.wait_until(&current, |s| s.last_complete.as_deref() == Some(current.as_str())).await;
 
     // Every finished file in the archive is the server's own, byte for byte.
     let binlog_dir = dirs.path().join("source/mariadb/binlog");
@@ -134,8 +115,7 @@ async fn a_point_in_time_restore_replays_the_binlogs_to_the_chosen_second(kind: 
     // A target past the end of the archive, and a hole in it, are refused before anything is restored.
     let e = restore_to_point(&repo, &full.id, &key, &prefix, &StopAt::Time(now_ms() + 3_600_000), &server(&to_end), scratch.path()).await.unwrap_err();
     assert!(e.contains("stop short"), "{e}");
-    stop.cancel();
-    task.await.unwrap().unwrap();
+    archiving.finish().await;
     let middle = archived.iter().nth(1).map(|(_, (_, p))| p.clone()).unwrap();
     repo.delete(&middle).await.unwrap();
     let e = restore_to_point(&repo, &full.id, &key, &prefix, &StopAt::Latest, &server(&to_end), scratch.path()).await.unwrap_err();

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use sluice_backup::pg_dump::Database;
 use sluice_backup::pg_incremental;
-use sluice_backup::pg_physical::{ArchiveStatus, RecoveryTarget, WalArchiver, base_backup, restore_to_point, wal_prefix};
+use sluice_backup::pg_physical::{RecoveryTarget, base_backup, restore_to_point, wal_prefix};
 use sluice_backup::repo::{MANIFEST, Target, new_backup_id, object_path};
 use sluice_backup::scratch::ScratchPostgres;
 use sluice_backup::{Compression, DataKey};
 
 use crate::on_every_repository;
-use crate::support::{Kind, repository};
+use crate::support::{Kind, archive_wal, repository};
 
 async fn psql(db: &Database, sql: &str) -> String {
     let out = tokio::process::Command::new("psql")
@@ -48,21 +48,7 @@ async fn incrementals_hold_changed_files_and_restore_the_chain_to_a_chosen_secon
     let key = DataKey::generate();
     let prefix = wal_prefix(&sluice_testkit::unique_name("pginc"));
     let spool = tempfile::tempdir().unwrap();
-    let archiver = WalArchiver {
-        db: db.clone(),
-        repo: repo.clone(),
-        key: key.clone(),
-        prefix: prefix.clone(),
-        spool: spool.path().to_path_buf(),
-        slot: "sluice_inc_test".into(),
-        partial_every: Duration::from_secs(1),
-    };
-    let (status_tx, mut status) = tokio::sync::watch::channel(ArchiveStatus::default());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = {
-        let stop = stop.clone();
-        tokio::spawn(async move { archiver.run(stop, status_tx).await })
-    };
+    let mut archiving = archive_wal(&db, &repo, &key, &prefix, spool.path(), "sluice_inc_test");
     let target = Target::new(repo.clone(), key.clone(), Compression::Zstd(3));
     let work = tempfile::tempdir_in(&parent).unwrap();
 
@@ -89,13 +75,8 @@ async fn incrementals_hold_changed_files_and_restore_the_chain_to_a_chosen_secon
     }
     psql(&db, "DELETE FROM orders WHERE id % 3 = 0").await;
     let segment = psql(&db, "SELECT pg_walfile_name(pg_switch_wal())").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while status.borrow_and_update().last_segment.as_deref().is_none_or(|s| s < segment.as_str()) {
-        assert!(std::time::Instant::now() < deadline, "segment {segment} was not archived: {:?}", status.borrow());
-        let _ = tokio::time::timeout(Duration::from_secs(1), status.changed()).await;
-    }
-    stop.cancel();
-    task.await.unwrap().unwrap();
+    archiving.wait_until(&segment, |s| s.last_segment.as_deref().is_some_and(|l| l >= segment.as_str())).await;
+    archiving.finish().await;
 
     // The chain alone (only the WAL inside the newest link): the state when inc2 was taken.
     let only = tempfile::tempdir_in(&parent).unwrap();

@@ -7,13 +7,13 @@
 use std::time::Duration;
 
 use sluice_backup::pg_dump::Database;
-use sluice_backup::pg_physical::{ArchiveStatus, RecoveryTarget, WalArchiver, base_backup, restore_to_point, wal_prefix};
+use sluice_backup::pg_physical::{RecoveryTarget, base_backup, restore_to_point, wal_prefix};
 use sluice_backup::repo::{Target, new_backup_id};
 use sluice_backup::scratch::ScratchPostgres;
 use sluice_backup::{Compression, DataKey};
 
 use crate::on_every_repository;
-use crate::support::{Kind, repository};
+use crate::support::{Kind, archive_wal, repository};
 
 async fn psql(db: &Database, sql: &str) -> String {
     let out = tokio::process::Command::new("psql")
@@ -48,21 +48,7 @@ async fn a_point_in_time_restore_reproduces_the_table_at_the_chosen_second(kind:
     psql(&db, "DELETE FROM orders WHERE id > 100000").await;
     psql(&db, "SELECT pg_switch_wal()").await;
     let spool = tempfile::tempdir().unwrap();
-    let archiver = WalArchiver {
-        db: db.clone(),
-        repo: repo.clone(),
-        key: key.clone(),
-        prefix: prefix.clone(),
-        spool: spool.path().to_path_buf(),
-        slot: "sluice_test".into(),
-        partial_every: Duration::from_secs(1),
-    };
-    let (status_tx, mut status) = tokio::sync::watch::channel(ArchiveStatus::default());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = {
-        let stop = stop.clone();
-        tokio::spawn(async move { archiver.run(stop, status_tx).await })
-    };
+    let mut archiving = archive_wal(&db, &repo, &key, &prefix, spool.path(), "sluice_test");
 
     let base = base_backup(&db, &Target::new(repo.clone(), key.clone(), Compression::Zstd(3)), &new_backup_id(), false).await.unwrap();
     let pg = base.pg.clone().unwrap();
@@ -84,11 +70,7 @@ async fn a_point_in_time_restore_reproduces_the_table_at_the_chosen_second(kind:
     assert_ne!(at_target, at_end);
     // Close the segment, and wait until the archive holds it.
     let segment = psql(&db, "SELECT pg_walfile_name(pg_switch_wal())").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while status.borrow_and_update().last_segment.as_deref().is_none_or(|s| s < segment.as_str()) {
-        assert!(std::time::Instant::now() < deadline, "segment {segment} was not archived: {:?}", status.borrow());
-        let _ = tokio::time::timeout(Duration::from_secs(1), status.changed()).await;
-    }
+    archiving.wait_until(&segment, |s| s.last_segment.as_deref().is_some_and(|l| l >= segment.as_str())).await;
 
     let out = tempfile::tempdir_in(&parent).unwrap();
     let mut restored =
@@ -127,7 +109,6 @@ async fn a_point_in_time_restore_reproduces_the_table_at_the_chosen_second(kind:
         .expect("a gap is refused");
     assert!(e.contains("lacks WAL segment"), "{e}");
 
-    stop.cancel();
-    task.await.unwrap().unwrap();
+    archiving.finish().await;
     source.stop().await;
 }

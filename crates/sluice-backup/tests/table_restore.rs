@@ -2,7 +2,7 @@
 //! database (cross-instance); a name already taken at the target is refused with nothing written.
 
 use sluice_backup::repo::{Target, new_backup_id};
-use sluice_backup::table_restore::{TablePick, restore_mariadb_table, restore_pg_table};
+use sluice_backup::table_restore::{TablePick, restore_mariadb_database, restore_mariadb_table, restore_pg_table};
 use sluice_backup::{Compression, DataKey, mariadb_dump, pg_dump};
 use sluice_testkit::{Service, fresh_mariadb_database, fresh_postgres_database, host_port, mariadb_exec, mariadb_scalar, service};
 
@@ -44,6 +44,49 @@ async fn a_mariadb_table_restores_under_a_new_name_and_into_another_server() {
     assert_eq!(other.sql("SELECT COUNT(*) FROM copied.a"), "1500");
     let e = restore_mariadb_table(&repo, &m.id, &key, &TablePick { table: "nope".into(), ..pick }, &target, scratch.path()).await.unwrap_err();
     assert!(e.contains("holds no table"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_database_of_a_mariadb_backup_restores_under_a_new_name_with_its_routines() {
+    let (_, shop) = fresh_mariadb_database("onedb").await;
+    let (_, other) = fresh_mariadb_database("onedb2").await;
+    mariadb_exec(&format!(
+        "CREATE TABLE {shop}.orders (id INT PRIMARY KEY, v TEXT); CREATE TABLE {shop}.empty_one (id INT); \
+         CREATE FUNCTION {shop}.twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2; CREATE TABLE {other}.t (id INT); CREATE VIEW {other}.v AS SELECT id FROM {other}.t"
+    ))
+    .await;
+    let values: Vec<String> = (0..400).map(|i| format!("({i}, 'v{i}')")).collect();
+    mariadb_exec(&format!("INSERT INTO {shop}.orders VALUES {}; INSERT INTO {other}.t VALUES (1)", values.join(","))).await;
+    let (host, port) = host_port(&service(Service::Mariadb)).unwrap();
+    let source = mariadb_dump::Server { host, port, socket: None, user: "sluice".into(), password: "sluice".into() };
+    let (repo, _dir) = repository(Kind::Local);
+    let key = DataKey::generate();
+    let m = mariadb_dump::backup(&source, &[shop.clone(), other.clone()], &Target::new(repo.clone(), key.clone(), Compression::Zstd(3)), &new_backup_id())
+        .await
+        .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let copy = format!("{shop}_copy");
+    assert_eq!(restore_mariadb_database(&repo, &m.id, &key, &shop, Some(&copy), &source, scratch.path()).await.unwrap(), 400);
+    let sum = |d: &str| format!("SELECT SUM(CRC32(CONCAT(id, v))) FROM {d}.orders");
+    assert_eq!(mariadb_scalar(&sum(&shop)).await, mariadb_scalar(&sum(&copy)).await);
+    assert_eq!(mariadb_scalar(&format!("SELECT {copy}.twice(21)")).await.as_deref(), Some("42"), "the routine came along");
+    assert_eq!(mariadb_scalar(&format!("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{copy}'")).await.as_deref(), Some("2"));
+    // A database with views restores under its own name only: under another one it is refused, nothing written.
+    let e = restore_mariadb_database(&repo, &m.id, &key, &other, Some("renamed_with_view"), &source, scratch.path()).await.unwrap_err();
+    assert!(e.contains("has views (v)") && e.contains("nothing was written"), "{e}");
+    assert_eq!(mariadb_scalar("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'renamed_with_view'").await.as_deref(), Some("0"));
+    let other_dir = tempfile::tempdir().unwrap();
+    let p = other_dir.path().to_path_buf();
+    let second = tokio::task::spawn_blocking(move || sluice_testkit::PrivateMariadb::start(&p)).await.unwrap();
+    let target = mariadb_dump::Server { host: "127.0.0.1".into(), port: second.port, socket: None, user: "sluice".into(), password: "sluice".into() };
+    assert_eq!(restore_mariadb_database(&repo, &m.id, &key, &other, None, &target, scratch.path()).await.unwrap(), 1);
+    assert_eq!(second.sql(&format!("SELECT COUNT(*) FROM {other}.v")), "1", "the view came along under its own name");
+    // Only that database: nothing of the other one under the new name, and a taken name is refused.
+    let e = restore_mariadb_database(&repo, &m.id, &key, &shop, Some(&copy), &source, scratch.path()).await.unwrap_err();
+    assert!(e.contains("already exists"), "{e}");
+    let e = restore_mariadb_database(&repo, &m.id, &key, "nope", None, &source, scratch.path()).await.unwrap_err();
+    assert!(e.contains("holds no database `nope`"), "{e}");
+    mariadb_exec(&format!("DROP DATABASE {copy}")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

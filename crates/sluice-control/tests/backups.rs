@@ -532,6 +532,20 @@ async fn a_restore_ticket_restores_a_table_through_review_and_approval() {
     let done = crate::tickets::finished(&app, &tid).await;
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT GROUP_CONCAT(v ORDER BY id) FROM {db}.t_restored")).await.as_deref(), Some("a,b,c"));
+
+    // One database, under a new name, through the same flow.
+    let copy = format!("{db}_copy");
+    let c = app.call(Method::POST, "/api/v1/tickets", Some(&dev), Some(ticket(json!({ "backup": id, "database": db, "as": copy })))).await;
+    let tid = c.body["id"].as_str().unwrap().to_string();
+    let s = submit(tid.clone()).await;
+    assert_eq!(s.body["state"], "pending_approval", "{}", s.raw);
+    app.call(Method::POST, &format!("/api/v1/tickets/{tid}/approve"), Some(&appr), Some(json!({ "revision": 1 }))).await;
+    let r = app.call(Method::POST, &format!("/api/v1/tickets/{tid}/run"), Some(&dba), Some(json!({ "revision": 1 }))).await;
+    assert!(r.status.is_success(), "{}", r.raw);
+    let done = crate::tickets::finished(&app, &tid).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT GROUP_CONCAT(v ORDER BY id) FROM {copy}.t")).await.as_deref(), Some("a,b,c"));
+    sluice_testkit::mariadb_exec(&format!("DROP DATABASE {copy}")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -594,6 +608,17 @@ async fn physical_mariadb_incrementals_chain_on_schedule_and_restore_into_a_data
         (Some("done"), Some("verified"), full["id"].as_str()),
         "{inc}"
     );
+    // A differential builds on the full, not on the incremental.
+    source.sql("INSERT INTO app.t (id, v) VALUES (6, 'f')");
+    let diff = run("differential").await;
+    assert_eq!(
+        (diff["state"].as_str(), diff["level"].as_str(), diff["parent_id"].as_str()),
+        (Some("done"), Some("differential"), full["id"].as_str()),
+        "{diff}"
+    );
+    source.sql("DELETE FROM app.t WHERE id = 6");
+    let inc = run("incremental").await;
+    assert_eq!((inc["verify_state"].as_str(), inc["parent_id"].as_str()), (Some("verified"), diff["id"].as_str()), "{inc}");
     let expected = source.sql("SELECT COUNT(*), SUM(CRC32(CONCAT_WS('|', id, v, w))) FROM app.t; SELECT COUNT(*) FROM app.u");
 
     let inst_id = app.store.find_instance("phys").await.unwrap().id;
@@ -626,13 +651,13 @@ async fn physical_mariadb_incrementals_chain_on_schedule_and_restore_into_a_data
     assert_eq!(app.admin(Method::POST, &format!("/api/v1/backups/{}/verify", chosen.id), None).await.status, StatusCode::ACCEPTED);
     wait_backup(&app, &chosen.id, Duration::from_secs(120), |b| b["verify_state"] == "failed").await;
     let fallback = choose_full(&app.store, &inst_id, Some(&policy_id), &Point::Latest).await.unwrap();
-    assert_eq!(fallback.id, full["id"].as_str().unwrap(), "the damaged incremental is skipped");
+    assert_eq!(fallback.id, diff["id"].as_str().unwrap(), "the damaged incremental is skipped for the backup before it");
 
     // What is refused: an incremental of a logical backup, a level that is not one; PostgreSQL's need `physical`.
     let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "phys", "repository": "phys-repo", "level": "incremental" }))).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
     assert!(a.raw.contains("level") && a.raw.contains("physical"), "{}", a.raw);
-    let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "phys", "policy": "phys-manual", "level": "differential" }))).await;
+    let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "phys", "policy": "phys-manual", "level": "cumulative" }))).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.raw);
     instance(&app, Service::Postgres, "pg-inc", None).await;
     let logical = json!({ "name": "pg-inc", "instance": "pg-inc", "repository": "phys-repo", "full": "0 0 * * *", "incremental": "0 * * * *" });

@@ -75,3 +75,76 @@ macro_rules! on_every_repository {
         }
     };
 }
+
+/// A log archiver running in the background for a test.
+pub struct Archiving<S> {
+    pub status: tokio::sync::watch::Receiver<S>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl<S> Archiving<S> {
+    /// Waits (a minute at most) until `done(status)`.
+    pub async fn wait_until(&mut self, what: &str, done: impl Fn(&S) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done(&self.status.borrow_and_update()) {
+            assert!(std::time::Instant::now() < deadline, "{what} was not archived");
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.status.changed()).await;
+        }
+    }
+
+    /// Stops the archiver; it must have ended cleanly.
+    pub async fn finish(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Archives `server`'s binlogs under `prefix` every second (partials included).
+pub fn archive_binlogs(
+    server: sluice_backup::mariadb_dump::Server,
+    repo: &Repository,
+    key: &sluice_backup::DataKey,
+    prefix: &str,
+    spool: &std::path::Path,
+    server_id: u32,
+) -> Archiving<sluice_backup::binlog_archive::ArchiveStatus> {
+    let archiver = sluice_backup::binlog_archive::BinlogArchiver {
+        server,
+        repo: repo.clone(),
+        key: key.clone(),
+        prefix: prefix.to_string(),
+        spool: spool.to_path_buf(),
+        server_id,
+        start_file: None,
+        partial_every: std::time::Duration::from_secs(1),
+    };
+    let (tx, status) = tokio::sync::watch::channel(Default::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s = stop.clone();
+    Archiving { status, stop, task: tokio::spawn(async move { archiver.run(s, tx).await }) }
+}
+
+/// Archives `db`'s WAL under `prefix` through replication slot `slot`, partials every second.
+pub fn archive_wal(
+    db: &sluice_backup::pg_dump::Database,
+    repo: &Repository,
+    key: &sluice_backup::DataKey,
+    prefix: &str,
+    spool: &std::path::Path,
+    slot: &str,
+) -> Archiving<sluice_backup::pg_physical::ArchiveStatus> {
+    let archiver = sluice_backup::pg_physical::WalArchiver {
+        db: db.clone(),
+        repo: repo.clone(),
+        key: key.clone(),
+        prefix: prefix.to_string(),
+        spool: spool.to_path_buf(),
+        slot: slot.to_string(),
+        partial_every: std::time::Duration::from_secs(1),
+    };
+    let (tx, status) = tokio::sync::watch::channel(Default::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s = stop.clone();
+    Archiving { status, stop, task: tokio::spawn(async move { archiver.run(s, tx).await }) }
+}

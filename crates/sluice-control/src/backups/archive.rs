@@ -126,6 +126,17 @@ fn stable_hash(s: &str) -> u64 {
     u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
+/// The instance's database as the PostgreSQL tools reach it.
+fn pg_db(inst: &sluice_store::instances::InstanceRecord, user: String, password: String) -> sluice_backup::pg_dump::Database {
+    sluice_backup::pg_dump::Database {
+        host: inst.host.clone(),
+        port: inst.port,
+        user,
+        password,
+        dbname: inst.database.clone().unwrap_or_else(|| "postgres".into()),
+    }
+}
+
 async fn run_archiver(
     state: AppState,
     holder: String,
@@ -161,15 +172,7 @@ async fn run_archiver(
         match inst.engine {
             Engine::Postgres if spec.wal_source == super::spec::WalSource::ArchiveCommand => {
                 // The cluster pushes its WAL itself (`sluice wal-push`): watch that it does.
-                let w = sluice_backup::wal_command::ArchiveWatch {
-                    db: sluice_backup::pg_dump::Database {
-                        host: inst.host.clone(),
-                        port: inst.port,
-                        user,
-                        password,
-                        dbname: inst.database.clone().unwrap_or_else(|| "postgres".into()),
-                    },
-                };
+                let w = sluice_backup::wal_command::ArchiveWatch { db: pg_db(&inst, user, password) };
                 tokio::spawn(async move {
                     w.run(stop, tx_pg).await;
                     Ok(())
@@ -177,13 +180,7 @@ async fn run_archiver(
             }
             Engine::Postgres => {
                 let a = sluice_backup::pg_physical::WalArchiver {
-                    db: sluice_backup::pg_dump::Database {
-                        host: inst.host.clone(),
-                        port: inst.port,
-                        user,
-                        password,
-                        dbname: inst.database.clone().unwrap_or_else(|| "postgres".into()),
-                    },
+                    db: pg_db(&inst, user, password),
                     repo,
                     key,
                     prefix,

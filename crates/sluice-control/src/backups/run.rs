@@ -96,7 +96,8 @@ pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<Atomic
     let target = Target { repo: repo.clone(), key: DataKey::from_bytes(*key.expose()), compression: Compression::Zstd(level), progress };
     let databases = policy.as_ref().map(|p| p.databases.clone()).unwrap_or_default();
     let parent = match run.level.as_str() {
-        "incremental" => incremental_base(state, run, &repo, &key_id).await?,
+        "incremental" => incremental_base(state, run, &repo, &key_id, false).await?,
+        "differential" => incremental_base(state, run, &repo, &key_id, true).await?,
         _ => None,
     };
     let manifest: Manifest = match (inst.engine, run.method.as_str()) {
@@ -117,7 +118,7 @@ pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<Atomic
                 Some(p) => sluice_backup::pg_incremental::backup(&db, &target, &run.id, p, &state.settings.data_dir.join("scratch")).await?,
                 // The file index, for the incrementals that will build on this full.
                 None => {
-                    let index = run.level == "incremental" || policy.as_ref().is_some_and(|p| p.incremental.is_some());
+                    let index = run.level != "full" || policy.as_ref().is_some_and(|p| p.incremental.is_some() || p.differential.is_some());
                     sluice_backup::pg_physical::base_backup(&db, &target, &run.id, index).await?
                 }
             }
@@ -139,7 +140,7 @@ pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<Atomic
     };
     let sha = sluice_backup::verify::manifest_sha256(&repo, &manifest.id).await?;
     Ok(RunResult {
-        level: if manifest.parent.is_some() { "incremental" } else { "full" }.into(),
+        level: if manifest.parent.is_some() { run.level.clone() } else { "full".into() },
         parent_id: manifest.parent.clone(),
         plain_bytes: manifest.files.iter().map(|f| f.plain_bytes as i64).sum(),
         stored_bytes: manifest.files.iter().map(|f| f.stored_bytes as i64).sum(),
@@ -150,9 +151,15 @@ pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<Atomic
 }
 
 /// The backup an incremental run builds on: the newest good backup of the same instance, policy, method and
-/// repository, sealed with the repository's active key (a chain never spans a key rotation). `None` — the
-/// run becomes a full — when there is none.
-async fn incremental_base(state: &AppState, run: &RunRecord, repo: &sluice_backup::repository::Repository, key_id: &str) -> Result<Option<Manifest>, String> {
+/// repository (for a differential, the newest full), sealed with the repository's active key (a chain never
+/// spans a key rotation). `None` — the run becomes a full — when there is none.
+async fn incremental_base(
+    state: &AppState,
+    run: &RunRecord,
+    repo: &sluice_backup::repository::Repository,
+    key_id: &str,
+    on_full: bool,
+) -> Result<Option<Manifest>, String> {
     let filter = RunFilter {
         instance_id: Some(run.instance_id.clone()),
         policy_id: run.policy_id.clone(),
@@ -161,7 +168,9 @@ async fn incremental_base(state: &AppState, run: &RunRecord, repo: &sluice_backu
         limit: 1000,
     };
     let runs = state.store.list_runs(&filter).await.map_err(|e| e.to_string())?;
-    let Some(newest) = runs.into_iter().filter(|r| r.id != run.id && r.method == run.method).max_by_key(|r| r.finished_at.unwrap_or(0)) else {
+    let Some(newest) =
+        runs.into_iter().filter(|r| r.id != run.id && r.method == run.method && (!on_full || r.level == "full")).max_by_key(|r| r.finished_at.unwrap_or(0))
+    else {
         return Ok(None);
     };
     if newest.repository_id != run.repository_id || newest.key_id.as_deref() != Some(key_id) {

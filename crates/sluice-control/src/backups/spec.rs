@@ -160,6 +160,11 @@ pub struct PolicySpec {
     /// slot that a full also fills runs the full.
     #[serde(default)]
     pub incremental: Option<String>,
+    /// Differential backups (cron): each holds what changed since the newest full (`method: physical`).
+    /// Fewer links to restore than a long incremental chain, larger each. A slot a full or incremental
+    /// also fills runs that one.
+    #[serde(default)]
+    pub differential: Option<String>,
     /// Continuous log archiving, for point-in-time restore: MariaDB binlogs (with `logical` or `physical`
     /// fulls), PostgreSQL WAL (with `physical` fulls).
     #[serde(default)]
@@ -207,10 +212,12 @@ impl PolicySpec {
             _ => {}
         }
         let calendar = Calendar::cron(&self.full, &self.timezone).map_err(|e| (if e.contains("time zone") { "timezone" } else { "full" }, e))?;
-        if let Some(inc) = &self.incremental {
-            Calendar::cron(inc, &self.timezone).map_err(|e| ("incremental", e))?;
-            if self.method != Some(BackupMethod::Physical) {
-                return Err(("incremental", "incremental backups copy changed data files: they need `method: physical`".into()));
+        for (field, cron) in [("incremental", &self.incremental), ("differential", &self.differential)] {
+            if let Some(c) = cron {
+                Calendar::cron(c, &self.timezone).map_err(|e| (field, e))?;
+                if self.method != Some(BackupMethod::Physical) {
+                    return Err((field, format!("{field} backups copy changed data files: they need `method: physical`")));
+                }
             }
         }
         if self.wal_source == WalSource::ArchiveCommand && !self.log_archiving {
@@ -250,6 +257,11 @@ impl PolicySpec {
     /// When incremental backups run, if they do (the spec validated).
     pub fn incremental_calendar(&self) -> Option<Calendar> {
         self.incremental.as_ref().and_then(|c| Calendar::cron(c, &self.timezone).ok())
+    }
+
+    /// When differential backups run, if they do (the spec validated).
+    pub fn differential_calendar(&self) -> Option<Calendar> {
+        self.differential.as_ref().and_then(|c| Calendar::cron(c, &self.timezone).ok())
     }
 
     /// Whether an instance's labels satisfy the selector.

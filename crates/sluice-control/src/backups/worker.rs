@@ -132,10 +132,12 @@ async fn schedule_due(state: &AppState) {
         // slot is checked first: when both fire at once, the full fills the slot.
         let full_slot = calendar.fire_at_or_before(now).filter(|s| *s >= p.created_at);
         let incremental_slot = spec.incremental_calendar().and_then(|c| c.fire_at_or_before(now)).filter(|s| *s >= p.created_at);
+        let differential_slot = spec.differential_calendar().and_then(|c| c.fire_at_or_before(now)).filter(|s| *s >= p.created_at);
         let verify_slot = spec.verify_calendar().and_then(|c| c.fire_at_or_before(now)).filter(|s| *s >= p.created_at);
         for inst in selected(state, &spec).await {
             let Ok(method) = super::run::method_for(inst.engine, spec.method) else { continue };
-            let levels = [(full_slot, "full"), (incremental_slot.filter(|_| super::run::incremental_for(inst.engine, method).is_ok()), "incremental")];
+            let changes = super::run::incremental_for(inst.engine, method).is_ok();
+            let levels = [(full_slot, "full"), (incremental_slot.filter(|_| changes), "incremental"), (differential_slot.filter(|_| changes), "differential")];
             for (slot, level) in levels {
                 let Some(slot) = slot else { continue };
                 match state.store.last_scheduled(&p.id, &inst.id, level == "full").await {
@@ -289,7 +291,7 @@ async fn run_verification(state: &AppState, owner: &str, run: RunRecord) {
 }
 
 /// Which of an instance's finished backups (newest first) a policy's retention lets go. Kept: the newest
-/// `fulls` full backups and the incrementals built on them, pinned backups, those inside the recovery
+/// `fulls` full backups and the incrementals and differentials built on them, pinned backups, those inside the recovery
 /// window and the newest one before it (which the window's start restores from), the newest verified one,
 /// and every backup a kept incremental builds on, back to its full. An incremental whose chain is broken
 /// (its base gone) restores nothing and goes.
@@ -302,14 +304,14 @@ pub fn expired(done: &[RunRecord], fulls: u32, window_days: u32, now: i64) -> Ve
         let mut at = r;
         for _ in 0..=done.len() {
             match (at.level.as_str(), at.parent_id.as_deref()) {
-                ("incremental", Some(p)) => at = by_id.get(p)?,
-                ("incremental", None) => return None,
-                _ => return Some(at.id.clone()),
+                ("full", _) => return Some(at.id.clone()),
+                (_, Some(p)) => at = by_id.get(p)?,
+                (_, None) => return None,
             }
         }
         None
     };
-    let newest_fulls: BTreeSet<&str> = done.iter().filter(|r| r.level != "incremental").take(fulls as usize).map(|r| r.id.as_str()).collect();
+    let newest_fulls: BTreeSet<&str> = done.iter().filter(|r| r.level == "full").take(fulls as usize).map(|r| r.id.as_str()).collect();
     let newest_verified = done.iter().find(|r| r.verify_state == "verified").map(|r| r.id.as_str());
     let base_of_window = done.iter().find(|r| r.finished_at.unwrap_or(0) <= window_start).map(|r| r.id.as_str());
     let mut kept: BTreeSet<String> = BTreeSet::new();
@@ -477,6 +479,7 @@ mod tests {
             ..run(id, finished, false, false)
         };
         // Newest first: f2 <- i21; f1 <- i11 <- i12 (pinned); f0 <- i01; an orphan whose base is gone.
+        // A differential is kept or dropped with its full like an incremental.
         let mut pinned = inc("i12", now - 5 * day, "i11");
         pinned.pinned = true;
         let done = vec![
@@ -495,5 +498,9 @@ mod tests {
         assert_eq!(expired(&done, 1, 3, now), vec!["orphan", "i01", "f0"]);
         // A 9.5-day window reaches i01: its chain (f0) is kept, the orphan still goes.
         assert_eq!(expired(&done, 1, 9, now), vec!["orphan"]);
+        let mut with_diff = done.clone();
+        with_diff.insert(0, RunRecord { level: "differential".into(), ..inc("d2", now - day / 2, "f2") });
+        with_diff.push(RunRecord { level: "differential".into(), ..inc("d0", now - 11 * day, "f0") });
+        assert_eq!(expired(&with_diff, 1, 0, now), vec!["orphan", "i01", "f0", "d0"]);
     }
 }

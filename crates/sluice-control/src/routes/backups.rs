@@ -167,8 +167,10 @@ async fn check_policy(state: &AppState, caller: &Caller, spec: &PolicySpec) -> R
         if spec.log_archiving {
             crate::backups::run::archiving_for(inst.engine, method).map_err(|m| ApiError::invalid("log_archiving", format!("log_archiving: {m}")))?;
         }
-        if spec.incremental.is_some() {
-            crate::backups::run::incremental_for(inst.engine, method).map_err(|m| ApiError::invalid("incremental", format!("incremental: {m}")))?;
+        for (field, cron) in [("incremental", &spec.incremental), ("differential", &spec.differential)] {
+            if cron.is_some() {
+                crate::backups::run::incremental_for(inst.engine, method).map_err(|m| ApiError::invalid(field, format!("{field}: {m}")))?;
+            }
         }
         if inst.engine == Engine::Postgres && spec.databases.len() > 1 {
             return Err(ApiError::invalid("databases", "databases: a PostgreSQL logical backup takes one database per policy"));
@@ -304,8 +306,9 @@ pub struct RunBackup {
     pub policy: Option<String>,
     /// into this repository with the defaults (verified after).
     pub repository: Option<String>,
-    /// `full` (default) or `incremental`: the changes since the newest backup of the chain (physical
-    /// MariaDB/MySQL backups; runs as a full when there is nothing to build on).
+    /// `full` (default), `incremental` (the changes since the newest backup of the chain) or
+    /// `differential` (the changes since the newest full); physical backups; a full when there is nothing
+    /// to build on.
     #[serde(default)]
     pub level: Option<String>,
 }
@@ -330,11 +333,11 @@ async fn run_backup(State(state): State<AppState>, caller: Caller, ApiJson(req):
     let method = method_for(inst.engine, spec.as_ref().and_then(|s| s.method)).map_err(|m| ApiError::invalid("instance", format!("instance: {m}")))?;
     let level = match req.level.as_deref() {
         None | Some("full") => "full",
-        Some("incremental") => {
+        Some(l @ ("incremental" | "differential")) => {
             crate::backups::run::incremental_for(inst.engine, method).map_err(|m| ApiError::invalid("level", format!("level: {m}")))?;
-            "incremental"
+            if l == "incremental" { "incremental" } else { "differential" }
         }
-        Some(other) => return Err(ApiError::invalid("level", format!("level: `{other}` is not `full` or `incremental`"))),
+        Some(other) => return Err(ApiError::invalid("level", format!("level: `{other}` is not `full`, `incremental` or `differential`"))),
     };
     let new = NewRun {
         id: sluice_backup::repo::new_backup_id(),

@@ -7,6 +7,7 @@
 //! {"from": "orders-db", "policy": "nightly", "at": "2026-12-04T17:20:00Z"}
 //! {"from": "orders-db", "gtid": "0-1-4711"}
 //! {"backup": "…", "table": "shop.orders", "as": "shop.orders_restored"}
+//! {"backup": "…", "database": "shop", "as": "shop_restored"}
 //! ```
 //!
 //! Its one target is the instance to restore into. Review checks the plan (the backup exists, its instance
@@ -34,8 +35,10 @@ struct RestoreSpec {
     /// An instant with its offset.
     at: Option<String>,
     gtid: Option<String>,
-    /// One table (`db.table` / `schema.table`), optionally renamed (`as`).
+    /// One table (`db.table` / `schema.table`), optionally renamed (`as`), or
     table: Option<String>,
+    /// one database of a MariaDB logical backup, optionally renamed (`as`).
+    database: Option<String>,
     #[serde(rename = "as")]
     rename: Option<String>,
 }
@@ -45,6 +48,8 @@ pub struct Plan {
     pub full: RunRecord,
     pub point: Point,
     pub table: Option<sluice_backup::table_restore::TablePick>,
+    /// One database, and its name at the target.
+    pub database: Option<(String, Option<String>)>,
     pub source: InstanceRecord,
     pub warnings: Vec<String>,
 }
@@ -122,14 +127,26 @@ pub async fn plan(state: &AppState, t: &TicketRecord, target: &InstanceRecord) -
             }
             Some(sluice_backup::table_restore::TablePick { container: container.into(), table: name.into(), new_container, new_table })
         }
-        None if spec.rename.is_some() => return Err("`as` renames a `table`: name the table too".into()),
+        None if spec.rename.is_some() && spec.database.is_none() => return Err("`as` renames a `table` or `database`: name it too".into()),
+        None => None,
+    };
+    let database = match &spec.database {
+        Some(_) if table.is_some() => return Err("give `table` or `database`, not both".into()),
+        Some(_) if source.engine == Engine::Postgres => {
+            return Err("a PostgreSQL logical backup holds one database: restore the whole backup into the target's database".into());
+        }
+        Some(_) if !matches!(point, Point::Backup(_) | Point::Latest) => {
+            return Err("a database restores from a backup as it was taken (`backup`), not from a point in time".into());
+        }
+        Some(d) if full.method != "logical" => return Err(format!("database `{d}` restores from a logical backup; backup {} is {}", full.id, full.method)),
+        Some(d) => Some((d.clone(), spec.rename.clone())),
         None => None,
     };
     let mut warnings = Vec::new();
     if full.verify_state != "verified" {
         warnings.push(format!("backup {} has not been verified (verification {})", full.id, full.verify_state));
     }
-    if table.is_none() {
+    if table.is_none() && database.is_none() {
         warnings.push(format!(
             "a whole restore replaces the tables backup {} holds in `{}` (its DROP TABLE and CREATE TABLE statements){}",
             full.id,
@@ -137,7 +154,7 @@ pub async fn plan(state: &AppState, t: &TicketRecord, target: &InstanceRecord) -
             if matches!(point, Point::Backup(_)) { String::new() } else { ", then replays the logs after it".into() }
         ));
     }
-    Ok(Plan { full, point, table, source, warnings })
+    Ok(Plan { full, point, table, database, source, warnings })
 }
 
 /// The review of a restore ticket's target: the plan's error, or its warnings.
@@ -157,6 +174,14 @@ pub async fn execute(state: &AppState, t: &TicketRecord, target: &InstanceRecord
     let user = target.username.clone().unwrap_or_else(|| if target.engine == Engine::Postgres { "postgres".into() } else { "root".into() });
     let scratch = state.settings.data_dir.join("scratch");
     let egress = &state.settings.egress;
+    if let Some((db, new_name)) = &p.database {
+        let repo = crate::backups::open_repository(&state.store, &p.full.repository_id, egress).await?;
+        let key = crate::backups::data_key(&state.store, &p.full.repository_id, p.full.key_id.as_deref().unwrap_or_default()).await?;
+        let server = sluice_backup::mariadb_dump::Server { host: target.host.clone(), port: target.port, socket: None, user, password };
+        let rows = sluice_backup::table_restore::restore_mariadb_database(&repo, &p.full.id, &key, db, new_name.as_deref(), &server, &scratch).await?;
+        let to = new_name.as_deref().unwrap_or(db);
+        return Ok((rows, format!("restored database {db} as {to} from backup {} of `{}`", p.full.id, p.source.name)));
+    }
     match &p.table {
         Some(pick) => {
             let repo = crate::backups::open_repository(&state.store, &p.full.repository_id, egress).await?;

@@ -49,8 +49,11 @@ pub enum BackupAction {
         repository: Option<String>,
         /// Only what changed since the newest backup of the chain (physical MariaDB/MySQL backups; a full
         /// when there is nothing to build on).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "differential")]
         incremental: bool,
+        /// Only what changed since the newest full (physical backups).
+        #[arg(long)]
+        differential: bool,
         /// Return once queued.
         #[arg(long)]
         no_wait: bool,
@@ -132,8 +135,11 @@ pub enum BackupAction {
         /// One table: `db.table` (MariaDB) or `schema.table` (PostgreSQL).
         #[arg(long)]
         table: Option<String>,
-        /// The table's new name at the target (`db.table` or `table`).
-        #[arg(long = "as", requires = "table")]
+        /// One database of a MariaDB logical backup (tables, views, routines, triggers, events).
+        #[arg(long, conflicts_with = "table")]
+        database: Option<String>,
+        /// The table's new name at the target (`db.table` or `table`), or the database's.
+        #[arg(long = "as")]
         rename: Option<String>,
         /// A new data directory (physical backups, PostgreSQL or MariaDB).
         #[arg(long, conflicts_with = "to")]
@@ -306,9 +312,13 @@ pub async fn run(cmd: BackupCmd) -> Result<i32> {
                 }
             }
         }
-        BackupAction::Run { server, instance, policy, repository, incremental, no_wait } => {
+        BackupAction::Run { server, instance, policy, repository, incremental, differential, no_wait } => {
             let c = Client::new(&server)?;
-            let level = if incremental { "incremental" } else { "full" };
+            let level = match (incremental, differential) {
+                (true, _) => "incremental",
+                (_, true) => "differential",
+                _ => "full",
+            };
             let body = json!({ "instance": instance, "policy": policy, "repository": repository, "level": level });
             let r: Value = c.call(Method::POST, "/api/v1/backups", Some(body)).await?;
             let id = s(&r["id"]);
@@ -346,6 +356,7 @@ pub async fn run(cmd: BackupCmd) -> Result<i32> {
                             s(&b["verify_state"]),
                             match b["level"].as_str() {
                                 Some("incremental") => format!("{} +incr", s(&b["method"])),
+                                Some("differential") => format!("{} +diff", s(&b["method"])),
                                 _ => s(&b["method"]),
                             },
                             when(&b["finished_at"]),
@@ -385,8 +396,8 @@ pub async fn run(cmd: BackupCmd) -> Result<i32> {
             export_keys(&repository, &data_dir, store.as_deref(), &out).await?
         }
         BackupAction::Extract { repository_config, key_file, backup, out } => extract(&repository_config, &key_file, &backup, &out).await?,
-        BackupAction::Restore { data_dir, store, instance, policy, backup, at, gtid, table, rename, to_datadir, to } => {
-            let r = RestoreArgs { instance, policy, backup, at, gtid, table, rename, to_datadir, to };
+        BackupAction::Restore { data_dir, store, instance, policy, backup, at, gtid, table, database, rename, to_datadir, to } => {
+            let r = RestoreArgs { instance, policy, backup, at, gtid, table, database, rename, to_datadir, to };
             restore_here(&data_dir, store.as_deref(), r).await?
         }
     }
@@ -540,6 +551,7 @@ struct RestoreArgs {
     at: Option<String>,
     gtid: Option<String>,
     table: Option<String>,
+    database: Option<String>,
     rename: Option<String>,
     to_datadir: Option<PathBuf>,
     to: Option<PathBuf>,
@@ -604,6 +616,21 @@ async fn restore_here(data_dir: &Path, store: Option<&str>, a: RestoreArgs) -> R
     let scratch = data_dir.join("scratch");
     let egress = sluice_core::egress::EgressPolicy::default();
     println!("restoring from backup {} (finished {}, verification {})", full.id, when(&json!(full.finished_at)), full.verify_state);
+    if a.rename.is_some() && a.table.is_none() && a.database.is_none() {
+        bail!("--as renames a --table or a --database: name it too");
+    }
+    if let Some(db) = &a.database {
+        let t = target.context("--database needs --to (the server to restore the database into)")?;
+        let repo = sluice_control::backups::open_repository(&st, &full.repository_id, &egress).await.map_err(anyhow::Error::msg)?;
+        let key = sluice_control::backups::data_key(&st, &full.repository_id, full.key_id.as_deref().unwrap_or_default()).await.map_err(anyhow::Error::msg)?;
+        let server = sluice_backup::mariadb_dump::Server { host: t.host, port: t.port, socket: None, user: t.user, password: t.password };
+        let rows = sluice_backup::table_restore::restore_mariadb_database(&repo, &full.id, &key, db, a.rename.as_deref(), &server, &scratch)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        println!("restored database {db} as {} ({rows} rows, as in the backup's manifest)", a.rename.as_deref().unwrap_or(db));
+        st.close().await;
+        return Ok(());
+    }
     if let Some(table) = &a.table {
         let (container, name) = table.split_once('.').with_context(|| format!("--table: `{table}` is not `db.table` / `schema.table`"))?;
         let (new_container, new_table) =
