@@ -71,6 +71,19 @@ async fn pipe(mut from: Command, from_name: &str, mut into: Command, into_name: 
     Ok(())
 }
 
+/// `mariadb-dump ARGS` of the scratch server piped into database `into` of `target`. No DROP TABLE: a
+/// CREATE fails if the table appeared at the target meanwhile, rather than replacing it.
+async fn copy_dump(scratch: &Server, args: &[&str], target: &Server, into: &str) -> Result<(), String> {
+    let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
+    let src_opts = crate::mariadb_dump::options_file_named(secrets.path(), "scratch.cnf", scratch)?;
+    let dst_opts = crate::mariadb_dump::options_file_named(secrets.path(), "target.cnf", target)?;
+    let mut dump = Command::new("mariadb-dump");
+    dump.arg(format!("--defaults-extra-file={}", src_opts.display())).args(["--single-transaction", "--skip-add-drop-table", "--hex-blob"]).args(args);
+    let mut client = Command::new("mariadb");
+    client.arg(format!("--defaults-extra-file={}", dst_opts.display())).arg("--binary-mode").arg(into);
+    pipe(dump, "mariadb-dump", client, "mariadb").await
+}
+
 /// Restores one database of MariaDB backup `id` (tables, views, routines, triggers, events) into `target`,
 /// as `new_name` when given; returns the rows restored. A database of that name already at the target
 /// stops the restore before anything is written; every table's count is checked against the manifest.
@@ -112,23 +125,8 @@ pub async fn restore_mariadb_database(
             }
         }
         crate::mariadb_dump::query_first(target, &format!("CREATE DATABASE {}", ident_my(to))).await?;
-        let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
-        let src_opts = crate::mariadb_dump::options_file_named(secrets.path(), "scratch.cnf", &server.server)?;
-        let dst_opts = crate::mariadb_dump::options_file_named(secrets.path(), "target.cnf", target)?;
-        let mut dump = Command::new("mariadb-dump");
         // The database's content without its CREATE DATABASE / USE, so it lands under any name.
-        dump.arg(format!("--defaults-extra-file={}", src_opts.display())).args([
-            "--single-transaction",
-            "--skip-add-drop-table",
-            "--hex-blob",
-            "--routines",
-            "--triggers",
-            "--events",
-            database,
-        ]);
-        let mut client = Command::new("mariadb");
-        client.arg(format!("--defaults-extra-file={}", dst_opts.display())).arg("--binary-mode").arg(to);
-        pipe(dump, "mariadb-dump", client, "mariadb").await
+        copy_dump(&server.server, &["--routines", "--triggers", "--events", database], target, to).await
     }
     .await;
     server.stop().await;
@@ -185,22 +183,7 @@ pub async fn restore_mariadb_table(repo: &Repository, id: &str, key: &DataKey, p
             .await?;
         }
         crate::mariadb_dump::query_first(target, &format!("CREATE DATABASE IF NOT EXISTS {}", ident_my(db))).await?;
-        let secrets = tempfile::tempdir().map_err(|e| format!("cannot make a private folder: {e}"))?;
-        let src_opts = crate::mariadb_dump::options_file_named(secrets.path(), "scratch.cnf", &server.server)?;
-        let dst_opts = crate::mariadb_dump::options_file_named(secrets.path(), "target.cnf", target)?;
-        let mut dump = Command::new("mariadb-dump");
-        // No DROP TABLE: the CREATE fails if the table appeared meanwhile, rather than replacing it.
-        dump.arg(format!("--defaults-extra-file={}", src_opts.display())).args([
-            "--single-transaction",
-            "--skip-add-drop-table",
-            "--hex-blob",
-            "--triggers",
-            db,
-            table,
-        ]);
-        let mut client = Command::new("mariadb");
-        client.arg(format!("--defaults-extra-file={}", dst_opts.display())).arg("--binary-mode").arg(db);
-        pipe(dump, "mariadb-dump", client, "mariadb").await
+        copy_dump(&server.server, &["--triggers", db, table], target, db).await
     }
     .await;
     server.stop().await;

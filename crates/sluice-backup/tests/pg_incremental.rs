@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use sluice_backup::pg_dump::Database;
 use sluice_backup::pg_incremental;
 use sluice_backup::pg_physical::{RecoveryTarget, base_backup, restore_to_point, wal_prefix};
 use sluice_backup::repo::{MANIFEST, Target, new_backup_id, object_path};
@@ -14,18 +13,8 @@ use sluice_backup::scratch::ScratchPostgres;
 use sluice_backup::{Compression, DataKey};
 
 use crate::on_every_repository;
+use crate::pg_pitr::psql;
 use crate::support::{Kind, archive_wal, repository};
-
-async fn psql(db: &Database, sql: &str) -> String {
-    let out = tokio::process::Command::new("psql")
-        .env("PGPASSWORD", &db.password)
-        .args(["-h", &db.host, "-p", &db.port.to_string(), "-U", &db.user, "-d", &db.dbname, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 const STATE: &str = "SELECT (SELECT count(*) || ':' || md5(string_agg(t::text, ',' ORDER BY id)) FROM orders t) || ' ' || \
                      (SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace)";

@@ -15,7 +15,7 @@ use sluice_backup::{Compression, DataKey};
 use crate::on_every_repository;
 use crate::support::{Kind, archive_wal, repository};
 
-async fn psql(db: &Database, sql: &str) -> String {
+pub(crate) async fn psql(db: &Database, sql: &str) -> String {
     let out = tokio::process::Command::new("psql")
         .env("PGPASSWORD", &db.password)
         .args(["-h", &db.host, "-p", &db.port.to_string(), "-U", &db.user, "-d", &db.dbname, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
