@@ -75,7 +75,7 @@ struct ServeArgs {
 /// on the closed pipe. A command-line tool should end quietly there, as `cat` does.
 fn restore_default_sigpipe() {
     #[cfg(unix)]
-    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
+    // SAFETY: called in main before any thread exists; SIG_DFL is a valid handler.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
@@ -96,8 +96,14 @@ fn init_tracing(format: LogFormat, level: &str) {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    restore_default_sigpipe();
     let cli = Cli::parse();
+    // Commands that only print: a closed stdout (`| head`) ends them quietly. Not for those that write
+    // into pipes and sockets of their own — the server, pipelines, backups and restores feeding a child
+    // process, the WAL commands: there a reader that goes away must be an error to handle, not a signal
+    // that kills the process (a restore's `mariadb` exiting early would otherwise take the server down).
+    if !matches!(cli.command, Command::Serve(_) | Command::Run(_) | Command::Backup(_) | Command::WalPush(_) | Command::WalGet(_)) {
+        restore_default_sigpipe();
+    }
     // Review is synchronous and pure: no runtime.
     if let Command::Review(cmd) = cli.command {
         return ExitCode::from(commands::review::run(cmd) as u8);

@@ -752,6 +752,11 @@ async fn backup_commands_back_up_verify_export_extract_and_restore_a_table() {
     let (_, db) = sluice_testkit::fresh_mariadb_database("clibk").await;
     sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO {db}.t VALUES (1, 'a'), (2, 'b'), (3, 'c')"))
         .await;
+    // About 2 MB more, so a restore's client that stops reading leaves the restore writing into a closed pipe.
+    sluice_testkit::mariadb_exec(&format!(
+        "CREATE TABLE {db}.big (id INT PRIMARY KEY, pad TEXT); INSERT INTO {db}.big SELECT seq, REPEAT('x', 400) FROM {db}.seq_1_to_5000"
+    ))
+    .await;
     let (host, port) = sluice_testkit::host_port(&sluice_testkit::service(sluice_testkit::Service::Mariadb)).unwrap();
     let add = cli(
         &server,
@@ -823,6 +828,20 @@ async fn backup_commands_back_up_verify_export_extract_and_restore_a_table() {
         .output()
         .unwrap();
     assert!(!o.status.success() && text(&o).contains("offset"), "a time without its offset is refused: {}", text(&o));
+
+    // A whole restore whose client gives up at once (an account that may not create anything): the command
+    // fails with the client's error — a closed pipe is an error to report, not a signal that kills Sluice.
+    other.sql("CREATE USER 'weak'@'127.0.0.1' IDENTIFIED BY 'weak'; GRANT SELECT ON *.* TO 'weak'@'127.0.0.1'");
+    std::fs::write(&target, serde_json::json!({ "host": "127.0.0.1", "port": other.port, "user": "weak", "password": "weak" }).to_string()).unwrap();
+    let o = Command::new(BIN)
+        .args(["backup", "restore", "--data-dir"])
+        .arg(&data)
+        .args(["--instance", "src", "--backup", &id, "--to"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "the restore must end with an error, not a signal: {:?} {}", o.status, text(&o));
+    assert!(text(&o).contains("denied") || text(&o).contains("mariadb exited") || text(&o).contains("Broken pipe"), "{}", text(&o));
 }
 
 /// `sluice wal-push` as a real cluster's `archive_command` and `sluice wal-get` as a restore's
