@@ -152,7 +152,8 @@ pub async fn take_backup(state: &AppState, run: &RunRecord, progress: Arc<Atomic
 
 /// The backup an incremental run builds on: the newest good backup of the same instance, policy, method and
 /// repository (for a differential, the newest full), sealed with the repository's active key (a chain never
-/// spans a key rotation). `None` — the run becomes a full — when there is none.
+/// spans a key rotation). `None` — the run becomes a full — when there is none, or when the newest failed
+/// its verification (nothing is built on a backup known not to restore).
 async fn incremental_base(
     state: &AppState,
     run: &RunRecord,
@@ -173,6 +174,10 @@ async fn incremental_base(
     else {
         return Ok(None);
     };
+    if newest.verify_state == "failed" {
+        tracing::warn!(backup = %run.id, newest = %newest.id, "the newest backup failed its verification: this incremental runs as a full rather than build on it");
+        return Ok(None);
+    }
     if newest.repository_id != run.repository_id || newest.key_id.as_deref() != Some(key_id) {
         tracing::info!(backup = %run.id, newest = %newest.id, "the newest backup is in another repository or under an older key: this incremental runs as a full");
         return Ok(None);
