@@ -652,6 +652,9 @@ async fn physical_mariadb_incrementals_chain_on_schedule_and_restore_into_a_data
     wait_backup(&app, &chosen.id, Duration::from_secs(120), |b| b["verify_state"] == "failed").await;
     let fallback = choose_full(&app.store, &inst_id, Some(&policy_id), &Point::Latest).await.unwrap();
     assert_eq!(fallback.id, diff["id"].as_str().unwrap(), "the damaged incremental is skipped for the backup before it");
+    // Nothing builds on it either: the next incremental runs as a full.
+    let after = run("incremental").await;
+    assert_eq!((after["state"].as_str(), after["level"].as_str(), after["parent_id"].as_str()), (Some("done"), Some("full"), None), "{after}");
 
     // What is refused: an incremental of a logical backup, a level that is not one; PostgreSQL's need `physical`.
     let a = app.admin(Method::POST, "/api/v1/backups", Some(json!({ "instance": "phys", "repository": "phys-repo", "level": "incremental" }))).await;
