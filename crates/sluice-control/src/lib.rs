@@ -8,6 +8,7 @@ pub mod auth;
 pub mod backups;
 pub mod error;
 pub mod extract;
+pub mod monitor;
 pub mod notify;
 pub mod pipelines;
 pub mod policy;

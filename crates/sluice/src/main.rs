@@ -46,10 +46,33 @@ enum Command {
     Audit(commands::audit::AuditCmd),
     /// Backups: repositories, policies, the catalog, backing up and verifying now, key export, extraction.
     Backup(commands::backup::BackupCmd),
+    /// Run the anomaly detector online over a `timestamp,value` CSV; prints `timestamp,value,anomaly_score,label`.
+    Detect(DetectArgs),
     /// PostgreSQL's archive_command: seal a WAL file into a backup repository (on the database host).
     WalPush(commands::wal::WalPushCmd),
     /// PostgreSQL's restore_command: bring a WAL file back from a backup repository (exit 1: not there).
     WalGet(commands::wal::WalGetCmd),
+}
+
+#[derive(Debug, clap::Args)]
+struct DetectArgs {
+    /// The series: a header line, then `timestamp,value` per line (NAB's format).
+    file: PathBuf,
+    /// Raise when the score reaches this (default: the detector's own, as live alerts use).
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Points the medians look back over.
+    #[arg(long)]
+    window: Option<usize>,
+    /// Points averaged into the recent surprise.
+    #[arg(long)]
+    recent: Option<usize>,
+    /// Points after a raise during which the same incident does not raise again.
+    #[arg(long)]
+    refractory: Option<usize>,
+    /// Points of the surprise's own history.
+    #[arg(long)]
+    history: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,6 +131,35 @@ fn main() -> ExitCode {
     if let Command::Review(cmd) = cli.command {
         return ExitCode::from(commands::review::run(cmd) as u8);
     }
+    // So is the detector.
+    if let Command::Detect(args) = &cli.command {
+        let text = match std::fs::read_to_string(&args.file) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", args.file.display());
+                return ExitCode::from(2);
+            }
+        };
+        let d = sluice_control::monitor::anomaly::Params::default();
+        let params = sluice_control::monitor::anomaly::Params {
+            threshold: args.threshold.unwrap_or(d.threshold),
+            window: args.window.unwrap_or(d.window),
+            recent: args.recent.unwrap_or(d.recent),
+            refractory: args.refractory.unwrap_or(d.refractory),
+            history: args.history.unwrap_or(d.history),
+            ..d
+        };
+        return match sluice_control::monitor::detect_csv(&text, params) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", args.file.display());
+                ExitCode::from(2)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -136,7 +188,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             serve::run(settings).await?;
             Ok(0)
         }
-        Command::Review(_) => unreachable!("handled before the runtime starts"),
+        Command::Review(_) | Command::Detect(_) => unreachable!("handled before the runtime starts"),
         Command::Run(cmd) => {
             init_tracing(LogFormat::Text, "info");
             commands::run::run(cmd).await

@@ -960,3 +960,28 @@ fn rand_bytes() -> [u8; 32] {
     std::io::Read::read_exact(&mut f, &mut b).unwrap();
     b
 }
+
+#[test]
+fn detect_scores_a_csv_online_and_names_a_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    let mut csv = String::from("timestamp,value\n");
+    // Flat, then a level shift at point 2000.
+    for i in 0..3000 {
+        csv.push_str(&format!("2014-01-{:02} {:02}:{:02}:00,{}\n", 1 + i / 1440, i / 60 % 24, i % 60, if i < 2000 { 5.0 } else { 9.0 }));
+    }
+    std::fs::write(&good, &csv).unwrap();
+    let o = Command::new(BIN).arg("detect").arg(&good).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "timestamp,value,anomaly_score,label");
+    assert_eq!(lines.len(), 3001);
+    assert!(lines[2001].ends_with(",1"), "the shift at point 2000 is raised: {}", lines[2001]);
+    assert_eq!(lines.iter().filter(|l| l.ends_with(",1")).count(), 1, "and nothing else");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:05:00,oops\n").unwrap();
+    let o = Command::new(BIN).arg("detect").arg(&bad).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("line 3: `oops` is not a number"), "{}", text(&o));
+}
