@@ -26,7 +26,7 @@ const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Sluice control plane. Every route except /healthz and /readyz needs `Authorization: Bearer <token>`."),
-    tags((name = "instances"), (name = "pipelines"), (name = "review"), (name = "users"), (name = "audit"), (name = "system"))
+    tags((name = "instances"), (name = "pipelines"), (name = "review"), (name = "users"), (name = "audit"), (name = "metrics"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -50,6 +50,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::channels::router())
         .merge(routes::windows::router())
         .merge(routes::backups::router())
+        .merge(routes::metrics_api::router())
 }
 
 /// Builds the whole application.

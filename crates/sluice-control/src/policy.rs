@@ -36,6 +36,8 @@ pub enum Permission {
     BackupWrite,
     /// Repositories: they point the server at storage (admin).
     BackupRepoAdmin,
+    /// The Prometheus-compatible query API; the handler scopes series to visible instances.
+    MetricsRead,
 }
 
 impl Permission {
@@ -61,6 +63,7 @@ impl Permission {
             Permission::BackupRead => "backup.read",
             Permission::BackupWrite => "backup.write",
             Permission::BackupRepoAdmin => "backup.repository.admin",
+            Permission::MetricsRead => "metrics.query",
         }
     }
 }
@@ -71,7 +74,7 @@ pub fn allows(role: Role, p: Permission) -> bool {
     use Permission::*;
     use Role::*;
     match p {
-        Public | Authenticated | InstanceRead | PipelineRead | ProjectRead | TicketRead | FlowRead | BackupRead => true,
+        Public | Authenticated | InstanceRead | PipelineRead | ProjectRead | TicketRead | FlowRead | BackupRead | MetricsRead => true,
         // Every role may act on tickets through its project role, except the read-only auditor.
         TicketWrite => !matches!(role, Auditor),
         ProjectAdmin | FlowAdmin | ChannelAdmin | BackupRepoAdmin => matches!(role, Admin),
@@ -171,6 +174,17 @@ routes! {
     POST   "/api/v1/backups/{id}/verify"       => BackupWrite,   "backup.verify";
     POST   "/api/v1/backups/{id}/pin"          => BackupWrite,   "backup.pin";
     POST   "/api/v1/backups/{id}/unpin"        => BackupWrite,   "backup.unpin";
+    GET    "/api/v1/query"                     => MetricsRead,   "metrics.query";
+    POST   "/api/v1/query"                     => MetricsRead,   "metrics.query";
+    GET    "/api/v1/query_range"               => MetricsRead,   "metrics.query_range";
+    POST   "/api/v1/query_range"               => MetricsRead,   "metrics.query_range";
+    GET    "/api/v1/series"                    => MetricsRead,   "metrics.series";
+    POST   "/api/v1/series"                    => MetricsRead,   "metrics.series";
+    GET    "/api/v1/labels"                    => MetricsRead,   "metrics.labels";
+    POST   "/api/v1/labels"                    => MetricsRead,   "metrics.labels";
+    GET    "/api/v1/label/{name}/values"       => MetricsRead,   "metrics.label_values";
+    GET    "/api/v1/status/buildinfo"          => MetricsRead,   "metrics.buildinfo";
+    GET    "/api/v1/metadata"                  => MetricsRead,   "metrics.metadata";
     GET    "/api/v1/audit"                     => AuditRead,     "audit.list";
     GET    "/api/v1/audit/verify"              => AuditRead,     "audit.verify";
     GET    "/api/v1/users"                     => UserAdmin,     "user.list";

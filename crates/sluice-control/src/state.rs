@@ -30,6 +30,34 @@ pub struct ApiSettings {
     pub online_ddl_min_bytes: Option<u64>,
     /// Folders (besides the data dir's `repositories/`) where local backup repositories may be registered.
     pub backup_local_roots: Vec<std::path::PathBuf>,
+    /// Collection intervals, timeouts and the embedded time-series store's retention and budget.
+    pub monitor: MonitorSettings,
+}
+
+/// `[monitor]` in sluice.toml.
+#[derive(Debug, Clone)]
+pub struct MonitorSettings {
+    /// Whether `serve` runs the collectors (the query API works either way).
+    pub collect: bool,
+    /// Default scrape interval (an instance label `sluice.monitor.interval` overrides it).
+    pub interval: Duration,
+    /// Bound on connecting and authenticating for a scrape.
+    pub connect_timeout: Duration,
+    /// Bound on each collector query.
+    pub query_timeout: Duration,
+    pub tsdb: sluice_tsdb::TsdbConfig,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        Self {
+            collect: true,
+            interval: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
+            query_timeout: Duration::from_secs(5),
+            tsdb: Default::default(),
+        }
+    }
 }
 
 impl ApiSettings {
@@ -44,6 +72,7 @@ impl ApiSettings {
             batch: Default::default(),
             online_ddl_min_bytes: None,
             backup_local_roots: Vec::new(),
+            monitor: MonitorSettings::default(),
         }
     }
 }
@@ -70,6 +99,8 @@ pub struct AppState {
     /// Rendered ticket-list pages, by caller scope and query, each with the tickets' generation it was read
     /// at (see `Store::ticket_generation`): a page is served again only while no ticket changed since.
     pub(crate) ticket_pages: Arc<Mutex<HashMap<String, (u64, axum::body::Bytes)>>>,
+    /// The embedded time-series store, opened at first use (`<data dir>/tsdb.sqlite`).
+    tsdb: Arc<tokio::sync::OnceCell<Arc<sluice_tsdb::Tsdb>>>,
 }
 
 impl AppState {
@@ -87,6 +118,18 @@ impl AppState {
             archivers: crate::backups::archive::ArchiveManager::new(),
             backup_health: Arc::default(),
             ticket_pages: Arc::default(),
+            tsdb: Arc::default(),
         }
+    }
+
+    /// The embedded time-series store, opened on first use.
+    pub async fn tsdb(&self) -> Result<Arc<sluice_tsdb::Tsdb>, String> {
+        self.tsdb
+            .get_or_try_init(|| async {
+                let path = self.settings.data_dir.join("tsdb.sqlite");
+                sluice_tsdb::Tsdb::open(&path, self.settings.monitor.tsdb.clone()).await.map(Arc::new).map_err(|e| e.to_string())
+            })
+            .await
+            .cloned()
     }
 }

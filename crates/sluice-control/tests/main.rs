@@ -6,6 +6,7 @@ mod backups;
 mod bad_input;
 mod confinement;
 mod instances;
+mod monitoring;
 mod notifications;
 mod pipelines;
 mod route_auth;

@@ -30,13 +30,14 @@ pub async fn tcp(spec: &ConnectSpec) -> Result<TcpStream, CheckFailure> {
     let stream = match tokio::time::timeout(spec.timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(crate::classify::socket_failure(&e, &spec.host, spec.port)),
-        Err(_) => return Err(timeout(spec)),
+        Err(_) => return Err(timeout_failure(spec)),
     };
     let _ = stream.set_nodelay(true);
     Ok(stream)
 }
 
-fn timeout(spec: &ConnectSpec) -> CheckFailure {
+/// The failure of an answer that did not come within the spec's time limit.
+pub fn timeout_failure(spec: &ConnectSpec) -> CheckFailure {
     CheckFailure { kind: FailureKind::Timeout, message: format!("no answer from {}:{} within {:?}", spec.host, spec.port, spec.timeout) }
 }
 
@@ -59,7 +60,7 @@ pub async fn redis_connection(spec: &ConnectSpec) -> Result<redis::aio::Multiple
     let client = redis::Client::open(info).map_err(|e| crate::redis::classify(&e, spec))?;
     match tokio::time::timeout(spec.timeout, client.get_multiplexed_async_connection()).await {
         Ok(r) => r.map_err(|e| crate::redis::classify(&e, spec)),
-        Err(_) => Err(timeout(spec)),
+        Err(_) => Err(timeout_failure(spec)),
     }
 }
 
@@ -107,5 +108,5 @@ pub async fn postgres_tls(spec: &ConnectSpec) -> Result<PostgresTls, CheckFailur
         let buffered = tokio::io::BufReader::with_capacity(256 * 1024, tcp);
         tokio_rustls::TlsConnector::from(config).connect(server_name, buffered).await.map_err(|e| tls_failure(format!("TLS handshake failed: {e}")))
     };
-    tokio::time::timeout(spec.timeout, handshake).await.map_err(|_| timeout(spec))?
+    tokio::time::timeout(spec.timeout, handshake).await.map_err(|_| timeout_failure(spec))?
 }

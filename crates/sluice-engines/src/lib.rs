@@ -8,6 +8,7 @@
 pub mod batched;
 pub mod capture;
 mod classify;
+pub mod collect;
 pub mod connect;
 pub mod ddl_backup;
 pub mod execute;

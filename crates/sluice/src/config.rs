@@ -31,6 +31,28 @@ pub struct FileConfig {
     pub tickets: TicketsConfig,
     #[serde(default)]
     pub backup: BackupConfig,
+    #[serde(default)]
+    pub monitor: MonitorConfig,
+}
+
+/// `[monitor]`: collection and the embedded time-series store.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Run the collectors (default true).
+    pub collect: Option<bool>,
+    /// Default scrape interval (default `15s`; an instance label `sluice.monitor.interval` overrides it).
+    pub interval: Option<String>,
+    /// Bound on connecting for a scrape (default `5s`).
+    pub connect_timeout: Option<String>,
+    /// Bound on each collector query (default `5s`).
+    pub query_timeout: Option<String>,
+    /// Retention of raw samples, 1-minute and 1-hour rollups (defaults `15d`, `90d`, `730d`).
+    pub retention_raw: Option<String>,
+    pub retention_1m: Option<String>,
+    pub retention_1h: Option<String>,
+    /// Bytes the store may use on disk (default 10 GiB); the oldest data goes first beyond it.
+    pub disk_budget_bytes: Option<u64>,
 }
 
 /// `[backup]`: where local backup repositories may be registered.
@@ -143,6 +165,7 @@ pub struct ServeSettings {
     pub batch: sluice_engines::batched::BatchLimits,
     pub online_ddl_min_bytes: Option<u64>,
     pub backup_local_roots: Vec<PathBuf>,
+    pub monitor: sluice_control::state::MonitorSettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -246,6 +269,27 @@ impl FileConfig {
                 return Err(invalid(&format!("backup.local_roots[{i}]"), format!("`{}` must be an absolute folder without `..`", root.display())));
             }
         }
+        let m = &self.monitor;
+        let defaults = sluice_control::state::MonitorSettings::default();
+        let positive = |key: &str, v: &Option<String>, default: Duration| -> Result<Duration, ConfigError> {
+            let d = duration(key, v, default)?;
+            if d < Duration::from_secs(1) { Err(invalid(key, "must be at least 1s".into())) } else { Ok(d) }
+        };
+        let monitor = sluice_control::state::MonitorSettings {
+            collect: m.collect.unwrap_or(true),
+            interval: positive("monitor.interval", &m.interval, defaults.interval)?,
+            connect_timeout: positive("monitor.connect_timeout", &m.connect_timeout, defaults.connect_timeout)?,
+            query_timeout: positive("monitor.query_timeout", &m.query_timeout, defaults.query_timeout)?,
+            tsdb: sluice_tsdb::TsdbConfig {
+                retention: [
+                    positive("monitor.retention_raw", &m.retention_raw, defaults.tsdb.retention[0])?,
+                    positive("monitor.retention_1m", &m.retention_1m, defaults.tsdb.retention[1])?,
+                    positive("monitor.retention_1h", &m.retention_1h, defaults.tsdb.retention[2])?,
+                ],
+                disk_budget_bytes: m.disk_budget_bytes.unwrap_or(defaults.tsdb.disk_budget_bytes),
+                ..defaults.tsdb
+            },
+        };
         Ok(ServeSettings {
             listen,
             data_dir,
@@ -259,6 +303,7 @@ impl FileConfig {
             batch,
             online_ddl_min_bytes: self.tickets.online_ddl_min_bytes,
             backup_local_roots: self.backup.local_roots,
+            monitor,
         })
     }
 }

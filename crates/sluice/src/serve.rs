@@ -64,6 +64,7 @@ pub async fn run(settings: ServeSettings) -> Result<()> {
             batch: settings.batch.clone(),
             online_ddl_min_bytes: settings.online_ddl_min_bytes,
             backup_local_roots: settings.backup_local_roots.clone(),
+            monitor: settings.monitor.clone(),
         },
     );
     sluice_control::serve(listener, state, shutdown).await.context("server failed")?;

@@ -2,6 +2,7 @@
 //! `sluice detect` share.
 
 pub mod anomaly;
+pub mod collector;
 
 /// Runs the detector over a `timestamp,value` CSV (NAB's format: a header, then one point per line) and
 /// returns `timestamp,value,anomaly_score,label` lines (with their header). Errors name the line.

@@ -5,6 +5,7 @@ pub mod backups;
 pub mod channels;
 pub mod flows;
 pub mod instances;
+pub mod metrics_api;
 pub mod pipelines;
 pub mod projects;
 pub mod review;

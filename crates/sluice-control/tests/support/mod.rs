@@ -15,6 +15,7 @@ use tower::ServiceExt;
 
 pub struct TestApp {
     pub router: Router,
+    pub state: AppState,
     pub store: Store,
     /// A token per role.
     pub tokens: HashMap<Role, String>,
@@ -91,7 +92,7 @@ impl TestApp {
         sluice_control::tickets::exec::spawn_worker(state.clone(), stop_worker.clone());
         sluice_control::notify::spawn_dispatcher(state.clone(), stop_worker.clone());
         sluice_control::backups::worker::spawn_worker(state.clone(), stop_worker.clone());
-        TestApp { router: app(state), store, tokens, dir, stop_worker }
+        TestApp { router: app(state.clone()), state, store, tokens, dir, stop_worker }
     }
 
     pub fn token(&self, role: Role) -> &str {

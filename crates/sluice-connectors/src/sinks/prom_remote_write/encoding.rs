@@ -54,6 +54,12 @@ pub fn sanitize_label_name(s: &str) -> String {
     if n.starts_with("__") { format!("tag{n}") } else { n }
 }
 
+/// The request body: the protobuf, snappy-compressed (raw block format, as the spec requires).
+pub fn body(req: &WriteRequest) -> Result<Vec<u8>, String> {
+    use prost::Message as _;
+    snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).map_err(|e| format!("snappy compression failed: {e}"))
+}
+
 /// Groups metrics into series (sorted labels), each with its samples sorted by time.
 pub fn encode_metrics<'a>(metrics: impl Iterator<Item = &'a Metric>) -> WriteRequest {
     let mut series: BTreeMap<Vec<Label>, BTreeMap<i64, f64>> = BTreeMap::new();

@@ -16,5 +16,5 @@ mod encoding;
 mod sink;
 
 pub use config::PromRemoteWriteSinkConfig;
-pub use encoding::{WriteRequest, encode_metrics, sanitize_label_name, sanitize_metric_name};
+pub use encoding::{Label, Sample, TimeSeries, WriteRequest, body, encode_metrics, sanitize_label_name, sanitize_metric_name};
 pub use sink::PromRemoteWriteSink;

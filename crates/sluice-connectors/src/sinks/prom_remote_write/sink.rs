@@ -1,5 +1,4 @@
 use futures_util::future::BoxFuture;
-use prost::Message;
 use sluice_core::component::Record;
 use sluice_pipeline::{Batch, Rejected, Sink, SinkError};
 
@@ -55,8 +54,7 @@ impl Sink for PromRemoteWriteSink {
             }
             for chunk in metrics.chunks(self.batch_max) {
                 let req = encode_metrics(chunk.iter().copied());
-                let proto = req.encode_to_vec();
-                let body = snap::raw::Encoder::new().compress_vec(&proto).map_err(|e| SinkError::permanent(format!("snappy compression failed: {e}")))?;
+                let body = super::encoding::body(&req).map_err(SinkError::permanent)?;
                 self.write(body).await?;
             }
             Ok(rejected)

@@ -1,0 +1,102 @@
+//! A series' identity: its label set, `__name__` included, sorted by label name.
+
+use std::fmt;
+
+pub const METRIC_NAME: &str = "__name__";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// Builds a label set: sorted by name, empty values dropped (Prometheus treats an empty label as absent),
+    /// the last value winning for a repeated name.
+    pub fn new<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        let mut v: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        v.reverse();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        v.retain(|(_, v)| !v.is_empty());
+        Labels(v)
+    }
+
+    /// A metric name and its labels.
+    pub fn metric(name: &str, pairs: &[(&str, &str)]) -> Self {
+        Self::new(std::iter::once((METRIC_NAME, name)).chain(pairs.iter().copied()))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok().map(|i| self.0[i].1.as_str())
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn without_name(&self) -> Labels {
+        Labels(self.0.iter().filter(|(k, _)| k != METRIC_NAME).cloned().collect())
+    }
+
+    /// Keeps only `names` (`keep = true`) or drops them.
+    pub fn project(&self, names: &[String], keep: bool) -> Labels {
+        Labels(self.0.iter().filter(|(k, _)| names.iter().any(|n| n == k) == keep).cloned().collect())
+    }
+
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        Labels::new(self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(std::iter::once((name, value))))
+    }
+
+    /// The canonical text form, `name{a="x",b="y"}`, which is also the store's series key.
+    pub fn key(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(n) = self.name() {
+            f.write_str(n)?;
+        }
+        f.write_str("{")?;
+        let mut first = true;
+        for (k, v) in self.0.iter().filter(|(k, _)| k != METRIC_NAME) {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))?;
+        }
+        f.write_str("}")
+    }
+}
+
+impl serde::Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_deduplicated_and_rendered() {
+        let l = Labels::new([("job", "a"), (METRIC_NAME, "up"), ("instance", "x\"y"), ("empty", ""), ("job", "b")]);
+        assert_eq!(l.key(), r#"up{instance="x\"y",job="b"}"#);
+        assert_eq!(l.get("job"), Some("b"));
+        assert_eq!(l.without_name().key(), r#"{instance="x\"y",job="b"}"#);
+    }
+}

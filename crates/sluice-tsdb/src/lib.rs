@@ -1,0 +1,11 @@
+//! Sluice's embedded time-series store ([`store`]), its chunk encoding ([`gorilla`]) and PromQL over it
+//! ([`promql`], [`query`]). See docs/monitoring.md.
+
+pub mod gorilla;
+pub mod labels;
+pub mod promql;
+pub mod query;
+pub mod store;
+
+pub use labels::Labels;
+pub use store::{Sample, SeriesData, Tsdb, TsdbConfig};

@@ -1,0 +1,504 @@
+//! The embedded store: one SQLite file (`tsdb.sqlite` in the data dir) beside the control-plane store.
+//!
+//! - `series`: every label set ever written, with its id. The label index (postings) lives in memory.
+//! - `head`: samples not yet in a chunk, one row each — the write-ahead log: [`Tsdb::append`] returns only
+//!   after its transaction commits, so an acknowledged sample survives a killed process (WAL journal,
+//!   `synchronous = NORMAL`: a power cut may lose the last transactions, a crash does not).
+//! - `chunks`: Gorilla-compressed runs ([`crate::gorilla`]) per series and tier. Three tiers: raw; 1-minute
+//!   and 1-hour rollups, which keep the first sample of each minute/hour as it arrives, so they need no
+//!   re-reading and suit instant queries and counters' `rate`/`increase` over long ranges (an extreme
+//!   inside a bucket is not kept — `max_over_time` over rollup-only history sees one sample a bucket).
+//!
+//! Each tier has its own retention; [`Tsdb::maintain`] seals stale heads, drops chunks past retention, and
+//! enforces the disk budget by dropping the oldest raw chunks first (then 1-minute, then 1-hour), reclaiming
+//! pages with incremental vacuum. Queries stitch tiers: where raw history has gone, the rollups answer.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use promql_parser::label::{MatchOp, Matcher};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::Mutex;
+
+use crate::gorilla;
+use crate::labels::{Labels, METRIC_NAME};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TsdbError {
+    #[error("time-series store: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("time-series store: chunk of series {series} (tier {tier}, from {min_ts}) is unreadable: {reason}")]
+    Corrupt { series: i64, tier: i64, min_ts: i64, reason: String },
+    #[error("{0}")]
+    Limit(String),
+}
+
+/// Tier resolutions in milliseconds: raw, 1 minute, 1 hour.
+pub const TIERS: [i64; 3] = [0, 60_000, 3_600_000];
+/// Samples per chunk before it is sealed, per tier.
+const CHUNK_SAMPLES: [usize; 3] = [240, 240, 240];
+/// A head whose first sample is older than this is sealed even when short (idle or slow series).
+const HEAD_SPAN_MS: [i64; 3] = [2 * 3_600_000, 24 * 3_600_000, 30 * 24 * 3_600_000];
+
+#[derive(Debug, Clone)]
+pub struct TsdbConfig {
+    /// How long each tier is kept: raw, 1-minute, 1-hour.
+    pub retention: [Duration; 3],
+    /// Bytes of live pages the file may hold; the oldest data goes first when it is exceeded.
+    pub disk_budget_bytes: u64,
+    /// The most samples one query may read (a bound against a query over a huge range).
+    pub max_query_samples: usize,
+}
+
+impl Default for TsdbConfig {
+    fn default() -> Self {
+        Self {
+            retention: [Duration::from_secs(15 * 86_400), Duration::from_secs(90 * 86_400), Duration::from_secs(2 * 365 * 86_400)],
+            disk_budget_bytes: 10 << 30,
+            max_query_samples: 50_000_000,
+        }
+    }
+}
+
+/// One sample to write.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub labels: Labels,
+    pub ts: i64,
+    pub value: f64,
+}
+
+/// A series and its samples in a queried range.
+#[derive(Debug, Clone)]
+pub struct SeriesData {
+    pub labels: Arc<Labels>,
+    pub samples: Vec<(i64, f64)>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub accepted: usize,
+    /// Samples at or before their series' newest timestamp (Prometheus rejects these too).
+    pub out_of_order: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Usage {
+    pub series: usize,
+    pub chunks: i64,
+    pub chunk_samples: i64,
+    pub head_samples: usize,
+    /// Live bytes of the file (pages in use × page size).
+    pub bytes: u64,
+}
+
+struct SeriesState {
+    labels: Arc<Labels>,
+    heads: [Vec<(i64, f64)>; 3],
+    last_ts: i64,
+}
+
+#[derive(Default)]
+struct Index {
+    by_key: HashMap<String, i64>,
+    series: HashMap<i64, SeriesState>,
+    postings: HashMap<(String, String), BTreeSet<i64>>,
+    next_id: i64,
+}
+
+impl Index {
+    fn insert(&mut self, id: i64, labels: Labels) {
+        for (k, v) in labels.iter() {
+            self.postings.entry((k.to_string(), v.to_string())).or_default().insert(id);
+        }
+        self.by_key.insert(labels.key(), id);
+        self.series.insert(id, SeriesState { labels: Arc::new(labels), heads: Default::default(), last_ts: i64::MIN });
+        self.next_id = self.next_id.max(id + 1);
+    }
+
+    /// Ids of the series every matcher accepts. Equality matchers narrow through the postings; the rest
+    /// are tested per candidate. A matcher on a missing label sees the empty string, as in Prometheus.
+    fn select(&self, matchers: &[Matcher]) -> Vec<i64> {
+        let mut candidates: Option<BTreeSet<i64>> = None;
+        for m in matchers.iter().filter(|m| matches!(m.op, MatchOp::Equal) && !m.value.is_empty()) {
+            let set = self.postings.get(&(m.name.clone(), m.value.clone())).cloned().unwrap_or_default();
+            candidates = Some(match candidates {
+                None => set,
+                Some(c) => c.intersection(&set).copied().collect(),
+            });
+        }
+        let check = |id: &i64| {
+            let s = &self.series[id];
+            matchers.iter().all(|m| m.is_match(s.labels.get(&m.name).unwrap_or("")))
+        };
+        match candidates {
+            Some(c) => c.into_iter().filter(check).collect(),
+            None => {
+                let mut ids: Vec<i64> = self.series.keys().copied().filter(check).collect();
+                ids.sort_unstable();
+                ids
+            }
+        }
+    }
+}
+
+pub struct Tsdb {
+    pool: SqlitePool,
+    index: Mutex<Index>,
+    cfg: TsdbConfig,
+}
+
+fn tier_of(res: i64) -> usize {
+    TIERS.iter().position(|&t| t == res).unwrap_or(0)
+}
+
+impl Tsdb {
+    /// Opens (or creates) the store at `path` and loads its series and heads.
+    pub async fn open(path: &Path, cfg: TsdbConfig) -> Result<Self, TsdbError> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .auto_vacuum(sqlx::sqlite::SqliteAutoVacuum::Incremental)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        for ddl in [
+            "CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, labels TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS head (series_id INTEGER NOT NULL, tier INTEGER NOT NULL, ts INTEGER NOT NULL, \
+             bits INTEGER NOT NULL, PRIMARY KEY (series_id, tier, ts)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS chunks (series_id INTEGER NOT NULL, tier INTEGER NOT NULL, min_ts INTEGER NOT NULL, \
+             max_ts INTEGER NOT NULL, count INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (series_id, tier, min_ts))",
+            "CREATE INDEX IF NOT EXISTS chunks_by_age ON chunks (tier, max_ts)",
+        ] {
+            sqlx::query(ddl).execute(&pool).await?;
+        }
+        let mut index = Index::default();
+        for row in sqlx::query("SELECT id, labels FROM series").fetch_all(&pool).await? {
+            let id: i64 = row.get(0);
+            let pairs: Vec<(String, String)> = serde_json::from_str(row.get::<&str, _>(1)).map_err(|e| TsdbError::Corrupt {
+                series: id,
+                tier: -1,
+                min_ts: 0,
+                reason: format!("label set: {e}"),
+            })?;
+            index.insert(id, Labels::new(pairs));
+        }
+        for row in sqlx::query("SELECT series_id, tier, ts, bits FROM head ORDER BY series_id, tier, ts").fetch_all(&pool).await? {
+            let (id, tier, ts, bits): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+            if let Some(s) = index.series.get_mut(&id) {
+                s.heads[tier as usize % 3].push((ts, f64::from_bits(bits as u64)));
+                s.last_ts = s.last_ts.max(ts);
+            }
+        }
+        for row in sqlx::query("SELECT series_id, MAX(max_ts) FROM chunks WHERE tier = 0 GROUP BY series_id").fetch_all(&pool).await? {
+            let (id, ts): (i64, i64) = (row.get(0), row.get(1));
+            if let Some(s) = index.series.get_mut(&id) {
+                s.last_ts = s.last_ts.max(ts);
+            }
+        }
+        Ok(Self { pool, index: Mutex::new(index), cfg })
+    }
+
+    pub fn config(&self) -> &TsdbConfig {
+        &self.cfg
+    }
+
+    /// Writes samples; returns once they are durable. Samples need not be grouped or sorted, but within a
+    /// series each must be newer than the last one stored (older ones are counted and dropped).
+    pub async fn append(&self, samples: &[Sample]) -> Result<AppendOutcome, TsdbError> {
+        let mut sorted: Vec<&Sample> = samples.iter().filter(|s| !s.labels.is_empty()).collect();
+        sorted.sort_by_key(|s| s.ts);
+        let mut index = self.index.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut out = AppendOutcome::default();
+        let mut new_series: Vec<(i64, Labels)> = Vec::new();
+        let mut rows: Vec<(i64, usize, i64, f64)> = Vec::with_capacity(sorted.len() * 2);
+        // Decide in a scratch copy of the last timestamps, so a failed transaction leaves memory untouched.
+        let mut last: HashMap<i64, i64> = HashMap::new();
+        let mut pending_keys: HashMap<String, i64> = HashMap::new();
+        for s in sorted {
+            let key = s.labels.key();
+            let id = match index.by_key.get(&key).or_else(|| pending_keys.get(&key)) {
+                Some(&id) => id,
+                None => {
+                    let id = index.next_id + new_series.len() as i64;
+                    pending_keys.insert(key, id);
+                    new_series.push((id, s.labels.clone()));
+                    id
+                }
+            };
+            let prev = *last.entry(id).or_insert_with(|| index.series.get(&id).map_or(i64::MIN, |st| st.last_ts));
+            if s.ts <= prev {
+                out.out_of_order += 1;
+                continue;
+            }
+            rows.push((id, 0, s.ts, s.value));
+            for (tier, res) in TIERS.iter().enumerate().skip(1) {
+                if prev == i64::MIN || s.ts.div_euclid(*res) != prev.div_euclid(*res) {
+                    rows.push((id, tier, s.ts, s.value));
+                }
+            }
+            last.insert(id, s.ts);
+            out.accepted += 1;
+        }
+        for (id, labels) in &new_series {
+            let pairs: Vec<(&str, &str)> = labels.iter().collect();
+            sqlx::query("INSERT INTO series (id, key, labels) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(labels.key())
+                .bind(serde_json::to_string(&pairs).expect("strings serialise"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for batch in rows.chunks(200) {
+            let mut q = String::from("INSERT OR REPLACE INTO head (series_id, tier, ts, bits) VALUES ");
+            q.push_str(&vec!["(?, ?, ?, ?)"; batch.len()].join(", "));
+            let mut query = sqlx::query(&q);
+            for (id, tier, ts, v) in batch {
+                query = query.bind(id).bind(*tier as i64).bind(ts).bind(v.to_bits() as i64);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        // Apply to a copy of the touched heads, seal the full ones in the same transaction, then commit
+        // and only then publish to memory.
+        let mut touched: HashMap<i64, [Vec<(i64, f64)>; 3]> = HashMap::new();
+        for (id, tier, ts, v) in &rows {
+            let heads = touched.entry(*id).or_insert_with(|| index.series.get(id).map(|s| s.heads.clone()).unwrap_or_default());
+            heads[*tier].push((*ts, *v));
+        }
+        for (id, heads) in touched.iter_mut() {
+            for (tier, head) in heads.iter_mut().enumerate() {
+                if head.len() >= CHUNK_SAMPLES[tier] {
+                    seal(&mut tx, *id, tier, head).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        for (id, labels) in new_series {
+            index.insert(id, labels);
+        }
+        for (id, heads) in touched {
+            if let Some(s) = index.series.get_mut(&id) {
+                s.heads = heads;
+                s.last_ts = last[&id];
+            }
+        }
+        Ok(out)
+    }
+
+    /// Samples of every series the matchers select, in `[min_ts, max_ts]`, oldest first; where raw history
+    /// has aged out, the 1-minute and then 1-hour rollups fill in. Bounded by `max_query_samples`.
+    pub async fn select(&self, matchers: &[Matcher], min_ts: i64, max_ts: i64) -> Result<Vec<SeriesData>, TsdbError> {
+        let (ids, mut heads) = {
+            let index = self.index.lock().await;
+            let ids = index.select(matchers);
+            let heads: HashMap<i64, (Arc<Labels>, [Vec<(i64, f64)>; 3])> = ids
+                .iter()
+                .map(|id| {
+                    let s = &index.series[id];
+                    let cut = |h: &Vec<(i64, f64)>| h.iter().copied().filter(|(t, _)| *t >= min_ts && *t <= max_ts).collect::<Vec<_>>();
+                    (*id, (s.labels.clone(), [cut(&s.heads[0]), cut(&s.heads[1]), cut(&s.heads[2])]))
+                })
+                .collect();
+            (ids, heads)
+        };
+        let raw_floor = sluice_now_ms() - self.cfg.retention[0].as_millis() as i64;
+        let tiers: &[i64] = if min_ts >= raw_floor { &[0] } else { &[0, 1, 2] };
+        let mut from_chunks: HashMap<(i64, i64), Vec<(i64, f64)>> = HashMap::new();
+        let mut budget = self.cfg.max_query_samples;
+        for batch in ids.chunks(500) {
+            let q = format!(
+                "SELECT series_id, tier, min_ts, count, data FROM chunks WHERE series_id IN ({}) AND tier IN ({}) \
+                 AND max_ts >= ? AND min_ts <= ? ORDER BY series_id, tier, min_ts",
+                vec!["?"; batch.len()].join(","),
+                tiers.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
+            );
+            let mut query = sqlx::query(&q);
+            for id in batch {
+                query = query.bind(id);
+            }
+            for row in query.bind(min_ts).bind(max_ts).fetch_all(&self.pool).await? {
+                let (id, tier, chunk_min, count): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+                budget = budget.checked_sub(count as usize).ok_or_else(|| {
+                    TsdbError::Limit(format!("the query would read more than {} samples; narrow its range or series", self.cfg.max_query_samples))
+                })?;
+                let data: &[u8] = row.get(4);
+                let samples = gorilla::decode(data, count as usize).map_err(|reason| TsdbError::Corrupt { series: id, tier, min_ts: chunk_min, reason })?;
+                from_chunks.entry((id, tier)).or_default().extend(samples.into_iter().filter(|(t, _)| *t >= min_ts && *t <= max_ts));
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let (labels, head) = heads.remove(&id).expect("collected above");
+            let mut stitched: Vec<(i64, f64)> = Vec::new();
+            for &tier in tiers {
+                let mut tier_samples = from_chunks.remove(&(id, tier)).unwrap_or_default();
+                tier_samples.extend(head[tier as usize].iter().copied());
+                // A coarser tier only fills the time before the finer one's first sample.
+                let floor = stitched.first().map_or(i64::MAX, |s| s.0);
+                tier_samples.retain(|(t, _)| *t < floor);
+                tier_samples.extend(stitched);
+                stitched = tier_samples;
+            }
+            if !stitched.is_empty() {
+                out.push(SeriesData { labels, samples: stitched });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Label sets of the series the matcher sets select (any of them), that have a sample at or after `since`.
+    pub async fn series(&self, matcher_sets: &[Vec<Matcher>], since: i64) -> Vec<Arc<Labels>> {
+        let index = self.index.lock().await;
+        let mut ids = BTreeSet::new();
+        for set in matcher_sets {
+            ids.extend(index.select(set));
+        }
+        ids.into_iter().map(|id| &index.series[&id]).filter(|s| s.last_ts >= since).map(|s| s.labels.clone()).collect()
+    }
+
+    /// Every label name (sorted), or the values of one label name.
+    pub async fn label_names(&self) -> Vec<String> {
+        let index = self.index.lock().await;
+        let names: BTreeSet<&str> = index.postings.keys().map(|(k, _)| k.as_str()).collect();
+        names.into_iter().map(str::to_string).collect()
+    }
+
+    pub async fn label_values(&self, name: &str) -> Vec<String> {
+        let index = self.index.lock().await;
+        let values: BTreeSet<&str> = index.postings.keys().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect();
+        values.into_iter().map(str::to_string).collect()
+    }
+
+    /// Housekeeping, run every minute: seal heads that have waited too long, drop chunks past retention,
+    /// keep the file under the disk budget. Returns the number of chunks dropped.
+    pub async fn maintain(&self, now_ms: i64) -> Result<u64, TsdbError> {
+        self.seal_where(|tier, head| head.first().is_some_and(|(t, _)| now_ms - t >= HEAD_SPAN_MS[tier])).await?;
+        let mut dropped = 0;
+        for (tier, keep) in self.cfg.retention.iter().enumerate() {
+            let floor = now_ms - keep.as_millis() as i64;
+            dropped += sqlx::query("DELETE FROM chunks WHERE tier = ? AND max_ts < ?").bind(tier as i64).bind(floor).execute(&self.pool).await?.rows_affected();
+            sqlx::query("DELETE FROM head WHERE tier = ? AND ts < ?").bind(tier as i64).bind(floor).execute(&self.pool).await?;
+            let mut index = self.index.lock().await;
+            for s in index.series.values_mut() {
+                s.heads[tier].retain(|(t, _)| *t >= floor);
+            }
+        }
+        let mut guard = 0;
+        while self.usage_bytes().await? > self.cfg.disk_budget_bytes && guard < 1000 {
+            guard += 1;
+            let mut removed = 0;
+            for tier in 0..3i64 {
+                removed = sqlx::query("DELETE FROM chunks WHERE rowid IN (SELECT rowid FROM chunks WHERE tier = ? ORDER BY max_ts LIMIT 1000)")
+                    .bind(tier)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                if removed > 0 {
+                    break;
+                }
+            }
+            dropped += removed;
+            sqlx::query("PRAGMA incremental_vacuum").execute(&self.pool).await?;
+            if removed == 0 {
+                tracing::warn!(budget = self.cfg.disk_budget_bytes, "the time-series store is over its disk budget with no chunk left to drop");
+                break;
+            }
+        }
+        if dropped > 0 {
+            sqlx::query("PRAGMA incremental_vacuum").execute(&self.pool).await?;
+        }
+        Ok(dropped)
+    }
+
+    /// Seals every head now (a clean shutdown, or before measuring bytes per sample).
+    pub async fn seal_all(&self) -> Result<(), TsdbError> {
+        self.seal_where(|_, head| !head.is_empty()).await
+    }
+
+    async fn seal_where(&self, pick: impl Fn(usize, &[(i64, f64)]) -> bool) -> Result<(), TsdbError> {
+        let mut index = self.index.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut sealed: Vec<(i64, usize)> = Vec::new();
+        for (id, s) in index.series.iter() {
+            for tier in 0..3 {
+                if pick(tier, &s.heads[tier]) {
+                    let mut head = s.heads[tier].clone();
+                    seal(&mut tx, *id, tier, &mut head).await?;
+                    sealed.push((*id, tier));
+                }
+            }
+        }
+        tx.commit().await?;
+        for (id, tier) in sealed {
+            if let Some(s) = index.series.get_mut(&id) {
+                s.heads[tier].clear();
+            }
+        }
+        Ok(())
+    }
+
+    async fn usage_bytes(&self) -> Result<u64, TsdbError> {
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&self.pool).await?;
+        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count").fetch_one(&self.pool).await?;
+        let size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&self.pool).await?;
+        Ok(((pages - free).max(0) * size) as u64)
+    }
+
+    pub async fn usage(&self) -> Result<Usage, TsdbError> {
+        let row = sqlx::query("SELECT COUNT(*), COALESCE(SUM(count), 0) FROM chunks").fetch_one(&self.pool).await?;
+        let index = self.index.lock().await;
+        Ok(Usage {
+            series: index.series.len(),
+            chunks: row.get(0),
+            chunk_samples: row.get(1),
+            head_samples: index.series.values().map(|s| s.heads[0].len()).sum(),
+            bytes: self.usage_bytes().await?,
+        })
+    }
+
+    /// Checkpoints the write-ahead log into the main file (before measuring its size).
+    pub async fn checkpoint(&self) -> Result<(), TsdbError> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Writes `head` as one chunk and removes its rows from the head table; empties `head`.
+async fn seal(tx: &mut Transaction<'_, Sqlite>, id: i64, tier: usize, head: &mut Vec<(i64, f64)>) -> Result<(), TsdbError> {
+    let (Some(first), Some(last)) = (head.first().copied(), head.last().copied()) else { return Ok(()) };
+    sqlx::query("INSERT OR REPLACE INTO chunks (series_id, tier, min_ts, max_ts, count, data) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(id)
+        .bind(tier as i64)
+        .bind(first.0)
+        .bind(last.0)
+        .bind(head.len() as i64)
+        .bind(gorilla::encode(head))
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM head WHERE series_id = ? AND tier = ? AND ts <= ?").bind(id).bind(tier as i64).bind(last.0).execute(&mut **tx).await?;
+    head.clear();
+    Ok(())
+}
+
+pub fn sluice_now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A `__name__` equality matcher (handy for callers building selectors in code).
+pub fn name_is(name: &str) -> Matcher {
+    Matcher::new(MatchOp::Equal, METRIC_NAME, name)
+}
+
+#[doc(hidden)]
+pub fn tier_index(res: i64) -> usize {
+    tier_of(res)
+}
