@@ -134,3 +134,140 @@ async fn an_unreachable_instance_is_up_0_with_the_failure_kind() {
     let f = instant(&app, &admin, "sluice_scrape_failure").await;
     assert_eq!(f[0].0["kind"], "refused", "{f:?}");
 }
+
+/// Same samples into Sluice's store and into a real Prometheus (remote write); the same PromQL, instant
+/// and range, must give the same series and values.
+#[tokio::test]
+async fn promql_answers_match_a_real_prometheus_on_the_same_samples() {
+    use sluice_connectors::sinks::prom_remote_write::{Label, Sample as PromSample, TimeSeries, WriteRequest};
+    use sluice_tsdb::{Labels, Sample};
+
+    let app = TestApp::sqlite().await;
+    let prom = sluice_testkit::service(Service::Prometheus);
+    let p = format!("conf_{}", sluice_store::new_id().to_lowercase().replace('-', ""));
+    let now = sluice_store::now_ms() / 1000 * 1000;
+    let start = now - 30 * 60_000;
+    let step = 15_000;
+    // Counters (one resets halfway) and gauges, with irregular increments. No sample sits exactly on a
+    // window's edge: Sluice follows Prometheus 3 (windows open on the left), the packaged Prometheus 2
+    // includes the left edge; off the edges both agree.
+    let mut series: Vec<(Vec<(&str, String)>, Vec<(i64, f64)>)> = Vec::new();
+    for (i, (job, inst)) in [("api", "a"), ("api", "b"), ("web", "c")].iter().enumerate() {
+        let mut v = 100.0 * i as f64;
+        let mut pts = Vec::new();
+        for k in 0..120i64 {
+            v += ((k * 7 + i as i64 * 3) % 11) as f64 + 0.5;
+            if i == 1 && k == 60 {
+                v = 3.0;
+            }
+            pts.push((start + k * step + (k % 3) * 7 + 1234, v));
+        }
+        series.push((vec![("__name__", format!("{p}_requests_total")), ("job", job.to_string()), ("instance", inst.to_string())], pts));
+    }
+    for (i, inst) in ["a", "b"].iter().enumerate() {
+        let pts = (0..120i64).map(|k| (start + k * step + 1234, 20.0 + 5.0 * ((k as f64) / 9.0 + i as f64).sin() + k as f64 * 0.01)).collect();
+        series.push((vec![("__name__", format!("{p}_temp")), ("instance", inst.to_string())], pts));
+    }
+    let mut req = WriteRequest::default();
+    let mut ours = Vec::new();
+    for (labels, pts) in &series {
+        let mut ls: Vec<Label> = labels.iter().map(|(k, v)| Label { name: k.to_string(), value: v.clone() }).collect();
+        ls.sort_by(|a, b| a.name.cmp(&b.name));
+        req.timeseries.push(TimeSeries { labels: ls, samples: pts.iter().map(|(t, v)| PromSample { value: *v, timestamp: *t }).collect() });
+        let l = Labels::new(labels.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        ours.extend(pts.iter().map(|(t, v)| Sample { labels: l.clone(), ts: *t, value: *v }));
+    }
+    let body = sluice_connectors::sinks::prom_remote_write::body(&req).unwrap();
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{prom}/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "Prometheus refused the samples: {} {}", r.status(), r.text().await.unwrap_or_default());
+    app.state.tsdb().await.unwrap().append(&ours).await.unwrap();
+
+    let queries = [
+        format!("{p}_requests_total"),
+        format!("rate({p}_requests_total[5m])"),
+        format!("increase({p}_requests_total[10m])"),
+        format!("irate({p}_requests_total[2m])"),
+        format!("sum by (job) (rate({p}_requests_total[5m]))"),
+        format!("sum without (instance) (rate({p}_requests_total[5m]))"),
+        format!("count({p}_requests_total)"),
+        format!("avg({p}_temp)"),
+        format!("max by (instance) ({p}_temp)"),
+        format!("{p}_temp > 21"),
+        format!("{p}_temp > bool 21"),
+        format!("{p}_temp * 2 + 1"),
+        format!("-{p}_temp / 3"),
+        format!("quantile_over_time(0.9, {p}_temp[10m])"),
+        format!("predict_linear({p}_temp[10m], 3600)"),
+        format!("deriv({p}_temp[10m])"),
+        format!("delta({p}_temp[10m])"),
+        format!("max_over_time({p}_temp[5m])"),
+        format!("avg_over_time({p}_temp[5m])"),
+        format!("{p}_temp offset 5m"),
+        format!("topk(1, {p}_temp)"),
+        format!("quantile(0.5, {p}_temp)"),
+        format!("rate({p}_requests_total[5m]) / on(instance) group_left {p}_temp"),
+        format!("{p}_requests_total and on(instance) {p}_temp"),
+        format!("{p}_requests_total unless on(instance) {p}_temp"),
+        format!("resets({p}_requests_total[30m])"),
+        format!("abs(deriv({p}_temp[5m])) * 60"),
+        format!("clamp_max({p}_temp, 22)"),
+    ];
+    let admin = app.token(Role::Admin).to_string();
+    let mut compared = 0;
+    for q in &queries {
+        for (path_sluice, params) in [
+            ("/api/v1/query", format!("query={}&time={}", enc(q), (now - 3 * 60_000) as f64 / 1000.0)),
+            ("/api/v1/query_range", format!("query={}&start={}&end={}&step=60", enc(q), (start + 10 * 60_000) / 1000, now / 1000)),
+        ] {
+            let ours = app.call(Method::GET, &format!("{path_sluice}?{params}"), Some(&admin), None).await;
+            assert_eq!(ours.status, StatusCode::OK, "{q}: {}", ours.raw);
+            let theirs: Value = http.get(format!("{prom}{path_sluice}?{params}")).send().await.unwrap().json().await.unwrap();
+            assert_eq!(theirs["status"], "success", "Prometheus: {q}: {theirs}");
+            let (a, b) = (normalise(&ours.body["data"]), normalise(&theirs["data"]));
+            assert_eq!(a.len(), b.len(), "{q} ({path_sluice}): Sluice {a:?}\nPrometheus {b:?}");
+            assert!(!a.is_empty(), "{q}: no result to compare");
+            for ((la, va), (lb, vb)) in a.iter().zip(&b) {
+                assert_eq!(la, lb, "{q} ({path_sluice}): labels differ");
+                assert_eq!(va.len(), vb.len(), "{q} ({path_sluice}) {la}: points differ: {va:?} vs {vb:?}");
+                for ((ta, xa), (tb, xb)) in va.iter().zip(vb) {
+                    assert!((ta - tb).abs() < 1e-6, "{q} {la}: time {ta} vs {tb}");
+                    assert!((xa - xb).abs() <= 1e-9 * xa.abs().max(xb.abs()).max(1.0), "{q} {la} at {ta}: Sluice {xa} vs Prometheus {xb}");
+                }
+            }
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, queries.len() * 2);
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A vector or matrix as (label set, points) sorted by label set.
+fn normalise(data: &Value) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut out: Vec<(String, Vec<(f64, f64)>)> = data["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let labels = serde_json::to_string(&r["metric"].as_object().unwrap().iter().collect::<std::collections::BTreeMap<_, _>>()).unwrap();
+            let pts: Vec<(f64, f64)> = match r.get("values") {
+                Some(vs) => vs.as_array().unwrap().iter().map(|p| (p[0].as_f64().unwrap(), p[1].as_str().unwrap().parse().unwrap())).collect(),
+                None => vec![(r["value"][0].as_f64().unwrap(), r["value"][1].as_str().unwrap().parse().unwrap())],
+            };
+            (labels, pts)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
