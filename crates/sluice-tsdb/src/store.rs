@@ -268,14 +268,13 @@ impl Tsdb {
         let mut touched: HashMap<i64, [Vec<(i64, f64)>; 3]> = HashMap::new();
         for (id, tier, ts, v) in &rows {
             let heads = touched.entry(*id).or_insert_with(|| index.series.get(id).map(|s| s.heads.clone()).unwrap_or_default());
-            heads[*tier].push((*ts, *v));
-        }
-        for (id, heads) in touched.iter_mut() {
-            for (tier, head) in heads.iter_mut().enumerate() {
-                if head.len() >= CHUNK_SAMPLES[tier] {
-                    seal(&mut tx, *id, tier, head).await?;
-                }
+            let head = &mut heads[*tier];
+            // A chunk holds at most CHUNK_SAMPLES samples and spans at most HEAD_SPAN_MS, so retention
+            // drops whole chunks close to their due time.
+            if head.len() >= CHUNK_SAMPLES[*tier] || head.first().is_some_and(|(t0, _)| ts - t0 >= HEAD_SPAN_MS[*tier]) {
+                seal(&mut tx, *id, *tier, head).await?;
             }
+            head.push((*ts, *v));
         }
         tx.commit().await?;
         for (id, labels) in new_series {
@@ -389,11 +388,11 @@ impl Tsdb {
             }
         }
         let mut guard = 0;
-        while self.usage_bytes().await? > self.cfg.disk_budget_bytes && guard < 1000 {
+        while self.usage_bytes().await? > self.cfg.disk_budget_bytes && guard < 10_000 {
             guard += 1;
             let mut removed = 0;
             for tier in 0..3i64 {
-                removed = sqlx::query("DELETE FROM chunks WHERE rowid IN (SELECT rowid FROM chunks WHERE tier = ? ORDER BY max_ts LIMIT 1000)")
+                removed = sqlx::query("DELETE FROM chunks WHERE rowid IN (SELECT rowid FROM chunks WHERE tier = ? ORDER BY max_ts LIMIT 100)")
                     .bind(tier)
                     .execute(&self.pool)
                     .await?
@@ -501,4 +500,98 @@ pub fn name_is(name: &str) -> Matcher {
 #[doc(hidden)]
 pub fn tier_index(res: i64) -> usize {
     tier_of(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::Labels;
+
+    fn sample(name: &str, inst: &str, ts: i64, v: f64) -> Sample {
+        Sample { labels: Labels::metric(name, &[("instance", inst)]), ts, value: v }
+    }
+
+    #[tokio::test]
+    async fn acknowledged_samples_survive_reopening_without_a_clean_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tsdb.sqlite");
+        let t0 = sluice_now_ms() - 60_000;
+        {
+            let db = Tsdb::open(&path, TsdbConfig::default()).await.unwrap();
+            // 500 samples: two sealed chunks plus a head, for two series.
+            for i in 0..500 {
+                let out = db.append(&[sample("m", "a", t0 + i * 100, i as f64), sample("m", "b", t0 + i * 100, -(i as f64))]).await.unwrap();
+                assert_eq!(out.accepted, 2);
+            }
+            let out = db.append(&[sample("m", "a", t0, 1.0)]).await.unwrap();
+            assert_eq!(out, AppendOutcome { accepted: 0, out_of_order: 1 });
+            // Dropped without closing: what a killed process leaves.
+        }
+        let db = Tsdb::open(&path, TsdbConfig::default()).await.unwrap();
+        let got = db.select(&[name_is("m")], t0, t0 + 500 * 100).await.unwrap();
+        assert_eq!(got.len(), 2);
+        for s in &got {
+            assert_eq!(s.samples.len(), 500, "{}", s.labels);
+            let sign = if s.labels.get("instance") == Some("a") { 1.0 } else { -1.0 };
+            assert!(s.samples.iter().enumerate().all(|(i, (t, v))| *t == t0 + i as i64 * 100 && *v == sign * i as f64));
+        }
+        let usage = db.usage().await.unwrap();
+        assert_eq!(usage.series, 2);
+        assert!(usage.chunks >= 4, "{usage:?}");
+        // Still ordered after the restart: an old timestamp is refused, a new one taken.
+        let out = db.append(&[sample("m", "a", t0 + 10, 0.0), sample("m", "a", t0 + 600 * 100, 0.0)]).await.unwrap();
+        assert_eq!(out, AppendOutcome { accepted: 1, out_of_order: 1 });
+    }
+
+    #[tokio::test]
+    async fn rollups_answer_where_raw_history_has_aged_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TsdbConfig { retention: [Duration::from_secs(3600), Duration::from_secs(86_400 * 30), Duration::from_secs(86_400 * 365)], ..Default::default() };
+        let db = Tsdb::open(&dir.path().join("t.sqlite"), cfg).await.unwrap();
+        let now = sluice_now_ms();
+        let t0 = now - 3 * 3_600_000;
+        // A sample every 10 s for three hours.
+        let batch: Vec<Sample> = (0..1080).map(|i| sample("g", "x", t0 + i * 10_000, i as f64)).collect();
+        db.append(&batch).await.unwrap();
+        db.seal_all().await.unwrap();
+        let dropped = db.maintain(now).await.unwrap();
+        assert!(dropped > 0, "raw chunks older than an hour are dropped");
+        let got = db.select(&[name_is("g")], t0, now).await.unwrap();
+        let s = &got[0].samples;
+        // Before the raw floor: one sample a minute (the first of each minute); after it: every 10 s.
+        let floor = now - 3_600_000;
+        // A raw chunk spans at most 240 samples (40 min here), so raw history may reach 40 min before the floor.
+        let old: Vec<&(i64, f64)> = s.iter().filter(|(t, _)| *t < floor - 45 * 60_000).collect();
+        assert!(!old.is_empty());
+        // One sample per minute bucket, every minute.
+        let buckets: Vec<i64> = old.iter().map(|(t, _)| t.div_euclid(60_000)).collect();
+        assert!(buckets.windows(2).all(|w| w[1] == w[0] + 1), "minute rollups before the floor: {buckets:?}");
+        assert!(s.windows(2).all(|w| w[1].0 > w[0].0), "stitched in order without overlap");
+        let recent = s.iter().filter(|(t, _)| *t > now - 1_800_000).count();
+        assert!(recent >= 170, "raw samples in the last half hour: {recent}");
+    }
+
+    #[tokio::test]
+    async fn the_disk_budget_drops_the_oldest_data_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(&dir.path().join("t.sqlite"), TsdbConfig { disk_budget_bytes: 1_500_000, ..Default::default() }).await.unwrap();
+        let now = sluice_now_ms();
+        let t0 = now - 86_400_000;
+        for chunk in 0..20 {
+            let batch: Vec<Sample> = (0..50)
+                .flat_map(|s| (0..240).map(move |i| sample("noise", &format!("s{s}"), t0 + (chunk * 240 + i) * 15_000, ((i * 7919 + s * 31) % 1000) as f64 * 1.37)))
+                .collect();
+            db.append(&batch).await.unwrap();
+        }
+        let before = db.usage().await.unwrap();
+        assert!(before.bytes > 2_500_000, "{before:?}");
+        db.maintain(now).await.unwrap();
+        let after = db.usage().await.unwrap();
+        assert!(after.bytes <= 1_500_000, "{after:?}");
+        let got = db.select(&[name_is("noise")], t0, now).await.unwrap();
+        let newest = got.iter().map(|s| s.samples.last().unwrap().0).max().unwrap();
+        assert_eq!(newest, t0 + (20 * 240 - 1) * 15_000, "the newest samples are kept");
+        let oldest = got.iter().map(|s| s.samples[0].0).min().unwrap();
+        assert!(oldest > t0, "the oldest raw samples went first");
+    }
 }
