@@ -99,6 +99,14 @@ async fn collectors_fill_the_store_and_the_query_api_answers_as_grafana_calls_it
     assert_eq!(a.body["data"], serde_json::json!(["mariadb", "postgres", "redis"]));
     let a = app.call(Method::GET, "/api/v1/status/buildinfo", Some(&admin), None).await;
     assert_eq!(a.body["status"], "success");
+    // Sluice as an exporter: /metrics carries the collected series.
+    let a = app.call(Method::GET, "/metrics", Some(&admin), None).await;
+    assert!(
+        a.raw.contains("# TYPE mysql_global_status_uptime untyped\nmysql_global_status_uptime{engine=\"mariadb\",environment=\"test\",instance=\"maria\""),
+        "{}",
+        a.raw
+    );
+    assert!(a.raw.contains("\nredis_connected_clients{"));
 
     // Bad input: Prometheus's error envelope, with the position.
     let a = app.call(Method::GET, &query_path("sum(up) by (engine) +"), Some(&admin), None).await;
@@ -116,6 +124,8 @@ async fn collectors_fill_the_store_and_the_query_api_answers_as_grafana_calls_it
     assert!(instant(&app, &dev, "up").await.is_empty());
     let a = app.call(Method::GET, "/api/v1/label/instance/values", Some(&dev), None).await;
     assert_eq!(a.body["data"], serde_json::json!([]));
+    let a = app.call(Method::GET, "/metrics", Some(&dev), None).await;
+    assert!(!a.raw.contains("mysql_global_status_uptime{"));
 }
 
 #[tokio::test]

@@ -100,6 +100,8 @@ struct SeriesState {
     labels: Arc<Labels>,
     heads: [Vec<(i64, f64)>; 3],
     last_ts: i64,
+    /// The newest raw sample, when known since the store opened (for `/metrics`).
+    last: Option<(i64, f64)>,
 }
 
 #[derive(Default)]
@@ -116,7 +118,7 @@ impl Index {
             self.postings.entry((k.to_string(), v.to_string())).or_default().insert(id);
         }
         self.by_key.insert(labels.key(), id);
-        self.series.insert(id, SeriesState { labels: Arc::new(labels), heads: Default::default(), last_ts: i64::MIN });
+        self.series.insert(id, SeriesState { labels: Arc::new(labels), heads: Default::default(), last_ts: i64::MIN, last: None });
         self.next_id = self.next_id.max(id + 1);
     }
 
@@ -192,6 +194,9 @@ impl Tsdb {
             if let Some(s) = index.series.get_mut(&id) {
                 s.heads[tier as usize % 3].push((ts, f64::from_bits(bits as u64)));
                 s.last_ts = s.last_ts.max(ts);
+                if tier == 0 {
+                    s.last = Some((ts, f64::from_bits(bits as u64)));
+                }
             }
         }
         for row in sqlx::query("SELECT series_id, MAX(max_ts) FROM chunks WHERE tier = 0 GROUP BY series_id").fetch_all(&pool).await? {
@@ -280,10 +285,14 @@ impl Tsdb {
         for (id, labels) in new_series {
             index.insert(id, labels);
         }
+        let newest: HashMap<i64, (i64, f64)> = rows.iter().filter(|r| r.1 == 0).map(|r| (r.0, (r.2, r.3))).collect();
         for (id, heads) in touched {
             if let Some(s) = index.series.get_mut(&id) {
                 s.heads = heads;
                 s.last_ts = last[&id];
+                if let Some(n) = newest.get(&id) {
+                    s.last = Some(*n);
+                }
             }
         }
         Ok(out)
@@ -358,6 +367,15 @@ impl Tsdb {
             ids.extend(index.select(set));
         }
         ids.into_iter().map(|id| &index.series[&id]).filter(|s| s.last_ts >= since).map(|s| s.labels.clone()).collect()
+    }
+
+    /// The newest sample of every series written at or after `since` (what `/metrics` exposes).
+    pub async fn latest(&self, since: i64) -> Vec<(Arc<Labels>, i64, f64)> {
+        let index = self.index.lock().await;
+        let mut out: Vec<(Arc<Labels>, i64, f64)> =
+            index.series.values().filter_map(|s| s.last.filter(|(t, _)| *t >= since).map(|(t, v)| (s.labels.clone(), t, v))).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Every label name (sorted), or the values of one label name.
@@ -546,7 +564,8 @@ mod tests {
     #[tokio::test]
     async fn rollups_answer_where_raw_history_has_aged_out() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = TsdbConfig { retention: [Duration::from_secs(3600), Duration::from_secs(86_400 * 30), Duration::from_secs(86_400 * 365)], ..Default::default() };
+        let cfg =
+            TsdbConfig { retention: [Duration::from_secs(3600), Duration::from_secs(86_400 * 30), Duration::from_secs(86_400 * 365)], ..Default::default() };
         let db = Tsdb::open(&dir.path().join("t.sqlite"), cfg).await.unwrap();
         let now = sluice_now_ms();
         let t0 = now - 3 * 3_600_000;
@@ -579,7 +598,9 @@ mod tests {
         let t0 = now - 86_400_000;
         for chunk in 0..20 {
             let batch: Vec<Sample> = (0..50)
-                .flat_map(|s| (0..240).map(move |i| sample("noise", &format!("s{s}"), t0 + (chunk * 240 + i) * 15_000, ((i * 7919 + s * 31) % 1000) as f64 * 1.37)))
+                .flat_map(|s| {
+                    (0..240).map(move |i| sample("noise", &format!("s{s}"), t0 + (chunk * 240 + i) * 15_000, ((i * 7919 + s * 31) % 1000) as f64 * 1.37))
+                })
                 .collect();
             db.append(&batch).await.unwrap();
         }

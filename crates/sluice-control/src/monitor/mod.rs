@@ -3,6 +3,7 @@
 
 pub mod anomaly;
 pub mod collector;
+pub mod exposition;
 
 /// Runs the detector over a `timestamp,value` CSV (NAB's format: a header, then one point per line) and
 /// returns `timestamp,value,anomaly_score,label` lines (with their header). Errors name the line.

@@ -38,9 +38,21 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Sluice's own metrics in the Prometheus text format.
+/// Sluice's own metrics and the latest value of every collected instance metric (of the instances the
+/// caller may see; fresh within five minutes), in the Prometheus text format: Sluice doubles as an
+/// exporter for an existing Prometheus.
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+async fn metrics(State(state): State<AppState>, caller: crate::auth::Caller) -> Result<impl IntoResponse, crate::error::ApiError> {
+    let mut text = state.metrics.render();
+    let visible = caller.visible_instances(&state.store).await?;
+    match state.tsdb().await {
+        Ok(tsdb) => {
+            let since = sluice_store::now_ms() - 5 * 60_000;
+            let latest = tsdb.latest(since).await;
+            crate::monitor::exposition::render(&mut text, &latest, visible.as_ref());
+        }
+        Err(e) => tracing::warn!(error = %e, "/metrics: the time-series store is unavailable"),
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
