@@ -42,6 +42,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown:
     let backup_worker = backups::worker::spawn_worker(state.clone(), shutdown.clone());
     let dispatcher = notify::spawn_dispatcher(state.clone(), shutdown.clone());
     let collector = state.settings.monitor.collect.then(|| monitor::collector::spawn(state.clone(), shutdown.clone()));
+    let alerting = state.settings.monitor.collect.then(|| monitor::alerting::engine::spawn(state.clone(), shutdown.clone()));
     let pipelines = state.pipelines.clone();
     let served = axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
     let _ = leases.await;
@@ -49,8 +50,8 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown:
     let _ = worker.await;
     let _ = backup_worker.await;
     let _ = dispatcher.await;
-    if let Some(c) = collector {
-        let _ = c.await;
+    for task in [collector, alerting].into_iter().flatten() {
+        let _ = task.await;
     }
     served
 }

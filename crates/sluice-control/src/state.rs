@@ -37,7 +37,7 @@ pub struct ApiSettings {
 /// `[monitor]` in sluice.toml.
 #[derive(Debug, Clone)]
 pub struct MonitorSettings {
-    /// Whether `serve` runs the collectors (the query API works either way).
+    /// Whether `serve` runs the collectors and the alert evaluation (the query API works either way).
     pub collect: bool,
     /// Default scrape interval (an instance label `sluice.monitor.interval` overrides it).
     pub interval: Duration,
@@ -45,6 +45,8 @@ pub struct MonitorSettings {
     pub connect_timeout: Duration,
     /// Bound on each collector query.
     pub query_timeout: Duration,
+    /// How often alert rules are evaluated.
+    pub eval_interval: Duration,
     pub tsdb: sluice_tsdb::TsdbConfig,
 }
 
@@ -55,6 +57,7 @@ impl Default for MonitorSettings {
             interval: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
             query_timeout: Duration::from_secs(5),
+            eval_interval: Duration::from_secs(15),
             tsdb: Default::default(),
         }
     }

@@ -4,6 +4,7 @@
 //! Opening a store checks, before it changes anything, that the database is Sluice's (or empty), that its
 //! schema is not newer than this binary, and that the master key decrypts the store's key check.
 
+pub mod alerts;
 pub mod audit;
 pub mod backup_catalog;
 pub mod backups;

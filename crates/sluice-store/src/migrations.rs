@@ -34,9 +34,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 12, name: "pipeline_leases", common: include_str!("migrations/0012_pipeline_leases.sql"), sqlite: "", postgres: "" },
     Migration { version: 13, name: "backups", common: include_str!("migrations/0013_backups.sql"), sqlite: "", postgres: "" },
     Migration { version: 14, name: "backup_levels", common: include_str!("migrations/0014_backup_levels.sql"), sqlite: "", postgres: "" },
+    Migration { version: 15, name: "alerts", common: include_str!("migrations/0015_alerts.sql"), sqlite: "", postgres: "" },
 ];
 
-pub(crate) const LATEST: i64 = 14;
+pub(crate) const LATEST: i64 = 15;
 
 impl Migration {
     pub fn sql_for(&self, backend: Backend) -> [&'static str; 2] {

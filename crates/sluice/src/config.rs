@@ -47,6 +47,8 @@ pub struct MonitorConfig {
     pub connect_timeout: Option<String>,
     /// Bound on each collector query (default `5s`).
     pub query_timeout: Option<String>,
+    /// How often alert rules are evaluated (default `15s`).
+    pub eval_interval: Option<String>,
     /// Retention of raw samples, 1-minute and 1-hour rollups (defaults `15d`, `90d`, `730d`).
     pub retention_raw: Option<String>,
     pub retention_1m: Option<String>,
@@ -280,6 +282,7 @@ impl FileConfig {
             interval: positive("monitor.interval", &m.interval, defaults.interval)?,
             connect_timeout: positive("monitor.connect_timeout", &m.connect_timeout, defaults.connect_timeout)?,
             query_timeout: positive("monitor.query_timeout", &m.query_timeout, defaults.query_timeout)?,
+            eval_interval: positive("monitor.eval_interval", &m.eval_interval, defaults.eval_interval)?,
             tsdb: sluice_tsdb::TsdbConfig {
                 retention: [
                     positive("monitor.retention_raw", &m.retention_raw, defaults.tsdb.retention[0])?,

@@ -1,6 +1,8 @@
-//! Monitoring (issue 13). So far: the online anomaly detector ([`anomaly`]) that live alerts and
-//! `sluice detect` share.
+//! Monitoring (issue 13): collectors ([`collector`]) into the embedded time-series store, its exposition on
+//! `/metrics` ([`exposition`]), alerting ([`alerting`]) and the online anomaly detector ([`anomaly`]) that
+//! anomaly rules and `sluice detect` share.
 
+pub mod alerting;
 pub mod anomaly;
 pub mod collector;
 pub mod exposition;
