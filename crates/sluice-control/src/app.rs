@@ -26,7 +26,7 @@ const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Sluice control plane. Every route except /healthz and /readyz needs `Authorization: Bearer <token>`."),
-    tags((name = "instances"), (name = "pipelines"), (name = "review"), (name = "users"), (name = "audit"), (name = "metrics"), (name = "system"))
+    tags((name = "instances"), (name = "pipelines"), (name = "review"), (name = "users"), (name = "audit"), (name = "metrics"), (name = "alerts"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -51,6 +51,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::windows::router())
         .merge(routes::backups::router())
         .merge(routes::metrics_api::router())
+        .merge(routes::alerts::router())
 }
 
 /// Builds the whole application.

@@ -38,6 +38,10 @@ pub enum Permission {
     BackupRepoAdmin,
     /// The Prometheus-compatible query API; the handler scopes series to visible instances.
     MetricsRead,
+    /// Alerts (scoped to visible instances), rules and silences.
+    AlertRead,
+    /// Alert rules, silences, and posting Alertmanager webhooks.
+    AlertWrite,
 }
 
 impl Permission {
@@ -64,6 +68,8 @@ impl Permission {
             Permission::BackupWrite => "backup.write",
             Permission::BackupRepoAdmin => "backup.repository.admin",
             Permission::MetricsRead => "metrics.query",
+            Permission::AlertRead => "alert.read",
+            Permission::AlertWrite => "alert.write",
         }
     }
 }
@@ -74,11 +80,11 @@ pub fn allows(role: Role, p: Permission) -> bool {
     use Permission::*;
     use Role::*;
     match p {
-        Public | Authenticated | InstanceRead | PipelineRead | ProjectRead | TicketRead | FlowRead | BackupRead | MetricsRead => true,
+        Public | Authenticated | InstanceRead | PipelineRead | ProjectRead | TicketRead | FlowRead | BackupRead | MetricsRead | AlertRead => true,
         // Every role may act on tickets through its project role, except the read-only auditor.
         TicketWrite => !matches!(role, Auditor),
         ProjectAdmin | FlowAdmin | ChannelAdmin | BackupRepoAdmin => matches!(role, Admin),
-        InstanceWrite | InstanceCheck | PipelineWrite | BackupWrite => matches!(role, Admin | Dba),
+        InstanceWrite | InstanceCheck | PipelineWrite | BackupWrite | AlertWrite => matches!(role, Admin | Dba),
         AuditRead | ChannelRead => matches!(role, Admin | Auditor),
         UserAdmin => matches!(role, Admin),
     }
@@ -185,6 +191,16 @@ routes! {
     GET    "/api/v1/label/{name}/values"       => MetricsRead,   "metrics.label_values";
     GET    "/api/v1/status/buildinfo"          => MetricsRead,   "metrics.buildinfo";
     GET    "/api/v1/metadata"                  => MetricsRead,   "metrics.metadata";
+    GET    "/api/v1/alerts"                    => AlertRead,     "alert.list";
+    POST   "/api/v1/alerts/alertmanager"       => AlertWrite,    "alert.receive";
+    GET    "/api/v1/alert-rules"               => AlertRead,     "alert.rule.list";
+    POST   "/api/v1/alert-rules"               => AlertWrite,    "alert.rule.create";
+    GET    "/api/v1/alert-rules/{id}"          => AlertRead,     "alert.rule.read";
+    PUT    "/api/v1/alert-rules/{id}"          => AlertWrite,    "alert.rule.update";
+    DELETE "/api/v1/alert-rules/{id}"          => AlertWrite,    "alert.rule.delete";
+    GET    "/api/v1/silences"                  => AlertRead,     "alert.silence.list";
+    POST   "/api/v1/silences"                  => AlertWrite,    "alert.silence.create";
+    DELETE "/api/v1/silences/{id}"             => AlertWrite,    "alert.silence.expire";
     GET    "/api/v1/audit"                     => AuditRead,     "audit.list";
     GET    "/api/v1/audit/verify"              => AuditRead,     "audit.verify";
     GET    "/api/v1/users"                     => UserAdmin,     "user.list";

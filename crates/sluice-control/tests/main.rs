@@ -1,5 +1,6 @@
 //! The control plane's integration suite: the real router over real stores and real database services.
 
+mod alerts;
 mod audit;
 mod backup_mode;
 mod backups;

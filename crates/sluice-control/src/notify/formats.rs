@@ -12,12 +12,41 @@
 //! - `wecom` (WeCom group robot): `{"msgtype":"markdown","markdown":{"content"}}`, the key in the URL
 //!   (developer.work.weixin.qq.com/document/path/91770); success is `errcode` 0.
 //! - `slack`: incoming webhook, `{"text"}` (api.slack.com/messaging/webhooks); success is 200 `ok`.
+//! - `alertmanager`: alert events as Alertmanager's webhook body, version 4
+//!   (prometheus.io/docs/alerting/latest/configuration/#webhook_config), for receivers written for it.
+//!
+//! Robots cap a message's size (WeCom markdown 4,096 bytes, DingTalk 20,000, Feishu and Slack far more):
+//! longer text is cut at a character boundary with a note of how much was left out, so a page in a storm
+//! always goes out rather than being refused.
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-pub const KINDS: &[&str] = &["webhook", "dingtalk", "feishu", "wecom", "slack"];
+pub const KINDS: &[&str] = &["webhook", "dingtalk", "feishu", "wecom", "slack", "alertmanager"];
+
+/// The most bytes of text each robot takes in one message.
+fn size_limit(channel: &str) -> usize {
+    match channel {
+        "wecom" => 4096,
+        "dingtalk" => 20_000,
+        "feishu" => 30_000,
+        _ => 40_000,
+    }
+}
+
+/// `text` cut to `limit` bytes at a character boundary, saying how much was left out.
+pub fn fit(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let note = format!(" … ({} more bytes)", text.len());
+    let mut end = limit.saturating_sub(note.len() + 8);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{}", &text[..end], note.replace(&text.len().to_string(), &(text.len() - end).to_string()))
+}
 
 fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
@@ -74,7 +103,7 @@ pub struct Request {
 /// The request for one delivery at `now_ms`.
 pub fn request(channel: &str, url: &str, secret: Option<&str>, kind: &str, payload: &str, now_ms: i64) -> Result<Request, String> {
     let event: serde_json::Value = serde_json::from_str(payload).map_err(|e| format!("the stored event is not JSON: {e}"))?;
-    let text = summary(kind, &event);
+    let text = fit(&summary(kind, &event), size_limit(channel));
     let json = |v: serde_json::Value| v.to_string().into_bytes();
     let mut headers = vec![("content-type", "application/json".to_string())];
     Ok(match channel {
@@ -108,6 +137,18 @@ pub fn request(channel: &str, url: &str, secret: Option<&str>, kind: &str, paylo
         }
         "wecom" => Request { url: url.to_string(), headers, body: json(serde_json::json!({"msgtype": "markdown", "markdown": {"content": text}})) },
         "slack" => Request { url: url.to_string(), headers, body: json(serde_json::json!({"text": text})) },
+        "alertmanager" => {
+            if !kind.starts_with("alert.") || event["version"] != "4" {
+                return Err(format!("`{kind}` is not an alert event; an alertmanager channel takes alert.firing and alert.resolved"));
+            }
+            let mut body = event.clone();
+            if let Some(m) = body.as_object_mut() {
+                for k in ["id", "type", "at", "message"] {
+                    m.remove(k);
+                }
+            }
+            Request { url: url.to_string(), headers, body: json(body) }
+        }
         other => return Err(format!("unknown channel kind `{other}`")),
     })
 }
@@ -149,5 +190,14 @@ mod tests {
         assert!(accepted("feishu", 200, br#"{"code":0}"#).is_ok());
         assert!(accepted("slack", 200, b"ok").is_ok());
         assert!(accepted("webhook", 503, b"").is_err());
+    }
+
+    #[test]
+    fn long_text_is_cut_to_the_robots_limit() {
+        let long = "告警".repeat(3000);
+        let cut = fit(&long, 4096);
+        assert!(cut.len() <= 4096, "{}", cut.len());
+        assert!(cut.ends_with("more bytes)"), "{cut}");
+        assert_eq!(fit("short", 4096), "short");
     }
 }

@@ -1,5 +1,6 @@
 //! One module per API area; each exposes `router()` with its handlers and their OpenAPI descriptions.
 
+pub mod alerts;
 pub mod audit;
 pub mod backups;
 pub mod channels;

@@ -3,6 +3,7 @@
 //! `alert.evaluation_failed`) to whatever channels subscribe to them.
 
 pub mod engine;
+pub mod intake;
 pub mod lifecycle;
 pub mod rules;
 pub mod silences;

@@ -1,0 +1,193 @@
+//! Alerting end to end: a threshold rule over the embedded store goes pending → firing → resolved, with
+//! exactly one notification each way to an Alertmanager-format webhook receiver and a DingTalk robot
+//! (real HTTP servers checking the vendors' formats); a silence suppresses a page; a restart while firing
+//! does not page again; bad rules are refused with the position.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sluice_core::Role;
+use sluice_tsdb::{Labels, Sample};
+
+use crate::support::TestApp;
+
+#[derive(Default)]
+struct Inbox {
+    /// (receiver, status, alert count, text)
+    got: Vec<(String, String, usize, String)>,
+    bad: Vec<String>,
+}
+
+type Shared = Arc<Mutex<Inbox>>;
+
+/// Alertmanager's webhook body, version 4 (prometheus.io/docs/alerting/latest/configuration/#webhook_config).
+async fn am(State(r): State<Shared>, axum::Json(b): axum::Json<Value>) -> StatusCode {
+    let mut g = r.lock().unwrap();
+    let well_formed = b["version"] == "4"
+        && b["groupKey"].is_string()
+        && b["receiver"].is_string()
+        && b["groupLabels"]["alertname"].is_string()
+        && b["commonLabels"].is_object()
+        && b["externalURL"].is_string()
+        && b["alerts"].as_array().is_some_and(|a| {
+            a.iter().all(|x| {
+                x["status"].is_string()
+                    && x["labels"]["alertname"].is_string()
+                    && x["startsAt"].is_string()
+                    && x["endsAt"].is_string()
+                    && x["fingerprint"].is_string()
+            })
+        })
+        && b.get("id").is_none();
+    if !well_formed {
+        g.bad.push(format!("alertmanager: {b}"));
+    }
+    let n = b["alerts"].as_array().map_or(0, Vec::len);
+    g.got.push(("am".into(), b["status"].as_str().unwrap_or("").into(), n, b["alerts"][0]["labels"]["instance"].as_str().unwrap_or("").into()));
+    StatusCode::OK
+}
+
+/// DingTalk custom robot: `{"msgtype":"markdown","markdown":{"title","text"}}`, answering errcode 0.
+async fn ding(State(r): State<Shared>, Query(q): Query<std::collections::HashMap<String, String>>, axum::Json(b): axum::Json<Value>) -> axum::Json<Value> {
+    let mut g = r.lock().unwrap();
+    if q.get("access_token").map(String::as_str) != Some("tok") || b["msgtype"] != "markdown" {
+        g.bad.push(format!("dingtalk: {b}"));
+    }
+    let text = b["markdown"]["text"].as_str().unwrap_or("").to_string();
+    let status = if text.contains("[FIRING") {
+        "firing"
+    } else if text.contains("[RESOLVED") {
+        "resolved"
+    } else {
+        "other"
+    };
+    g.got.push(("ding".into(), status.into(), 0, text));
+    axum::Json(json!({"errcode": 0, "errmsg": "ok"}))
+}
+
+async fn receivers() -> (String, Shared) {
+    let inbox: Shared = Arc::default();
+    let r = axum::Router::new().route("/am", axum::routing::post(am)).route("/robot/send", axum::routing::post(ding)).with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, r).await });
+    (base, inbox)
+}
+
+async fn write(app: &TestApp, instance: &str, v: f64) {
+    let l = Labels::metric("test_queue_depth", &[("instance", instance), ("job", "q")]);
+    app.state.tsdb().await.unwrap().append(&[Sample { labels: l, ts: sluice_store::now_ms(), value: v }]).await.unwrap();
+}
+
+async fn evaluate(app: &TestApp) {
+    let mut d = Default::default();
+    let mut f = Default::default();
+    let failed = sluice_control::monitor::alerting::engine::evaluate_all(&app.state, &mut d, &mut f).await.unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
+/// Waits until `n` notifications have arrived (the dispatcher delivers asynchronously).
+async fn wait_for(inbox: &Shared, n: usize) -> Vec<(String, String, usize, String)> {
+    for _ in 0..100 {
+        if inbox.lock().unwrap().got.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A little longer, to catch a duplicate if there were one.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let g = inbox.lock().unwrap();
+    assert!(g.bad.is_empty(), "{:?}", g.bad);
+    g.got.clone()
+}
+
+async fn state_of(app: &TestApp, instance: &str) -> Option<String> {
+    let a = app.admin(Method::GET, "/api/v1/alerts?state=firing", None).await;
+    let b = app.admin(Method::GET, "/api/v1/alerts", None).await;
+    let c = app.admin(Method::GET, "/api/v1/alerts?state=resolved", None).await;
+    for r in [b, a, c] {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+        if let Some(x) = r.body.as_array().unwrap().iter().find(|x| x["labels"]["instance"] == instance) {
+            return x["state"].as_str().map(str::to_string);
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threshold_alert_fires_and_resolves_once_each_way_to_every_channel() {
+    let (base, inbox) = receivers().await;
+    let app = TestApp::sqlite().await;
+    for (name, kind, path) in [("am", "alertmanager", "/am"), ("ding", "dingtalk", "/robot/send?access_token=tok")] {
+        let r =
+            app.admin(Method::POST, "/api/v1/channels", Some(json!({"name": name, "kind": kind, "url": format!("{base}{path}"), "events": ["alert.*"]}))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    }
+    // Bad rules: 400 naming the field and the position.
+    let bad = app.admin(Method::POST, "/api/v1/alert-rules", Some(json!({"name": "x", "expr": "test_queue_depth >"}))).await;
+    assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("expr")), "{}", bad.raw);
+    assert!(bad.raw.contains("1:"), "{}", bad.raw);
+    let by_dev = app.call(Method::POST, "/api/v1/alert-rules", Some(app.token(Role::Developer)), Some(json!({"name": "x", "expr": "up"}))).await;
+    assert_eq!(by_dev.status, StatusCode::FORBIDDEN);
+
+    let rule = json!({"name": "QueueBacklog", "expr": "test_queue_depth > 100", "for": "2s", "severity": "warning",
+                      "annotations": {"summary": "queue at {{ $value }} on {{ $labels.instance }}"}});
+    let r = app.admin(Method::POST, "/api/v1/alert-rules", Some(rule)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+
+    write(&app, "q1", 500.0).await;
+    evaluate(&app).await;
+    assert_eq!(state_of(&app, "q1").await.as_deref(), Some("pending"));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    write(&app, "q1", 600.0).await;
+    evaluate(&app).await;
+    assert_eq!(state_of(&app, "q1").await.as_deref(), Some("firing"));
+    evaluate(&app).await;
+    let got = wait_for(&inbox, 2).await;
+    assert_eq!(got.len(), 2, "one firing page per channel: {got:?}");
+    assert!(got.iter().any(|g| g.0 == "am" && g.1 == "firing" && g.2 == 1 && g.3 == "q1"), "{got:?}");
+    assert!(got.iter().any(|g| g.0 == "ding" && g.1 == "firing" && g.3.contains("QueueBacklog") && g.3.contains("queue at 600 on q1")), "{got:?}");
+
+    // A restart while firing: the new server's first evaluations do not page again.
+    let dir = app.dir.path().to_path_buf();
+    app.stop_workers();
+    let restarted = TestApp::sqlite_at(&dir, |_| {}).await;
+    write(&restarted, "q1", 700.0).await;
+    evaluate(&restarted).await;
+    assert_eq!(state_of(&restarted, "q1").await.as_deref(), Some("firing"));
+    assert_eq!(wait_for(&inbox, 2).await.len(), 2, "no page after the restart");
+
+    // A silence: a second instance's alert fires but is not notified.
+    let s = restarted
+        .admin(
+            Method::POST,
+            "/api/v1/silences",
+            Some(json!({"matchers": [{"name": "instance", "value": "q2"}], "duration": "1h", "comment": "maintenance on q2"})),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::CREATED, "{}", s.raw);
+    write(&restarted, "q2", 900.0).await;
+    write(&restarted, "q1", 700.0).await;
+    evaluate(&restarted).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    write(&restarted, "q2", 900.0).await;
+    write(&restarted, "q1", 700.0).await;
+    evaluate(&restarted).await;
+    assert_eq!(state_of(&restarted, "q2").await.as_deref(), Some("firing"));
+    assert_eq!(wait_for(&inbox, 2).await.len(), 2, "the silenced alert is not notified");
+
+    // Back to normal: resolved, one notification each way (only q1's firing was notified).
+    write(&restarted, "q1", 3.0).await;
+    write(&restarted, "q2", 3.0).await;
+    evaluate(&restarted).await;
+    assert_eq!(state_of(&restarted, "q1").await.as_deref(), Some("resolved"));
+    let got = wait_for(&inbox, 4).await;
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(got.iter().any(|g| g.0 == "am" && g.1 == "resolved" && g.2 == 1 && g.3 == "q1"), "{got:?}");
+    assert!(got.iter().any(|g| g.0 == "ding" && g.1 == "resolved"), "{got:?}");
+    evaluate(&restarted).await;
+    assert_eq!(wait_for(&inbox, 4).await.len(), 4, "resolved is notified once");
+}
