@@ -6,7 +6,7 @@
 #   scripts/services.sh stop   [NAME…]
 #   scripts/services.sh status [NAME…]   exit 1 when any named service is down
 #
-# NAME is one of: mariadb mariadb-replica postgres redis prometheus nats rabbitmq mosquitto vsftpd sshd garage (default: all). `start` is idempotent: when everything is
+# NAME is one of: mariadb mariadb-replica postgres redis prometheus alertmanager nats rabbitmq mosquitto vsftpd sshd garage (default: all). `start` is idempotent: when everything is
 # up it returns at once. It writes target/services/env, which exports the URLs the tests read:
 #   SLUICE_TEST_MARIADB_URL  SLUICE_TEST_MARIADB_REPLICA_URL  SLUICE_TEST_POSTGRES_URL  SLUICE_TEST_REDIS_URL
 #   SLUICE_TEST_PROMETHEUS_URL  SLUICE_TEST_NATS_URL  SLUICE_TEST_AMQP_URL  SLUICE_TEST_MQTT_URL  SLUICE_TEST_FTP_URL
@@ -16,13 +16,16 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BASE="${SLUICE_SERVICES_DIR:-$ROOT/target/services}"
-ALL=(mariadb mariadb-replica postgres redis prometheus nats rabbitmq mosquitto vsftpd sshd garage)
+ALL=(mariadb mariadb-replica postgres redis prometheus alertmanager nats rabbitmq mosquitto vsftpd sshd garage)
 
 MARIADB_PORT=3307
 MARIADB_REPLICA_PORT=3308
 POSTGRES_PORT=5433
 REDIS_PORT=6380
 PROMETHEUS_PORT=9095
+ALERTMANAGER_PORT=9096
+# Where the Alertmanager's webhook receiver expects a Sluice server during the alert-intake test.
+ALERTMANAGER_WEBHOOK_PORT=7798
 NATS_PORT=4223
 RABBITMQ_PORT=5673
 RABBITMQ_DIST_PORT=25673
@@ -300,19 +303,77 @@ prometheus_up() { curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"; }
 
 prometheus_start() {
   ensure_packages prometheus curl
-  if prometheus_up >/dev/null 2>&1; then return 0; fi
   mkdir -p "$PROM_DIR/data"
-  # No scrape jobs: this instance only receives remote writes and answers queries.
-  printf 'global:\n  scrape_interval: 1h\n' >"$PROM_DIR/prometheus.yml"
+  # No scrape jobs: this instance receives remote writes and answers queries; one always-firing rule
+  # feeds the Alertmanager below, whose webhook the alert-intake test receives.
+  cat >"$PROM_DIR/prometheus.yml" <<CONF
+global:
+  scrape_interval: 1h
+  evaluation_interval: 2s
+rule_files: ["$PROM_DIR/rules.yml"]
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["127.0.0.1:$ALERTMANAGER_PORT"]
+CONF
+  cat >"$PROM_DIR/rules.yml" <<'CONF'
+groups:
+  - name: sluice-test
+    rules:
+      - alert: SluiceTestAlwaysFiring
+        expr: vector(1)
+        labels: {severity: warning, instance: prometheus-test}
+        annotations: {summary: "always firing: the source of Sluice's Alertmanager intake test"}
+CONF
+  if prometheus_up >/dev/null 2>&1; then
+    curl -fsS -X POST "http://127.0.0.1:$PROMETHEUS_PORT/-/reload" >/dev/null 2>&1 || true
+    return 0
+  fi
   log "prometheus: starting on 127.0.0.1:$PROMETHEUS_PORT"
   setsid prometheus --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
-    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --web.enable-remote-write-receiver \
-    --storage.tsdb.retention.time=2d </dev/null >"$PROM_DIR/prometheus.log" 2>&1 &
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --web.enable-remote-write-receiver --web.enable-lifecycle \
+    --rules.alert.resend-delay=2s --storage.tsdb.retention.time=2d </dev/null >"$PROM_DIR/prometheus.log" 2>&1 &
   echo $! >"$PROM_DIR/prometheus.pid"
   wait_for prometheus prometheus_up || { tail -20 "$PROM_DIR/prometheus.log" >&2; die "prometheus did not start"; }
 }
 
 prometheus_stop() { stop_pidfile prometheus "$PROM_DIR/prometheus.pid"; }
+
+# ---------------------------------------------------------------- Alertmanager (Prometheus's alerts → webhook)
+# Sends Prometheus's alerts, in its webhook format, to a Sluice server the intake test starts on
+# 127.0.0.1:$ALERTMANAGER_WEBHOOK_PORT with a token it writes to $AM_DIR/sluice_token (read at each send).
+AM_DIR=$BASE/alertmanager
+alertmanager_up() { curl -fsS "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready"; }
+
+alertmanager_start() {
+  ensure_packages prometheus-alertmanager curl
+  if alertmanager_up >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$AM_DIR/data"
+  [ -f "$AM_DIR/sluice_token" ] || echo "not-yet-a-token" >"$AM_DIR/sluice_token"
+  cat >"$AM_DIR/alertmanager.yml" <<CONF
+route:
+  receiver: sluice
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 5s
+receivers:
+  - name: sluice
+    webhook_configs:
+      - url: http://127.0.0.1:$ALERTMANAGER_WEBHOOK_PORT/api/v1/alerts/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials_file: $AM_DIR/sluice_token
+CONF
+  log "alertmanager: starting on 127.0.0.1:$ALERTMANAGER_PORT"
+  setsid prometheus-alertmanager --config.file="$AM_DIR/alertmanager.yml" --storage.path="$AM_DIR/data" \
+    --web.listen-address="127.0.0.1:$ALERTMANAGER_PORT" --cluster.listen-address="" </dev/null >"$AM_DIR/alertmanager.log" 2>&1 &
+  echo $! >"$AM_DIR/alertmanager.pid"
+  wait_for alertmanager alertmanager_up || { tail -20 "$AM_DIR/alertmanager.log" >&2; die "alertmanager did not start"; }
+}
+
+alertmanager_stop() { stop_pidfile alertmanager "$AM_DIR/alertmanager.pid"; }
 
 # ---------------------------------------------------------------- NATS (JetStream on)
 NATS_DIR=$BASE/nats
@@ -581,6 +642,8 @@ export SLUICE_TEST_MARIADB_REPLICA_URL=mysql://$SVC_USER:$SVC_PASS@127.0.0.1:$MA
 export SLUICE_TEST_POSTGRES_URL=postgres://$SVC_USER:$SVC_PASS@127.0.0.1:$POSTGRES_PORT/$SVC_USER
 export SLUICE_TEST_REDIS_URL=redis://:$SVC_PASS@127.0.0.1:$REDIS_PORT/
 export SLUICE_TEST_PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
+export SLUICE_TEST_ALERTMANAGER_TOKEN_FILE=$AM_DIR/sluice_token
+export SLUICE_TEST_ALERTMANAGER_WEBHOOK_PORT=$ALERTMANAGER_WEBHOOK_PORT
 export SLUICE_TEST_NATS_URL=nats://$SVC_USER:$SVC_PASS@127.0.0.1:$NATS_PORT
 export SLUICE_TEST_AMQP_URL=amqp://$SVC_USER:$SVC_PASS@127.0.0.1:$RABBITMQ_PORT/%2f
 export SLUICE_TEST_MQTT_URL=mqtt://$SVC_USER:$SVC_PASS@127.0.0.1:$MOSQUITTO_PORT
@@ -602,6 +665,7 @@ status_of() {
     postgres) postgres_up ;;
     redis) redis_up ;;
     prometheus) prometheus_up ;;
+    alertmanager) alertmanager_up ;;
     nats) nats_up ;;
     rabbitmq) rabbitmq_up ;;
     mosquitto) mosquitto_up ;;

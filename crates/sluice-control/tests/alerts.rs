@@ -191,3 +191,51 @@ async fn a_threshold_alert_fires_and_resolves_once_each_way_to_every_channel() {
     evaluate(&restarted).await;
     assert_eq!(wait_for(&inbox, 4).await.len(), 4, "resolved is notified once");
 }
+
+/// A real Prometheus evaluates an always-firing rule and sends it to a real Alertmanager, whose webhook
+/// (with a DBA's bearer token) reaches a Sluice server: the alert joins Sluice's lifecycle and is
+/// notified through Sluice's channels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_from_a_real_prometheus_through_alertmanager_join_the_lifecycle() {
+    let (base, inbox) = receivers().await;
+    let app = TestApp::sqlite().await;
+    let r = app
+        .admin(Method::POST, "/api/v1/channels", Some(json!({"name": "am", "kind": "alertmanager", "url": format!("{base}/am"), "events": ["alert.*"]})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    let port = sluice_testkit::alertmanager_webhook_port();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| panic!("the Alertmanager's webhook port 127.0.0.1:{port} must be free for this test: {e}"));
+    let router = app.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    // The Alertmanager reads its token file at each send.
+    std::fs::write(sluice_testkit::alertmanager_token_file(), app.token(Role::Dba)).unwrap();
+
+    let mut found = None;
+    for _ in 0..120 {
+        let a = app.admin(Method::GET, "/api/v1/alerts?state=firing", None).await;
+        if let Some(x) = a.body.as_array().and_then(|v| v.iter().find(|x| x["labels"]["alertname"] == "SluiceTestAlwaysFiring")) {
+            found = Some(x.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let alert = found.expect("the Alertmanager's alert reached Sluice within 60 s (is the alertmanager service up? ./scripts/services.sh start alertmanager)");
+    assert_eq!(alert["source"], "alertmanager");
+    assert_eq!(alert["labels"]["instance"], "prometheus-test");
+    assert_eq!(alert["severity"], "warning");
+    assert!(alert["annotations"]["summary"].as_str().unwrap().starts_with("always firing"));
+    // Notified once through Sluice's own channel, though the Alertmanager repeats its webhook every 5 s.
+    let got = wait_for(&inbox, 1).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let got_later = inbox.lock().unwrap().got.clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got_later.len(), 1, "a repeated webhook is not a new page: {got_later:?}");
+    assert_eq!(got[0].1, "firing");
+    // The weakest role may not inject alerts.
+    let by_viewer = app.call(Method::POST, "/api/v1/alerts/alertmanager", Some(app.token(Role::Viewer)), Some(json!({"version": "4", "alerts": []}))).await;
+    assert_eq!(by_viewer.status, StatusCode::FORBIDDEN);
+    let bad = app.admin(Method::POST, "/api/v1/alerts/alertmanager", Some(json!({"alerts": [{"status": "burning", "labels": {"alertname": "x"}}]}))).await;
+    assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("alerts[0].status")), "{}", bad.raw);
+}

@@ -113,6 +113,16 @@ fn service_setting(var: &str, service: &str) -> String {
         .unwrap_or_else(|| panic!("test service `{service}`: {var} is not set; run `./scripts/services.sh start {service}`"))
 }
 
+/// The file the test Alertmanager reads its webhook's bearer token from, at each send.
+pub fn alertmanager_token_file() -> PathBuf {
+    PathBuf::from(service_setting("SLUICE_TEST_ALERTMANAGER_TOKEN_FILE", "alertmanager"))
+}
+
+/// The loopback port the test Alertmanager sends its webhooks to.
+pub fn alertmanager_webhook_port() -> u16 {
+    service_setting("SLUICE_TEST_ALERTMANAGER_WEBHOOK_PORT", "alertmanager").parse().expect("a port number")
+}
+
 /// The private key the SFTP test user logs in with (`SLUICE_TEST_SFTP_KEY`).
 pub fn sftp_key() -> PathBuf {
     PathBuf::from(service_setting("SLUICE_TEST_SFTP_KEY", "sshd"))
