@@ -6,7 +6,7 @@
 #   scripts/services.sh stop   [NAME…]
 #   scripts/services.sh status [NAME…]   exit 1 when any named service is down
 #
-# NAME is one of: mariadb mariadb-replica postgres redis prometheus alertmanager nats rabbitmq mosquitto vsftpd sshd garage (default: all). `start` is idempotent: when everything is
+# NAME is one of: mariadb mariadb-replica postgres redis prometheus alertmanager smtp nats rabbitmq mosquitto vsftpd sshd garage (default: all). `start` is idempotent: when everything is
 # up it returns at once. It writes target/services/env, which exports the URLs the tests read:
 #   SLUICE_TEST_MARIADB_URL  SLUICE_TEST_MARIADB_REPLICA_URL  SLUICE_TEST_POSTGRES_URL  SLUICE_TEST_REDIS_URL
 #   SLUICE_TEST_PROMETHEUS_URL  SLUICE_TEST_NATS_URL  SLUICE_TEST_AMQP_URL  SLUICE_TEST_MQTT_URL  SLUICE_TEST_FTP_URL
@@ -16,7 +16,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BASE="${SLUICE_SERVICES_DIR:-$ROOT/target/services}"
-ALL=(mariadb mariadb-replica postgres redis prometheus alertmanager nats rabbitmq mosquitto vsftpd sshd garage)
+ALL=(mariadb mariadb-replica postgres redis prometheus alertmanager smtp nats rabbitmq mosquitto vsftpd sshd garage)
 
 MARIADB_PORT=3307
 MARIADB_REPLICA_PORT=3308
@@ -24,6 +24,7 @@ POSTGRES_PORT=5433
 REDIS_PORT=6380
 PROMETHEUS_PORT=9095
 ALERTMANAGER_PORT=9096
+SMTP_PORT=2525
 # Where the Alertmanager's webhook receiver expects a Sluice server during the alert-intake test.
 ALERTMANAGER_WEBHOOK_PORT=7798
 NATS_PORT=4223
@@ -375,6 +376,24 @@ CONF
 
 alertmanager_stop() { stop_pidfile alertmanager "$AM_DIR/alertmanager.pid"; }
 
+# ---------------------------------------------------------------- SMTP (e-mail notifications)
+# Debian's aiosmtpd: a real SMTP server (RFC 5321) that delivers every message it accepts into a Maildir.
+SMTP_DIR=$BASE/smtp
+smtp_up() { /usr/bin/python3 -c "import smtplib; s = smtplib.SMTP('127.0.0.1', $SMTP_PORT, timeout=3); s.noop(); s.quit()"; }
+
+smtp_start() {
+  ensure_packages python3-aiosmtpd
+  if smtp_up >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$SMTP_DIR/Maildir/tmp" "$SMTP_DIR/Maildir/new" "$SMTP_DIR/Maildir/cur"
+  log "smtp: starting on 127.0.0.1:$SMTP_PORT (Maildir $SMTP_DIR/Maildir)"
+  setsid /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$SMTP_DIR/Maildir" \
+    </dev/null >"$SMTP_DIR/smtp.log" 2>&1 &
+  echo $! >"$SMTP_DIR/smtp.pid"
+  wait_for smtp smtp_up || { tail -20 "$SMTP_DIR/smtp.log" >&2; die "smtp did not start"; }
+}
+
+smtp_stop() { stop_pidfile smtp "$SMTP_DIR/smtp.pid"; }
+
 # ---------------------------------------------------------------- NATS (JetStream on)
 NATS_DIR=$BASE/nats
 nats_up() { curl -fsS "http://127.0.0.1:$((NATS_PORT + 1000))/healthz?js-enabled-only=true" | grep -q ok; }
@@ -642,6 +661,8 @@ export SLUICE_TEST_MARIADB_REPLICA_URL=mysql://$SVC_USER:$SVC_PASS@127.0.0.1:$MA
 export SLUICE_TEST_POSTGRES_URL=postgres://$SVC_USER:$SVC_PASS@127.0.0.1:$POSTGRES_PORT/$SVC_USER
 export SLUICE_TEST_REDIS_URL=redis://:$SVC_PASS@127.0.0.1:$REDIS_PORT/
 export SLUICE_TEST_PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
+export SLUICE_TEST_SMTP_URL=smtp://127.0.0.1:$SMTP_PORT
+export SLUICE_TEST_SMTP_MAILDIR=$SMTP_DIR/Maildir
 export SLUICE_TEST_ALERTMANAGER_TOKEN_FILE=$AM_DIR/sluice_token
 export SLUICE_TEST_ALERTMANAGER_WEBHOOK_PORT=$ALERTMANAGER_WEBHOOK_PORT
 export SLUICE_TEST_NATS_URL=nats://$SVC_USER:$SVC_PASS@127.0.0.1:$NATS_PORT
@@ -666,6 +687,7 @@ status_of() {
     redis) redis_up ;;
     prometheus) prometheus_up ;;
     alertmanager) alertmanager_up ;;
+    smtp) smtp_up ;;
     nats) nats_up ;;
     rabbitmq) rabbitmq_up ;;
     mosquitto) mosquitto_up ;;

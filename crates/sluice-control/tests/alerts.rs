@@ -126,6 +126,16 @@ async fn a_threshold_alert_fires_and_resolves_once_each_way_to_every_channel() {
             app.admin(Method::POST, "/api/v1/channels", Some(json!({"name": name, "kind": kind, "url": format!("{base}{path}"), "events": ["alert.*"]}))).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
     }
+    // E-mail through the real SMTP server, to an address only this test uses.
+    let (smtp, maildir) = sluice_testkit::smtp();
+    let rcpt = format!("dba-{}@example.com", sluice_store::new_id().to_lowercase());
+    let url = format!("{smtp}?from=sluice@example.com&to={rcpt}");
+    let r = app.admin(Method::POST, "/api/v1/channels", Some(json!({"name": "mail", "kind": "email", "url": url, "events": ["alert.*"]}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    assert!(!r.raw.contains(&rcpt), "the channel URL is not returned");
+    let bad =
+        app.admin(Method::POST, "/api/v1/channels", Some(json!({"name": "mail2", "kind": "email", "url": format!("{smtp}?from=sluice@example.com")}))).await;
+    assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("url")), "{}", bad.raw);
     // Bad rules: 400 naming the field and the position.
     let bad = app.admin(Method::POST, "/api/v1/alert-rules", Some(json!({"name": "x", "expr": "test_queue_depth >"}))).await;
     assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("expr")), "{}", bad.raw);
@@ -150,6 +160,11 @@ async fn a_threshold_alert_fires_and_resolves_once_each_way_to_every_channel() {
     assert_eq!(got.len(), 2, "one firing page per channel: {got:?}");
     assert!(got.iter().any(|g| g.0 == "am" && g.1 == "firing" && g.2 == 1 && g.3 == "q1"), "{got:?}");
     assert!(got.iter().any(|g| g.0 == "ding" && g.1 == "firing" && g.3.contains("QueueBacklog") && g.3.contains("queue at 600 on q1")), "{got:?}");
+    let mails = mails_to(&maildir, &rcpt).await;
+    let deliveries = app.admin(Method::GET, "/api/v1/channels/mail/deliveries", None).await.raw;
+    assert_eq!(mails.len(), 1, "one firing e-mail: {mails:?} (deliveries: {deliveries})");
+    assert!(mails[0].contains("Subject: [FIRING:1] QueueBacklog (q1): queue at 600 on q1"), "{}", mails[0]);
+    assert!(mails[0].contains("summary: queue at 600 on q1"), "{}", mails[0]);
 
     // A restart while firing: the new server's first evaluations do not page again.
     let dir = app.dir.path().to_path_buf();
@@ -190,6 +205,37 @@ async fn a_threshold_alert_fires_and_resolves_once_each_way_to_every_channel() {
     assert!(got.iter().any(|g| g.0 == "ding" && g.1 == "resolved"), "{got:?}");
     evaluate(&restarted).await;
     assert_eq!(wait_for(&inbox, 4).await.len(), 4, "resolved is notified once");
+    let mails = mails_to(&maildir, &rcpt).await;
+    assert_eq!(mails.len(), 2, "one e-mail each way: {mails:?}");
+    assert!(mails.iter().any(|m| m.contains("Subject: [RESOLVED:1] QueueBacklog (q1)")), "{mails:?}");
+}
+
+/// The messages the SMTP server delivered to `rcpt` (its Maildir), waiting a little for the dispatcher.
+async fn mails_to(maildir: &std::path::Path, rcpt: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..50 {
+        out.clear();
+        for sub in ["new", "cur"] {
+            if let Ok(rd) = std::fs::read_dir(maildir.join(sub)) {
+                for e in rd.flatten() {
+                    // Unfolded (RFC 5322 §2.2.3), so long headers read as one line.
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default().replace("\r\n", "\n").replace("\n ", " ");
+                    if text.contains(rcpt) {
+                        out.push(text);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !out.is_empty() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if !out.is_empty() {
+            break;
+        }
+    }
+    out.sort();
+    out
 }
 
 /// A real Prometheus evaluates an always-firing rule and sends it to a real Alertmanager, whose webhook

@@ -113,6 +113,11 @@ fn service_setting(var: &str, service: &str) -> String {
         .unwrap_or_else(|| panic!("test service `{service}`: {var} is not set; run `./scripts/services.sh start {service}`"))
 }
 
+/// The test SMTP server (`smtp://127.0.0.1:port`) and the Maildir it delivers every message into.
+pub fn smtp() -> (String, PathBuf) {
+    (service_setting("SLUICE_TEST_SMTP_URL", "smtp"), PathBuf::from(service_setting("SLUICE_TEST_SMTP_MAILDIR", "smtp")))
+}
+
 /// The file the test Alertmanager reads its webhook's bearer token from, at each send.
 pub fn alertmanager_token_file() -> PathBuf {
     PathBuf::from(service_setting("SLUICE_TEST_ALERTMANAGER_TOKEN_FILE", "alertmanager"))

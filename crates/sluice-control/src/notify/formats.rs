@@ -23,7 +23,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-pub const KINDS: &[&str] = &["webhook", "dingtalk", "feishu", "wecom", "slack", "alertmanager"];
+pub const KINDS: &[&str] = &["webhook", "dingtalk", "feishu", "wecom", "slack", "alertmanager", "email"];
 
 /// The most bytes of text each robot takes in one message.
 fn size_limit(channel: &str) -> usize {
@@ -70,7 +70,8 @@ pub fn summary(kind: &str, event: &serde_json::Value) -> String {
     if event["ticket"].is_null()
         && let Some(m) = event["message"].as_str()
     {
-        return format!("[Sluice] {kind}: {m}");
+        // Alert messages already say what they are (`[FIRING:2] Name (instances): summary`).
+        return if kind.starts_with("alert.") && event["version"] == "4" { m.to_string() } else { format!("[Sluice] {kind}: {m}") };
     }
     let t = &event["ticket"];
     let title = t["title"].as_str().unwrap_or("");

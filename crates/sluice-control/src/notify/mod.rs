@@ -5,6 +5,7 @@
 //! delivery is sent again, so receivers dedupe on the event id (`X-Sluice-Delivery`, the payload's `id`).
 //! Every request goes through the egress policy; answers are never logged beyond their status.
 
+pub mod email;
 pub mod formats;
 
 use std::time::Duration;
@@ -52,6 +53,9 @@ pub fn spawn_dispatcher(state: AppState, shutdown: CancellationToken) -> tokio::
 }
 
 async fn send(state: &AppState, d: &DueDelivery) -> Result<(), String> {
+    if d.channel_kind == "email" {
+        return email::send(&d.url, &d.event_kind, &d.payload, &state.settings.egress).await;
+    }
     let req = formats::request(&d.channel_kind, &d.url, d.secret.as_deref(), &d.event_kind, &d.payload, sluice_store::now_ms())?;
     let url = reqwest::Url::parse(&req.url).map_err(|e| format!("bad URL: {e}"))?;
     let client = sluice_connectors::sinks::http_client::egress_client(&url, Duration::from_secs(10), Some(&state.settings.egress))?;

@@ -29,9 +29,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
     pub name: String,
-    /// `webhook`, `dingtalk`, `feishu`, `wecom` or `slack`.
+    /// `webhook`, `dingtalk`, `feishu`, `wecom`, `slack`, `alertmanager` or `email`.
     pub kind: String,
-    /// http(s) URL; robots' URLs include their access token. Never returned.
+    /// http(s) URL (robots' URLs include their access token), or for `email`
+    /// `smtp://[user:password@]host:port?from=…&to=…[,…][&tls=none|starttls|tls]`. Never returned.
     pub url: String,
     /// Signing secret (webhook HMAC, DingTalk and Feishu signatures). Never returned.
     pub secret: Option<String>,
@@ -71,8 +72,12 @@ async fn create_channel(
         return Err(ApiError::invalid("kind", format!("kind: `{}` is not one of {}", body.kind, KINDS.join(", "))));
     }
     let url = url::Url::parse(&body.url).map_err(|e| ApiError::invalid("url", format!("url: not a URL: {e}")))?;
-    let Some(host) = url.host_str().filter(|_| matches!(url.scheme(), "http" | "https")) else {
-        return Err(ApiError::invalid("url", "url: an http(s) URL with a host"));
+    if body.kind == "email" {
+        crate::notify::email::parse(&body.url).map_err(|e| ApiError::invalid("url", format!("url: {e}")))?;
+    }
+    let schemes: &[&str] = if body.kind == "email" { &["smtp", "smtps"] } else { &["http", "https"] };
+    let Some(host) = url.host_str().filter(|_| schemes.contains(&url.scheme())) else {
+        return Err(ApiError::invalid("url", format!("url: a {} URL with a host", schemes.join(" or "))));
     };
     let events = body.events.unwrap_or_else(|| vec!["*".into()]);
     if let Some((i, e)) = events.iter().enumerate().find(|(_, e)| e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '*')))
