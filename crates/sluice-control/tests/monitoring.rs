@@ -161,7 +161,9 @@ async fn promql_answers_match_a_real_prometheus_on_the_same_samples() {
     // Counters (one resets halfway) and gauges, with irregular increments. No sample sits exactly on a
     // window's edge: Sluice follows Prometheus 3 (windows open on the left), the packaged Prometheus 2
     // includes the left edge; off the edges both agree.
-    let mut series: Vec<(Vec<(&str, String)>, Vec<(i64, f64)>)> = Vec::new();
+    // (labels, samples) per series.
+    type Series<'a> = (Vec<(&'a str, String)>, Vec<(i64, f64)>);
+    let mut series: Vec<Series> = Vec::new();
     for (i, (job, inst)) in [("api", "a"), ("api", "b"), ("web", "c")].iter().enumerate() {
         let mut v = 100.0 * i as f64;
         let mut pts = Vec::new();

@@ -35,8 +35,9 @@ pub struct Scrape {
 }
 
 impl Scrape {
-    fn push(&mut self, name: impl Into<String>, labels: &[(&str, &str)], value: f64) {
-        if value.is_finite() {
+    /// Records a value; `None` (unknown) and non-finite values are left out.
+    fn push(&mut self, name: impl Into<String>, labels: &[(&str, &str)], value: impl Into<Option<f64>>) {
+        if let Some(value) = value.into().filter(|v| v.is_finite()) {
             self.samples.push(Collected { name: name.into(), labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), value });
         }
     }
@@ -168,7 +169,7 @@ async fn mysql(spec: &ConnectSpec, qt: Duration, s: &mut Scrape) {
     {
         Ok(rows) => {
             for r in rows {
-                if let (Some(n), Some(v)) = (my_text(&r, "name"), my_text(&r, "count").and_then(|v| v.parse().ok())) {
+                if let (Some(n), Some(v)) = (my_text(&r, "name"), my_text(&r, "count").and_then(|v| v.parse::<f64>().ok())) {
                     s.push(if n == "trx_rseg_history_len" { "mysql_innodb_history_list_length" } else { "mysql_innodb_row_lock_current_waits" }, &[], v);
                 }
             }
@@ -192,9 +193,7 @@ async fn mysql(spec: &ConnectSpec, qt: Duration, s: &mut Scrape) {
                 for (col, name) in
                     [("data_length", "mysql_table_data_bytes"), ("index_length", "mysql_table_index_bytes"), ("table_rows", "mysql_table_rows_estimate")]
                 {
-                    if let Some(v) = my_text(&r, col).and_then(|v| v.parse().ok()) {
-                        s.push(name, &labels, v);
-                    }
+                    s.push(name, &labels, my_text(&r, col).and_then(|v| v.parse::<f64>().ok()));
                 }
             }
         }
@@ -204,7 +203,7 @@ async fn mysql(spec: &ConnectSpec, qt: Duration, s: &mut Scrape) {
         Ok(rows) => {
             let sizes: Vec<f64> = rows.iter().filter_map(|r| my_text(r, "File_size").and_then(|v| v.parse().ok())).collect();
             s.push("mysql_binlog_files", &[], sizes.len() as f64);
-            s.push("mysql_binlog_size_bytes", &[], sizes.iter().sum());
+            s.push("mysql_binlog_size_bytes", &[], sizes.iter().sum::<f64>());
         }
         // Binary logging off is not an error worth reporting every scrape.
         Err(e) if e.contains("1381") || e.contains("not using binary logging") => {}
@@ -311,27 +310,27 @@ async fn postgres(spec: &ConnectSpec, qt: Duration, s: &mut Scrape) {
             match what {
                 "database sizes" => {
                     let l = [("datname", pg_str(r, "datname"))];
-                    pg_num(r, "bytes").map(|v| s.push("pg_database_size_bytes", &l, v));
-                    pg_num(r, "xid_age").map(|v| s.push("pg_database_frozen_xid_age", &l, v));
+                    s.push("pg_database_size_bytes", &l, pg_num(r, "bytes"));
+                    s.push("pg_database_frozen_xid_age", &l, pg_num(r, "xid_age"));
                 }
                 "connections" => {
-                    pg_num(r, "n").map(|v| s.push("pg_connections", &[("state", pg_str(r, "state"))], v));
+                    s.push("pg_connections", &[("state", pg_str(r, "state"))], pg_num(r, "n"));
                 }
                 "locks" => {
                     let l = [("mode", pg_str(r, "mode")), ("granted", pg_str(r, "granted"))];
-                    pg_num(r, "n").map(|v| s.push("pg_locks", &l, v));
+                    s.push("pg_locks", &l, pg_num(r, "n"));
                 }
                 "replication" => {
                     let l = [("application_name", pg_str(r, "application_name")), ("client_addr", pg_str(r, "client_addr"))];
                     s.push("pg_replication_streaming", &l, f64::from(u8::from(pg_str(r, "state") == "streaming")));
-                    pg_num(r, "lag_bytes").map(|v| s.push("pg_replication_lag_bytes", &l, v));
+                    s.push("pg_replication_lag_bytes", &l, pg_num(r, "lag_bytes"));
                     // NULL replay_lag on an idle primary means "caught up", reported by the byte lag.
-                    pg_num(r, "replay_lag").map(|v| s.push("pg_replication_replay_lag_seconds", &l, v));
+                    s.push("pg_replication_replay_lag_seconds", &l, pg_num(r, "replay_lag"));
                 }
                 _ => {
                     let l = [("slot_name", pg_str(r, "slot_name")), ("slot_type", pg_str(r, "slot_type"))];
-                    pg_num(r, "active").map(|v| s.push("pg_replication_slot_active", &l, v));
-                    pg_num(r, "retained_bytes").map(|v| s.push("pg_replication_slot_retained_bytes", &l, v));
+                    s.push("pg_replication_slot_active", &l, pg_num(r, "active"));
+                    s.push("pg_replication_slot_retained_bytes", &l, pg_num(r, "retained_bytes"));
                 }
             }
         }
@@ -349,8 +348,8 @@ async fn postgres(spec: &ConnectSpec, qt: Duration, s: &mut Scrape) {
     {
         Ok(rows) => {
             if let Some(r) = rows.first() {
-                pg_num(r, "standby").map(|v| s.push("pg_in_recovery", &[], v));
-                pg_num(r, "lag").map(|v| s.push("pg_standby_lag_seconds", &[], v));
+                s.push("pg_in_recovery", &[], pg_num(r, "standby"));
+                s.push("pg_standby_lag_seconds", &[], pg_num(r, "lag"));
             }
         }
         Err(e) => s.errors.push(("standby lag".into(), e)),
@@ -365,9 +364,9 @@ async fn postgres(spec: &ConnectSpec, qt: Duration, s: &mut Scrape) {
             Ok(rows) => {
                 for r in &rows {
                     let l = [("queryid", pg_str(r, "queryid"))];
-                    pg_num(r, "calls").map(|v| s.push("pg_stat_statements_calls_total", &l, v));
-                    pg_num(r, "total_exec_time").map(|v| s.push("pg_stat_statements_exec_seconds_total", &l, v / 1000.0));
-                    pg_num(r, "rows").map(|v| s.push("pg_stat_statements_rows_total", &l, v));
+                    s.push("pg_stat_statements_calls_total", &l, pg_num(r, "calls"));
+                    s.push("pg_stat_statements_exec_seconds_total", &l, pg_num(r, "total_exec_time").map(|ms| ms / 1000.0));
+                    s.push("pg_stat_statements_rows_total", &l, pg_num(r, "rows"));
                 }
             }
             Err(e) => s.errors.push(("pg_stat_statements".into(), e)),

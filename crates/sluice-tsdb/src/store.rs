@@ -96,6 +96,9 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+/// Per tier, the samples not yet in a chunk.
+type Heads = [Vec<(i64, f64)>; 3];
+
 struct SeriesState {
     labels: Arc<Labels>,
     heads: [Vec<(i64, f64)>; 3],
@@ -152,10 +155,6 @@ pub struct Tsdb {
     pool: SqlitePool,
     index: Mutex<Index>,
     cfg: TsdbConfig,
-}
-
-fn tier_of(res: i64) -> usize {
-    TIERS.iter().position(|&t| t == res).unwrap_or(0)
 }
 
 impl Tsdb {
@@ -304,7 +303,7 @@ impl Tsdb {
         let (ids, mut heads) = {
             let index = self.index.lock().await;
             let ids = index.select(matchers);
-            let heads: HashMap<i64, (Arc<Labels>, [Vec<(i64, f64)>; 3])> = ids
+            let heads: HashMap<i64, (Arc<Labels>, Heads)> = ids
                 .iter()
                 .map(|id| {
                     let s = &index.series[id];
@@ -513,11 +512,6 @@ pub fn sluice_now_ms() -> i64 {
 /// A `__name__` equality matcher (handy for callers building selectors in code).
 pub fn name_is(name: &str) -> Matcher {
     Matcher::new(MatchOp::Equal, METRIC_NAME, name)
-}
-
-#[doc(hidden)]
-pub fn tier_index(res: i64) -> usize {
-    tier_of(res)
 }
 
 #[cfg(test)]

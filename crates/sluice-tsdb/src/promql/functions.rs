@@ -50,6 +50,9 @@ pub const SUPPORTED: &[&str] = &[
     "pi",
 ];
 
+/// A function of one window's samples and its bounds (milliseconds), as `rate` and `*_over_time` are.
+type WindowFn<'a> = &'a dyn Fn(&[(i64, f64)], i64, i64) -> Option<f64>;
+
 fn arg(c: &Call, i: usize) -> Result<&Expr, QueryError> {
     c.args.args.get(i).map(|b| &**b).ok_or_else(|| QueryError::bad(format!("{}() needs argument {}", c.func.name, i + 1)))
 }
@@ -80,7 +83,7 @@ pub(crate) fn call(ev: &Evaluator, c: &Call, t: i64) -> Result<Value, QueryError
         _ => {}
     }
     // Functions over a range vector.
-    let over_range = |f: &dyn Fn(&[(i64, f64)], i64, i64) -> Option<f64>, m: &Expr, keep_name: bool| -> Result<Value, QueryError> {
+    let over_range = |f: WindowFn<'_>, m: &Expr, keep_name: bool| -> Result<Value, QueryError> {
         let Expr::MatrixSelector(ms) = unwrap_paren(m) else {
             return Err(QueryError::bad(format!("{name}() expects a range vector such as `x[5m]`, found `{m}`")));
         };

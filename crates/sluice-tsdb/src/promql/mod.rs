@@ -94,6 +94,15 @@ fn error_column(query: &str) -> usize {
     query[..at].chars().count() + 1
 }
 
+pub(crate) fn kind_name(v: &Value) -> &'static str {
+    eval::kind(v)
+}
+
+/// The matcher sets a selector stands for (its own, plus `__name__` from `foo{…}`; one set per `or`).
+pub fn selector_matchers(vs: &promql_parser::parser::VectorSelector) -> Vec<Vec<promql_parser::label::Matcher>> {
+    eval::matchers_of(vs)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -105,13 +114,4 @@ mod tests {
         let e = super::parse(")").unwrap_err();
         assert!(e.message.starts_with("parse error at 1:1:"), "{}", e.message);
     }
-}
-
-pub(crate) fn kind_name(v: &Value) -> &'static str {
-    eval::kind(v)
-}
-
-/// The matcher sets a selector stands for (its own, plus `__name__` from `foo{…}`; one set per `or`).
-pub fn selector_matchers(vs: &promql_parser::parser::VectorSelector) -> Vec<Vec<promql_parser::label::Matcher>> {
-    eval::matchers_of(vs)
 }
