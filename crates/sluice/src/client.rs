@@ -68,7 +68,8 @@ impl Client {
         let text = resp.text().await.unwrap_or_default();
         let err: Option<serde_json::Value> = serde_json::from_str(&text).ok();
         let detail = err.as_ref().and_then(|v| v.get("error"));
-        let message = detail.and_then(|d| d.get("message")).and_then(|m| m.as_str()).unwrap_or(text.as_str());
+        // Sluice's errors carry `error.message`; the Prometheus-compatible API's carry `error` as a string.
+        let message = detail.and_then(|d| d.get("message").and_then(|m| m.as_str()).or(d.as_str())).unwrap_or(text.as_str());
         let rid = detail.and_then(|d| d.get("request_id")).and_then(|m| m.as_str());
         Err(match (status, rid) {
             (StatusCode::UNAUTHORIZED, _) => anyhow!("the server refused the token (401): {message}"),

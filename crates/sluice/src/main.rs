@@ -46,6 +46,10 @@ enum Command {
     Audit(commands::audit::AuditCmd),
     /// Backups: repositories, policies, the catalog, backing up and verifying now, key export, extraction.
     Backup(commands::backup::BackupCmd),
+    /// Alerts, alert rules and silences on a running server.
+    Alert(commands::alert::AlertCmd),
+    /// Query the time-series store with PromQL (`metrics query 'EXPR' [--range 1h]`, a chart per series).
+    Metrics(commands::alert::MetricsCmd),
     /// Run the anomaly detector online over a `timestamp,value` CSV; prints `timestamp,value,anomaly_score,label`.
     Detect(DetectArgs),
     /// PostgreSQL's archive_command: seal a WAL file into a backup repository (on the database host).
@@ -202,6 +206,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Token(cmd) => commands::user::run_token(cmd).await,
         Command::Audit(cmd) => commands::audit::run(cmd).await,
         Command::Backup(cmd) => commands::backup::run(cmd).await,
+        Command::Alert(cmd) => commands::alert::run(cmd).await,
+        Command::Metrics(cmd) => commands::alert::run_metrics(cmd).await,
         Command::WalPush(cmd) => commands::wal::push(cmd).await,
         Command::WalGet(cmd) => commands::wal::get(cmd).await,
     }

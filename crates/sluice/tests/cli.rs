@@ -1032,4 +1032,24 @@ async fn collected_samples_survive_kill_9() {
     let restarted = start_with(&data, &["--config", cfg.to_str().unwrap()]);
     let after = count_at(restarted.url.clone(), t0).await;
     assert!(after >= before, "samples acknowledged before the kill: {before}, after the restart: {after}");
+
+    // The terminal side: a range query with its chart, rules and silences.
+    let out = cli(&restarted, &["metrics", "query", "up", "--range", "5m", "--step", "2s"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("up{engine=\"redis\"") && t.contains("last 1"), "{t}");
+    assert!(t.chars().any(|c| ('▁'..='█').contains(&c)), "a chart: {t}");
+    let bad = cli(&restarted, &["metrics", "query", "sum(up) by (engine) +"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(text(&bad).contains("parse error at 1:21"), "{}", text(&bad));
+    let rule = dir.path().join("rule.json");
+    std::fs::write(&rule, r#"{"name": "CacheDown", "expr": "up{engine=\"redis\"} == 0", "severity": "critical"}"#).unwrap();
+    let out = cli(&restarted, &["alert", "add-rule", rule.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(&restarted, &["alert", "rules"]);
+    assert!(text(&out).contains("CacheDown") && text(&out).contains("threshold"), "{}", text(&out));
+    let out = cli(&restarted, &["alert", "silence", "--match", "instance=cache", "--duration", "1h", "--comment", "upgrade"]);
+    assert!(out.status.success() && text(&out).starts_with("silence "), "{}", text(&out));
+    let out = cli(&restarted, &["alert", "list"]);
+    assert!(out.status.success() && text(&out).contains("STATE"), "{}", text(&out));
 }

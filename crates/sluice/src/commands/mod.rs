@@ -1,5 +1,6 @@
 //! Client subcommands: each talks to a running server's API (except `audit verify`, which reads the store).
 
+pub mod alert;
 pub mod audit;
 pub mod backup;
 pub mod instance;
