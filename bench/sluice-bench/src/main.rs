@@ -34,12 +34,16 @@ struct Cli {
 }
 
 mod backup;
+mod tsdb;
 
 #[derive(Subcommand)]
 enum Cmd {
     /// Backups (bench/backup.sh).
     #[command(subcommand)]
     Backup(backup::BackupCmd),
+    /// The time-series store's workload (bench/monitoring.sh): the same samples into Sluice's store and
+    /// an OpenMetrics file for promtool.
+    TsdbLoad(tsdb::TsdbLoad),
     /// Read a binlog range through shaping into the blackhole sink; prints seconds and rows/s.
     Binlog {
         #[arg(long)]
@@ -231,6 +235,7 @@ fn batch_max() -> usize {
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Backup(b) => backup::run(b).await?,
+        Cmd::TsdbLoad(a) => tsdb::load(a).await?,
         Cmd::Binlog { url, file, rows, db, jsonl, target, nats, stream, files } => {
             let dir = tempfile::tempdir()?;
             let status = Arc::new(PipelineStatus::default());

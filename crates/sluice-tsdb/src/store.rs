@@ -4,14 +4,16 @@
 //! - `head`: samples not yet in a chunk, one row each — the write-ahead log: [`Tsdb::append`] returns only
 //!   after its transaction commits, so an acknowledged sample survives a killed process (WAL journal,
 //!   `synchronous = NORMAL`: a power cut may lose the last transactions, a crash does not).
-//! - `chunks`: Gorilla-compressed runs ([`crate::gorilla`]) per series and tier. Three tiers: raw; 1-minute
-//!   and 1-hour rollups, which keep the first sample of each minute/hour as it arrives, so they need no
-//!   re-reading and suit instant queries and counters' `rate`/`increase` over long ranges (an extreme
-//!   inside a bucket is not kept — `max_over_time` over rollup-only history sees one sample a bucket).
+//! - `chunks`: Gorilla-compressed runs ([`crate::gorilla`]) per series and tier. Three tiers: raw samples,
+//!   then 1-minute and 1-hour rollups made **when data ages out** of the finer tier (its retention, or the
+//!   disk budget): a chunk is thinned to the first sample of each minute (then hour) and moves down a tier.
+//!   Nothing is stored twice while it is fresh. Rollups suit instant queries and counters'
+//!   `rate`/`increase` over long ranges (an extreme inside a bucket is not kept — `max_over_time` over
+//!   rollup-only history sees one sample a bucket).
 //!
-//! Each tier has its own retention; [`Tsdb::maintain`] seals stale heads, drops chunks past retention, and
-//! enforces the disk budget by dropping the oldest raw chunks first (then 1-minute, then 1-hour), reclaiming
-//! pages with incremental vacuum. Queries stitch tiers: where raw history has gone, the rollups answer.
+//! [`Tsdb::maintain`] seals stale heads, moves chunks past each tier's retention down a tier (dropping them
+//! past the last), and enforces the disk budget the same way, oldest first, reclaiming pages with
+//! incremental vacuum. Queries stitch tiers: where raw history has gone, the rollups answer.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -241,11 +243,6 @@ impl Tsdb {
                 continue;
             }
             rows.push((id, 0, s.ts, s.value));
-            for (tier, res) in TIERS.iter().enumerate().skip(1) {
-                if prev == i64::MIN || s.ts.div_euclid(*res) != prev.div_euclid(*res) {
-                    rows.push((id, tier, s.ts, s.value));
-                }
-            }
             last.insert(id, s.ts);
             out.accepted += 1;
         }
@@ -313,8 +310,8 @@ impl Tsdb {
                 .collect();
             (ids, heads)
         };
-        let raw_floor = sluice_now_ms() - self.cfg.retention[0].as_millis() as i64;
-        let tiers: &[i64] = if min_ts >= raw_floor { &[0] } else { &[0, 1, 2] };
+        // Every tier: the disk budget may have moved recent history down too.
+        let tiers: &[i64] = &[0, 1, 2];
         let mut from_chunks: HashMap<(i64, i64), Vec<(i64, f64)>> = HashMap::new();
         let mut budget = self.cfg.max_query_samples;
         for batch in ids.chunks(500) {
@@ -390,14 +387,21 @@ impl Tsdb {
         values.into_iter().map(str::to_string).collect()
     }
 
-    /// Housekeeping, run every minute: seal heads that have waited too long, drop chunks past retention,
-    /// keep the file under the disk budget. Returns the number of chunks dropped.
+    /// Housekeeping, run every minute: seal heads that have waited too long; move chunks past their tier's
+    /// retention down a tier (raw → one sample a minute → one sample an hour; past the last tier they go);
+    /// keep the file under the disk budget the same way, oldest first. Returns the chunks moved or dropped.
     pub async fn maintain(&self, now_ms: i64) -> Result<u64, TsdbError> {
         self.seal_where(|tier, head| head.first().is_some_and(|(t, _)| now_ms - t >= HEAD_SPAN_MS[tier])).await?;
-        let mut dropped = 0;
+        let mut moved = 0;
         for (tier, keep) in self.cfg.retention.iter().enumerate() {
             let floor = now_ms - keep.as_millis() as i64;
-            dropped += sqlx::query("DELETE FROM chunks WHERE tier = ? AND max_ts < ?").bind(tier as i64).bind(floor).execute(&self.pool).await?.rows_affected();
+            loop {
+                let n = self.age_out(tier as i64, Some(floor), 500).await?;
+                moved += n;
+                if n < 500 {
+                    break;
+                }
+            }
             sqlx::query("DELETE FROM head WHERE tier = ? AND ts < ?").bind(tier as i64).bind(floor).execute(&self.pool).await?;
             let mut index = self.index.lock().await;
             for s in index.series.values_mut() {
@@ -407,28 +411,71 @@ impl Tsdb {
         let mut guard = 0;
         while self.usage_bytes().await? > self.cfg.disk_budget_bytes && guard < 10_000 {
             guard += 1;
-            let mut removed = 0;
+            let mut n = 0;
             for tier in 0..3i64 {
-                removed = sqlx::query("DELETE FROM chunks WHERE rowid IN (SELECT rowid FROM chunks WHERE tier = ? ORDER BY max_ts LIMIT 100)")
-                    .bind(tier)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                if removed > 0 {
+                n = self.age_out(tier, None, 100).await?;
+                if n > 0 {
                     break;
                 }
             }
-            dropped += removed;
+            moved += n;
             sqlx::query("PRAGMA incremental_vacuum").execute(&self.pool).await?;
-            if removed == 0 {
+            if n == 0 {
                 tracing::warn!(budget = self.cfg.disk_budget_bytes, "the time-series store is over its disk budget with no chunk left to drop");
                 break;
             }
         }
-        if dropped > 0 {
+        if moved > 0 {
             sqlx::query("PRAGMA incremental_vacuum").execute(&self.pool).await?;
         }
-        Ok(dropped)
+        Ok(moved)
+    }
+
+    /// Takes up to `limit` of a tier's oldest chunks (those ending before `before`, when given) out of it:
+    /// each is thinned to the next tier's resolution (the first sample of each minute or hour) and written
+    /// there, in the same transaction; chunks of the last tier are dropped. Returns how many were taken.
+    async fn age_out(&self, tier: i64, before: Option<i64>, limit: i64) -> Result<u64, TsdbError> {
+        let rows = sqlx::query("SELECT rowid, series_id, min_ts, count, data FROM chunks WHERE tier = ? AND max_ts < ? ORDER BY max_ts LIMIT ?")
+            .bind(tier)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await?;
+        for row in &rows {
+            let (rowid, id, min_ts, count): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+            if let Some(&res) = TIERS.get(tier as usize + 1) {
+                // A chunk that does not decode is dropped rather than blocking retention for ever.
+                match gorilla::decode(row.get::<&[u8], _>(4), count as usize) {
+                    Ok(samples) => {
+                        // Continue from what the next tier already holds of this series: one sample a bucket,
+                        // also across a chunk boundary.
+                        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(max_ts) FROM chunks WHERE series_id = ? AND tier = ?")
+                            .bind(id)
+                            .bind(tier + 1)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        let mut thinned: Vec<(i64, f64)> = Vec::new();
+                        let mut last_bucket = last.map(|t| t.div_euclid(res));
+                        for (t, v) in samples {
+                            if last_bucket == Some(t.div_euclid(res)) {
+                                continue;
+                            }
+                            last_bucket = Some(t.div_euclid(res));
+                            thinned.push((t, v));
+                        }
+                        seal(&mut tx, id, tier as usize + 1, &mut thinned).await?;
+                    }
+                    Err(e) => tracing::error!(series = id, tier, min_ts, error = %e, "dropping a chunk that does not decode"),
+                }
+            }
+            sqlx::query("DELETE FROM chunks WHERE rowid = ?").bind(rowid).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
     }
 
     /// Seals every head now (a clean shutdown, or before measuring bytes per sample).
@@ -475,6 +522,11 @@ impl Tsdb {
             head_samples: index.series.values().map(|s| s.heads[0].len()).sum(),
             bytes: self.usage_bytes().await?,
         })
+    }
+
+    /// Bytes of chunk data in one tier (0 raw, 1 one-minute, 2 one-hour).
+    pub async fn tier_bytes(&self, tier: i64) -> Result<i64, TsdbError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM chunks WHERE tier = ?").bind(tier).fetch_one(&self.pool).await?)
     }
 
     /// Checkpoints the write-ahead log into the main file (before measuring its size).
@@ -567,8 +619,8 @@ mod tests {
         let batch: Vec<Sample> = (0..1080).map(|i| sample("g", "x", t0 + i * 10_000, i as f64)).collect();
         db.append(&batch).await.unwrap();
         db.seal_all().await.unwrap();
-        let dropped = db.maintain(now).await.unwrap();
-        assert!(dropped > 0, "raw chunks older than an hour are dropped");
+        let moved = db.maintain(now).await.unwrap();
+        assert!(moved > 0, "raw chunks older than an hour move down a tier");
         let got = db.select(&[name_is("g")], t0, now).await.unwrap();
         let s = &got[0].samples;
         // Before the raw floor: one sample a minute (the first of each minute); after it: every 10 s.
@@ -587,7 +639,7 @@ mod tests {
     #[tokio::test]
     async fn the_disk_budget_drops_the_oldest_data_first() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Tsdb::open(&dir.path().join("t.sqlite"), TsdbConfig { disk_budget_bytes: 1_500_000, ..Default::default() }).await.unwrap();
+        let db = Tsdb::open(&dir.path().join("t.sqlite"), TsdbConfig { disk_budget_bytes: 1_200_000, ..Default::default() }).await.unwrap();
         let now = sluice_now_ms();
         let t0 = now - 86_400_000;
         for chunk in 0..20 {
@@ -599,14 +651,16 @@ mod tests {
             db.append(&batch).await.unwrap();
         }
         let before = db.usage().await.unwrap();
-        assert!(before.bytes > 2_500_000, "{before:?}");
+        assert!(before.bytes > 2_000_000, "{before:?}");
         db.maintain(now).await.unwrap();
         let after = db.usage().await.unwrap();
-        assert!(after.bytes <= 1_500_000, "{after:?}");
+        assert!(after.bytes <= 1_200_000, "{after:?}");
         let got = db.select(&[name_is("noise")], t0, now).await.unwrap();
         let newest = got.iter().map(|s| s.samples.last().unwrap().0).max().unwrap();
         assert_eq!(newest, t0 + (20 * 240 - 1) * 15_000, "the newest samples are kept");
-        let oldest = got.iter().map(|s| s.samples[0].0).min().unwrap();
-        assert!(oldest > t0, "the oldest raw samples went first");
+        // The oldest history went down to one sample a minute (or an hour); the newest is still raw.
+        let s = &got[0].samples;
+        assert!(s.windows(2).take(10).all(|w| w[1].0.div_euclid(60_000) > w[0].0.div_euclid(60_000)), "one a minute: {:?}", &s[..10]);
+        assert!(s.windows(2).rev().take(10).all(|w| w[1].0 - w[0].0 == 15_000), "raw at the end");
     }
 }
