@@ -111,7 +111,9 @@ query() {
   local i
   for i in $(seq 1 60); do curl -fsS "http://127.0.0.1:$SLUICE_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
   local q='sum by (kind) (avg_over_time(bench_metric[5m]))'
-  local args=(--data-urlencode "query=$q" --data-urlencode "start=$start" --data-urlencode "end=$end" --data-urlencode "step=60")
+  # Steps fall between samples (on the half minute): Prometheus 2 (Debian's) counts a sample on a window's
+  # left edge, Prometheus 3 and Sluice do not; off the edges the answers must be identical.
+  local args=(--data-urlencode "query=$q" --data-urlencode "start=$((start + 30))" --data-urlencode "end=$end" --data-urlencode "step=60")
   local ts tp
   ts=$(timed_median "$WORK/q_sluice.json" 0 5 curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$SLUICE_PORT/api/v1/query_range" "${args[@]}")
   tp=$(timed_median "$WORK/q_prom.json" 0 5 curl -fsS "http://127.0.0.1:$PROM_PORT/api/v1/query_range" "${args[@]}")
@@ -124,7 +126,7 @@ def norm(d):
     return {json.dumps(r["metric"], sort_keys=True): [(p[0], float(p[1])) for p in r["values"]] for r in d["data"]["result"]}
 x, y = norm(a), norm(b)
 assert a["status"] == b["status"] == "success", "a query failed"
-assert x.keys() == y.keys() and len(x) == 3, f"series differ: {list(x)} vs {list(y)}"
+assert set(x) == set(y) and len(x) == 3, f"series differ: {list(x)} vs {list(y)}"
 pts = sum(len(v) for v in x.values())
 for k in x:
     assert len(x[k]) == len(y[k]), f"{k}: {len(x[k])} vs {len(y[k])} points"

@@ -75,17 +75,8 @@ async fn alertmanager_webhook(State(state): State<AppState>, caller: Caller, Api
             stored.insert(fp, rec);
         }
     }
-    let silences: Vec<_> = state
-        .store
-        .list_silences()
-        .await
-        .map_err(|e| caller.store_error(e))?
-        .into_iter()
-        .filter(|s| s.starts_at <= now)
-        .filter_map(|s| serde_json::from_value::<Vec<SilenceMatcher>>(s.matchers).ok())
-        .filter_map(|m| silences::compile(&m).ok())
-        .collect();
-    let silenced = |l: &serde_json::Map<String, Value>| silences.iter().any(|m| silences::matches(m, l));
+    let silences = silences::active(&state.store, now).await.map_err(|e| caller.store_error(e))?;
+    let silenced = |l: &serde_json::Map<String, Value>| silences::silenced(&silences, l);
     let changes = intake::changes(&body, &|fp| stored.get(fp).cloned(), &silenced, now);
     state.store.apply_alert_changes(&changes).await.map_err(|e| caller.store_error(e))?;
     // High-volume machine traffic: recorded in the audit log once per request, with counts only.

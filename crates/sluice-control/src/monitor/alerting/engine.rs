@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use promql_parser::label::Matcher;
 use serde_json::{Map, Value, json};
 use sluice_store::alerts::{AlertChanges, AlertRecord};
 use sluice_tsdb::Tsdb;
@@ -170,17 +169,8 @@ pub async fn evaluate_all(state: &AppState, detectors: &mut Detectors, failing: 
     let tsdb = state.tsdb().await?;
     let now = sluice_store::now_ms();
     let rules = state.store.list_alert_rules().await.map_err(|e| e.to_string())?;
-    let silences: Vec<Vec<Matcher>> = state
-        .store
-        .list_silences()
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|s| s.starts_at <= now)
-        .filter_map(|s| serde_json::from_value::<Vec<super::silences::SilenceMatcher>>(s.matchers).ok())
-        .filter_map(|m| super::silences::compile(&m).ok())
-        .collect();
-    let silenced = |labels: &Map<String, Value>| silences.iter().any(|m| super::silences::matches(m, labels));
+    let silences = super::silences::active(&state.store, now).await.map_err(|e| e.to_string())?;
+    let silenced = |labels: &Map<String, Value>| super::silences::silenced(&silences, labels);
     // Inhibition: a firing alert inhibits the lower-severity alerts of the same instance from other rules.
     let firing = state.store.list_alerts(Some("firing"), 100_000).await.map_err(|e| e.to_string())?;
     let mut worst: HashMap<String, (u8, Option<String>)> = HashMap::new();

@@ -45,6 +45,23 @@ pub fn compile(matchers: &[SilenceMatcher]) -> Result<Vec<Matcher>, (String, Str
     Ok(out)
 }
 
+/// The matchers of every silence in force at `now` (a stored silence that no longer compiles is skipped).
+pub async fn active(store: &sluice_store::Store, now: i64) -> Result<Vec<Vec<Matcher>>, sluice_store::StoreError> {
+    Ok(store
+        .list_silences()
+        .await?
+        .into_iter()
+        .filter(|s| s.starts_at <= now)
+        .filter_map(|s| serde_json::from_value::<Vec<SilenceMatcher>>(s.matchers).ok())
+        .filter_map(|m| compile(&m).ok())
+        .collect())
+}
+
+/// Whether any of `silences` matches `labels`.
+pub fn silenced(silences: &[Vec<Matcher>], labels: &Map<String, Value>) -> bool {
+    silences.iter().any(|m| matches(m, labels))
+}
+
 pub fn matches(matchers: &[Matcher], labels: &Map<String, Value>) -> bool {
     matchers.iter().all(|m| m.is_match(labels.get(&m.name).and_then(Value::as_str).unwrap_or("")))
 }
