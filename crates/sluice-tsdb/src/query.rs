@@ -129,6 +129,7 @@ pub async fn range_series<S: Source>(src: &S, query: &str, start: i64, end: i64,
             });
             out[i].points.push((t, s.value));
         }
+        ev.end_step();
         t += step;
     }
     Ok(out)

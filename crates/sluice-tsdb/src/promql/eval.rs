@@ -68,7 +68,21 @@ pub struct Evaluator {
     data: HashMap<String, Vec<SeriesData>>,
     start: i64,
     end: i64,
+    /// Label sets derived from others (name dropped, grouping keys), computed once per input series and
+    /// interned: a range query evaluates the same derivations at every step, and equal sets share one
+    /// `Arc`, so groups are found by pointer. See [`Evaluator::derive`].
+    derived: std::cell::RefCell<Derived>,
 }
+
+#[derive(Default)]
+struct Derived {
+    /// (input set's address, derivation) → (the input, kept alive so its address is not reused; the output).
+    by_input: HashMap<(usize, usize), (Arc<Labels>, Arc<Labels>)>,
+    interned: HashMap<Labels, Arc<Labels>>,
+}
+
+/// Derivation ids: dropping `__name__`; a grouping is identified by its AST node's address.
+const DROP_NAME: usize = 0;
 
 impl Evaluator {
     /// Loads what `expr` needs to be evaluated at every time in `[start, end]`.
@@ -87,7 +101,40 @@ impl Evaluator {
             }
             data.insert(key, series);
         }
-        Ok(Self { data, start, end })
+        Ok(Self { data, start, end, derived: Default::default() })
+    }
+
+    /// `f(input)`, computed once per input set and derivation, interned.
+    pub(crate) fn derive(&self, input: &Arc<Labels>, derivation: usize, f: impl FnOnce(&Labels) -> Labels) -> Arc<Labels> {
+        let key = (Arc::as_ptr(input) as usize, derivation);
+        let mut d = self.derived.borrow_mut();
+        if let Some((_, out)) = d.by_input.get(&key) {
+            return out.clone();
+        }
+        let computed = f(input);
+        let out = match d.interned.get(&computed) {
+            Some(a) => a.clone(),
+            None => {
+                let a = Arc::new(computed.clone());
+                d.interned.insert(computed, a.clone());
+                a
+            }
+        };
+        d.by_input.insert(key, (input.clone(), out.clone()));
+        out
+    }
+
+    pub(crate) fn without_name(&self, input: &Arc<Labels>) -> Arc<Labels> {
+        self.derive(input, DROP_NAME, Labels::without_name)
+    }
+
+    /// Between the steps of a range query: bounds the derivation cache (a step never sees it cleared
+    /// midway, so pointer-grouping within a step stays exact).
+    pub(crate) fn end_step(&self) {
+        let mut d = self.derived.borrow_mut();
+        if d.by_input.len() > 500_000 {
+            *d = Derived::default();
+        }
     }
 
     /// The value of `expr` at `t` (milliseconds).
@@ -190,11 +237,12 @@ impl Evaluator {
                 Some(LabelModifier::Exclude(ls)) => l.project(&ls.labels, false).without_name(),
             }
         };
-        let mut groups: Vec<(Labels, Vec<InstantSample>)> = Vec::new();
-        let mut at: HashMap<Labels, usize> = HashMap::new();
+        let node = a as *const AggregateExpr as usize;
+        let mut groups: Vec<(Arc<Labels>, Vec<InstantSample>)> = Vec::new();
+        let mut at: HashMap<usize, usize> = HashMap::new();
         for s in input {
-            let k = group_key(&s.labels);
-            let i = *at.entry(k.clone()).or_insert_with(|| {
+            let k = self.derive(&s.labels, node, group_key);
+            let i = *at.entry(Arc::as_ptr(&k) as usize).or_insert_with(|| {
                 groups.push((k, Vec::new()));
                 groups.len() - 1
             });
@@ -204,7 +252,7 @@ impl Evaluator {
         for (k, members) in groups {
             let vals: Vec<f64> = members.iter().map(|s| s.value).collect();
             let n = vals.len() as f64;
-            let one = |v: f64| InstantSample { labels: Arc::new(k.clone()), value: v };
+            let one = |v: f64| InstantSample { labels: k.clone(), value: v };
             match op {
                 T_SUM => out.push(one(vals.iter().sum())),
                 T_AVG => out.push(one(vals.iter().sum::<f64>() / n)),
@@ -250,8 +298,8 @@ impl Evaluator {
                 }
                 Ok(Value::Scalar(v))
             }
-            (Value::Vector(v), Value::Scalar(s)) => vector_scalar(b, v, s, true, return_bool),
-            (Value::Scalar(s), Value::Vector(v)) => vector_scalar(b, v, s, false, return_bool),
+            (Value::Vector(v), Value::Scalar(s)) => vector_scalar(self, b, v, s, true, return_bool),
+            (Value::Scalar(s), Value::Vector(v)) => vector_scalar(self, b, v, s, false, return_bool),
             (Value::Vector(l), Value::Vector(r)) => self.vector_binary(b, l, r, return_bool),
             _ => Err(QueryError::bad(format!("`{}` needs scalars or instant vectors", b.op))),
         }
@@ -339,7 +387,7 @@ impl Evaluator {
     }
 }
 
-fn vector_scalar(b: &BinaryExpr, v: Vec<InstantSample>, s: f64, vector_left: bool, return_bool: bool) -> Result<Value, QueryError> {
+fn vector_scalar(ev: &Evaluator, b: &BinaryExpr, v: Vec<InstantSample>, s: f64, vector_left: bool, return_bool: bool) -> Result<Value, QueryError> {
     if b.op.is_set_operator() {
         return Err(QueryError::bad(format!("`{}` needs instant vectors on both sides", b.op)));
     }
@@ -353,7 +401,7 @@ fn vector_scalar(b: &BinaryExpr, v: Vec<InstantSample>, s: f64, vector_left: boo
                 out.push(x);
             }
         } else {
-            out.push(InstantSample { labels: Arc::new(x.labels.without_name()), value: res });
+            out.push(InstantSample { labels: ev.without_name(&x.labels), value: res });
         }
     }
     Ok(Value::Vector(out))

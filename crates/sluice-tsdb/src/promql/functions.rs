@@ -91,7 +91,7 @@ pub(crate) fn call(ev: &Evaluator, c: &Call, t: i64) -> Result<Value, QueryError
         let mut out = Vec::new();
         for (labels, samples, at) in ev.range_window(&ms.vs, range, t) {
             if let Some(v) = f(samples, at - range, at) {
-                let labels = if keep_name { labels.clone() } else { Arc::new(labels.without_name()) };
+                let labels = if keep_name { labels.clone() } else { ev.without_name(labels) };
                 out.push(InstantSample { labels, value: v });
             }
         }
@@ -203,7 +203,7 @@ pub(crate) fn call(ev: &Evaluator, c: &Call, t: i64) -> Result<Value, QueryError
             if name == "clamp" && p1.zip(p2).is_some_and(|(lo, hi)| lo > hi) {
                 return Ok(Value::Vector(Vec::new()));
             }
-            Ok(Value::Vector(v.into_iter().map(|s| InstantSample { labels: Arc::new(s.labels.without_name()), value: f(s.value) }).collect()))
+            Ok(Value::Vector(v.into_iter().map(|s| InstantSample { labels: ev.without_name(&s.labels), value: f(s.value) }).collect()))
         }
     }
 }
