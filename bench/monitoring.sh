@@ -157,10 +157,12 @@ if [ "${1:-}" != "--skip-nab" ] && [ "${2:-}" != "--skip-nab" ]; then
     the 23 held out:     $held   (naive rolling z-score 44.3)"
   fi
 fi
-storage
+STORAGE=""
+# SKIP_STORAGE=1: only the query part (a re-measure after a query change).
+[ -n "${SKIP_STORAGE:-}" ] || storage
 query
-result="$result
-$STORAGE
+result="$result${STORAGE:+
+$STORAGE}
 $QUERY"
 printf '\n%s\n' "$result"
 record_results "bench/monitoring.sh" "$result"
