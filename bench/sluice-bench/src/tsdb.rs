@@ -54,7 +54,7 @@ fn value(i: usize, step: i64, state: &mut [f64], rng: &mut Rng) -> f64 {
             ((50.0 + 20.0 * day + rng.unit() * 5.0) * 100.0).round() / 100.0
         }
         _ => {
-            if rng.next() % 500 == 0 {
+            if rng.next().is_multiple_of(500) {
                 state[i] += 1.0;
             }
             state[i]
