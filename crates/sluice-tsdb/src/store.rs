@@ -268,25 +268,42 @@ impl Tsdb {
         }
         // Apply to a copy of the touched heads, seal the full ones in the same transaction, then commit
         // and only then publish to memory.
-        let mut touched: HashMap<i64, [Vec<(i64, f64)>; 3]> = HashMap::new();
+        // Per touched series, what this append adds to its raw head: the stored head is only read (and
+        // copied) when a chunk is sealed, not on every append. Memory changes after the commit.
+        struct Staged {
+            /// The stored head went into a chunk in this transaction.
+            sealed_stored: bool,
+            added: Vec<(i64, f64)>,
+        }
+        let mut touched: HashMap<i64, Staged> = HashMap::new();
         for (id, tier, ts, v) in &rows {
-            let heads = touched.entry(*id).or_insert_with(|| index.series.get(id).map(|s| s.heads.clone()).unwrap_or_default());
-            let head = &mut heads[*tier];
+            debug_assert_eq!(*tier, 0, "appends write raw samples only");
+            let stored: &[(i64, f64)] = index.series.get(id).map_or(&[], |s| s.heads[0].as_slice());
+            let st = touched.entry(*id).or_insert(Staged { sealed_stored: false, added: Vec::new() });
+            let base = if st.sealed_stored { &[][..] } else { stored };
+            let len = base.len() + st.added.len();
+            let first = base.first().or(st.added.first()).map(|(t, _)| *t);
             // A chunk holds at most CHUNK_SAMPLES samples and spans at most HEAD_SPAN_MS, so retention
-            // drops whole chunks close to their due time.
-            if head.len() >= CHUNK_SAMPLES[*tier] || head.first().is_some_and(|(t0, _)| ts - t0 >= HEAD_SPAN_MS[*tier]) {
-                seal(&mut tx, *id, *tier, head).await?;
+            // moves whole chunks close to their due time.
+            if len >= CHUNK_SAMPLES[0] || first.is_some_and(|t0| ts - t0 >= HEAD_SPAN_MS[0]) {
+                let mut chunk: Vec<(i64, f64)> = base.iter().copied().chain(st.added.drain(..)).collect();
+                seal(&mut tx, *id, 0, &mut chunk).await?;
+                st.sealed_stored = true;
             }
-            head.push((*ts, *v));
+            st.added.push((*ts, *v));
         }
         tx.commit().await?;
         for (id, labels) in new_series {
             index.insert(id, labels);
         }
         let newest: HashMap<i64, (i64, f64)> = rows.iter().filter(|r| r.1 == 0).map(|r| (r.0, (r.2, r.3))).collect();
-        for (id, heads) in touched {
+        for (id, st) in touched {
             if let Some(s) = index.series.get_mut(&id) {
-                s.heads = heads;
+                if st.sealed_stored {
+                    s.heads[0] = st.added;
+                } else {
+                    s.heads[0].extend(st.added);
+                }
                 s.last_ts = last[&id];
                 if let Some(n) = newest.get(&id) {
                     s.last = Some(*n);
