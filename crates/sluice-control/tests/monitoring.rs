@@ -45,7 +45,6 @@ async fn collectors_fill_the_store_and_the_query_api_answers_as_grafana_calls_it
     register(&app, Service::Postgres, "pg").await;
     register(&app, Service::Redis, "cache").await;
     scrape_all(&app).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     scrape_all(&app).await;
     let admin = app.token(Role::Admin).to_string();
 
