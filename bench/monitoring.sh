@@ -9,7 +9,7 @@
 #    by a Prometheus started on them); bytes per sample of each.
 # 3. Query: a 7-day range at a 1-minute step over 1,000 series (7 days at 60 s), the same PromQL over HTTP to
 #    `sluice serve` and to that Prometheus, median of 5 runs each; both answers are checked.
-# Usage: bench/monitoring.sh [--heldout] [--skip-nab]
+# Usage: bench/monitoring.sh [--heldout] [--skip-nab]   (env NAB_ONLY=1: NAB alone; SKIP_STORAGE=1: no storage part)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATASETS=${SLUICE_DATASETS:-$ROOT/../shared/datasets}
@@ -158,11 +158,14 @@ if [ "${1:-}" != "--skip-nab" ] && [ "${2:-}" != "--skip-nab" ]; then
   fi
 fi
 STORAGE=""
-# SKIP_STORAGE=1: only the query part (a re-measure after a query change).
-[ -n "${SKIP_STORAGE:-}" ] || storage
-query
+QUERY=""
+# SKIP_STORAGE=1: only the query part (a re-measure after a query change); NAB_ONLY=1: the detector alone.
+if [ -z "${NAB_ONLY:-}" ]; then
+  [ -n "${SKIP_STORAGE:-}" ] || storage
+  query
+fi
 result="$result${STORAGE:+
-$STORAGE}
-$QUERY"
+$STORAGE}${QUERY:+
+$QUERY}"
 printf '\n%s\n' "$result"
 record_results "bench/monitoring.sh" "$result"

@@ -34,6 +34,7 @@ struct Cli {
 }
 
 mod backup;
+mod forecast;
 mod tsdb;
 
 #[derive(Subcommand)]
@@ -44,6 +45,8 @@ enum Cmd {
     /// The time-series store's workload (bench/monitoring.sh): the same samples into Sluice's store and
     /// an OpenMetrics file for promtool.
     TsdbLoad(tsdb::TsdbLoad),
+    /// The disk-full forecast's error on held-out generated series (bench/forecast.sh).
+    Forecast(forecast::ForecastBench),
     /// Read a binlog range through shaping into the blackhole sink; prints seconds and rows/s.
     Binlog {
         #[arg(long)]
@@ -236,6 +239,7 @@ async fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Backup(b) => backup::run(b).await?,
         Cmd::TsdbLoad(a) => tsdb::load(a).await?,
+        Cmd::Forecast(a) => forecast::run(a)?,
         Cmd::Binlog { url, file, rows, db, jsonl, target, nats, stream, files } => {
             let dir = tempfile::tempdir()?;
             let status = Arc::new(PipelineStatus::default());

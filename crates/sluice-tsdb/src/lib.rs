@@ -1,6 +1,7 @@
 //! Sluice's embedded time-series store ([`store`]), its chunk encoding ([`gorilla`]) and PromQL over it
 //! ([`promql`], [`query`]). See docs/monitoring.md.
 
+pub mod forecast;
 pub mod gorilla;
 pub mod labels;
 pub mod promql;

@@ -62,21 +62,15 @@ enum Command {
 struct DetectArgs {
     /// The series: a header line, then `timestamp,value` per line (NAB's format).
     file: PathBuf,
-    /// Raise when the score reaches this (default: the detector's own, as live alerts use).
-    #[arg(long)]
-    threshold: Option<f64>,
-    /// Points the medians look back over.
-    #[arg(long)]
-    window: Option<usize>,
-    /// Points averaged into the recent surprise.
-    #[arg(long)]
-    recent: Option<usize>,
     /// Points after a raise during which the same incident does not raise again.
     #[arg(long)]
     refractory: Option<usize>,
-    /// Points of the surprise's own history.
+    /// Points over which the value and change ranges are kept.
     #[arg(long)]
     history: Option<usize>,
+    /// Points before the first raise.
+    #[arg(long)]
+    warmup: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -146,11 +140,9 @@ fn main() -> ExitCode {
         };
         let d = sluice_control::monitor::anomaly::Params::default();
         let params = sluice_control::monitor::anomaly::Params {
-            threshold: args.threshold.unwrap_or(d.threshold),
-            window: args.window.unwrap_or(d.window),
-            recent: args.recent.unwrap_or(d.recent),
             refractory: args.refractory.unwrap_or(d.refractory),
             history: args.history.unwrap_or(d.history),
+            warmup: args.warmup.unwrap_or(d.warmup),
             ..d
         };
         return match sluice_control::monitor::detect_csv(&text, params) {

@@ -6,9 +6,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use promql_parser::label::{MatchOp, Matcher};
 use serde_json::{Map, Value, json};
 use sluice_store::alerts::{AlertChanges, AlertRecord};
 use sluice_tsdb::Tsdb;
+use sluice_tsdb::forecast::Forecast;
 use sluice_tsdb::promql::{Evaluator, Value as PromValue};
 use tokio_util::sync::CancellationToken;
 
@@ -17,9 +19,13 @@ use super::rules::{Condition, Judge, JudgeFn, Rule, RuleSpec};
 use crate::monitor::anomaly::{Detector, Params};
 use crate::state::AppState;
 
-/// Per-series anomaly detectors, kept across evaluations: (detector, when it last raised).
+/// Per-series state kept across evaluations: anomaly detectors (with when each last raised), and fitted
+/// forecasts (with when each was fitted: a fit over weeks of samples is redone every [`REFIT_MS`]).
 #[derive(Default)]
-pub struct Detectors(HashMap<String, (Detector, Option<i64>)>);
+pub struct Detectors(HashMap<String, (Detector, Option<i64>)>, HashMap<String, (Forecast, i64)>);
+
+/// How long a fitted forecast is reused.
+const REFIT_MS: i64 = 10 * 60_000;
 
 pub fn severity_rank(s: &str) -> u8 {
     match s {
@@ -140,6 +146,32 @@ async fn observe(tsdb: &Tsdb, rule: &Rule, now: i64, detectors: &mut Detectors, 
                     out.push(Observed { labels: sample_labels(&s.labels), value: s.value });
                 }
             }
+            Ok(out)
+        }
+        Condition::Forecast { metric, limit, within, history } => {
+            let expr = sluice_tsdb::promql::parse(metric).map_err(|e| e.message)?;
+            let promql_parser::parser::Expr::VectorSelector(vs) = expr else { return Err("not a selector".into()) };
+            let mut out = Vec::new();
+            let mut fresh = HashSet::new();
+            for set in sluice_tsdb::promql::selector_matchers(&vs) {
+                // The latest sample of each series says which series exist now; the fit reads its history.
+                for s in tsdb.select(&set, now - 10 * 60_000, now).await.map_err(|e| e.to_string())? {
+                    let key = format!("{}\u{0}{}", rule.id, s.labels.key());
+                    fresh.insert(key.clone());
+                    let stale = detectors.1.get(&key).is_none_or(|(_, at)| now - at >= REFIT_MS);
+                    if stale {
+                        let matchers: Vec<_> = s.labels.iter().map(|(k, v)| Matcher::new(MatchOp::Equal, k, v)).collect();
+                        let hist = tsdb.select(&matchers, now - history.as_millis() as i64, now).await.map_err(|e| e.to_string())?;
+                        let Some(f) = hist.first().and_then(|h| Forecast::fit(&h.samples)) else { continue };
+                        detectors.1.insert(key.clone(), (f, now));
+                    }
+                    let Some((f, _)) = detectors.1.get(&key) else { continue };
+                    if let Some(at) = f.reaches(now, within.as_millis() as i64, *limit) {
+                        out.push(Observed { labels: sample_labels(&s.labels), value: ((at - now) / 1000) as f64 });
+                    }
+                }
+            }
+            detectors.1.retain(|k, _| !k.starts_with(&format!("{}\u{0}", rule.id)) || fresh.contains(k));
             Ok(out)
         }
     }

@@ -7,7 +7,8 @@
 //! Kinds: `threshold` (a PromQL expression; every sample it returns is an active alert); `judge`
 //! (open-falcon's judge functions over the last N points of `metric`: `all(#3)>90`, `max(#5)>=1`,
 //! `min(#2)<10`, `avg(#5)>50`, `sum(#3)>0`, `diff(#3)>5`, `pdiff(#3)>20`); `forecast` (`metric`, a series
-//! selector, is predicted linearly from `history` and alerts when it reaches `limit` within `within`);
+//! selector, is forecast from `history` — trend plus daily or weekly season, `sluice_tsdb::forecast` — and
+//! alerts when it reaches `limit` within `within`; the alert's value is the seconds left);
 //! `anomaly` (`expr`'s series scored by the online detector against their own history, the same
 //! parameters for every series; an alert stays active for `hold` after the last raise).
 
@@ -82,6 +83,13 @@ pub enum Condition {
     Anomaly {
         expr: String,
         hold: Duration,
+    },
+    /// `metric`'s series forecast from `history`; active when one reaches `limit` within `within`.
+    Forecast {
+        metric: String,
+        limit: f64,
+        within: Duration,
+        history: Duration,
     },
 }
 
@@ -170,11 +178,15 @@ impl RuleSpec {
                 let limit =
                     self.limit.filter(|l| l.is_finite()).ok_or_else(|| ("limit".to_string(), "a finite `limit` is required for kind forecast".to_string()))?;
                 let within = dur("within", &self.within, Duration::from_secs(4 * 86_400))?;
-                let history = dur("history", &self.history, Duration::from_secs(6 * 3600))?;
+                // Four weeks: a weekly season needs two, and the fit uses at most four whole periods.
+                let history = dur("history", &self.history, Duration::from_secs(28 * 86_400))?;
                 if history < Duration::from_secs(60) {
                     return Err(("history".into(), "must be at least 1m".into()));
                 }
-                Condition::Query(format!("predict_linear({metric}[{}s], {}) >= {limit}", history.as_secs(), within.as_secs()))
+                if within.is_zero() || within > Duration::from_secs(366 * 86_400) {
+                    return Err(("within".into(), "must be between 1s and 366d".into()));
+                }
+                Condition::Forecast { metric, limit, within, history }
             }
             "anomaly" => Condition::Anomaly { expr: promql("expr", &self.expr)?, hold: dur("hold", &self.hold, Duration::from_secs(600))? },
             other => return Err(("kind".into(), format!("`{other}`: expected threshold, judge, forecast or anomaly"))),
@@ -220,6 +232,8 @@ mod tests {
         let r = spec(serde_json::json!({"name": "disk", "kind": "forecast", "metric": "pg_database_size_bytes", "limit": 1e9, "within": "4d"}))
             .validate("r")
             .unwrap();
-        assert!(matches!(r.condition, Condition::Query(q) if q == "predict_linear(pg_database_size_bytes[21600s], 345600) >= 1000000000"));
+        assert!(
+            matches!(r.condition, Condition::Forecast { ref metric, limit, within, history } if metric == "pg_database_size_bytes" && limit == 1e9 && within.as_secs() == 345_600 && history.as_secs() == 28 * 86_400)
+        );
     }
 }
