@@ -43,6 +43,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown:
     let dispatcher = notify::spawn_dispatcher(state.clone(), shutdown.clone());
     let collector = state.settings.monitor.collect.then(|| monitor::collector::spawn(state.clone(), shutdown.clone()));
     let alerting = state.settings.monitor.collect.then(|| monitor::alerting::engine::spawn(state.clone(), shutdown.clone()));
+    let export = monitor::export::spawn(state.clone(), shutdown.clone());
     let pipelines = state.pipelines.clone();
     let served = axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
     let _ = leases.await;
@@ -50,7 +51,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown:
     let _ = worker.await;
     let _ = backup_worker.await;
     let _ = dispatcher.await;
-    for task in [collector, alerting].into_iter().flatten() {
+    for task in [collector, alerting, export].into_iter().flatten() {
         let _ = task.await;
     }
     served

@@ -48,6 +48,10 @@ pub struct MonitorSettings {
     /// How often alert rules are evaluated.
     pub eval_interval: Duration,
     pub tsdb: sluice_tsdb::TsdbConfig,
+    /// Forward collected samples by Prometheus remote write 1.0 to this URL (`monitor::export`).
+    pub remote_write_url: Option<String>,
+    /// Forward collected samples to this open-falcon agent push URL (`monitor::export`).
+    pub falcon_push_url: Option<String>,
 }
 
 impl Default for MonitorSettings {
@@ -59,6 +63,8 @@ impl Default for MonitorSettings {
             query_timeout: Duration::from_secs(5),
             eval_interval: Duration::from_secs(15),
             tsdb: Default::default(),
+            remote_write_url: None,
+            falcon_push_url: None,
         }
     }
 }

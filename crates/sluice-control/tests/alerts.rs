@@ -285,3 +285,74 @@ async fn alerts_from_a_real_prometheus_through_alertmanager_join_the_lifecycle()
     let bad = app.admin(Method::POST, "/api/v1/alerts/alertmanager", Some(json!({"alerts": [{"status": "burning", "labels": {"alertname": "x"}}]}))).await;
     assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("alerts[0].status")), "{}", bad.raw);
 }
+
+/// Appends a history of `f(minute)` to `metric{instance}` at one sample a minute, ending `end_ms`.
+async fn history(app: &TestApp, metric: &str, instance: &str, minutes: i64, end_ms: i64, f: impl Fn(i64) -> f64) {
+    let tsdb = app.state.tsdb().await.unwrap();
+    let l = Labels::metric(metric, &[("instance", instance)]);
+    let samples: Vec<Sample> = (0..minutes).map(|m| Sample { labels: l.clone(), ts: end_ms - (minutes - 1 - m) * 60_000, value: f(m) }).collect();
+    for chunk in samples.chunks(5000) {
+        tsdb.append(chunk).await.unwrap();
+    }
+}
+
+async fn alerts_of(app: &TestApp, rule: &str) -> Vec<Value> {
+    let r = app.admin(Method::GET, "/api/v1/alerts", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    r.body.as_array().unwrap().iter().filter(|a| a["rule_name"] == rule).cloned().collect()
+}
+
+/// A forecast rule fires for the disk that fills within its horizon (growing, with a daily swing a short line
+/// would misread) and not for the flat one; an anomaly rule fires for the series that leaves its own pattern
+/// and not for its twin that keeps it. Both through the API, the store and the evaluation loop's code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forecast_and_anomaly_rules_fire_for_the_right_series_only() {
+    let app = TestApp::sqlite().await;
+    let now = sluice_store::now_ms();
+    let day = 1440;
+    // Three days: d1 grows 1 GB a day with a ±0.3 GB daily swing, d2 stays at 50 GB.
+    let gb = 1e9;
+    history(&app, "test_disk_used_bytes", "d1", 3 * day, now, |m| {
+        50.0 * gb + gb * m as f64 / day as f64 + 0.3 * gb * (m as f64 * std::f64::consts::TAU / day as f64).sin()
+    })
+    .await;
+    history(&app, "test_disk_used_bytes", "d2", 3 * day, now, |_| 50.0 * gb).await;
+    // d1 stands near 53 GB: 55 GB is about two days away, inside a 4-day horizon and outside a 1-day one.
+    for (name, within) in [("DiskFullSoon", "4d"), ("DiskFullTomorrow", "1d")] {
+        let rule = json!({"name": name, "kind": "forecast", "metric": "test_disk_used_bytes", "limit": 55.0 * gb, "within": within, "severity": "critical"});
+        let r = app.admin(Method::POST, "/api/v1/alert-rules", Some(rule)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    }
+    let bad = app.admin(Method::POST, "/api/v1/alert-rules", Some(json!({"name": "x", "kind": "forecast", "metric": "test_disk_used_bytes"}))).await;
+    assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("limit")), "{}", bad.raw);
+
+    // Latency: a noisy daily pattern for ten hours on two twins; then a1 jumps far out of it.
+    let noise = |m: i64| ((m * 7919) % 101) as f64 / 100.0;
+    let pattern = move |m: i64| 20.0 + 5.0 * (m as f64 * std::f64::consts::TAU / 120.0).sin() + noise(m);
+    history(&app, "test_latency_ms", "a1", 600, now - 60_000, pattern).await;
+    history(&app, "test_latency_ms", "a2", 600, now - 60_000, pattern).await;
+    let rule = json!({"name": "LatencyUnusual", "kind": "anomaly", "expr": "test_latency_ms", "hold": "10m"});
+    let r = app.admin(Method::POST, "/api/v1/alert-rules", Some(rule)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    let tsdb = app.state.tsdb().await.unwrap();
+    tsdb.append(&[
+        Sample { labels: Labels::metric("test_latency_ms", &[("instance", "a1")]), ts: now, value: 400.0 },
+        Sample { labels: Labels::metric("test_latency_ms", &[("instance", "a2")]), ts: now, value: pattern(600) },
+    ])
+    .await
+    .unwrap();
+
+    evaluate(&app).await;
+    let soon = alerts_of(&app, "DiskFullSoon").await;
+    assert_eq!(soon.len(), 1, "only d1 fills within 4 days: {soon:?}");
+    assert_eq!(soon[0]["labels"]["instance"], "d1");
+    assert_eq!(soon[0]["state"], "firing", "{soon:?}");
+    // The value is the seconds left: about two days (the swing moves it by hours, not days).
+    let left = soon[0]["value"].as_f64().unwrap();
+    assert!((1.5 * 86_400.0..2.5 * 86_400.0).contains(&left), "seconds left {left}");
+    assert!(alerts_of(&app, "DiskFullTomorrow").await.is_empty(), "d1 is not full within a day");
+    let unusual = alerts_of(&app, "LatencyUnusual").await;
+    assert_eq!(unusual.len(), 1, "only a1 left its pattern: {unusual:?}");
+    assert_eq!(unusual[0]["labels"]["instance"], "a1");
+    assert_eq!(unusual[0]["state"], "firing");
+}

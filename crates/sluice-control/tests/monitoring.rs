@@ -5,6 +5,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::Value;
 use sluice_core::Role;
 use sluice_testkit::Service;
+use sluice_tsdb::{Labels, Sample};
 
 use crate::support::{TestApp, service_instance};
 
@@ -144,12 +145,48 @@ async fn an_unreachable_instance_is_up_0_with_the_failure_kind() {
     assert_eq!(f[0].0["kind"], "refused", "{f:?}");
 }
 
+/// One hung collector query does not blind the target: in a database whose `pg_stat_statements` view another
+/// session holds under an exclusive lock, that query waits; the session's lock timeout ends it, the scrape
+/// counts the error, and the instance's other metrics still arrive with `up` = 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_query_stuck_behind_a_lock_times_out_and_the_rest_still_report() {
+    let app = TestApp::sqlite().await;
+    let url = sluice_testkit::service(Service::Postgres);
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("PostgreSQL test service");
+    tokio::spawn(conn);
+    let db = format!("hung_{}", sluice_store::new_id().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    let db_url = format!("{}/{db}", url.rsplit_once('/').unwrap().0);
+    let (locker, conn) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls).await.unwrap();
+    let lock_conn = tokio::spawn(conn);
+    // Committed first: in one batch with BEGIN it would join the open transaction and stay invisible.
+    locker.batch_execute("CREATE EXTENSION pg_stat_statements").await.unwrap();
+    locker.batch_execute("BEGIN; LOCK TABLE pg_stat_statements IN ACCESS EXCLUSIVE MODE").await.unwrap();
+
+    let mut spec = service_instance(Service::Postgres, "hung", "sluice");
+    spec["database"] = db.clone().into();
+    let a = app.admin(Method::POST, "/api/v1/instances", Some(spec)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.raw);
+    scrape_all(&app).await;
+    let token = app.token(Role::Admin).to_string();
+    assert_eq!(instant(&app, &token, "up{instance=\"hung\"}").await[0].1, 1.0, "the instance answered");
+    let errors = instant(&app, &token, "sluice_scrape_query_errors{instance=\"hung\"}").await;
+    assert!(errors[0].1 >= 1.0, "the stuck query is counted as an error: {errors:?}");
+    assert!(instant(&app, &token, "pg_stat_statements_calls_total{instance=\"hung\"}").await.is_empty(), "it gave nothing");
+    let commits = instant(&app, &token, &format!("pg_stat_database_xact_commit{{instance=\"hung\",datname=\"{db}\"}}")).await;
+    assert_eq!(commits.len(), 1, "the other queries still reported");
+    assert!(!instant(&app, &token, "pg_connections{instance=\"hung\"}").await.is_empty(), "and the ones after it too");
+
+    drop(locker);
+    let _ = lock_conn.await;
+    admin.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
+}
+
 /// Same samples into Sluice's store and into a real Prometheus (remote write); the same PromQL, instant
 /// and range, must give the same series and values.
 #[tokio::test]
 async fn promql_answers_match_a_real_prometheus_on_the_same_samples() {
     use sluice_connectors::sinks::prom_remote_write::{Label, Sample as PromSample, TimeSeries, WriteRequest};
-    use sluice_tsdb::{Labels, Sample};
 
     let app = TestApp::sqlite().await;
     let prom = sluice_testkit::service(Service::Prometheus);
@@ -281,4 +318,103 @@ fn normalise(data: &Value) -> Vec<(String, Vec<(f64, f64)>)> {
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// A remote-write receiver in front of the real Prometheus that can be cut (answers 503 while cut): the
+/// connection to the target fails mid-flight without stopping the shared Prometheus service.
+async fn cuttable_proxy(to: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cut = std::sync::Arc::new(AtomicBool::new(false));
+    let c = cut.clone();
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().route(
+        "/api/v1/write",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let (c, client, to) = (c.clone(), client.clone(), to.clone());
+            async move {
+                if c.load(Ordering::Relaxed) {
+                    return (StatusCode::SERVICE_UNAVAILABLE, String::from("cut"));
+                }
+                let mut req = client.post(format!("{to}/api/v1/write")).body(body);
+                for h in ["content-type", "content-encoding", "x-prometheus-remote-write-version"] {
+                    if let Some(v) = headers.get(h) {
+                        req = req.header(h, v.clone());
+                    }
+                }
+                match req.send().await {
+                    Ok(r) => (StatusCode::from_u16(r.status().as_u16()).unwrap(), r.text().await.unwrap_or_default()),
+                    Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, cut)
+}
+
+/// Interop out, at-least-once: collected samples reach a real Prometheus by remote write and an open-falcon
+/// agent (the stand-in speaking its push API) although each target is cut while Sluice sends and Sluice is
+/// restarted in between; every sample arrives, none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_reach_prometheus_and_open_falcon_through_a_cut_and_a_restart() {
+    let prom = sluice_testkit::service(Service::Prometheus);
+    let (rw_url, cut) = cuttable_proxy(prom.clone()).await;
+    let falcon = sluice_testkit::falcon::FalconReceiver::start().await;
+    let (rw, fp) = (rw_url.clone(), falcon.url.clone());
+    let app = TestApp::sqlite_with(move |s| {
+        s.monitor.remote_write_url = Some(rw);
+        s.monitor.falcon_push_url = Some(fp);
+    })
+    .await;
+    let dir = app.dir.path().to_path_buf();
+    // Each cursor starts a minute back, so the samples below are new to both targets.
+    let now = sluice_store::now_ms();
+    std::fs::create_dir_all(dir.join("monitor-export")).unwrap();
+    for t in ["remote_write", "falcon"] {
+        std::fs::write(dir.join(format!("monitor-export/{t}.cursor")), (now - 60_000).to_string()).unwrap();
+    }
+    let metric = format!("test_export_{}", sluice_store::new_id().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    let tsdb = app.state.tsdb().await.unwrap();
+    let samples: Vec<Sample> =
+        (0..45).map(|i| Sample { labels: Labels::metric(&metric, &[("instance", "e1"), ("db", "x")]), ts: now - 59_000 + i * 1000, value: i as f64 }).collect();
+    tsdb.append(&samples).await.unwrap();
+
+    // Both targets cut: nothing is acknowledged, the cursors stay.
+    cut.store(true, std::sync::atomic::Ordering::Relaxed);
+    falcon.set_failing(true);
+    assert!(sluice_control::monitor::export::flush(&app.state).await.is_err());
+    assert_eq!(falcon.count(), 0);
+    // Remote write back, open-falcon still down; then a restart of Sluice on the same data dir.
+    cut.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = sluice_control::monitor::export::flush(&app.state).await;
+    app.stop_workers();
+    drop(tsdb);
+    let (rw, fp) = (rw_url.clone(), falcon.url.clone());
+    let restarted = TestApp::sqlite_at(&dir, move |s| {
+        s.monitor.remote_write_url = Some(rw);
+        s.monitor.falcon_push_url = Some(fp);
+    })
+    .await;
+    falcon.set_failing(false);
+    let sent = sluice_control::monitor::export::flush(&restarted.state).await.unwrap();
+    assert_eq!(sent[0], 0, "remote write had acknowledged everything before the restart: nothing again");
+    assert!(sent[1] >= 45, "open-falcon gets the whole backlog: {sent:?}");
+
+    // open-falcon: every sample, once per timestamp at least, with the instance as endpoint and labels as tags.
+    let got: Vec<serde_json::Value> = falcon.samples().into_iter().filter(|s| s["metric"] == metric.as_str()).collect();
+    let stamps: std::collections::BTreeSet<i64> = got.iter().map(|s| s["timestamp"].as_i64().unwrap()).collect();
+    assert_eq!(stamps.len(), 45, "every sample reached open-falcon: {} of 45", stamps.len());
+    assert_eq!(got[0]["endpoint"], "e1");
+    assert!(got[0]["tags"].as_str().unwrap().contains("db=x"), "{}", got[0]);
+    // Prometheus: the 45 samples, values intact.
+    let q = format!("count_over_time({metric}[2m])");
+    let url = format!("{prom}/api/v1/query?query={}&time={}", form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>(), (now as f64) / 1000.0);
+    let body: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(body["data"]["result"][0]["value"][1], "45", "{body}");
+    let q = format!("sum_over_time({metric}[2m])");
+    let url = format!("{prom}/api/v1/query?query={}&time={}", form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>(), (now as f64) / 1000.0);
+    let body: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(body["data"]["result"][0]["value"][1], (0..45).sum::<i64>().to_string(), "{body}");
 }

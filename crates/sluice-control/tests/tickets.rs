@@ -317,6 +317,22 @@ async fn direct_tickets_run_on_mariadb_all_or_nothing() {
     let plan: serde_json::Value = serde_json::from_str(t["jobs"][0]["statements"][0]["plan"].as_str().unwrap()).unwrap();
     assert!(plan["query_block"]["table"]["table_name"] == "t", "{plan}");
     assert_eq!(sluice_testkit::mariadb_scalar(&format!("SELECT v FROM {db}.t WHERE id = 1")).await.as_deref(), Some("1"));
+
+    // Sluice's business metrics count these runs: two done (the direct run and the dry run), one failed.
+    sluice_control::monitor::business::record(&app.state).await.unwrap();
+    for (expr, want) in [
+        ("sluice_executions_total{result=\"done\"}", 2.0),
+        ("sluice_executions_total{result=\"failed\"}", 1.0),
+        ("sluice_tickets{state=\"failed\"}", 1.0),
+        ("sluice_tickets{state=\"done\"}", 2.0),
+    ] {
+        let path = format!("/api/v1/query?query={}", form_urlencoded::byte_serialize(expr.as_bytes()).collect::<String>());
+        let r = app.admin(Method::GET, &path, None).await;
+        let got = r.body["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
+        assert_eq!(got, Some(want), "{expr}: {}", r.raw);
+    }
+    let by_dev = app.call(Method::GET, "/api/v1/query?query=sluice_tickets", Some(&dev), None).await;
+    assert_eq!(by_dev.body["data"]["result"].as_array().map(Vec::len), Some(0), "Sluice-wide series are for the global roles: {}", by_dev.raw);
 }
 
 /// PostgreSQL, dry-run: the affected rows of each statement, and the table is byte for byte what it was.

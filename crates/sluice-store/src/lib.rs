@@ -20,6 +20,7 @@ mod migrations;
 pub mod notify;
 pub mod pipelines;
 pub mod projects;
+pub mod stats;
 pub mod tickets;
 pub mod users;
 pub mod windows;

@@ -55,6 +55,10 @@ pub struct MonitorConfig {
     pub retention_1h: Option<String>,
     /// Bytes the store may use on disk (default 10 GiB); the oldest data goes first beyond it.
     pub disk_budget_bytes: Option<u64>,
+    /// Forward every collected sample by Prometheus remote write 1.0 (e.g. `http://prom:9090/api/v1/write`).
+    pub remote_write_url: Option<String>,
+    /// Forward every collected sample to an open-falcon agent (e.g. `http://127.0.0.1:1988/v1/push`).
+    pub falcon_push_url: Option<String>,
 }
 
 /// `[backup]`: where local backup repositories may be registered.
@@ -273,6 +277,14 @@ impl FileConfig {
         }
         let m = &self.monitor;
         let defaults = sluice_control::state::MonitorSettings::default();
+        let http_url = |key: &str, v: &Option<String>| -> Result<Option<String>, ConfigError> {
+            let Some(u) = v else { return Ok(None) };
+            match reqwest::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => Ok(Some(u.clone())),
+                Ok(_) => Err(invalid(key, format!("`{u}` is not an http(s) URL"))),
+                Err(e) => Err(invalid(key, format!("`{u}` is not a URL: {e}"))),
+            }
+        };
         let positive = |key: &str, v: &Option<String>, default: Duration| -> Result<Duration, ConfigError> {
             let d = duration(key, v, default)?;
             if d < Duration::from_secs(1) { Err(invalid(key, "must be at least 1s".into())) } else { Ok(d) }
@@ -292,6 +304,8 @@ impl FileConfig {
                 disk_budget_bytes: m.disk_budget_bytes.unwrap_or(defaults.tsdb.disk_budget_bytes),
                 ..defaults.tsdb
             },
+            remote_write_url: http_url("monitor.remote_write_url", &m.remote_write_url)?,
+            falcon_push_url: http_url("monitor.falcon_push_url", &m.falcon_push_url)?,
         };
         Ok(ServeSettings {
             listen,

@@ -6,7 +6,8 @@
 //! instance's next cycle is skipped, not queued — counted in `sluice_monitor_skipped_cycles_total`), at
 //! most [`MAX_CONCURRENT`] scrapes at once, one session per scrape with lock and statement timeouts
 //! (see `sluice_engines::collect`). A scrape that cannot connect writes `up` = 0 and
-//! `sluice_scrape_failure{kind}` = 1 with the failure kind the instance check classifies.
+//! `sluice_scrape_failure{kind}` = 1 with the failure kind the instance check classifies. Sluice's own
+//! business metrics ([`super::business`]) are recorded at the server's interval in the same loop.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -79,6 +80,7 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinH
         let mut next_due: HashMap<String, tokio::time::Instant> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_maintenance = tokio::time::Instant::now();
+        let mut business_due = tokio::time::Instant::now();
         let mut instances: Vec<InstanceRecord> = Vec::new();
         let mut listed_at: Option<tokio::time::Instant> = None;
         loop {
@@ -121,6 +123,13 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinH
                     }
                     in_flight.lock().expect("not poisoned").remove(&rec.id);
                 });
+            }
+            // Sluice's own business metrics, at the server's interval.
+            if now >= business_due {
+                business_due = now + state.settings.monitor.interval;
+                if let Err(e) = super::business::record(&state).await {
+                    tracing::warn!(error = %e, "monitor: cannot record Sluice's business metrics");
+                }
             }
             if now - last_maintenance >= Duration::from_secs(60) {
                 last_maintenance = now;

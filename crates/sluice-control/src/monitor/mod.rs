@@ -4,7 +4,9 @@
 
 pub mod alerting;
 pub mod anomaly;
+pub mod business;
 pub mod collector;
+pub mod export;
 pub mod exposition;
 
 /// Runs the detector over a `timestamp,value` CSV (NAB's format: a header, then one point per line) and
