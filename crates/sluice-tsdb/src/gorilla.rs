@@ -63,17 +63,47 @@ fn sign_extend(v: u64, bits: u8) -> i64 {
     ((v << shift) as i64) >> shift
 }
 
-/// Encodes samples in time order (the caller guarantees strictly increasing timestamps).
-pub fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
-    let mut w = BitWriter::default();
-    let Some(&(t0, v0)) = samples.first() else { return Vec::new() };
-    w.push(t0 as u64, 64);
-    w.push(v0.to_bits(), 64);
-    let (mut prev_t, mut prev_delta, mut prev_v) = (t0, 0i64, v0.to_bits());
-    let (mut lead, mut trail) = (u8::MAX, 0u8);
-    for &(t, v) in &samples[1..] {
-        let delta = t.wrapping_sub(prev_t);
-        let dod = delta.wrapping_sub(prev_delta);
+/// An open chunk that samples are appended to one at a time (the in-memory head of a series: its bytes are
+/// the chunk encoding of every sample so far, so a head costs a few bytes per sample instead of sixteen).
+#[derive(Debug, Clone, Default)]
+pub struct Appender {
+    w: BitWriter,
+    count: usize,
+    first_ts: i64,
+    prev_t: i64,
+    prev_delta: i64,
+    prev_v: u64,
+    lead: u8,
+    trail: u8,
+}
+
+impl std::fmt::Debug for BitWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BitWriter({} bytes)", self.bytes.len())
+    }
+}
+
+impl Clone for BitWriter {
+    fn clone(&self) -> Self {
+        BitWriter { bytes: self.bytes.clone(), used: self.used }
+    }
+}
+
+impl Appender {
+    /// Appends a sample (the caller guarantees a timestamp after the previous one).
+    pub fn push(&mut self, t: i64, v: f64) {
+        let w = &mut self.w;
+        if self.count == 0 {
+            w.push(t as u64, 64);
+            w.push(v.to_bits(), 64);
+            (self.first_ts, self.prev_t, self.prev_delta, self.prev_v) = (t, t, 0, v.to_bits());
+            (self.lead, self.trail) = (u8::MAX, 0);
+            self.count = 1;
+            return;
+        }
+        self.count += 1;
+        let delta = t.wrapping_sub(self.prev_t);
+        let dod = delta.wrapping_sub(self.prev_delta);
         match dod {
             0 => w.push(0, 1),
             -64..=63 => {
@@ -93,30 +123,66 @@ pub fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
                 w.push(dod as u64, 64);
             }
         }
-        (prev_t, prev_delta) = (t, delta);
+        (self.prev_t, self.prev_delta) = (t, delta);
         let bits = v.to_bits();
-        let xor = bits ^ prev_v;
-        prev_v = bits;
+        let xor = bits ^ self.prev_v;
+        self.prev_v = bits;
         if xor == 0 {
             w.push(0, 1);
-            continue;
+            return;
         }
         let l = (xor.leading_zeros() as u8).min(31);
         let tz = xor.trailing_zeros() as u8;
-        if lead != u8::MAX && l >= lead && tz >= trail {
+        if self.lead != u8::MAX && l >= self.lead && tz >= self.trail {
             w.push(0b10, 2);
-            let meaningful = 64 - lead - trail;
-            w.push(xor >> trail, meaningful);
+            let meaningful = 64 - self.lead - self.trail;
+            w.push(xor >> self.trail, meaningful);
         } else {
             let meaningful = 64 - l - tz;
             w.push(0b11, 2);
             w.push(u64::from(l), 5);
             w.push(u64::from(meaningful % 64), 6);
             w.push(xor >> tz, meaningful);
-            (lead, trail) = (l, tz);
+            (self.lead, self.trail) = (l, tz);
         }
     }
-    w.bytes
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The first sample's timestamp (`None` while empty).
+    pub fn first_ts(&self) -> Option<i64> {
+        (self.count > 0).then_some(self.first_ts)
+    }
+
+    /// The chunk bytes so far.
+    pub fn bytes(&self) -> &[u8] {
+        &self.w.bytes
+    }
+
+    /// Every sample so far.
+    pub fn samples(&self) -> Vec<(i64, f64)> {
+        decode(&self.w.bytes, self.count).expect("an appender decodes what it encoded")
+    }
+
+    /// Gives back spare capacity (a head that stopped growing).
+    pub fn shrink(&mut self) {
+        self.w.bytes.shrink_to_fit();
+    }
+}
+
+/// Encodes samples in time order (the caller guarantees strictly increasing timestamps).
+pub fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
+    let mut a = Appender::default();
+    for &(t, v) in samples {
+        a.push(t, v);
+    }
+    a.w.bytes
 }
 
 /// Decodes `count` samples. A stream too short for them is an error naming how far it got (a torn or

@@ -1,21 +1,45 @@
 //! A series' identity: its label set, `__name__` included, sorted by label name.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 pub const METRIC_NAME: &str = "__name__";
 
+/// Names and values are shared strings: the store interns them ([`Labels::interned`]), so the thousands of
+/// series of one instance hold its name, id and engine once, not once per series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Vec<(Arc<str>, Arc<str>)>);
+
+/// The strings label sets share (one per distinct name or value).
+pub type Interner = HashSet<Arc<str>>;
+
+fn intern(pool: &mut Interner, s: &Arc<str>) -> Arc<str> {
+    match pool.get(s) {
+        Some(shared) => shared.clone(),
+        None => {
+            pool.insert(s.clone());
+            s.clone()
+        }
+    }
+}
 
 impl Labels {
     /// Builds a label set: sorted by name, empty values dropped (Prometheus treats an empty label as absent),
     /// the last value winning for a repeated name.
     pub fn new<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        let mut v: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let mut v: Vec<(Arc<str>, Arc<str>)> = pairs.into_iter().map(|(k, v)| (Arc::from(k.into()), Arc::from(v.into()))).collect();
         v.reverse();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v.dedup_by(|a, b| a.0 == b.0);
         v.retain(|(_, v)| !v.is_empty());
+        Labels(v)
+    }
+
+    /// The same label set with its strings taken from (or added to) `pool`.
+    pub fn interned(&self, pool: &mut Interner) -> Labels {
+        let mut v = Vec::with_capacity(self.0.len());
+        v.extend(self.0.iter().map(|(k, val)| (intern(pool, k), intern(pool, val))));
         Labels(v)
     }
 
@@ -25,7 +49,7 @@ impl Labels {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok().map(|i| self.0[i].1.as_str())
+        self.0.binary_search_by(|(k, _)| (**k).cmp(name)).ok().map(|i| &*self.0[i].1)
     }
 
     pub fn name(&self) -> Option<&str> {
@@ -33,7 +57,7 @@ impl Labels {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0.iter().map(|(k, v)| (&**k, &**v))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -41,16 +65,16 @@ impl Labels {
     }
 
     pub fn without_name(&self) -> Labels {
-        Labels(self.0.iter().filter(|(k, _)| k != METRIC_NAME).cloned().collect())
+        Labels(self.0.iter().filter(|(k, _)| &**k != METRIC_NAME).cloned().collect())
     }
 
     /// Keeps only `names` (`keep = true`) or drops them.
     pub fn project(&self, names: &[String], keep: bool) -> Labels {
-        Labels(self.0.iter().filter(|(k, _)| names.iter().any(|n| n == k) == keep).cloned().collect())
+        Labels(self.0.iter().filter(|(k, _)| names.iter().any(|n| n.as_str() == &**k) == keep).cloned().collect())
     }
 
     pub fn with(&self, name: &str, value: &str) -> Labels {
-        Labels::new(self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(std::iter::once((name, value))))
+        Labels::new(self.0.iter().map(|(k, v)| (&**k, &**v)).chain(std::iter::once((name, value))))
     }
 
     /// The canonical text form, `name{a="x",b="y"}`, which is also the store's series key.
@@ -66,7 +90,7 @@ impl fmt::Display for Labels {
         }
         f.write_str("{")?;
         let mut first = true;
-        for (k, v) in self.0.iter().filter(|(k, _)| k != METRIC_NAME) {
+        for (k, v) in self.0.iter().filter(|(k, _)| &**k != METRIC_NAME) {
             if !first {
                 f.write_str(",")?;
             }
@@ -82,7 +106,7 @@ impl serde::Serialize for Labels {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(Some(self.0.len()))?;
         for (k, v) in &self.0 {
-            m.serialize_entry(k, v)?;
+            m.serialize_entry(&**k, &**v)?;
         }
         m.end()
     }

@@ -98,12 +98,11 @@ pub struct Usage {
     pub bytes: u64,
 }
 
-/// Per tier, the samples not yet in a chunk.
-type Heads = [Vec<(i64, f64)>; 3];
-
 struct SeriesState {
     labels: Arc<Labels>,
-    heads: [Vec<(i64, f64)>; 3],
+    /// The raw samples not yet in a chunk, kept encoded (a few bytes a sample; the `head` table holds them
+    /// durably). Rollup tiers have no head: they are written whole when data ages out.
+    head: gorilla::Appender,
     last_ts: i64,
     /// The newest raw sample, when known since the store opened (for `/metrics`).
     last: Option<(i64, f64)>,
@@ -111,19 +110,24 @@ struct SeriesState {
 
 #[derive(Default)]
 struct Index {
-    by_key: HashMap<String, i64>,
+    by_key: HashMap<Arc<Labels>, i64>,
     series: HashMap<i64, SeriesState>,
-    postings: HashMap<(String, String), BTreeSet<i64>>,
+    postings: HashMap<(Arc<str>, Arc<str>), BTreeSet<i64>>,
+    /// Every label name and value once, shared by the label sets above.
+    strings: crate::labels::Interner,
     next_id: i64,
 }
 
 impl Index {
     fn insert(&mut self, id: i64, labels: Labels) {
+        let labels = Arc::new(labels.interned(&mut self.strings));
         for (k, v) in labels.iter() {
-            self.postings.entry((k.to_string(), v.to_string())).or_default().insert(id);
+            let key: (Arc<str>, Arc<str>) =
+                (self.strings.get(k).cloned().unwrap_or_else(|| k.into()), self.strings.get(v).cloned().unwrap_or_else(|| v.into()));
+            self.postings.entry(key).or_default().insert(id);
         }
-        self.by_key.insert(labels.key(), id);
-        self.series.insert(id, SeriesState { labels: Arc::new(labels), heads: Default::default(), last_ts: i64::MIN, last: None });
+        self.by_key.insert(labels.clone(), id);
+        self.series.insert(id, SeriesState { labels, head: Default::default(), last_ts: i64::MIN, last: None });
         self.next_id = self.next_id.max(id + 1);
     }
 
@@ -132,7 +136,7 @@ impl Index {
     fn select(&self, matchers: &[Matcher]) -> Vec<i64> {
         let mut candidates: Option<BTreeSet<i64>> = None;
         for m in matchers.iter().filter(|m| matches!(m.op, MatchOp::Equal) && !m.value.is_empty()) {
-            let set = self.postings.get(&(m.name.clone(), m.value.clone())).cloned().unwrap_or_default();
+            let set = self.postings.get(&(Arc::from(m.name.as_str()), Arc::from(m.value.as_str()))).cloned().unwrap_or_default();
             candidates = Some(match candidates {
                 None => set,
                 Some(c) => c.intersection(&set).copied().collect(),
@@ -194,12 +198,13 @@ impl Tsdb {
         }
         for row in sqlx::query("SELECT series_id, tier, ts, bits FROM head ORDER BY series_id, tier, ts").fetch_all(&pool).await? {
             let (id, tier, ts, bits): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
-            if let Some(s) = index.series.get_mut(&id) {
-                s.heads[tier as usize % 3].push((ts, f64::from_bits(bits as u64)));
+            // Only the raw tier has a head (rows of other tiers are from an older layout; retention clears them).
+            if tier == 0
+                && let Some(s) = index.series.get_mut(&id)
+            {
+                s.head.push(ts, f64::from_bits(bits as u64));
                 s.last_ts = s.last_ts.max(ts);
-                if tier == 0 {
-                    s.last = Some((ts, f64::from_bits(bits as u64)));
-                }
+                s.last = Some((ts, f64::from_bits(bits as u64)));
             }
         }
         for row in sqlx::query("SELECT series_id, MAX(max_ts) FROM chunks WHERE tier = 0 GROUP BY series_id").fetch_all(&pool).await? {
@@ -227,14 +232,13 @@ impl Tsdb {
         let mut rows: Vec<(i64, usize, i64, f64)> = Vec::with_capacity(sorted.len() * 2);
         // Decide in a scratch copy of the last timestamps, so a failed transaction leaves memory untouched.
         let mut last: HashMap<i64, i64> = HashMap::new();
-        let mut pending_keys: HashMap<String, i64> = HashMap::new();
+        let mut pending_keys: HashMap<&Labels, i64> = HashMap::new();
         for s in sorted {
-            let key = s.labels.key();
-            let id = match index.by_key.get(&key).or_else(|| pending_keys.get(&key)) {
+            let id = match index.by_key.get(&s.labels).or_else(|| pending_keys.get(&s.labels)) {
                 Some(&id) => id,
                 None => {
                     let id = index.next_id + new_series.len() as i64;
-                    pending_keys.insert(key, id);
+                    pending_keys.insert(&s.labels, id);
                     new_series.push((id, s.labels.clone()));
                     id
                 }
@@ -278,15 +282,16 @@ impl Tsdb {
         let mut touched: HashMap<i64, Staged> = HashMap::new();
         for (id, tier, ts, v) in &rows {
             debug_assert_eq!(*tier, 0, "appends write raw samples only");
-            let stored: &[(i64, f64)] = index.series.get(id).map_or(&[], |s| s.heads[0].as_slice());
+            let stored = index.series.get(id).map(|s| &s.head);
             let st = touched.entry(*id).or_insert(Staged { sealed_stored: false, added: Vec::new() });
-            let base = if st.sealed_stored { &[][..] } else { stored };
-            let len = base.len() + st.added.len();
-            let first = base.first().or(st.added.first()).map(|(t, _)| *t);
+            let base = if st.sealed_stored { None } else { stored };
+            let len = base.map_or(0, |h| h.len()) + st.added.len();
+            let first = base.and_then(|h| h.first_ts()).or(st.added.first().map(|(t, _)| *t));
             // A chunk holds at most CHUNK_SAMPLES samples and spans at most HEAD_SPAN_MS, so retention
             // moves whole chunks close to their due time.
             if len >= CHUNK_SAMPLES[0] || first.is_some_and(|t0| ts - t0 >= HEAD_SPAN_MS[0]) {
-                let mut chunk: Vec<(i64, f64)> = base.iter().copied().chain(st.added.drain(..)).collect();
+                let mut chunk: Vec<(i64, f64)> = base.map(|h| h.samples()).unwrap_or_default();
+                chunk.append(&mut st.added);
                 seal(&mut tx, *id, 0, &mut chunk).await?;
                 st.sealed_stored = true;
             }
@@ -300,9 +305,10 @@ impl Tsdb {
         for (id, st) in touched {
             if let Some(s) = index.series.get_mut(&id) {
                 if st.sealed_stored {
-                    s.heads[0] = st.added;
-                } else {
-                    s.heads[0].extend(st.added);
+                    s.head = gorilla::Appender::default();
+                }
+                for (t, v) in st.added {
+                    s.head.push(t, v);
                 }
                 s.last_ts = last[&id];
                 if let Some(n) = newest.get(&id) {
@@ -319,12 +325,14 @@ impl Tsdb {
         let (ids, mut heads) = {
             let index = self.index.lock().await;
             let ids = index.select(matchers);
-            let heads: HashMap<i64, (Arc<Labels>, Heads)> = ids
+            let heads: HashMap<i64, (Arc<Labels>, Vec<(i64, f64)>)> = ids
                 .iter()
                 .map(|id| {
                     let s = &index.series[id];
-                    let cut = |h: &Vec<(i64, f64)>| h.iter().copied().filter(|(t, _)| *t >= min_ts && *t <= max_ts).collect::<Vec<_>>();
-                    (*id, (s.labels.clone(), [cut(&s.heads[0]), cut(&s.heads[1]), cut(&s.heads[2])]))
+                    // Decoded only when the range reaches it.
+                    let overlaps = s.head.first_ts().is_some_and(|first| first <= max_ts && s.last_ts >= min_ts);
+                    let head = if overlaps { s.head.samples().into_iter().filter(|(t, _)| *t >= min_ts && *t <= max_ts).collect() } else { Vec::new() };
+                    (*id, (s.labels.clone(), head))
                 })
                 .collect();
             (ids, heads)
@@ -356,11 +364,13 @@ impl Tsdb {
         }
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let (labels, head) = heads.remove(&id).expect("collected above");
+            let (labels, mut head) = heads.remove(&id).expect("collected above");
             let mut stitched: Vec<(i64, f64)> = Vec::new();
             for &tier in tiers {
                 let mut tier_samples = from_chunks.remove(&(id, tier)).unwrap_or_default();
-                tier_samples.extend(head[tier as usize].iter().copied());
+                if tier == 0 {
+                    tier_samples.append(&mut head);
+                }
                 // A coarser tier only fills the time before the finer one's first sample.
                 let floor = stitched.first().map_or(i64::MAX, |s| s.0);
                 tier_samples.retain(|(t, _)| *t < floor);
@@ -396,13 +406,13 @@ impl Tsdb {
     /// Every label name (sorted), or the values of one label name.
     pub async fn label_names(&self) -> Vec<String> {
         let index = self.index.lock().await;
-        let names: BTreeSet<&str> = index.postings.keys().map(|(k, _)| k.as_str()).collect();
+        let names: BTreeSet<&str> = index.postings.keys().map(|(k, _)| &**k).collect();
         names.into_iter().map(str::to_string).collect()
     }
 
     pub async fn label_values(&self, name: &str) -> Vec<String> {
         let index = self.index.lock().await;
-        let values: BTreeSet<&str> = index.postings.keys().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect();
+        let values: BTreeSet<&str> = index.postings.keys().filter(|(k, _)| &**k == name).map(|(_, v)| &**v).collect();
         values.into_iter().map(str::to_string).collect()
     }
 
@@ -410,7 +420,7 @@ impl Tsdb {
     /// retention down a tier (raw → one sample a minute → one sample an hour; past the last tier they go);
     /// keep the file under the disk budget the same way, oldest first. Returns the chunks moved or dropped.
     pub async fn maintain(&self, now_ms: i64) -> Result<u64, TsdbError> {
-        self.seal_where(|tier, head| head.first().is_some_and(|(t, _)| now_ms - t >= HEAD_SPAN_MS[tier])).await?;
+        self.seal_where(|head| head.first_ts().is_some_and(|t| now_ms - t >= HEAD_SPAN_MS[0])).await?;
         let mut moved = 0;
         for (tier, keep) in self.cfg.retention.iter().enumerate() {
             let floor = now_ms - keep.as_millis() as i64;
@@ -422,9 +432,18 @@ impl Tsdb {
                 }
             }
             sqlx::query("DELETE FROM head WHERE tier = ? AND ts < ?").bind(tier as i64).bind(floor).execute(&self.pool).await?;
-            let mut index = self.index.lock().await;
-            for s in index.series.values_mut() {
-                s.heads[tier].retain(|(t, _)| *t >= floor);
+            if tier == 0 {
+                // A raw retention shorter than a head's span: the head's too-old samples go too.
+                let mut index = self.index.lock().await;
+                for s in index.series.values_mut() {
+                    if s.head.first_ts().is_some_and(|t| t < floor) {
+                        let mut kept = gorilla::Appender::default();
+                        for (t, v) in s.head.samples().into_iter().filter(|(t, _)| *t >= floor) {
+                            kept.push(t, v);
+                        }
+                        s.head = kept;
+                    }
+                }
             }
         }
         let mut guard = 0;
@@ -499,26 +518,25 @@ impl Tsdb {
 
     /// Seals every head now (a clean shutdown, or before measuring bytes per sample).
     pub async fn seal_all(&self) -> Result<(), TsdbError> {
-        self.seal_where(|_, head| !head.is_empty()).await
+        self.seal_where(|head| !head.is_empty()).await
     }
 
-    async fn seal_where(&self, pick: impl Fn(usize, &[(i64, f64)]) -> bool) -> Result<(), TsdbError> {
+    /// Seals the raw heads `pick` chooses into chunks, in one transaction; memory changes after the commit.
+    async fn seal_where(&self, pick: impl Fn(&gorilla::Appender) -> bool) -> Result<(), TsdbError> {
         let mut index = self.index.lock().await;
         let mut tx = self.pool.begin().await?;
-        let mut sealed: Vec<(i64, usize)> = Vec::new();
+        let mut sealed: Vec<i64> = Vec::new();
         for (id, s) in index.series.iter() {
-            for tier in 0..3 {
-                if pick(tier, &s.heads[tier]) {
-                    let mut head = s.heads[tier].clone();
-                    seal(&mut tx, *id, tier, &mut head).await?;
-                    sealed.push((*id, tier));
-                }
+            if pick(&s.head) {
+                let mut head = s.head.samples();
+                seal(&mut tx, *id, 0, &mut head).await?;
+                sealed.push(*id);
             }
         }
         tx.commit().await?;
-        for (id, tier) in sealed {
+        for id in sealed {
             if let Some(s) = index.series.get_mut(&id) {
-                s.heads[tier].clear();
+                s.head = gorilla::Appender::default();
             }
         }
         Ok(())
@@ -538,7 +556,7 @@ impl Tsdb {
             series: index.series.len(),
             chunks: row.get(0),
             chunk_samples: row.get(1),
-            head_samples: index.series.values().map(|s| s.heads[0].len()).sum(),
+            head_samples: index.series.values().map(|s| s.head.len()).sum(),
             bytes: self.usage_bytes().await?,
         })
     }
