@@ -192,6 +192,7 @@ routes! {
     GET    "/api/v1/status/buildinfo"          => MetricsRead,   "metrics.buildinfo";
     GET    "/api/v1/metadata"                  => MetricsRead,   "metrics.metadata";
     GET    "/api/v1/alerts"                    => AlertRead,     "alert.list";
+    GET    "/api/v1/alerts/{fingerprint}"      => AlertRead,     "alert.get";
     POST   "/api/v1/alerts/alertmanager"       => AlertWrite,    "alert.receive";
     GET    "/api/v1/alert-rules"               => AlertRead,     "alert.rule.list";
     POST   "/api/v1/alert-rules"               => AlertWrite,    "alert.rule.create";

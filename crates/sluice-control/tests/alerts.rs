@@ -356,3 +356,47 @@ async fn forecast_and_anomaly_rules_fire_for_the_right_series_only() {
     assert_eq!(unusual[0]["labels"]["instance"], "a1");
     assert_eq!(unusual[0]["state"], "firing");
 }
+
+/// An alert links to its instance and to the tickets that ran on it in the hours before; a project member
+/// sees it with them, a developer of another project gets 404 (not visible is not found).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_links_to_its_instance_and_the_changes_before_it() {
+    let (_, db) = sluice_testkit::fresh_mariadb_database("alertlink").await;
+    sluice_testkit::mariadb_exec(&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT NOT NULL)")).await;
+    sluice_testkit::mariadb_exec(&format!("INSERT INTO {db}.t VALUES (1, 0)")).await;
+    let mut instance = crate::support::service_instance(sluice_testkit::Service::Mariadb, "db", "sluice");
+    instance["environment"] = json!("prod");
+    let (app, [dev, appr, dba]) = crate::tickets::real_project(instance).await;
+    let id = crate::tickets::approved(&app, &dev, &appr, "UPDATE t SET v = 1 WHERE id = 1;", &db, "direct").await;
+    let run = app.call(Method::POST, &format!("/api/v1/tickets/{id}/run"), Some(&dba), Some(json!({"revision": 1}))).await;
+    assert_eq!(run.status, StatusCode::ACCEPTED, "{}", run.raw);
+    assert_eq!(crate::tickets::finished(&app, &id).await["state"], "done");
+
+    let inst = app.admin(Method::GET, "/api/v1/instances/db", None).await;
+    let instance_id = inst.body["id"].as_str().unwrap().to_string();
+    let l = Labels::metric("test_replica_lag_seconds", &[("instance", "db"), ("instance_id", &instance_id)]);
+    app.state.tsdb().await.unwrap().append(&[Sample { labels: l, ts: sluice_store::now_ms(), value: 900.0 }]).await.unwrap();
+    let r = app.admin(Method::POST, "/api/v1/alert-rules", Some(json!({"name": "ReplicaBehind", "expr": "test_replica_lag_seconds > 300"}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    evaluate(&app).await;
+    let list = app.call(Method::GET, "/api/v1/alerts", Some(&dev), None).await;
+    let fp = list.body.as_array().unwrap().iter().find(|a| a["rule_name"] == "ReplicaBehind").expect("the member sees the alert")["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    for token in [app.token(sluice_core::Role::Admin).to_string(), dev.clone()] {
+        let d = app.call(Method::GET, &format!("/api/v1/alerts/{fp}"), Some(&token), None).await;
+        assert_eq!(d.status, StatusCode::OK, "{}", d.raw);
+        assert_eq!(d.body["state"], "firing");
+        assert_eq!(d.body["instance"]["name"], "db", "{}", d.raw);
+        let changes = d.body["changes"].as_array().unwrap();
+        assert_eq!(changes.len(), 1, "{}", d.raw);
+        assert_eq!((changes[0]["ticket_id"].as_str(), changes[0]["kind"].as_str()), (Some(id.as_str()), Some("dml")));
+    }
+    let (_, outsider) = app.user("elsewhere", Role::Developer).await;
+    let d = app.call(Method::GET, &format!("/api/v1/alerts/{fp}"), Some(&outsider), None).await;
+    assert_eq!(d.status, StatusCode::NOT_FOUND, "{}", d.raw);
+    let d = app.admin(Method::GET, "/api/v1/alerts/no-such-alert", None).await;
+    assert_eq!(d.status, StatusCode::NOT_FOUND);
+}

@@ -249,6 +249,107 @@ async fn a_channel_the_egress_policy_refuses_receives_nothing() {
     };
     assert_eq!(d.body[0]["state"], "pending", "retried later: {}", d.raw);
     assert!(d.body[0]["last_error"].as_str().unwrap().contains("egress"), "{}", d.raw);
-    let g = received.lock().unwrap();
-    assert_eq!(g.webhook_calls, 0, "the receiver got nothing");
+    assert_eq!(received.lock().unwrap().webhook_calls, 0, "the receiver got nothing");
+
+    // E-mail too: the SMTP server on loopback is refused before any connection, and no mail arrives.
+    let (smtp, maildir) = sluice_testkit::smtp();
+    let rcpt = format!("egress-{}@example.com", sluice_store::new_id().to_lowercase());
+    let url = format!("{smtp}?from=sluice@example.com&to={rcpt}");
+    let r = app.admin(Method::POST, "/api/v1/channels", Some(json!({"name": "mail", "kind": "email", "url": url}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    assert_eq!(app.admin(Method::POST, "/api/v1/channels/mail/test", None).await.status, StatusCode::ACCEPTED);
+    let d = loop {
+        let d = app.admin(Method::GET, "/api/v1/channels/mail/deliveries", None).await;
+        if d.body[0]["attempts"].as_i64().unwrap_or(0) >= 1 {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt: {}", d.raw);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(d.body[0]["last_error"].as_str().unwrap().contains("egress"), "{}", d.raw);
+    let mails =
+        std::fs::read_dir(maildir.join("new")).map(|r| r.flatten().filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|m| m.contains(&rcpt))).count());
+    assert_eq!(mails.unwrap_or(0), 0, "no mail was delivered");
+}
+
+/// A storm to a DingTalk robot is paced at 20 sends a minute (the rest wait, none fails), and a channel that
+/// keeps failing raises `notify.delivery_failing` once, to the channel subscribed to `notify.*`: the
+/// fallback that tells someone the paging path is broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robots_are_paced_and_a_failing_channel_raises_the_fallback() {
+    #[derive(Default)]
+    struct Counts {
+        robot: usize,
+        broken: usize,
+        fallback: Vec<Value>,
+    }
+    let counts: Arc<Mutex<Counts>> = Arc::default();
+    let (c1, c2, c3) = (counts.clone(), counts.clone(), counts.clone());
+    let receiver = axum::Router::new()
+        // DingTalk answers errcode 0 when it takes a message.
+        .route(
+            "/robot/send",
+            axum::routing::post(move || async move {
+                c1.lock().unwrap().robot += 1;
+                axum::Json(json!({"errcode": 0, "errmsg": "ok"}))
+            }),
+        )
+        // A robot whose token was revoked: HTTP 200 with an error code (DingTalk's 310000).
+        .route(
+            "/broken/send",
+            axum::routing::post(move || async move {
+                c2.lock().unwrap().broken += 1;
+                axum::Json(json!({"errcode": 310000, "errmsg": "keywords not in content"}))
+            }),
+        )
+        .route(
+            "/fallback",
+            axum::routing::post(move |axum::Json(b): axum::Json<Value>| async move {
+                c3.lock().unwrap().fallback.push(b);
+                StatusCode::OK
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let app = TestApp::sqlite().await;
+    for (name, kind, path, events) in [
+        ("storm", "dingtalk", "/robot/send?access_token=a", json!(["alert.*"])),
+        ("broken", "dingtalk", "/broken/send?access_token=b", json!(["ticket.*"])),
+        ("mail-ish", "webhook", "/fallback", json!(["notify.*"])),
+    ] {
+        let r = app.admin(Method::POST, "/api/v1/channels", Some(json!({"name": name, "kind": kind, "url": format!("{base}{path}"), "events": events}))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    }
+    for i in 0..25 {
+        app.store.emit_event("alert.firing", None, &json!({"message": format!("[FIRING:1] Storm {i}")})).await.unwrap();
+    }
+    app.store.emit_event("ticket.created", None, &json!({"ticket": {"id": "t1", "title": "x"}})).await.unwrap();
+
+    // Wait until the first 20 are out and the broken channel has failed three times.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let done = {
+            let c = counts.lock().unwrap();
+            c.robot >= 20 && !c.fallback.is_empty()
+        };
+        if done || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    {
+        let c = counts.lock().unwrap();
+        assert_eq!(c.robot, 20, "20 sends in the first minute, the other 5 wait");
+        assert!(c.broken >= 3, "the broken robot was tried {} times", c.broken);
+        assert_eq!(c.fallback.len(), 1, "one fallback event: {:?}", c.fallback);
+        let f = &c.fallback[0];
+        assert_eq!(f["type"], "notify.delivery_failing", "{f}");
+        assert!(f.to_string().contains("ticket.created") && f.to_string().contains("310000"), "{f}");
+    }
+    let d = app.admin(Method::GET, "/api/v1/channels/storm/deliveries", None).await;
+    let pending = d.body.as_array().unwrap().iter().filter(|x| x["state"] == "pending").count();
+    assert_eq!(pending, 5, "the 5 beyond the limit are pending, not failed: {}", d.raw);
+    assert!(d.body.as_array().unwrap().iter().all(|x| x["state"] != "failed"));
 }

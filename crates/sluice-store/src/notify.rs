@@ -255,6 +255,19 @@ impl Store {
         tx.commit().await
     }
 
+    /// Puts a leased delivery back until `next_at` without counting an attempt (a channel's send rate is
+    /// used up; nothing was tried).
+    pub async fn postpone_delivery(&self, d: &DueDelivery, next_at: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE deliveries SET next_at = $1, lease_until = NULL WHERE event_id = $2 AND channel_id = $3 AND state = 'pending'")
+            .bind(next_at)
+            .bind(&d.event_id)
+            .bind(&d.channel_id)
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.commit().await
+    }
+
     /// A channel's deliveries, newest first.
     pub async fn channel_deliveries(&self, channel_id: &str, limit: i64) -> Result<Vec<DeliveryRecord>, StoreError> {
         let rows = sqlx::query(

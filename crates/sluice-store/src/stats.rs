@@ -47,3 +47,47 @@ impl Store {
         })
     }
 }
+
+/// A ticket that ran on an instance: what an alert on that instance links to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct RecentChange {
+    pub ticket_id: String,
+    pub project_id: String,
+    pub title: String,
+    /// `ddl` (a schema change), `dml`, `export`, `restore`.
+    pub kind: String,
+    /// The ticket's state now.
+    pub state: String,
+    /// When its run on this instance last moved (finished, or is running).
+    pub ran_at: i64,
+}
+
+impl Store {
+    /// Tickets whose execution on `instance_id` ran between `since` and `until` (ms), newest first, at most
+    /// `limit`.
+    pub async fn changes_on_instance(&self, instance_id: &str, since: i64, until: i64, limit: i64) -> Result<Vec<RecentChange>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.project_id, t.title, t.kind, t.state, MAX(j.updated_at) AS ran_at FROM jobs j JOIN tickets t ON t.id = j.ticket_id \
+             WHERE j.instance_id = $1 AND j.state IN ('running', 'done', 'failed', 'unknown') AND j.updated_at >= $2 AND j.updated_at <= $3 \
+             GROUP BY t.id, t.project_id, t.title, t.kind, t.state ORDER BY ran_at DESC LIMIT $4",
+        )
+        .bind(instance_id)
+        .bind(since)
+        .bind(until)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RecentChange {
+                    ticket_id: r.try_get("id")?,
+                    project_id: r.try_get("project_id")?,
+                    title: r.try_get("title")?,
+                    kind: r.try_get("kind")?,
+                    state: r.try_get("state")?,
+                    ran_at: r.try_get("ran_at")?,
+                })
+            })
+            .collect()
+    }
+}

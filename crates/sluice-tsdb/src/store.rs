@@ -325,14 +325,14 @@ impl Tsdb {
         let (ids, mut heads) = {
             let index = self.index.lock().await;
             let ids = index.select(matchers);
-            let heads: HashMap<i64, (Arc<Labels>, Vec<(i64, f64)>)> = ids
+            let heads: HashMap<i64, SeriesData> = ids
                 .iter()
                 .map(|id| {
                     let s = &index.series[id];
                     // Decoded only when the range reaches it.
                     let overlaps = s.head.first_ts().is_some_and(|first| first <= max_ts && s.last_ts >= min_ts);
                     let head = if overlaps { s.head.samples().into_iter().filter(|(t, _)| *t >= min_ts && *t <= max_ts).collect() } else { Vec::new() };
-                    (*id, (s.labels.clone(), head))
+                    (*id, SeriesData { labels: s.labels.clone(), samples: head })
                 })
                 .collect();
             (ids, heads)
@@ -364,7 +364,7 @@ impl Tsdb {
         }
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let (labels, mut head) = heads.remove(&id).expect("collected above");
+            let SeriesData { labels, samples: mut head } = heads.remove(&id).expect("collected above");
             let mut stitched: Vec<(i64, f64)> = Vec::new();
             for &tier in tiers {
                 let mut tier_samples = from_chunks.remove(&(id, tier)).unwrap_or_default();

@@ -4,6 +4,16 @@
 //! then left `failed`. Each channel receives its events in order. **At-least-once**: a server that dies mid-send leaves the lease to run out and the
 //! delivery is sent again, so receivers dedupe on the event id (`X-Sluice-Delivery`, the payload's `id`).
 //! Every request goes through the egress policy; answers are never logged beyond their status.
+//!
+//! **Robots' send rate**: DingTalk, Feishu, WeCom and Slack robots refuse more than about 20 messages a minute
+//! (DingTalk and WeCom document 20/min per robot); a robot channel gets at most [`ROBOT_PER_MINUTE`] sends in
+//! any 60 s from this server, later deliveries wait (postponed, not failed: a storm is delivered late, never
+//! dropped; alert grouping keeps the count low in the first place).
+//!
+//! **Fallback**: when a delivery has failed [`FALLBACK_AFTER`] times, a `notify.delivery_failing` event is
+//! emitted (once per delivery) naming the channel and the event it could not deliver: a channel subscribed to
+//! `notify.*` (e-mail, say, beside a robot) is the fallback that tells someone the paging path is broken.
+//! `notify.*` events never raise another, so a failing fallback cannot loop.
 
 pub mod email;
 pub mod formats;
@@ -17,19 +27,58 @@ use crate::state::AppState;
 
 const LEASE_MS: i64 = 60_000;
 
+/// Sends per rolling minute to one robot channel.
+pub const ROBOT_PER_MINUTE: usize = 20;
+/// Failed attempts after which the fallback event is raised.
+pub const FALLBACK_AFTER: i64 = 3;
+
+fn is_robot(kind: &str) -> bool {
+    matches!(kind, "dingtalk" | "feishu" | "wecom" | "slack")
+}
+
 fn backoff_ms(attempts: i64) -> i64 {
     (1000i64 << attempts.clamp(0, 20)).min(15 * 60 * 1000)
 }
 
 pub fn spawn_dispatcher(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // Per robot channel, when it was last sent to (within the last minute).
+        let mut sent_at: std::collections::HashMap<String, std::collections::VecDeque<i64>> = std::collections::HashMap::new();
         loop {
             let mut busy = false;
             match state.store.lease_deliveries(50, LEASE_MS).await {
                 Ok(due) => {
                     busy = !due.is_empty();
                     for d in due {
+                        if is_robot(&d.channel_kind) {
+                            let now = sluice_store::now_ms();
+                            let window = sent_at.entry(d.channel_id.clone()).or_default();
+                            while window.front().is_some_and(|t| now - t >= 60_000) {
+                                window.pop_front();
+                            }
+                            if window.len() >= ROBOT_PER_MINUTE {
+                                let free_at = window.front().map_or(now, |t| t + 60_000);
+                                if let Err(e) = state.store.postpone_delivery(&d, free_at).await {
+                                    tracing::error!(error = %e, "cannot postpone a delivery");
+                                }
+                                continue;
+                            }
+                            window.push_back(now);
+                        }
                         let result = send(&state, &d).await;
+                        if let Err(e) = &result
+                            && d.attempts + 1 == FALLBACK_AFTER
+                            && !d.event_kind.starts_with("notify.")
+                        {
+                            let payload = serde_json::json!({
+                                "message": format!("channel {} ({}) failed {FALLBACK_AFTER} times to deliver {} {}: {e}", d.channel_id, d.channel_kind, d.event_kind, d.event_id),
+                                "channel_id": d.channel_id, "channel_kind": d.channel_kind, "event_kind": d.event_kind, "event_id": d.event_id,
+                                "attempts": d.attempts + 1, "error": e,
+                            });
+                            if let Err(e) = state.store.emit_event("notify.delivery_failing", None, &payload).await {
+                                tracing::error!(error = %e, "cannot raise notify.delivery_failing");
+                            }
+                        }
                         let record = match result {
                             Ok(()) => Ok(()),
                             Err(e) if d.attempts + 1 >= MAX_ATTEMPTS => Err((e, None)),

@@ -23,6 +23,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_alerts))
+        .routes(routes!(get_alert))
         .routes(routes!(alertmanager_webhook))
         .routes(routes!(list_rules, create_rule))
         .routes(routes!(get_rule, update_rule, delete_rule))
@@ -58,6 +59,57 @@ async fn list_alerts(State(state): State<AppState>, caller: Caller, Query(q): Qu
         None => all,
         Some(v) => all.into_iter().filter(|a| a.labels.get("instance_id").and_then(Value::as_str).is_some_and(|id| v.contains(id))).collect(),
     }))
+}
+
+/// How far before an alert started its instance's changes are shown with it.
+const CHANGES_BEFORE_MS: i64 = 6 * 3_600_000;
+
+/// An alert with what it links to.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct AlertDetail {
+    #[serde(flatten)]
+    pub alert: AlertRecord,
+    /// The instance the alert is about (`null` for an alert without one, e.g. from an Alertmanager rule
+    /// on something Sluice does not register).
+    #[schema(value_type = Option<Object>)]
+    pub instance: Option<Value>,
+    /// Tickets that ran on the instance from six hours before the alert started until now (those of
+    /// projects the caller belongs to, for project roles), newest first; `kind` `ddl` is a schema change.
+    pub changes: Vec<sluice_store::stats::RecentChange>,
+}
+
+/// One alert, with its instance and the tickets and schema changes that ran on it in the hours before.
+#[utoipa::path(get, path = "/api/v1/alerts/{fingerprint}", tag = "alerts", params(("fingerprint" = String, Path)),
+    responses((status = 200, body = AlertDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn get_alert(State(state): State<AppState>, caller: Caller, Path(fingerprint): Path<String>) -> Result<Json<AlertDetail>, ApiError> {
+    let not_found = || ApiError::NotFound { what: format!("alert `{fingerprint}`") };
+    let alert = state.store.get_alert(&fingerprint).await.map_err(|e| caller.store_error(e))?.ok_or_else(not_found)?;
+    let visible = caller.visible_instances(&state.store).await?;
+    let instance_id = alert.labels.get("instance_id").and_then(Value::as_str).map(str::to_string);
+    // Not visible is not found: a project member learns nothing of other projects' alerts.
+    if let Some(v) = &visible
+        && !instance_id.as_ref().is_some_and(|id| v.contains(id))
+    {
+        return Err(not_found());
+    }
+    let (mut instance, mut changes) = (None, Vec::new());
+    if let Some(id) = &instance_id
+        && let Ok(rec) = state.store.get_instance(id).await
+    {
+        instance = Some(serde_json::json!({"id": rec.id, "name": rec.name, "engine": rec.engine.as_str(), "environment": rec.environment.as_str()}));
+        let since = alert.active_since - CHANGES_BEFORE_MS;
+        changes = state.store.changes_on_instance(id, since, sluice_store::now_ms(), 50).await.map_err(|e| caller.store_error(e))?;
+        if visible.is_some() {
+            let mut kept = Vec::new();
+            for c in changes {
+                if state.store.member_role(&c.project_id, &caller.principal.user_id).await.map_err(|e| caller.store_error(e))?.is_some() {
+                    kept.push(c);
+                }
+            }
+            changes = kept;
+        }
+    }
+    Ok(Json(AlertDetail { alert, instance, changes }))
 }
 
 /// Alertmanager's webhook (version 4): point an Alertmanager `webhook_configs` receiver here, with
