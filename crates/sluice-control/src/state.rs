@@ -52,6 +52,9 @@ pub struct MonitorSettings {
     pub remote_write_url: Option<String>,
     /// Forward collected samples to this open-falcon agent push URL (`monitor::export`).
     pub falcon_push_url: Option<String>,
+    /// Answer the query API from this Prometheus-compatible store instead of the embedded one
+    /// (`monitor::upstream`).
+    pub read_url: Option<String>,
 }
 
 impl Default for MonitorSettings {
@@ -65,6 +68,7 @@ impl Default for MonitorSettings {
             tsdb: Default::default(),
             remote_write_url: None,
             falcon_push_url: None,
+            read_url: None,
         }
     }
 }

@@ -418,3 +418,62 @@ async fn samples_reach_prometheus_and_open_falcon_through_a_cut_and_a_restart() 
     let body: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
     assert_eq!(body["data"]["result"][0]["value"][1], (0..45).sum::<i64>().to_string(), "{body}");
 }
+
+/// With `monitor.read_url`, the query API answers from an external Prometheus (here the real one, fed by
+/// remote write) instead of the embedded store, and stays scoped: a project member's aggregation, series
+/// and label listings reach only their instances' series there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_api_reads_an_external_prometheus_scoped_to_the_caller() {
+    use sluice_connectors::sinks::prom_remote_write::{Label, Sample as PromSample, TimeSeries, WriteRequest};
+    let prom = sluice_testkit::service(Service::Prometheus);
+    let read = prom.clone();
+    let app = TestApp::sqlite_with(move |s| s.monitor.read_url = Some(read)).await;
+    let mine = app
+        .admin(
+            Method::POST,
+            "/api/v1/instances",
+            Some(serde_json::json!({"name": "mine", "engine": "postgres", "host": "db.invalid", "port": 5432, "username": "u", "environment": "dev"})),
+        )
+        .await;
+    assert_eq!(mine.status, StatusCode::CREATED, "{}", mine.raw);
+    let mine_id = mine.body["id"].as_str().unwrap().to_string();
+    app.admin(Method::POST, "/api/v1/projects", Some(serde_json::json!({"name": "p"}))).await;
+    app.admin(Method::POST, "/api/v1/projects/p/instances", Some(serde_json::json!({"instance": "mine"}))).await;
+    let (_, dev) = app.user("dev", Role::Developer).await;
+    let r = app.admin(Method::PUT, "/api/v1/projects/p/members/dev", Some(serde_json::json!({"role": "developer"}))).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.raw);
+
+    // Only in Prometheus, not in Sluice's store: one series of the member's instance, one of another.
+    let metric = format!("ext_{}", sluice_store::new_id().to_lowercase().replace('-', ""));
+    let now = sluice_store::now_ms();
+    let mut req = WriteRequest::default();
+    for (id, v) in [(mine_id.as_str(), 5.0), ("someone-elses-instance", 7.0)] {
+        let mut labels = vec![Label { name: "__name__".into(), value: metric.clone() }, Label { name: "instance_id".into(), value: id.into() }];
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+        req.timeseries.push(TimeSeries { labels, samples: vec![PromSample { value: v, timestamp: now - 5_000 }] });
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{prom}/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(sluice_connectors::sinks::prom_remote_write::body(&req).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+
+    let admin = app.token(Role::Admin).to_string();
+    let sum = |rows: Vec<(Value, f64)>| rows.iter().map(|r| r.1).sum::<f64>();
+    assert_eq!(sum(instant(&app, &admin, &format!("sum({metric})")).await), 12.0, "the admin sees both");
+    assert_eq!(sum(instant(&app, &dev, &format!("sum({metric})")).await), 5.0, "the member's sum reaches only their instance");
+    let path = format!("/api/v1/series?match[]={metric}");
+    let s = app.call(Method::GET, &path, Some(&dev), None).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.raw);
+    assert_eq!(s.body["data"].as_array().map(Vec::len), Some(1), "{}", s.raw);
+    let v = app.call(Method::GET, "/api/v1/label/instance_id/values", Some(&dev), None).await;
+    let values: Vec<&str> = v.body["data"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(values, [mine_id.as_str()], "{}", v.raw);
+    let bad = app.call(Method::GET, &query_path("sum(("), Some(&dev), None).await;
+    assert_eq!((bad.status, bad.body["errorType"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_data")), "{}", bad.raw);
+}

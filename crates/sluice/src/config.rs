@@ -59,6 +59,9 @@ pub struct MonitorConfig {
     pub remote_write_url: Option<String>,
     /// Forward every collected sample to an open-falcon agent (e.g. `http://127.0.0.1:1988/v1/push`).
     pub falcon_push_url: Option<String>,
+    /// Answer the query API from this Prometheus or VictoriaMetrics (e.g. `http://prom:9090`) instead of
+    /// the embedded store.
+    pub read_url: Option<String>,
 }
 
 /// `[backup]`: where local backup repositories may be registered.
@@ -306,6 +309,7 @@ impl FileConfig {
             },
             remote_write_url: http_url("monitor.remote_write_url", &m.remote_write_url)?,
             falcon_push_url: http_url("monitor.falcon_push_url", &m.falcon_push_url)?,
+            read_url: http_url("monitor.read_url", &m.read_url)?,
         };
         Ok(ServeSettings {
             listen,

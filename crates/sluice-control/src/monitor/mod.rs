@@ -8,6 +8,7 @@ pub mod business;
 pub mod collector;
 pub mod export;
 pub mod exposition;
+pub mod upstream;
 
 /// Runs the detector over a `timestamp,value` CSV (NAB's format: a header, then one point per line) and
 /// returns `timestamp,value,anomaly_score,label` lines (with their header). Errors name the line.

@@ -74,6 +74,56 @@ async fn scoped(state: &AppState, caller: &Caller) -> Result<Scoped, Response> {
     Ok(Scoped { tsdb, visible })
 }
 
+/// With `monitor.read_url`, the call goes to that store instead, scoped (see `monitor::upstream`):
+/// `None` when no external store is configured.
+async fn upstream(state: &AppState, caller: &Caller, path: &str, p: &Params) -> Option<Response> {
+    use crate::monitor::upstream::{forward, scoped_match, scoped_query};
+    let base = state.settings.monitor.read_url.as_deref()?;
+    let visible = match caller.visible_instances(&state.store).await {
+        Ok(v) => v,
+        Err(e) => return Some(e.into_response()),
+    };
+    let mut params: Vec<(String, String)> = Vec::new();
+    let mut matched = false;
+    for (k, v) in &p.0 {
+        let rewritten = match (k.as_str(), &visible) {
+            ("query", vis) => scoped_query(v, vis.as_ref()).map_err(|e| QueryError::bad(format!("invalid parameter \"query\": {e}"))),
+            ("match[]", Some(vis)) => {
+                matched = true;
+                scoped_match(Some(v), vis).map_err(|e| QueryError::bad(format!("invalid parameter \"match[]\": {e}")))
+            }
+            _ => Ok(v.clone()),
+        };
+        match rewritten {
+            Ok(v) => params.push((k.clone(), v)),
+            Err(e) => return Some(prom_error(e)),
+        }
+    }
+    // Series and label listings without `match[]` would list every instance's: give them the scope.
+    if let Some(vis) = &visible
+        && !matched
+        && !path.ends_with("/query")
+        && !path.ends_with("/query_range")
+    {
+        match scoped_match(None, vis) {
+            Ok(m) => params.push(("match[]".into(), m)),
+            Err(e) => return Some(prom_error(QueryError { kind: ErrorKind::Internal, message: e })),
+        }
+    }
+    Some(match forward(state, base, path, &params).await {
+        Ok((status, body)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "query API: the configured metrics store failed");
+            let mut r = prom_error(QueryError { kind: ErrorKind::Internal, message: e });
+            *r.status_mut() = StatusCode::BAD_GATEWAY;
+            r
+        }
+    })
+}
+
 fn prom_ok(data: Json) -> Response {
     axum::Json(json!({"status": "success", "data": data})).into_response()
 }
@@ -123,6 +173,9 @@ impl Params {
 }
 
 async fn run_query(state: AppState, caller: Caller, p: Params) -> Response {
+    if let Some(r) = upstream(&state, &caller, "/api/v1/query", &p).await {
+        return r;
+    }
     let src = match scoped(&state, &caller).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -137,6 +190,9 @@ async fn run_query(state: AppState, caller: Caller, p: Params) -> Response {
 }
 
 async fn run_range(state: AppState, caller: Caller, p: Params) -> Response {
+    if let Some(r) = upstream(&state, &caller, "/api/v1/query_range", &p).await {
+        return r;
+    }
     let src = match scoped(&state, &caller).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -153,6 +209,9 @@ async fn run_range(state: AppState, caller: Caller, p: Params) -> Response {
 }
 
 async fn run_series(state: AppState, caller: Caller, p: Params) -> Response {
+    if let Some(r) = upstream(&state, &caller, "/api/v1/series", &p).await {
+        return r;
+    }
     let src = match scoped(&state, &caller).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -171,6 +230,13 @@ async fn run_series(state: AppState, caller: Caller, p: Params) -> Response {
 }
 
 async fn run_labels(state: AppState, caller: Caller, p: Params, value_of: Option<String>) -> Response {
+    let path = value_of.as_ref().map_or_else(
+        || "/api/v1/labels".to_string(),
+        |n| format!("/api/v1/label/{}/values", form_urlencoded::byte_serialize(n.as_bytes()).collect::<String>()),
+    );
+    if let Some(r) = upstream(&state, &caller, &path, &p).await {
+        return r;
+    }
     let src = match scoped(&state, &caller).await {
         Ok(s) => s,
         Err(r) => return r,
