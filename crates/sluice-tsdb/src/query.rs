@@ -113,6 +113,7 @@ pub async fn range_series<S: Source>(src: &S, query: &str, start: i64, end: i64,
     let ev = Evaluator::prepare(src, &expr, start, end).await?;
     let mut out: Vec<RangeSeries> = Vec::new();
     let mut at: HashMap<Arc<Labels>, usize> = HashMap::new();
+    let mut by_ptr: rustc_hash::FxHashMap<usize, (Arc<Labels>, usize)> = Default::default();
     let mut t = start;
     while t <= end {
         let samples = match ev.eval(&expr, t)? {
@@ -123,10 +124,22 @@ pub async fn range_series<S: Source>(src: &S, query: &str, start: i64, end: i64,
             }
         };
         for s in samples {
-            let i = *at.entry(s.labels.clone()).or_insert_with(|| {
-                out.push(RangeSeries { labels: s.labels.clone(), points: Vec::new() });
-                out.len() - 1
-            });
+            // Most steps hand back the same `Arc`s (selected series, interned derived sets): found by
+            // address without hashing the labels; the `Arc` is kept so its address cannot be reused.
+            let i = match by_ptr.get(&(Arc::as_ptr(&s.labels) as usize)) {
+                Some((_, i)) => *i,
+                None => {
+                    let i = *at.entry(s.labels.clone()).or_insert_with(|| {
+                        out.push(RangeSeries { labels: s.labels.clone(), points: Vec::new() });
+                        out.len() - 1
+                    });
+                    if by_ptr.len() > 1_000_000 {
+                        by_ptr.clear();
+                    }
+                    by_ptr.insert(Arc::as_ptr(&s.labels) as usize, (s.labels.clone(), i));
+                    i
+                }
+            };
             out[i].points.push((t, s.value));
         }
         ev.end_step();

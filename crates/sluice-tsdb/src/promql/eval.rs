@@ -3,6 +3,8 @@
 //! query of N steps reads the store once, as Prometheus does.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -72,13 +74,24 @@ pub struct Evaluator {
     /// interned: a range query evaluates the same derivations at every step, and equal sets share one
     /// `Arc`, so groups are found by pointer. See [`Evaluator::derive`].
     derived: std::cell::RefCell<Derived>,
+    /// Per selector node (its address) and range (0 for an instant selector).
+    cursors: std::cell::RefCell<FxHashMap<(usize, i64), Cursor>>,
 }
 
 #[derive(Default)]
 struct Derived {
     /// (input set's address, derivation) → (the input, kept alive so its address is not reused; the output).
-    by_input: HashMap<(usize, usize), (Arc<Labels>, Arc<Labels>)>,
-    interned: HashMap<Labels, Arc<Labels>>,
+    by_input: FxHashMap<(usize, usize), (Arc<Labels>, Arc<Labels>)>,
+    interned: FxHashMap<Labels, Arc<Labels>>,
+}
+
+/// Where a selector's window stood, per series, at the last time it was evaluated: a range query's next
+/// step moves each window forward over a few samples instead of searching the whole series again (two
+/// binary searches over millions of samples per step were most of a long range query's time).
+struct Cursor {
+    t: i64,
+    /// Per series: the window's first index and one past its last.
+    at: Vec<(usize, usize)>,
 }
 
 /// Derivation ids: dropping `__name__`; a grouping is identified by its AST node's address.
@@ -101,7 +114,7 @@ impl Evaluator {
             }
             data.insert(key, series);
         }
-        Ok(Self { data, start, end, derived: Default::default() })
+        Ok(Self { data, start, end, derived: Default::default(), cursors: Default::default() })
     }
 
     /// `f(input)`, computed once per input set and derivation, interned.
@@ -174,14 +187,39 @@ impl Evaluator {
         self.data.get(&vs.to_string()).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// For each series of `vs`, the indices of its samples in `(t - range, t]` (`range` 0: the samples up to
+    /// `t`, for the latest one), moved on from the previous evaluation when `t` did not go back.
+    fn windows(&self, vs: &VectorSelector, range: i64, t: i64) -> Vec<(usize, usize)> {
+        let series = self.series(vs);
+        let mut cursors = self.cursors.borrow_mut();
+        let c = cursors.entry((vs as *const VectorSelector as usize, range)).or_insert_with(|| Cursor { t: i64::MIN, at: vec![(0, 0); series.len()] });
+        let forward = c.t != i64::MIN && t >= c.t;
+        let floor = if range > 0 { t - range } else { i64::MIN };
+        for (s, w) in series.iter().zip(c.at.iter_mut()) {
+            let samples = &s.samples;
+            let (mut lo, mut hi) = if forward { *w } else { (samples.partition_point(|(ts, _)| *ts <= floor), samples.partition_point(|(ts, _)| *ts <= t)) };
+            while lo < samples.len() && samples[lo].0 <= floor {
+                lo += 1;
+            }
+            hi = hi.max(lo);
+            while hi < samples.len() && samples[hi].0 <= t {
+                hi += 1;
+            }
+            *w = (lo, hi);
+        }
+        c.t = t;
+        c.at.clone()
+    }
+
     /// The latest sample of each series within the lookback before `t`; the metric keeps its name.
     pub(crate) fn instant(&self, vs: &VectorSelector, t: i64) -> Vec<InstantSample> {
         let t = self.at(vs, t);
+        let windows = self.windows(vs, 0, t);
         self.series(vs)
             .iter()
-            .filter_map(|s| {
-                let i = s.samples.partition_point(|(ts, _)| *ts <= t);
-                let (ts, v) = *s.samples.get(i.checked_sub(1)?)?;
+            .zip(windows)
+            .filter_map(|(s, (_, hi))| {
+                let (ts, v) = *s.samples.get(hi.checked_sub(1)?)?;
                 (ts > t - LOOKBACK_MS).then(|| InstantSample { labels: s.labels.clone(), value: v })
             })
             .collect()
@@ -189,24 +227,13 @@ impl Evaluator {
 
     /// The samples of each series in `(t - range, t]`.
     pub(crate) fn range(&self, vs: &VectorSelector, range: i64, t: i64) -> Vec<SeriesData> {
-        let t = self.at(vs, t);
-        self.series(vs)
-            .iter()
-            .filter_map(|s| {
-                let lo = s.samples.partition_point(|(ts, _)| *ts <= t - range);
-                let hi = s.samples.partition_point(|(ts, _)| *ts <= t);
-                (hi > lo).then(|| SeriesData { labels: s.labels.clone(), samples: s.samples[lo..hi].to_vec() })
-            })
-            .collect()
+        self.range_window(vs, range, t).map(|(labels, samples, _)| SeriesData { labels: labels.clone(), samples: samples.to_vec() }).collect()
     }
 
     pub(crate) fn range_window<'a>(&'a self, vs: &VectorSelector, range: i64, t: i64) -> impl Iterator<Item = (&'a Arc<Labels>, &'a [(i64, f64)], i64)> + 'a {
         let t = self.at(vs, t);
-        self.series(vs).iter().filter_map(move |s| {
-            let lo = s.samples.partition_point(|(ts, _)| *ts <= t - range);
-            let hi = s.samples.partition_point(|(ts, _)| *ts <= t);
-            (hi > lo).then(|| (&s.labels, &s.samples[lo..hi], t))
-        })
+        let windows = self.windows(vs, range.max(1), t);
+        self.series(vs).iter().zip(windows).filter_map(move |(s, (lo, hi))| (hi > lo).then(|| (&s.labels, &s.samples[lo..hi], t)))
     }
 
     pub(crate) fn vector(&self, expr: &Expr, t: i64) -> Result<Vec<InstantSample>, QueryError> {
@@ -239,7 +266,7 @@ impl Evaluator {
         };
         let node = a as *const AggregateExpr as usize;
         let mut groups: Vec<(Arc<Labels>, Vec<InstantSample>)> = Vec::new();
-        let mut at: HashMap<usize, usize> = HashMap::new();
+        let mut at: FxHashMap<usize, usize> = FxHashMap::default();
         for s in input {
             let k = self.derive(&s.labels, node, group_key);
             let i = *at.entry(Arc::as_ptr(&k) as usize).or_insert_with(|| {
