@@ -233,7 +233,7 @@ impl Evaluator {
     pub(crate) fn range_window<'a>(&'a self, vs: &VectorSelector, range: i64, t: i64) -> impl Iterator<Item = (&'a Arc<Labels>, &'a [(i64, f64)], i64)> + 'a {
         let t = self.at(vs, t);
         let windows = self.windows(vs, range.max(1), t);
-        self.series(vs).iter().zip(windows).filter_map(move |(s, (lo, hi))| (hi > lo).then(|| (&s.labels, &s.samples[lo..hi], t)))
+        self.series(vs).iter().zip(windows).filter(|(_, (lo, hi))| hi > lo).map(move |(s, (lo, hi))| (&s.labels, &s.samples[lo..hi], t))
     }
 
     pub(crate) fn vector(&self, expr: &Expr, t: i64) -> Result<Vec<InstantSample>, QueryError> {
