@@ -9,6 +9,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 use sluice_tsdb::forecast::{Forecast, linear_reaches};
 
+use crate::rng::Rng;
+
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 const DAY: i64 = 24 * HOUR;
@@ -20,25 +22,6 @@ pub struct ForecastBench {
     pub series: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-    /// A standard normal draw (Box-Muller).
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.unit().max(1e-12), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
 }
 
 /// Absolute errors in hours of one method, and its misses (no crossing forecast within 30 days).

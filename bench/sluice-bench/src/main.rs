@@ -35,6 +35,7 @@ struct Cli {
 
 mod backup;
 mod forecast;
+mod rng;
 mod tsdb;
 
 #[derive(Subcommand)]

@@ -9,6 +9,8 @@ use anyhow::Result;
 use clap::Args;
 use sluice_tsdb::{Labels, Sample, Tsdb, TsdbConfig};
 
+use crate::rng::Rng;
+
 #[derive(Debug, Args)]
 pub struct TsdbLoad {
     /// Sluice's data dir (the store is `tsdb.sqlite` in it).
@@ -24,21 +26,6 @@ pub struct TsdbLoad {
     /// Seconds between samples.
     #[arg(long, default_value_t = 60)]
     pub interval: i64,
-}
-
-/// A small deterministic generator (xorshift), so every run writes the same samples.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// Series i's kind: 40% counters (integer increments), 40% gauges (two decimals, daily cycle and noise),
