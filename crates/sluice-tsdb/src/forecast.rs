@@ -134,19 +134,11 @@ fn least_squares(points: &[(f64, f64)]) -> (f64, f64) {
 /// `predict_linear`'s answer to the same question, for comparison: the least-squares line through
 /// `samples`, extrapolated; the time it reaches `limit` within the horizon.
 pub fn linear_reaches(samples: &[(i64, f64)], from: i64, horizon: i64, limit: f64) -> Option<i64> {
-    let n = samples.len() as f64;
-    if samples.len() < 2 {
+    if samples.len() < 2 || samples.iter().all(|s| s.0 == samples[0].0) {
         return None;
     }
-    let mx = samples.iter().map(|s| (s.0 - from) as f64).sum::<f64>() / n;
-    let my = samples.iter().map(|s| s.1).sum::<f64>() / n;
-    let sxx: f64 = samples.iter().map(|s| ((s.0 - from) as f64 - mx).powi(2)).sum();
-    let sxy: f64 = samples.iter().map(|s| ((s.0 - from) as f64 - mx) * (s.1 - my)).sum();
-    if sxx <= 0.0 {
-        return None;
-    }
-    let slope = sxy / sxx;
-    let now = my - slope * mx;
+    let shifted: Vec<(f64, f64)> = samples.iter().map(|(t, v)| ((t - from) as f64, *v)).collect();
+    let (now, slope) = least_squares(&shifted);
     if slope == 0.0 || (limit - now) / slope < 0.0 {
         return (now == limit).then_some(from);
     }

@@ -56,6 +56,11 @@ impl Labels {
         self.get(METRIC_NAME)
     }
 
+    /// The pairs as the shared strings they are (for the store's index, which keys on them).
+    pub(crate) fn shared_pairs(&self) -> impl Iterator<Item = &(Arc<str>, Arc<str>)> {
+        self.0.iter()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (&**k, &**v))
     }

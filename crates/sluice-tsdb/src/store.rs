@@ -121,10 +121,8 @@ struct Index {
 impl Index {
     fn insert(&mut self, id: i64, labels: Labels) {
         let labels = Arc::new(labels.interned(&mut self.strings));
-        for (k, v) in labels.iter() {
-            let key: (Arc<str>, Arc<str>) =
-                (self.strings.get(k).cloned().unwrap_or_else(|| k.into()), self.strings.get(v).cloned().unwrap_or_else(|| v.into()));
-            self.postings.entry(key).or_default().insert(id);
+        for pair in labels.shared_pairs() {
+            self.postings.entry(pair.clone()).or_default().insert(id);
         }
         self.by_key.insert(labels.clone(), id);
         self.series.insert(id, SeriesState { labels, head: Default::default(), last_ts: i64::MIN, last: None });

@@ -182,28 +182,18 @@ impl Detector {
         // The last `span` shapes overlap this one: they would match it trivially.
         let comparable = (self.shapes.len() / len).saturating_sub(span);
         let novelty = (comparable >= MIN_COMPARED).then(|| {
-            let (head, tail) = self.shapes.as_slices();
             let mut best = f64::INFINITY;
-            let mut at = 0;
-            let mut candidate = vec![0f64; len];
-            for k in 0..comparable {
-                // A shape may straddle the deque's two slices.
-                let start = k * len;
-                for (j, c) in candidate.iter_mut().enumerate() {
-                    let i = start + j;
-                    *c = if i < head.len() { head[i] } else { tail[i - head.len()] };
-                }
+            for candidate in self.shapes.make_contiguous().chunks_exact(len).take(comparable) {
                 let mut d = 0f64;
                 for (a, b) in candidate.iter().zip(&shape) {
                     d += (a - b) * (a - b);
+                    // Early abandon: this one is already no nearer.
                     if d >= best {
                         break;
                     }
                 }
                 best = best.min(d);
-                at += 1;
             }
-            debug_assert_eq!(at, comparable);
             best
         });
         self.shapes.extend(shape);

@@ -101,7 +101,7 @@ pub fn remote_write_request(series: &[SeriesData]) -> WriteRequest {
 /// open-falcon samples for `series`: the endpoint is the `instance` label (`sluice` for Sluice's own
 /// series), the metric its name, the other labels its tags; every value a GAUGE (the store keeps values as
 /// collected; a counter's rate is PromQL's job, not the agent's).
-pub fn falcon_samples(series: &[SeriesData], step: u32) -> Vec<serde_json::Value> {
+pub fn falcon_samples(series: &[SeriesData], step: u32) -> Vec<FalconSample<'_>> {
     let mut out = Vec::new();
     for s in series {
         let Some(name) = s.labels.name() else { continue };
@@ -109,10 +109,9 @@ pub fn falcon_samples(series: &[SeriesData], step: u32) -> Vec<serde_json::Value
         let tags = s.labels.iter().filter(|(k, _)| *k != "__name__" && *k != "instance").map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
         for (t, v) in &s.samples {
             let sample = FalconSample { endpoint, metric: name, timestamp: t.div_euclid(1000), step, value: *v, counter_type: "GAUGE", tags: tags.clone() };
-            if sluice_connectors::sinks::falcon::validate(&sample).is_none()
-                && let Ok(v) = serde_json::to_value(&sample)
-            {
-                out.push(v);
+            // What open-falcon's transfer would drop is not sent (counted nowhere: the store keeps it).
+            if sluice_connectors::sinks::falcon::validate(&sample).is_none() {
+                out.push(sample);
             }
         }
     }
@@ -135,43 +134,43 @@ impl Target {
         if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 { Err(SendError::Refused(msg)) } else { Err(SendError::Retry(msg)) }
     }
 
-    /// Sends `series`; returns how many samples the target refused.
+    /// Posts one request of `n` samples; `Ok(n)` when the target refused them as malformed (skipped).
+    async fn deliver(&self, body: Vec<u8>, n: usize) -> Result<usize, SendError> {
+        let (content_type, snappy) = match self.kind {
+            Kind::RemoteWrite => ("application/x-protobuf", true),
+            Kind::Falcon => ("application/json", false),
+        };
+        match self.post(body, content_type, snappy).await {
+            Ok(()) => Ok(0),
+            Err(SendError::Refused(m)) => {
+                tracing::warn!(target = self.kind.name(), error = %m, samples = n, "monitor export: samples refused");
+                Ok(n)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends `series` in requests of about [`PER_REQUEST`] samples; returns how many samples the target
+    /// refused.
     async fn send(&self, series: &[SeriesData]) -> Result<usize, SendError> {
         let mut refused = 0;
         match self.kind {
             Kind::RemoteWrite => {
-                // Requests of about PER_REQUEST samples, each series whole (its samples stay in order).
-                let mut batch: Vec<SeriesData> = Vec::new();
-                let mut n = 0;
+                // Each series whole in one request (its samples stay in order).
+                let (mut start, mut n) = (0, 0);
                 for (i, s) in series.iter().enumerate() {
                     n += s.samples.len();
-                    batch.push(s.clone());
                     if n >= PER_REQUEST || i + 1 == series.len() {
-                        let body = rw::body(&remote_write_request(&batch)).map_err(SendError::Retry)?;
-                        match self.post(body, "application/x-protobuf", true).await {
-                            Ok(()) => {}
-                            Err(SendError::Refused(m)) => {
-                                tracing::warn!(target = self.kind.name(), error = %m, samples = n, "monitor export: samples refused");
-                                refused += n;
-                            }
-                            Err(e) => return Err(e),
-                        }
-                        batch.clear();
-                        n = 0;
+                        let body = rw::body(&remote_write_request(&series[start..=i])).map_err(SendError::Retry)?;
+                        refused += self.deliver(body, n).await?;
+                        (start, n) = (i + 1, 0);
                     }
                 }
             }
             Kind::Falcon => {
                 for chunk in falcon_samples(series, self.step).chunks(PER_REQUEST) {
                     let body = serde_json::to_vec(chunk).map_err(|e| SendError::Retry(e.to_string()))?;
-                    match self.post(body, "application/json", false).await {
-                        Ok(()) => {}
-                        Err(SendError::Refused(m)) => {
-                            tracing::warn!(target = self.kind.name(), error = %m, samples = chunk.len(), "monitor export: samples refused");
-                            refused += chunk.len();
-                        }
-                        Err(e) => return Err(e),
-                    }
+                    refused += self.deliver(body, chunk.len()).await?;
                 }
             }
         }

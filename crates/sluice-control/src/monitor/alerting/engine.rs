@@ -171,7 +171,8 @@ async fn observe(tsdb: &Tsdb, rule: &Rule, now: i64, detectors: &mut Detectors, 
                     }
                 }
             }
-            detectors.1.retain(|k, _| !k.starts_with(&format!("{}\u{0}", rule.id)) || fresh.contains(k));
+            let prefix = format!("{}\u{0}", rule.id);
+            detectors.1.retain(|k, _| !k.starts_with(&prefix) || fresh.contains(k));
             Ok(out)
         }
     }
