@@ -232,6 +232,25 @@ impl Store {
                     Ok(())
                 })
             })
+            // A future dropped inside sqlx's `begin` (a client that disconnected, a stopped worker) can hand its
+            // connection back still in the transaction, with no `Transaction` left to end it (sqlx 0.8, issue
+            // #3932). On SQLite that is `BEGIN IMMEDIATE`: the file's write lock, held until the pool closes,
+            // and every other writer fails with "database is locked". Such a connection is closed, which rolls
+            // it back. A transaction dropped normally queued its rollback before the return: the ping lets
+            // that run first, so only a stranded one is closed.
+            .after_release(|conn, _meta| {
+                Box::pin(async move {
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    conn.ping().await?;
+                    if conn.is_in_transaction() {
+                        tracing::warn!("closing a store connection returned inside a transaction (a cancelled write)");
+                        return Ok(false);
+                    }
+                    Ok(true)
+                })
+            })
             .connect(&url)
             .await
             .map_err(|source| StoreError::Connect { location: location.clone(), source })?;
