@@ -300,10 +300,19 @@ impl Store {
         // first and then writes cannot wait: SQLite fails the upgrade at once while another connection holds the
         // write lock (say, a failed transaction whose rollback sqlx runs after its drop released our mutex), and
         // an audit entry written that way was lost under load.
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
+        // The BEGIN runs to its end in a task of its own, so that a caller dropped meanwhile (a client that
+        // disconnected, a stopped worker) drops a whole `Transaction`, which rolls back: sqlx 0.8's `begin` has
+        // a window where a cancelled future leaves the session in a transaction with nothing to end it (issues
+        // #3932 on SQLite, #4385 on PostgreSQL). The pool's release check (`open`) is the second line.
+        let (pool, backend) = (self.pool.clone(), self.backend);
+        let tx = tokio::spawn(async move {
+            match backend {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => pool.begin().await,
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Query(sqlx::Error::Protocol(format!("beginning a transaction: {e}"))))??;
         Ok(WriteTx { tx, backend: self.backend, cache: self.cache.clone(), changes: Changes::default(), _guard: guard })
     }
 

@@ -643,27 +643,55 @@ async fn postgres_servers_keep_each_others_caches_coherent() {
 }
 
 /// A request cancelled mid-transaction (a client that disconnects, a stopped worker) must not leave its pooled
-/// SQLite connection inside `BEGIN IMMEDIATE`: that holds the file's write lock until the pool closes, and every
-/// other writer (another server, `sluice audit verify`, the CLI) then fails with "database is locked". sqlx 0.8
-/// has such a window inside `begin` (sqlx issue #3932); the store's pool closes a connection it gets back
-/// still in a transaction.
+/// connection inside a transaction. On SQLite that is `BEGIN IMMEDIATE`: the file's write lock, held until the
+/// pool closes, and every other writer (another server, `sluice audit verify`, the CLI) fails with "database is
+/// locked". On PostgreSQL the next borrower's statements would run, uncommitted, inside it. sqlx 0.8 has such
+/// windows inside `begin` (sqlx issues #3932, #4385).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_cancelled_at_any_point_leave_no_lock_behind() {
-    let f = fixture(Kind::Sqlite).await;
-    for i in 0..3000u64 {
+async fn sqlite_writes_cancelled_at_any_point_leave_no_transaction_behind() {
+    writes_cancelled_at_any_point_leave_no_transaction_behind(Kind::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writes_cancelled_at_any_point_leave_no_transaction_behind() {
+    writes_cancelled_at_any_point_leave_no_transaction_behind(Kind::Postgres).await
+}
+
+async fn writes_cancelled_at_any_point_leave_no_transaction_behind(kind: Kind) {
+    let postgres = matches!(kind, Kind::Postgres);
+    let f = fixture(kind).await;
+    // How long a whole write takes here; cancellation points are spread over eight times that, as cancelled writes slow the next ones.
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        f.store.create_user(&format!("timed-{i}"), Role::Viewer, &entry("user.create")).await.unwrap();
+    }
+    let write_time = started.elapsed() / 20;
+    let rounds = 2000u32;
+    for i in 0..rounds {
         let name = format!("cancelled-{i}");
         let audit = entry("user.create");
         let write = f.store.create_user(&name, Role::Viewer, &audit);
-        // Dropped after a varying number of polls: at every await inside acquire, BEGIN, the writes and COMMIT.
+        // Dropped at a point spread over the write: inside acquire, BEGIN, the writes or COMMIT.
+        let cancel_at = std::time::Instant::now() + write_time * 8 * i / rounds;
         tokio::select! {
             _ = write => {}
-            _ = async { for _ in 0..i % 1201 { tokio::task::yield_now().await } } => {}
+            _ = async { while std::time::Instant::now() < cancel_at { tokio::task::yield_now().await } } => {}
         }
     }
-    // The cancellation points must span the whole write: some finished, most did not.
-    let finished = f.store.list_users().await.unwrap().len();
-    assert!(finished > 0 && finished < 1500, "{finished} of 3000 writes finished; the cancellation points do not span the write");
-    // Another store on the same file (as a second process would be) must get the write lock.
+    // The cancellation points must span the whole write: some finished, some did not.
+    let finished = f.store.list_users().await.unwrap().len() - 20;
+    assert!(finished > 0 && finished < rounds as usize, "{finished} of {rounds} writes finished; the cancellation points do not span the write");
+    if postgres {
+        let stranded = async || {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'")
+                .fetch_one(f.store.pool())
+                .await
+                .unwrap();
+            n == 0
+        };
+        eventually("no pooled connection is left idle in a transaction", stranded).await;
+    }
+    // Another store on the same database (as a second process would be) must be able to write.
     let other = Store::open(OpenOptions { location: f.location.clone(), key: f.key.clone(), max_connections: 1, read_cache: false }).await.unwrap().store;
     let started = std::time::Instant::now();
     other
