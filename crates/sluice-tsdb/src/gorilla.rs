@@ -13,14 +13,14 @@
 //! The sample count is kept beside the chunk (the store's `count` column), not in the stream.
 
 #[derive(Default)]
-struct BitWriter {
-    bytes: Vec<u8>,
+pub(crate) struct BitWriter {
+    pub(crate) bytes: Vec<u8>,
     /// Bits used in the last byte (0 = the last byte is full or there is none).
     used: u8,
 }
 
 impl BitWriter {
-    fn push(&mut self, value: u64, bits: u8) {
+    pub(crate) fn push(&mut self, value: u64, bits: u8) {
         let mut left = bits;
         while left > 0 {
             if self.used == 0 {
@@ -36,13 +36,17 @@ impl BitWriter {
     }
 }
 
-struct BitReader<'a> {
+pub(crate) struct BitReader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
-impl BitReader<'_> {
-    fn take(&mut self, bits: u8) -> Option<u64> {
+impl<'a> BitReader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        BitReader { bytes, pos: 0 }
+    }
+
+    pub(crate) fn take(&mut self, bits: u8) -> Option<u64> {
         let mut out = 0u64;
         for _ in 0..bits {
             let byte = *self.bytes.get(self.pos / 8)?;
@@ -53,7 +57,7 @@ impl BitReader<'_> {
         Some(out)
     }
 
-    fn bit(&mut self) -> Option<bool> {
+    pub(crate) fn bit(&mut self) -> Option<bool> {
         self.take(1).map(|b| b == 1)
     }
 }
@@ -61,6 +65,44 @@ impl BitReader<'_> {
 fn sign_extend(v: u64, bits: u8) -> i64 {
     let shift = 64 - u32::from(bits);
     ((v << shift) as i64) >> shift
+}
+
+/// Writes a timestamp's delta-of-delta in the variable-length code the module comment gives.
+pub(crate) fn push_dod(w: &mut BitWriter, dod: i64) {
+    match dod {
+        0 => w.push(0, 1),
+        -64..=63 => {
+            w.push(0b10, 2);
+            w.push(dod as u64 & 0x7f, 7);
+        }
+        -256..=255 => {
+            w.push(0b110, 3);
+            w.push(dod as u64 & 0x1ff, 9);
+        }
+        -2048..=2047 => {
+            w.push(0b1110, 4);
+            w.push(dod as u64 & 0xfff, 12);
+        }
+        _ => {
+            w.push(0b1111, 4);
+            w.push(dod as u64, 64);
+        }
+    }
+}
+
+/// Reads what [`push_dod`] wrote; `None` where the stream ends.
+pub(crate) fn read_dod(r: &mut BitReader<'_>) -> Option<i64> {
+    Some(if !r.bit()? {
+        0
+    } else if !r.bit()? {
+        sign_extend(r.take(7)?, 7)
+    } else if !r.bit()? {
+        sign_extend(r.take(9)?, 9)
+    } else if !r.bit()? {
+        sign_extend(r.take(12)?, 12)
+    } else {
+        r.take(64)? as i64
+    })
 }
 
 /// An open chunk that samples are appended to one at a time (the in-memory head of a series: its bytes are
@@ -103,26 +145,7 @@ impl Appender {
         }
         self.count += 1;
         let delta = t.wrapping_sub(self.prev_t);
-        let dod = delta.wrapping_sub(self.prev_delta);
-        match dod {
-            0 => w.push(0, 1),
-            -64..=63 => {
-                w.push(0b10, 2);
-                w.push(dod as u64 & 0x7f, 7);
-            }
-            -256..=255 => {
-                w.push(0b110, 3);
-                w.push(dod as u64 & 0x1ff, 9);
-            }
-            -2048..=2047 => {
-                w.push(0b1110, 4);
-                w.push(dod as u64 & 0xfff, 12);
-            }
-            _ => {
-                w.push(0b1111, 4);
-                w.push(dod as u64, 64);
-            }
-        }
+        push_dod(w, delta.wrapping_sub(self.prev_delta));
         (self.prev_t, self.prev_delta) = (t, delta);
         let bits = v.to_bits();
         let xor = bits ^ self.prev_v;
@@ -193,7 +216,7 @@ pub fn decode(bytes: &[u8], count: usize) -> Result<Vec<(i64, f64)>, String> {
         return Ok(out);
     }
     let torn = |n: usize| format!("chunk ends after {n} of {count} samples");
-    let mut r = BitReader { bytes, pos: 0 };
+    let mut r = BitReader::new(bytes);
     let t0 = r.take(64).ok_or_else(|| torn(0))? as i64;
     let v0 = r.take(64).ok_or_else(|| torn(0))?;
     out.push((t0, f64::from_bits(v0)));
@@ -201,17 +224,7 @@ pub fn decode(bytes: &[u8], count: usize) -> Result<Vec<(i64, f64)>, String> {
     let (mut lead, mut trail) = (0u8, 0u8);
     while out.len() < count {
         let n = out.len();
-        let dod = if !r.bit().ok_or_else(|| torn(n))? {
-            0
-        } else if !r.bit().ok_or_else(|| torn(n))? {
-            sign_extend(r.take(7).ok_or_else(|| torn(n))?, 7)
-        } else if !r.bit().ok_or_else(|| torn(n))? {
-            sign_extend(r.take(9).ok_or_else(|| torn(n))?, 9)
-        } else if !r.bit().ok_or_else(|| torn(n))? {
-            sign_extend(r.take(12).ok_or_else(|| torn(n))?, 12)
-        } else {
-            r.take(64).ok_or_else(|| torn(n))? as i64
-        };
+        let dod = read_dod(&mut r).ok_or_else(|| torn(n))?;
         let delta = prev_delta.wrapping_add(dod);
         let t = prev_t.wrapping_add(delta);
         (prev_t, prev_delta) = (t, delta);

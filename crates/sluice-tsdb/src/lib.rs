@@ -1,6 +1,8 @@
-//! Sluice's embedded time-series store ([`store`]), its chunk encoding ([`gorilla`]) and PromQL over it
+//! Sluice's embedded time-series store ([`store`]), its chunk encodings ([`chunk`]: [`gorilla`], [`decimal`]) and PromQL over it
 //! ([`promql`], [`query`]). See docs/monitoring.md.
 
+pub mod chunk;
+pub mod decimal;
 pub mod forecast;
 pub mod gorilla;
 pub mod labels;

@@ -4,7 +4,7 @@
 //! - `head`: samples not yet in a chunk, one row each — the write-ahead log: [`Tsdb::append`] returns only
 //!   after its transaction commits, so an acknowledged sample survives a killed process (WAL journal,
 //!   `synchronous = NORMAL`: a power cut may lose the last transactions, a crash does not).
-//! - `chunks`: Gorilla-compressed runs ([`crate::gorilla`]) per series and tier. Three tiers: raw samples,
+//! - `chunks`: compressed runs per series and tier, each Gorilla's or decimal ([`crate::chunk`]). Three tiers: raw samples,
 //!   then 1-minute and 1-hour rollups made **when data ages out** of the finer tier (its retention, or the
 //!   disk budget): a chunk is thinned to the first sample of each minute (then hour) and moves down a tier.
 //!   Nothing is stored twice while it is fresh. Rollups suit instant queries and counters'
@@ -26,7 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::Mutex;
 
-use crate::gorilla;
+use crate::{chunk, gorilla};
 use crate::labels::{Labels, METRIC_NAME};
 
 #[derive(Debug, thiserror::Error)]
@@ -178,10 +178,16 @@ impl Tsdb {
             "CREATE TABLE IF NOT EXISTS head (series_id INTEGER NOT NULL, tier INTEGER NOT NULL, ts INTEGER NOT NULL, \
              bits INTEGER NOT NULL, PRIMARY KEY (series_id, tier, ts)) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS chunks (series_id INTEGER NOT NULL, tier INTEGER NOT NULL, min_ts INTEGER NOT NULL, \
-             max_ts INTEGER NOT NULL, count INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (series_id, tier, min_ts))",
+             max_ts INTEGER NOT NULL, count INTEGER NOT NULL, data BLOB NOT NULL, enc INTEGER NOT NULL DEFAULT 0, \
+             PRIMARY KEY (series_id, tier, min_ts))",
             "CREATE INDEX IF NOT EXISTS chunks_by_age ON chunks (tier, max_ts)",
         ] {
             sqlx::query(ddl).execute(&pool).await?;
+        }
+        // A store from before the decimal encoding: its chunks are all Gorilla's (`enc` 0).
+        let has_enc: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('chunks') WHERE name = 'enc'").fetch_one(&pool).await?;
+        if has_enc == 0 {
+            sqlx::query("ALTER TABLE chunks ADD COLUMN enc INTEGER NOT NULL DEFAULT 0").execute(&pool).await?;
         }
         let mut index = Index::default();
         for row in sqlx::query("SELECT id, labels FROM series").fetch_all(&pool).await? {
@@ -341,7 +347,7 @@ impl Tsdb {
         let mut budget = self.cfg.max_query_samples;
         for batch in ids.chunks(500) {
             let q = format!(
-                "SELECT series_id, tier, min_ts, count, data FROM chunks WHERE series_id IN ({}) AND tier IN ({}) \
+                "SELECT series_id, tier, min_ts, count, data, enc FROM chunks WHERE series_id IN ({}) AND tier IN ({}) \
                  AND max_ts >= ? AND min_ts <= ? ORDER BY series_id, tier, min_ts",
                 vec!["?"; batch.len()].join(","),
                 tiers.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
@@ -356,7 +362,7 @@ impl Tsdb {
                     TsdbError::Limit(format!("the query would read more than {} samples; narrow its range or series", self.cfg.max_query_samples))
                 })?;
                 let data: &[u8] = row.get(4);
-                let samples = gorilla::decode(data, count as usize).map_err(|reason| TsdbError::Corrupt { series: id, tier, min_ts: chunk_min, reason })?;
+                let samples = chunk::decode(row.get(5), data, count as usize).map_err(|reason| TsdbError::Corrupt { series: id, tier, min_ts: chunk_min, reason })?;
                 from_chunks.entry((id, tier)).or_default().extend(samples.into_iter().filter(|(t, _)| *t >= min_ts && *t <= max_ts));
             }
         }
@@ -471,7 +477,7 @@ impl Tsdb {
     /// each is thinned to the next tier's resolution (the first sample of each minute or hour) and written
     /// there, in the same transaction; chunks of the last tier are dropped. Returns how many were taken.
     async fn age_out(&self, tier: i64, before: Option<i64>, limit: i64) -> Result<u64, TsdbError> {
-        let rows = sqlx::query("SELECT rowid, series_id, min_ts, count, data FROM chunks WHERE tier = ? AND max_ts < ? ORDER BY max_ts LIMIT ?")
+        let rows = sqlx::query("SELECT rowid, series_id, min_ts, count, data, enc FROM chunks WHERE tier = ? AND max_ts < ? ORDER BY max_ts LIMIT ?")
             .bind(tier)
             .bind(before.unwrap_or(i64::MAX))
             .bind(limit)
@@ -485,7 +491,7 @@ impl Tsdb {
             let (rowid, id, min_ts, count): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
             if let Some(&res) = TIERS.get(tier as usize + 1) {
                 // A chunk that does not decode is dropped rather than blocking retention for ever.
-                match gorilla::decode(row.get::<&[u8], _>(4), count as usize) {
+                match chunk::decode(row.get(5), row.get::<&[u8], _>(4), count as usize) {
                     Ok(samples) => {
                         // Continue from what the next tier already holds of this series: one sample a bucket,
                         // also across a chunk boundary.
@@ -578,13 +584,15 @@ impl Tsdb {
 /// Writes `head` as one chunk and removes its rows from the head table; empties `head`.
 async fn seal(tx: &mut Transaction<'_, Sqlite>, id: i64, tier: usize, head: &mut Vec<(i64, f64)>) -> Result<(), TsdbError> {
     let (Some(first), Some(last)) = (head.first().copied(), head.last().copied()) else { return Ok(()) };
-    sqlx::query("INSERT OR REPLACE INTO chunks (series_id, tier, min_ts, max_ts, count, data) VALUES (?, ?, ?, ?, ?, ?)")
+    let (encoding, data) = chunk::encode(head);
+    sqlx::query("INSERT OR REPLACE INTO chunks (series_id, tier, min_ts, max_ts, count, data, enc) VALUES (?, ?, ?, ?, ?, ?, ?)")
         .bind(id)
         .bind(tier as i64)
         .bind(first.0)
         .bind(last.0)
         .bind(head.len() as i64)
-        .bind(gorilla::encode(head))
+        .bind(data)
+        .bind(encoding)
         .execute(&mut **tx)
         .await?;
     sqlx::query("DELETE FROM head WHERE series_id = ? AND tier = ? AND ts <= ?").bind(id).bind(tier as i64).bind(last.0).execute(&mut **tx).await?;
@@ -640,6 +648,40 @@ mod tests {
         // Still ordered after the restart: an old timestamp is refused, a new one taken.
         let out = db.append(&[sample("m", "a", t0 + 10, 0.0), sample("m", "a", t0 + 600 * 100, 0.0)]).await.unwrap();
         assert_eq!(out, AppendOutcome { accepted: 1, out_of_order: 1 });
+    }
+
+    #[tokio::test]
+    async fn decimal_chunks_are_chosen_when_smaller_and_older_gorilla_only_files_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tsdb.sqlite");
+        let t0 = sluice_now_ms() - 3_600_000;
+        let counter: Vec<(i64, f64)> = (0..480).map(|i| (t0 + i * 1000, (1000 + i * i) as f64)).collect();
+        let noise: Vec<(i64, f64)> = (0..480).map(|i| (t0 + i * 1000, ((i * 7919) % 1000) as f64 / 7.0)).collect();
+        {
+            let db = Tsdb::open(&path, TsdbConfig::default()).await.unwrap();
+            let batch: Vec<Sample> =
+                counter.iter().zip(&noise).flat_map(|(c, n)| [sample("c", "a", c.0, c.1), sample("n", "a", n.0, n.1)]).collect();
+            db.append(&batch).await.unwrap();
+            db.seal_all().await.unwrap();
+            db.close().await;
+        }
+        // The counter's chunk is decimal, the noise (sevenths) Gorilla's; then the file is made to look like
+        // one written before the `enc` column existed: every chunk Gorilla's.
+        let raw = SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        let encodings: Vec<(i64, i64)> = sqlx::query_as("SELECT count, enc FROM chunks ORDER BY enc").fetch_all(&raw).await.unwrap();
+        assert_eq!(encodings, vec![(480, chunk::GORILLA), (480, chunk::DECIMAL)]);
+        sqlx::query("UPDATE chunks SET data = ? WHERE enc = 1").bind(gorilla::encode(&counter)).execute(&raw).await.unwrap();
+        sqlx::query("ALTER TABLE chunks DROP COLUMN enc").execute(&raw).await.unwrap();
+        raw.close().await;
+        let db = Tsdb::open(&path, TsdbConfig::default()).await.unwrap();
+        let later: Vec<(i64, f64)> = (480..960).map(|i| (t0 + i * 1000, (1000 + i * i) as f64)).collect();
+        db.append(&later.iter().map(|&(t, v)| sample("c", "a", t, v)).collect::<Vec<_>>()).await.unwrap();
+        db.seal_all().await.unwrap();
+        let got = db.select(&[name_is("c")], t0, t0 + 960 * 1000).await.unwrap();
+        let expected: Vec<(i64, f64)> = counter.iter().chain(&later).copied().collect();
+        assert_eq!(got[0].samples, expected, "the old Gorilla chunk and the new decimal one, stitched");
+        let got = db.select(&[name_is("n")], t0, t0 + 960 * 1000).await.unwrap();
+        assert_eq!(got[0].samples, noise);
     }
 
     #[tokio::test]
