@@ -112,7 +112,9 @@ struct SeriesState {
 struct Index {
     by_key: HashMap<Arc<Labels>, i64>,
     series: HashMap<i64, SeriesState>,
-    postings: HashMap<(Arc<str>, Arc<str>), BTreeSet<i64>>,
+    /// Per label pair, the ids of its series in ascending order (ids only grow, so an insert is a push; a
+    /// sorted `Vec` is 8 bytes an id where a `BTreeSet` node costs ~100 bytes for the many one-series pairs).
+    postings: HashMap<(Arc<str>, Arc<str>), Vec<i64>>,
     /// Every label name and value once, shared by the label sets above.
     strings: crate::labels::Interner,
     next_id: i64,
@@ -122,7 +124,15 @@ impl Index {
     fn insert(&mut self, id: i64, labels: Labels) {
         let labels = Arc::new(labels.interned(&mut self.strings));
         for pair in labels.shared_pairs() {
-            self.postings.entry(pair.clone()).or_default().insert(id);
+            let ids = self.postings.entry(pair.clone()).or_default();
+            match ids.last() {
+                Some(&last) if last >= id => {
+                    if let Err(at) = ids.binary_search(&id) {
+                        ids.insert(at, id);
+                    }
+                }
+                _ => ids.push(id),
+            }
         }
         self.by_key.insert(labels.clone(), id);
         self.series.insert(id, SeriesState { labels, head: Default::default(), last_ts: i64::MIN, last: None });
@@ -132,20 +142,21 @@ impl Index {
     /// Ids of the series every matcher accepts. Equality matchers narrow through the postings; the rest
     /// are tested per candidate. A matcher on a missing label sees the empty string, as in Prometheus.
     fn select(&self, matchers: &[Matcher]) -> Vec<i64> {
-        let mut candidates: Option<BTreeSet<i64>> = None;
+        let mut lists: Vec<&[i64]> = Vec::new();
         for m in matchers.iter().filter(|m| matches!(m.op, MatchOp::Equal) && !m.value.is_empty()) {
-            let set = self.postings.get(&(Arc::from(m.name.as_str()), Arc::from(m.value.as_str()))).cloned().unwrap_or_default();
-            candidates = Some(match candidates {
-                None => set,
-                Some(c) => c.intersection(&set).copied().collect(),
-            });
+            match self.postings.get(&(Arc::from(m.name.as_str()), Arc::from(m.value.as_str()))) {
+                Some(ids) => lists.push(ids),
+                None => return Vec::new(),
+            }
         }
         let check = |id: &i64| {
             let s = &self.series[id];
             matchers.iter().all(|m| m.is_match(s.labels.get(&m.name).unwrap_or("")))
         };
-        match candidates {
-            Some(c) => c.into_iter().filter(check).collect(),
+        // The shortest list, kept where every other list has the id too; then every matcher checked.
+        lists.sort_by_key(|l| l.len());
+        match lists.split_first() {
+            Some((shortest, rest)) => shortest.iter().copied().filter(|id| rest.iter().all(|l| l.binary_search(id).is_ok()) && check(id)).collect(),
             None => {
                 let mut ids: Vec<i64> = self.series.keys().copied().filter(check).collect();
                 ids.sort_unstable();
@@ -265,14 +276,23 @@ impl Tsdb {
                 .execute(&mut *tx)
                 .await?;
         }
-        for batch in rows.chunks(200) {
-            let mut q = String::from("INSERT OR REPLACE INTO head (series_id, tier, ts, bits) VALUES ");
-            q.push_str(&vec!["(?, ?, ?, ?)"; batch.len()].join(", "));
-            let mut query = sqlx::query(&q);
-            for (id, tier, ts, v) in batch {
-                query = query.bind(id).bind(*tier as i64).bind(ts).bind(v.to_bits() as i64);
+        // One statement for any number of rows (a JSON array of [series, ts, value bits]): a `VALUES` list per
+        // batch size would be a prepared statement per size in each connection's cache, some 50 KB each.
+        if !rows.is_empty() {
+            let mut json = String::with_capacity(rows.len() * 40);
+            json.push('[');
+            for (i, (id, _, ts, v)) in rows.iter().enumerate() {
+                use std::fmt::Write as _;
+                let _ = write!(json, "{}[{id},{ts},{}]", if i == 0 { "" } else { "," }, v.to_bits() as i64);
             }
-            query.execute(&mut *tx).await?;
+            json.push(']');
+            sqlx::query(
+                "INSERT OR REPLACE INTO head (series_id, tier, ts, bits) \
+                 SELECT value ->> 0, 0, value ->> 1, value ->> 2 FROM json_each(?)",
+            )
+            .bind(json)
+            .execute(&mut *tx)
+            .await?;
         }
         // Apply to a copy of the touched heads, seal the full ones in the same transaction, then commit
         // and only then publish to memory.
@@ -346,17 +366,19 @@ impl Tsdb {
         let mut from_chunks: HashMap<(i64, i64), Vec<(i64, f64)>> = HashMap::new();
         let mut budget = self.cfg.max_query_samples;
         for batch in ids.chunks(500) {
-            let q = format!(
-                "SELECT series_id, tier, min_ts, count, data, enc FROM chunks WHERE series_id IN ({}) AND tier IN ({}) \
-                 AND max_ts >= ? AND min_ts <= ? ORDER BY series_id, tier, min_ts",
-                vec!["?"; batch.len()].join(","),
-                tiers.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
-            );
-            let mut query = sqlx::query(&q);
-            for id in batch {
-                query = query.bind(id);
-            }
-            for row in query.bind(min_ts).bind(max_ts).fetch_all(&self.pool).await? {
+            // The ids as one JSON array: one prepared statement for any number of them.
+            let list = format!("[{}]", batch.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+            let rows = sqlx::query(
+                "SELECT series_id, tier, min_ts, count, data, enc FROM chunks \
+                 WHERE series_id IN (SELECT value FROM json_each(?)) AND max_ts >= ? AND min_ts <= ? \
+                 ORDER BY series_id, tier, min_ts",
+            )
+            .bind(list)
+            .bind(min_ts)
+            .bind(max_ts)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
                 let (id, tier, chunk_min, count): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
                 budget = budget.checked_sub(count as usize).ok_or_else(|| {
                     TsdbError::Limit(format!("the query would read more than {} samples; narrow its range or series", self.cfg.max_query_samples))
@@ -570,8 +592,11 @@ impl Tsdb {
         Ok(sqlx::query_scalar("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM chunks WHERE tier = ?").bind(tier).fetch_one(&self.pool).await?)
     }
 
-    /// Checkpoints the write-ahead log into the main file (before measuring its size).
+    /// Gives free pages back to the file system and checkpoints the write-ahead log into the main file, so
+    /// the file's size is its live pages (before measuring it). A running store keeps its free pages: the
+    /// head rows of the next samples reuse them.
     pub async fn checkpoint(&self) -> Result<(), TsdbError> {
+        sqlx::query("PRAGMA incremental_vacuum").execute(&self.pool).await?;
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
         Ok(())
     }
