@@ -110,7 +110,8 @@ pub(crate) fn read_dod(r: &mut BitReader<'_>) -> Option<i64> {
 #[derive(Debug, Clone, Default)]
 pub struct Appender {
     w: BitWriter,
-    count: usize,
+    /// u32, not usize: with the writer's spare bytes it keeps the appender at 72 bytes (one per series).
+    count: u32,
     first_ts: i64,
     prev_t: i64,
     prev_delta: i64,
@@ -171,7 +172,7 @@ impl Appender {
     }
 
     pub fn len(&self) -> usize {
-        self.count
+        self.count as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -190,7 +191,7 @@ impl Appender {
 
     /// Every sample so far.
     pub fn samples(&self) -> Vec<(i64, f64)> {
-        decode(&self.w.bytes, self.count).expect("an appender decodes what it encoded")
+        decode(&self.w.bytes, self.count as usize).expect("an appender decodes what it encoded")
     }
 
     /// Gives back spare capacity (a head that stopped growing).

@@ -1,34 +1,27 @@
 //! A series' identity: its label set, `__name__` included, sorted by label name.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
 pub const METRIC_NAME: &str = "__name__";
 
-/// Names and values are shared strings: the store interns them ([`Labels::interned`]), so the thousands of
-/// series of one instance hold its name, id and engine once, not once per series.
+/// Names and values are shared strings: the store's index keeps each once (as a symbol) and hands out label
+/// sets whose strings are those symbols, so the thousands of series of one instance share its name, id and
+/// engine.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Labels(Vec<(Arc<str>, Arc<str>)>);
-
-/// The strings label sets share (one per distinct name or value).
-pub type Interner = HashSet<Arc<str>>;
-
-fn intern(pool: &mut Interner, s: &Arc<str>) -> Arc<str> {
-    match pool.get(s) {
-        Some(shared) => shared.clone(),
-        None => {
-            pool.insert(s.clone());
-            s.clone()
-        }
-    }
-}
 
 impl Labels {
     /// Builds a label set: sorted by name, empty values dropped (Prometheus treats an empty label as absent),
     /// the last value winning for a repeated name.
     pub fn new<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        let mut v: Vec<(Arc<str>, Arc<str>)> = pairs.into_iter().map(|(k, v)| (Arc::from(k.into()), Arc::from(v.into()))).collect();
+        Self::from_shared(pairs.into_iter().map(|(k, v)| (Arc::from(k.into()), Arc::from(v.into()))))
+    }
+
+    /// [`Labels::new`] from strings already shared: a collector building thousands of label sets a scrape
+    /// clones its instance's labels by reference instead of copying them into each.
+    pub fn from_shared(pairs: impl IntoIterator<Item = (Arc<str>, Arc<str>)>) -> Self {
+        let mut v: Vec<(Arc<str>, Arc<str>)> = pairs.into_iter().collect();
         v.reverse();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v.dedup_by(|a, b| a.0 == b.0);
@@ -36,11 +29,10 @@ impl Labels {
         Labels(v)
     }
 
-    /// The same label set with its strings taken from (or added to) `pool`.
-    pub fn interned(&self, pool: &mut Interner) -> Labels {
-        let mut v = Vec::with_capacity(self.0.len());
-        v.extend(self.0.iter().map(|(k, val)| (intern(pool, k), intern(pool, val))));
-        Labels(v)
+    /// A label set from pairs already sorted by name, unique and non-empty (the store's index rebuilding one).
+    pub(crate) fn from_sorted(pairs: Vec<(Arc<str>, Arc<str>)>) -> Self {
+        debug_assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0) && pairs.iter().all(|(_, v)| !v.is_empty()));
+        Labels(pairs)
     }
 
     /// A metric name and its labels.
@@ -56,7 +48,7 @@ impl Labels {
         self.get(METRIC_NAME)
     }
 
-    /// The pairs as the shared strings they are (for the store's index, which keys on them).
+    /// The pairs as the shared strings they are (for the store's index, which interns them).
     pub(crate) fn shared_pairs(&self) -> impl Iterator<Item = &(Arc<str>, Arc<str>)> {
         self.0.iter()
     }

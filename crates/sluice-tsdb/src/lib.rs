@@ -5,6 +5,7 @@ pub mod chunk;
 pub mod decimal;
 pub mod forecast;
 pub mod gorilla;
+mod index;
 pub mod labels;
 pub mod promql;
 pub mod query;

@@ -26,8 +26,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::Mutex;
 
-use crate::{chunk, gorilla};
+use crate::index::Index;
 use crate::labels::{Labels, METRIC_NAME};
+use crate::{chunk, gorilla};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TsdbError {
@@ -41,8 +42,23 @@ pub enum TsdbError {
 
 /// Tier resolutions in milliseconds: raw, 1 minute, 1 hour.
 pub const TIERS: [i64; 3] = [0, 60_000, 3_600_000];
-/// Samples per chunk before it is sealed, per tier (two hours at a 15 s interval).
-const CHUNK_SAMPLES: [usize; 3] = [480, 480, 480];
+/// Samples per chunk before it is sealed, per tier. The raw tier's bound is also what a series' head may
+/// hold in memory, so it is Prometheus's 120 (30 minutes at 15 s): at 480 the heads of a collector's 86,000
+/// series would grow to some 100 MiB (at ~2.5 bytes a sample), to save a few tenths of a byte a sample on disk.
+const CHUNK_SAMPLES: [usize; 3] = [120, 480, 480];
+/// Most head rows one statement inserts (a power of two; see [`head_insert_sql`]).
+const HEAD_INSERT_MAX: usize = 256;
+
+/// `INSERT OR REPLACE` of `n` raw head rows (`n` a power of two up to [`HEAD_INSERT_MAX`]), built once.
+fn head_insert_sql(n: usize) -> &'static str {
+    static SQL: [std::sync::OnceLock<String>; 9] = [const { std::sync::OnceLock::new() }; 9];
+    debug_assert!(n.is_power_of_two() && n <= HEAD_INSERT_MAX);
+    SQL[n.ilog2() as usize].get_or_init(|| {
+        let rows = vec!["(?, 0, ?, ?)"; n].join(", ");
+        format!("INSERT OR REPLACE INTO head (series_id, tier, ts, bits) VALUES {rows}")
+    })
+}
+
 /// A head whose first sample is older than this is sealed even when short (idle or slow series).
 const HEAD_SPAN_MS: [i64; 3] = [2 * 3_600_000, 24 * 3_600_000, 30 * 24 * 3_600_000];
 
@@ -98,74 +114,6 @@ pub struct Usage {
     pub bytes: u64,
 }
 
-struct SeriesState {
-    labels: Arc<Labels>,
-    /// The raw samples not yet in a chunk, kept encoded (a few bytes a sample; the `head` table holds them
-    /// durably). Rollup tiers have no head: they are written whole when data ages out.
-    head: gorilla::Appender,
-    last_ts: i64,
-    /// The newest raw sample, when known since the store opened (for `/metrics`).
-    last: Option<(i64, f64)>,
-}
-
-#[derive(Default)]
-struct Index {
-    by_key: HashMap<Arc<Labels>, i64>,
-    series: HashMap<i64, SeriesState>,
-    /// Per label pair, the ids of its series in ascending order (ids only grow, so an insert is a push; a
-    /// sorted `Vec` is 8 bytes an id where a `BTreeSet` node costs ~100 bytes for the many one-series pairs).
-    postings: HashMap<(Arc<str>, Arc<str>), Vec<i64>>,
-    /// Every label name and value once, shared by the label sets above.
-    strings: crate::labels::Interner,
-    next_id: i64,
-}
-
-impl Index {
-    fn insert(&mut self, id: i64, labels: Labels) {
-        let labels = Arc::new(labels.interned(&mut self.strings));
-        for pair in labels.shared_pairs() {
-            let ids = self.postings.entry(pair.clone()).or_default();
-            match ids.last() {
-                Some(&last) if last >= id => {
-                    if let Err(at) = ids.binary_search(&id) {
-                        ids.insert(at, id);
-                    }
-                }
-                _ => ids.push(id),
-            }
-        }
-        self.by_key.insert(labels.clone(), id);
-        self.series.insert(id, SeriesState { labels, head: Default::default(), last_ts: i64::MIN, last: None });
-        self.next_id = self.next_id.max(id + 1);
-    }
-
-    /// Ids of the series every matcher accepts. Equality matchers narrow through the postings; the rest
-    /// are tested per candidate. A matcher on a missing label sees the empty string, as in Prometheus.
-    fn select(&self, matchers: &[Matcher]) -> Vec<i64> {
-        let mut lists: Vec<&[i64]> = Vec::new();
-        for m in matchers.iter().filter(|m| matches!(m.op, MatchOp::Equal) && !m.value.is_empty()) {
-            match self.postings.get(&(Arc::from(m.name.as_str()), Arc::from(m.value.as_str()))) {
-                Some(ids) => lists.push(ids),
-                None => return Vec::new(),
-            }
-        }
-        let check = |id: &i64| {
-            let s = &self.series[id];
-            matchers.iter().all(|m| m.is_match(s.labels.get(&m.name).unwrap_or("")))
-        };
-        // The shortest list, kept where every other list has the id too; then every matcher checked.
-        lists.sort_by_key(|l| l.len());
-        match lists.split_first() {
-            Some((shortest, rest)) => shortest.iter().copied().filter(|id| rest.iter().all(|l| l.binary_search(id).is_ok()) && check(id)).collect(),
-            None => {
-                let mut ids: Vec<i64> = self.series.keys().copied().filter(check).collect();
-                ids.sort_unstable();
-                ids
-            }
-        }
-    }
-}
-
 pub struct Tsdb {
     pool: SqlitePool,
     index: Mutex<Index>,
@@ -209,22 +157,22 @@ impl Tsdb {
                 min_ts: 0,
                 reason: format!("label set: {e}"),
             })?;
-            index.insert(id, Labels::new(pairs));
+            index.insert(id, &Labels::new(pairs));
         }
         for row in sqlx::query("SELECT series_id, tier, ts, bits FROM head ORDER BY series_id, tier, ts").fetch_all(&pool).await? {
             let (id, tier, ts, bits): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
             // Only the raw tier has a head (rows of other tiers are from an older layout; retention clears them).
             if tier == 0
-                && let Some(s) = index.series.get_mut(&id)
+                && let Some(s) = index.get_mut(id)
             {
                 s.head.push(ts, f64::from_bits(bits as u64));
                 s.last_ts = s.last_ts.max(ts);
-                s.last = Some((ts, f64::from_bits(bits as u64)));
+                s.last_value = Some(f64::from_bits(bits as u64));
             }
         }
         for row in sqlx::query("SELECT series_id, MAX(max_ts) FROM chunks WHERE tier = 0 GROUP BY series_id").fetch_all(&pool).await? {
             let (id, ts): (i64, i64) = (row.get(0), row.get(1));
-            if let Some(s) = index.series.get_mut(&id) {
+            if let Some(s) = index.get_mut(id) {
                 s.last_ts = s.last_ts.max(ts);
             }
         }
@@ -246,11 +194,12 @@ impl Tsdb {
         let mut new_series: Vec<(i64, Labels)> = Vec::new();
         let mut rows: Vec<(i64, usize, i64, f64)> = Vec::with_capacity(sorted.len() * 2);
         // Decide in a scratch copy of the last timestamps, so a failed transaction leaves memory untouched.
-        let mut last: HashMap<i64, i64> = HashMap::new();
-        let mut pending_keys: HashMap<&Labels, i64> = HashMap::new();
+        let mut last: foldhash::HashMap<i64, i64> = foldhash::HashMap::default();
+        let mut pending_keys: foldhash::HashMap<&Labels, i64> = foldhash::HashMap::default();
+        let mut scratch = Vec::new();
         for s in sorted {
-            let id = match index.by_key.get(&s.labels).or_else(|| pending_keys.get(&s.labels)) {
-                Some(&id) => id,
+            let id = match index.lookup(&s.labels, &mut scratch).or_else(|| pending_keys.get(&s.labels).copied()) {
+                Some(id) => id,
                 None => {
                     let id = index.next_id + new_series.len() as i64;
                     pending_keys.insert(&s.labels, id);
@@ -258,7 +207,7 @@ impl Tsdb {
                     id
                 }
             };
-            let prev = *last.entry(id).or_insert_with(|| index.series.get(&id).map_or(i64::MIN, |st| st.last_ts));
+            let prev = *last.entry(id).or_insert_with(|| index.get(id).map_or(i64::MIN, |st| st.last_ts));
             if s.ts <= prev {
                 out.out_of_order += 1;
                 continue;
@@ -276,23 +225,19 @@ impl Tsdb {
                 .execute(&mut *tx)
                 .await?;
         }
-        // One statement for any number of rows (a JSON array of [series, ts, value bits]): a `VALUES` list per
-        // batch size would be a prepared statement per size in each connection's cache, some 50 KB each.
-        if !rows.is_empty() {
-            let mut json = String::with_capacity(rows.len() * 40);
-            json.push('[');
-            for (i, (id, _, ts, v)) in rows.iter().enumerate() {
-                use std::fmt::Write as _;
-                let _ = write!(json, "{}[{id},{ts},{}]", if i == 0 { "" } else { "," }, v.to_bits() as i64);
+        // Multi-row statements of power-of-two sizes: at most nine statements in a connection's cache (one per
+        // batch size was some 50 KB each), and no JSON to parse (a `json_each` array cost 4 % of a collector's
+        // CPU, perf).
+        let mut rest = rows.as_slice();
+        while !rest.is_empty() {
+            let n = HEAD_INSERT_MAX.min(1 << rest.len().ilog2());
+            let (batch, tail) = rest.split_at(n);
+            let mut q = sqlx::query(head_insert_sql(n));
+            for (id, _, ts, v) in batch {
+                q = q.bind(id).bind(ts).bind(v.to_bits() as i64);
             }
-            json.push(']');
-            sqlx::query(
-                "INSERT OR REPLACE INTO head (series_id, tier, ts, bits) \
-                 SELECT value ->> 0, 0, value ->> 1, value ->> 2 FROM json_each(?)",
-            )
-            .bind(json)
-            .execute(&mut *tx)
-            .await?;
+            q.execute(&mut *tx).await?;
+            rest = tail;
         }
         // Apply to a copy of the touched heads, seal the full ones in the same transaction, then commit
         // and only then publish to memory.
@@ -303,10 +248,10 @@ impl Tsdb {
             sealed_stored: bool,
             added: Vec<(i64, f64)>,
         }
-        let mut touched: HashMap<i64, Staged> = HashMap::new();
+        let mut touched: foldhash::HashMap<i64, Staged> = foldhash::HashMap::default();
         for (id, tier, ts, v) in &rows {
             debug_assert_eq!(*tier, 0, "appends write raw samples only");
-            let stored = index.series.get(id).map(|s| &s.head);
+            let stored = index.get(*id).map(|s| &s.head);
             let st = touched.entry(*id).or_insert(Staged { sealed_stored: false, added: Vec::new() });
             let base = if st.sealed_stored { None } else { stored };
             let len = base.map_or(0, |h| h.len()) + st.added.len();
@@ -323,11 +268,12 @@ impl Tsdb {
         }
         tx.commit().await?;
         for (id, labels) in new_series {
-            index.insert(id, labels);
+            index.insert(id, &labels);
         }
-        let newest: HashMap<i64, (i64, f64)> = rows.iter().filter(|r| r.1 == 0).map(|r| (r.0, (r.2, r.3))).collect();
+        // Rows are in time order, so the last one of a series is its newest.
+        let newest: foldhash::HashMap<i64, f64> = rows.iter().filter(|r| r.1 == 0).map(|r| (r.0, r.3)).collect();
         for (id, st) in touched {
-            if let Some(s) = index.series.get_mut(&id) {
+            if let Some(s) = index.get_mut(id) {
                 if st.sealed_stored {
                     s.head = gorilla::Appender::default();
                 }
@@ -335,8 +281,8 @@ impl Tsdb {
                     s.head.push(t, v);
                 }
                 s.last_ts = last[&id];
-                if let Some(n) = newest.get(&id) {
-                    s.last = Some(*n);
+                if let Some(v) = newest.get(&id) {
+                    s.last_value = Some(*v);
                 }
             }
         }
@@ -352,11 +298,11 @@ impl Tsdb {
             let heads: HashMap<i64, SeriesData> = ids
                 .iter()
                 .map(|id| {
-                    let s = &index.series[id];
+                    let s = index.get(*id).expect("selected from the index");
                     // Decoded only when the range reaches it.
                     let overlaps = s.head.first_ts().is_some_and(|first| first <= max_ts && s.last_ts >= min_ts);
                     let head = if overlaps { s.head.samples().into_iter().filter(|(t, _)| *t >= min_ts && *t <= max_ts).collect() } else { Vec::new() };
-                    (*id, SeriesData { labels: s.labels.clone(), samples: head })
+                    (*id, SeriesData { labels: index.labels(s), samples: head })
                 })
                 .collect();
             (ids, heads)
@@ -384,7 +330,8 @@ impl Tsdb {
                     TsdbError::Limit(format!("the query would read more than {} samples; narrow its range or series", self.cfg.max_query_samples))
                 })?;
                 let data: &[u8] = row.get(4);
-                let samples = chunk::decode(row.get(5), data, count as usize).map_err(|reason| TsdbError::Corrupt { series: id, tier, min_ts: chunk_min, reason })?;
+                let samples =
+                    chunk::decode(row.get(5), data, count as usize).map_err(|reason| TsdbError::Corrupt { series: id, tier, min_ts: chunk_min, reason })?;
                 from_chunks.entry((id, tier)).or_default().extend(samples.into_iter().filter(|(t, _)| *t >= min_ts && *t <= max_ts));
             }
         }
@@ -417,14 +364,14 @@ impl Tsdb {
         for set in matcher_sets {
             ids.extend(index.select(set));
         }
-        ids.into_iter().map(|id| &index.series[&id]).filter(|s| s.last_ts >= since).map(|s| s.labels.clone()).collect()
+        ids.into_iter().filter_map(|id| index.get(id)).filter(|s| s.last_ts >= since).map(|s| index.labels(s)).collect()
     }
 
     /// The newest sample of every series written at or after `since` (what `/metrics` exposes).
     pub async fn latest(&self, since: i64) -> Vec<(Arc<Labels>, i64, f64)> {
         let index = self.index.lock().await;
         let mut out: Vec<(Arc<Labels>, i64, f64)> =
-            index.series.values().filter_map(|s| s.last.filter(|(t, _)| *t >= since).map(|(t, v)| (s.labels.clone(), t, v))).collect();
+            index.iter().filter(|(_, s)| s.last_ts >= since).filter_map(|(_, s)| s.last_value.map(|v| (index.labels(s), s.last_ts, v))).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
@@ -432,13 +379,13 @@ impl Tsdb {
     /// Every label name (sorted), or the values of one label name.
     pub async fn label_names(&self) -> Vec<String> {
         let index = self.index.lock().await;
-        let names: BTreeSet<&str> = index.postings.keys().map(|(k, _)| &**k).collect();
+        let names: BTreeSet<&str> = index.label_names().collect();
         names.into_iter().map(str::to_string).collect()
     }
 
     pub async fn label_values(&self, name: &str) -> Vec<String> {
         let index = self.index.lock().await;
-        let values: BTreeSet<&str> = index.postings.keys().filter(|(k, _)| &**k == name).map(|(_, v)| &**v).collect();
+        let values: BTreeSet<&str> = index.label_values(name).collect();
         values.into_iter().map(str::to_string).collect()
     }
 
@@ -461,7 +408,7 @@ impl Tsdb {
             if tier == 0 {
                 // A raw retention shorter than a head's span: the head's too-old samples go too.
                 let mut index = self.index.lock().await;
-                for s in index.series.values_mut() {
+                for (_, s) in index.iter_mut() {
                     if s.head.first_ts().is_some_and(|t| t < floor) {
                         let mut kept = gorilla::Appender::default();
                         for (t, v) in s.head.samples().into_iter().filter(|(t, _)| *t >= floor) {
@@ -552,16 +499,16 @@ impl Tsdb {
         let mut index = self.index.lock().await;
         let mut tx = self.pool.begin().await?;
         let mut sealed: Vec<i64> = Vec::new();
-        for (id, s) in index.series.iter() {
+        for (id, s) in index.iter() {
             if pick(&s.head) {
                 let mut head = s.head.samples();
-                seal(&mut tx, *id, 0, &mut head).await?;
-                sealed.push(*id);
+                seal(&mut tx, id, 0, &mut head).await?;
+                sealed.push(id);
             }
         }
         tx.commit().await?;
         for id in sealed {
-            if let Some(s) = index.series.get_mut(&id) {
+            if let Some(s) = index.get_mut(id) {
                 s.head = gorilla::Appender::default();
             }
         }
@@ -579,10 +526,10 @@ impl Tsdb {
         let row = sqlx::query("SELECT COUNT(*), COALESCE(SUM(count), 0) FROM chunks").fetch_one(&self.pool).await?;
         let index = self.index.lock().await;
         Ok(Usage {
-            series: index.series.len(),
+            series: index.len(),
             chunks: row.get(0),
             chunk_samples: row.get(1),
-            head_samples: index.series.values().map(|s| s.head.len()).sum(),
+            head_samples: index.iter().map(|(_, s)| s.head.len()).sum(),
             bytes: self.usage_bytes().await?,
         })
     }
@@ -680,12 +627,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tsdb.sqlite");
         let t0 = sluice_now_ms() - 3_600_000;
-        let counter: Vec<(i64, f64)> = (0..480).map(|i| (t0 + i * 1000, (1000 + i * i) as f64)).collect();
-        let noise: Vec<(i64, f64)> = (0..480).map(|i| (t0 + i * 1000, ((i * 7919) % 1000) as f64 / 7.0)).collect();
+        let n = CHUNK_SAMPLES[0] as i64;
+        let counter: Vec<(i64, f64)> = (0..n).map(|i| (t0 + i * 1000, (1000 + i * i) as f64)).collect();
+        let noise: Vec<(i64, f64)> = (0..n).map(|i| (t0 + i * 1000, ((i * 7919) % 1000) as f64 / 7.0)).collect();
         {
             let db = Tsdb::open(&path, TsdbConfig::default()).await.unwrap();
-            let batch: Vec<Sample> =
-                counter.iter().zip(&noise).flat_map(|(c, n)| [sample("c", "a", c.0, c.1), sample("n", "a", n.0, n.1)]).collect();
+            let batch: Vec<Sample> = counter.iter().zip(&noise).flat_map(|(c, n)| [sample("c", "a", c.0, c.1), sample("n", "a", n.0, n.1)]).collect();
             db.append(&batch).await.unwrap();
             db.seal_all().await.unwrap();
             db.close().await;
@@ -694,18 +641,18 @@ mod tests {
         // one written before the `enc` column existed: every chunk Gorilla's.
         let raw = SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
         let encodings: Vec<(i64, i64)> = sqlx::query_as("SELECT count, enc FROM chunks ORDER BY enc").fetch_all(&raw).await.unwrap();
-        assert_eq!(encodings, vec![(480, chunk::GORILLA), (480, chunk::DECIMAL)]);
+        assert_eq!(encodings, vec![(n, chunk::GORILLA), (n, chunk::DECIMAL)]);
         sqlx::query("UPDATE chunks SET data = ? WHERE enc = 1").bind(gorilla::encode(&counter)).execute(&raw).await.unwrap();
         sqlx::query("ALTER TABLE chunks DROP COLUMN enc").execute(&raw).await.unwrap();
         raw.close().await;
         let db = Tsdb::open(&path, TsdbConfig::default()).await.unwrap();
-        let later: Vec<(i64, f64)> = (480..960).map(|i| (t0 + i * 1000, (1000 + i * i) as f64)).collect();
+        let later: Vec<(i64, f64)> = (n..2 * n).map(|i| (t0 + i * 1000, (1000 + i * i) as f64)).collect();
         db.append(&later.iter().map(|&(t, v)| sample("c", "a", t, v)).collect::<Vec<_>>()).await.unwrap();
         db.seal_all().await.unwrap();
-        let got = db.select(&[name_is("c")], t0, t0 + 960 * 1000).await.unwrap();
+        let got = db.select(&[name_is("c")], t0, t0 + 2 * n * 1000).await.unwrap();
         let expected: Vec<(i64, f64)> = counter.iter().chain(&later).copied().collect();
         assert_eq!(got[0].samples, expected, "the old Gorilla chunk and the new decimal one, stitched");
-        let got = db.select(&[name_is("n")], t0, t0 + 960 * 1000).await.unwrap();
+        let got = db.select(&[name_is("n")], t0, t0 + 2 * n * 1000).await.unwrap();
         assert_eq!(got[0].samples, noise);
     }
 

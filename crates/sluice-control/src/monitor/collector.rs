@@ -50,9 +50,15 @@ pub async fn scrape_once(state: &AppState, rec: &InstanceRecord) -> Result<usize
     let spec = ConnectSpec::from_instance(rec, password).with_timeout(state.settings.monitor.connect_timeout).with_egress(state.settings.egress.clone());
     let scrape = sluice_engines::collect::scrape(&spec, state.settings.monitor.query_timeout).await;
     let now = sluice_store::now_ms();
-    let base = instance_labels(rec);
+    // The instance's labels and `__name__` are shared by every sample of the scrape (no copies per sample).
+    let base: Vec<(Arc<str>, Arc<str>)> = instance_labels(rec).into_iter().map(|(k, v)| (Arc::from(k), Arc::from(v))).collect();
+    let name_label: Arc<str> = Arc::from(sluice_tsdb::labels::METRIC_NAME);
     let with = |name: &str, extra: &[(String, String)]| -> Labels {
-        Labels::new(std::iter::once(("__name__".to_string(), name.to_string())).chain(base.iter().cloned()).chain(extra.iter().cloned()))
+        Labels::from_shared(
+            std::iter::once((name_label.clone(), Arc::from(name)))
+                .chain(base.iter().cloned())
+                .chain(extra.iter().map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))),
+        )
     };
     let mut samples: Vec<Sample> = scrape.samples.iter().map(|c| Sample { labels: with(&c.name, &c.labels), ts: now, value: c.value }).collect();
     samples.push(Sample { labels: with("up", &[]), ts: now, value: f64::from(u8::from(scrape.failure.is_none())) });
