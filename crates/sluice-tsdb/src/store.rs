@@ -157,6 +157,10 @@ impl Tsdb {
                 min_ts: 0,
                 reason: format!("label set: {e}"),
             })?;
+            // The store assigns ids from 0 upwards; the index slots series by id.
+            if id < 0 {
+                return Err(TsdbError::Corrupt { series: id, tier: -1, min_ts: 0, reason: "a negative series id".into() });
+            }
             index.insert(id, &Labels::new(pairs));
         }
         for row in sqlx::query("SELECT series_id, tier, ts, bits FROM head ORDER BY series_id, tier, ts").fetch_all(&pool).await? {
@@ -620,6 +624,18 @@ mod tests {
         // Still ordered after the restart: an old timestamp is refused, a new one taken.
         let out = db.append(&[sample("m", "a", t0 + 10, 0.0), sample("m", "a", t0 + 600 * 100, 0.0)]).await.unwrap();
         assert_eq!(out, AppendOutcome { accepted: 1, out_of_order: 1 });
+    }
+
+    #[tokio::test]
+    async fn a_file_with_a_negative_series_id_is_refused_as_corrupt_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tsdb.sqlite");
+        Tsdb::open(&path, TsdbConfig::default()).await.unwrap().close().await;
+        let raw = SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        sqlx::query("INSERT INTO series (id, key, labels) VALUES (-3, 'up{}', '[[\"__name__\",\"up\"]]')").execute(&raw).await.unwrap();
+        raw.close().await;
+        let err = Tsdb::open(&path, TsdbConfig::default()).await.err().expect("refused");
+        assert!(err.to_string().contains("series -3") && err.to_string().contains("negative"), "{err}");
     }
 
     #[tokio::test]
