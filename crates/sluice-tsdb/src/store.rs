@@ -690,8 +690,8 @@ mod tests {
         let s = &got[0].samples;
         // Before the raw floor: one sample a minute (the first of each minute); after it: every 10 s.
         let floor = now - 3_600_000;
-        // A raw chunk spans at most 480 samples (80 min here) and 2 hours, so raw history may reach 80 min
-        // before the floor.
+        // A raw chunk spans at most CHUNK_SAMPLES[0] samples (20 min here) and 2 hours, so raw history may
+        // reach that far before the floor (85 min leaves room for longer chunks too).
         let old: Vec<&(i64, f64)> = s.iter().filter(|(t, _)| *t < floor - 85 * 60_000).collect();
         assert!(!old.is_empty());
         // One sample per minute bucket, every minute.
